@@ -1,0 +1,5 @@
+"""``python -m ketadose``."""
+
+from ketadose.cli import main
+
+main()

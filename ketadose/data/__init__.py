@@ -1,0 +1,1 @@
+"""Shipped data: the protocol library and the curated unit registry."""

@@ -1,0 +1,240 @@
+"""Session doses: a protocol's phases times a patient's dosing weight, with the pump programme.
+
+Pure: no I/O, no clock. ``session_dose`` is the whole ``ketadose dose`` computation; the
+CLI only parses options into a :class:`DoseRequest` and renders the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ketadose.errors import InputError
+from ketadose.models import (
+    DosingWeight,
+    Finding,
+    Patient,
+    PhaseDose,
+    ProtocolRef,
+    Rounding,
+    SessionDose,
+    Severity,
+    WeightPolicy,
+)
+from ketadose.preparation import programme
+from ketadose.protocols import Phase, ProtocolEntry, Quantity
+from ketadose.units import Kind, format_number
+from ketadose.weight import dosing_weight
+
+
+@dataclass(frozen=True, slots=True)
+class DoseRequest:
+    """Everything ``ketadose dose`` is asked, beyond the protocol, as plain values.
+
+    Attributes:
+        patient: Weight, height, sex, age.
+        policy: The dosing-weight policy.
+        dose: Replaces the amount of the protocol's one bolus/timed/fixed phase.
+        rate: Replaces the rate of the protocol's one rate phase.
+        duration_min: Replaces the duration of the one phase (or of the one rate phase).
+        vial_mg_per_ml: Vial strength (default 10 mg/mL).
+        final_volume_ml: Volume the drug is made up to (default: the protocol's).
+        drop_factor: Gravity-set drops/mL, for drops/min.
+        rounding: Display increments.
+
+    """
+
+    patient: Patient
+    policy: WeightPolicy = WeightPolicy.ACTUAL
+    dose: Quantity | None = None
+    rate: Quantity | None = None
+    duration_min: float | None = None
+    vial_mg_per_ml: float | None = None
+    final_volume_ml: float | None = None
+    drop_factor: int | None = None
+    rounding: Rounding = field(default_factory=Rounding)
+
+
+AMOUNT_KINDS = ("bolus", "timed", "fixed")
+
+
+def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
+    """Compute one session's dose programme, pump programme and findings.
+
+    Args:
+        entry: The protocol and the library it came from.
+        request: Patient, policy, overrides and preparation options.
+
+    Returns:
+        The session dose: every phase in mg and mg/kg, rates in mg/h and mg/kg/h, totals,
+        preparation and findings.
+
+    Raises:
+        InputError: For a missing weight, an override that does not fit the protocol, or
+            preparation options that cannot be made up.
+
+    """
+    protocol = entry.protocol
+    findings: list[Finding] = []
+    if entry.overrides_shipped:
+        findings.append(
+            _info(
+                "protocol-overridden",
+                f'protocol "{protocol.id}" from {entry.library.path} replaces the shipped one',
+            )
+        )
+    if not entry.library.approved:
+        findings.append(
+            _info(
+                "library-unapproved",
+                f"UNAPPROVED EXAMPLE LIBRARY: {entry.library.name} "
+                f"{entry.library.version} names no approver",
+            )
+        )
+
+    phases = _apply_overrides(protocol.phases, request, protocol.id, findings)
+    needs_weight = any(p.per_kg for p in phases) or (
+        request.dose is not None and request.dose.kind is Kind.DOSE_PER_KG
+    )
+    weight: DosingWeight | None = None
+    if needs_weight or request.patient.weight_kg is not None:
+        weight, weight_findings = dosing_weight(request.patient, request.policy)
+        findings.extend(weight_findings)
+    kg = None if weight is None else weight.kg
+
+    dosed = tuple(_dose_phase(phase, kg, findings) for phase in phases)
+    preparation, dosed, prep_findings = programme(
+        dosed,
+        route=protocol.route,
+        vial_mg_per_ml=request.vial_mg_per_ml,
+        final_volume_ml=request.final_volume_ml
+        if request.final_volume_ml is not None
+        else (None if protocol.preparation is None else protocol.preparation.final_volume.value),
+        drop_factor=request.drop_factor,
+        rounding=request.rounding,
+    )
+    findings.extend(prep_findings)
+
+    total_mg = sum(p.dose_mg for p in dosed)
+    durations = [p.duration_min for p in dosed]
+    return SessionDose(
+        protocol=ProtocolRef(
+            id=protocol.id, name=protocol.name, category=protocol.category, route=protocol.route
+        ),
+        patient=request.patient,
+        dosing_weight=weight,
+        phases=dosed,
+        total_dose_mg=total_mg,
+        total_dose_mg_per_kg=None if kg is None else total_mg / kg,
+        total_duration_min=None if None in durations else sum(d for d in durations if d),
+        preparation=preparation,
+        rounding=request.rounding,
+        findings=tuple(findings),
+        library=entry.library,
+    )
+
+
+def _info(code: str, message: str) -> Finding:
+    return Finding(severity=Severity.INFO, code=code, message=message)
+
+
+def _apply_overrides(
+    phases: tuple[Phase, ...], request: DoseRequest, protocol_id: str, findings: list[Finding]
+) -> tuple[Phase, ...]:
+    """Replace the dose, rate or duration of the one phase each override can mean."""
+    result = list(phases)
+    if request.dose is not None:
+        index = _only(result, AMOUNT_KINDS, "--dose", "bolus, timed or fixed", protocol_id)
+        phase = result[index]
+        if phase.kind == "fixed" and request.dose.kind is not Kind.DOSE:
+            raise InputError(f'protocol "{protocol_id}" gives fixed doses: write --dose in mg')
+        findings.append(_changed("dose", phase.dose, request.dose))
+        result[index] = phase.model_copy(update={"dose": request.dose})
+    if request.rate is not None:
+        index = _only(result, ("rate",), "--rate", "rate", protocol_id)
+        phase = result[index]
+        findings.append(_changed("rate", phase.rate, request.rate))
+        result[index] = phase.model_copy(update={"rate": request.rate})
+    if request.duration_min is not None:
+        if len(result) == 1:
+            index = 0
+        else:
+            index = _only(result, ("rate",), "--duration", "rate", protocol_id)
+        phase = result[index]
+        text = f"{format_number(request.duration_min)} min"
+        new = Quantity(Kind.DURATION, request.duration_min, text)
+        findings.append(_changed("duration", phase.duration, new))
+        result[index] = phase.model_copy(update={"duration": new})
+    return tuple(result)
+
+
+def _only(
+    phases: list[Phase], kinds: tuple[str, ...], option: str, what: str, protocol_id: str
+) -> int:
+    """Index of the single phase of ``kinds``; an override that could mean two is refused."""
+    matches = [i for i, phase in enumerate(phases) if phase.kind in kinds]
+    if len(matches) != 1:
+        found = " + ".join(f"{p.kind} {p.title}" for p in phases)
+        raise InputError(
+            f'{option} needs a protocol with exactly one {what} phase; "{protocol_id}" has: {found}'
+        )
+    return matches[0]
+
+
+def _changed(what: str, old: Quantity | None, new: Quantity) -> Finding:
+    was = "none" if old is None else str(old)
+    return _info(f"{what}-override", f"{what} set on request: {new} (protocol: {was})")
+
+
+def _dose_phase(phase: Phase, kg: float | None, findings: list[Finding]) -> PhaseDose:
+    """One phase in mg, mg/kg, mg/h and mg/kg/h for a dosing weight (None: not weight-based)."""
+    hours = None if phase.duration is None else phase.duration.value / 60
+
+    def per_kg(mg: float) -> float | None:
+        return None if kg is None else mg / kg
+
+    if phase.kind == "rate":
+        assert phase.rate is not None and hours is not None  # guaranteed by Phase validation
+        rate = _times_weight(phase.rate, kg)
+        rate_per_kg = phase.rate.value if phase.rate.kind is Kind.RATE_PER_KG else per_kg(rate)
+        if phase.cap is not None and rate > phase.cap.value:
+            findings.append(
+                Finding(
+                    severity=Severity.INFO,
+                    code="protocol-cap-applied",
+                    message=f"{phase.title}: {format_number(rate, 0.01)} mg/h capped at the "
+                    f"protocol's {phase.cap}",
+                )
+            )
+            rate = phase.cap.value
+            rate_per_kg = per_kg(rate)
+        dose = rate * hours
+        return PhaseDose(
+            kind=phase.kind,
+            label=phase.title,
+            dose_mg=dose,
+            dose_mg_per_kg=None if rate_per_kg is None else rate_per_kg * hours,
+            duration_min=phase.duration.value if phase.duration else None,
+            rate_mg_per_h=rate,
+            rate_mg_per_kg_per_h=rate_per_kg,
+        )
+    assert phase.dose is not None  # guaranteed by Phase validation
+    dose = _times_weight(phase.dose, kg)
+    dose_per_kg = phase.dose.value if phase.dose.kind is Kind.DOSE_PER_KG else per_kg(dose)
+    return PhaseDose(
+        kind=phase.kind,
+        label=phase.title,
+        dose_mg=dose,
+        dose_mg_per_kg=dose_per_kg,
+        duration_min=None if phase.duration is None else phase.duration.value,
+        rate_mg_per_h=None if hours is None else dose / hours,
+        rate_mg_per_kg_per_h=None if hours is None or dose_per_kg is None else dose_per_kg / hours,
+    )
+
+
+def _times_weight(quantity: Quantity, kg: float | None) -> float:
+    """A per-kg value times the dosing weight, or an absolute value as it is (mg or mg/h)."""
+    if quantity.kind in (Kind.DOSE_PER_KG, Kind.RATE_PER_KG):
+        if kg is None:  # pragma: no cover - session_dose always has a weight for per-kg
+            raise InputError("a per-kg dose needs a weight")
+        return quantity.value * kg
+    return quantity.value

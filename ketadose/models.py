@@ -1,0 +1,201 @@
+"""Frozen value types shared by the core: patients, requests, findings and results.
+
+Values are plain floats in fixed units, with the unit in the field name (``dose_mg``,
+``rate_mg_per_kg_per_h``); quantities with units only exist at the edge (``ketadose.units``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+#: Bumped only when a key changes meaning; keys are added, never renamed.
+SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sex(StrEnum):
+    """Sex as used by the dosing-weight formulas (Devine, Janmahasatian)."""
+
+    MALE = "male"
+    FEMALE = "female"
+
+
+class WeightPolicy(StrEnum):
+    """Which body weight a mg/kg dose is multiplied by."""
+
+    ACTUAL = "actual"
+    IDEAL = "ideal"
+    ADJUSTED = "adjusted"
+    LEAN = "lean"
+
+
+class Severity(StrEnum):
+    """How serious a finding is; ``soft`` and ``hard`` come from limit checks."""
+
+    INFO = "info"
+    SOFT = "soft"
+    HARD = "hard"
+
+
+class Finding(_Frozen):
+    """Something a clinician must see beside the numbers.
+
+    Attributes:
+        severity: ``info`` (shown, exit 0), ``soft`` (needs an override reason), ``hard``
+            (refused).
+        code: A stable machine-readable identifier, e.g. ``protocol-cap-applied``.
+        message: One line for the clinician, with values and units.
+
+    """
+
+    severity: Severity
+    code: str
+    message: str
+
+
+class Patient(_Frozen):
+    """The patient as far as dosing needs: all optional, each checked where it is needed.
+
+    Attributes:
+        weight_kg: Actual (total) body weight.
+        height_cm: Height.
+        sex: Needed by the ideal, adjusted and lean weight policies.
+        age_years: Age, for limit checks.
+
+    """
+
+    weight_kg: float | None = Field(default=None, gt=0)
+    height_cm: float | None = Field(default=None, gt=0)
+    sex: Sex | None = None
+    age_years: float | None = Field(default=None, gt=0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def bmi(self) -> float | None:
+        """Body-mass index in kg/m², or None without both weight and height."""
+        if self.weight_kg is None or self.height_cm is None:
+            return None
+        return self.weight_kg / (self.height_cm / 100) ** 2
+
+
+class DosingWeight(_Frozen):
+    """The weight a per-kg dose is multiplied by, and how it was chosen.
+
+    Attributes:
+        basis: The policy asked for.
+        kg: The weight used.
+        note: Why it differs from the formula's raw value, when it does.
+
+    """
+
+    basis: WeightPolicy
+    kg: float
+    note: str | None = None
+
+
+class Rounding(_Frozen):
+    """Display increments; exact values are always kept beside the rounded ones.
+
+    Attributes:
+        pump_rate_ml_per_h: A pump is programmed in these steps (0.1 mL/h by default).
+        draw_ml: A syringe is drawn in these steps (0.01 mL by default).
+
+    """
+
+    pump_rate_ml_per_h: float = Field(default=0.1, gt=0)
+    draw_ml: float = Field(default=0.01, gt=0)
+
+
+class PhaseDose(_Frozen):
+    """One phase of a session as computed for a patient.
+
+    Values that do not apply are None (e.g. the pump rate of an intranasal dose).
+    """
+
+    kind: Literal["bolus", "timed", "rate", "fixed"]
+    label: str
+    dose_mg: float
+    dose_mg_per_kg: float | None
+    duration_min: float | None
+    rate_mg_per_h: float | None
+    rate_mg_per_kg_per_h: float | None
+    pump_rate_ml_per_h: float | None = None
+    pump_rate_ml_per_h_rounded: float | None = None
+    volume_ml: float | None = None
+    drops_per_min: float | None = None
+
+
+class Preparation(_Frozen):
+    """How the session's drug is drawn and made up.
+
+    Attributes:
+        vial_mg_per_ml: Strength of the vial drawn from.
+        draw_ml: Volume of drug to draw (exact), ``draw_ml_rounded`` as drawn.
+        final_volume_ml: Volume the drug is made up to (the bag or syringe), or the drawn
+            volume when it is given undiluted (IM).
+        final_mg_per_ml: Concentration of what reaches the patient.
+        diluent_ml: Diluent to add (``final_volume_ml - draw_ml``); 0 when undiluted.
+        drop_factor_drops_per_ml: Gravity set drop factor, when given.
+
+    """
+
+    vial_mg_per_ml: float
+    draw_ml: float
+    draw_ml_rounded: float
+    final_volume_ml: float
+    final_mg_per_ml: float
+    diluent_ml: float
+    drop_factor_drops_per_ml: float | None = None
+
+
+class LibraryRef(_Frozen):
+    """Which library file a number came from: enough to trace any output back to its data.
+
+    Attributes:
+        name: The library's own name.
+        version: Its version.
+        sha256: Hash of the file's bytes.
+        approved: Whether the file names who approved it and when.
+        path: The file as the user named it, or ``ketadose/data/protocols.toml``.
+
+    """
+
+    name: str
+    version: str
+    sha256: str
+    approved: bool
+    path: str
+
+
+class ProtocolRef(_Frozen):
+    """The protocol a result was computed for."""
+
+    id: str
+    name: str
+    category: str
+    route: str
+
+
+class SessionDose(_Frozen):
+    """One session's dose programme for one patient, with its pump programme and findings.
+
+    This is the ``dose --json`` document (plus ``schema_version``, added on output).
+    """
+
+    protocol: ProtocolRef
+    patient: Patient
+    dosing_weight: DosingWeight | None
+    phases: tuple[PhaseDose, ...]
+    total_dose_mg: float
+    total_dose_mg_per_kg: float | None
+    total_duration_min: float | None
+    preparation: Preparation | None
+    rounding: Rounding
+    findings: tuple[Finding, ...]
+    library: LibraryRef

@@ -1,0 +1,412 @@
+"""The protocol library: the shipped TOML file, a clinic's own file, and their validation.
+
+A protocol is data, not code: its session programme (ordered phases), series defaults,
+escalation steps and response scale are read from TOML and validated here, and every number
+carries the ``source`` and ``evidence`` level it was taken from (``reference/clinical.md``).
+Anything unexpected (an unknown key, a quantity without a unit, an evidence level of
+"NOT CONFIRMED") stops loading with a :class:`~ketadose.errors.ConfigError` that names the
+file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from ketadose.errors import ConfigError, InputError
+from ketadose.models import LibraryRef
+from ketadose.units import Kind, format_number, parse
+
+SHIPPED_FILE = "protocols.toml"
+
+Category = Literal["psychiatric", "pain", "substance-use"]
+Route = Literal["iv", "im", "sc", "intranasal", "sublingual", "oral"]
+PhaseKind = Literal["bolus", "timed", "rate", "fixed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A quantity read from a data file: its kind, its value in ``kind.unit``, and the text.
+
+    Attributes:
+        kind: What the unit made it (mg/kg or mg for a dose, for example).
+        value: The value in ``kind.unit``.
+        text: As written in the file, kept for display and for the audit trail.
+
+    """
+
+    kind: Kind
+    value: float
+    text: str
+
+    def __str__(self) -> str:
+        return f"{format_number(self.value)} {self.kind.unit}"
+
+
+def _quantity(*kinds: Kind) -> Callable[[Any], Quantity]:
+    """A pydantic validator accepting only a string quantity of one of ``kinds``."""
+    examples = " or ".join(dict.fromkeys(k.example for k in kinds))
+
+    def validate(value: Any) -> Quantity:
+        if not isinstance(value, str):
+            raise ValueError(f'must be a quantity with a unit, as a string, e.g. "{examples}"')
+        kind, number = parse(value, *kinds)
+        return Quantity(kind, number, value)
+
+    return validate
+
+
+def _q(*kinds: Kind) -> Any:
+    """Annotated metadata for a quantity field of one of ``kinds``."""
+    return (
+        PlainValidator(_quantity(*kinds)),
+        PlainSerializer(str, return_type=str),
+        WithJsonSchema({"type": "string", "examples": [k.example for k in kinds]}),
+    )
+
+
+Dose = Annotated[Quantity, *_q(Kind.DOSE_PER_KG, Kind.DOSE)]
+Rate = Annotated[Quantity, *_q(Kind.RATE_PER_KG, Kind.RATE)]
+MassRate = Annotated[Quantity, *_q(Kind.RATE)]
+Duration = Annotated[Quantity, *_q(Kind.DURATION)]
+Volume = Annotated[Quantity, *_q(Kind.VOLUME)]
+Concentration = Annotated[Quantity, *_q(Kind.CONCENTRATION)]
+
+#: Evidence levels of ``reference/clinical.md``. "NOT CONFIRMED" is deliberately absent:
+#: a number nobody could confirm is never shipped as sourced.
+Evidence = Literal["HIGH", "MED", "LOW", "COMPUTED", "SITE-POLICY"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class _Sourced(_Strict):
+    source: str = Field(min_length=3, description="Where the numbers come from.")
+    evidence: Evidence
+
+
+class Phase(_Sourced):
+    """One step of a session's dose programme.
+
+    ``timed`` gives an amount (mg/kg or mg) over a duration; ``bolus`` the same, where the
+    duration may be absent outside IV (an IM injection); ``rate`` gives a rate (mg/kg/h or
+    mg/h) for a duration, optionally capped in mg/h; ``fixed`` gives a fixed amount in mg (an
+    esketamine device dose), with an optional duration.
+    """
+
+    kind: PhaseKind
+    label: str | None = None
+    dose: Dose | None = None
+    rate: Rate | None = None
+    duration: Duration | None = None
+    cap: MassRate | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> Phase:
+        kind = self.kind
+        if kind in ("bolus", "timed", "fixed"):
+            if self.dose is None:
+                raise ValueError(f"a {kind} phase needs a dose")
+            if self.rate is not None or self.cap is not None:
+                raise ValueError(f"a {kind} phase has a dose, not a rate or cap")
+            if kind == "timed" and self.duration is None:
+                raise ValueError("a timed phase needs a duration")
+            if kind == "fixed" and self.dose.kind is not Kind.DOSE:
+                raise ValueError("a fixed phase is dosed in mg, not per kg")
+        else:
+            if self.rate is None or self.duration is None:
+                raise ValueError("a rate phase needs a rate and a duration")
+            if self.dose is not None:
+                raise ValueError("a rate phase has a rate, not a dose")
+        return self
+
+    @property
+    def per_kg(self) -> bool:
+        """Whether this phase is dosed by body weight."""
+        value = self.dose if self.dose is not None else self.rate
+        return value is not None and value.kind in (Kind.DOSE_PER_KG, Kind.RATE_PER_KG)
+
+    @property
+    def title(self) -> str:
+        """The label, or the kind when the file gives none."""
+        return self.label or self.kind
+
+
+class Series(_Sourced):
+    """Induction-series defaults: how many sessions, how often."""
+
+    sessions: int = Field(ge=1, le=100)
+    per_week: tuple[int, int] = Field(description="Sessions per week, lowest and highest.")
+    min_interval: Duration | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Series:
+        low, high = self.per_week
+        if not 1 <= low <= high <= 7:
+            raise ValueError("per_week must be [low, high] with 1 <= low <= high <= 7")
+        return self
+
+
+class EscalationStep(_Sourced):
+    """A conditional change of the session programme from a given session on."""
+
+    from_session: int = Field(ge=2)
+    dose: Dose | None = None
+    rate: Rate | None = None
+    duration: Duration | None = None
+    condition: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> EscalationStep:
+        if self.dose is None and self.rate is None:
+            raise ValueError("an escalation step sets a dose or a rate")
+        return self
+
+
+class Response(_Sourced):
+    """How response is measured and what counts as one."""
+
+    scale: str
+    threshold: str
+
+
+class PreparationDefaults(_Sourced):
+    """How the protocol's sources made the drug up (bag or syringe volume, diluent)."""
+
+    final_volume: Volume
+    diluent: str = "0.9% sodium chloride"
+
+
+class Protocol(_Strict):
+    """A dosing protocol: the session programme and the series around it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    name: str
+    category: Category
+    route: Route
+    summary: str
+    phases: tuple[Phase, ...] = Field(min_length=1)
+    series: Series
+    escalation: tuple[EscalationStep, ...] = ()
+    response: Response | None = None
+    preparation: PreparationDefaults | None = None
+    references: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Protocol:
+        if self.route == "iv":
+            if self.preparation is None:
+                raise ValueError("an iv protocol needs a [preparation] final_volume")
+            if any(p.duration is None for p in self.phases):
+                raise ValueError("every phase of an iv protocol needs a duration (for the pump)")
+        for step in self.escalation:
+            if step.from_session > self.series.sessions:
+                raise ValueError(
+                    f"escalation from session {step.from_session} is after the series' "
+                    f"{self.series.sessions} sessions"
+                )
+        return self
+
+    @property
+    def weight_based(self) -> bool:
+        """Whether any phase is dosed by body weight (so a weight is required)."""
+        return any(phase.per_kg for phase in self.phases)
+
+
+class LibraryHeader(_Strict):
+    """Who made a library file and who approved it."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    approved_by: str | None = None
+    approved_on: date | None = None
+
+
+class ProtocolFile(_Strict):
+    """The whole of one protocol file."""
+
+    library: LibraryHeader
+    protocol: tuple[Protocol, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ProtocolFile:
+        seen: set[str] = set()
+        for protocol in self.protocol:
+            if protocol.id in seen:
+                raise ValueError(f'protocol id "{protocol.id}" appears twice')
+            seen.add(protocol.id)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolEntry:
+    """A protocol and the library file it came from."""
+
+    protocol: Protocol
+    library: LibraryRef
+    overrides_shipped: bool = False
+
+
+class ProtocolLibrary(Mapping[str, ProtocolEntry]):
+    """The protocols in effect: the shipped ones, replaced or extended by a clinic's file."""
+
+    def __init__(self, entries: Mapping[str, ProtocolEntry]) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, protocol_id: str) -> ProtocolEntry:
+        return self._entries[protocol_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_protocol(self, protocol_id: str) -> ProtocolEntry:
+        """Look a protocol up by id.
+
+        Args:
+            protocol_id: E.g. ``"depression"``.
+
+        Returns:
+            The protocol and its library.
+
+        Raises:
+            InputError: When no protocol has this id; the message lists the known ids.
+
+        """
+        entry = self._entries.get(protocol_id)
+        if entry is None:
+            known = ", ".join(sorted(self._entries))
+            raise InputError(f'unknown protocol "{protocol_id}"; known protocols: {known}')
+        return entry
+
+
+def load_file(data: bytes, path: str) -> tuple[ProtocolFile, LibraryRef]:
+    """Parse and validate the bytes of one protocol file.
+
+    Args:
+        data: The file's bytes.
+        path: How to name the file in messages.
+
+    Returns:
+        The validated file and its reference (name, version, sha256, approval).
+
+    Raises:
+        ConfigError: When the bytes are not UTF-8 TOML or do not validate; the message names
+            the file and the field.
+
+    """
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}", path=path) from None
+    try:
+        parsed = ProtocolFile.model_validate(document)
+    except ValidationError as error:
+        raise config_error(error, path, document) from None
+    header = parsed.library
+    ref = LibraryRef(
+        name=header.name,
+        version=header.version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        approved=header.approved_by is not None and header.approved_on is not None,
+        path=path,
+    )
+    return parsed, ref
+
+
+def config_error(error: ValidationError, path: str, document: Any) -> ConfigError:
+    """Turn a pydantic ValidationError into one ConfigError naming the file and the field.
+
+    Args:
+        error: The validation error.
+        path: The file's name for messages.
+        document: The parsed TOML, used to name a protocol by its id in the location.
+
+    Returns:
+        A ConfigError for the first problem, counting the others.
+
+    """
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    location = _location(first["loc"], document)
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    return ConfigError(message, path=path, location=location)
+
+
+def _location(loc: tuple[int | str, ...], document: Any) -> str:
+    """Format a pydantic location as ``protocol[2](ptsd).phases[0].dose``."""
+    text = ""
+    node = document
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                text += f"({node['id']})"
+        else:
+            if part.startswith("function-") or part in ("tagged-union",):
+                continue
+            text += f".{part}" if text else part
+            node = node.get(part) if isinstance(node, dict) else None
+    return text or "(top level)"
+
+
+def _shipped() -> tuple[ProtocolFile, LibraryRef]:
+    data = resources.files("ketadose.data").joinpath(SHIPPED_FILE).read_bytes()
+    return load_file(data, f"ketadose/data/{SHIPPED_FILE}")
+
+
+def load_library(clinic_file: Path | None = None) -> ProtocolLibrary:
+    """Load the shipped protocols, then a clinic's file on top (same id replaces).
+
+    Args:
+        clinic_file: A clinic's protocol file, or None for the shipped library alone.
+
+    Returns:
+        The protocols in effect.
+
+    Raises:
+        ConfigError: When a file cannot be read or does not validate.
+
+    """
+    shipped, shipped_ref = _shipped()
+    entries = {p.id: ProtocolEntry(p, shipped_ref) for p in shipped.protocol}
+    if clinic_file is not None:
+        try:
+            data = clinic_file.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"cannot read: {error.strerror}", path=str(clinic_file)) from None
+        clinic, clinic_ref = load_file(data, str(clinic_file))
+        for protocol in clinic.protocol:
+            entries[protocol.id] = ProtocolEntry(
+                protocol, clinic_ref, overrides_shipped=protocol.id in entries
+            )
+    return ProtocolLibrary(entries)

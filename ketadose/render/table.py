@@ -1,0 +1,239 @@
+"""Terminal output for clinicians (rich): explicit units, no trailing zeros, findings in view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ketadose.models import Finding, LibraryRef, SessionDose, Severity
+from ketadose.protocols import Protocol, ProtocolEntry
+from ketadose.units import format_number
+
+_SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.SOFT: "yellow", Severity.HARD: "bold red"}
+
+
+def _num(value: float | None, unit: str = "", step: float | None = None) -> str:
+    if value is None:
+        return "-"
+    text = format_number(value, step)
+    return f"{text} {unit}" if unit else text
+
+
+def library_line(library: LibraryRef) -> Text:
+    """One line naming the library, its version, hash and approval (red when unapproved)."""
+    text = Text(f"{library.name} {library.version}  sha256 {library.sha256[:16]}  ")
+    if library.approved:
+        text.append("approved", style="green")
+    else:
+        text.append("UNAPPROVED EXAMPLE LIBRARY", style="bold red")
+    return text
+
+
+def findings_table(findings: Iterable[Finding]) -> Table:
+    """Findings as a table: severity, code, message."""
+    table = Table(title="Findings", title_justify="left", show_edge=False, expand=False)
+    table.add_column("Severity")
+    table.add_column("Code")
+    table.add_column("Message", overflow="fold")
+    for finding in findings:
+        style = _SEVERITY_STYLE[finding.severity]
+        table.add_row(Text(finding.severity.value, style=style), finding.code, finding.message)
+    return table
+
+
+def session_dose(result: SessionDose, console: Console) -> None:
+    """Print a session dose: patient and weight basis, phases, preparation, totals, findings.
+
+    Args:
+        result: The computed session dose.
+        console: Where to print (stdout).
+
+    """
+    protocol = result.protocol
+    patient = result.patient
+    lines = [
+        Text.assemble(
+            (f"{protocol.name}", "bold"),
+            f"  [{protocol.id}, {protocol.category}, {protocol.route}]",
+        )
+    ]
+    facts = []
+    if patient.weight_kg is not None:
+        facts.append(f"weight {_num(patient.weight_kg, 'kg', 0.1)}")
+    if patient.height_cm is not None:
+        facts.append(f"height {_num(patient.height_cm, 'cm', 0.1)}")
+    if patient.sex is not None:
+        facts.append(patient.sex.value)
+    if patient.bmi is not None:
+        facts.append(f"BMI {_num(patient.bmi, 'kg/m²', 0.1)}")
+    if facts:
+        lines.append(Text("Patient: " + ", ".join(facts)))
+    if result.dosing_weight is not None:
+        weight = result.dosing_weight
+        note = f" ({weight.note})" if weight.note else ""
+        lines.append(
+            Text.assemble(
+                "Dosing weight: ",
+                (f"{_num(weight.kg, 'kg', 0.01)}", "bold"),
+                f" [{weight.basis.value}]{note}",
+            )
+        )
+    lines.append(Text.assemble("Library: ", library_line(result.library)))
+    console.print(Panel(Group(*lines), expand=False))
+
+    pump_step = result.rounding.pump_rate_ml_per_h
+    # Units sit in the headers so the cells stay narrow numbers; every column names its unit.
+    table = Table(title="Session programme", title_justify="left")
+    table.add_column("Phase")
+    headers = ["Dose\nmg", "Dose\nmg/kg", "Time\nmin", "Rate\nmg/h", "Rate\nmg/kg/h"]
+    headers += ["Pump\nmL/h", "Volume\nmL"]
+    drops = any(p.drops_per_min is not None for p in result.phases)
+    if drops:
+        headers.append("Drops\n/min")
+    for header in headers:
+        table.add_column(header, justify="right")
+    for phase in result.phases:
+        row = [
+            f"{phase.label} ({phase.kind})",
+            _num(phase.dose_mg, step=0.01),
+            _num(phase.dose_mg_per_kg, step=0.001),
+            _num(phase.duration_min),
+            _num(phase.rate_mg_per_h, step=0.01),
+            _num(phase.rate_mg_per_kg_per_h, step=0.001),
+            _num(phase.pump_rate_ml_per_h, step=pump_step),
+            _num(phase.volume_ml, step=0.1),
+        ]
+        if drops:
+            row.append(_num(phase.drops_per_min, step=1))
+        table.add_row(*row)
+    table.add_section()
+    table.add_row(
+        "Total",
+        _num(result.total_dose_mg, step=0.01),
+        _num(result.total_dose_mg_per_kg, step=0.001),
+        _num(result.total_duration_min),
+        *([""] * (len(headers) - 3)),
+    )
+    console.print(table)
+
+    prep = result.preparation
+    if prep is not None:
+        draw = _num(prep.draw_ml, "mL", result.rounding.draw_ml)
+        vial = _num(prep.vial_mg_per_ml, "mg/mL")
+        text = f"Draw {draw} of {vial} ({_num(result.total_dose_mg, 'mg', 0.01)})"
+        if prep.diluent_ml > 0:
+            text += (
+                f", make up to {_num(prep.final_volume_ml, 'mL')} "
+                f"(add {_num(prep.diluent_ml, 'mL', result.rounding.draw_ml)} diluent): "
+                f"{_num(prep.final_mg_per_ml, 'mg/mL', 0.001)}"
+            )
+        else:
+            text += ", undiluted"
+        console.print(Text("Preparation: ", style="bold") + Text(text))
+    if result.findings:
+        console.print(findings_table(result.findings))
+
+
+def protocol_list(entries: Iterable[ProtocolEntry], console: Console) -> None:
+    """Print the protocols in effect, one row each.
+
+    Args:
+        entries: The protocols.
+        console: Where to print.
+
+    """
+    table = Table(title="Protocols", title_justify="left")
+    for header in ("Id", "Name", "Category", "Route", "Session", "Series", "Library"):
+        table.add_column(header, overflow="fold")
+    for entry in entries:
+        p = entry.protocol
+        table.add_row(
+            p.id,
+            p.name,
+            p.category,
+            p.route,
+            programme_text(p),
+            f"{p.series.sessions} x, {p.series.per_week[0]}-{p.series.per_week[1]}/week",
+            entry.library.name,
+        )
+    console.print(table)
+
+
+def programme_text(protocol: Protocol) -> str:
+    """A session programme in one line: ``0.11 mg/kg over 2 min + 0.6 mg/kg over 50 min``."""
+    parts = []
+    for phase in protocol.phases:
+        if phase.kind == "rate":
+            cap = f" (max {phase.cap})" if phase.cap else ""
+            parts.append(f"{phase.rate} for {phase.duration}{cap}")
+        elif phase.duration is not None:
+            parts.append(f"{phase.dose} over {phase.duration}")
+        else:
+            parts.append(str(phase.dose))
+    return " + ".join(parts)
+
+
+def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
+    """Print one protocol with every number's source and evidence level.
+
+    Args:
+        entry: The protocol and its library.
+        console: Where to print.
+
+    """
+    p = entry.protocol
+    console.print(
+        Panel(
+            Group(
+                Text.assemble((p.name, "bold"), f"  [{p.id}, {p.category}, {p.route}]"),
+                Text(p.summary),
+                Text.assemble("Library: ", library_line(entry.library)),
+            ),
+            expand=False,
+        )
+    )
+    table = Table(title="Sourced numbers", title_justify="left")
+    table.add_column("Item")
+    table.add_column("Value", overflow="fold")
+    table.add_column("Evidence")
+    table.add_column("Source", overflow="fold")
+    for i, phase in enumerate(p.phases, 1):
+        value = programme_text(p.model_copy(update={"phases": (phase,)}))
+        table.add_row(f"phase {i}: {phase.title}", value, phase.evidence, phase.source)
+    s = p.series
+    interval = f", at least {s.min_interval} apart" if s.min_interval else ""
+    table.add_row(
+        "series",
+        f"{s.sessions} sessions, {s.per_week[0]}-{s.per_week[1]} per week{interval}",
+        s.evidence,
+        s.source,
+    )
+    for step in p.escalation:
+        change = " ".join(str(v) for v in (step.dose, step.rate) if v is not None) + (
+            f" over {step.duration}" if step.duration else ""
+        )
+        table.add_row(
+            f"from session {step.from_session}",
+            f"{change} if {step.condition}",
+            step.evidence,
+            step.source,
+        )
+    if p.response is not None:
+        r = p.response
+        table.add_row("response", f"{r.scale}: {r.threshold}", r.evidence, r.source)
+    if p.preparation is not None:
+        prep = p.preparation
+        table.add_row(
+            "preparation",
+            f"made up to {prep.final_volume} {prep.diluent}",
+            prep.evidence,
+            prep.source,
+        )
+    console.print(table)
+    console.print(Text("References:", style="bold"))
+    for reference in p.references:
+        console.print(Text(f"  - {reference}"))
