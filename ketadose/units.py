@@ -59,6 +59,7 @@ _COMMON: dict[str, tuple[str, Fraction]] = {
     "min": (TIME, Fraction(1)),
     "h": (TIME, Fraction(60)),
     "hr": (TIME, Fraction(60)),
+    "d": (TIME, Fraction(1440)),
     "mL": (VOLUME, Fraction(1)),
     "ml": (VOLUME, Fraction(1)),
     "L": (VOLUME, Fraction(1000)),

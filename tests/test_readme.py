@@ -1,0 +1,67 @@
+"""The README's commands are true: CI runs its test command, its examples run, examples/ runs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ketadose.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+
+
+def readme_examples() -> list[str]:
+    lines = [line.split("  #")[0].strip() for block in BLOCKS for line in block.splitlines()]
+    return [line for line in lines if line.startswith("ketadose ")]
+
+
+class TestReadme:
+    """The commands a new user pastes are the ones CI and the tests run."""
+
+    def test_install_and_run_command(self) -> None:
+        quick = BLOCKS[0].strip()
+        assert quick.startswith("python3 -m venv .venv && .venv/bin/pip install")
+        assert "ketadose dose --protocol depression --weight 80kg" in quick
+
+    def test_ci_runs_exactly_the_readme_test_command(self) -> None:
+        test_command = BLOCKS[1].strip()
+        assert "pytest" in test_command
+        ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+        last = [line for line in ci.splitlines() if line.strip() and not line.startswith("#")][-1]
+        assert last == test_command
+
+    @pytest.mark.parametrize("line", readme_examples())
+    def test_usage_examples_run(self, line: str) -> None:
+        args = shlex.split(line)[1:]
+        args = [str(ROOT / a) if a.startswith("examples/") else a for a in args]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout
+
+    def test_there_are_usage_examples(self) -> None:
+        assert len(readme_examples()) >= 8
+
+
+class TestExamples:
+    """Scripts in examples/ run against the installed package."""
+
+    def test_weight_table(self) -> None:
+        script = ROOT / "examples" / "weight_table.py"
+        out = subprocess.run(
+            [sys.executable, str(script), "depression", "50", "120", "10"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = out.stdout.splitlines()
+        assert rows[0] == "weight_kg,total_dose_mg,draw_ml,pump_rate_ml_per_h"
+        assert "70,35,3.5,150.0" in rows
+        assert len(rows) == 9
