@@ -109,6 +109,7 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
         final_volume_ml=request.final_volume_ml
         if request.final_volume_ml is not None
         else (None if protocol.preparation is None else protocol.preparation.final_volume.value),
+        diluent=protocol.preparation.diluent if protocol.preparation else "0.9% sodium chloride",
         drop_factor=request.drop_factor,
         rounding=request.rounding,
     )

@@ -141,6 +141,7 @@ class Preparation(_Frozen):
             volume when it is given undiluted (IM).
         final_mg_per_ml: Concentration of what reaches the patient.
         diluent_ml: Diluent to add (``final_volume_ml - draw_ml``); 0 when undiluted.
+        diluent: What the drug is made up with, when it is diluted.
         drop_factor_drops_per_ml: Gravity set drop factor, when given.
 
     """
@@ -151,6 +152,7 @@ class Preparation(_Frozen):
     final_volume_ml: float
     final_mg_per_ml: float
     diluent_ml: float
+    diluent: str | None = None
     drop_factor_drops_per_ml: float | None = None
 
 

@@ -29,6 +29,7 @@ def programme(
     route: str,
     vial_mg_per_ml: float | None,
     final_volume_ml: float | None,
+    diluent: str = "0.9% sodium chloride",
     drop_factor: int | None = None,
     rounding: Rounding | None = None,
 ) -> tuple[Preparation | None, tuple[PhaseDose, ...], list[Finding]]:
@@ -40,6 +41,7 @@ def programme(
             draw volume, the others no preparation at all.
         vial_mg_per_ml: Vial strength; None means the default 10 mg/mL.
         final_volume_ml: Volume the drug is made up to (IV); required for ``iv``.
+        diluent: What it is made up with.
         drop_factor: Drops per mL of a gravity set, to add drops/min.
         rounding: Display increments (pump mL/h, draw mL).
 
@@ -98,7 +100,10 @@ def programme(
             final_mg_per_ml=vial,
             diluent_ml=0.0,
         )
-        return preparation, phases, findings
+        injected = tuple(
+            phase.model_copy(update={"volume_ml": phase.dose_mg / vial}) for phase in phases
+        )
+        return preparation, injected, findings
 
     if final_volume_ml is None:
         raise InputError("an iv session needs the volume the drug is made up to: --bag 100mL")
@@ -131,6 +136,7 @@ def programme(
         final_volume_ml=final_volume_ml,
         final_mg_per_ml=final_mg_per_ml,
         diluent_ml=diluent_ml,
+        diluent=diluent,
         drop_factor_drops_per_ml=None if drop_factor is None else float(drop_factor),
     )
     return preparation, pumped, findings

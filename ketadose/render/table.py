@@ -128,7 +128,7 @@ def session_dose(result: SessionDose, console: Console) -> None:
         if prep.diluent_ml > 0:
             text += (
                 f", make up to {_num(prep.final_volume_ml, 'mL')} "
-                f"(add {_num(prep.diluent_ml, 'mL', result.rounding.draw_ml)} diluent): "
+                f"(add {_num(prep.diluent_ml, 'mL', result.rounding.draw_ml)} {prep.diluent}): "
                 f"{_num(prep.final_mg_per_ml, 'mg/mL', 0.001)}"
             )
         else:
