@@ -188,8 +188,8 @@ def dose(
 ) -> None:
     """Compute one session's dose programme and pump programme for a patient."""
     from ketadose.dosing import DoseRequest, session_dose
+    from ketadose.libfile import Quantity
     from ketadose.models import Patient, Rounding, Sex, WeightPolicy
-    from ketadose.protocols import Quantity
     from ketadose.units import Kind, parse, parse_as
 
     def optional(text: str | None, kind: Kind) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ketadose.errors import InputError
+from ketadose.libfile import Quantity
 from ketadose.models import (
     DosingWeight,
     Finding,
@@ -21,7 +22,7 @@ from ketadose.models import (
     WeightPolicy,
 )
 from ketadose.preparation import programme
-from ketadose.protocols import Phase, ProtocolEntry, Quantity
+from ketadose.protocols import Phase, ProtocolEntry
 from ketadose.units import Kind, format_number
 from ketadose.weight import dosing_weight
 

@@ -10,29 +10,28 @@ file and the field.
 
 from __future__ import annotations
 
-import hashlib
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
 from ketadose.errors import ConfigError, InputError
+from ketadose.libfile import (
+    Dose,
+    Duration,
+    LibraryHeader,
+    MassRate,
+    Rate,
+    Sourced,
+    Strict,
+    Volume,
+    read_library,
+)
 from ketadose.models import LibraryRef
-from ketadose.units import Kind, format_number, parse
+from ketadose.units import Kind
 
 SHIPPED_FILE = "protocols.toml"
 
@@ -41,69 +40,7 @@ Route = Literal["iv", "im", "sc", "intranasal", "sublingual", "oral"]
 PhaseKind = Literal["bolus", "timed", "rate", "fixed"]
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
-    """A quantity read from a data file: its kind, its value in ``kind.unit``, and the text.
-
-    Attributes:
-        kind: What the unit made it (mg/kg or mg for a dose, for example).
-        value: The value in ``kind.unit``.
-        text: As written in the file, kept for display and for the audit trail.
-
-    """
-
-    kind: Kind
-    value: float
-    text: str
-
-    def __str__(self) -> str:
-        return f"{format_number(self.value)} {self.kind.unit}"
-
-
-def _quantity(*kinds: Kind) -> Callable[[Any], Quantity]:
-    """A pydantic validator accepting only a string quantity of one of ``kinds``."""
-    examples = " or ".join(dict.fromkeys(k.example for k in kinds))
-
-    def validate(value: Any) -> Quantity:
-        if not isinstance(value, str):
-            raise ValueError(f'must be a quantity with a unit, as a string, e.g. "{examples}"')
-        kind, number = parse(value, *kinds)
-        return Quantity(kind, number, value)
-
-    return validate
-
-
-def _q(*kinds: Kind) -> Any:
-    """Annotated metadata for a quantity field of one of ``kinds``."""
-    return (
-        PlainValidator(_quantity(*kinds)),
-        PlainSerializer(str, return_type=str),
-        WithJsonSchema({"type": "string", "examples": [k.example for k in kinds]}),
-    )
-
-
-Dose = Annotated[Quantity, *_q(Kind.DOSE_PER_KG, Kind.DOSE)]
-Rate = Annotated[Quantity, *_q(Kind.RATE_PER_KG, Kind.RATE)]
-MassRate = Annotated[Quantity, *_q(Kind.RATE)]
-Duration = Annotated[Quantity, *_q(Kind.DURATION)]
-Volume = Annotated[Quantity, *_q(Kind.VOLUME)]
-Concentration = Annotated[Quantity, *_q(Kind.CONCENTRATION)]
-
-#: Evidence levels of ``reference/clinical.md``. "NOT CONFIRMED" is deliberately absent:
-#: a number nobody could confirm is never shipped as sourced.
-Evidence = Literal["HIGH", "MED", "LOW", "COMPUTED", "SITE-POLICY"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class _Sourced(_Strict):
-    source: str = Field(min_length=3, description="Where the numbers come from.")
-    evidence: Evidence
-
-
-class Phase(_Sourced):
+class Phase(Sourced):
     """One step of a session's dose programme.
 
     ``timed`` gives an amount (mg/kg or mg) over a duration; ``bolus`` the same, where the
@@ -151,7 +88,7 @@ class Phase(_Sourced):
         return self.label or self.kind
 
 
-class Series(_Sourced):
+class Series(Sourced):
     """Induction-series defaults: how many sessions, how often."""
 
     sessions: int = Field(ge=1, le=100)
@@ -167,7 +104,7 @@ class Series(_Sourced):
         return self
 
 
-class EscalationStep(_Sourced):
+class EscalationStep(Sourced):
     """A conditional change of the session programme from a given session on."""
 
     from_session: int = Field(ge=2)
@@ -183,21 +120,21 @@ class EscalationStep(_Sourced):
         return self
 
 
-class Response(_Sourced):
+class Response(Sourced):
     """How response is measured and what counts as one."""
 
     scale: str
     threshold: str
 
 
-class PreparationDefaults(_Sourced):
+class PreparationDefaults(Sourced):
     """How the protocol's sources made the drug up (bag or syringe volume, diluent)."""
 
     final_volume: Volume
     diluent: str = "0.9% sodium chloride"
 
 
-class Protocol(_Strict):
+class Protocol(Strict):
     """A dosing protocol: the session programme and the series around it."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
@@ -233,16 +170,7 @@ class Protocol(_Strict):
         return any(phase.per_kg for phase in self.phases)
 
 
-class LibraryHeader(_Strict):
-    """Who made a library file and who approved it."""
-
-    name: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    approved_by: str | None = None
-    approved_on: date | None = None
-
-
-class ProtocolFile(_Strict):
+class ProtocolFile(Strict):
     """The whole of one protocol file."""
 
     library: LibraryHeader
@@ -313,70 +241,10 @@ def load_file(data: bytes, path: str) -> tuple[ProtocolFile, LibraryRef]:
         The validated file and its reference (name, version, sha256, approval).
 
     Raises:
-        ConfigError: When the bytes are not UTF-8 TOML or do not validate; the message names
-            the file and the field.
+        ConfigError: When the bytes are not UTF-8 TOML or do not validate.
 
     """
-    try:
-        document = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"not valid TOML: {error}", path=path) from None
-    try:
-        parsed = ProtocolFile.model_validate(document)
-    except ValidationError as error:
-        raise config_error(error, path, document) from None
-    header = parsed.library
-    ref = LibraryRef(
-        name=header.name,
-        version=header.version,
-        sha256=hashlib.sha256(data).hexdigest(),
-        approved=header.approved_by is not None and header.approved_on is not None,
-        path=path,
-    )
-    return parsed, ref
-
-
-def config_error(error: ValidationError, path: str, document: Any) -> ConfigError:
-    """Turn a pydantic ValidationError into one ConfigError naming the file and the field.
-
-    Args:
-        error: The validation error.
-        path: The file's name for messages.
-        document: The parsed TOML, used to name a protocol by its id in the location.
-
-    Returns:
-        A ConfigError for the first problem, counting the others.
-
-    """
-    problems = error.errors(include_url=False)
-    first = problems[0]
-    location = _location(first["loc"], document)
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return ConfigError(message, path=path, location=location)
-
-
-def _location(loc: tuple[int | str, ...], document: Any) -> str:
-    """Format a pydantic location as ``protocol[2](ptsd).phases[0].dose``."""
-    text = ""
-    node = document
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("id"), str):
-                text += f"({node['id']})"
-        else:
-            if part.startswith("function-") or part in ("tagged-union",):
-                continue
-            text += f".{part}" if text else part
-            node = node.get(part) if isinstance(node, dict) else None
-    return text or "(top level)"
+    return read_library(data, path, ProtocolFile)
 
 
 def _shipped() -> tuple[ProtocolFile, LibraryRef]:

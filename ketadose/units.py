@@ -38,11 +38,21 @@ MAX_SIGNIFICANT_DIGITS = 15
 
 #: Dimension names used here (the bracketed names of ``data/units.txt``, without brackets).
 MASS, LENGTH, TIME, VOLUME, AGE = "mass", "length", "time", "volume", "age"
+PRESSURE, HEART_RATE, SATURATION = "pressure", "heart_rate", "saturation"
 # (Kind below has members named like these; inside its body they would shadow the
 # constants, so Kind refers to them through _DIM.)
 
 #: Base unit of each dimension; every factor below is "how many base units is one of this".
-BASE_UNIT = {MASS: "mg", LENGTH: "cm", TIME: "min", VOLUME: "mL", AGE: "y"}
+BASE_UNIT = {
+    MASS: "mg",
+    LENGTH: "cm",
+    TIME: "min",
+    VOLUME: "mL",
+    AGE: "y",
+    PRESSURE: "mmHg",
+    HEART_RATE: "bpm",
+    SATURATION: "%",
+}
 
 #: The everyday names, resolved without importing pint. Must equal pint's reading of
 #: ``data/units.txt`` exactly (tested).
@@ -64,6 +74,9 @@ _COMMON: dict[str, tuple[str, Fraction]] = {
     "ml": (VOLUME, Fraction(1)),
     "L": (VOLUME, Fraction(1000)),
     "y": (AGE, Fraction(1)),
+    "mmHg": (PRESSURE, Fraction(1)),
+    "bpm": (HEART_RATE, Fraction(1)),
+    "%": (SATURATION, Fraction(1)),
 }
 
 #: A mass in a denominator is the patient's body mass: only kg and lb make sense there, so
@@ -83,6 +96,7 @@ class _DIM:
     """Dimension names, reachable from inside ``Kind``."""
 
     MASS, LENGTH, TIME, VOLUME, AGE = MASS, LENGTH, TIME, VOLUME, AGE
+    PRESSURE, HEART_RATE, SATURATION = PRESSURE, HEART_RATE, SATURATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +121,10 @@ class Kind(Enum):
     CONCENTRATION = ("concentration", "mg/mL", _Shape(_DIM.MASS, (_DIM.VOLUME,)), "10mg/mL")
     VOLUME = ("volume", "mL", _Shape(_DIM.VOLUME, ()), "100mL")
     PUMP_RATE = ("pump rate", "mL/h", _Shape(_DIM.VOLUME, (_DIM.TIME,)), "75mL/h")
+    BMI = ("BMI", "kg/m2", _Shape(_DIM.MASS, (_DIM.LENGTH, _DIM.LENGTH)), "30kg/m2")
+    PRESSURE = ("blood pressure", "mmHg", _Shape(_DIM.PRESSURE, ()), "140mmHg")
+    HEART_RATE = ("heart rate", "bpm", _Shape(_DIM.HEART_RATE, ()), "120bpm")
+    SATURATION = ("SpO2", "%", _Shape(_DIM.SATURATION, ()), "95%")
 
     def __init__(self, label: str, unit: str, shape: _Shape, example: str) -> None:
         self.label = label
@@ -116,11 +134,11 @@ class Kind(Enum):
 
 
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"
-_NAME = r"[A-Za-zµμ]+"
+_NAME = r"(?:[A-Za-zµμ]+(?:\^?2|²)?|%)"
 _QUANTITY = re.compile(rf"(?P<number>{_NUMBER}) ?(?P<unit>{_NAME}(?: ?/ ?{_NAME})*)", re.ASCII)
 _BARE_NUMBER = re.compile(rf"[+-]?{_NUMBER}|[+-]?\.[0-9]+|[+-]?[0-9]+\.", re.ASCII)
 _EXPONENT = re.compile(r"[0-9.]+[eE][+-]?[0-9]", re.ASCII)
-_ALLOWED_CHARS = re.compile(r"[0-9A-Za-z./ µμ]*", re.ASCII)
+_ALLOWED_CHARS = re.compile(r"[0-9A-Za-z./ µμ²^%]*", re.ASCII)
 
 
 def parse(text: str, kind: Kind, *more: Kind, field: str | None = None) -> tuple[Kind, float]:
@@ -220,7 +238,14 @@ def _describe(char: str) -> str:
 
 def _resolve(unit: str, text: str, name: str, examples: str) -> tuple[_Shape, Fraction]:
     """Resolve ``"mg/kg/h"`` into its shape and its factor in base units."""
-    names = [part.strip(" ") for part in unit.split("/")]
+    names: list[str] = []
+    for position, part in enumerate(unit.split("/")):
+        written = part.strip(" ")
+        squared = written.removesuffix("²").removesuffix("^2").removesuffix("2")
+        if squared != written and position > 0:  # "kg/m2": only a denominator may be squared
+            names += [squared, squared]
+        else:
+            names.append(written)
     factor = Fraction(1)
     dimensions: list[str] = []
     for position, unit_name in enumerate(names):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import pytest
 
 from ketadose.dosing import DoseRequest, session_dose
+from ketadose.libfile import Quantity
 from ketadose.models import Patient, PhaseDose, Preparation, SessionDose
-from ketadose.protocols import ProtocolEntry, ProtocolLibrary, Quantity, load_library
+from ketadose.protocols import ProtocolEntry, ProtocolLibrary, load_library
 from ketadose.units import Kind, parse
 
 REL = 1e-9

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import InputError
+from ketadose.libfile import Quantity
 from ketadose.models import LibraryRef, Patient, Sex, WeightPolicy
-from ketadose.protocols import Protocol, ProtocolEntry, Quantity
+from ketadose.protocols import Protocol, ProtocolEntry
 from ketadose.units import Kind
 
 REF = LibraryRef(name="t", version="1", sha256="0" * 64, approved=True, path="t.toml")

@@ -45,6 +45,12 @@ class TestAcceptedSpellings:
             ("75mL/h", Kind.PUMP_RATE, 75.0),
             ("45y", Kind.AGE, 45.0),
             ("1mg/lb", Kind.DOSE_PER_KG, 1 / 0.45359237),
+            ("30kg/m2", Kind.BMI, 30.0),
+            ("30 kg/m^2", Kind.BMI, 30.0),
+            ("30kg/m²", Kind.BMI, 30.0),
+            ("140mmHg", Kind.PRESSURE, 140.0),
+            ("120 bpm", Kind.HEART_RATE, 120.0),
+            ("95%", Kind.SATURATION, 95.0),
         ],
     )
     def test_parses_exactly(self, text: str, kind: Kind, expected: float) -> None:
@@ -101,6 +107,10 @@ class TestRefusals:
             ("80 kg/", Kind.WEIGHT, "is not a number followed by a unit"),
             ("mg/kg", Kind.DOSE_PER_KG, "is not a number followed by a unit"),
             ("0.5 Mg/kg", Kind.DOSE_PER_KG, "unknown unit"),
+            ("30kg/m", Kind.BMI, "which is not a BMI"),
+            ("30kg2", Kind.WEIGHT, 'unknown unit "kg2"'),
+            ("95", Kind.SATURATION, "has no unit; write e.g. 95%"),
+            ("140mmHg", Kind.HEART_RATE, "which is not a heart rate"),
         ],
     )
     def test_refused_with_reason(self, text: str, kind: Kind, fragment: str) -> None:
@@ -138,7 +148,7 @@ class TestRegistry:
         assert pint_value == units._COMMON[name]
         assert isinstance(pint_value[1], Fraction)
 
-    @pytest.mark.parametrize("name", ["ug", "cc", "KG", "Mg", "mM", "ML", "mmHg", "kcal"])
+    @pytest.mark.parametrize("name", ["ug", "cc", "KG", "Mg", "mM", "ML", "mmhg", "kcal", "BPM"])
     def test_registry_does_not_define_error_prone_or_foreign_names(self, name: str) -> None:
         assert units._pint_unit(name) is None
 

@@ -1,0 +1,185 @@
+"""What protocol and limit library files share: quantities, sources, headers, loading.
+
+Both kinds of library are TOML files validated by pydantic models built from the pieces
+here; both are identified in every output by name, version, sha256 and approval
+(:class:`~ketadose.models.LibraryRef`), and both fail with a
+:class:`~ketadose.errors.ConfigError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from ketadose.errors import ConfigError
+from ketadose.models import LibraryRef
+from ketadose.units import Kind, format_number, parse
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A quantity read from a data file: its kind, its value in ``kind.unit``, and the text.
+
+    Attributes:
+        kind: What the unit made it (mg/kg or mg for a dose, for example).
+        value: The value in ``kind.unit``.
+        text: As written in the file, kept for display and for the audit trail.
+
+    """
+
+    kind: Kind
+    value: float
+    text: str
+
+    def __str__(self) -> str:
+        return f"{format_number(self.value)} {self.kind.unit}"
+
+
+def quantity_validator(*kinds: Kind) -> Callable[[Any], Quantity]:
+    """A pydantic validator accepting only a string quantity of one of ``kinds``."""
+    examples = " or ".join(dict.fromkeys(k.example for k in kinds))
+
+    def validate(value: Any) -> Quantity:
+        if not isinstance(value, str):
+            raise ValueError(f'must be a quantity with a unit, as a string, e.g. "{examples}"')
+        kind, number = parse(value, *kinds)
+        return Quantity(kind, number, value)
+
+    return validate
+
+
+def quantity_field(*kinds: Kind) -> Any:
+    """Annotated metadata for a quantity field of one of ``kinds``."""
+    return (
+        PlainValidator(quantity_validator(*kinds)),
+        PlainSerializer(str, return_type=str),
+        WithJsonSchema({"type": "string", "examples": [k.example for k in kinds]}),
+    )
+
+
+Dose = Annotated[Quantity, *quantity_field(Kind.DOSE_PER_KG, Kind.DOSE)]
+Rate = Annotated[Quantity, *quantity_field(Kind.RATE_PER_KG, Kind.RATE)]
+MassRate = Annotated[Quantity, *quantity_field(Kind.RATE)]
+Duration = Annotated[Quantity, *quantity_field(Kind.DURATION)]
+Volume = Annotated[Quantity, *quantity_field(Kind.VOLUME)]
+Concentration = Annotated[Quantity, *quantity_field(Kind.CONCENTRATION)]
+
+#: Evidence levels of ``reference/clinical.md``. "NOT CONFIRMED" is deliberately absent:
+#: a number nobody could confirm is never shipped as sourced.
+Evidence = Literal["HIGH", "MED", "LOW", "COMPUTED", "SITE-POLICY"]
+
+
+class Strict(BaseModel):
+    """Frozen, and refuses unknown keys: a typo in a library file is an error, not a default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Sourced(Strict):
+    """A record whose numbers carry their source and evidence level."""
+
+    source: str = Field(min_length=3, description="Where the numbers come from.")
+    evidence: Evidence
+
+
+class LibraryHeader(Strict):
+    """Who made a library file and who approved it."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    approved_by: str | None = None
+    approved_on: date | None = None
+
+
+def read_library(data: bytes, path: str, model: type[M]) -> tuple[M, LibraryRef]:
+    """Parse and validate the bytes of one library file (protocols or limits).
+
+    Args:
+        data: The file's bytes.
+        path: How to name the file in messages.
+        model: The pydantic model of the whole file; it has a ``library`` header.
+
+    Returns:
+        The validated file and its reference (name, version, sha256, approval).
+
+    Raises:
+        ConfigError: When the bytes are not UTF-8 TOML or do not validate; the message names
+            the file and the field.
+
+    """
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}", path=path) from None
+    try:
+        parsed = model.model_validate(document)
+    except ValidationError as error:
+        raise config_error(error, path, document) from None
+    header: LibraryHeader = getattr(parsed, "library")  # noqa: B009 - every file model has one
+    ref = LibraryRef(
+        name=header.name,
+        version=header.version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        approved=header.approved_by is not None and header.approved_on is not None,
+        path=path,
+    )
+    return parsed, ref
+
+
+def config_error(error: ValidationError, path: str, document: Any) -> ConfigError:
+    """Turn a pydantic ValidationError into one ConfigError naming the file and the field.
+
+    Args:
+        error: The validation error.
+        path: The file's name for messages.
+        document: The parsed TOML, used to name a protocol by its id in the location.
+
+    Returns:
+        A ConfigError for the first problem, counting the others.
+
+    """
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    location = _location(first["loc"], document)
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+    return ConfigError(message, path=path, location=location)
+
+
+def _location(loc: tuple[int | str, ...], document: Any) -> str:
+    """Format a pydantic location as ``protocol[2](ptsd).phases[0].dose``."""
+    text = ""
+    node = document
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                text += f"({node['id']})"
+        else:
+            if part.startswith("function-") or part in ("tagged-union",):
+                continue
+            text += f".{part}" if text else part
+            node = node.get(part) if isinstance(node, dict) else None
+    return text or "(top level)"
