@@ -21,6 +21,7 @@ from ketadose.errors import ExitCode, KetadoseError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ketadose.limits import LimitLibrary
     from ketadose.protocols import ProtocolLibrary
 
 P = ParamSpec("P")
@@ -40,6 +41,11 @@ protocols_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(protocols_app, name="protocols")
+limits_app = typer.Typer(
+    help="Show, validate and start a limit library (soft and hard limits, screening).",
+    no_args_is_help=True,
+)
+app.add_typer(limits_app, name="limits")
 
 _debug = False
 
@@ -141,9 +147,19 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
-@app.command()
-@command
-def dose(
+LimitsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--limits",
+        envvar="KETADOSE_LIMITS",
+        help="The clinic's limit library (TOML); default: the shipped unapproved example.",
+        dir_okay=False,
+    ),
+]
+
+
+def session_command(
+    ctx: typer.Context,
     protocol: Annotated[
         str, typer.Option("--protocol", "-p", help="Protocol id, e.g. depression.")
     ],
@@ -183,12 +199,54 @@ def dose(
     draw_step: Annotated[
         str, typer.Option("--draw-step", help="Draw volume display increment.")
     ] = "0.01mL",
+    bp: Annotated[
+        str | None, typer.Option("--bp", help="Blood pressure, systolic/diastolic mmHg: 150/95.")
+    ] = None,
+    hr: Annotated[str | None, typer.Option("--hr", help="Heart rate: 80 or 80bpm.")] = None,
+    spo2: Annotated[str | None, typer.Option("--spo2", help="SpO2: 97 or 97%.")] = None,
+    during: Annotated[
+        bool,
+        typer.Option("--during", help="Vitals taken during the infusion (pause/stop limits)."),
+    ] = False,
+    med: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--med", help="Medication taken, NAME[:TIME SINCE LAST DOSE] (bare time: hours)."
+        ),
+    ] = None,
+    condition: Annotated[
+        list[str] | None, typer.Option("--condition", help="A condition the patient has.")
+    ] = None,
+    last_session: Annotated[
+        str | None,
+        typer.Option("--last-session", help="When the last session was: 2026-11-25T09:00."),
+    ] = None,
+    previous: Annotated[
+        list[str] | None,
+        typer.Option("--previous", help="A previous session and its dose: 2026-11-25T09:00=40mg."),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="When this session is (default: now), local time."),
+    ] = None,
+    override_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--override-reason", help="Acknowledge the soft findings of this run, saying why."
+        ),
+    ] = None,
     protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
     json: JsonFlag = False,
 ) -> None:
-    """Compute one session's dose programme and pump programme for a patient."""
-    from ketadose.dosing import DoseRequest, session_dose
+    """Compute a session and check it against the limit library (dose and check share this)."""
+    from datetime import datetime
+
+    from ketadose import inputs
+    from ketadose.assess import assess, exit_code
+    from ketadose.dosing import DoseRequest
     from ketadose.libfile import Quantity
+    from ketadose.limits import CheckContext
     from ketadose.models import Patient, Rounding, Sex, WeightPolicy
     from ketadose.units import Kind, parse, parse_as
 
@@ -221,8 +279,21 @@ def dose(
             draw_ml=parse_as(draw_step, Kind.VOLUME, field="draw step"),
         ),
     )
-    entry = _library(protocols).get_protocol(protocol)
-    result = session_dose(entry, request)
+    history = [inputs.previous(text) for text in previous or []]
+    if last_session is not None:
+        history.append(inputs.previous(last_session.partition("=")[0]))
+    context = CheckContext(
+        # The clock is read here, at the edge, and handed to the pure checker.
+        at=inputs.moment(at, field="--at") if at else datetime.now().replace(microsecond=0),
+        vitals=inputs.vitals(bp, hr, spo2),
+        during=during,
+        medications=tuple(inputs.medication(text) for text in med or []),
+        conditions=tuple(condition or []),
+        history=tuple(history),
+    )
+    library = _library(protocols)
+    entry = library.get_protocol(protocol)
+    result = assess(entry, request, _limits(limits, library), context, override_reason)
     if json:
         from ketadose.render.json import document
 
@@ -230,7 +301,32 @@ def dose(
     else:
         from ketadose.render import table
 
-        table.session_dose(result, _console())
+        table.checked_session(result, _console(), findings_first=ctx.info_name == "check")
+    code = exit_code(result)
+    if code is ExitCode.HARD_LIMIT:
+        raise _fail("refused: a hard limit is exceeded; no pump programme is given", code)
+    if code is ExitCode.SOFT_LIMIT:
+        raise _fail('soft limit exceeded: to go ahead, rerun with --override-reason "why"', code)
+
+
+app.command(
+    "dose",
+    help="Compute one session's dose and pump programme for a patient, checked against the "
+    "limit library.",
+)(command(session_command))
+app.command(
+    "check",
+    help="Check a session (dose, patient, vitals, medications, conditions, previous sessions) "
+    "against the limit library; prints the findings first.",
+)(command(session_command))
+
+
+def _limits(path: Path | None, protocols: ProtocolLibrary) -> LimitLibrary:
+    from ketadose.limits import load_library
+
+    library = load_library(path)
+    library.check_profiles(set(protocols))
+    return library
 
 
 @protocols_app.command("list")
@@ -265,6 +361,69 @@ def protocols_show(
         from ketadose.render import table
 
         table.protocol_detail(entry, _console())
+
+
+@limits_app.command("show")
+@command
+def limits_show(
+    protocol: Annotated[
+        str | None,
+        typer.Option("--protocol", "-p", help="Show the limits in effect for this protocol."),
+    ] = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show the limit library: every limit with its source, medications and conditions."""
+    protocol_library = _library(protocols)
+    library = _limits(limits, protocol_library)
+    if protocol is not None:
+        protocol_library.get_protocol(protocol)  # an unknown id is an input error
+    profile = None if protocol is None else library.profile(protocol)
+    if json:
+        from ketadose.render.json import limits_document
+
+        _write(limits_document(library, protocol, profile))
+    else:
+        from ketadose.render import table
+
+        table.limit_library(library, protocol, profile, _console())
+
+
+@limits_app.command("validate")
+@command
+def limits_validate(
+    path: Annotated[Path, typer.Argument(help="The limit library file.", dir_okay=False)],
+    protocols: ProtocolsFile = None,
+) -> None:
+    """Validate a limit library file; exit 0 when valid, 5 naming the file and field if not."""
+    library = _limits(path, _library(protocols))
+    content, ref = library.content, library.ref
+    approval = "approved" if ref.approved else "UNAPPROVED (no approved_by/approved_on)"
+    _write(
+        f"valid: {ref.name} {ref.version} sha256 {ref.sha256} {approval}; "
+        f"{len(content.profiles)} profiles, {len(content.medications)} medications, "
+        f"{len(content.conditions)} conditions\n"
+    )
+
+
+@limits_app.command("init")
+@command
+def limits_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the copy.", dir_okay=False)],
+) -> None:
+    """Write an annotated copy of the example limit library to edit; never overwrites."""
+    from ketadose.atomic import write_new
+    from ketadose.limits import shipped_bytes
+
+    header = (
+        "# A copy of ketadose's EXAMPLE limit library. Review every number with your\n"
+        "# pharmacy and medical leads, set library.name and library.version, and add\n"
+        '# approved_by = "..." and approved_on = YYYY-MM-DD only once it is approved.\n'
+        "# Check it with: ketadose limits validate THIS_FILE\n\n"
+    )
+    write_new(path, header.encode() + shipped_bytes())
+    typer.echo(f"ketadose: wrote {path}", err=True)
 
 
 def main() -> None:

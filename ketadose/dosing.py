@@ -86,9 +86,9 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
     if not entry.library.approved:
         findings.append(
             _info(
-                "library-unapproved",
-                f"UNAPPROVED EXAMPLE LIBRARY: {entry.library.name} "
-                f"{entry.library.version} names no approver",
+                "protocol-library-unapproved",
+                f"UNAPPROVED EXAMPLE LIBRARY: protocols {entry.library.name} "
+                f"{entry.library.version} name no approver",
             )
         )
 
@@ -131,7 +131,7 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
         preparation=preparation,
         rounding=request.rounding,
         findings=tuple(findings),
-        library=entry.library,
+        protocol_library=entry.library,
     )
 
 

@@ -167,6 +167,16 @@ def config_error(error: ValidationError, path: str, document: Any) -> ConfigErro
     return ConfigError(message, path=path, location=location)
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "tuple", "none"})
+
+
+def _internal(part: str, node: Any) -> bool:
+    """Whether a location part is pydantic's (a union member tag), not a key of the file."""
+    if isinstance(node, dict) and part in node:
+        return False
+    return part in _TYPE_TAGS or "-" in part or "[" in part
+
+
 def _location(loc: tuple[int | str, ...], document: Any) -> str:
     """Format a pydantic location as ``protocol[2](ptsd).phases[0].dose``."""
     text = ""
@@ -178,7 +188,7 @@ def _location(loc: tuple[int | str, ...], document: Any) -> str:
             if isinstance(node, dict) and isinstance(node.get("id"), str):
                 text += f"({node['id']})"
         else:
-            if part.startswith("function-") or part in ("tagged-union",):
+            if _internal(part, node):
                 continue
             text += f".{part}" if text else part
             node = node.get(part) if isinstance(node, dict) else None

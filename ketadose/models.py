@@ -51,12 +51,28 @@ class Finding(_Frozen):
             (refused).
         code: A stable machine-readable identifier, e.g. ``protocol-cap-applied``.
         message: One line for the clinician, with values and units.
+        parameter: For a limit finding, the limited parameter (``session.rate_per_kg``).
+        value: The value checked, in ``unit``.
+        limit: The limit it crossed, in ``unit``.
+        side: Which side: ``upper_hard``, ``upper_soft``, ``lower_soft``, ``lower_hard``.
+        unit: The unit of ``value`` and ``limit``.
+        source: The source of the limit (or of the medication or condition entry).
+        overridden: A soft finding acknowledged with ``--override-reason``.
+        override_reason: The reason given.
 
     """
 
     severity: Severity
     code: str
     message: str
+    parameter: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    side: str | None = None
+    unit: str | None = None
+    source: str | None = None
+    overridden: bool = False
+    override_reason: str | None = None
 
 
 class Patient(_Frozen):
@@ -184,10 +200,24 @@ class ProtocolRef(_Frozen):
     route: str
 
 
+Status = Literal["ok", "soft", "hard"]
+
+
 class SessionDose(_Frozen):
     """One session's dose programme for one patient, with its pump programme and findings.
 
-    This is the ``dose --json`` document (plus ``schema_version``, added on output).
+    This is the ``dose --json`` and ``check --json`` document (plus ``schema_version``).
+    ``dosing.session_dose`` fills in the dose; ``assess.assess`` adds the limit check:
+    ``library`` (the limit library), ``status``, ``ready`` and the limit findings.
+
+    Attributes:
+        status: The most severe finding: ``ok``, ``soft`` (overridden or not) or ``hard``.
+        ready: True only when nothing stops the session (exit 0): no hard finding and every
+            soft finding overridden with a reason. On a hard finding the pump programme and
+            preparation are withheld (null).
+        override_reason: The reason given for overriding soft findings, if any.
+        library: The limit library the session was checked against.
+        protocol_library: The library the protocol came from.
     """
 
     protocol: ProtocolRef
@@ -199,5 +229,9 @@ class SessionDose(_Frozen):
     total_duration_min: float | None
     preparation: Preparation | None
     rounding: Rounding
+    status: Status = "ok"
+    ready: bool = False
+    override_reason: str | None = None
     findings: tuple[Finding, ...]
-    library: LibraryRef
+    library: LibraryRef | None = None
+    protocol_library: LibraryRef

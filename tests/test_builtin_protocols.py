@@ -193,7 +193,7 @@ class TestDepression:
             final_mg_per_ml=0.35,
             diluent_ml=96.5,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestBipolarDepression:
@@ -226,7 +226,7 @@ class TestBipolarDepression:
             final_mg_per_ml=0.7,
             diluent_ml=46.5,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestSuicidalIdeation:
@@ -259,7 +259,7 @@ class TestSuicidalIdeation:
             final_mg_per_ml=0.32,
             diluent_ml=96.8,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestPtsd:
@@ -292,7 +292,7 @@ class TestPtsd:
             final_mg_per_ml=0.425,
             diluent_ml=95.75,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestOcd:
@@ -325,7 +325,7 @@ class TestOcd:
             final_mg_per_ml=0.29,
             diluent_ml=97.1,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestSocialAnxiety:
@@ -358,7 +358,7 @@ class TestSocialAnxiety:
             final_mg_per_ml=0.56,
             diluent_ml=94.4,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,7 +413,7 @@ class TestAlcoholUseDisorder:
             final_mg_per_ml=1.136,
             diluent_ml=44.32,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestCocaineUseDisorder:
@@ -461,7 +461,7 @@ class TestCocaineUseDisorder:
             final_mg_per_ml=0.994,
             diluent_ml=45.03,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ class TestDepressionIm:
             final_mg_per_ml=10.0,
             diluent_ml=0.0,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestEsketamineNasal:
@@ -525,7 +525,7 @@ class TestEsketamineNasal:
             result, total_dose_mg=56.0, total_dose_mg_per_kg=None, total_duration_min=None
         )
         assert result.preparation is None
-        assert codes(result) == {"library-unapproved", "no-preparation"}
+        assert codes(result) == {"protocol-library-unapproved", "no-preparation"}
 
     def test_with_weight_reports_mg_per_kg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "esketamine-nasal", 80)
@@ -545,7 +545,7 @@ class TestEsketamineNasal:
         )
         assert_totals(result, total_dose_mg=56.0, total_dose_mg_per_kg=0.7, total_duration_min=None)
         assert result.preparation is None
-        assert codes(result) == {"library-unapproved", "no-preparation"}
+        assert codes(result) == {"protocol-library-unapproved", "no-preparation"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,7 +586,7 @@ class TestCrps:
             final_mg_per_ml=1.0,
             diluent_ml=90.0,
         )
-        assert codes(result) == {"library-unapproved", "protocol-cap-applied"}
+        assert codes(result) == {"protocol-library-unapproved", "protocol-cap-applied"}
 
     def test_60kg_is_under_the_cap(self, library: ProtocolLibrary) -> None:
         result = dose(library, "crps", 60)
@@ -615,7 +615,7 @@ class TestCrps:
             final_mg_per_ml=0.84,
             diluent_ml=91.6,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestChronicPain:
@@ -649,7 +649,7 @@ class TestChronicPain:
             final_mg_per_ml=2.8,
             diluent_ml=72.0,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
     def test_40kg_reaches_the_consensus_80mg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "chronic-pain", 40)
@@ -687,7 +687,7 @@ class TestNeuropathicPain:
             final_mg_per_ml=0.6,
             diluent_ml=94.0,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestFibromyalgia:
@@ -720,7 +720,7 @@ class TestFibromyalgia:
             final_mg_per_ml=0.21,
             diluent_ml=97.9,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestMigraine:
@@ -753,7 +753,7 @@ class TestMigraine:
             final_mg_per_ml=0.28,
             diluent_ml=97.2,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 class TestAcutePain:
@@ -803,7 +803,7 @@ class TestAcutePain:
             final_mg_per_ml=1.05,
             diluent_ml=44.75,
         )
-        assert codes(result) == {"library-unapproved"}
+        assert codes(result) == {"protocol-library-unapproved"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -963,7 +963,11 @@ class TestEscalatedDoses:
             final_mg_per_ml=0.6,
             diluent_ml=94.0,
         )
-        assert codes(result) == {"library-unapproved", "dose-override", "duration-override"}
+        assert codes(result) == {
+            "protocol-library-unapproved",
+            "dose-override",
+            "duration-override",
+        }
 
     def test_neuropathic_day_2_at_75kg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "neuropathic-pain", 75, rate_text="0.4mg/kg/h")
@@ -992,7 +996,7 @@ class TestEscalatedDoses:
             final_mg_per_ml=1.2,
             diluent_ml=88.0,
         )
-        assert codes(result) == {"library-unapproved", "rate-override"}
+        assert codes(result) == {"protocol-library-unapproved", "rate-override"}
 
     def test_neuropathic_day_3_at_75kg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "neuropathic-pain", 75, rate_text="0.6mg/kg/h")
@@ -1021,7 +1025,7 @@ class TestEscalatedDoses:
             final_mg_per_ml=1.8,
             diluent_ml=82.0,
         )
-        assert codes(result) == {"library-unapproved", "rate-override"}
+        assert codes(result) == {"protocol-library-unapproved", "rate-override"}
 
     def test_migraine_step_4_at_70kg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "migraine", 70, rate_text="0.4mg/kg/h")
@@ -1050,7 +1054,7 @@ class TestEscalatedDoses:
             final_mg_per_ml=1.12,
             diluent_ml=88.8,
         )
-        assert codes(result) == {"library-unapproved", "rate-override"}
+        assert codes(result) == {"protocol-library-unapproved", "rate-override"}
 
     def test_migraine_step_10_maximum_at_70kg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "migraine", 70, rate_text="1mg/kg/h")
@@ -1079,7 +1083,7 @@ class TestEscalatedDoses:
             final_mg_per_ml=2.8,
             diluent_ml=72.0,
         )
-        assert codes(result) == {"library-unapproved", "rate-override"}
+        assert codes(result) == {"protocol-library-unapproved", "rate-override"}
 
     def test_esketamine_session_2_84mg(self, library: ProtocolLibrary) -> None:
         result = dose(library, "esketamine-nasal", None, dose_text="84mg")
@@ -1101,4 +1105,4 @@ class TestEscalatedDoses:
             result, total_dose_mg=84.0, total_dose_mg_per_kg=None, total_duration_min=None
         )
         assert result.preparation is None
-        assert codes(result) == {"library-unapproved", "dose-override", "no-preparation"}
+        assert codes(result) == {"protocol-library-unapproved", "dose-override", "no-preparation"}

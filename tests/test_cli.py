@@ -115,11 +115,18 @@ class TestDoseJson:
         prep = data["preparation"]
         assert (prep["vial_mg_per_ml"], prep["draw_ml"], prep["final_volume_ml"]) == (10, 3.5, 100)
         assert prep["final_mg_per_ml"] == 0.35
-        assert {"severity", "code", "message"} == set(data["findings"][0])
-        library = data["library"]
-        assert {"name", "version", "sha256", "approved"} <= set(library)
-        assert library["approved"] is False
-        assert len(library["sha256"]) == 64
+        assert {"severity", "code", "message", "parameter", "value", "limit", "source"} <= set(
+            data["findings"][0]
+        )
+        assert data["status"] == "ok"
+        assert data["ready"] is True
+        for key in ("library", "protocol_library"):
+            library = data[key]
+            assert {"name", "version", "sha256", "approved"} <= set(library)
+            assert library["approved"] is False
+            assert len(library["sha256"]) == 64
+        assert data["library"]["path"] == "ketadose/data/limits.toml"
+        assert data["protocol_library"]["path"] == "ketadose/data/protocols.toml"
 
     def test_no_float_noise(self) -> None:
         data = dose_json("-p", "cocaine-use-disorder", "--weight", "80kg")
@@ -239,12 +246,12 @@ class TestExitCodes:
     def test_internal_error_exits_1_without_traceback(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import ketadose.dosing
+        import ketadose.assess
 
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("simulated bug")
 
-        monkeypatch.setattr(ketadose.dosing, "session_dose", boom)
+        monkeypatch.setattr(ketadose.assess, "assess", boom)
         result = run("dose", "-p", "depression", "--weight", "80kg")
         assert result.exit_code == 1
         assert "internal error (RuntimeError: simulated bug)" in result.stderr
@@ -252,12 +259,12 @@ class TestExitCodes:
         assert "Traceback" not in result.stderr
 
     def test_debug_shows_the_traceback(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import ketadose.dosing
+        import ketadose.assess
 
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("simulated bug")
 
-        monkeypatch.setattr(ketadose.dosing, "session_dose", boom)
+        monkeypatch.setattr(ketadose.assess, "assess", boom)
         result = run("--debug", "dose", "-p", "depression", "--weight", "80kg")
         assert isinstance(result.exception, RuntimeError)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,40 +9,9 @@ from hypothesis import strategies as st
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import InputError
 from ketadose.libfile import Quantity
-from ketadose.models import LibraryRef, Patient, Sex, WeightPolicy
-from ketadose.protocols import Protocol, ProtocolEntry
+from ketadose.models import Patient, Sex, WeightPolicy
 from ketadose.units import Kind
-
-REF = LibraryRef(name="t", version="1", sha256="0" * 64, approved=True, path="t.toml")
-SRC = {"source": "test source", "evidence": "HIGH"}
-
-
-def protocol(*phases: dict[str, Any], route: str = "iv", bag: str = "100 mL") -> ProtocolEntry:
-    data: dict[str, Any] = {
-        "id": "t",
-        "name": "T",
-        "category": "pain",
-        "route": route,
-        "summary": "s",
-        "references": ["r"],
-        "phases": [{**SRC, **phase} for phase in phases],
-        "series": {"sessions": 6, "per_week": [2, 3], **SRC},
-    }
-    if route == "iv":
-        data["preparation"] = {"final_volume": bag, **SRC}
-    return ProtocolEntry(Protocol.model_validate(data), REF)
-
-
-def dose_for(entry: ProtocolEntry, weight: float | None = 80.0, **request: Any) -> Any:
-    return session_dose(entry, DoseRequest(patient=Patient(weight_kg=weight), **request))
-
-
-TIMED = {"kind": "timed", "dose": "0.5 mg/kg", "duration": "40 min"}
-CRPS = {"kind": "rate", "rate": "0.35 mg/kg/h", "duration": "4 h", "cap": "25 mg/h"}
-DAKWAR = (
-    {"kind": "bolus", "dose": "0.11 mg/kg", "duration": "2 min"},
-    {"kind": "timed", "dose": "0.6 mg/kg", "duration": "50 min"},
-)
+from tests.factories import CRPS, DAKWAR, TIMED, dose_for, protocol
 
 
 class TestWorkedExamples:

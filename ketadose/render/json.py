@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ketadose.limits import SECTIONS, SIDES, Limit, LimitLibrary, Profile
 from ketadose.models import SCHEMA_VERSION
 from ketadose.protocols import ProtocolEntry
 
@@ -70,3 +71,46 @@ def protocols_document(entries: list[ProtocolEntry], *, single: bool = False) ->
 
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(_clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _limit(limit: Limit) -> dict[str, Any]:
+    bounds = limit.bounds
+    return {
+        **limit.model_dump(mode="json", exclude_none=True),
+        "unit": bounds.unit or None,
+        "values": {side: getattr(bounds, side) for side in SIDES},
+    }
+
+
+def _profile(profile: Profile) -> dict[str, Any]:
+    return {
+        section: {
+            name: _limit(limit)
+            for name in model.model_fields
+            if (limit := getattr(getattr(profile, section), name)) is not None
+        }
+        for section, model in SECTIONS.items()
+    }
+
+
+def limits_document(library: LimitLibrary, protocol: str | None, profile: Profile | None) -> str:
+    """Serialise a limit library (or the limits in effect for one protocol).
+
+    Args:
+        library: The library.
+        protocol: The protocol asked about, or None for the whole library.
+        profile: Its effective profile, when a protocol is given.
+
+    Returns:
+        The JSON text.
+    """
+    content = library.content
+    body: dict[str, Any] = {"library": library.ref.model_dump(mode="json")}
+    if profile is not None:
+        body["protocol"] = protocol
+        body["limits"] = _profile(profile)
+    else:
+        body["profiles"] = {name: _profile(p) for name, p in content.profiles.items()}
+    body["medications"] = [m.model_dump(mode="json", by_alias=True) for m in content.medications]
+    body["conditions"] = [c.model_dump(mode="json") for c in content.conditions]
+    return _dumps({"schema_version": SCHEMA_VERSION, **body})

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.protocols import Protocol, ProtocolEntry
 from ketadose.units import format_number
@@ -41,7 +42,12 @@ def findings_table(findings: Iterable[Finding]) -> Table:
     table.add_column("Message", overflow="fold")
     for finding in findings:
         style = _SEVERITY_STYLE[finding.severity]
-        table.add_row(Text(finding.severity.value, style=style), finding.code, finding.message)
+        severity = Text(finding.severity.value, style=style)
+        message = finding.message
+        if finding.overridden:
+            severity.append(" (overridden)")
+            message += f" [override: {finding.override_reason}]"
+        table.add_row(severity, finding.code, message)
     return table
 
 
@@ -82,7 +88,9 @@ def session_dose(result: SessionDose, console: Console) -> None:
                 f" [{weight.basis.value}]{note}",
             )
         )
-    lines.append(Text.assemble("Library: ", library_line(result.library)))
+    if result.library is not None:
+        lines.append(Text.assemble("Limits: ", library_line(result.library)))
+    lines.append(Text.assemble("Protocols: ", library_line(result.protocol_library)))
     console.print(Panel(Group(*lines), expand=False))
 
     pump_step = result.rounding.pump_rate_ml_per_h
@@ -136,6 +144,34 @@ def session_dose(result: SessionDose, console: Console) -> None:
         console.print(Text("Preparation: ", style="bold") + Text(text))
     if result.findings:
         console.print(findings_table(result.findings))
+
+
+_STATUS = {
+    "ok": ("OK: within the limit library", "bold green"),
+    "soft": ("SOFT LIMIT: needs an override reason before it can go ahead", "bold yellow"),
+    "hard": ("REFUSED: a hard limit is exceeded; do not programme the pump", "bold red"),
+}
+
+
+def checked_session(result: SessionDose, console: Console, *, findings_first: bool) -> None:
+    """Print a checked session: status, the programme and the findings.
+
+    Args:
+        result: A session from ``assess.assess``.
+        console: Where to print.
+        findings_first: ``check`` leads with the findings; ``dose`` with the programme.
+    """
+    text, style = _STATUS[result.status]
+    if result.status == "soft" and result.ready:
+        text, style = f"OVERRIDDEN: {result.override_reason}", "bold yellow"
+    banner = Text(text, style=style)
+    if findings_first:
+        console.print(banner)
+        console.print(findings_table(result.findings))
+        session_dose(result.model_copy(update={"findings": ()}), console)
+    else:
+        session_dose(result, console)
+        console.print(banner)
 
 
 def protocol_list(entries: Iterable[ProtocolEntry], console: Console) -> None:
@@ -237,3 +273,95 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
     console.print(Text("References:", style="bold"))
     for reference in p.references:
         console.print(Text(f"  - {reference}"))
+
+
+def limit_library(
+    library: LimitLibrary, protocol: str | None, profile: Profile | None, console: Console
+) -> None:
+    """Print a limit library: its header, limits per profile, medications and conditions.
+
+    Args:
+        library: The library.
+        protocol: The protocol asked about, or None for every profile.
+        profile: The protocol's effective profile, when one is asked about.
+        console: Where to print.
+    """
+    console.print(Panel(Text.assemble("Limits: ", library_line(library.ref)), expand=False))
+    profiles = (
+        {f"{protocol} (in effect)": profile}
+        if profile is not None and protocol is not None
+        else library.content.profiles
+    )
+    for name, shown in profiles.items():
+        for section, model in SECTIONS.items():
+            limits = [
+                (parameter, limit)
+                for parameter in model.model_fields
+                if (limit := getattr(getattr(shown, section), parameter)) is not None
+            ]
+            if not limits:
+                continue
+            table = Table(title=f"Profile {name}: {section}", title_justify="left")
+            table.add_column("Parameter", no_wrap=True)
+            table.add_column("Unit", no_wrap=True)
+            # Numbers never wrap or truncate: text columns give way first.
+            for header in ("Hard\nmin", "Soft\nmin", "Soft\nmax", "Hard\nmax"):
+                table.add_column(header, justify="right", no_wrap=True)
+            table.add_column("Src", justify="right", no_wrap=True)
+            sources: dict[str, int] = {}
+            for parameter, limit in limits:
+                bounds = limit.bounds
+                cells = [_num(getattr(bounds, side)) for side in SIDES]
+                number = sources.setdefault(f"[{limit.evidence}] {limit.source}", len(sources) + 1)
+                unit = bounds.unit or "count"
+                table.add_row(parameter, unit, *cells, str(number))
+            console.print(table)
+            for source, number in sources.items():
+                console.print(Text(f"  {number}. {source}"))
+    _screening(
+        "Medications",
+        [
+            (
+                f"{m.name} ({m.drug_class})",
+                m.severity,
+                "-" if m.hold is None else m.hold.text,
+                ", ".join(m.protocols) or "all",
+                ", ".join(m.aliases),
+                f"[{m.evidence}] {m.source}",
+            )
+            for m in library.content.medications
+        ],
+        console,
+    )
+    _screening(
+        "Conditions",
+        [
+            (
+                c.name,
+                c.severity,
+                "-",
+                ", ".join(c.protocols) or "all",
+                ", ".join(c.aliases),
+                f"[{c.evidence}] {c.source}",
+            )
+            for c in library.content.conditions
+        ],
+        console,
+    )
+
+
+def _screening(title: str, rows: list[tuple[str, ...]], console: Console) -> None:
+    """A medication or condition table, sources numbered below it."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Hold", no_wrap=True)
+    table.add_column("Protocols", overflow="fold")
+    table.add_column("Aliases", overflow="fold")
+    table.add_column("Src", justify="right", no_wrap=True)
+    sources: dict[str, int] = {}
+    for *cells, source in rows:
+        table.add_row(*cells, str(sources.setdefault(source, len(sources) + 1)))
+    console.print(table)
+    for source, number in sources.items():
+        console.print(Text(f"  {number}. {source}"))

@@ -1,0 +1,159 @@
+"""Parsers for the check context typed at the command line: vitals, medications, times.
+
+Pure functions from text to the checker's types; every refusal is an
+:class:`~ketadose.errors.InputError` with a one-line message and an example.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from ketadose.errors import InputError
+from ketadose.limits import MedicationUse, PreviousSession, Vitals
+from ketadose.units import Kind, format_number, parse, parse_as
+
+_BARE = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def implied(text: str, kind: Kind, unit: str, *, field: str) -> float:
+    """Parse a value whose option fixes the unit: ``"80"`` or ``"80bpm"`` for a heart rate.
+
+    A bare number takes ``unit``; anything else must parse as ``kind`` by the usual rules.
+
+    Args:
+        text: As typed.
+        kind: What it is.
+        unit: The unit a bare number is in (e.g. ``"h"`` for hours since a dose).
+        field: Name for messages.
+
+    Returns:
+        The value in ``kind.unit``.
+
+    Raises:
+        QuantityError: As :func:`ketadose.units.parse`.
+    """
+    stripped = text.strip(" ")
+    if _BARE.fullmatch(stripped):
+        return parse_as(f"{stripped} {unit}", kind, field=field)
+    return parse_as(stripped, kind, field=field)
+
+
+def blood_pressure(text: str) -> tuple[float, float]:
+    """Parse ``"150/95"`` (or ``"150/95 mmHg"``) into systolic and diastolic mmHg.
+
+    Args:
+        text: Systolic/diastolic.
+
+    Returns:
+        ``(systolic, diastolic)``.
+
+    Raises:
+        InputError: Without both numbers, or with the diastolic not below the systolic.
+    """
+    body = text.strip(" ").removesuffix("mmHg").strip(" ")
+    parts = body.split("/")
+    if len(parts) != 2 or not all(_BARE.fullmatch(p.strip(" ")) for p in parts):
+        raise InputError(f'blood pressure "{text}" is not systolic/diastolic, e.g. 150/95')
+    systolic = implied(parts[0], Kind.PRESSURE, "mmHg", field="systolic BP")
+    diastolic = implied(parts[1], Kind.PRESSURE, "mmHg", field="diastolic BP")
+    if diastolic >= systolic:
+        raise InputError(
+            f'blood pressure "{text}": diastolic {format_number(diastolic)} is not below '
+            f"systolic {format_number(systolic)}; write systolic/diastolic, e.g. 150/95"
+        )
+    return systolic, diastolic
+
+
+def vitals(bp: str | None, hr: str | None, spo2: str | None) -> Vitals | None:
+    """Build the vital signs from ``--bp``, ``--hr`` and ``--spo2`` (None when none given).
+
+    Args:
+        bp: ``"150/95"``.
+        hr: Heart rate, ``"80"`` or ``"80bpm"``.
+        spo2: Oxygen saturation, ``"97"`` or ``"97%"``.
+
+    Returns:
+        The vitals, or None.
+
+    Raises:
+        InputError: For a malformed value, or an SpO2 above 100%.
+    """
+    if bp is None and hr is None and spo2 is None:
+        return None
+    systolic, diastolic = (None, None) if bp is None else blood_pressure(bp)
+    heart_rate = None if hr is None else implied(hr, Kind.HEART_RATE, "bpm", field="heart rate")
+    saturation = None if spo2 is None else implied(spo2, Kind.SATURATION, "%", field="SpO2")
+    if saturation is not None and saturation > 100:
+        raise InputError(f'SpO2 "{spo2}" is above 100%')
+    return Vitals(systolic=systolic, diastolic=diastolic, heart_rate=heart_rate, spo2=saturation)
+
+
+def medication(text: str) -> MedicationUse:
+    """Parse ``--med NAME[:TIME_SINCE_LAST_DOSE]``; a bare time is in hours.
+
+    Args:
+        text: ``"lorazepam"``, ``"lorazepam:12"`` or ``"lorazepam:90min"``.
+
+    Returns:
+        The medication and the hours since its last dose (None when not given).
+
+    Raises:
+        InputError: For an empty name or a malformed time.
+    """
+    name, sep, since = text.partition(":")
+    name = name.strip()
+    if not name or not name.isprintable():
+        raise InputError(f'--med "{text}" needs a name, e.g. lorazepam:12 (12 h since last dose)')
+    if not sep:
+        return MedicationUse(name=name)
+    minutes = implied(since, Kind.DURATION, "h", field=f"time since the last dose of {name}")
+    return MedicationUse(name=name, hours_since=minutes / 60)
+
+
+def moment(text: str, *, field: str) -> datetime:
+    """Parse a local date and time, ``2026-11-26T09:00`` or ``2026-11-26 09:00``.
+
+    Args:
+        text: ISO 8601 without a time zone (ketadose works in the clinic's local time).
+        field: Name for messages.
+
+    Returns:
+        A naive datetime.
+
+    Raises:
+        InputError: For anything else, including a time-zone offset.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f'{field} "{text}" is not a date and time; write e.g. 2026-11-26T09:00'
+        ) from None
+    if value.tzinfo is not None:
+        raise InputError(f'{field} "{text}": write local time without a time zone')
+    if len(text.strip()) <= 10:
+        raise InputError(f'{field} "{text}" needs a time of day, e.g. 2026-11-26T09:00')
+    return value
+
+
+def previous(text: str) -> PreviousSession:
+    """Parse ``--previous DATETIME=DOSE`` (a dose in mg or mg/kg) or a bare date and time.
+
+    Args:
+        text: ``"2026-11-26T09:00=40mg"`` or ``"2026-11-26T09:00=0.5mg/kg"``.
+
+    Returns:
+        The previous session.
+
+    Raises:
+        InputError: For a malformed time or dose.
+    """
+    when, sep, dose = text.partition("=")
+    at = moment(when, field="previous session")
+    if not sep:
+        return PreviousSession(at=at)
+    kind, value = parse(dose, Kind.DOSE, Kind.DOSE_PER_KG, field="previous dose")
+    if kind is Kind.DOSE:
+        return PreviousSession(at=at, dose_mg=value)
+    return PreviousSession(at=at, dose_mg_per_kg=value)

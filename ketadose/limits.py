@@ -1,0 +1,772 @@
+"""The limit library (a smart pump's drug library for ketamine) and the pure checker.
+
+A limit library is a TOML file: a header, a ``default`` profile and per-protocol profiles,
+medications and conditions. Each limited parameter has up to four sides,
+``lower_hard <= lower_soft <= upper_soft <= upper_hard``, written as quantities with units and
+each parameter with its ``source`` and ``evidence``. A protocol's profile refines the default
+parameter by parameter: where it names a parameter, its limit replaces the default's whole;
+where it does not, the default's applies.
+
+:func:`check` takes a computed session and what is known around it (patient, vitals,
+medications, conditions, previous sessions) and returns every finding. It is monotone: moving a
+value further beyond a side never makes its finding less severe. A value exactly at a limit
+passes; a value within ``TOLERANCE`` (relative) of a limit counts as at it, so float
+representation (0.1 x 3 = 0.30000000000000004) never turns a boundary dose into a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
+
+from ketadose.errors import ConfigError, InputError, QuantityError
+from ketadose.libfile import Duration, LibraryHeader, Sourced, Strict, read_library
+from ketadose.models import Finding, LibraryRef, SessionDose, Severity
+from ketadose.units import Kind, format_number, parse
+
+SHIPPED_FILE = "limits.toml"
+TOLERANCE = 1e-9
+SIDES = ("lower_hard", "lower_soft", "upper_soft", "upper_hard")
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """A limit's four sides as numbers in ``kind.unit`` (None: no limit on that side)."""
+
+    kind: Kind | None
+    lower_hard: float | None = None
+    lower_soft: float | None = None
+    upper_soft: float | None = None
+    upper_hard: float | None = None
+
+    @property
+    def unit(self) -> str:
+        """The unit of the values ("" for a count)."""
+        return "" if self.kind is None else self.kind.unit
+
+
+class Limit(Sourced):
+    """One limited parameter: up to four sides, a source and a note.
+
+    Sides are quantity strings (``"25 mg/h"``), or whole numbers for counts
+    (``sessions_per_7d``). The parameter's field decides which unit kinds are accepted.
+    """
+
+    lower_hard: str | int | None = None
+    lower_soft: str | int | None = None
+    upper_soft: str | int | None = None
+    upper_hard: str | int | None = None
+    note: str | None = None
+    _bounds: Bounds = PrivateAttr(default=Bounds(kind=None))
+
+    @property
+    def bounds(self) -> Bounds:
+        """The parsed sides (set when the library is validated)."""
+        return self._bounds
+
+
+def _sides(*kinds: Kind) -> Callable[[Limit | None], Limit | None]:
+    """Validator: parse a limit's sides as one of ``kinds`` (none: a count) and order them."""
+
+    def validate(limit: Limit | None) -> Limit | None:
+        if limit is None:
+            return None
+        values: dict[str, float] = {}
+        found: Kind | None = None
+        for side in SIDES:
+            raw = getattr(limit, side)
+            if raw is None:
+                continue
+            if not kinds:
+                if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+                    raise ValueError(f"{side}: a count is a whole number, e.g. 3")
+                values[side] = float(raw)
+                continue
+            if not isinstance(raw, str):
+                examples = " or ".join(k.example for k in kinds)
+                raise ValueError(f'{side}: write a quantity with its unit, e.g. "{examples}"')
+            try:
+                kind, value = parse(raw, *kinds)
+            except QuantityError as error:
+                raise ValueError(f"{side}: {error}") from None
+            if found is not None and kind is not found:
+                raise ValueError(
+                    f"{side}: {raw} is in {kind.unit}, the other sides in {found.unit}; "
+                    "write all four sides in one kind"
+                )
+            found = kind
+            values[side] = value
+        if not values:
+            raise ValueError("a limit needs at least one of " + ", ".join(SIDES))
+        ordered = [(side, values[side]) for side in SIDES if side in values]
+        for (low_side, low), (high_side, high) in pairwise(ordered):
+            if low > high:
+                raise ValueError(
+                    f"{low_side} ({format_number(low)}) is above {high_side} "
+                    f"({format_number(high)}): need lower_hard <= lower_soft <= upper_soft "
+                    "<= upper_hard"
+                )
+        limit._bounds = Bounds(kind=found if kinds else None, **values)
+        return limit
+
+    return validate
+
+
+DosePerKgLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.DOSE_PER_KG))]
+DoseLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.DOSE))]
+RatePerKgLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.RATE_PER_KG))]
+RateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.RATE))]
+DurationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.DURATION))]
+ConcentrationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.CONCENTRATION))]
+PumpRateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.PUMP_RATE))]
+WeightLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.WEIGHT))]
+AgeLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.AGE))]
+BmiLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.BMI))]
+AccumulatedLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.DOSE, Kind.DOSE_PER_KG))]
+CountLimit = Annotated[Limit | None, AfterValidator(_sides())]
+PressureLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.PRESSURE))]
+HeartRateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.HEART_RATE))]
+SaturationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.SATURATION))]
+
+
+class SessionLimits(Strict):
+    """Per-session parameters (checked on every ``dose``)."""
+
+    total_dose_per_kg: DosePerKgLimit = None
+    total_dose: DoseLimit = None
+    bolus_dose_per_kg: DosePerKgLimit = None
+    bolus_dose: DoseLimit = None
+    rate_per_kg: RatePerKgLimit = None
+    rate: RateLimit = None
+    infusion_duration: DurationLimit = None
+    final_concentration: ConcentrationLimit = None
+    pump_rate: PumpRateLimit = None
+
+
+class PatientLimits(Strict):
+    """Plausibility and suitability of the patient."""
+
+    weight: WeightLimit = None
+    age: AgeLimit = None
+    bmi: BmiLimit = None
+
+
+class SeriesLimits(Strict):
+    """Parameters across sessions (need previous sessions and a session time)."""
+
+    dose_per_24h: AccumulatedLimit = None
+    dose_per_7d: AccumulatedLimit = None
+    sessions_per_7d: CountLimit = None
+    interval: DurationLimit = None
+    escalation_step: DosePerKgLimit = None
+
+
+class VitalLimits(Strict):
+    """Vital signs: before a session (hold / do not start) or during it (pause / stop)."""
+
+    systolic: PressureLimit = None
+    diastolic: PressureLimit = None
+    heart_rate: HeartRateLimit = None
+    spo2: SaturationLimit = None
+
+
+class Profile(Strict):
+    """The limits of one protocol (or the ``default`` profile)."""
+
+    session: SessionLimits = SessionLimits()
+    patient: PatientLimits = PatientLimits()
+    series: SeriesLimits = SeriesLimits()
+    vitals_pre: VitalLimits = VitalLimits()
+    vitals_during: VitalLimits = VitalLimits()
+
+
+Screening = Literal["info", "soft", "hard"]
+
+
+class Medication(Sourced):
+    """A medication (or class) screened before a session."""
+
+    name: str = Field(min_length=1)
+    drug_class: str = Field(alias="class", min_length=1)
+    aliases: tuple[str, ...] = ()
+    severity: Screening
+    hold: Duration | None = Field(default=None, description="No dose within this time before.")
+    message: str = Field(min_length=3)
+    protocols: tuple[str, ...] = Field(default=(), description="Only these (empty: all).")
+
+
+class Condition(Sourced):
+    """A contraindication: absolute (hard) or relative (soft)."""
+
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    severity: Literal["soft", "hard"]
+    message: str = Field(min_length=3)
+    protocols: tuple[str, ...] = Field(default=(), description="Only these (empty: all).")
+
+
+def _names(entry: Medication | Condition) -> Iterator[str]:
+    yield entry.name.casefold()
+    yield from (alias.casefold() for alias in entry.aliases)
+
+
+class LimitFile(Strict):
+    """The whole of one limit library file."""
+
+    library: LibraryHeader
+    profiles: dict[str, Profile]
+    medications: tuple[Medication, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LimitFile:
+        if "default" not in self.profiles:
+            raise ValueError("profiles needs a [profiles.default]")
+        for kind, entries in (("medication", self.medications), ("condition", self.conditions)):
+            seen: dict[str, str] = {}
+            for entry in entries:
+                for name in _names(entry):
+                    if name in seen:
+                        raise ValueError(
+                            f'{kind} name "{name}" is used by "{seen[name]}" and "{entry.name}"'
+                        )
+                    seen[name] = entry.name
+        return self
+
+
+SECTIONS: dict[str, type[Strict]] = {
+    "session": SessionLimits,
+    "patient": PatientLimits,
+    "series": SeriesLimits,
+    "vitals_pre": VitalLimits,
+    "vitals_during": VitalLimits,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LimitLibrary:
+    """A validated limit library and the file it came from."""
+
+    content: LimitFile
+    ref: LibraryRef
+    _effective: dict[str, Profile] = field(default_factory=dict, compare=False, repr=False)
+
+    def profile(self, protocol_id: str) -> Profile:
+        """The limits in effect for a protocol: its profile's where named, else the default's.
+
+        Args:
+            protocol_id: The protocol.
+
+        Returns:
+            A profile with every parameter resolved (computed once per protocol).
+        """
+        cached = self._effective.get(protocol_id)
+        if cached is not None:
+            return cached
+        default = self.content.profiles["default"]
+        own = self.content.profiles.get(protocol_id)
+        profile = default
+        if own is not None and protocol_id != "default":
+            updates: dict[str, Any] = {}
+            for section in SECTIONS:
+                mine = getattr(own, section)
+                named = {
+                    key: value
+                    for key in type(mine).model_fields
+                    if (value := getattr(mine, key)) is not None
+                }
+                updates[section] = getattr(default, section).model_copy(update=named)
+            profile = default.model_copy(update=updates)
+        self._effective[protocol_id] = profile
+        return profile
+
+    def limit(self, protocol_id: str, section: str, parameter: str) -> Limit | None:
+        """The limit in effect for one parameter of a protocol (see :meth:`profile`).
+
+        Args:
+            protocol_id: The protocol.
+            section: ``session``, ``patient``, ``series``, ``vitals_pre`` or ``vitals_during``.
+            parameter: The parameter's name in that section.
+
+        Returns:
+            The limit, or None where neither profile limits the parameter.
+        """
+        return getattr(getattr(self.profile(protocol_id), section), parameter)  # type: ignore[no-any-return]
+
+    def check_profiles(self, protocol_ids: set[str]) -> None:
+        """Refuse a profile that names no known protocol (a typo would silently not apply).
+
+        Args:
+            protocol_ids: The protocols in effect.
+
+        Raises:
+            ConfigError: Naming the library file and the profile.
+        """
+        for name in self.content.profiles:
+            if name != "default" and name not in protocol_ids:
+                raise ConfigError(
+                    f'profile "{name}" names no protocol in the protocol library',
+                    path=self.ref.path,
+                    location=f"profiles.{name}",
+                )
+
+
+def load_file(data: bytes, path: str) -> LimitLibrary:
+    """Parse and validate the bytes of a limit library.
+
+    Args:
+        data: The file's bytes.
+        path: How to name the file in messages.
+
+    Returns:
+        The library.
+
+    Raises:
+        ConfigError: When the file is not UTF-8 TOML or does not validate.
+    """
+    content, ref = read_library(data, path, LimitFile)
+    return LimitLibrary(content, ref)
+
+
+def shipped_bytes() -> bytes:
+    """The shipped example library's bytes (for ``limits init``)."""
+    return resources.files("ketadose.data").joinpath(SHIPPED_FILE).read_bytes()
+
+
+def load_library(path: Path | None = None) -> LimitLibrary:
+    """Load a clinic's limit library, or the shipped example when no path is given.
+
+    Args:
+        path: The file (``--limits`` or ``KETADOSE_LIMITS``), or None.
+
+    Returns:
+        The library.
+
+    Raises:
+        ConfigError: When the file cannot be read or does not validate.
+    """
+    if path is None:
+        return load_file(shipped_bytes(), f"ketadose/data/{SHIPPED_FILE}")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path=str(path)) from None
+    return load_file(data, str(path))
+
+
+# --- what the checker is given ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Vitals:
+    """Vital signs as measured (None: not measured)."""
+
+    systolic: float | None = None
+    diastolic: float | None = None
+    heart_rate: float | None = None
+    spo2: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationUse:
+    """A medication the patient takes, and how long ago the last dose was (if known)."""
+
+    name: str
+    hours_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousSession:
+    """A session already given (from ``--previous``/``--last-session`` or the store)."""
+
+    at: datetime
+    dose_mg: float | None = None
+    dose_mg_per_kg: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """Everything around a session the checker may use; all optional.
+
+    Attributes:
+        at: When the session takes place (needed for series limits and medication holds).
+        vitals: Vital signs.
+        during: Check the vitals against the during-session limits (pause/stop) instead of
+            the pre-session ones (hold).
+        medications: Medications taken.
+        conditions: Conditions the patient has.
+        history: Previous sessions, any order.
+    """
+
+    at: datetime | None = None
+    vitals: Vitals | None = None
+    during: bool = False
+    medications: tuple[MedicationUse, ...] = ()
+    conditions: tuple[str, ...] = ()
+    history: tuple[PreviousSession, ...] = field(default=())
+
+
+# --- the checker -------------------------------------------------------------------------
+
+
+_LABELS = {
+    "total_dose_per_kg": "total dose",
+    "total_dose": "total dose",
+    "bolus_dose_per_kg": "bolus dose",
+    "bolus_dose": "bolus dose",
+    "rate_per_kg": "rate",
+    "rate": "rate",
+    "infusion_duration": "infusion duration",
+    "final_concentration": "final concentration",
+    "pump_rate": "pump rate",
+    "weight": "weight",
+    "age": "age",
+    "bmi": "BMI",
+    "dose_per_24h": "dose in 24 h",
+    "dose_per_7d": "dose in 7 days",
+    "sessions_per_7d": "sessions in 7 days",
+    "interval": "interval since the last session",
+    "escalation_step": "escalation step",
+    "systolic": "systolic BP",
+    "diastolic": "diastolic BP",
+    "heart_rate": "heart rate",
+    "spo2": "SpO2",
+}
+
+
+def classify(value: float, bounds: Bounds) -> tuple[Severity, str] | None:
+    """Which side a value crosses, if any.
+
+    Args:
+        value: The value, in ``bounds.kind.unit``.
+        bounds: The limit's sides.
+
+    Returns:
+        ``(severity, side)`` for the most severe side crossed (``upper_hard`` before
+        ``upper_soft``), or None within limits. Exactly at a limit is within it.
+    """
+
+    def above(limit: float | None) -> bool:
+        return limit is not None and value - limit > TOLERANCE * max(abs(limit), 1.0)
+
+    def below(limit: float | None) -> bool:
+        return limit is not None and limit - value > TOLERANCE * max(abs(limit), 1.0)
+
+    if above(bounds.upper_hard):
+        return Severity.HARD, "upper_hard"
+    if below(bounds.lower_hard):
+        return Severity.HARD, "lower_hard"
+    if above(bounds.upper_soft):
+        return Severity.SOFT, "upper_soft"
+    if below(bounds.lower_soft):
+        return Severity.SOFT, "lower_soft"
+    return None
+
+
+_SIDE_WORDS = {
+    "upper_hard": ("exceeds", "hard maximum"),
+    "upper_soft": ("exceeds", "soft maximum"),
+    "lower_hard": ("is below", "hard minimum"),
+    "lower_soft": ("is below", "soft minimum"),
+}
+
+
+class _Checker:
+    """Collects the findings of one check."""
+
+    def __init__(self, library: LimitLibrary, protocol_id: str) -> None:
+        self.library = library
+        self.protocol_id = protocol_id
+        self.findings: list[Finding] = []
+
+    def value(self, section: str, parameter: str, value: float | None, what: str = "") -> None:
+        """Check one value against the parameter's limit in effect."""
+        if value is None:
+            return
+        limit = self.library.limit(self.protocol_id, section, parameter)
+        if limit is None:
+            return
+        bounds = limit.bounds
+        crossed = classify(value, bounds)
+        if crossed is None:
+            return
+        severity, side = crossed
+        limit_value = getattr(bounds, side)
+        verb, noun = _SIDE_WORDS[side]
+        unit = f" {bounds.unit}" if bounds.unit else ""
+        label = _LABELS[parameter] + (f" ({what})" if what else "")
+        message = (
+            f"{label} {format_number(value, 0.001)}{unit} {verb} the {noun} "
+            f"{format_number(limit_value)}{unit} for {self.protocol_id} "
+            f"({limit.evidence.lower()}: {limit.source})"
+        )
+        direction = "high" if side.startswith("upper") else "low"
+        self.findings.append(
+            Finding(
+                severity=severity,
+                code=f"{parameter.replace('_', '-')}-{direction}",
+                message=message,
+                parameter=f"{section}.{parameter}",
+                value=value,
+                limit=limit_value,
+                side=side,
+                unit=bounds.unit or None,
+                source=limit.source,
+            )
+        )
+
+    def note(self, severity: Severity, code: str, message: str, source: str | None = None) -> None:
+        """Add a finding that is not a numeric limit (medication, condition, missing data)."""
+        self.findings.append(Finding(severity=severity, code=code, message=message, source=source))
+
+
+def check(
+    session: SessionDose, library: LimitLibrary, context: CheckContext | None = None
+) -> list[Finding]:
+    """Check a computed session against the limit library.
+
+    Args:
+        session: The session as computed by :func:`ketadose.dosing.session_dose`.
+        library: The limit library.
+        context: Vitals, medications, conditions, previous sessions and the session time.
+
+    Returns:
+        Every finding, in a stable order: session, patient, series, vitals, medications,
+        conditions.
+    """
+    context = context or CheckContext()
+    checker = _Checker(library, session.protocol.id)
+    _check_session(checker, session)
+    _check_patient(checker, session)
+    _check_series(checker, session, context)
+    if context.vitals is not None:
+        _check_vitals(checker, context.vitals, context.during)
+    _check_medications(checker, library, session.protocol.id, context)
+    _check_conditions(checker, library, session.protocol.id, context.conditions)
+    return checker.findings
+
+
+def _check_session(checker: _Checker, session: SessionDose) -> None:
+    checker.value("session", "total_dose_per_kg", session.total_dose_mg_per_kg)
+    checker.value("session", "total_dose", session.total_dose_mg)
+    for phase in session.phases:
+        if phase.kind == "bolus":
+            checker.value("session", "bolus_dose_per_kg", phase.dose_mg_per_kg, phase.label)
+            checker.value("session", "bolus_dose", phase.dose_mg, phase.label)
+        elif phase.kind in ("timed", "rate"):
+            checker.value("session", "rate_per_kg", phase.rate_mg_per_kg_per_h, phase.label)
+            checker.value("session", "rate", phase.rate_mg_per_h, phase.label)
+            checker.value("session", "infusion_duration", phase.duration_min, phase.label)
+        checker.value("session", "pump_rate", phase.pump_rate_ml_per_h, phase.label)
+    if session.preparation is not None:
+        checker.value("session", "final_concentration", session.preparation.final_mg_per_ml)
+
+
+def _check_patient(checker: _Checker, session: SessionDose) -> None:
+    patient = session.patient
+    checker.value("patient", "weight", patient.weight_kg)
+    checker.value("patient", "age", patient.age_years)
+    checker.value("patient", "bmi", patient.bmi)
+
+
+def _check_series(checker: _Checker, session: SessionDose, context: CheckContext) -> None:
+    if not context.history:
+        # Without previous sessions, a 24-h or 7-day total is this session's own dose.
+        _accumulated(checker, session, [], None)
+        return
+    if context.at is None:
+        raise InputError("previous sessions need the session time to be known")
+    at = context.at
+    past = sorted((p for p in context.history if p.at <= at), key=lambda p: p.at)
+    if len(past) != len(context.history):
+        raise InputError("a previous session is later than this session")
+    last = past[-1]
+    checker.value("series", "interval", (at - last.at).total_seconds() / 60)
+    week = [p for p in past if at - p.at < timedelta(days=7)]
+    checker.value("series", "sessions_per_7d", float(len(week) + 1))
+    _accumulated(checker, session, past, at)
+    kg = None if session.dosing_weight is None else session.dosing_weight.kg
+    previous_per_kg = last.dose_mg_per_kg
+    if previous_per_kg is None and last.dose_mg is not None and kg is not None:
+        previous_per_kg = last.dose_mg / kg
+    if previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
+        checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
+
+
+def _accumulated(
+    checker: _Checker, session: SessionDose, past: list[PreviousSession], at: datetime | None
+) -> None:
+    """Accumulated dose in 24 h and 7 days, in mg or mg/kg as each limit is written."""
+    kg = None if session.dosing_weight is None else session.dosing_weight.kg
+    for parameter, window in (
+        ("dose_per_24h", timedelta(hours=24)),
+        ("dose_per_7d", timedelta(days=7)),
+    ):
+        limit = checker.library.limit(checker.protocol_id, "series", parameter)
+        if limit is None:
+            continue
+        per_kg = limit.bounds.kind is Kind.DOSE_PER_KG
+        if per_kg and kg is None:
+            continue
+        total = session.total_dose_mg_per_kg if per_kg else session.total_dose_mg
+        assert total is not None  # per-kg totals exist whenever a weight does
+        unknown = 0
+        for previous in past:
+            if at is None or at - previous.at >= window:
+                continue
+            mg = previous.dose_mg
+            if mg is None and previous.dose_mg_per_kg is not None and kg is not None:
+                mg = previous.dose_mg_per_kg * kg
+            if mg is None:
+                unknown += 1
+                continue
+            total += mg / kg if per_kg and kg is not None else mg
+        if unknown:
+            checker.note(
+                Severity.INFO,
+                f"{parameter.replace('_', '-')}-incomplete",
+                f"{_LABELS[parameter]}: {unknown} previous session(s) without a dose are not "
+                "counted",
+            )
+        checker.value("series", parameter, total)
+
+
+def _check_vitals(checker: _Checker, vitals: Vitals, during: bool) -> None:
+    section = "vitals_during" if during else "vitals_pre"
+    checker.value(section, "systolic", vitals.systolic)
+    checker.value(section, "diastolic", vitals.diastolic)
+    checker.value(section, "heart_rate", vitals.heart_rate)
+    checker.value(section, "spo2", vitals.spo2)
+
+
+def _applies(entry: Medication | Condition, protocol_id: str) -> bool:
+    return not entry.protocols or protocol_id in entry.protocols
+
+
+def _check_medications(
+    checker: _Checker, library: LimitLibrary, protocol_id: str, context: CheckContext
+) -> None:
+    index = {name: med for med in library.content.medications for name in _names(med)}
+    for use in context.medications:
+        medication = index.get(use.name.strip().casefold())
+        if medication is None:
+            checker.note(
+                Severity.SOFT,
+                "medication-unknown",
+                f'medication "{use.name}" is not in the limit library, so it was not screened: '
+                "check the spelling or add it to the library",
+            )
+            continue
+        if not _applies(medication, protocol_id):
+            continue
+        severity = Severity(medication.severity)
+        name = f"{use.name} ({medication.drug_class})"
+        hold = medication.hold
+        if hold is None:
+            checker.note(
+                severity,
+                f"medication-{_slug(medication.name)}",
+                f"{name}: {medication.message}",
+                medication.source,
+            )
+            continue
+        hold_h = hold.value / 60
+        if use.hours_since is None:
+            checker.note(
+                severity,
+                f"medication-{_slug(medication.name)}",
+                f"{name}: time of last dose not given; hold {format_number(hold_h)} h before "
+                f"a session: {medication.message}",
+                medication.source,
+            )
+        elif use.hours_since < hold_h:
+            checker.note(
+                severity,
+                f"medication-{_slug(medication.name)}",
+                f"{name}: last dose {format_number(use.hours_since)} h ago, hold "
+                f"{format_number(hold_h)} h: {medication.message}",
+                medication.source,
+            )
+        else:
+            checker.note(
+                Severity.INFO,
+                f"medication-{_slug(medication.name)}-held",
+                f"{name}: last dose {format_number(use.hours_since)} h ago, at least the "
+                f"{format_number(hold_h)} h hold",
+                medication.source,
+            )
+
+
+def _check_conditions(
+    checker: _Checker, library: LimitLibrary, protocol_id: str, conditions: tuple[str, ...]
+) -> None:
+    index = {name: cond for cond in library.content.conditions for name in _names(cond)}
+    for given in conditions:
+        condition = index.get(given.strip().casefold())
+        if condition is None:
+            checker.note(
+                Severity.SOFT,
+                "condition-unknown",
+                f'condition "{given}" is not in the limit library, so it was not screened: '
+                "check the spelling or add it to the library",
+            )
+        elif _applies(condition, protocol_id):
+            kind = (
+                "contraindication" if condition.severity == "hard" else "relative contraindication"
+            )
+            checker.note(
+                Severity(condition.severity),
+                f"condition-{_slug(condition.name)}",
+                f"{condition.name} ({kind}): {condition.message}",
+                condition.source,
+            )
+
+
+def _slug(name: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in name.casefold()).split())
+
+
+# --- outcome -------------------------------------------------------------------------------
+
+
+def override(findings: list[Finding], reason: str | None) -> list[Finding]:
+    """Acknowledge every soft finding with a reason; hard findings cannot be overridden.
+
+    Args:
+        findings: The findings of a check.
+        reason: The clinician's reason (``--override-reason``), or None.
+
+    Returns:
+        The findings, soft ones marked ``overridden`` with the reason.
+
+    Raises:
+        InputError: For a blank or multi-line reason.
+    """
+    if reason is None:
+        return findings
+    text = reason.strip()
+    if not text or not text.isprintable():
+        raise InputError("--override-reason must be one line of text saying why")
+    return [
+        f.model_copy(update={"overridden": True, "override_reason": text})
+        if f.severity is Severity.SOFT
+        else f
+        for f in findings
+    ]
+
+
+def status(findings: list[Finding]) -> Literal["ok", "soft", "hard"]:
+    """The most severe finding: ``hard``, ``soft`` (overridden or not) or ``ok``."""
+    severities = {f.severity for f in findings}
+    if Severity.HARD in severities:
+        return "hard"
+    if Severity.SOFT in severities:
+        return "soft"
+    return "ok"

@@ -1,0 +1,322 @@
+"""CLI tests for limit checking: check, dose exit codes 3 and 4, overrides, limits commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ketadose.cli import app
+from tests.factories import TEST_LIMITS
+
+runner = CliRunner()
+LIMITS = ["--limits", str(TEST_LIMITS)]
+AT = ["--at", "2026-11-27T09:00"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return runner.invoke(app, list(args), env=env)
+
+
+def checked(*args: str) -> tuple[int, dict[str, Any], str]:
+    result = run(*args, *LIMITS, *AT, "--json")
+    return result.exit_code, json.loads(result.stdout), result.stderr
+
+
+class TestExitCodes:
+    """0 within limits, 3 soft not overridden, 0 overridden, 4 hard (refused)."""
+
+    def test_ok(self) -> None:
+        code, data, stderr = checked("dose", "-p", "depression", "--weight", "80kg")
+        assert code == 0
+        assert stderr == ""
+        assert data["status"] == "ok"
+        assert data["ready"] is True
+        assert data["library"]["name"] == "test limits"
+        assert data["library"]["approved"] is True
+        assert data["protocol_library"]["approved"] is False
+
+    def test_soft_exits_3_with_findings_and_how_to_override(self) -> None:
+        code, data, stderr = checked(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--dose",
+            "1.2mg/kg",
+            "--duration",
+            "60min",
+        )
+        assert code == 3
+        assert data["status"] == "soft"
+        assert data["ready"] is False
+        soft = [f for f in data["findings"] if f["severity"] == "soft"]
+        assert [f["code"] for f in soft] == ["total-dose-per-kg-high"]
+        assert soft[0]["overridden"] is False
+        assert soft[0]["value"] == 1.2
+        assert soft[0]["limit"] == 1
+        assert soft[0]["source"] == "test"
+        assert data["phases"][0]["pump_rate_ml_per_h"] == 100  # shown, but not ready
+        assert "--override-reason" in stderr
+        assert len(stderr.strip().splitlines()) == 1
+
+    def test_override_with_reason_exits_0(self) -> None:
+        code, data, _ = checked(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--dose",
+            "1.2mg/kg",
+            "--duration",
+            "60min",
+            "--override-reason",
+            "poor response at 0.75 mg/kg, tolerated",
+        )
+        assert code == 0
+        assert data["status"] == "soft"
+        assert data["ready"] is True
+        assert data["override_reason"] == "poor response at 0.75 mg/kg, tolerated"
+        soft = [f for f in data["findings"] if f["severity"] == "soft"]
+        assert all(f["overridden"] for f in soft)
+        assert all(f["override_reason"] == "poor response at 0.75 mg/kg, tolerated" for f in soft)
+
+    def test_hard_exits_4_and_withholds_the_pump_programme(self) -> None:
+        args = [
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--dose",
+            "1.8mg/kg",
+            "--duration",
+            "60min",
+        ]
+        for extra in ([], ["--override-reason", "please"]):
+            code, data, stderr = checked(*args, *extra)
+            assert code == 4
+            assert data["status"] == "hard"
+            assert data["ready"] is False
+            assert data["preparation"] is None
+            assert data["phases"][0]["pump_rate_ml_per_h"] is None
+            assert data["phases"][0]["dose_mg"] == 144
+            hard = [f for f in data["findings"] if f["severity"] == "hard"]
+            assert hard[0]["code"] == "total-dose-per-kg-high"
+            assert hard[0]["overridden"] is False
+            assert "refused" in stderr
+
+    def test_hard_table_says_refused(self) -> None:
+        result = run("dose", "-p", "depression", "--weight", "80kg", "--dose", "1.8mg/kg", *LIMITS)
+        assert result.exit_code == 4
+        assert "REFUSED" in result.stdout
+        assert "do not programme the pump" in result.stdout
+
+
+class TestCheckCommand:
+    """check takes vitals, medications, conditions and previous sessions."""
+
+    def test_vitals_medications_conditions(self) -> None:
+        code, data, _ = checked(
+            "check",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--bp",
+            "150/95",
+            "--hr",
+            "80",
+            "--spo2",
+            "97",
+            "--med",
+            "Lorazepam:12",
+            "--condition",
+            "pregnant",
+        )
+        assert code == 3
+        codes = [f["code"] for f in data["findings"] if f["severity"] != "info"]
+        assert codes == [
+            "systolic-high",
+            "diastolic-high",
+            "medication-benzodiazepines",
+            "condition-pregnancy",
+        ]
+
+    def test_during(self) -> None:
+        code, data, _ = checked(
+            "check", "-p", "depression", "--weight", "80kg", "--bp", "185/100", "--during"
+        )
+        assert code == 3
+        assert [f["parameter"] for f in data["findings"] if f["severity"] == "soft"] == [
+            "vitals_during.systolic"
+        ]
+
+    def test_hard_medication(self) -> None:
+        code, data, _ = checked(
+            "check", "-p", "depression", "--weight", "80kg", "--med", "aminophylline"
+        )
+        assert code == 4
+        assert data["status"] == "hard"
+
+    def test_previous_sessions(self) -> None:
+        code, data, _ = checked(
+            "check",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--previous",
+            "2026-11-26T09:00=40mg",
+            "--last-session",
+            "2026-11-24T09:00",
+        )
+        assert code == 3
+        codes = {f["code"]: f for f in data["findings"]}
+        assert codes["interval-low"]["value"] == 1440
+        assert codes["interval-low"]["severity"] == "soft"
+
+    def test_check_table_leads_with_findings(self) -> None:
+        result = run("check", "-p", "depression", "--weight", "80kg", "--bp", "150/95", *LIMITS)
+        assert result.exit_code == 3
+        assert result.stdout.index("Findings") < result.stdout.index("Session programme")
+
+    @pytest.mark.parametrize(
+        ("args", "fragment"),
+        [
+            (["--bp", "95/150"], "diastolic 150 is not below systolic 95"),
+            (["--bp", "150/"], "is not systolic/diastolic"),
+            (["--spo2", "101"], "above 100%"),
+            (["--med", "lorazepam:1,5"], "comma"),
+            (["--last-session", "yesterday"], "not a date and time"),
+            (["--previous", "2026-11-28T09:00=40mg"], "later than this session"),
+            (["--override-reason", "  "], "override-reason"),
+        ],
+    )
+    def test_bad_context_exits_2(self, args: list[str], fragment: str) -> None:
+        result = run("check", "-p", "depression", "--weight", "80kg", *args, *LIMITS, *AT, "--json")
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert fragment in result.stderr
+
+
+class TestLibrarySelection:
+    """--limits, then KETADOSE_LIMITS, then the shipped example; the env names a file only."""
+
+    def test_env_names_the_file(self) -> None:
+        result = run(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--json",
+            env={"KETADOSE_LIMITS": str(TEST_LIMITS)},
+        )
+        assert json.loads(result.stdout)["library"]["name"] == "test limits"
+
+    def test_flag_beats_env(self, tmp_path: Path) -> None:
+        result = run(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--json",
+            "--limits",
+            str(TEST_LIMITS),
+            env={"KETADOSE_LIMITS": str(tmp_path / "missing.toml")},
+        )
+        assert result.exit_code == 0
+
+    def test_missing_file_exits_5(self, tmp_path: Path) -> None:
+        result = run(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--limits",
+            str(tmp_path / "missing.toml"),
+        )
+        assert result.exit_code == 5
+        assert "cannot read" in result.stderr
+
+    def test_invalid_library_exits_5_naming_file_and_field(self, tmp_path: Path) -> None:
+        bad = tmp_path / "limits.toml"
+        bad.write_text(
+            TEST_LIMITS.read_text().replace('upper_hard = "25 mg/h"', 'upper_hard = "25 mg"')
+        )
+        result = run("dose", "-p", "depression", "--weight", "80kg", "--limits", str(bad))
+        assert result.exit_code == 5
+        assert result.stderr.startswith(
+            f"ketadose: error: {bad}: profiles.crps.session.rate: upper_hard:"
+        )
+
+    def test_shipped_example_is_unapproved(self) -> None:
+        result = run(
+            "dose", "-p", "depression", "--weight", "80kg", "--json", env={"KETADOSE_LIMITS": ""}
+        )
+        data = json.loads(result.stdout)
+        assert data["library"]["approved"] is False
+        assert "library-unapproved" in [f["code"] for f in data["findings"]]
+
+
+class TestLimitsCommands:
+    """limits show, validate and init."""
+
+    def test_show_json(self) -> None:
+        result = run("limits", "show", "--json", *LIMITS)
+        data = json.loads(result.stdout)
+        crps = data["profiles"]["crps"]["session"]["rate"]
+        assert crps["upper_hard"] == "25 mg/h"
+        assert crps["values"]["upper_hard"] == 25
+        assert crps["unit"] == "mg/h"
+        assert data["medications"][0]["class"] == "benzodiazepine"
+
+    def test_show_for_protocol_merges_default(self) -> None:
+        data = json.loads(run("limits", "show", "--protocol", "crps", "--json", *LIMITS).stdout)
+        session = data["limits"]["session"]
+        assert session["rate"]["upper_hard"] == "25 mg/h"  # crps's own
+        assert session["total_dose_per_kg"]["upper_hard"] == "3 mg/kg"  # crps replaces default
+        assert session["bolus_dose_per_kg"]["upper_hard"] == "0.35 mg/kg"  # inherited
+
+    def test_show_table(self) -> None:
+        result = run("limits", "show", *LIMITS)
+        assert result.exit_code == 0
+        assert "Profile default: session" in result.stdout
+        assert "total_dose_per_kg" in result.stdout
+        assert "benzodiazepines" in result.stdout
+
+    def test_validate(self) -> None:
+        result = run("limits", "validate", str(TEST_LIMITS))
+        assert result.exit_code == 0
+        assert result.stdout.startswith("valid: test limits 1 sha256 ")
+        assert "approved" in result.stdout
+
+    def test_validate_invalid(self, tmp_path: Path) -> None:
+        bad = tmp_path / "l.toml"
+        bad.write_text(
+            "[library]\nname='x'\nversion='1'\n[profiles.default.session.rate]\nupper_hard='1'\nsource='sss'\nevidence='HIGH'\n"
+        )
+        result = run("limits", "validate", str(bad))
+        assert result.exit_code == 5
+        assert "profiles.default.session.rate: upper_hard: " in result.stderr
+
+    def test_init_writes_a_valid_unapproved_copy_and_never_overwrites(self, tmp_path: Path) -> None:
+        target = tmp_path / "clinic-limits.toml"
+        assert run("limits", "init", str(target)).exit_code == 0
+        text = target.read_text()
+        assert text.startswith("# A copy of ketadose's EXAMPLE limit library.")
+        assert run("limits", "validate", str(target)).exit_code == 0
+        target.write_text("mine")
+        again = run("limits", "init", str(target))
+        assert again.exit_code == 2
+        assert "refusing to overwrite" in again.stderr
+        assert target.read_text() == "mine"
+        assert [p.name for p in tmp_path.iterdir()] == ["clinic-limits.toml"]

@@ -1,0 +1,115 @@
+"""Tests for ketadose.inputs: vitals, medications and times typed at the command line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from ketadose.errors import InputError
+from ketadose.inputs import blood_pressure, medication, moment, previous, vitals
+from ketadose.limits import MedicationUse, PreviousSession, Vitals
+
+
+class TestVitals:
+    """Vital signs take a bare number in the option's unit, or the unit written out."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("150/95", (150, 95)),
+            ("150/95 mmHg", (150, 95)),
+            ("120.5/80", (120.5, 80)),
+            (" 150 / 95 ", (150, 95)),
+        ],
+    )
+    def test_blood_pressure(self, text: str, expected: tuple[float, float]) -> None:
+        assert blood_pressure(text) == expected
+
+    @pytest.mark.parametrize(
+        ("text", "fragment"),
+        [
+            ("150/", "is not systolic/diastolic"),
+            ("/95", "is not systolic/diastolic"),
+            ("150", "is not systolic/diastolic"),
+            ("150/95/80", "is not systolic/diastolic"),
+            ("95/150", "diastolic 150 is not below systolic 95"),
+            ("120/120", "is not below"),
+            ("150/-95", "is not systolic/diastolic"),
+            ("150,5/95", "is not systolic/diastolic"),
+            ("abc", "is not systolic/diastolic"),
+        ],
+    )
+    def test_blood_pressure_refused(self, text: str, fragment: str) -> None:
+        with pytest.raises(InputError, match=fragment):
+            blood_pressure(text)
+
+    def test_vitals(self) -> None:
+        assert vitals("150/95", "80", "97%") == Vitals(
+            systolic=150, diastolic=95, heart_rate=80, spo2=97
+        )
+        assert vitals(None, "80bpm", None) == Vitals(heart_rate=80)
+        assert vitals(None, None, None) is None
+
+    @pytest.mark.parametrize(
+        ("hr", "spo2", "fragment"),
+        [
+            ("80 mmHg", None, "not a heart rate"),
+            (None, "101", "above 100%"),
+            ("0", None, "is zero"),
+            ("-5", None, "has a sign"),
+        ],
+    )
+    def test_vitals_refused(self, hr: str | None, spo2: str | None, fragment: str) -> None:
+        with pytest.raises(InputError, match=fragment):
+            vitals(None, hr, spo2)
+
+
+class TestMedication:
+    """NAME[:TIME]; a bare time is in hours."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("lorazepam", MedicationUse("lorazepam")),
+            ("lorazepam:12", MedicationUse("lorazepam", 12)),
+            ("lorazepam:90min", MedicationUse("lorazepam", 1.5)),
+            ("lorazepam:2d", MedicationUse("lorazepam", 48)),
+        ],
+    )
+    def test_parsed(self, text: str, expected: MedicationUse) -> None:
+        assert medication(text) == expected
+
+    @pytest.mark.parametrize("text", [":12", "", "lorazepam:", "lorazepam:12kg", "lorazepam:1,5"])
+    def test_refused(self, text: str) -> None:
+        with pytest.raises(InputError):
+            medication(text)
+
+
+class TestTimes:
+    """Local date and time, ISO 8601, with a time of day and no zone."""
+
+    def test_moment(self) -> None:
+        assert moment("2026-11-26T09:00", field="t") == datetime(2026, 11, 26, 9, 0)
+        assert moment("2026-11-26 09:00", field="t") == datetime(2026, 11, 26, 9, 0)
+
+    @pytest.mark.parametrize(
+        ("text", "fragment"),
+        [
+            ("2026-11-26", "needs a time of day"),
+            ("26/11/2026 09:00", "not a date and time"),
+            ("2026-11-26T09:00Z", "without a time zone"),
+            ("yesterday", "not a date and time"),
+        ],
+    )
+    def test_refused(self, text: str, fragment: str) -> None:
+        with pytest.raises(InputError, match=fragment):
+            moment(text, field="--at")
+
+    def test_previous(self) -> None:
+        at = datetime(2026, 11, 25, 9, 0)
+        assert previous("2026-11-25T09:00") == PreviousSession(at=at)
+        assert previous("2026-11-25T09:00=40mg") == PreviousSession(at=at, dose_mg=40)
+        assert previous("2026-11-25T09:00=0.5mg/kg") == PreviousSession(at=at, dose_mg_per_kg=0.5)
+        with pytest.raises(InputError, match="has no unit"):
+            previous("2026-11-25T09:00=40")
