@@ -665,6 +665,13 @@ def _check_medications(
             )
             continue
         if not _applies(medication, protocol_id):
+            checker.note(
+                Severity.INFO,
+                f"medication-{_slug(medication.name)}-other-protocols",
+                f"{use.name} ({medication.drug_class}) is screened for "
+                f"{', '.join(medication.protocols)} only, not {protocol_id}",
+                medication.source,
+            )
             continue
         severity = Severity(medication.severity)
         name = f"{use.name} ({medication.drug_class})"
@@ -678,28 +685,29 @@ def _check_medications(
             )
             continue
         hold_h = hold.value / 60
+        hold_text = hold.text.strip()
         if use.hours_since is None:
             checker.note(
                 severity,
                 f"medication-{_slug(medication.name)}",
-                f"{name}: time of last dose not given; hold {format_number(hold_h)} h before "
-                f"a session: {medication.message}",
+                f"{name}: time of last dose not given; hold {hold_text} before a session: "
+                f"{medication.message}",
                 medication.source,
             )
         elif use.hours_since < hold_h:
             checker.note(
                 severity,
                 f"medication-{_slug(medication.name)}",
-                f"{name}: last dose {format_number(use.hours_since)} h ago, hold "
-                f"{format_number(hold_h)} h: {medication.message}",
+                f"{name}: last dose {format_number(use.hours_since, 0.1)} h ago, hold "
+                f"{hold_text}: {medication.message}",
                 medication.source,
             )
         else:
             checker.note(
                 Severity.INFO,
                 f"medication-{_slug(medication.name)}-held",
-                f"{name}: last dose {format_number(use.hours_since)} h ago, at least the "
-                f"{format_number(hold_h)} h hold",
+                f"{name}: last dose {format_number(use.hours_since, 0.1)} h ago, at least the "
+                f"{hold_text} hold",
                 medication.source,
             )
 
@@ -717,7 +725,15 @@ def _check_conditions(
                 f'condition "{given}" is not in the limit library, so it was not screened: '
                 "check the spelling or add it to the library",
             )
-        elif _applies(condition, protocol_id):
+        elif not _applies(condition, protocol_id):
+            checker.note(
+                Severity.INFO,
+                f"condition-{_slug(condition.name)}-other-protocols",
+                f"{condition.name} is listed for {', '.join(condition.protocols)} only, not "
+                f"{protocol_id}",
+                condition.source,
+            )
+        else:
             kind = (
                 "contraindication" if condition.severity == "hard" else "relative contraindication"
             )

@@ -309,7 +309,10 @@ class TestConditions:
 
     def test_absolute_only_for_its_protocols(self) -> None:
         context = CheckContext(conditions=("aneurysm",))
-        assert check(dose_for(protocol(TIMED)), LIMITS, context) == []
+        other = check(dose_for(protocol(TIMED)), LIMITS, context)
+        assert [(f.code, f.severity) for f in other] == [
+            ("condition-aneurysmal-vascular-disease-other-protocols", Severity.INFO)
+        ]
         esketamine = protocol(
             {"kind": "fixed", "dose": "56 mg"}, route="intranasal", protocol_id="esketamine-nasal"
         )

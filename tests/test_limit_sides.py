@@ -1,0 +1,209 @@
+"""Every limited parameter, every side: a library with sides 10/20/30/40 and values around them.
+
+For each parameter a probe builds a session (or context) whose checked value is exactly ``x``
+in the parameter's unit; values at a limit pass it, values beyond it are soft or hard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from ketadose.limits import (
+    SECTIONS,
+    CheckContext,
+    LimitLibrary,
+    PreviousSession,
+    Vitals,
+    check,
+    load_file,
+)
+from ketadose.models import Patient, SessionDose, Severity
+from tests.factories import dose_for, protocol
+
+AT = datetime(2026, 11, 27, 9, 0)
+UNITS = {
+    "total_dose_per_kg": "mg/kg",
+    "total_dose": "mg",
+    "bolus_dose_per_kg": "mg/kg",
+    "bolus_dose": "mg",
+    "rate_per_kg": "mg/kg/h",
+    "rate": "mg/h",
+    "infusion_duration": "min",
+    "final_concentration": "mg/mL",
+    "pump_rate": "mL/h",
+    "weight": "kg",
+    "age": "y",
+    "bmi": "kg/m2",
+    "dose_per_24h": "mg",
+    "dose_per_7d": "mg/kg",
+    "sessions_per_7d": "",
+    "interval": "min",
+    "escalation_step": "mg/kg",
+    "systolic": "mmHg",
+    "diastolic": "mmHg",
+    "heart_rate": "bpm",
+    "spo2": "%",
+}
+
+Probe = Callable[[float], tuple[SessionDose, CheckContext]]
+
+
+def plain(session: SessionDose) -> tuple[SessionDose, CheckContext]:
+    return session, CheckContext(at=AT)
+
+
+def timed(dose: str, minutes: float = 60, bag: str = "1000 mL", weight: float = 80) -> SessionDose:
+    entry = protocol({"kind": "timed", "dose": dose, "duration": f"{minutes} min"}, bag=bag)
+    return dose_for(entry, weight)
+
+
+def history(*sessions: PreviousSession) -> CheckContext:
+    return CheckContext(at=AT, history=sessions)
+
+
+def vitals(**values: float) -> Callable[[SessionDose], tuple[SessionDose, CheckContext]]:
+    def probe(session: SessionDose) -> tuple[SessionDose, CheckContext]:
+        return session, CheckContext(at=AT, vitals=Vitals(**values))
+
+    return probe
+
+
+def during(**values: float) -> tuple[SessionDose, CheckContext]:
+    return timed("0.5 mg/kg"), CheckContext(at=AT, vitals=Vitals(**values), during=True)
+
+
+PROBES: dict[str, Probe] = {
+    "total_dose_per_kg": lambda x: plain(timed(f"{x} mg/kg", bag="10000 mL")),
+    "total_dose": lambda x: plain(timed(f"{x} mg")),
+    "bolus_dose_per_kg": lambda x: plain(
+        dose_for(
+            protocol({"kind": "bolus", "dose": f"{x} mg/kg", "duration": "2 min"}, bag="10000 mL")
+        )
+    ),
+    "bolus_dose": lambda x: plain(
+        dose_for(
+            protocol({"kind": "bolus", "dose": f"{x} mg", "duration": "2 min"}, bag="10000 mL")
+        )
+    ),
+    "rate_per_kg": lambda x: plain(
+        dose_for(
+            protocol({"kind": "rate", "rate": f"{x} mg/kg/h", "duration": "1 h"}, bag="10000 mL")
+        )
+    ),
+    "rate": lambda x: plain(
+        dose_for(protocol({"kind": "rate", "rate": f"{x} mg/h", "duration": "1 h"}))
+    ),
+    "infusion_duration": lambda x: plain(timed("0.5 mg/kg", minutes=x)),
+    "final_concentration": lambda x: plain(
+        dose_for(
+            protocol({"kind": "timed", "dose": f"{x * 100} mg", "duration": "1 h"}),
+            vial_mg_per_ml=100,
+        )
+    ),
+    "pump_rate": lambda x: plain(timed("0.5 mg/kg", bag=f"{x} mL")),
+    "weight": lambda x: plain(timed("0.5 mg/kg", weight=x)),
+    "age": lambda x: plain(
+        dose_for(
+            protocol({"kind": "timed", "dose": "0.5 mg/kg", "duration": "1 h"}), 80
+        ).model_copy(update={"patient": Patient(weight_kg=80, age_years=x)})
+    ),
+    "bmi": lambda x: plain(
+        dose_for(
+            protocol({"kind": "timed", "dose": "0.5 mg/kg", "duration": "1 h"}), 80
+        ).model_copy(update={"patient": Patient(weight_kg=x, height_cm=100)})
+    ),
+    "dose_per_24h": lambda x: (timed(f"{x} mg"), CheckContext(at=AT)),
+    "dose_per_7d": lambda x: (timed(f"{x} mg/kg", bag="10000 mL"), CheckContext(at=AT)),
+    "sessions_per_7d": lambda x: (
+        timed("0.5 mg/kg"),
+        history(
+            *(PreviousSession(at=AT - timedelta(minutes=3 * (i + 1))) for i in range(int(x) - 1))
+        ),
+    ),
+    "interval": lambda x: (
+        timed("0.5 mg/kg"),
+        history(PreviousSession(at=AT - timedelta(minutes=x))),
+    ),
+    "escalation_step": lambda x: (
+        timed(f"{0.5 + x} mg/kg", bag="10000 mL"),
+        history(PreviousSession(at=AT - timedelta(days=3), dose_mg_per_kg=0.5)),
+    ),
+    "systolic": lambda x: vitals(systolic=x)(timed("0.5 mg/kg")),
+    "diastolic": lambda x: vitals(diastolic=x)(timed("0.5 mg/kg")),
+    "heart_rate": lambda x: vitals(heart_rate=x)(timed("0.5 mg/kg")),
+    "spo2": lambda x: vitals(spo2=x)(timed("0.5 mg/kg")),
+}
+
+EXPECTED = [
+    (5, Severity.HARD, "lower_hard"),
+    (10, Severity.SOFT, "lower_soft"),  # at the hard minimum: not hard, still below soft
+    (15, Severity.SOFT, "lower_soft"),
+    (20, None, None),  # exactly at the soft minimum
+    (25, None, None),
+    (30, None, None),  # exactly at the soft maximum
+    (35, Severity.SOFT, "upper_soft"),
+    (40, Severity.SOFT, "upper_soft"),  # at the hard maximum: not hard
+    (45, Severity.HARD, "upper_hard"),
+]
+
+
+def library_for(section: str, parameter: str) -> LimitLibrary:
+    unit = UNITS[parameter]
+    sides = "\n".join(
+        f"{side} = {value}" if not unit else f'{side} = "{value} {unit}"'
+        for side, value in (
+            ("lower_hard", 10),
+            ("lower_soft", 20),
+            ("upper_soft", 30),
+            ("upper_hard", 40),
+        )
+    )
+    text = (
+        '[library]\nname = "sides"\nversion = "1"\n\n'
+        f'[profiles.default.{section}.{parameter}]\n{sides}\nsource = "test"\nevidence = "SITE-POLICY"\n'
+    )
+    return load_file(text.encode(), "sides.toml")
+
+
+def all_parameters() -> list[tuple[str, str]]:
+    return [(section, name) for section, model in SECTIONS.items() for name in model.model_fields]
+
+
+class TestEveryParameter:
+    """Each parameter of each section is checked on all four sides, boundaries included."""
+
+    def test_every_parameter_has_a_probe(self) -> None:
+        names = {name for _, name in all_parameters()}
+        assert names == set(PROBES) == set(UNITS)
+
+    @pytest.mark.parametrize(("section", "parameter"), all_parameters(), ids=lambda v: str(v))
+    @pytest.mark.parametrize(("value", "severity", "side"), EXPECTED, ids=lambda v: str(v))
+    def test_sides(
+        self,
+        section: str,
+        parameter: str,
+        value: float,
+        severity: Severity | None,
+        side: str | None,
+    ) -> None:
+        library = library_for(section, parameter)
+        if section == "vitals_during":
+            session, context = during(**{parameter: value})
+        else:
+            session, context = PROBES[parameter](value)
+        findings = [
+            f for f in check(session, library, context) if f.parameter == f"{section}.{parameter}"
+        ]
+        if severity is None:
+            assert findings == []
+            return
+        assert len(findings) == 1, findings
+        (finding,) = findings
+        assert (finding.severity, finding.side) == (severity, side)
+        assert finding.value == pytest.approx(value, rel=1e-9)
+        limits = {"lower_hard": 10, "lower_soft": 20, "upper_soft": 30, "upper_hard": 40}
+        assert finding.limit == limits[str(side)]
+        assert finding.source == "test"
