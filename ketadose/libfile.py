@@ -22,7 +22,6 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     ValidationError,
-    WithJsonSchema,
 )
 
 from ketadose.errors import ConfigError
@@ -67,9 +66,8 @@ def quantity_validator(*kinds: Kind) -> Callable[[Any], Quantity]:
 def quantity_field(*kinds: Kind) -> Any:
     """Annotated metadata for a quantity field of one of ``kinds``."""
     return (
-        PlainValidator(quantity_validator(*kinds)),
+        PlainValidator(quantity_validator(*kinds), json_schema_input_type=str),
         PlainSerializer(str, return_type=str),
-        WithJsonSchema({"type": "string", "examples": [k.example for k in kinds]}),
     )
 
 

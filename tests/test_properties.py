@@ -79,7 +79,6 @@ class TestNothingPastAHardLimit:
             assert data["preparation"] is None
             assert all(p["pump_rate_ml_per_h"] is None for p in data["phases"])
             return
-        session = ("session", protocol_id)
         checks: list[tuple[float | None, str]] = [
             (data["total_dose_mg_per_kg"], "total_dose_per_kg"),
             (data["total_dose_mg"], "total_dose"),
@@ -99,10 +98,10 @@ class TestNothingPastAHardLimit:
                 ]
         if data["preparation"] is not None:
             checks.append((data["preparation"]["final_mg_per_ml"], "final_concentration"))
-        for value, parameter in checks:
-            assert not beyond_hard(value, hard(session[1], session[0], parameter)), (
+        for number, parameter in checks:
+            assert not beyond_hard(number, hard(protocol_id, "session", parameter)), (
                 parameter,
-                value,
+                number,
             )
         assert not beyond_hard(data["patient"]["weight_kg"], hard(protocol_id, "patient", "weight"))
 
@@ -187,7 +186,9 @@ class TestLibraryRoundTrip:
         for (profile, section, parameter), sides in tables.items():
             limit = getattr(getattr(library.content.profiles[profile], section), parameter)
             for side, value in sides.items():
-                assert getattr(limit.bounds, side) == float(Decimal(value) * SCALE.get(parameter, 1))
+                assert getattr(limit.bounds, side) == float(
+                    Decimal(value) * SCALE.get(parameter, 1)
+                )
 
 
 MUTATIONS = st.sampled_from(["swap", "unit", "key", "bare", "evidence", "truncate", "byte"])
@@ -233,7 +234,10 @@ def mutate(text: str, tables: dict[tuple[str, str, str], Any], mutation: str, wh
         block_end = text.index("source", block_start)
         block = text[block_start:block_end]
         unit = UNITS[parameter]
-        fmt = (lambda v: f"{v}") if not unit else (lambda v: f'"{v:f} {unit}"')
+
+        def fmt(value: Any) -> str:
+            return f"{value}" if not unit else f'"{value:f} {unit}"'
+
         block = (
             block.replace(f"= {fmt(low)}\n", "= @LOW@\n")
             .replace(f"= {fmt(high)}\n", f"= {fmt(low)}\n")
