@@ -478,6 +478,15 @@ _SIDE_WORDS = {
 }
 
 
+def _evidence(evidence: str, approved: bool) -> str:
+    """How a limit's basis reads in a message: "site policy example", "HIGH evidence"."""
+    if evidence == "SITE-POLICY":
+        return "site policy" if approved else "site policy example"
+    if evidence == "COMPUTED":
+        return "computed from sources"
+    return f"{evidence} evidence"
+
+
 class _Checker:
     """Collects the findings of one check."""
 
@@ -505,7 +514,7 @@ class _Checker:
         message = (
             f"{label} {format_number(value, 0.001)}{unit} {verb} the {noun} "
             f"{format_number(limit_value)}{unit} for {self.protocol_id} "
-            f"({limit.evidence.lower()}: {limit.source})"
+            f"({_evidence(limit.evidence, self.library.ref.approved)})"
         )
         direction = "high" if side.startswith("upper") else "low"
         self.findings.append(

@@ -320,3 +320,53 @@ class TestLimitsCommands:
         assert "refusing to overwrite" in again.stderr
         assert target.read_text() == "mine"
         assert [p.name for p in tmp_path.iterdir()] == ["clinic-limits.toml"]
+
+
+class TestShippedLibrary:
+    """The shipped example library speaks the way the issue asks."""
+
+    def test_message_for_a_dose_past_the_site_policy_maximum(self) -> None:
+        result = run(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--dose",
+            "1.8mg/kg",
+            "--json",
+            env={"KETADOSE_LIMITS": ""},
+        )
+        assert result.exit_code == 4
+        messages = [f["message"] for f in json.loads(result.stdout)["findings"]]
+        assert (
+            "total dose 1.8 mg/kg exceeds the hard maximum 1.5 mg/kg for depression (site policy example)"
+            in messages
+        )
+
+    def test_spravato_pre_dose_caution(self) -> None:
+        result = run(
+            "check",
+            "-p",
+            "esketamine-nasal",
+            "--bp",
+            "145/85",
+            "--json",
+            env={"KETADOSE_LIMITS": ""},
+        )
+        assert result.exit_code == 3
+        soft = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "soft"]
+        assert [(f["parameter"], f["limit"]) for f in soft] == [("vitals_pre.systolic", 140)]
+
+    def test_crps_protocol_cap_applies_before_the_limit(self) -> None:
+        args = ["dose", "-p", "crps", "--weight", "100kg", "--rate", "30mg/h", "--json"]
+        data = json.loads(run(*args, env={"KETADOSE_LIMITS": ""}).stdout)
+        assert data["phases"][0]["rate_mg_per_h"] == 25
+        assert "protocol-cap-applied" in [f["code"] for f in data["findings"]]
+
+    def test_crps_rate_per_kg_past_schwartzman_is_refused(self) -> None:
+        args = ["dose", "-p", "crps", "--weight", "40kg", "--rate", "0.5mg/kg/h", "--json"]
+        result = run(*args, env={"KETADOSE_LIMITS": ""})
+        assert result.exit_code == 4
+        hard = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "hard"]
+        assert ("session.rate_per_kg", 0.35) in [(f["parameter"], f["limit"]) for f in hard]

@@ -107,7 +107,7 @@ class TestSessionLimits:
         assert finding.unit == "mg/kg"
         assert finding.source == "test"
         assert finding.message.startswith(
-            "total dose 1.2 mg/kg exceeds the soft maximum 1 mg/kg for t (site-policy: test)"
+            "total dose 1.2 mg/kg exceeds the soft maximum 1 mg/kg for t (site policy)"
         )
         hard = check(dose_for(protocol(TIMED), 80, dose=per_kg(1.8)), LIMITS)
         assert "total-dose-per-kg-high" in codes(hard, Severity.HARD)
