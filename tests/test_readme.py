@@ -19,7 +19,7 @@ BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
 
 
 def readme_examples() -> list[str]:
-    lines = [line.split("  #")[0].strip() for block in BLOCKS for line in block.splitlines()]
+    lines = [line.strip() for block in BLOCKS for line in block.splitlines()]
     return [line for line in lines if line.startswith("ketadose ")]
 
 
@@ -40,10 +40,12 @@ class TestReadme:
 
     @pytest.mark.parametrize("line", readme_examples())
     def test_usage_examples_run(self, line: str) -> None:
-        args = shlex.split(line)[1:]
-        args = [str(ROOT / a) if a.startswith("examples/") else a for a in args]
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0, result.stderr
+        command, _, comment = line.partition("  #")
+        expected = re.search(r"exit (\d)", comment)
+        args = shlex.split(command)[1:]
+        args = [str(ROOT / a) if a.startswith(("examples/", "ketadose/")) else a for a in args]
+        result = CliRunner().invoke(app, args, env={"KETADOSE_LIMITS": ""})
+        assert result.exit_code == (int(expected[1]) if expected else 0), result.stderr
         assert result.stdout
 
     def test_there_are_usage_examples(self) -> None:
