@@ -86,7 +86,9 @@ Evidence = Literal["HIGH", "MED", "LOW", "COMPUTED", "SITE-POLICY"]
 class Strict(BaseModel):
     """Frozen, and refuses unknown keys: a typo in a library file is an error, not a default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True
+    )
 
 
 class Sourced(Strict):

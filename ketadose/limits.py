@@ -180,11 +180,12 @@ class VitalLimits(Strict):
 class Profile(Strict):
     """The limits of one protocol (or the ``default`` profile)."""
 
-    session: SessionLimits = SessionLimits()
-    patient: PatientLimits = PatientLimits()
-    series: SeriesLimits = SeriesLimits()
-    vitals_pre: VitalLimits = VitalLimits()
-    vitals_during: VitalLimits = VitalLimits()
+    # Factories, not instances: an instance here would build validators at import time.
+    session: SessionLimits = Field(default_factory=SessionLimits)
+    patient: PatientLimits = Field(default_factory=PatientLimits)
+    series: SeriesLimits = Field(default_factory=SeriesLimits)
+    vitals_pre: VitalLimits = Field(default_factory=VitalLimits)
+    vitals_during: VitalLimits = Field(default_factory=VitalLimits)
 
 
 Screening = Literal["info", "soft", "hard"]
