@@ -27,7 +27,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from ketadose.errors import ConfigError, InputError, QuantityError
-from ketadose.libfile import Duration, LibraryHeader, Sourced, Strict, read_library
+from ketadose.libfile import (
+    Duration,
+    LibraryHeader,
+    Sourced,
+    Strict,
+    read_library,
+    read_shipped,
+)
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.units import Kind, format_number, parse
 
@@ -354,7 +361,7 @@ def load_library(path: Path | None = None) -> LimitLibrary:
         ConfigError: When the file cannot be read or does not validate.
     """
     if path is None:
-        return load_file(shipped_bytes(), f"ketadose/data/{SHIPPED_FILE}")
+        return LimitLibrary(*read_shipped(SHIPPED_FILE, LimitFile))
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +28,7 @@ from ketadose.libfile import (
     Strict,
     Volume,
     read_library,
+    read_shipped,
 )
 from ketadose.models import LibraryRef
 from ketadose.units import Kind
@@ -248,8 +248,7 @@ def load_file(data: bytes, path: str) -> tuple[ProtocolFile, LibraryRef]:
 
 
 def _shipped() -> tuple[ProtocolFile, LibraryRef]:
-    data = resources.files("ketadose.data").joinpath(SHIPPED_FILE).read_bytes()
-    return load_file(data, f"ketadose/data/{SHIPPED_FILE}")
+    return read_shipped(SHIPPED_FILE, ProtocolFile)
 
 
 def load_library(clinic_file: Path | None = None) -> ProtocolLibrary:
