@@ -247,7 +247,8 @@ def session_command(
     from ketadose.dosing import DoseRequest
     from ketadose.libfile import Quantity
     from ketadose.limits import CheckContext
-    from ketadose.models import Patient, Rounding, Sex, WeightPolicy
+    from ketadose.models import Patient, Sex, WeightPolicy
+    from ketadose.preparation import rounding
     from ketadose.units import Kind, parse, parse_as
 
     def optional(text: str | None, kind: Kind) -> float | None:
@@ -274,9 +275,9 @@ def session_command(
         vial_mg_per_ml=optional(vial, Kind.CONCENTRATION),
         final_volume_ml=optional(bag, Kind.VOLUME),
         drop_factor=drop_factor,
-        rounding=Rounding(
-            pump_rate_ml_per_h=parse_as(pump_step, Kind.PUMP_RATE, field="pump step"),
-            draw_ml=parse_as(draw_step, Kind.VOLUME, field="draw step"),
+        rounding=rounding(
+            parse_as(pump_step, Kind.PUMP_RATE, field="pump step"),
+            parse_as(draw_step, Kind.VOLUME, field="draw step"),
         ),
     )
     history = [inputs.previous(text) for text in previous or []]
@@ -325,7 +326,7 @@ def _limits(path: Path | None, protocols: ProtocolLibrary) -> LimitLibrary:
     from ketadose.limits import load_library
 
     library = load_library(path)
-    library.check_profiles(set(protocols))
+    library.check_protocols(set(protocols))
     return library
 
 

@@ -21,9 +21,9 @@ from ketadose.models import (
     Severity,
     WeightPolicy,
 )
-from ketadose.preparation import programme
+from ketadose.preparation import DEFAULT_DILUENT, programme
 from ketadose.protocols import Phase, ProtocolEntry
-from ketadose.units import Kind, format_number
+from ketadose.units import Kind, format_number, show
 from ketadose.weight import dosing_weight
 
 
@@ -93,9 +93,9 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
         )
 
     phases = _apply_overrides(protocol.phases, request, protocol.id, findings)
-    needs_weight = any(p.per_kg for p in phases) or (
-        request.dose is not None and request.dose.kind is Kind.DOSE_PER_KG
-    )
+    # A weight-based protocol needs a weight even when an override is in mg: without it no
+    # per-kg limit could be checked.
+    needs_weight = protocol.weight_based or any(p.per_kg for p in phases)
     weight: DosingWeight | None = None
     if needs_weight or request.patient.weight_kg is not None:
         weight, weight_findings = dosing_weight(request.patient, request.policy)
@@ -110,7 +110,7 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
         final_volume_ml=request.final_volume_ml
         if request.final_volume_ml is not None
         else (None if protocol.preparation is None else protocol.preparation.final_volume.value),
-        diluent=protocol.preparation.diluent if protocol.preparation else "0.9% sodium chloride",
+        diluent=protocol.preparation.diluent if protocol.preparation else DEFAULT_DILUENT,
         drop_factor=request.drop_factor,
         rounding=request.rounding,
     )
@@ -162,7 +162,7 @@ def _apply_overrides(
         else:
             index = _only(result, ("rate",), "--duration", "rate", protocol_id)
         phase = result[index]
-        text = f"{format_number(request.duration_min)} min"
+        text = f"{show(request.duration_min)} min"
         new = Quantity(Kind.DURATION, request.duration_min, text)
         findings.append(_changed("duration", phase.duration, new))
         result[index] = phase.model_copy(update={"duration": new})

@@ -308,14 +308,17 @@ class LimitLibrary:
         """
         return getattr(getattr(self.profile(protocol_id), section), parameter)  # type: ignore[no-any-return]
 
-    def check_profiles(self, protocol_ids: set[str]) -> None:
-        """Refuse a profile that names no known protocol (a typo would silently not apply).
+    def check_protocols(self, protocol_ids: set[str]) -> None:
+        """Refuse a profile, medication or condition naming an unknown protocol.
+
+        A typo there would otherwise silently not apply (or turn a contraindication into
+        "listed for other protocols").
 
         Args:
             protocol_ids: The protocols in effect.
 
         Raises:
-            ConfigError: Naming the library file and the profile.
+            ConfigError: Naming the library file and the field.
         """
         for name in self.content.profiles:
             if name != "default" and name not in protocol_ids:
@@ -324,6 +327,19 @@ class LimitLibrary:
                     path=self.ref.path,
                     location=f"profiles.{name}",
                 )
+        listed = (
+            ("medications", self.content.medications),
+            ("conditions", self.content.conditions),
+        )
+        for section, entries in listed:
+            for index, entry in enumerate(entries):
+                for protocol_id in entry.protocols:
+                    if protocol_id not in protocol_ids:
+                        raise ConfigError(
+                            f'"{protocol_id}" names no protocol in the protocol library',
+                            path=self.ref.path,
+                            location=f"{section}[{index}]({entry.name}).protocols",
+                        )
 
 
 def load_file(data: bytes, path: str) -> LimitLibrary:
@@ -581,7 +597,9 @@ def _check_session(checker: _Checker, session: SessionDose) -> None:
             checker.value("session", "rate_per_kg", phase.rate_mg_per_kg_per_h, phase.label)
             checker.value("session", "rate", phase.rate_mg_per_h, phase.label)
             checker.value("session", "infusion_duration", phase.duration_min, phase.label)
-        checker.value("session", "pump_rate", phase.pump_rate_ml_per_h, phase.label)
+        # The pump is programmed with the rounded rate: that is the one checked.
+        programmed = phase.pump_rate_ml_per_h_rounded or phase.pump_rate_ml_per_h
+        checker.value("session", "pump_rate", programmed, phase.label)
     if session.preparation is not None:
         checker.value("session", "final_concentration", session.preparation.final_mg_per_ml)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ketadose.errors import InputError
 from ketadose.models import Finding, PhaseDose, Preparation, Rounding, Severity
-from ketadose.units import format_number, round_to
+from ketadose.units import format_number, round_to, show
 
 #: Ketalar vial strengths (Ketalar PI; Handbook on Injectable Drugs) [HIGH].
 VIAL_STRENGTHS_MG_PER_ML = (10.0, 50.0, 100.0)
@@ -20,7 +20,42 @@ MUST_DILUTE_MG_PER_ML = 100.0
 DROP_FACTORS = (10, 15, 20, 60)
 #: Routes given from a vial by syringe or bag; the others use a device or a tablet.
 VIAL_ROUTES = ("iv", "im", "sc")
+#: Preparation options that mean something for each route (the rest are refused).
+_OPTIONS_BY_ROUTE = {
+    "iv": ("--vial", "--bag", "--drop-factor"),
+    "im": ("--vial",),
+    "sc": ("--vial",),
+}
 DEFAULT_VIAL_MG_PER_ML = 10.0
+DEFAULT_DILUENT = "0.9% sodium chloride"
+
+
+#: Coarsest display steps: a pump is programmed to 0.1 mL/h (1 mL/h at most); a syringe is
+#: read to 0.01-0.1 mL. A coarser step would change the programmed rate or draw materially.
+MAX_PUMP_STEP_ML_PER_H = 1.0
+MAX_DRAW_STEP_ML = 0.1
+
+
+def rounding(pump_step_ml_per_h: float, draw_step_ml: float) -> Rounding:
+    """Display increments, refused when coarse enough to change what is given.
+
+    Args:
+        pump_step_ml_per_h: Pump rate increment (default 0.1 mL/h).
+        draw_step_ml: Draw volume increment (default 0.01 mL).
+
+    Returns:
+        The rounding.
+
+    Raises:
+        InputError: Above 1 mL/h or 0.1 mL.
+    """
+    if pump_step_ml_per_h > MAX_PUMP_STEP_ML_PER_H:
+        raise InputError(
+            f"--pump-step {format_number(pump_step_ml_per_h)} mL/h is coarser than 1 mL/h"
+        )
+    if draw_step_ml > MAX_DRAW_STEP_ML:
+        raise InputError(f"--draw-step {format_number(draw_step_ml)} mL is coarser than 0.1 mL")
+    return Rounding(pump_rate_ml_per_h=pump_step_ml_per_h, draw_ml=draw_step_ml)
 
 
 def programme(
@@ -29,7 +64,7 @@ def programme(
     route: str,
     vial_mg_per_ml: float | None,
     final_volume_ml: float | None,
-    diluent: str = "0.9% sodium chloride",
+    diluent: str = DEFAULT_DILUENT,
     drop_factor: int | None = None,
     rounding: Rounding | None = None,
 ) -> tuple[Preparation | None, tuple[PhaseDose, ...], list[Finding]]:
@@ -56,18 +91,19 @@ def programme(
     """
     rounding = rounding or Rounding()
     findings: list[Finding] = []
+    given = {
+        "--vial": vial_mg_per_ml,
+        "--bag": final_volume_ml,
+        "--drop-factor": drop_factor,
+    }
+    wrong = [
+        name
+        for name, value in given.items()
+        if value is not None and name not in _OPTIONS_BY_ROUTE.get(route, ())
+    ]
+    if wrong:
+        raise InputError(f"{', '.join(wrong)} does not apply to the {route} route")
     if route not in VIAL_ROUTES:
-        given = [
-            name
-            for name, value in (
-                ("--vial", vial_mg_per_ml),
-                ("--bag", final_volume_ml),
-                ("--drop-factor", drop_factor),
-            )
-            if value is not None
-        ]
-        if given:
-            raise InputError(f"{', '.join(given)} does not apply to the {route} route")
         findings.append(
             Finding(
                 severity=Severity.INFO,
@@ -88,10 +124,13 @@ def programme(
     total_mg = sum(phase.dose_mg for phase in phases)
     draw_ml = total_mg / vial
     draw = round_to(draw_ml, rounding.draw_ml)
+    if draw <= 0:
+        raise InputError(
+            f"draw volume {show(draw_ml)} mL rounds to 0 at {format_number(rounding.draw_ml)} mL "
+            "steps: use a weaker vial or a finer --draw-step"
+        )
 
     if route != "iv":
-        if final_volume_ml is not None or drop_factor is not None:
-            raise InputError(f"--bag and --drop-factor apply to iv, not {route}")
         preparation = Preparation(
             vial_mg_per_ml=vial,
             draw_ml=draw_ml,
@@ -150,12 +189,19 @@ def _pump(
     if phase.rate_mg_per_h is None:
         return phase.model_copy(update={"volume_ml": volume_ml})
     pump = phase.rate_mg_per_h / mg_per_ml
+    rounded = round_to(pump, rounding.pump_rate_ml_per_h)
+    if rounded <= 0:
+        raise InputError(
+            f"{phase.label}: pump rate {show(pump)} mL/h rounds to 0 at "
+            f"{format_number(rounding.pump_rate_ml_per_h)} mL/h steps: use a larger --bag or a "
+            "finer --pump-step"
+        )
     drops = None if drop_factor is None else pump * drop_factor / 60
     return phase.model_copy(
         update={
             "volume_ml": volume_ml,
             "pump_rate_ml_per_h": pump,
-            "pump_rate_ml_per_h_rounded": round_to(pump, rounding.pump_rate_ml_per_h),
+            "pump_rate_ml_per_h_rounded": rounded,
             "drops_per_min": drops,
         }
     )

@@ -31,6 +31,7 @@ from ketadose.libfile import (
     read_shipped,
 )
 from ketadose.models import LibraryRef
+from ketadose.preparation import DEFAULT_DILUENT
 from ketadose.units import Kind
 
 SHIPPED_FILE = "protocols.toml"
@@ -131,7 +132,7 @@ class PreparationDefaults(Sourced):
     """How the protocol's sources made the drug up (bag or syringe volume, diluent)."""
 
     final_volume: Volume
-    diluent: str = "0.9% sodium chloride"
+    diluent: str = DEFAULT_DILUENT
 
 
 class Protocol(Strict):
@@ -151,6 +152,8 @@ class Protocol(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
+        if self.route != "iv" and self.preparation is not None:
+            raise ValueError(f"[preparation] applies to iv protocols, not {self.route}")
         if self.route == "iv":
             if self.preparation is None:
                 raise ValueError("an iv protocol needs a [preparation] final_volume")

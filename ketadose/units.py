@@ -136,7 +136,8 @@ class Kind(Enum):
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 _NAME = r"(?:[A-Za-zµμ]+(?:\^?2|²)?|%)"
 _QUANTITY = re.compile(rf"(?P<number>{_NUMBER}) ?(?P<unit>{_NAME}(?: ?/ ?{_NAME})*)", re.ASCII)
-_BARE_NUMBER = re.compile(rf"[+-]?{_NUMBER}|[+-]?\.[0-9]+|[+-]?[0-9]+\.", re.ASCII)
+#: A number alone (what a bare "80" or "0.5" looks like); ".5" and "5." count too.
+BARE_NUMBER = re.compile(rf"{_NUMBER}|\.[0-9]+|[0-9]+\.", re.ASCII)
 _EXPONENT = re.compile(r"[0-9.]+[eE][+-]?[0-9]", re.ASCII)
 _ALLOWED_CHARS = re.compile(r"[0-9A-Za-z./ µμ²^%]*", re.ASCII)
 
@@ -214,7 +215,7 @@ def _split(text: str, name: str, examples: str) -> tuple[Fraction, str]:
         if bad == ",":
             raise refuse(f'"{shown}" has a comma: use a decimal point and no thousands separator')
         raise refuse(f'"{shown}" contains {_describe(bad)}, which is not allowed in a quantity')
-    if _BARE_NUMBER.fullmatch(stripped):
+    if BARE_NUMBER.fullmatch(stripped):
         raise refuse(f'"{shown}" has no unit')
     if stripped.startswith("."):
         raise refuse(f'"{shown}" needs a leading zero (0.5, not .5)')
@@ -331,6 +332,25 @@ def _canonical_factor(kind: Kind) -> Fraction:
     return _resolve(kind.unit, kind.unit, kind.label, kind.example)[1]
 
 
+def show(value: float, reference: float | None = None) -> str:
+    """A value for a message: never "0" for a non-zero value, never equal-looking to a limit.
+
+    Args:
+        value: The value.
+        reference: A limit it is compared with; more digits are shown if needed to tell them
+            apart (1.5004 against 1.5).
+
+    Returns:
+        The text.
+    """
+    text = format_number(value)
+    if (text == "0" and value != 0) or (
+        reference is not None and value != reference and text == format_number(reference)
+    ):
+        text = f"{value:.12g}"
+    return text
+
+
 def format_number(value: float, step: float | None = None) -> str:
     """Format a number the clinical way: a leading zero, no trailing zeros, no exponent.
 
@@ -346,15 +366,18 @@ def format_number(value: float, step: float | None = None) -> str:
         The text, e.g. ``"35"``, ``"0.5"``, ``"52.5"``.
 
     """
-    from decimal import ROUND_HALF_UP, Decimal
+    from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-    exact = Decimal(repr(float(value)))
-    if step is None:
-        rounded = exact.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
-    else:
-        increment = Decimal(repr(float(step)))
-        rounded = (exact / increment).quantize(Decimal(1), rounding=ROUND_HALF_UP) * increment
-    text = f"{rounded:f}"
+    with localcontext() as context:
+        # Enough digits for any finite float at any step: quantize never runs out of precision.
+        context.prec = 400
+        exact = Decimal(repr(float(value)))
+        if step is None:
+            rounded = exact.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+        else:
+            increment = Decimal(repr(float(step)))
+            rounded = (exact / increment).quantize(Decimal(1), rounding=ROUND_HALF_UP) * increment
+        text = f"{rounded:f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
@@ -372,18 +395,3 @@ def round_to(value: float, step: float) -> float:
 
     """
     return float(format_number(value, step))
-
-
-def format_quantity(value: float, unit: str, step: float | None = None) -> str:
-    """Format a value with its unit, e.g. ``format_quantity(35, "mg")`` -> ``"35 mg"``.
-
-    Args:
-        value: The number.
-        unit: The unit as shown ("mg", "mg/kg", "mL/h").
-        step: Rounding increment, as in :func:`format_number`.
-
-    Returns:
-        The number and the unit separated by a space.
-
-    """
-    return f"{format_number(value, step)} {unit}"

@@ -470,7 +470,22 @@ class TestLibraryValidation:
             "l.toml",
         )
         with pytest.raises(ConfigError, match='profile "depresion" names no protocol'):
-            library.check_profiles({"depression"})
+            library.check_protocols({"depression"})
+
+    def test_medication_for_unknown_protocol(self) -> None:
+        text = (
+            LIBRARY_HEAD
+            + DEFAULT_LIMIT
+            + '[[conditions]]\nname = "allergy"\nseverity = "hard"\nmessage = "mmm"\n'
+            'source = "s s"\nevidence = "HIGH"\nprotocols = ["depresion"]\n'
+        )
+        library = load_file(text.encode(), "l.toml")
+        with pytest.raises(ConfigError) as info:
+            library.check_protocols({"depression"})
+        assert str(info.value) == (
+            'l.toml: conditions[0](allergy).protocols: "depresion" names no protocol in the '
+            "protocol library"
+        )
 
     @given(st.binary(max_size=200))
     def test_random_bytes_are_refused_cleanly(self, data: bytes) -> None:

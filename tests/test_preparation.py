@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ketadose.errors import InputError
 from ketadose.models import PhaseDose, Rounding
-from ketadose.preparation import programme
+from ketadose.preparation import programme, rounding
 
 
 def timed(dose_mg: float, minutes: float) -> PhaseDose:
@@ -141,6 +141,33 @@ class TestRoutesAndRefusals:
             )
 
 
+class TestRoundingIsBounded:
+    """Display steps can never change what is programmed or drawn beyond a pump's resolution."""
+
+    def test_coarse_steps_are_refused(self) -> None:
+        with pytest.raises(InputError, match="coarser than 1 mL/h"):
+            rounding(10, 0.01)
+        with pytest.raises(InputError, match="coarser than 0.1 mL"):
+            rounding(0.1, 10)
+        assert rounding(1, 0.1) == Rounding(pump_rate_ml_per_h=1, draw_ml=0.1)
+
+    def test_a_rate_that_rounds_to_zero_is_refused(self) -> None:
+        # 0.5 mg over 600 min from 0.5 mg in 50 mL = 5 mL/h; from 5000 mg in 50 mL: 0.005 mL/h
+        phases = (timed(5000, 40), timed(0.5, 600))
+        with pytest.raises(InputError, match="rounds to 0 at 0.1 mL/h"):
+            programme(phases, route="iv", vial_mg_per_ml=100, final_volume_ml=60)
+
+    def test_a_draw_that_rounds_to_zero_is_refused(self) -> None:
+        with pytest.raises(InputError, match="draw volume 0.04 mL rounds to 0"):
+            programme(
+                (timed(4, 40),),
+                route="iv",
+                vial_mg_per_ml=100,
+                final_volume_ml=10,
+                rounding=Rounding(pump_rate_ml_per_h=0.1, draw_ml=0.1),
+            )
+
+
 class TestProperties:
     """mL/h x concentration = mg/h, and the phase volumes fill the bag exactly."""
 
@@ -162,7 +189,13 @@ class TestProperties:
         total = sum(mg for mg, _ in doses)
         if total / vial >= bag:
             return
-        prep, pumped, _ = programme(phases, route="iv", vial_mg_per_ml=vial, final_volume_ml=bag)
+        try:
+            prep, pumped, _ = programme(
+                phases, route="iv", vial_mg_per_ml=vial, final_volume_ml=bag
+            )
+        except InputError as error:  # a phase so slow its pump rate rounds to 0 mL/h
+            assert "rounds to 0" in str(error)
+            return
         assert prep is not None
         for phase in pumped:
             assert phase.pump_rate_ml_per_h is not None and phase.rate_mg_per_h is not None
