@@ -327,7 +327,7 @@ class LimitLibrary:
                     path=self.ref.path,
                     location=f"profiles.{name}",
                 )
-        listed = (
+        listed: tuple[tuple[str, tuple[Medication | Condition, ...]], ...] = (
             ("medications", self.content.medications),
             ("conditions", self.content.conditions),
         )
