@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import ExitCode
-from ketadose.limits import CheckContext, LimitLibrary, check, override, status
-from ketadose.models import Finding, SessionDose, Severity
+from ketadose.limits import LimitLibrary, check, override, status
+from ketadose.models import CheckContext, Finding, SessionDose, Severity
 from ketadose.protocols import ProtocolEntry
 
 
@@ -52,6 +52,8 @@ def assess(
     findings = override(findings, override_reason)
     outcome = status(findings)
     update: dict[str, object] = {
+        "at": None if context is None else context.at,
+        "context": context,
         "findings": tuple(findings),
         "status": outcome,
         "library": limits.ref,
@@ -68,6 +70,7 @@ def assess(
                 update={
                     "pump_rate_ml_per_h": None,
                     "pump_rate_ml_per_h_rounded": None,
+                    "volume_ml": None,
                     "drops_per_min": None,
                 }
             )

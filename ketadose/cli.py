@@ -8,6 +8,7 @@ or json) when it runs, so ``ketadose --help`` loads neither pint nor the protoco
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -52,7 +53,7 @@ _debug = False
 
 def _fail(message: str, code: ExitCode) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
-    line = " ".join(message.split())
+    line = " ".join(message.splitlines())  # one line, spaces (in paths, too) kept
     typer.echo(f"ketadose: {line}", err=True)
     return typer.Exit(int(code))
 
@@ -81,6 +82,14 @@ def command(function: Callable[P, R]) -> Callable[P, R]:
             if _debug:
                 raise
             raise _fail(f"error: {error}", error.exit_code) from None
+        except BrokenPipeError:
+            # The reader stopped reading: send the rest nowhere, and say so on stderr.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise _fail("output closed before it was all written", ExitCode.USAGE) from None
+        except OSError as error:
+            if _debug:
+                raise
+            raise _fail(f"error: cannot write output: {error.strerror}", ExitCode.USAGE) from None
         except Exception as error:
             if _debug:
                 raise
@@ -144,7 +153,12 @@ def _write(text: str) -> None:
 def _console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 without a word; let the command's error mapping say it.
+            raise BrokenPipeError
+
+    return _Console(highlight=False, soft_wrap=False)
 
 
 LimitsFile = Annotated[
@@ -246,8 +260,7 @@ def session_command(
     from ketadose.assess import assess, exit_code
     from ketadose.dosing import DoseRequest
     from ketadose.libfile import Quantity
-    from ketadose.limits import CheckContext
-    from ketadose.models import Patient, Sex, WeightPolicy
+    from ketadose.models import CheckContext, Patient, Sex, WeightPolicy
     from ketadose.preparation import rounding
     from ketadose.units import Kind, parse, parse_as
 
@@ -280,16 +293,16 @@ def session_command(
             parse_as(draw_step, Kind.VOLUME, field="draw step"),
         ),
     )
-    history = [inputs.previous(text) for text in previous or []]
-    if last_session is not None:
-        history.append(inputs.previous(last_session.partition("=")[0]))
+    # --last-session is a previous session like any other (with or without =DOSE).
+    given = [*(previous or []), *([] if last_session is None else [last_session])]
+    history = [inputs.previous(text) for text in given]
     context = CheckContext(
         # The clock is read here, at the edge, and handed to the pure checker.
         at=inputs.moment(at, field="--at") if at else datetime.now().replace(microsecond=0),
         vitals=inputs.vitals(bp, hr, spo2),
         during=during,
         medications=tuple(inputs.medication(text) for text in med or []),
-        conditions=tuple(condition or []),
+        conditions=tuple(inputs.condition(text) for text in condition or []),
         history=tuple(history),
     )
     library = _library(protocols)
@@ -323,7 +336,14 @@ app.command(
 
 
 def _limits(path: Path | None, protocols: ProtocolLibrary) -> LimitLibrary:
+    from ketadose.errors import ConfigError
     from ketadose.limits import load_library
+
+    if path is None and os.environ.get("KETADOSE_LIMITS") is not None:
+        # Set but blank: a script meant to name a file; never fall back silently.
+        raise ConfigError(
+            "is set but empty; unset it to use the shipped example", path="KETADOSE_LIMITS"
+        )
 
     library = load_library(path)
     library.check_protocols(set(protocols))

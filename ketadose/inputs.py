@@ -6,14 +6,11 @@ Pure functions from text to the checker's types; every refusal is an
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from ketadose.errors import InputError
-from ketadose.limits import MedicationUse, PreviousSession, Vitals
-from ketadose.units import Kind, format_number, parse, parse_as
-
-_BARE = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+from ketadose.models import MedicationUse, PreviousSession, Vitals
+from ketadose.units import BARE_NUMBER, Kind, format_number, parse, parse_as
 
 
 def implied(text: str, kind: Kind, unit: str, *, field: str) -> float:
@@ -34,7 +31,7 @@ def implied(text: str, kind: Kind, unit: str, *, field: str) -> float:
         QuantityError: As :func:`ketadose.units.parse`.
     """
     stripped = text.strip(" ")
-    if _BARE.fullmatch(stripped):
+    if BARE_NUMBER.fullmatch(stripped):
         return parse_as(f"{stripped} {unit}", kind, field=field)
     return parse_as(stripped, kind, field=field)
 
@@ -53,7 +50,7 @@ def blood_pressure(text: str) -> tuple[float, float]:
     """
     body = text.strip(" ").removesuffix("mmHg").strip(" ")
     parts = body.split("/")
-    if len(parts) != 2 or not all(_BARE.fullmatch(p.strip(" ")) for p in parts):
+    if len(parts) != 2 or not all(BARE_NUMBER.fullmatch(p.strip(" ")) for p in parts):
         raise InputError(f'blood pressure "{text}" is not systolic/diastolic, e.g. 150/95')
     systolic = implied(parts[0], Kind.PRESSURE, "mmHg", field="systolic BP")
     diastolic = implied(parts[1], Kind.PRESSURE, "mmHg", field="diastolic BP")
@@ -107,8 +104,28 @@ def medication(text: str) -> MedicationUse:
         raise InputError(f'--med "{text}" needs a name, e.g. lorazepam:12 (12 h since last dose)')
     if not sep:
         return MedicationUse(name=name)
+    if since.strip(" ") in ("0", "0h", "0 h"):  # taken just now: a real answer, not a typo
+        return MedicationUse(name=name, hours_since=0.0)
     minutes = implied(since, Kind.DURATION, "h", field=f"time since the last dose of {name}")
     return MedicationUse(name=name, hours_since=minutes / 60)
+
+
+def condition(text: str) -> str:
+    """Check a ``--condition`` name: one printable line.
+
+    Args:
+        text: As typed.
+
+    Returns:
+        The name, stripped.
+
+    Raises:
+        InputError: For an empty or non-printable name.
+    """
+    name = text.strip()
+    if not name or not name.isprintable():
+        raise InputError(f"--condition {text!r} must be a name on one line, e.g. pregnancy")
+    return name
 
 
 def moment(text: str, *, field: str) -> datetime:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -29,7 +31,7 @@ from pydantic import (
 
 from ketadose.errors import ConfigError
 from ketadose.models import LibraryRef
-from ketadose.units import Kind, format_number, parse
+from ketadose.units import Kind, parse
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -50,7 +52,7 @@ class Quantity:
     text: str
 
     def __str__(self) -> str:
-        return f"{format_number(self.value)} {self.kind.unit}"
+        return " ".join(self.text.split())  # as written (validated), e.g. "4 h", not "240 min"
 
 
 def quantity_validator(*kinds: Kind) -> Callable[[Any], Quantity]:
@@ -106,7 +108,7 @@ class LibraryHeader(Strict):
 
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)
-    approved_by: str | None = None
+    approved_by: str | None = Field(default=None, min_length=1)
     approved_on: date | None = None
 
 
@@ -149,6 +151,42 @@ def read_library(
         path=path,
     )
     return parsed, ref
+
+
+#: A library file is a few hundred kB at most; anything larger is not one.
+MAX_FILE_BYTES = 5_000_000
+
+
+def read_file(path: Path) -> bytes:
+    """Read a clinic's library file: a regular file of at most ``MAX_FILE_BYTES``.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its bytes.
+
+    Raises:
+        ConfigError: When it is missing, not a regular file (a directory, a FIFO, a device
+            that never ends), too large or unreadable.
+    """
+    name = str(path)
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path=name) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError("not a regular file", path=name)
+    if info.st_size > MAX_FILE_BYTES:
+        raise ConfigError(f"larger than {MAX_FILE_BYTES // 1_000_000} MB", path=name)
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path=name) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"larger than {MAX_FILE_BYTES // 1_000_000} MB", path=name)
+    return data
 
 
 def read_shipped(

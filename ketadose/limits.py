@@ -32,11 +32,20 @@ from ketadose.libfile import (
     LibraryHeader,
     Sourced,
     Strict,
+    read_file,
     read_library,
     read_shipped,
 )
-from ketadose.models import Finding, LibraryRef, SessionDose, Severity
-from ketadose.units import Kind, format_number, parse
+from ketadose.models import (
+    CheckContext,
+    Finding,
+    LibraryRef,
+    PreviousSession,
+    SessionDose,
+    Severity,
+    Vitals,
+)
+from ketadose.units import Kind, format_number, parse, show
 
 SHIPPED_FILE = "limits.toml"
 TOLERANCE = 1e-9
@@ -378,63 +387,7 @@ def load_library(path: Path | None = None) -> LimitLibrary:
     """
     if path is None:
         return LimitLibrary(*read_shipped(SHIPPED_FILE, LimitFile))
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"cannot read: {error.strerror}", path=str(path)) from None
-    return load_file(data, str(path))
-
-
-# --- what the checker is given ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Vitals:
-    """Vital signs as measured (None: not measured)."""
-
-    systolic: float | None = None
-    diastolic: float | None = None
-    heart_rate: float | None = None
-    spo2: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MedicationUse:
-    """A medication the patient takes, and how long ago the last dose was (if known)."""
-
-    name: str
-    hours_since: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PreviousSession:
-    """A session already given (from ``--previous``/``--last-session`` or the store)."""
-
-    at: datetime
-    dose_mg: float | None = None
-    dose_mg_per_kg: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CheckContext:
-    """Everything around a session the checker may use; all optional.
-
-    Attributes:
-        at: When the session takes place (needed for series limits and medication holds).
-        vitals: Vital signs.
-        during: Check the vitals against the during-session limits (pause/stop) instead of
-            the pre-session ones (hold).
-        medications: Medications taken.
-        conditions: Conditions the patient has.
-        history: Previous sessions, any order.
-    """
-
-    at: datetime | None = None
-    vitals: Vitals | None = None
-    during: bool = False
-    medications: tuple[MedicationUse, ...] = ()
-    conditions: tuple[str, ...] = ()
-    history: tuple[PreviousSession, ...] = field(default=())
+    return load_file(read_file(path), str(path))
 
 
 # --- the checker -------------------------------------------------------------------------
@@ -502,6 +455,14 @@ _SIDE_WORDS = {
 }
 
 
+def _pair(value: float, limit: float, unit: str) -> tuple[str, str]:
+    """A value and its limit for a message, told apart, durations in h once long."""
+    if unit == "min" and limit >= 120:
+        value, limit, unit = value / 60, limit / 60, "h"
+    suffix = f" {unit}" if unit else ""
+    return f"{show(value, limit)}{suffix}", f"{show(limit)}{suffix}"
+
+
 def _evidence(evidence: str, approved: bool) -> str:
     """How a limit's basis reads in a message: "site policy example", "HIGH evidence"."""
     if evidence == "SITE-POLICY":
@@ -533,11 +494,10 @@ class _Checker:
         severity, side = crossed
         limit_value = getattr(bounds, side)
         verb, noun = _SIDE_WORDS[side]
-        unit = f" {bounds.unit}" if bounds.unit else ""
         label = _LABELS[parameter] + (f" ({what})" if what else "")
+        shown, shown_limit = _pair(value, limit_value, bounds.unit)
         message = (
-            f"{label} {format_number(value, 0.001)}{unit} {verb} the {noun} "
-            f"{format_number(limit_value)}{unit} for {self.protocol_id} "
+            f"{label} {shown} {verb} the {noun} {shown_limit} for {self.protocol_id} "
             f"({_evidence(limit.evidence, self.library.ref.approved)})"
         )
         direction = "high" if side.startswith("upper") else "low"

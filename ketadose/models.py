@@ -6,6 +6,8 @@ Values are plain floats in fixed units, with the unit in the field name (``dose_
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -200,6 +202,58 @@ class ProtocolRef(_Frozen):
     route: str
 
 
+# --- what the checker is given (plain dataclasses: built per run, never validated) ---
+
+
+@dataclass(frozen=True, slots=True)
+class Vitals:
+    """Vital signs as measured (None: not measured)."""
+
+    systolic: float | None = None
+    diastolic: float | None = None
+    heart_rate: float | None = None
+    spo2: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationUse:
+    """A medication the patient takes, and how long ago the last dose was (if known)."""
+
+    name: str
+    hours_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousSession:
+    """A session already given (from ``--previous``/``--last-session`` or the store)."""
+
+    at: datetime
+    dose_mg: float | None = None
+    dose_mg_per_kg: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """Everything around a session the checker may use; all optional.
+
+    Attributes:
+        at: When the session takes place (needed for series limits and medication holds).
+        vitals: Vital signs.
+        during: Check the vitals against the during-session limits (pause/stop) instead of
+            the pre-session ones (hold).
+        medications: Medications taken.
+        conditions: Conditions the patient has.
+        history: Previous sessions, any order.
+    """
+
+    at: datetime | None = None
+    vitals: Vitals | None = None
+    during: bool = False
+    medications: tuple[MedicationUse, ...] = ()
+    conditions: tuple[str, ...] = ()
+    history: tuple[PreviousSession, ...] = field(default=())
+
+
 Status = Literal["ok", "soft", "hard"]
 
 
@@ -211,6 +265,8 @@ class SessionDose(_Frozen):
     ``library`` (the limit library), ``status``, ``ready`` and the limit findings.
 
     Attributes:
+        at: When the session takes place, as used for the series and hold checks.
+        context: What else was checked: vitals, medications, conditions, previous sessions.
         status: The most severe finding: ``ok``, ``soft`` (overridden or not) or ``hard``.
         ready: True only when nothing stops the session (exit 0): no hard finding and every
             soft finding overridden with a reason. On a hard finding the pump programme and
@@ -229,6 +285,8 @@ class SessionDose(_Frozen):
     total_duration_min: float | None
     preparation: Preparation | None
     rounding: Rounding
+    at: datetime | None = None
+    context: CheckContext | None = None
     status: Status = "ok"
     ready: bool = False
     override_reason: str | None = None

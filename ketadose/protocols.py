@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ketadose.errors import ConfigError, InputError
+from ketadose.errors import InputError
 from ketadose.libfile import (
     Dose,
     Duration,
@@ -27,6 +27,7 @@ from ketadose.libfile import (
     Sourced,
     Strict,
     Volume,
+    read_file,
     read_library,
     read_shipped,
 )
@@ -270,11 +271,7 @@ def load_library(clinic_file: Path | None = None) -> ProtocolLibrary:
     shipped, shipped_ref = _shipped()
     entries = {p.id: ProtocolEntry(p, shipped_ref) for p in shipped.protocol}
     if clinic_file is not None:
-        try:
-            data = clinic_file.read_bytes()
-        except OSError as error:
-            raise ConfigError(f"cannot read: {error.strerror}", path=str(clinic_file)) from None
-        clinic, clinic_ref = load_file(data, str(clinic_file))
+        clinic, clinic_ref = load_file(read_file(clinic_file), str(clinic_file))
         for protocol in clinic.protocol:
             entries[protocol.id] = ProtocolEntry(
                 protocol, clinic_ref, overrides_shipped=protocol.id in entries

@@ -17,7 +17,7 @@ LIMITS = ["--limits", str(TEST_LIMITS)]
 AT = ["--at", "2026-11-27T09:00"]
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> Any:
+def run(*args: str, env: dict[str, str | None] | None = None) -> Any:
     return runner.invoke(app, list(args), env=env)
 
 
@@ -260,7 +260,7 @@ class TestLibrarySelection:
 
     def test_shipped_example_is_unapproved(self) -> None:
         result = run(
-            "dose", "-p", "depression", "--weight", "80kg", "--json", env={"KETADOSE_LIMITS": ""}
+            "dose", "-p", "depression", "--weight", "80kg", "--json", env={"KETADOSE_LIMITS": None}
         )
         data = json.loads(result.stdout)
         assert data["library"]["approved"] is False
@@ -335,7 +335,7 @@ class TestShippedLibrary:
             "--dose",
             "1.8mg/kg",
             "--json",
-            env={"KETADOSE_LIMITS": ""},
+            env={"KETADOSE_LIMITS": None},
         )
         assert result.exit_code == 4
         messages = [f["message"] for f in json.loads(result.stdout)["findings"]]
@@ -352,7 +352,7 @@ class TestShippedLibrary:
             "--bp",
             "145/85",
             "--json",
-            env={"KETADOSE_LIMITS": ""},
+            env={"KETADOSE_LIMITS": None},
         )
         assert result.exit_code == 3
         soft = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "soft"]
@@ -360,13 +360,177 @@ class TestShippedLibrary:
 
     def test_crps_protocol_cap_applies_before_the_limit(self) -> None:
         args = ["dose", "-p", "crps", "--weight", "100kg", "--rate", "30mg/h", "--json"]
-        data = json.loads(run(*args, env={"KETADOSE_LIMITS": ""}).stdout)
+        data = json.loads(run(*args, env={"KETADOSE_LIMITS": None}).stdout)
         assert data["phases"][0]["rate_mg_per_h"] == 25
         assert "protocol-cap-applied" in [f["code"] for f in data["findings"]]
 
     def test_crps_rate_per_kg_past_schwartzman_is_refused(self) -> None:
         args = ["dose", "-p", "crps", "--weight", "40kg", "--rate", "0.5mg/kg/h", "--json"]
-        result = run(*args, env={"KETADOSE_LIMITS": ""})
+        result = run(*args, env={"KETADOSE_LIMITS": None})
         assert result.exit_code == 4
         hard = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "hard"]
         assert ("session.rate_per_kg", 0.35) in [(f["parameter"], f["limit"]) for f in hard]
+
+
+class TestLibraryFiles:
+    """Library paths that are not files, or are blank, are configuration errors (exit 5)."""
+
+    def test_blank_env_is_refused(self) -> None:
+        result = run("dose", "-p", "depression", "--weight", "80kg", env={"KETADOSE_LIMITS": ""})
+        assert result.exit_code == 5
+        assert result.stderr == (
+            "ketadose: error: KETADOSE_LIMITS: is set but empty; unset it to use the shipped example\n"
+        )
+
+    def test_fifo_is_refused_without_hanging(self, tmp_path: Path) -> None:
+        import os
+
+        fifo = tmp_path / "limits.toml"
+        os.mkfifo(fifo)
+        result = run("dose", "-p", "depression", "--weight", "80kg", "--limits", str(fifo))
+        assert result.exit_code == 5
+        assert "not a regular file" in result.stderr
+
+    def test_huge_file_is_refused(self, tmp_path: Path) -> None:
+        big = tmp_path / "limits.toml"
+        big.write_bytes(b"#" * 5_000_001)
+        result = run("dose", "-p", "depression", "--weight", "80kg", "--limits", str(big))
+        assert result.exit_code == 5
+        assert "larger than 5 MB" in result.stderr
+
+    def test_path_with_spaces_is_kept_in_the_message(self, tmp_path: Path) -> None:
+        missing = tmp_path / "my  limits.toml"
+        result = run("dose", "-p", "depression", "--weight", "80kg", "--limits", str(missing))
+        assert str(missing) in result.stderr
+
+
+class TestReviewRegressions:
+    """Defects found in review stay fixed."""
+
+    def test_last_session_dose_counts_toward_the_24h_limit(self) -> None:
+        args = [
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--at",
+            "2026-11-26T08:00",
+            "--json",
+        ]
+        for option in ("--previous", "--last-session"):
+            result = run(*args, option, "2026-11-25T09:00=100mg", env={"KETADOSE_LIMITS": None})
+            assert result.exit_code == 4, option
+            hard = [
+                f["code"] for f in json.loads(result.stdout)["findings"] if f["severity"] == "hard"
+            ]
+            assert "dose-per-24h-high" in hard
+
+    def test_weight_based_protocol_needs_a_weight_even_with_a_dose_in_mg(self) -> None:
+        result = run("dose", "-p", "depression", "--dose", "120mg", *LIMITS)
+        assert result.exit_code == 2
+        assert "give --weight" in result.stderr
+        result = run("dose", "-p", "crps", "--rate", "25mg/h", *LIMITS)
+        assert result.exit_code == 2
+
+    def test_coarse_pump_step_is_refused(self) -> None:
+        result = run(
+            "dose", "-p", "depression", "--weight", "80kg", "--pump-step", "10mL/h", *LIMITS
+        )
+        assert result.exit_code == 2
+        assert "coarser than 1 mL/h" in result.stderr
+
+    def test_refused_session_shows_no_volumes(self) -> None:
+        result = run(
+            "dose",
+            "-p",
+            "depression-im",
+            "--weight",
+            "80kg",
+            "--dose",
+            "1.1mg/kg",
+            "--json",
+            env={"KETADOSE_LIMITS": None},
+        )
+        assert result.exit_code == 4
+        phase = json.loads(result.stdout)["phases"][0]
+        assert phase["volume_ml"] is None
+        assert phase["dose_mg"] == 88
+
+    def test_value_and_limit_are_told_apart(self) -> None:
+        result = run(
+            "dose",
+            "-p",
+            "depression",
+            "--weight",
+            "80kg",
+            "--dose",
+            "1.5004mg/kg",
+            "--bag",
+            "250mL",
+            "--json",
+            env={"KETADOSE_LIMITS": None},
+        )
+        messages = [
+            f["message"]
+            for f in json.loads(result.stdout)["findings"]
+            if f["code"] == "total-dose-per-kg-high"
+        ]
+        assert messages[0].startswith("total dose 1.5004 mg/kg exceeds the hard maximum 1.5 mg/kg")
+
+    def test_interval_is_shown_in_hours(self) -> None:
+        _code, data, _ = checked(
+            "check", "-p", "depression", "--weight", "80kg", "--last-session", "2026-11-26T10:00"
+        )
+        interval = next(f for f in data["findings"] if f["code"] == "interval-low")
+        assert (
+            "interval since the last session 23 h is below the soft minimum 40 h"
+            in interval["message"]
+        )
+
+    def test_condition_on_two_lines_is_refused(self) -> None:
+        result = run(
+            "check", "-p", "depression", "--weight", "80kg", "--condition", "preg\nnancy", *LIMITS
+        )
+        assert result.exit_code == 2
+
+    def test_medication_just_taken(self) -> None:
+        code, data, _ = checked(
+            "check", "-p", "depression", "--weight", "80kg", "--med", "lorazepam:0"
+        )
+        assert code == 3
+        med = next(f for f in data["findings"] if f["code"] == "medication-benzodiazepines")
+        assert "last dose 0 h ago" in med["message"]
+
+    def test_output_records_the_session_time_and_context(self) -> None:
+        _code, data, _ = checked("check", "-p", "depression", "--weight", "80kg", "--bp", "120/80")
+        assert data["at"] == "2026-11-27T09:00:00"
+        assert data["context"]["vitals"]["systolic"] == 120
+
+    def test_broken_pipe_is_reported_not_a_bug(self) -> None:
+        import subprocess
+        import sys
+
+        script = Path(sys.executable).parent / "ketadose"
+        done = subprocess.run(
+            f"'{script}' limits show | head -1", shell=True, capture_output=True, text=True
+        )
+        assert "output closed before it was all written" in done.stderr
+        assert "internal error" not in done.stderr
+
+    def test_unwritable_output(self) -> None:
+        import subprocess
+        import sys
+
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full on this system")
+        script = Path(sys.executable).parent / "ketadose"
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [str(script), "protocols", "list", "--json"],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        assert done.returncode == 2
+        assert done.stderr.startswith("ketadose: error: cannot write output:")

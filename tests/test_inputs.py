@@ -8,7 +8,7 @@ import pytest
 
 from ketadose.errors import InputError
 from ketadose.inputs import blood_pressure, medication, moment, previous, vitals
-from ketadose.limits import MedicationUse, PreviousSession, Vitals
+from ketadose.models import MedicationUse, PreviousSession, Vitals
 
 
 class TestVitals:

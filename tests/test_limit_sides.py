@@ -13,14 +13,11 @@ import pytest
 
 from ketadose.limits import (
     SECTIONS,
-    CheckContext,
     LimitLibrary,
-    PreviousSession,
-    Vitals,
     check,
     load_file,
 )
-from ketadose.models import Patient, SessionDose, Severity
+from ketadose.models import CheckContext, Patient, PreviousSession, SessionDose, Severity, Vitals
 from tests.factories import dose_for, protocol
 
 AT = datetime(2026, 11, 27, 9, 0)

@@ -12,17 +12,13 @@ from ketadose.errors import ConfigError, InputError
 from ketadose.libfile import Quantity
 from ketadose.limits import (
     Bounds,
-    CheckContext,
-    MedicationUse,
-    PreviousSession,
-    Vitals,
     check,
     classify,
     load_file,
     override,
     status,
 )
-from ketadose.models import Finding, Severity
+from ketadose.models import CheckContext, Finding, MedicationUse, PreviousSession, Severity, Vitals
 from ketadose.units import Kind
 from tests.factories import CRPS, DAKWAR, TEST_LIMITS, TIMED, dose_for, limits_library, protocol
 

@@ -67,7 +67,7 @@ class TestNothingPastAHardLimit:
         for option, value in (("--dose", dose), ("--duration", duration), ("--bag", bag)):
             if value is not None:
                 argv += [option, value]
-        result = runner.invoke(app, argv, env={"KETADOSE_LIMITS": ""})
+        result = runner.invoke(app, argv, env={"KETADOSE_LIMITS": None})
         assert result.exit_code in (0, 2, 3, 4), result.stderr
         assert "Traceback" not in result.stderr
         if result.exit_code == 2:

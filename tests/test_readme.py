@@ -44,7 +44,7 @@ class TestReadme:
         expected = re.search(r"exit (\d)", comment)
         args = shlex.split(command)[1:]
         args = [str(ROOT / a) if a.startswith(("examples/", "ketadose/")) else a for a in args]
-        result = CliRunner().invoke(app, args, env={"KETADOSE_LIMITS": ""})
+        result = CliRunner().invoke(app, args, env={"KETADOSE_LIMITS": None})
         assert result.exit_code == (int(expected[1]) if expected else 0), result.stderr
         assert result.stdout
 

@@ -76,7 +76,7 @@ def _dumps(data: dict[str, Any]) -> str:
 def _limit(limit: Limit) -> dict[str, Any]:
     bounds = limit.bounds
     return {
-        **limit.model_dump(mode="json", exclude_none=True),
+        **limit.model_dump(mode="json"),
         "unit": bounds.unit or None,
         "values": {side: getattr(bounds, side) for side in SIDES},
     }
