@@ -447,6 +447,50 @@ def limits_init(
     typer.echo(f"ketadose: wrote {path}", err=True)
 
 
+def _repeated_option(args: list[str]) -> str | None:
+    """Name an option that takes one value but was given twice (``--weight 80kg --weight 40kg``).
+
+    Click would silently keep the last one; for a dose that is an ambiguous input.
+    """
+    from typer.main import get_command
+
+    command = get_command(app)
+    rest = list(args)
+    while rest and isinstance(getattr(command, "commands", None), dict):
+        names = [a for a in rest if not a.startswith("-")]
+        if not names or names[0] not in command.commands:  # type: ignore[attr-defined]
+            break
+        command = command.commands[names[0]]  # type: ignore[attr-defined]
+        rest = rest[rest.index(names[0]) + 1 :]
+    for param in command.params:
+        if getattr(param, "multiple", False) or getattr(param, "is_flag", False):
+            continue
+        opts = [o for o in param.opts if o.startswith("-")]
+        count = sum(1 for a in rest if a in opts or any(a.startswith(f"{o}=") for o in opts))
+        if count > 1:
+            return f"{max(opts, key=len)} is given {count} times; give it once"
+    return None
+
+
 def main() -> None:
-    """Console-script entry point (``ketadose``, ``python -m ketadose``)."""
-    app()
+    """Console-script entry point (``ketadose``, ``python -m ketadose``).
+
+    Typer reports a usage error (unknown option, bad choice, missing value) in four lines;
+    here it becomes the one ``ketadose: error:`` line every other error is, with exit 2.
+    """
+    repeated = _repeated_option(sys.argv[1:])
+    if repeated is not None:
+        raise SystemExit(_fail(f"error: {repeated}", ExitCode.USAGE).exit_code)
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            error.show()  # type: ignore[attr-defined]
+            sys.exit(int(ExitCode.USAGE))
+        message = error.format_message()
+        context = getattr(error, "ctx", None)
+        where = f" (see: {context.command_path} --help)" if context is not None else ""
+        raise SystemExit(_fail(f"error: {message}{where}", ExitCode.USAGE).exit_code) from None
+    except typer.Abort:
+        raise SystemExit(_fail("interrupted", ExitCode.INTERNAL).exit_code) from None
+    sys.exit(int(code or 0))

@@ -335,3 +335,62 @@ class TestRealProcess:
             'ketadose: error: weight "80 KG": unknown unit "KG" (units are case-sensitive: '
             'did you mean "kg"?)\n'
         )
+
+
+class TestUsageErrorsInARealProcess:
+    """Typer's own usage errors become one `ketadose: error:` line, exit 2."""
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (
+                ["dose", "-p", "depression", "--weight", "80kg", "--sex", "Male"],
+                "Invalid value for '--sex'",
+            ),
+            (["dose"], "Missing option '--protocol'"),
+            (["bogus"], "No such command 'bogus'"),
+            (
+                ["dose", "-p", "depression", "--weight", "80kg", "--weight", "40kg"],
+                "--weight is given 2 times; give it once",
+            ),
+            (
+                ["dose", "-p", "crps", "--protocol", "depression", "--weight", "80kg"],
+                "--protocol is given 2 times",
+            ),
+            (
+                ["dose", "--weight=80kg", "-p", "depression", "--weight=70kg"],
+                "--weight is given 2 times",
+            ),
+        ],
+    )
+    def test_one_line(self, args: list[str], message: str) -> None:
+        script = Path(sys.executable).parent / "ketadose"
+        done = subprocess.run([str(script), *args], capture_output=True, text=True)
+        assert done.returncode == 2
+        assert done.stdout == ""
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith("ketadose: error: ")
+        assert message in lines[0]
+
+    def test_repeatable_options_may_repeat(self) -> None:
+        script = Path(sys.executable).parent / "ketadose"
+        done = subprocess.run(
+            [
+                str(script),
+                "check",
+                "-p",
+                "depression",
+                "--weight",
+                "80kg",
+                "--med",
+                "lamotrigine",
+                "--med",
+                "sertraline",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode in (0, 3)
+        assert "given 2 times" not in done.stderr
