@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import ExitCode
-from ketadose.limits import LimitLibrary, check, override, status
+from ketadose.limits import LimitLibrary, check, clean_reason, override, status
 from ketadose.models import CheckContext, Finding, SessionDose, Severity
 from ketadose.protocols import ProtocolEntry
 
@@ -49,7 +49,8 @@ def assess(
             ),
         )
     findings += check(session, limits, context)
-    findings = override(findings, override_reason)
+    reason = clean_reason(override_reason)
+    findings = override(findings, reason)
     outcome = status(findings)
     update: dict[str, object] = {
         "at": None if context is None else context.at,
@@ -57,7 +58,7 @@ def assess(
         "findings": tuple(findings),
         "status": outcome,
         "library": limits.ref,
-        "override_reason": override_reason.strip() if override_reason else None,
+        "override_reason": reason,
         "ready": outcome == "ok"
         or (
             outcome == "soft" and all(f.overridden for f in findings if f.severity is Severity.SOFT)

@@ -80,11 +80,17 @@ class Limit(Sourced):
     upper_soft: str | int | None = None
     upper_hard: str | int | None = None
     note: str | None = None
-    _bounds: Bounds = PrivateAttr(default=Bounds(kind=None))
+    _bounds: Bounds | None = PrivateAttr(default=None)
 
     @property
     def bounds(self) -> Bounds:
-        """The parsed sides (set when the library is validated)."""
+        """The parsed sides (set when the library is validated).
+
+        Raises:
+            RuntimeError: For a limit that was never validated: it must not pass silently.
+        """
+        if self._bounds is None:
+            raise RuntimeError("limit used without validation")
         return self._bounds
 
 
@@ -747,6 +753,26 @@ def _slug(name: str) -> str:
 # --- outcome -------------------------------------------------------------------------------
 
 
+def clean_reason(reason: str | None) -> str | None:
+    """An override reason as recorded: stripped, one printable line.
+
+    Args:
+        reason: As given, or None.
+
+    Returns:
+        The reason, or None when none was given.
+
+    Raises:
+        InputError: For a blank or multi-line reason.
+    """
+    if reason is None:
+        return None
+    text = reason.strip()
+    if not text or not text.isprintable():
+        raise InputError("--override-reason must be one line of text saying why")
+    return text
+
+
 def override(findings: list[Finding], reason: str | None) -> list[Finding]:
     """Acknowledge every soft finding with a reason; hard findings cannot be overridden.
 
@@ -760,11 +786,9 @@ def override(findings: list[Finding], reason: str | None) -> list[Finding]:
     Raises:
         InputError: For a blank or multi-line reason.
     """
-    if reason is None:
+    text = clean_reason(reason)
+    if text is None:
         return findings
-    text = reason.strip()
-    if not text or not text.isprintable():
-        raise InputError("--override-reason must be one line of text saying why")
     return [
         f.model_copy(update={"overridden": True, "override_reason": text})
         if f.severity is Severity.SOFT

@@ -17,22 +17,16 @@ from ketadose.protocols import ProtocolEntry
 SIGNIFICANT_DIGITS = 12
 
 
-def document(model: BaseModel | list[BaseModel], **extra: Any) -> str:
+def document(model: BaseModel) -> str:
     """Serialise a result as one JSON document with ``schema_version`` first.
 
     Args:
-        model: The result (or a list of results, under ``items``).
-        **extra: More top-level keys.
+        model: The result.
 
     Returns:
         The JSON text, indented, with a trailing newline.
-
     """
-    if isinstance(model, list):
-        body: dict[str, Any] = {"items": [m.model_dump(mode="json") for m in model]}
-    else:
-        body = model.model_dump(mode="json")
-    return _dumps({"schema_version": SCHEMA_VERSION, **body, **extra})
+    return _dumps({"schema_version": SCHEMA_VERSION, **model.model_dump(mode="json")})
 
 
 def _clean(value: Any) -> Any:
