@@ -123,10 +123,50 @@ class EscalationStep(Sourced):
 
 
 class Response(Sourced):
-    """How response is measured and what counts as one."""
+    """How response is measured and what counts as one.
+
+    ``threshold_pct`` is the improvement from baseline (percent fall on the scale, where a
+    lower score is better) that counts as a response; ``next`` escalates below it.
+    """
 
     scale: str
     threshold: str
+    threshold_pct: float | None = Field(default=None, gt=0, le=100)
+
+
+class Note(Sourced):
+    """A sourced line of practice: an instruction, a discharge criterion, a maintenance option."""
+
+    text: str = Field(min_length=3)
+
+
+class Adjunct(Sourced):
+    """A medication the protocol's sources give alongside ketamine."""
+
+    name: str = Field(min_length=1)
+    dose: str = Field(min_length=1, description="As the source gives it, e.g. 4 mg IV.")
+    purpose: str = Field(min_length=3)
+    timing: str | None = None
+
+
+class Evaluation(Sourced):
+    """When the induction series is evaluated."""
+
+    after_session: int = Field(ge=1)
+    text: str = Field(min_length=3)
+
+
+class Observation(Sourced):
+    """The minimum observation after dosing before a patient may leave."""
+
+    minimum: Duration
+
+
+class Rules(Sourced):
+    """How ``next`` decides: sessions at a dose before escalation, and the longest gap."""
+
+    sessions_per_step: int = Field(ge=1, le=20)
+    max_gap: Duration | None = None
 
 
 class PreparationDefaults(Sourced):
@@ -149,6 +189,13 @@ class Protocol(Strict):
     escalation: tuple[EscalationStep, ...] = ()
     response: Response | None = None
     preparation: PreparationDefaults | None = None
+    observation: Observation | None = None
+    evaluation: Evaluation | None = None
+    rules: Rules | None = None
+    adjuncts: tuple[Adjunct, ...] = ()
+    before: tuple[Note, ...] = Field(default=(), description="Pre-session instructions.")
+    discharge: tuple[Note, ...] = Field(default=(), description="Discharge criteria.")
+    maintenance: tuple[Note, ...] = Field(default=(), description="Options after induction.")
     references: tuple[str, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
