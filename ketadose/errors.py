@@ -81,3 +81,9 @@ class ConfigError(KetadoseError, ValueError):
         super().__init__(where + message)
         self.path = path
         self.location = location
+
+
+class StoreError(KetadoseError, OSError):
+    """The record store cannot be read or written; nothing was half-written (exit 6)."""
+
+    exit_code = ExitCode.STORE
