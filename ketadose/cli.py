@@ -23,6 +23,7 @@ from ketadose.errors import ExitCode, KetadoseError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
     from ketadose.protocols import ProtocolLibrary
 
@@ -50,6 +51,8 @@ limits_app = typer.Typer(
 app.add_typer(limits_app, name="limits")
 
 _debug = False
+#: Tables are laid out for at least this many columns, so no number is ever truncated.
+MIN_WIDTH = 100
 
 
 def _fail(message: str, code: ExitCode) -> typer.Exit:
@@ -159,7 +162,11 @@ def _console() -> "Console":
             # rich would exit 1 without a word; let the command's error mapping say it.
             raise BrokenPipeError
 
-    return _Console(highlight=False, soft_wrap=False)
+    console = _Console(highlight=False, soft_wrap=False)
+    if console.width < MIN_WIDTH:
+        # Narrower, rich would cut numbers short ("15…"); a wrapped line hides nothing.
+        console = _Console(highlight=False, soft_wrap=False, width=MIN_WIDTH)
+    return console
 
 
 LimitsFile = Annotated[
@@ -173,47 +180,106 @@ LimitsFile = Annotated[
 ]
 
 
+ProtocolId = Annotated[str, typer.Option("--protocol", "-p", help="Protocol id, e.g. depression.")]
+WeightOpt = Annotated[str | None, typer.Option(help="Actual body weight with unit: 80kg, 176lb.")]
+HeightOpt = Annotated[str | None, typer.Option(help="Height with unit: 178cm, 1.78m, 70in.")]
+SexOpt = Annotated[SexOption | None, typer.Option(help="For ideal/adjusted/lean weight.")]
+AgeOpt = Annotated[str | None, typer.Option(help="Age with unit: 45y.")]
+PolicyOpt = Annotated[
+    PolicyOption, typer.Option("--dosing-weight", help="Weight the mg/kg dose is based on.")
+]
+DoseOpt = Annotated[
+    str | None, typer.Option("--dose", help="Replace the protocol's dose: 0.75mg/kg or 60mg.")
+]
+RateOpt = Annotated[
+    str | None, typer.Option(help="Replace the protocol's rate: 0.5mg/kg/h or 25mg/h.")
+]
+DurationOpt = Annotated[str | None, typer.Option(help="Replace the phase duration: 40min, 4h.")]
+VialOpt = Annotated[
+    str | None, typer.Option(help="Vial strength: 10mg/mL (default), 50mg/mL, 100mg/mL.")
+]
+BagOpt = Annotated[str | None, typer.Option(help="Final volume the drug is made up to: 100mL.")]
+DropFactorOpt = Annotated[
+    int | None, typer.Option("--drop-factor", help="Gravity set drops/mL: 10, 15, 20, 60.")
+]
+PumpStepOpt = Annotated[str, typer.Option("--pump-step", help="Pump rate display increment.")]
+DrawStepOpt = Annotated[str, typer.Option("--draw-step", help="Draw volume display increment.")]
+OverrideOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--override-reason", help="Acknowledge the soft findings of this run, saying why."
+    ),
+]
+
+
+def _dose_request(
+    weight: str | None,
+    height: str | None,
+    sex: SexOption | None,
+    age: str | None,
+    dosing_weight: PolicyOption,
+    dose: str | None,
+    rate: str | None,
+    duration: str | None,
+    vial: str | None,
+    bag: str | None,
+    drop_factor: int | None,
+    pump_step: str,
+    draw_step: str,
+) -> "DoseRequest":
+    """Parse the patient and dose options every dosing command shares."""
+    from ketadose.dosing import DoseRequest
+    from ketadose.libfile import Quantity
+    from ketadose.models import Patient, Sex, WeightPolicy
+    from ketadose.preparation import rounding
+    from ketadose.units import Kind, parse, parse_as
+
+    def optional(text: str | None, kind: Kind) -> float | None:
+        return None if text is None else parse_as(text, kind)
+
+    def quantity(text: str | None, *kinds: Kind) -> Quantity | None:
+        if text is None:
+            return None
+        kind, value = parse(text, *kinds)
+        return Quantity(kind, value, text)
+
+    return DoseRequest(
+        patient=Patient(
+            weight_kg=optional(weight, Kind.WEIGHT),
+            height_cm=optional(height, Kind.HEIGHT),
+            sex=None if sex is None else Sex(sex.value),
+            age_years=optional(age, Kind.AGE),
+        ),
+        policy=WeightPolicy(dosing_weight.value),
+        dose=quantity(dose, Kind.DOSE_PER_KG, Kind.DOSE),
+        rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
+        duration_min=optional(duration, Kind.DURATION),
+        vial_mg_per_ml=optional(vial, Kind.CONCENTRATION),
+        final_volume_ml=optional(bag, Kind.VOLUME),
+        drop_factor=drop_factor,
+        rounding=rounding(
+            parse_as(pump_step, Kind.PUMP_RATE, field="pump step"),
+            parse_as(draw_step, Kind.VOLUME, field="draw step"),
+        ),
+    )
+
+
 def session_command(
     ctx: typer.Context,
-    protocol: Annotated[
-        str, typer.Option("--protocol", "-p", help="Protocol id, e.g. depression.")
-    ],
-    weight: Annotated[
-        str | None, typer.Option(help="Actual body weight with unit: 80kg, 176lb.")
-    ] = None,
-    height: Annotated[
-        str | None, typer.Option(help="Height with unit: 178cm, 1.78m, 70in.")
-    ] = None,
-    sex: Annotated[SexOption | None, typer.Option(help="For ideal/adjusted/lean weight.")] = None,
-    age: Annotated[str | None, typer.Option(help="Age with unit: 45y.")] = None,
-    dosing_weight: Annotated[
-        PolicyOption, typer.Option("--dosing-weight", help="Weight the mg/kg dose is based on.")
-    ] = PolicyOption.actual,
-    dose_: Annotated[
-        str | None,
-        typer.Option("--dose", help="Replace the protocol's dose: 0.75mg/kg or 60mg."),
-    ] = None,
-    rate: Annotated[
-        str | None, typer.Option(help="Replace the protocol's rate: 0.5mg/kg/h or 25mg/h.")
-    ] = None,
-    duration: Annotated[
-        str | None, typer.Option(help="Replace the phase duration: 40min, 4h.")
-    ] = None,
-    vial: Annotated[
-        str | None, typer.Option(help="Vial strength: 10mg/mL (default), 50mg/mL, 100mg/mL.")
-    ] = None,
-    bag: Annotated[
-        str | None, typer.Option(help="Final volume the drug is made up to: 100mL.")
-    ] = None,
-    drop_factor: Annotated[
-        int | None, typer.Option("--drop-factor", help="Gravity set drops/mL: 10, 15, 20, 60.")
-    ] = None,
-    pump_step: Annotated[
-        str, typer.Option("--pump-step", help="Pump rate display increment.")
-    ] = "0.1mL/h",
-    draw_step: Annotated[
-        str, typer.Option("--draw-step", help="Draw volume display increment.")
-    ] = "0.01mL",
+    protocol: ProtocolId,
+    weight: WeightOpt = None,
+    height: HeightOpt = None,
+    sex: SexOpt = None,
+    age: AgeOpt = None,
+    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dose_: DoseOpt = None,
+    rate: RateOpt = None,
+    duration: DurationOpt = None,
+    vial: VialOpt = None,
+    bag: BagOpt = None,
+    drop_factor: DropFactorOpt = None,
+    pump_step: PumpStepOpt = "0.1mL/h",
+    draw_step: DrawStepOpt = "0.01mL",
     bp: Annotated[
         str | None, typer.Option("--bp", help="Blood pressure, systolic/diastolic mmHg: 150/95.")
     ] = None,
@@ -244,12 +310,7 @@ def session_command(
         str | None,
         typer.Option("--at", help="When this session is (default: now), local time."),
     ] = None,
-    override_reason: Annotated[
-        str | None,
-        typer.Option(
-            "--override-reason", help="Acknowledge the soft findings of this run, saying why."
-        ),
-    ] = None,
+    override_reason: OverrideOpt = None,
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
@@ -259,40 +320,22 @@ def session_command(
 
     from ketadose import inputs
     from ketadose.assess import assess, exit_code
-    from ketadose.dosing import DoseRequest
-    from ketadose.libfile import Quantity
-    from ketadose.models import CheckContext, Patient, Sex, WeightPolicy
-    from ketadose.preparation import rounding
-    from ketadose.units import Kind, parse, parse_as
+    from ketadose.models import CheckContext
 
-    def optional(text: str | None, kind: Kind) -> float | None:
-        return None if text is None else parse_as(text, kind)
-
-    def quantity(text: str | None, *kinds: Kind) -> Quantity | None:
-        if text is None:
-            return None
-        kind, value = parse(text, *kinds)
-        return Quantity(kind, value, text)
-
-    patient = Patient(
-        weight_kg=optional(weight, Kind.WEIGHT),
-        height_cm=optional(height, Kind.HEIGHT),
-        sex=None if sex is None else Sex(sex.value),
-        age_years=optional(age, Kind.AGE),
-    )
-    request = DoseRequest(
-        patient=patient,
-        policy=WeightPolicy(dosing_weight.value),
-        dose=quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
-        rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
-        duration_min=optional(duration, Kind.DURATION),
-        vial_mg_per_ml=optional(vial, Kind.CONCENTRATION),
-        final_volume_ml=optional(bag, Kind.VOLUME),
-        drop_factor=drop_factor,
-        rounding=rounding(
-            parse_as(pump_step, Kind.PUMP_RATE, field="pump step"),
-            parse_as(draw_step, Kind.VOLUME, field="draw step"),
-        ),
+    request = _dose_request(
+        weight,
+        height,
+        sex,
+        age,
+        dosing_weight,
+        dose_,
+        rate,
+        duration,
+        vial,
+        bag,
+        drop_factor,
+        pump_step,
+        draw_step,
     )
     # --last-session is a previous session like any other (with or without =DOSE).
     given = [*(previous or []), *([] if last_session is None else [last_session])]
@@ -334,6 +377,112 @@ app.command(
     help="Check a session (dose, patient, vitals, medications, conditions, previous sessions) "
     "against the limit library; prints the findings first.",
 )(command(session_command))
+
+
+@app.command()
+@command
+def plan(
+    protocol: ProtocolId,
+    start: Annotated[str, typer.Option(help="First day a session may take place: 2026-11-30.")],
+    weight: WeightOpt = None,
+    height: HeightOpt = None,
+    sex: SexOpt = None,
+    age: AgeOpt = None,
+    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dose_: DoseOpt = None,
+    rate: RateOpt = None,
+    duration: DurationOpt = None,
+    vial: VialOpt = None,
+    bag: BagOpt = None,
+    drop_factor: DropFactorOpt = None,
+    pump_step: PumpStepOpt = "0.1mL/h",
+    draw_step: DrawStepOpt = "0.01mL",
+    time_of_day: Annotated[
+        str, typer.Option("--time", help="Time of day of the sessions: 09:00.")
+    ] = "09:00",
+    sessions: Annotated[
+        int | None, typer.Option(help="Number of sessions (default: the protocol's series).")
+    ] = None,
+    per_week: Annotated[
+        int | None, typer.Option("--per-week", help="Most sessions in any 7 days.")
+    ] = None,
+    days: Annotated[
+        str | None, typer.Option(help="Clinic days: mon,wed,fri (default: Mon-Fri, or daily).")
+    ] = None,
+    holidays: Annotated[
+        str | None, typer.Option(help="Skip the public holidays of a country: US, GB, DE...")
+    ] = None,
+    closed: Annotated[
+        list[str] | None, typer.Option("--closed", help="A day the clinic is closed: 2026-12-24.")
+    ] = None,
+    intake: Annotated[str, typer.Option(help="Chair time before the infusion.")] = "20min",
+    recovery: Annotated[
+        str, typer.Option(help="Chair time after it (at least the protocol's observation).")
+    ] = "20min",
+    price: Annotated[
+        str | None, typer.Option(help="Price per session, LOW-HIGH or one figure: 400-800.")
+    ] = None,
+    currency: Annotated[str, typer.Option(help="Currency of --price.")] = "USD",
+    override_reason: OverrideOpt = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Plan a treatment series: dates, checked doses, timeline, escalation, cost."""
+    from ketadose import inputs
+    from ketadose.errors import ExitCode
+    from ketadose.planning import PlanRequest, parse_days
+    from ketadose.planning import plan as make_plan
+    from ketadose.units import Kind, parse_as
+
+    request = PlanRequest(
+        dose=_dose_request(
+            weight,
+            height,
+            sex,
+            age,
+            dosing_weight,
+            dose_,
+            rate,
+            duration,
+            vial,
+            bag,
+            drop_factor,
+            pump_step,
+            draw_step,
+        ),
+        start=inputs.day(start, field="--start"),
+        session_time=inputs.clock(time_of_day),
+        sessions=sessions,
+        per_week=per_week,
+        days=None if days is None else parse_days(days),
+        closed=inputs.closed_days(closed or [], holidays, inputs.day(start, field="--start")),
+        intake_min=parse_as(intake, Kind.DURATION, field="--intake"),
+        recovery_min=parse_as(recovery, Kind.DURATION, field="--recovery"),
+        price=None if price is None else inputs.price(price),
+        currency=currency,
+        override_reason=override_reason,
+    )
+    library = _library(protocols)
+    entry = library.get_protocol(protocol)
+    result = make_plan(entry, request, _limits(limits, library))
+    if json:
+        from ketadose.render.json import document
+
+        _write(document(result))
+    else:
+        from ketadose.render import table
+
+        table.plan(result, _console())
+    if result.status == "hard":
+        raise _fail(
+            "refused: a session exceeds a hard limit (see its findings)", ExitCode.HARD_LIMIT
+        )
+    if not result.ready:
+        raise _fail(
+            'soft limit exceeded: to go ahead, rerun with --override-reason "why"',
+            ExitCode.SOFT_LIMIT,
+        )
 
 
 def _limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":

@@ -6,7 +6,7 @@ Pure functions from text to the checker's types; every refusal is an
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 
 from ketadose.errors import InputError
 from ketadose.models import MedicationUse, PreviousSession, Vitals
@@ -174,3 +174,97 @@ def previous(text: str) -> PreviousSession:
     if kind is Kind.DOSE:
         return PreviousSession(at=at, dose_mg=value)
     return PreviousSession(at=at, dose_mg_per_kg=value)
+
+
+def day(text: str, *, field: str) -> date:
+    """Parse a calendar day, ``2026-11-30``.
+
+    Args:
+        text: ISO 8601 date.
+        field: Name for messages.
+
+    Returns:
+        The date.
+
+    Raises:
+        InputError: For anything else.
+    """
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f'{field} "{text}" is not a date; write e.g. 2026-11-30') from None
+
+
+def clock(text: str) -> time:
+    """Parse a time of day, ``09:00``.
+
+    Args:
+        text: HH:MM, 24-hour.
+
+    Returns:
+        The time.
+
+    Raises:
+        InputError: For anything else.
+    """
+    try:
+        value = time.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f'--time "{text}" is not a time of day; write e.g. 09:00') from None
+    if value.tzinfo is not None:
+        raise InputError(f'--time "{text}": write local time without a time zone')
+    return value
+
+
+def closed_days(texts: list[str], country: str | None, start: date) -> frozenset[date]:
+    """The days the clinic is closed: ``--closed`` dates and a country's public holidays.
+
+    Args:
+        texts: ``--closed`` dates.
+        country: ISO country code for ``--holidays`` (the ``holidays`` package), or None.
+        start: The plan's first day; holidays are taken for that year and the next.
+
+    Returns:
+        The closed days.
+
+    Raises:
+        InputError: For a bad date or an unknown country.
+    """
+    closed = {day(text, field="--closed") for text in texts}
+    if country is not None:
+        import holidays
+
+        try:
+            calendar = holidays.country_holidays(
+                country.strip().upper(), years=[start.year, start.year + 1]
+            )
+        except NotImplementedError:
+            raise InputError(
+                f'--holidays "{country}" is not a country the holidays package knows; '
+                "use an ISO code such as US, GB or DE"
+            ) from None
+        closed |= set(calendar)
+    return frozenset(closed)
+
+
+def price(text: str) -> tuple[float, float]:
+    """Parse ``--price 400-800`` (or one figure) into a low and high price per session.
+
+    Args:
+        text: LOW-HIGH or one number.
+
+    Returns:
+        ``(low, high)``.
+
+    Raises:
+        InputError: For anything else, or LOW above HIGH.
+    """
+    parts = [part.strip() for part in text.split("-")]
+    if not 1 <= len(parts) <= 2 or not all(
+        BARE_NUMBER.fullmatch(p) and not p.startswith(".") for p in parts
+    ):
+        raise InputError(f'--price "{text}" is not LOW-HIGH, e.g. 400-800')
+    low, high = float(parts[0]), float(parts[-1])
+    if low > high:
+        raise InputError(f'--price "{text}": the low price is above the high one')
+    return low, high

@@ -110,6 +110,11 @@ class EscalationStep(Sourced):
     """A conditional change of the session programme from a given session on."""
 
     from_session: int = Field(ge=2)
+    scheduled: bool = Field(
+        default=False,
+        description="A fixed titration the plan applies; otherwise the step depends on "
+        "response and tolerance, and only ``next`` takes it.",
+    )
     dose: Dose | None = None
     rate: Rate | None = None
     duration: Duration | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
+from ketadose.planning import Plan
 from ketadose.protocols import Protocol, ProtocolEntry
 from ketadose.units import format_number
 
@@ -365,3 +367,87 @@ def _screening(title: str, rows: list[tuple[str, ...]], console: Console) -> Non
     console.print(table)
     for source, number in sources.items():
         console.print(Text(f"  {number}. {source}"))
+
+
+def plan(result: Plan, console: Console) -> None:
+    """Print a planned series: one row per session, then what surrounds the series.
+
+    Args:
+        result: The plan.
+        console: Where to print.
+    """
+    protocol = result.protocol
+    lines = [
+        Text.assemble((protocol.name, "bold"), f"  [{protocol.id}, {protocol.route}]"),
+        Text(f"Start {result.start.isoformat()}, {len(result.sessions)} sessions"),
+    ]
+    if result.dosing_weight is not None:
+        weight = result.dosing_weight
+        lines.append(Text(f"Dosing weight: {_num(weight.kg, 'kg', 0.01)} [{weight.basis.value}]"))
+    lines.append(Text.assemble("Limits: ", library_line(result.library)))
+    lines.append(Text.assemble("Protocols: ", library_line(result.protocol_library)))
+    console.print(Panel(Group(*lines), expand=False))
+
+    # No vertical rules: the columns must fit 80 characters without truncating a number.
+    table = Table(title="Sessions", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("Date", no_wrap=True)
+    for header in ("Dose\nmg", "Dose\nmg/kg", "Time\nmin", "Pump\nmL/h", "Total\nmg"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Chair", no_wrap=True, min_width=11)
+    for session in result.sessions:
+        pumps = "/".join(
+            _num(p.pump_rate_ml_per_h, step=0.1) for p in session.phases if p.pump_rate_ml_per_h
+        )
+        timeline = session.timeline
+        style = {"ok": "green", "soft": "yellow", "hard": "bold red"}[session.status]
+        table.add_row(
+            str(session.number),
+            f"{session.start:%a %Y-%m-%d}",
+            _num(session.total_dose_mg, step=0.01),
+            _num(session.dose_mg_per_kg, step=0.001),
+            _num(session.total_duration_min),
+            pumps or "-",
+            _num(session.accumulated_dose_mg, step=0.01),
+            Text(session.status, style=style),
+            f"{timeline.arrive:%H:%M}-{timeline.discharge_earliest:%H:%M}",
+        )
+    console.print(table)
+
+    def section(title: str, items: list[str]) -> None:
+        if items:
+            console.print(Text(title, style="bold"))
+            for item in items:
+                console.print(Text(f"  - {item}"))
+
+    section("Escalation", list(result.escalation))
+    section("Evaluation", [result.evaluation])
+    section("Maintenance options", [f"{n.text} [{n.evidence}]" for n in result.maintenance])
+    section(
+        "Adjuncts",
+        [f"{a.name} {a.dose}: {a.purpose} [{a.evidence}]" for a in result.adjuncts],
+    )
+    section("Before each session", [f"{n.text} [{n.evidence}]" for n in result.before])
+    section("Discharge", [f"{n.text} [{n.evidence}]" for n in result.discharge])
+    if result.cost is not None:
+        cost = result.cost
+        section(
+            "Cost",
+            [
+                f"{_num(cost.low)}-{_num(cost.high)} {cost.currency} for the series "
+                f"({_num(cost.per_session_low)}-{_num(cost.per_session_high)} per session)"
+            ],
+        )
+    flagged = [
+        f.model_copy(update={"message": f"session {s.number}: {f.message}"})
+        for s in result.sessions
+        for f in s.findings
+        if f.severity is not Severity.INFO
+    ]
+    if flagged:
+        console.print(findings_table(flagged))
+    text, style = _STATUS[result.status]
+    if result.status == "soft" and result.ready:
+        text, style = f"OVERRIDDEN: {result.override_reason}", "bold yellow"
+    console.print(Text(text, style=style))

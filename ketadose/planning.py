@@ -1,0 +1,375 @@
+"""A treatment series: session dates, each session's checked dose, timeline, and what surrounds it.
+
+Pure: the caller gives the start date, the closed dates (holidays included) and the limit
+library; nothing here reads the clock, the environment or a file.
+
+Dates: sessions are laid on the first open day that keeps (a) the allowed weekdays, (b) the
+minimum interval (the longer of the protocol's and the limit library's soft minimum, so a plan
+never creates an interval finding) and (c) the sessions-per-7-days cap (the smaller of the
+requested, the protocol's and the limit library's soft maximum).
+
+Doses: every session is the protocol's programme, except where an escalation step is
+``scheduled`` (a fixed titration such as 0.2 -> 0.4 -> 0.6 mg/kg/h), which the plan applies.
+Response-dependent steps are stated as conditions on the sessions they would apply to; the
+decision is made at the time by ``next``. Every session goes through the limit checker with the
+sessions before it as history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from ketadose.assess import assess
+from ketadose.dosing import DoseRequest
+from ketadose.errors import InputError
+from ketadose.limits import LimitLibrary, status
+from ketadose.models import (
+    CheckContext,
+    DosingWeight,
+    Finding,
+    LibraryRef,
+    Patient,
+    PhaseDose,
+    Preparation,
+    PreviousSession,
+    ProtocolRef,
+    SessionDose,
+    Status,
+)
+from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry
+from ketadose.units import format_number
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: A series that cannot be laid out within this many days is refused, not stretched.
+SEARCH_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """What ``ketadose plan`` is asked.
+
+    Attributes:
+        dose: Patient and dose options, as for ``dose``.
+        start: The first day a session may take place.
+        session_time: Time of day of each session (for intervals and holds).
+        sessions: Number of sessions (default: the protocol's induction series).
+        per_week: Most sessions in any 7 days (default: the protocol's upper figure).
+        days: Allowed weekdays, 0 = Monday (default: every day if 7 a week are allowed, else
+            Monday to Friday).
+        closed: Days the clinic is closed (public holidays included by the caller).
+        intake_min: Chair time before the infusion.
+        recovery_min: Chair time after it (at least the protocol's observation).
+        price: Price per session, low and high.
+        currency: The price's currency.
+        override_reason: Acknowledges the plan's soft findings.
+    """
+
+    dose: DoseRequest
+    start: date
+    session_time: time = time(9, 0)
+    sessions: int | None = None
+    per_week: int | None = None
+    days: frozenset[int] | None = None
+    closed: frozenset[date] = field(default_factory=frozenset)
+    intake_min: float = 20
+    recovery_min: float = 20
+    price: tuple[float, float] | None = None
+    currency: str = "USD"
+    override_reason: str | None = None
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+class Timeline(_Out):
+    """The chair timeline of one session."""
+
+    arrive: datetime
+    infusion_start: datetime
+    infusion_end: datetime
+    discharge_earliest: datetime
+    observation_min: float
+
+
+class PlannedSession(_Out):
+    """One session of the plan, checked."""
+
+    number: int
+    date: date
+    start: datetime
+    phases: tuple[PhaseDose, ...]
+    total_dose_mg: float
+    dose_mg_per_kg: float | None
+    total_duration_min: float | None
+    preparation: Preparation | None
+    status: Status
+    ready: bool
+    findings: tuple[Finding, ...]
+    condition: str | None
+    accumulated_dose_mg: float
+    timeline: Timeline
+
+
+class Cost(_Out):
+    """The series' price range."""
+
+    per_session_low: float
+    per_session_high: float
+    low: float
+    high: float
+    currency: str
+
+
+class Plan(_Out):
+    """A planned series (the ``plan --json`` document, plus ``schema_version``)."""
+
+    protocol: ProtocolRef
+    patient: Patient
+    dosing_weight: DosingWeight | None
+    start: date
+    sessions: tuple[PlannedSession, ...]
+    accumulated_dose_mg: float
+    cost: Cost | None
+    status: Status
+    ready: bool
+    override_reason: str | None
+    escalation: tuple[str, ...]
+    evaluation: str
+    maintenance: tuple[Note, ...]
+    adjuncts: tuple[Adjunct, ...]
+    before: tuple[Note, ...]
+    discharge: tuple[Note, ...]
+    references: tuple[str, ...]
+    library: LibraryRef
+    protocol_library: LibraryRef
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """Parse ``mon,wed,fri`` into weekday numbers (Monday = 0).
+
+    Args:
+        text: Comma-separated three-letter day names.
+
+    Returns:
+        The weekdays.
+
+    Raises:
+        InputError: For an unknown or empty name.
+    """
+    names = [part.strip().lower() for part in text.split(",")]
+    unknown = [name for name in names if name not in WEEKDAYS]
+    if unknown or not names:
+        raise InputError(f'--days "{text}": use mon,tue,wed,thu,fri,sat,sun')
+    return frozenset(WEEKDAYS.index(name) for name in names)
+
+
+def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Plan:
+    """Lay out and check a treatment series.
+
+    Args:
+        entry: The protocol.
+        request: Patient, dose options, start, calendar and price.
+        limits: The limit library every session is checked against.
+
+    Returns:
+        The plan; its ``status`` is the worst of its sessions'.
+
+    Raises:
+        InputError: For options that do not fit (a per-week count the protocol or limits do
+            not allow, a series that cannot be laid out within a year).
+    """
+    protocol = entry.protocol
+    count = request.sessions or protocol.series.sessions
+    if not 1 <= count <= 100:
+        raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
+    per_week = _per_week(entry, request, limits)
+    gap = _minimum_gap(entry, limits)
+    days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
+    starts = _dates(request, count, per_week, gap, days)
+
+    steps = sorted(protocol.escalation, key=lambda s: s.from_session)
+    sessions: list[PlannedSession] = []
+    checked_sessions: list[SessionDose] = []
+    history: list[PreviousSession] = []
+    accumulated = 0.0
+    observation = 0.0 if protocol.observation is None else protocol.observation.minimum.value
+    for number, start in enumerate(starts, 1):
+        dose_request = _scheduled(request.dose, steps, number)
+        context = CheckContext(at=start, history=tuple(history))
+        checked = assess(entry, dose_request, limits, context, request.override_reason)
+        accumulated += checked.total_dose_mg
+        checked_sessions.append(checked)
+        sessions.append(
+            PlannedSession(
+                number=number,
+                date=start.date(),
+                start=start,
+                phases=checked.phases,
+                total_dose_mg=checked.total_dose_mg,
+                dose_mg_per_kg=checked.total_dose_mg_per_kg,
+                total_duration_min=checked.total_duration_min,
+                preparation=checked.preparation,
+                status=checked.status,
+                ready=checked.ready,
+                findings=checked.findings,
+                condition=_condition(steps, number),
+                accumulated_dose_mg=accumulated,
+                timeline=_timeline(start, checked.total_duration_min, request, observation),
+            )
+        )
+        history.append(
+            PreviousSession(
+                at=start, dose_mg=checked.total_dose_mg, dose_mg_per_kg=checked.total_dose_mg_per_kg
+            )
+        )
+
+    first = checked_sessions[0]
+    findings = [f for s in sessions for f in s.findings]
+    outcome = status(findings)
+    return Plan(
+        protocol=first.protocol,
+        patient=first.patient,
+        dosing_weight=first.dosing_weight,
+        start=request.start,
+        sessions=tuple(sessions),
+        accumulated_dose_mg=accumulated,
+        cost=_cost(request, count),
+        status=outcome,
+        ready=all(s.ready for s in sessions),
+        override_reason=first.override_reason,
+        escalation=tuple(_step_text(step) for step in steps),
+        evaluation=_evaluation(entry, count),
+        maintenance=protocol.maintenance,
+        adjuncts=protocol.adjuncts,
+        before=protocol.before,
+        discharge=protocol.discharge,
+        references=protocol.references,
+        library=limits.ref,
+        protocol_library=entry.library,
+    )
+
+
+def _per_week(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> int:
+    """The most sessions in 7 days: requested, else protocol; never above the limit library."""
+    protocol_max = entry.protocol.series.per_week[1]
+    wanted = request.per_week or protocol_max
+    if not 1 <= wanted <= 7:
+        raise InputError(f"--per-week {wanted}: 1 to 7 sessions a week")
+    limit = limits.limit(entry.protocol.id, "series", "sessions_per_7d")
+    if limit is not None:
+        cap = limit.bounds.upper_soft or limit.bounds.upper_hard
+        if cap is not None and wanted > cap:
+            if request.per_week is not None:
+                raise InputError(
+                    f"--per-week {wanted} is above the limit library's {format_number(cap)} "
+                    f"sessions in 7 days for {entry.protocol.id}"
+                )
+            wanted = int(cap)
+    return wanted
+
+
+def _minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
+    """The shortest gap between sessions: the protocol's or the limit library's soft one."""
+    minutes = [0.0]
+    if entry.protocol.series.min_interval is not None:
+        minutes.append(entry.protocol.series.min_interval.value)
+    limit = limits.limit(entry.protocol.id, "series", "interval")
+    if limit is not None:
+        floor = limit.bounds.lower_soft or limit.bounds.lower_hard
+        if floor is not None:
+            minutes.append(floor)
+    return timedelta(minutes=max(minutes))
+
+
+def _dates(
+    request: PlanRequest, count: int, per_week: int, gap: timedelta, days: frozenset[int]
+) -> list[datetime]:
+    """The session start times: first open days that keep the gap and the weekly count."""
+    chosen: list[datetime] = []
+    day = request.start
+    for _ in range(SEARCH_DAYS):
+        start = datetime.combine(day, request.session_time)
+        week = [s for s in chosen if start - s < timedelta(days=7)]
+        if (
+            day.weekday() in days
+            and day not in request.closed
+            and (not chosen or start - chosen[-1] >= gap)
+            and len(week) < per_week
+        ):
+            chosen.append(start)
+            if len(chosen) == count:
+                return chosen
+        day += timedelta(days=1)
+    raise InputError(
+        f"cannot fit {count} sessions into a year from {request.start.isoformat()} with these "
+        "days, closures and limits"
+    )
+
+
+def _scheduled(base: DoseRequest, steps: list[EscalationStep], number: int) -> DoseRequest:
+    """The dose request for session ``number``: the latest scheduled step reached, if any."""
+    applied = [s for s in steps if s.scheduled and s.from_session <= number]
+    if not applied:
+        return base
+    step = applied[-1]
+    return replace(
+        base,
+        dose=step.dose or base.dose,
+        rate=step.rate or base.rate,
+        duration_min=step.duration.value if step.duration else base.duration_min,
+    )
+
+
+def _condition(steps: list[EscalationStep], number: int) -> str | None:
+    """The conditional step a session falls under, in words, or None."""
+    pending = [s for s in steps if not s.scheduled and s.from_session <= number]
+    if not pending:
+        return None
+    return f"session {number}: {_step_text(pending[-1])}"
+
+
+def _step_text(step: EscalationStep) -> str:
+    change = " ".join(str(v) for v in (step.dose, step.rate) if v is not None)
+    over = f" over {step.duration}" if step.duration else ""
+    when = "scheduled" if step.scheduled else f"if {step.condition}"
+    return f"from session {step.from_session}: {change}{over} {when}"
+
+
+def _timeline(
+    start: datetime, infusion_min: float | None, request: PlanRequest, observation_min: float
+) -> Timeline:
+    """Arrival, infusion and the earliest discharge of one session."""
+    infusion_start = start + timedelta(minutes=request.intake_min)
+    infusion_end = infusion_start + timedelta(minutes=infusion_min or 0)
+    after = max(request.recovery_min, observation_min)
+    return Timeline(
+        arrive=start,
+        infusion_start=infusion_start,
+        infusion_end=infusion_end,
+        discharge_earliest=infusion_end + timedelta(minutes=after),
+        observation_min=after,
+    )
+
+
+def _evaluation(entry: ProtocolEntry, count: int) -> str:
+    evaluation = entry.protocol.evaluation
+    if evaluation is None:
+        return f"evaluate response after session {count}, the end of the induction series"
+    return f"after session {evaluation.after_session}: {evaluation.text}"
+
+
+def _cost(request: PlanRequest, count: int) -> Cost | None:
+    if request.price is None:
+        return None
+    low, high = request.price
+    return Cost(
+        per_session_low=low,
+        per_session_high=high,
+        low=low * count,
+        high=high * count,
+        currency=request.currency,
+    )
