@@ -639,6 +639,25 @@ def _accumulated(
         checker.value("series", parameter, total)
 
 
+def check_vitals(
+    library: LimitLibrary, protocol_id: str, vitals: Vitals, *, during: bool
+) -> list[Finding]:
+    """Check vital signs alone (e.g. a recorded session's peak readings).
+
+    Args:
+        library: The limit library.
+        protocol_id: Whose limits apply.
+        vitals: The readings.
+        during: Against the during-session limits (pause/stop) rather than pre-session ones.
+
+    Returns:
+        The vital-sign findings.
+    """
+    checker = _Checker(library, protocol_id)
+    _check_vitals(checker, vitals, during)
+    return checker.findings
+
+
 def _check_vitals(checker: _Checker, vitals: Vitals, during: bool) -> None:
     section = "vitals_during" if during else "vitals_pre"
     checker.value(section, "systolic", vitals.systolic)

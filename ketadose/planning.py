@@ -40,7 +40,6 @@ from ketadose.models import (
     Status,
 )
 from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry
-from ketadose.units import format_number
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: A series that cannot be laid out within this many days is refused, not stretched.
@@ -187,7 +186,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     if not 1 <= count <= 100:
         raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
     per_week = _per_week(entry, request, limits)
-    gap = _minimum_gap(entry, limits)
+    gap = minimum_gap(entry, limits)
     days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
     starts = _dates(request, count, per_week, gap, days)
 
@@ -253,27 +252,50 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     )
 
 
-def _per_week(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> int:
-    """The most sessions in 7 days: requested, else protocol; never above the limit library."""
-    protocol_max = entry.protocol.series.per_week[1]
-    wanted = request.per_week or protocol_max
-    if not 1 <= wanted <= 7:
-        raise InputError(f"--per-week {wanted}: 1 to 7 sessions a week")
+def weekly_cap(entry: ProtocolEntry, limits: LimitLibrary) -> int:
+    """The most sessions in 7 days: the protocol's upper figure, within the limit library's.
+
+    Args:
+        entry: The protocol.
+        limits: The limit library.
+
+    Returns:
+        The cap.
+    """
+    cap = entry.protocol.series.per_week[1]
     limit = limits.limit(entry.protocol.id, "series", "sessions_per_7d")
     if limit is not None:
-        cap = limit.bounds.upper_soft or limit.bounds.upper_hard
-        if cap is not None and wanted > cap:
-            if request.per_week is not None:
-                raise InputError(
-                    f"--per-week {wanted} is above the limit library's {format_number(cap)} "
-                    f"sessions in 7 days for {entry.protocol.id}"
-                )
-            wanted = int(cap)
-    return wanted
+        bound = limit.bounds.upper_soft or limit.bounds.upper_hard
+        if bound is not None:
+            cap = min(cap, int(bound))
+    return cap
 
 
-def _minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
-    """The shortest gap between sessions: the protocol's or the limit library's soft one."""
+def _per_week(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> int:
+    """The most sessions in 7 days for this plan: requested, within protocol and limits."""
+    cap = weekly_cap(entry, limits)
+    if request.per_week is None:
+        return cap
+    if not 1 <= request.per_week <= 7:
+        raise InputError(f"--per-week {request.per_week}: 1 to 7 sessions a week")
+    if request.per_week > cap:
+        raise InputError(
+            f"--per-week {request.per_week} is above the {cap} sessions in 7 days that the "
+            f"protocol and the limit library allow for {entry.protocol.id}"
+        )
+    return request.per_week
+
+
+def minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
+    """The shortest gap between sessions: the protocol's or the limit library's soft one.
+
+    Args:
+        entry: The protocol.
+        limits: The limit library.
+
+    Returns:
+        The gap.
+    """
     minutes = [0.0]
     if entry.protocol.series.min_interval is not None:
         minutes.append(entry.protocol.series.min_interval.value)

@@ -24,9 +24,13 @@ DAKWAR = (
 
 
 def protocol(
-    *phases: dict[str, Any], route: str = "iv", bag: str = "100 mL", protocol_id: str = "t"
+    *phases: dict[str, Any],
+    route: str = "iv",
+    bag: str = "100 mL",
+    protocol_id: str = "t",
+    **extra: Any,
 ) -> ProtocolEntry:
-    """A protocol entry from literal phase tables (sources filled in)."""
+    """A protocol entry from literal phase tables (sources filled in); ``extra`` adds fields."""
     data: dict[str, Any] = {
         "id": protocol_id,
         "name": protocol_id.upper(),
@@ -39,6 +43,7 @@ def protocol(
     }
     if route == "iv":
         data["preparation"] = {"final_volume": bag, **SRC}
+    data.update(extra)
     return ProtocolEntry(Protocol.model_validate(data), REF)
 
 
