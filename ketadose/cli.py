@@ -21,10 +21,14 @@ import typer
 from ketadose.errors import ExitCode, KetadoseError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
     from rich.console import Console
 
     from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
+    from ketadose.models import Finding
     from ketadose.protocols import ProtocolLibrary
 
 P = ParamSpec("P")
@@ -39,11 +43,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+patient_app = typer.Typer(
+    help="Add and show pseudonymous patients in the record store.", no_args_is_help=True
+)
+session_app = typer.Typer(help="Record sessions given, in the record store.", no_args_is_help=True)
 protocols_app = typer.Typer(
     help="List and show the protocol library, with sources and evidence.",
     no_args_is_help=True,
 )
 app.add_typer(protocols_app, name="protocols")
+app.add_typer(patient_app, name="patient")
+app.add_typer(session_app, name="session")
 limits_app = typer.Typer(
     help="Show, validate and start a limit library (soft and hard limits, screening).",
     no_args_is_help=True,
@@ -180,6 +190,20 @@ LimitsFile = Annotated[
 ]
 
 
+StoreFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar="KETADOSE_STORE",
+        help="The record store (SQLite); default: ketadose/store.sqlite3 in the user data dir.",
+        dir_okay=False,
+    ),
+]
+ClinicianOpt = Annotated[
+    str | None, typer.Option("--clinician", help="Who is acting (default: the OS user).")
+]
+
+
 ProtocolId = Annotated[str, typer.Option("--protocol", "-p", help="Protocol id, e.g. depression.")]
 WeightOpt = Annotated[str | None, typer.Option(help="Actual body weight with unit: 80kg, 176lb.")]
 HeightOpt = Annotated[str | None, typer.Option(help="Height with unit: 178cm, 1.78m, 70in.")]
@@ -311,6 +335,8 @@ def session_command(
         typer.Option("--at", help="When this session is (default: now), local time."),
     ] = None,
     override_reason: OverrideOpt = None,
+    clinician: ClinicianOpt = None,
+    store: StoreFile = None,
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
@@ -351,7 +377,18 @@ def session_command(
     )
     library = _library(protocols)
     entry = library.get_protocol(protocol)
-    result = assess(entry, request, _limits(limits, library), context, override_reason)
+    limit_library = _limits(limits, library)
+    result = assess(entry, request, limit_library, context, override_reason)
+    _audit(
+        store,
+        clinician,
+        ctx.info_name or "dose",
+        ctx.params,
+        result.findings,
+        result.status,
+        result.override_reason,
+        limit_library.ref.sha256,
+    )
     if json:
         from ketadose.render.json import document
 
@@ -424,6 +461,8 @@ def plan(
     ] = None,
     currency: Annotated[str, typer.Option(help="Currency of --price.")] = "USD",
     override_reason: OverrideOpt = None,
+    clinician: ClinicianOpt = None,
+    store: StoreFile = None,
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
@@ -465,7 +504,18 @@ def plan(
     )
     library = _library(protocols)
     entry = library.get_protocol(protocol)
-    result = make_plan(entry, request, _limits(limits, library))
+    limit_library = _limits(limits, library)
+    result = make_plan(entry, request, limit_library)
+    _audit(
+        store,
+        clinician,
+        "plan",
+        {"protocol": protocol, "start": start, "weight": weight, "dose": dose_, "rate": rate},
+        [f for session in result.sessions for f in session.findings],
+        result.status,
+        result.override_reason,
+        limit_library.ref.sha256,
+    )
     if json:
         from ketadose.render.json import document
 
@@ -483,6 +533,373 @@ def plan(
             'soft limit exceeded: to go ahead, rerun with --override-reason "why"',
             ExitCode.SOFT_LIMIT,
         )
+
+
+def _audit(
+    store: Path | None,
+    clinician: str | None,
+    command_name: str,
+    inputs: dict[str, Any],
+    findings: "Sequence[Finding]",
+    status: str,
+    override_reason: str | None,
+    library_sha256: str,
+) -> None:
+    """Append to the audit log when a computation produced findings or an override.
+
+    Nothing is written for a clean result (and the store is not even opened). When the log
+    cannot be written the command fails (exit 6): an override must never go unrecorded.
+    """
+    import json as jsonlib
+
+    from ketadose.models import AuditEntry, Severity
+    from ketadose.store import Store
+
+    flagged = [f for f in findings if f.severity is not Severity.INFO]
+    if not flagged and override_reason is None:
+        return
+    entry = AuditEntry(
+        at=_now(),
+        user=_user(clinician),
+        command=command_name,
+        patient_id=None,
+        inputs_json=jsonlib.dumps({k: str(v) for k, v in inputs.items() if v is not None}),
+        findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in flagged]),
+        status=status,
+        override_reason=override_reason,
+        library_sha256=library_sha256,
+    )
+    with Store.open(_store_path(store)) as db:
+        db.append_audit(entry)
+
+
+def _store_path(path: Path | None) -> Path:
+    """--store, else KETADOSE_STORE (via typer), else the per-user data directory."""
+    if path is not None:
+        return path
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ketadose" / "store.sqlite3"
+
+
+def _user(clinician: str | None) -> str:
+    import getpass
+
+    if clinician is not None:
+        if not clinician.strip() or not clinician.isprintable():
+            from ketadose.errors import InputError
+
+            raise InputError("--clinician must be a name on one line")
+        return clinician.strip()
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _now() -> "datetime":
+    from datetime import datetime
+
+    return datetime.now().replace(microsecond=0)
+
+
+@patient_app.command("add")
+@command
+def patient_add(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The clinic's pseudonymous id.")],
+    protocol: ProtocolId,
+    weight: Annotated[str, typer.Option(help="Body weight with unit: 80kg.")],
+    baseline: Annotated[
+        float, typer.Option(help="Baseline score on the protocol's response scale.")
+    ],
+    height: HeightOpt = None,
+    sex: SexOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+) -> None:
+    """Add a pseudonymous patient: protocol, weight, baseline score."""
+    from ketadose.errors import InputError
+    from ketadose.models import PatientRecord
+    from ketadose.store import Store
+    from ketadose.units import Kind, parse_as
+
+    if not patient_id.strip() or not patient_id.isprintable() or len(patient_id) > 64:
+        raise InputError("a patient id is one printable line of at most 64 characters")
+    if not 0 <= baseline <= 1000:
+        raise InputError("--baseline must be a score from 0 to 1000")
+    _library(protocols).get_protocol(protocol)
+    record = PatientRecord(
+        id=patient_id.strip(),
+        protocol=protocol,
+        baseline=baseline,
+        weight_kg=parse_as(weight, Kind.WEIGHT),
+        height_cm=None if height is None else parse_as(height, Kind.HEIGHT),
+        sex=None if sex is None else sex.value,
+    )
+    with Store.open(_store_path(store)) as db:
+        db.add_patient(record, at=_now())
+    typer.echo(f"ketadose: added patient {record.id}", err=True)
+
+
+@patient_app.command("show")
+@command
+def patient_show(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    store: StoreFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show a patient and the sessions recorded."""
+    from ketadose.store import Store
+
+    with Store.open(_store_path(store)) as db:
+        record = db.patient(patient_id)
+        sessions = db.sessions(patient_id)
+    from ketadose.render import records
+
+    if json:
+        _write(records.history_json(record, sessions))
+    else:
+        records.history_table(record, sessions, _console())
+
+
+@session_app.command("record")
+@command
+def session_record(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    date: Annotated[str, typer.Option("--date", help="When it started: 2026-11-30T09:00.")],
+    dose_: Annotated[str, typer.Option("--dose", help="Total dose given: 40mg or 0.5mg/kg.")],
+    duration: Annotated[str | None, typer.Option(help="Infusion time: 40min.")] = None,
+    bp_before: Annotated[str | None, typer.Option("--bp-before", help="150/95.")] = None,
+    bp_peak: Annotated[str | None, typer.Option("--bp-peak", help="Highest: 150/95.")] = None,
+    bp_after: Annotated[str | None, typer.Option("--bp-after", help="At discharge.")] = None,
+    hr: Annotated[str | None, typer.Option("--hr", help="Highest heart rate: 95.")] = None,
+    spo2: Annotated[str | None, typer.Option("--spo2", help="Lowest SpO2: 96.")] = None,
+    score: Annotated[
+        float | None, typer.Option(help="Response score on the protocol's scale.")
+    ] = None,
+    ae: Annotated[
+        list[str] | None,
+        typer.Option("--ae", help="Adverse event: nausea, hypertension, dissociation:severe."),
+    ] = None,
+    notes: Annotated[str | None, typer.Option(help="Free notes.")] = None,
+    weight: Annotated[str | None, typer.Option(help="Weight today, if it changed: 79kg.")] = None,
+    clinician: ClinicianOpt = None,
+    override_reason: OverrideOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+) -> None:
+    """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
+    import json as jsonlib
+
+    from ketadose import inputs
+    from ketadose.assess import assess
+    from ketadose.dosing import DoseRequest
+    from ketadose.errors import InputError
+    from ketadose.libfile import Quantity
+    from ketadose.models import (
+        AuditEntry,
+        BloodPressure,
+        CheckContext,
+        Patient,
+        PreviousSession,
+        SessionRecord,
+        Sex,
+    )
+    from ketadose.store import Store
+    from ketadose.units import Kind, parse, parse_as
+
+    at = inputs.moment(date, field="--date")
+    kind, value = parse(dose_, Kind.DOSE, Kind.DOSE_PER_KG)
+    events = tuple(inputs.condition(event) for event in ae or [])
+    if score is not None and not 0 <= score <= 1000:
+        raise InputError("--score must be from 0 to 1000")
+
+    def pressure(text: str | None) -> BloodPressure | None:
+        return None if text is None else BloodPressure(*inputs.blood_pressure(text))
+
+    library = _library(protocols)
+    limit_library = _limits(limits, library)
+    with Store.open(_store_path(store)) as db:
+        record = db.patient(patient_id)
+        if weight is not None:
+            record_weight = parse_as(weight, Kind.WEIGHT)
+            db.record_weight(patient_id, at=at, weight_kg=record_weight, height_cm=record.height_cm)
+            record = db.patient(patient_id)
+        entry = library.get_protocol(record.protocol)
+        history = db.sessions(patient_id)
+        request = DoseRequest(
+            patient=Patient(
+                weight_kg=record.weight_kg,
+                height_cm=record.height_cm,
+                sex=None if record.sex is None else Sex(record.sex),
+            ),
+            dose=Quantity(kind, value, dose_),
+            duration_min=None if duration is None else parse_as(duration, Kind.DURATION),
+        )
+        context = CheckContext(
+            at=at,
+            vitals=inputs.vitals(bp_before, None, None),
+            history=tuple(
+                PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
+                for s in history
+            ),
+        )
+        checked = assess(entry, request, limit_library, context, override_reason)
+        peak = inputs.vitals(bp_peak, hr, spo2)
+        if peak is not None:
+            from ketadose.limits import check_vitals
+
+            during = check_vitals(limit_library, entry.protocol.id, peak, during=True)
+            checked = checked.model_copy(update={"findings": (*checked.findings, *during)})
+        session = SessionRecord(
+            patient_id=patient_id,
+            at=at,
+            protocol=entry.protocol.id,
+            dose_mg=checked.total_dose_mg,
+            dose_mg_per_kg=checked.total_dose_mg_per_kg,
+            duration_min=checked.total_duration_min,
+            phases_json=jsonlib.dumps([p.model_dump(mode="json") for p in checked.phases]),
+            bp_before=pressure(bp_before),
+            bp_peak=pressure(bp_peak),
+            bp_after=pressure(bp_after),
+            heart_rate=None if peak is None else peak.heart_rate,
+            spo2=None if peak is None else peak.spo2,
+            score=score,
+            adverse_events=events,
+            notes=notes,
+        )
+        audit = AuditEntry(
+            at=_now(),
+            user=_user(clinician),
+            command="session record",
+            patient_id=patient_id,
+            inputs_json=jsonlib.dumps({"date": date, "dose": dose_, "duration": duration}),
+            findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in checked.findings]),
+            status=checked.status,
+            override_reason=checked.override_reason,
+            library_sha256=limit_library.ref.sha256,
+        )
+        number = db.record_session_with_audit(session, audit)
+    flagged = [f for f in checked.findings if f.severity.value != "info"]
+    typer.echo(
+        f"ketadose: recorded session {number} for {patient_id} ({checked.status}"
+        f"{', ' + str(len(flagged)) + ' finding(s) in the audit log' if flagged else ''})",
+        err=True,
+    )
+
+
+@app.command()
+@command
+def history(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    store: StoreFile = None,
+    json: JsonFlag = False,
+    csv: Annotated[bool, typer.Option("--csv", help="One CSV row per session.")] = False,
+) -> None:
+    """Show a patient's sessions: doses, scores, improvement from baseline."""
+    from ketadose.errors import InputError
+    from ketadose.render import records
+    from ketadose.store import Store
+
+    if json and csv:
+        raise InputError("--json and --csv: choose one")
+    with Store.open(_store_path(store)) as db:
+        record = db.patient(patient_id)
+        sessions = db.sessions(patient_id)
+    if json:
+        _write(records.history_json(record, sessions))
+    elif csv:
+        _write(records.history_csv(record, sessions))
+    else:
+        records.history_table(record, sessions, _console())
+
+
+@app.command("next")
+@command
+def next_session(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    date: Annotated[
+        str | None, typer.Option("--date", help="From when (default: now): 2026-12-01T09:00.")
+    ] = None,
+    history_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="Patient and sessions from a JSON file, not the store.",
+            dir_okay=False,
+        ),
+    ] = None,
+    clinician: ClinicianOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Recommend the next session: start, escalate, hold, reduce or reassess, with reasons."""
+    import json as jsonlib
+
+    from ketadose import inputs
+    from ketadose.errors import ExitCode
+    from ketadose.escalation import decide
+    from ketadose.models import AuditEntry
+    from ketadose.render import records
+    from ketadose.store import Store
+
+    at = inputs.moment(date, field="--date") if date else _now()
+    library = _library(protocols)
+    limit_library = _limits(limits, library)
+    if history_file is not None:
+        record, sessions = records.read_history_file(history_file, patient_id)
+    else:
+        with Store.open(_store_path(store)) as db:
+            record = db.patient(patient_id)
+            sessions = db.sessions(patient_id)
+    entry = library.get_protocol(record.protocol)
+    result = decide(entry, record, sessions, limit_library, at=at)
+    if history_file is None and any(f.severity.value != "info" for f in result.findings):
+        with Store.open(_store_path(store)) as db:
+            db.append_audit(
+                AuditEntry(
+                    at=_now(),
+                    user=_user(clinician),
+                    command="next",
+                    patient_id=patient_id,
+                    inputs_json=jsonlib.dumps({"date": date}),
+                    findings_json=jsonlib.dumps(
+                        [f.model_dump(mode="json") for f in result.findings]
+                    ),
+                    status=result.status,
+                    override_reason=None,
+                    library_sha256=limit_library.ref.sha256,
+                )
+            )
+    if json:
+        from ketadose.render.json import document
+
+        _write(document(result))
+    else:
+        records.next_table(result, _console())
+    if result.status == "hard":
+        raise _fail("refused: the recommended dose exceeds a hard limit", ExitCode.HARD_LIMIT)
+
+
+@app.command()
+@command
+def audit(
+    patient: Annotated[str | None, typer.Option(help="Only this patient's entries.")] = None,
+    store: StoreFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Read the audit log (append-only): findings, overrides and reasons, who and when."""
+    from ketadose.render import records
+    from ketadose.store import Store
+
+    with Store.open(_store_path(store)) as db:
+        entries = db.audit(patient)
+    if json:
+        _write(records.audit_json(entries))
+    else:
+        records.audit_table(entries, _console())
 
 
 def _limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":

@@ -1,9 +1,11 @@
-"""Shared test set-up: the hypothesis profiles (``ci`` is derandomized and bounded)."""
+"""Shared test set-up: hypothesis profiles, and a record store of each test's own."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -11,8 +13,22 @@ settings.register_profile(
     derandomize=True,
     max_examples=200,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     print_blob=True,
 )
-settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "dev",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes its audit entries to a fresh store, never to the user's."""
+    path = tmp_path_factory.mktemp("store") / "store.sqlite3"
+    monkeypatch.setenv("KETADOSE_STORE", str(path))
+    monkeypatch.delenv("KETADOSE_LIMITS", raising=False)
+    return path

@@ -1,0 +1,288 @@
+"""Output for the record store: history (table, JSON, CSV), the next session, the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ketadose.errors import InputError
+from ketadose.models import (
+    SCHEMA_VERSION,
+    AuditEntry,
+    BloodPressure,
+    PatientRecord,
+    SessionRecord,
+)
+from ketadose.units import format_number
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ketadose.escalation import NextSession
+
+CSV_COLUMNS = (
+    "date",
+    "total_dose_mg",
+    "dose_mg_per_kg",
+    "duration_min",
+    "score",
+    "improvement_pct",
+    "bp_before",
+    "bp_peak",
+    "bp_after",
+    "heart_rate",
+    "spo2",
+    "adverse_events",
+    "notes",
+)
+
+
+def _bp(value: BloodPressure | None) -> str | None:
+    if value is None:
+        return None
+    return f"{format_number(value.systolic)}/{format_number(value.diastolic)}"
+
+
+def _improvement(patient: PatientRecord, score: float | None) -> float | None:
+    if score is None or patient.baseline <= 0:
+        return None
+    return (patient.baseline - score) / patient.baseline * 100
+
+
+def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[dict[str, Any]]:
+    """One plain row per session, in time order, with the improvement from baseline.
+
+    Args:
+        patient: The patient (baseline score).
+        sessions: The sessions.
+
+    Returns:
+        Rows keyed by ``CSV_COLUMNS``.
+    """
+    return [
+        {
+            "date": s.at.isoformat(),
+            "total_dose_mg": s.dose_mg,
+            "dose_mg_per_kg": s.dose_mg_per_kg,
+            "duration_min": s.duration_min,
+            "score": s.score,
+            "improvement_pct": _improvement(patient, s.score),
+            "bp_before": _bp(s.bp_before),
+            "bp_peak": _bp(s.bp_peak),
+            "bp_after": _bp(s.bp_after),
+            "heart_rate": s.heart_rate,
+            "spo2": s.spo2,
+            "adverse_events": list(s.adverse_events),
+            "notes": s.notes,
+        }
+        for s in sorted(sessions, key=lambda s: s.at)
+    ]
+
+
+def _patient(patient: PatientRecord) -> dict[str, Any]:
+    data = asdict(patient)
+    data["created_at"] = None if patient.created_at is None else patient.created_at.isoformat()
+    return data
+
+
+def history_json(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
+    """The ``history --json`` document.
+
+    Args:
+        patient: The patient.
+        sessions: The sessions.
+
+    Returns:
+        JSON text.
+    """
+    body = {
+        "schema_version": SCHEMA_VERSION,
+        "patient": _patient(patient),
+        "sessions": history_rows(patient, sessions),
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
+    """One CSV row per session, stable headers, RFC 4180 quoting.
+
+    Args:
+        patient: The patient.
+        sessions: The sessions.
+
+    Returns:
+        CSV text.
+    """
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in history_rows(patient, sessions):
+        writer.writerow({**row, "adverse_events": ";".join(row["adverse_events"])})
+    return out.getvalue()
+
+
+def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[SessionRecord]]:
+    """Read ``next --history FILE.json``: ``{"patient": {...}, "sessions": [...]}``.
+
+    The patient has ``id``, ``protocol``, ``baseline``, ``weight_kg`` and optionally
+    ``height_cm`` and ``sex``; each session ``date`` (ISO 8601), ``total_dose_mg`` and
+    optionally ``dose_mg_per_kg``, ``score``, ``bp_peak`` ("150/95"), ``heart_rate``,
+    ``spo2`` and ``adverse_events`` (a list). ``history --json`` writes this shape.
+
+    Args:
+        path: The file.
+        patient_id: The id asked for; it must match the file's.
+
+    Returns:
+        The patient and the sessions.
+
+    Raises:
+        InputError: For an unreadable or malformed file, naming what is wrong.
+    """
+    from ketadose.inputs import blood_pressure
+    from ketadose.libfile import read_file
+
+    try:
+        data = json.loads(read_file(path))
+        person = data["patient"]
+        patient = PatientRecord(
+            id=str(person["id"]),
+            protocol=str(person["protocol"]),
+            baseline=float(person["baseline"]),
+            weight_kg=float(person["weight_kg"]),
+            height_cm=None if person.get("height_cm") is None else float(person["height_cm"]),
+            sex=person.get("sex"),
+        )
+        sessions = []
+        for row in data["sessions"]:
+            peak = row.get("bp_peak")
+            sessions.append(
+                SessionRecord(
+                    patient_id=patient.id,
+                    at=datetime.fromisoformat(row["date"]),
+                    protocol=patient.protocol,
+                    dose_mg=float(row["total_dose_mg"]),
+                    dose_mg_per_kg=_optional(row.get("dose_mg_per_kg")),
+                    score=_optional(row.get("score")),
+                    bp_peak=None if peak is None else BloodPressure(*blood_pressure(str(peak))),
+                    heart_rate=_optional(row.get("heart_rate")),
+                    spo2=_optional(row.get("spo2")),
+                    adverse_events=tuple(str(a) for a in row.get("adverse_events") or ()),
+                )
+            )
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+    except Exception as error:  # malformed JSON, missing keys, wrong types: all the user's file
+        raise InputError(f"{path}: not a history file ({type(error).__name__}: {error})") from None
+    if patient.id != patient_id:
+        raise InputError(f"{path} holds patient {patient.id!r}, not {patient_id!r}")
+    if patient.sex not in (None, "male", "female"):
+        raise InputError(f"{path}: sex must be male or female")
+    return patient, sessions
+
+
+def _optional(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def history_table(patient: PatientRecord, sessions: list[SessionRecord], console: Console) -> None:
+    """Print a patient and their sessions.
+
+    Args:
+        patient: The patient.
+        sessions: The sessions.
+        console: Where to print.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(
+        Text(
+            f"Patient {patient.id}: {patient.protocol}, baseline "
+            f"{format_number(patient.baseline)}, weight {format_number(patient.weight_kg, 0.1)} kg"
+        )
+    )
+    table = Table(title="Sessions", title_justify="left")
+    for header in ("Date", "Dose mg", "mg/kg", "Score", "Improvement", "BP peak", "Events"):
+        table.add_column(header, no_wrap=header != "Events")
+    for row in history_rows(patient, sessions):
+        table.add_row(
+            row["date"].replace("T", " ")[:16],
+            format_number(row["total_dose_mg"], 0.01),
+            "-" if row["dose_mg_per_kg"] is None else format_number(row["dose_mg_per_kg"], 0.001),
+            "-" if row["score"] is None else format_number(row["score"]),
+            "-"
+            if row["improvement_pct"] is None
+            else f"{format_number(row['improvement_pct'], 0.1)}%",
+            row["bp_peak"] or "-",
+            ", ".join(row["adverse_events"]) or "-",
+        )
+    console.print(table)
+
+
+def next_table(result: NextSession, console: Console) -> None:
+    """Print the next-session recommendation with its reasons, dose and findings.
+
+    Args:
+        result: The decision.
+        console: Where to print.
+    """
+    from rich.text import Text
+
+    from ketadose.render import table
+
+    console.print(Text(f"Next for {result.patient_id}: {result.decision.upper()}", style="bold"))
+    for reason in result.reasons:
+        console.print(Text(f"  - {reason}"))
+    console.print(Text(f"Earliest: {result.earliest_date:%a %Y-%m-%d %H:%M}"))
+    table.checked_session(result.session, console, findings_first=False)
+
+
+def audit_json(entries: list[AuditEntry]) -> str:
+    """The ``audit --json`` document.
+
+    Args:
+        entries: Audit entries, oldest first.
+
+    Returns:
+        JSON text.
+    """
+    rows = []
+    for entry in entries:
+        row = asdict(entry)
+        row["at"] = entry.at.isoformat()
+        row["inputs"] = json.loads(row.pop("inputs_json"))
+        row["findings"] = json.loads(row.pop("findings_json"))
+        rows.append(row)
+    body = {"schema_version": SCHEMA_VERSION, "entries": rows}
+    return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def audit_table(entries: list[AuditEntry], console: Console) -> None:
+    """Print the audit log.
+
+    Args:
+        entries: Audit entries, oldest first.
+        console: Where to print.
+    """
+    from rich.table import Table
+
+    table = Table(title="Audit log", title_justify="left")
+    for header in ("#", "When", "Who", "Command", "Patient", "Status", "Override reason"):
+        table.add_column(header, overflow="fold")
+    for entry in entries:
+        table.add_row(
+            str(entry.id),
+            entry.at.isoformat(sep=" "),
+            entry.user,
+            entry.command,
+            entry.patient_id or "-",
+            entry.status,
+            entry.override_reason or "-",
+        )
+    console.print(table)

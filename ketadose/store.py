@@ -1,0 +1,787 @@
+"""The record store: patients, sessions given, and the append-only audit log, in SQLite.
+
+One file (stdlib :mod:`sqlite3`) in WAL mode with foreign keys on. Every write is one
+``BEGIN IMMEDIATE`` transaction, so concurrent writers queue behind a 5 s busy timeout instead
+of failing half-way, and a process killed mid-write leaves the store as it was before that write.
+The file is created readable and writable by its owner only (0o600); SQLite gives its ``-wal``
+and ``-shm`` files the same mode.
+
+The schema is versioned with ``PRAGMA user_version`` and marked as ours with
+``PRAGMA application_id``. :data:`MIGRATIONS` holds one step per version; opening an older store
+first copies it to ``PATH.bak-v{old}`` (SQLite backup API) and then runs the missing steps in one
+transaction. A newer store, or an SQLite file that is not a ketadose store, is refused untouched.
+
+The audit table refuses UPDATE and DELETE in the schema itself (triggers), and an INSERT that
+would replace an existing entry. That stops every program going through SQLite, this one
+included; it cannot stop someone who edits the file's bytes or drops the triggers on purpose.
+
+This module is pure of CLI concerns: it prints nothing, and reads no clock and no environment;
+times come in as arguments. Every :class:`sqlite3.Error` leaves as a one-line
+:class:`~ketadose.errors.StoreError` (exit 6), or as an :class:`~ketadose.errors.InputError`
+(exit 2) when the value itself is the problem (unknown or duplicate patient, a number the schema
+refuses).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from ketadose.errors import InputError, KetadoseError, StoreError
+from ketadose.models import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+
+#: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
+APPLICATION_ID = 0x4B444F53
+
+#: How long a writer waits for another writer's transaction before giving up, in seconds.
+BUSY_TIMEOUT_S = 5.0
+
+#: One migration step: runs inside the migration transaction; must not commit.
+Migration = Callable[[sqlite3.Connection], None]
+
+_V1 = (
+    """
+    CREATE TABLE patients (
+        id TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),
+        protocol TEXT NOT NULL CHECK (length(protocol) > 0),
+        baseline REAL NOT NULL,
+        sex TEXT CHECK (sex IS NULL OR sex IN ('male', 'female')),
+        created_at TEXT NOT NULL
+    )
+    """,
+    # Weight and height history: a patient's weight is the latest row by time, never updated.
+    """
+    CREATE TABLE measurements (
+        id INTEGER PRIMARY KEY,
+        patient_id TEXT NOT NULL REFERENCES patients (id),
+        at TEXT NOT NULL,
+        weight_kg REAL NOT NULL CHECK (weight_kg > 0),
+        height_cm REAL CHECK (height_cm IS NULL OR height_cm > 0)
+    )
+    """,
+    "CREATE INDEX measurements_by_patient ON measurements (patient_id, at)",
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        patient_id TEXT NOT NULL REFERENCES patients (id),
+        at TEXT NOT NULL,
+        protocol TEXT NOT NULL CHECK (length(protocol) > 0),
+        dose_mg REAL NOT NULL CHECK (dose_mg >= 0),
+        dose_mg_per_kg REAL CHECK (dose_mg_per_kg IS NULL OR dose_mg_per_kg >= 0),
+        duration_min REAL CHECK (duration_min IS NULL OR duration_min >= 0),
+        phases_json TEXT NOT NULL,
+        bp_before_systolic REAL,
+        bp_before_diastolic REAL,
+        bp_peak_systolic REAL,
+        bp_peak_diastolic REAL,
+        bp_after_systolic REAL,
+        bp_after_diastolic REAL,
+        heart_rate REAL,
+        spo2 REAL,
+        score REAL,
+        notes TEXT,
+        CHECK ((bp_before_systolic IS NULL) = (bp_before_diastolic IS NULL)),
+        CHECK ((bp_peak_systolic IS NULL) = (bp_peak_diastolic IS NULL)),
+        CHECK ((bp_after_systolic IS NULL) = (bp_after_diastolic IS NULL))
+    )
+    """,
+    "CREATE INDEX sessions_by_patient ON sessions (patient_id, at)",
+    # One row per adverse event, in the order given, so a query can count hypertension etc.
+    """
+    CREATE TABLE session_adverse_events (
+        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        event TEXT NOT NULL CHECK (length(event) > 0),
+        PRIMARY KEY (session_id, position)
+    ) WITHOUT ROWID
+    """,
+    # patient_id is deliberately not a foreign key: an audit line must be writable for any
+    # computation (a `dose` for a patient who is not in the store), and a log never refuses.
+    # AUTOINCREMENT: an id is never handed out twice, even if a row were removed by force.
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        user TEXT NOT NULL,
+        command TEXT NOT NULL,
+        patient_id TEXT,
+        inputs_json TEXT NOT NULL,
+        findings_json TEXT NOT NULL,
+        status TEXT NOT NULL,
+        override_reason TEXT,
+        library_sha256 TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX audit_by_patient ON audit (patient_id, id)",
+    """
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused');
+    END
+    """,
+    """
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused');
+    END
+    """,
+    # INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless
+    # recursive_triggers is on), so a replacing insert is refused before it happens.
+    """
+    CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only: replacing an entry refused');
+    END
+    """,
+    f"PRAGMA application_id = {APPLICATION_ID}",
+)
+
+
+def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+    """Create the whole version-1 schema (from an empty or pre-release store)."""
+    for statement in _V1:
+        conn.execute(statement)
+
+
+#: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
+MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1,)
+
+#: The schema version this code reads and writes.
+SCHEMA_VERSION: int = len(MIGRATIONS)
+
+_SESSION_COLUMNS = (
+    "id, patient_id, at, protocol, dose_mg, dose_mg_per_kg, duration_min, phases_json, "
+    "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
+    "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes"
+)
+_AUDIT_COLUMNS = (
+    "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
+    "library_sha256"
+)
+# Time order that is right for offset-aware times too (julianday converts to UTC); the text and
+# the row id break ties.
+_BY_TIME = "julianday(at), at, id"
+
+
+class Store:
+    """An open record store; use :meth:`open`, and close it (or use it as a context manager).
+
+    Not thread-safe: one :class:`Store` per thread. Separate processes may share one file.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        """Wrap an open connection; call :meth:`open` instead."""
+        self._conn = connection
+        self._path = path
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, read_only: bool = False) -> Store:
+        """Open the store at ``path``, creating it (and its directory) if needed.
+
+        A new file is created with mode 0o600. An older schema is copied to
+        ``PATH.bak-v{old}`` and migrated before anything else happens.
+
+        Args:
+            path: The store file.
+            read_only: Open without the right to write (``mode=ro``): nothing is created or
+                migrated, and every write raises :class:`StoreError`.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreError: The file cannot be created or opened, is not an SQLite database, is
+                an SQLite database that is not a ketadose store, has a newer schema, or
+                cannot be migrated.
+        """
+        return cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS)
+
+    @classmethod
+    def _open(cls, path: Path, *, read_only: bool, migrations: Sequence[Migration]) -> Store:
+        """Open with an explicit migration list (the tests add a fake version 2)."""
+        try:
+            if read_only:
+                if not path.is_file():
+                    raise StoreError(f"no store at {path}")
+                uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+                connection = sqlite3.connect(
+                    uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+                )
+            else:
+                _create_private(path)
+                connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open store {path}: {_one_line(error)}") from None
+        store = cls(connection, path)
+        try:
+            store._prepare(read_only=read_only, migrations=migrations)
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def _prepare(self, *, read_only: bool, migrations: Sequence[Migration]) -> None:
+        """Check what the file is, then set the connection up and migrate it if needed."""
+        target = len(migrations)
+        with self._errors("open"):
+            try:
+                version, application_id, objects = self._identity()
+            except sqlite3.DatabaseError as error:
+                if _error_name(error) == "SQLITE_NOTADB":
+                    raise StoreError(
+                        f"{self._path} is not a ketadose store: not an SQLite database, or "
+                        "damaged beyond reading"
+                    ) from None
+                raise
+            _refuse_foreign(self._path, version, application_id, objects)
+            if version > target:
+                raise StoreError(
+                    f"{self._path} has store schema version {version}, newer than the version "
+                    f"{target} this ketadose supports; upgrade ketadose to use it"
+                )
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if not read_only:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"cannot switch store {self._path} to WAL mode ({mode})")
+            # FULL: a commit that returned is on disk, power loss included (NORMAL may lose it).
+            self._conn.execute("PRAGMA synchronous = FULL")
+        if version < target:
+            if read_only:
+                raise StoreError(
+                    f"{self._path} has store schema version {version} and needs migrating to "
+                    f"version {target}; open it once without read-only"
+                )
+            self._migrate(migrations)
+
+    def _identity(self) -> tuple[int, int, int]:
+        """The schema version, application id and number of schema objects of the file."""
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        application_id = int(self._conn.execute("PRAGMA application_id").fetchone()[0])
+        objects = int(self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        return version, application_id, objects
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        """Back the file up, then bring it to ``len(migrations)`` in one transaction."""
+        target = len(migrations)
+        # A migration may rebuild a table, which needs foreign keys off; they are checked as a
+        # whole before the commit instead. The pragma is a no-op inside a transaction, hence here.
+        with self._errors("migrate"):
+            self._conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self._transaction("migrate"):
+                # Read again under the write lock: another process may have migrated meanwhile.
+                version, application_id, objects = self._identity()
+                _refuse_foreign(self._path, version, application_id, objects)
+                if version >= target:
+                    return
+                if objects:
+                    self._backup(version)
+                for step in range(version, target):
+                    migrations[step](self._conn)
+                if self._conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise StoreError(
+                        f"cannot migrate store {self._path} from version {version} to "
+                        f"{target}: the result breaks a foreign key; nothing was changed"
+                    )
+                self._conn.execute(f"PRAGMA user_version = {int(target)}")
+        finally:
+            with self._errors("migrate"):
+                self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def _backup(self, version: int) -> Path:
+        """Copy the store as it is to a new ``PATH.bak-v{version}[.n]`` file, mode 0o600."""
+        base = f"{self._path.name}.bak-v{version}"
+        for attempt in range(1, 1000):
+            candidate = self._path.with_name(base if attempt == 1 else f"{base}.{attempt}")
+            try:
+                handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue  # an earlier backup is never overwritten
+            except OSError as error:
+                raise StoreError(
+                    f"cannot back up store {self._path} to {candidate} before migrating: "
+                    f"{error.strerror}"
+                ) from None
+            os.close(handle)
+            try:
+                target = sqlite3.connect(candidate)
+                try:
+                    self._conn.backup(target)
+                finally:
+                    target.close()
+            except BaseException:
+                with suppress(OSError):
+                    candidate.unlink()  # no half-made backup that looks like a good one
+                raise
+            return candidate
+        raise StoreError(f"cannot back up store {self._path}: too many backups already")
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        return self._path
+
+    def close(self) -> None:
+        """Close the store; closing twice is harmless."""
+        with self._errors("close"):
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- patients ---------------------------------------------------------------------------
+
+    def add_patient(self, patient: PatientRecord, *, at: datetime) -> None:
+        """Add a patient, with their weight (and height) as the first history entry.
+
+        Args:
+            patient: The patient. ``created_at`` may be None; if it is given it must equal
+                ``at``.
+            at: When the patient is added; stored as ``created_at`` and as the time of the
+                first weight.
+
+        Raises:
+            InputError: The id exists already, a number is not finite, or a value is refused
+                by the schema (empty id, weight not above 0, unknown sex).
+            StoreError: The store cannot be written; nothing was.
+        """
+        if patient.created_at is not None and patient.created_at != at:
+            raise InputError(
+                f"patient {patient.id!r}: created_at ({patient.created_at.isoformat()}) "
+                f"differs from the time it is added ({at.isoformat()})"
+            )
+        _finite("baseline", patient.baseline)
+        _finite("weight_kg", patient.weight_kg)
+        _finite("height_cm", patient.height_cm)
+        with self._transaction("add the patient") as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO patients (id, protocol, baseline, sex, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (patient.id, patient.protocol, patient.baseline, patient.sex, at.isoformat()),
+                )
+            except sqlite3.IntegrityError as error:
+                if _error_name(error) == "SQLITE_CONSTRAINT_PRIMARYKEY":
+                    raise InputError(f"patient {patient.id!r} exists already") from None
+                raise
+            conn.execute(
+                "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
+                " VALUES (?, ?, ?, ?)",
+                (patient.id, at.isoformat(), patient.weight_kg, patient.height_cm),
+            )
+
+    def patient(self, patient_id: str) -> PatientRecord:
+        """The patient with their latest weight and latest known height.
+
+        "Latest" is by measurement time, not by when it was entered, so a weight entered late
+        for an earlier date does not replace a newer one. A weight recorded without a height
+        keeps the last known height.
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read.
+        """
+        with self._reading("read the patient") as conn:
+            row = conn.execute(
+                "SELECT id, protocol, baseline, sex, created_at FROM patients WHERE id = ?",
+                (patient_id,),
+            ).fetchone()
+            if row is None:
+                raise _unknown(patient_id)
+            weight = conn.execute(
+                f"SELECT weight_kg FROM measurements WHERE patient_id = ?"
+                f" ORDER BY {_DESCENDING} LIMIT 1",
+                (patient_id,),
+            ).fetchone()
+            height = conn.execute(
+                f"SELECT height_cm FROM measurements"
+                f" WHERE patient_id = ? AND height_cm IS NOT NULL ORDER BY {_DESCENDING} LIMIT 1",
+                (patient_id,),
+            ).fetchone()
+        return PatientRecord(
+            id=row[0],
+            protocol=row[1],
+            baseline=row[2],
+            weight_kg=weight[0],
+            height_cm=None if height is None else height[0],
+            sex=row[3],
+            created_at=datetime.fromisoformat(row[4]),
+        )
+
+    def record_weight(
+        self, patient_id: str, *, at: datetime, weight_kg: float, height_cm: float | None
+    ) -> None:
+        """Add a weight (and height, if measured) to the patient's history.
+
+        Raises:
+            InputError: Unknown patient, or a value not finite or not above 0.
+            StoreError: The store cannot be written; nothing was.
+        """
+        _finite("weight_kg", weight_kg)
+        _finite("height_cm", height_cm)
+        with self._transaction("record the weight") as conn, _known_patient(patient_id):
+            conn.execute(
+                "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
+                " VALUES (?, ?, ?, ?)",
+                (patient_id, at.isoformat(), weight_kg, height_cm),
+            )
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def record_session(self, session: SessionRecord) -> int:
+        """Store a session as given.
+
+        Returns:
+            The new session's row id.
+
+        Raises:
+            InputError: Unknown patient (refused by the foreign key), the record has an id
+                already, ``phases_json`` is not JSON, or a value is not finite or is refused
+                by the schema.
+            StoreError: The store cannot be written; nothing was.
+        """
+        _check_session(session)
+        with self._transaction("record the session") as conn:
+            return self._insert_session(conn, session)
+
+    def sessions(self, patient_id: str) -> list[SessionRecord]:
+        """The patient's sessions in time order, with their row ids.
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read.
+        """
+        with self._reading("read the sessions") as conn:
+            if (
+                conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone()
+                is None
+            ):
+                raise _unknown(patient_id)
+            rows = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY {_BY_TIME}",
+                (patient_id,),
+            ).fetchall()
+            events: dict[int, list[str]] = {}
+            for session_id, event in conn.execute(
+                "SELECT e.session_id, e.event FROM session_adverse_events AS e"
+                " JOIN sessions AS s ON s.id = e.session_id"
+                " WHERE s.patient_id = ? ORDER BY e.session_id, e.position",
+                (patient_id,),
+            ):
+                events.setdefault(session_id, []).append(event)
+        return [_session_from_row(row, tuple(events.get(row[0], ()))) for row in rows]
+
+    # --- audit ------------------------------------------------------------------------------
+
+    def append_audit(self, entry: AuditEntry) -> int:
+        """Append one entry to the audit log.
+
+        Returns:
+            The entry's id (ids increase in the order entries are written).
+
+        Raises:
+            InputError: The entry has an id already, or its JSON fields are not JSON.
+            StoreError: The store cannot be written; nothing was.
+        """
+        _check_audit(entry)
+        with self._transaction("write the audit log") as conn:
+            return self._insert_audit(conn, entry)
+
+    def audit(self, patient_id: str | None = None) -> list[AuditEntry]:
+        """The audit log in the order written, all of it or one patient's entries.
+
+        An id that no patient has is not an error: audit lines may name patients who were
+        never added to the store.
+
+        Raises:
+            StoreError: The store cannot be read.
+        """
+        with self._reading("read the audit log") as conn:
+            if patient_id is None:
+                rows = conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id").fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE patient_id = ? ORDER BY id",
+                    (patient_id,),
+                ).fetchall()
+        return [_audit_from_row(row) for row in rows]
+
+    def record_session_with_audit(self, session: SessionRecord, entry: AuditEntry) -> int:
+        """Store a session and its audit entry in one transaction: both or neither.
+
+        Returns:
+            The new session's row id.
+
+        Raises:
+            InputError: As :meth:`record_session` and :meth:`append_audit`.
+            StoreError: The store cannot be written; neither was.
+        """
+        _check_session(session)
+        _check_audit(entry)
+        with self._transaction("record the session and its audit entry") as conn:
+            session_id = self._insert_session(conn, session)
+            self._insert_audit(conn, entry)
+        return session_id
+
+    # --- inside a transaction ---------------------------------------------------------------
+
+    def _insert_session(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
+        with _known_patient(session.patient_id):
+            cursor = conn.execute(
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                (
+                    None,
+                    session.patient_id,
+                    session.at.isoformat(),
+                    session.protocol,
+                    session.dose_mg,
+                    session.dose_mg_per_kg,
+                    session.duration_min,
+                    session.phases_json,
+                    *_bp(session.bp_before),
+                    *_bp(session.bp_peak),
+                    *_bp(session.bp_after),
+                    session.heart_rate,
+                    session.spo2,
+                    session.score,
+                    session.notes,
+                ),
+            )
+        session_id = _row_id(cursor)
+        conn.executemany(
+            "INSERT INTO session_adverse_events (session_id, position, event) VALUES (?, ?, ?)",
+            [
+                (session_id, position, event)
+                for position, event in enumerate(session.adverse_events)
+            ],
+        )
+        return session_id
+
+    def _insert_audit(self, conn: sqlite3.Connection, entry: AuditEntry) -> int:
+        cursor = conn.execute(
+            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+            (
+                None,
+                entry.at.isoformat(),
+                entry.user,
+                entry.command,
+                entry.patient_id,
+                entry.inputs_json,
+                entry.findings_json,
+                entry.status,
+                entry.override_reason,
+                entry.library_sha256,
+            ),
+        )
+        return _row_id(cursor)
+
+    # --- transactions and errors ------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: commits if the body returns, rolls back on any exception.
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front (waiting up to the busy timeout),
+        so two writers are serialised instead of one failing when it upgrades a read lock.
+        """
+        with self._errors(action):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One read transaction, so that several queries see the same state."""
+        with self._errors(action):
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn any :class:`sqlite3.Error` into a one-line store or input error."""
+        try:
+            yield
+        except KetadoseError:
+            raise
+        except sqlite3.Error as error:
+            raise self._translate(action, error) from None
+
+    def _translate(self, action: str, error: sqlite3.Error) -> KetadoseError:
+        name = _error_name(error)
+        message = _one_line(error)
+        if name in {"SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL"}:
+            return InputError(f"the store refuses the value ({message}); nothing was written")
+        hint = ""
+        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+            hint = "; check the permissions of the file and its directory"
+        return StoreError(f"cannot {action} in store {self._path}: {message}{hint}")
+
+
+_DESCENDING = "julianday(at) DESC, at DESC, id DESC"
+
+
+def _create_private(path: Path) -> None:
+    """Create the directory and an empty file readable by its owner only, if missing."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the store's directory {path.parent}: {error}") from None
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # an existing store (or one another process has just created)
+    except OSError as error:
+        raise StoreError(f"cannot create store {path}: {error.strerror}") from None
+    try:
+        os.fchmod(handle, 0o600)  # exactly 0o600, whatever the umask
+    finally:
+        os.close(handle)
+
+
+def _refuse_foreign(path: Path, version: int, application_id: int, objects: int) -> None:
+    """Refuse an SQLite file that is not ours (a new, empty file is fine)."""
+    fresh = application_id == 0 and version == 0 and objects == 0
+    if application_id != APPLICATION_ID and not fresh:
+        raise StoreError(
+            f"{path} is an SQLite database but not a ketadose store; refusing to change it"
+        )
+
+
+@contextmanager
+def _known_patient(patient_id: str) -> Iterator[None]:
+    """Turn the patient foreign key's refusal into 'unknown patient'."""
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        if _error_name(error) == "SQLITE_CONSTRAINT_FOREIGNKEY":
+            raise _unknown(patient_id) from None
+        raise
+
+
+def _unknown(patient_id: str) -> InputError:
+    return InputError(f"no patient {patient_id!r} in the store")
+
+
+def _error_name(error: sqlite3.Error) -> str:
+    return str(getattr(error, "sqlite_errorname", "") or "")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+        raise StoreError("the store did not return a row id")
+    return cursor.lastrowid
+
+
+def _finite(name: str, value: float | None) -> None:
+    """Refuse NaN and infinities: SQLite would store NaN as NULL, losing it silently."""
+    if value is not None and not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number, not {value}")
+
+
+def _json(name: str, text: str) -> None:
+    try:
+        json.loads(text)
+    except ValueError:
+        raise InputError(f"{name} is not valid JSON") from None
+
+
+def _check_session(session: SessionRecord) -> None:
+    if session.id is not None:
+        raise InputError(f"the session is stored already (id {session.id})")
+    for name in ("dose_mg", "dose_mg_per_kg", "duration_min", "heart_rate", "spo2", "score"):
+        _finite(name, getattr(session, name))
+    for name in ("bp_before", "bp_peak", "bp_after"):
+        reading: BloodPressure | None = getattr(session, name)
+        if reading is not None:
+            _finite(f"{name}.systolic", reading.systolic)
+            _finite(f"{name}.diastolic", reading.diastolic)
+    _json("phases_json", session.phases_json)
+
+
+def _check_audit(entry: AuditEntry) -> None:
+    if entry.id is not None:
+        raise InputError(f"the audit entry is stored already (id {entry.id})")
+    _json("inputs_json", entry.inputs_json)
+    _json("findings_json", entry.findings_json)
+
+
+def _bp(reading: BloodPressure | None) -> tuple[float | None, float | None]:
+    return (None, None) if reading is None else (reading.systolic, reading.diastolic)
+
+
+def _bp_from(systolic: float | None, diastolic: float | None) -> BloodPressure | None:
+    if systolic is None or diastolic is None:
+        return None
+    return BloodPressure(systolic=systolic, diastolic=diastolic)
+
+
+def _session_from_row(row: Sequence[Any], adverse_events: tuple[str, ...]) -> SessionRecord:
+    return SessionRecord(
+        id=row[0],
+        patient_id=row[1],
+        at=datetime.fromisoformat(row[2]),
+        protocol=row[3],
+        dose_mg=row[4],
+        dose_mg_per_kg=row[5],
+        duration_min=row[6],
+        phases_json=row[7],
+        bp_before=_bp_from(row[8], row[9]),
+        bp_peak=_bp_from(row[10], row[11]),
+        bp_after=_bp_from(row[12], row[13]),
+        heart_rate=row[14],
+        spo2=row[15],
+        score=row[16],
+        adverse_events=adverse_events,
+        notes=row[17],
+    )
+
+
+def _audit_from_row(row: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row[0],
+        at=datetime.fromisoformat(row[1]),
+        user=row[2],
+        command=row[3],
+        patient_id=row[4],
+        inputs_json=row[5],
+        findings_json=row[6],
+        status=row[7],
+        override_reason=row[8],
+        library_sha256=row[9],
+    )
