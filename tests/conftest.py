@@ -26,7 +26,7 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 
 
 @pytest.fixture(autouse=True)
-def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def store_path(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test writes its audit entries to a fresh store, never to the user's."""
     path = tmp_path_factory.mktemp("store") / "store.sqlite3"
     monkeypatch.setenv("KETADOSE_STORE", str(path))
