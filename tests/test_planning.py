@@ -328,3 +328,95 @@ class TestPlanCommand:
         )
         assert result.exit_code == 2
         assert message in result.stderr
+
+
+SINGLE = [
+    "bipolar-depression",
+    "suicidal-ideation",
+    "ocd",
+    "social-anxiety",
+    "alcohol-use-disorder",
+    "cocaine-use-disorder",
+    "depression-im",
+    "chronic-pain",
+    "fibromyalgia",
+    "acute-pain",
+]
+
+
+class TestEveryProtocol:
+    """Default plans from Monday 2026-11-30, worked out from each protocol's series and limits."""
+
+    @pytest.mark.parametrize("protocol_id", SINGLE)
+    def test_single_session_protocols(self, protocol_id: str) -> None:
+        # one session in the source's design: the start day itself
+        assert days_of(protocol_id) == ["2026-11-30"]
+
+    @pytest.mark.parametrize(
+        ("protocol_id", "expected"),
+        [
+            # 3 a week, >= 40 h apart, Mon-Fri: Mon, Wed, Fri, Mon, Wed, Fri
+            ("depression", ["11-30", "12-02", "12-04", "12-07", "12-09", "12-11"]),
+            ("ptsd", ["11-30", "12-02", "12-04", "12-07", "12-09", "12-11"]),
+            # twice a week (label), Mon-Fri: Fri is a third in 7 days, so Mon and Wed
+            (
+                "esketamine-nasal",
+                ["11-30", "12-02", "12-07", "12-09", "12-14", "12-16", "12-21", "12-23"],
+            ),
+            # daily, weekends included
+            (
+                "crps",
+                [
+                    "11-30",
+                    "12-01",
+                    "12-02",
+                    "12-03",
+                    "12-04",
+                    "12-05",
+                    "12-06",
+                    "12-07",
+                    "12-08",
+                    "12-09",
+                ],
+            ),
+            ("neuropathic-pain", ["11-30", "12-01", "12-02"]),
+        ],
+    )
+    def test_series(self, protocol_id: str, expected: list[str]) -> None:
+        assert [d[5:] for d in days_of(protocol_id)] == expected
+
+    def test_every_shipped_protocol_plans_within_the_shipped_limits(self) -> None:
+        for protocol_id in PROTOCOLS:
+            request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+            result = plan(PROTOCOLS[protocol_id], request, LIMITS)
+            assert result.status == "ok", (
+                protocol_id,
+                [
+                    f.message
+                    for s in result.sessions
+                    for f in s.findings
+                    if f.severity.value != "info"
+                ],
+            )
+
+    def test_neuropathic_titration_is_scheduled(self) -> None:
+        request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+        result = plan(PROTOCOLS["neuropathic-pain"], request, LIMITS)
+        # 0.2 -> 0.4 -> 0.6 mg/kg/h x 80 kg = 16, 32, 48 mg/h for 4 h = 64, 128, 192 mg
+        assert [s.phases[0].rate_mg_per_h for s in result.sessions] == pytest.approx([16, 32, 48])
+        assert [s.total_dose_mg for s in result.sessions] == pytest.approx([64, 128, 192])
+        assert [s.accumulated_dose_mg for s in result.sessions] == pytest.approx([64, 192, 384])
+
+    def test_esketamine_observation_sets_discharge(self) -> None:
+        request = PlanRequest(dose=DoseRequest(patient=Patient()), start=MONDAY)
+        result = plan(PROTOCOLS["esketamine-nasal"], request, LIMITS)
+        timeline = result.sessions[0].timeline
+        assert timeline.observation_min == 120  # Spravato: >= 2 h
+        assert timeline.discharge_earliest == datetime(2026, 11, 30, 11, 20)
+        assert any("food" in note.text for note in result.before)
+        assert any("driv" in note.text for note in result.discharge)
+
+    def test_crps_adjuncts(self) -> None:
+        request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+        names = {a.name for a in plan(PROTOCOLS["crps"], request, LIMITS).adjuncts}
+        assert {"clonidine", "midazolam"} <= names
