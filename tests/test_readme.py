@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,9 +19,23 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
 
 
-def readme_examples() -> list[str]:
-    lines = [line.strip() for block in BLOCKS for line in block.splitlines()]
+STORE_BLOCK = next(block for block in BLOCKS if "ketadose patient add" in block)
+
+
+def readme_examples(blocks: list[str] | None = None) -> list[str]:
+    """The `ketadose ...` lines of the README's sh blocks (the store walk-through apart)."""
+    chosen = [b for b in BLOCKS if b is not STORE_BLOCK] if blocks is None else blocks
+    lines = [line.strip() for block in chosen for line in block.splitlines()]
     return [line for line in lines if line.startswith("ketadose ")]
+
+
+def invoke(line: str) -> tuple[int, Any]:
+    command, _, comment = line.partition("  #")
+    expected = re.search(r"exit (\d)", comment)
+    args = shlex.split(command)[1:]
+    args = [str(ROOT / a) if a.startswith(("examples/", "ketadose/")) else a for a in args]
+    result = CliRunner().invoke(app, args)
+    return (int(expected[1]) if expected else 0), result
 
 
 class TestReadme:
@@ -40,13 +55,16 @@ class TestReadme:
 
     @pytest.mark.parametrize("line", readme_examples())
     def test_usage_examples_run(self, line: str) -> None:
-        command, _, comment = line.partition("  #")
-        expected = re.search(r"exit (\d)", comment)
-        args = shlex.split(command)[1:]
-        args = [str(ROOT / a) if a.startswith(("examples/", "ketadose/")) else a for a in args]
-        result = CliRunner().invoke(app, args, env={"KETADOSE_LIMITS": None})
-        assert result.exit_code == (int(expected[1]) if expected else 0), result.stderr
+        expected, result = invoke(line)
+        assert result.exit_code == expected, result.stderr
         assert result.stdout
+
+    def test_store_walk_through_runs_in_order(self) -> None:
+        lines = readme_examples([STORE_BLOCK])
+        assert len(lines) == 5
+        for line in lines:
+            expected, result = invoke(line)
+            assert result.exit_code == expected, (line, result.stderr)
 
     def test_there_are_usage_examples(self) -> None:
         assert len(readme_examples()) >= 8
