@@ -55,3 +55,24 @@ def dose_for(entry: ProtocolEntry, weight: float | None = 80.0, **request: Any) 
 def limits_library() -> LimitLibrary:
     """The round-numbered test limit library (tests/data/limits.toml)."""
     return load_library(TEST_LIMITS)
+
+
+#: The protocol ids the shipped library must have (issue 2).
+REQUIRED_IDS = (
+    "depression",
+    "bipolar-depression",
+    "suicidal-ideation",
+    "ptsd",
+    "ocd",
+    "social-anxiety",
+    "alcohol-use-disorder",
+    "cocaine-use-disorder",
+    "depression-im",
+    "esketamine-nasal",
+    "crps",
+    "chronic-pain",
+    "neuropathic-pain",
+    "fibromyalgia",
+    "migraine",
+    "acute-pain",
+)

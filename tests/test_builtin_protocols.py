@@ -18,27 +18,11 @@ from ketadose.libfile import Quantity
 from ketadose.models import Patient, PhaseDose, Preparation, SessionDose
 from ketadose.protocols import ProtocolEntry, ProtocolLibrary, load_library
 from ketadose.units import Kind, parse
+from tests.factories import REQUIRED_IDS
 
 REL = 1e-9
 
-BUILTIN_IDS = (
-    "depression",
-    "bipolar-depression",
-    "suicidal-ideation",
-    "ptsd",
-    "ocd",
-    "social-anxiety",
-    "alcohol-use-disorder",
-    "cocaine-use-disorder",
-    "depression-im",
-    "esketamine-nasal",
-    "crps",
-    "chronic-pain",
-    "neuropathic-pain",
-    "fibromyalgia",
-    "migraine",
-    "acute-pain",
-)
+BUILTIN_IDS = REQUIRED_IDS
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ketadose.cli import app
 from ketadose.limits import SECTIONS, SIDES, Bounds, load_file, load_library
 from ketadose.protocols import load_library as load_protocols
+from tests.test_limit_sides import UNITS as SIDE_UNITS
 
 runner = CliRunner()
 SHIPPED_LIMITS = load_library()
@@ -106,29 +107,8 @@ class TestNothingPastAHardLimit:
         assert not beyond_hard(data["patient"]["weight_kg"], hard(protocol_id, "patient", "weight"))
 
 
-UNITS = {
-    "total_dose_per_kg": "mg/kg",
-    "total_dose": "mg",
-    "bolus_dose_per_kg": "mg/kg",
-    "bolus_dose": "mg",
-    "rate_per_kg": "mg/kg/h",
-    "rate": "mg/h",
-    "infusion_duration": "min",
-    "final_concentration": "mg/mL",
-    "pump_rate": "mL/h",
-    "weight": "kg",
-    "age": "y",
-    "bmi": "kg/m2",
-    "dose_per_24h": "mg",
-    "dose_per_7d": "mg/kg",
-    "sessions_per_7d": "",
-    "interval": "h",
-    "escalation_step": "mg/kg",
-    "systolic": "mmHg",
-    "diastolic": "mmHg",
-    "heart_rate": "bpm",
-    "spo2": "%",
-}
+# Written in hours here (the round trip also converts), in minutes where the probes work.
+UNITS = {**SIDE_UNITS, "interval": "h"}
 SCALE = {"interval": 60}  # hours written, minutes kept
 
 

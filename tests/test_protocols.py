@@ -11,29 +11,13 @@ import pytest
 from ketadose.errors import ConfigError, InputError
 from ketadose.protocols import SHIPPED_FILE, load_file, load_library
 from ketadose.units import Kind
+from tests.factories import REQUIRED_IDS as REQUIRED
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "ketadose" / "data" / SHIPPED_FILE
 CLINIC = ROOT / "examples" / "clinic-protocols.toml"
 
-REQUIRED_IDS = {
-    "depression",
-    "bipolar-depression",
-    "suicidal-ideation",
-    "ptsd",
-    "ocd",
-    "social-anxiety",
-    "alcohol-use-disorder",
-    "cocaine-use-disorder",
-    "depression-im",
-    "esketamine-nasal",
-    "crps",
-    "chronic-pain",
-    "neuropathic-pain",
-    "fibromyalgia",
-    "migraine",
-    "acute-pain",
-}
+REQUIRED_IDS = set(REQUIRED)
 
 MINIMAL = """\
 [library]
