@@ -29,7 +29,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -183,6 +183,7 @@ class Store:
         """Wrap an open connection; call :meth:`open` instead."""
         self._conn = connection
         self._path = path
+        self._read_only = False
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -223,8 +224,12 @@ class Store:
                 _create_private(path)
                 connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as error:
-            raise StoreError(f"cannot open store {path}: {_one_line(error)}") from None
+            hint = ""
+            if _error_name(error).startswith(("SQLITE_CANTOPEN", "SQLITE_PERM")):
+                hint = "; check the permissions of the store file and its directory"
+            raise StoreError(f"cannot open store {path}: {_one_line(error)}{hint}") from None
         store = cls(connection, path)
+        store._read_only = read_only
         try:
             store._prepare(read_only=read_only, migrations=migrations)
         except BaseException:
@@ -315,13 +320,19 @@ class Store:
                     f"cannot back up store {self._path} to {candidate} before migrating: "
                     f"{error.strerror}"
                 ) from None
-            os.close(handle)
             try:
-                target = sqlite3.connect(candidate)
-                try:
-                    self._conn.backup(target)
-                finally:
-                    target.close()
+                os.fchmod(handle, 0o600)  # exactly 0o600, whatever the umask
+            finally:
+                os.close(handle)
+            try:
+                # SQLite refuses to back up through a connection that holds a write
+                # transaction, so a second connection reads the file: it sees the last commit,
+                # which nobody can change while this connection holds the write lock.
+                with (
+                    closing(sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S)) as source,
+                    closing(sqlite3.connect(candidate)) as target,
+                ):
+                    source.backup(target)
             except BaseException:
                 with suppress(OSError):
                     candidate.unlink()  # no half-made backup that looks like a good one
@@ -644,9 +655,11 @@ class Store:
         if name in {"SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL"}:
             return InputError(f"the store refuses the value ({message}); nothing was written")
         hint = ""
-        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
-            hint = "; check the permissions of the file and its directory"
-        return StoreError(f"cannot {action} in store {self._path}: {message}{hint}")
+        if self._read_only and name.startswith("SQLITE_READONLY"):
+            hint = " (the store was opened read-only)"
+        elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+            hint = "; check the permissions of the store file and its directory"
+        return StoreError(f"cannot {action}: store {self._path}: {message}{hint}")
 
 
 _DESCENDING = "julianday(at) DESC, at DESC, id DESC"

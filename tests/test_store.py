@@ -1,0 +1,771 @@
+"""Tests for ketadose.store: the SQLite record store, always on real files in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ketadose.errors import InputError, StoreError
+from ketadose.models import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+from ketadose.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = datetime(2024, 3, 4, 9, 30)
+SHA = "ab" * 32
+
+
+def patient(patient_id: str = "p-001", **changes: Any) -> PatientRecord:
+    record = PatientRecord(
+        id=patient_id,
+        protocol="iv-depression-0.5",
+        baseline=31.0,
+        weight_kg=82.5,
+        height_cm=176.0,
+        sex="female",
+        created_at=T0,
+    )
+    return replace(record, **changes)
+
+
+def session_for(number: int, patient_id: str = "p-001", events: int = 3) -> SessionRecord:
+    """A session whose every field follows from ``number`` (the writer processes use it too)."""
+    return SessionRecord(
+        patient_id=patient_id,
+        at=T0 + timedelta(minutes=number),
+        protocol="iv-depression-0.5",
+        dose_mg=41.25 + number,
+        dose_mg_per_kg=0.5,
+        duration_min=40.0,
+        phases_json=json.dumps([{"kind": "timed", "dose_mg": 41.25 + number}]),
+        bp_before=BloodPressure(128.0, 84.0),
+        bp_peak=BloodPressure(151.0, 96.5),
+        bp_after=BloodPressure(131.0, 85.0),
+        heart_rate=97.0,
+        spo2=96.0,
+        score=float(number),
+        adverse_events=tuple(f"event-{number}-{k}" for k in range(events)),
+        notes=f"session {number}",
+    )
+
+
+def entry(patient_id: str | None = "p-001", command: str = "session record") -> AuditEntry:
+    return AuditEntry(
+        at=T0,
+        user="dr.x",
+        command=command,
+        patient_id=patient_id,
+        inputs_json='{"dose": "40 mg"}',
+        findings_json='[{"severity": "soft", "overridden": true}]',
+        status="soft",
+        override_reason="reviewed with the patient",
+        library_sha256=SHA,
+    )
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error)
+    assert text
+    assert "\n" not in text
+    assert "Traceback" not in text
+    return text
+
+
+def raw(path: Path) -> closing[sqlite3.Connection]:
+    """A plain sqlite3 connection (autocommit, foreign keys on), as any other program has."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA foreign_keys = ON")
+    return closing(connection)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "ketadose.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[Store]:
+    with Store.open(path) as opened:
+        opened.add_patient(patient(), at=T0)
+        yield opened
+
+
+class TestPatients:
+    """Patients round-trip, keep a weight history, and unknown or duplicate ids are input errors."""
+
+    def test_every_field_round_trips(self, store: Store) -> None:
+        assert store.patient("p-001") == patient()
+
+    def test_optional_fields_stay_empty(self, store: Store) -> None:
+        bare = PatientRecord(id="p-002", protocol="crps", baseline=7.5, weight_kg=60.0)
+        store.add_patient(bare, at=T0)
+        assert store.patient("p-002") == replace(bare, created_at=T0)
+
+    def test_offset_aware_time_round_trips(self, store: Store) -> None:
+        at = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=-4)))
+        store.add_patient(patient("p-002", created_at=None), at=at)
+        created = store.patient("p-002").created_at
+        assert created == at
+        assert created is not None
+        assert created.utcoffset() == timedelta(hours=-4)
+
+    def test_first_weight_and_height_go_to_the_history_table(
+        self, store: Store, path: Path
+    ) -> None:
+        with raw(path) as conn:
+            rows = conn.execute("SELECT patient_id, at, weight_kg, height_cm FROM measurements")
+            assert rows.fetchall() == [("p-001", T0.isoformat(), 82.5, 176.0)]
+
+    def test_latest_weight_wins_and_height_is_kept(self, store: Store) -> None:
+        store.record_weight("p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None)
+        assert (store.patient("p-001").weight_kg, store.patient("p-001").height_cm) == (80.0, 176.0)
+        store.record_weight("p-001", at=T0 + timedelta(days=14), weight_kg=79.0, height_cm=175.5)
+        assert (store.patient("p-001").weight_kg, store.patient("p-001").height_cm) == (79.0, 175.5)
+
+    def test_latest_is_by_measurement_time_not_entry_order(self, store: Store) -> None:
+        store.record_weight("p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None)
+        store.record_weight("p-001", at=T0 + timedelta(days=3), weight_kg=90.0, height_cm=None)
+        assert store.patient("p-001").weight_kg == 80.0
+
+    def test_unknown_patient(self, store: Store) -> None:
+        with pytest.raises(InputError, match="no patient 'nobody'") as caught:
+            store.patient("nobody")
+        one_line(caught.value)
+        with pytest.raises(InputError, match="no patient"):
+            store.sessions("nobody")
+        with pytest.raises(InputError, match="no patient"):
+            store.record_weight("nobody", at=T0, weight_kg=70.0, height_cm=None)
+
+    def test_duplicate_id_refused_and_original_kept(self, store: Store) -> None:
+        with pytest.raises(InputError, match="'p-001' exists already") as caught:
+            store.add_patient(patient(weight_kg=99.0, baseline=1.0), at=T0)
+        assert caught.value.exit_code == 2
+        assert store.patient("p-001") == patient()
+
+    def test_created_at_must_match_the_time_added(self, store: Store) -> None:
+        with pytest.raises(InputError, match="created_at"):
+            store.add_patient(patient("p-002"), at=T0 + timedelta(hours=1))
+
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"weight_kg": float("nan")}, "finite"),
+            ({"height_cm": float("inf")}, "finite"),
+            ({"weight_kg": 0.0}, "weight_kg > 0"),
+            ({"sex": "x"}, "sex"),
+            ({"id": ""}, "length"),
+        ],
+    )
+    def test_unusable_values_refused_and_nothing_written(
+        self, store: Store, path: Path, changes: dict[str, Any], message: str
+    ) -> None:
+        with pytest.raises(InputError, match=message):
+            store.add_patient(patient("p-002", **changes), at=T0)
+        with raw(path) as conn:
+            assert conn.execute("SELECT count(*) FROM patients").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM measurements").fetchone() == (1,)
+
+
+class TestSessions:
+    """Sessions round-trip field by field, come back in time order, and are written whole."""
+
+    def test_every_field_round_trips(self, store: Store) -> None:
+        given = replace(session_for(7), notes="nausea settled after ondansetron 4 mg; «ok» ✓")
+        row_id = store.record_session(given)
+        assert store.sessions("p-001") == [replace(given, id=row_id)]
+
+    def test_defaults_round_trip(self, store: Store) -> None:
+        bare = SessionRecord(patient_id="p-001", at=T0, protocol="esketamine", dose_mg=56.0)
+        row_id = store.record_session(bare)
+        assert store.sessions("p-001") == [replace(bare, id=row_id)]
+
+    def test_adverse_events_keep_their_order(self, store: Store) -> None:
+        events = ("nausea", "hypertension", "dissociation:severe", "nausea")
+        store.record_session(replace(session_for(1), adverse_events=events))
+        assert store.sessions("p-001")[0].adverse_events == events
+
+    def test_ordered_by_time_not_by_insertion(self, store: Store) -> None:
+        ids = {n: store.record_session(session_for(n)) for n in (30, 10, 20)}
+        assert [(s.score, s.id) for s in store.sessions("p-001")] == [
+            (10.0, ids[10]),
+            (20.0, ids[20]),
+            (30.0, ids[30]),
+        ]
+
+    def test_offset_aware_times_ordered_by_instant(self, store: Store) -> None:
+        late = replace(session_for(1), at=datetime(2024, 3, 4, 9, 0, tzinfo=UTC))
+        # 10:00 at +02:00 is 08:00 UTC: earlier, though its text sorts later
+        early = replace(
+            session_for(2), at=datetime(2024, 3, 4, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+        )
+        store.record_session(late)
+        store.record_session(early)
+        assert [s.score for s in store.sessions("p-001")] == [2.0, 1.0]
+
+    def test_other_patients_sessions_are_not_mixed_in(self, store: Store) -> None:
+        store.add_patient(patient("p-002"), at=T0)
+        store.record_session(session_for(1, patient_id="p-002"))
+        store.record_session(session_for(2))
+        assert [s.score for s in store.sessions("p-001")] == [2.0]
+        assert [s.adverse_events for s in store.sessions("p-002")] == [
+            session_for(1).adverse_events
+        ]
+
+    def test_a_refused_adverse_event_leaves_no_session_row(self, store: Store, path: Path) -> None:
+        # the session row is inserted before the event that fails: the transaction undoes it
+        with pytest.raises(InputError, match="length"):
+            store.record_session(replace(session_for(1), adverse_events=("nausea", "")))
+        with raw(path) as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM session_adverse_events").fetchone() == (0,)
+
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"id": 5}, "stored already"),
+            ({"phases_json": "[{"}, "not valid JSON"),
+            ({"dose_mg": float("nan")}, "finite"),
+            ({"bp_peak": BloodPressure(float("inf"), 90.0)}, "finite"),
+            ({"dose_mg": -1.0}, "dose_mg >= 0"),
+        ],
+    )
+    def test_unusable_sessions_refused(
+        self, store: Store, changes: dict[str, Any], message: str
+    ) -> None:
+        with pytest.raises(InputError, match=message):
+            store.record_session(replace(session_for(1), **changes))
+        assert store.sessions("p-001") == []
+
+
+class TestForeignKeys:
+    """The schema itself refuses a session or weight for a patient who is not in the store."""
+
+    def test_store_refuses_session_for_unknown_patient(self, store: Store, path: Path) -> None:
+        with pytest.raises(InputError, match="no patient 'ghost'"):
+            store.record_session(session_for(1, patient_id="ghost"))
+        with raw(path) as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+
+    def test_enforced_after_a_plain_reopen(self, path: Path) -> None:
+        # Store does no look-up of its own, so this refusal is the foreign key's; and a store
+        # that needs no migration must still have foreign keys switched on by open() itself
+        _v1_store(path)
+        with Store.open(path) as store, pytest.raises(InputError, match="no patient 'ghost'"):
+            store.record_session(session_for(2, patient_id="ghost"))
+        with Store.open(path) as store, pytest.raises(InputError, match="no patient 'ghost'"):
+            store.record_weight("ghost", at=T0, weight_kg=70.0, height_cm=None)
+
+    def test_raw_insert_refused_by_the_schema(self, store: Store, path: Path) -> None:
+        with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            conn.execute(
+                "INSERT INTO sessions (patient_id, at, protocol, dose_mg, phases_json)"
+                " VALUES ('ghost', '2024-01-01T00:00:00', 'iv', 1.0, '[]')"
+            )
+
+
+class TestAudit:
+    """The audit log round-trips, filters by patient, and the schema refuses edits and deletes."""
+
+    def test_every_field_round_trips_in_order(self, store: Store) -> None:
+        first = store.append_audit(entry())
+        second = store.append_audit(replace(entry(None, "dose"), override_reason=None, status="ok"))
+        assert second > first
+        assert store.audit() == [
+            replace(entry(), id=first),
+            replace(entry(None, "dose"), override_reason=None, status="ok", id=second),
+        ]
+
+    def test_filtered_by_patient_including_one_not_in_the_store(self, store: Store) -> None:
+        store.append_audit(entry("p-001"))
+        ghost = store.append_audit(entry("not-added", "next"))
+        store.append_audit(entry(None, "dose"))
+        assert [e.id for e in store.audit("not-added")] == [ghost]
+        assert [e.patient_id for e in store.audit("p-001")] == ["p-001"]
+
+    def test_invalid_json_or_id_refused(self, store: Store) -> None:
+        with pytest.raises(InputError, match="inputs_json"):
+            store.append_audit(replace(entry(), inputs_json="{"))
+        with pytest.raises(InputError, match="stored already"):
+            store.append_audit(replace(entry(), id=1))
+        assert store.audit() == []
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE audit SET status = 'ok'",
+            "DELETE FROM audit",
+            "INSERT OR REPLACE INTO audit (id, at, user, command, inputs_json, findings_json,"
+            " status, library_sha256) VALUES (1, 'x', 'x', 'x', '{}', '[]', 'ok', 'x')",
+            "INSERT INTO audit (id, at, user, command, inputs_json, findings_json, status,"
+            " library_sha256) VALUES (1, 'x', 'x', 'x', '{}', '[]', 'ok', 'x')"
+            " ON CONFLICT (id) DO UPDATE SET status = 'ok'",
+        ],
+        ids=["update", "delete", "insert-or-replace", "upsert"],
+    )
+    def test_schema_refuses_changes_from_any_connection(
+        self, store: Store, path: Path, statement: str
+    ) -> None:
+        store.append_audit(entry())
+        before = store.audit()
+        with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(statement)
+        assert store.audit() == before
+
+    def test_session_and_audit_written_together(self, store: Store) -> None:
+        row_id = store.record_session_with_audit(session_for(1), entry())
+        assert [s.id for s in store.sessions("p-001")] == [row_id]
+        assert [e.command for e in store.audit()] == ["session record"]
+
+    def test_failed_audit_write_takes_the_session_with_it(self, store: Store, path: Path) -> None:
+        # fault injection: any audit insert now fails, after the session row went in
+        with raw(path) as conn:
+            conn.execute(
+                "CREATE TRIGGER injected BEFORE INSERT ON audit"
+                " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        with pytest.raises(StoreError, match="injected failure") as caught:
+            store.record_session_with_audit(session_for(1), entry())
+        one_line(caught.value)
+        assert caught.value.exit_code == 6
+        assert store.sessions("p-001") == []
+
+    def test_failed_session_write_takes_the_audit_with_it(self, store: Store) -> None:
+        with pytest.raises(InputError, match="no patient"):
+            store.record_session_with_audit(session_for(1, patient_id="ghost"), entry("ghost"))
+        assert store.audit() == []
+
+
+class TestFile:
+    """The store file is private, in WAL mode, and marked with its schema version."""
+
+    def test_created_with_its_directory_readable_by_owner_only(self, path: Path) -> None:
+        old_umask = os.umask(0)  # the mode must not depend on a permissive umask
+        try:
+            with Store.open(path) as store:
+                store.add_patient(patient(), at=T0)
+                modes = {p.name: mode(p) for p in path.parent.iterdir()}
+        finally:
+            os.umask(old_umask)
+        assert modes == {"ketadose.db": 0o600, "ketadose.db-wal": 0o600, "ketadose.db-shm": 0o600}
+        assert mode(path.parent) == 0o700
+
+    def test_wal_version_and_application_id(self, store: Store, path: Path) -> None:
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+
+    def test_an_empty_file_becomes_a_store(self, path: Path) -> None:
+        path.parent.mkdir()
+        path.touch()
+        with Store.open(path) as store:
+            store.add_patient(patient(), at=T0)
+            assert store.patient("p-001") == patient()
+
+    def test_reopened_store_keeps_everything(self, path: Path) -> None:
+        with Store.open(path) as store:
+            store.add_patient(patient(), at=T0)
+            row_id = store.record_session(session_for(1))
+            audit_id = store.append_audit(entry())
+        with Store.open(path) as store:
+            assert store.sessions("p-001") == [replace(session_for(1), id=row_id)]
+            assert store.audit() == [replace(entry(), id=audit_id)]
+
+    def test_closed_store_raises_store_error(self, path: Path) -> None:
+        store = Store.open(path)
+        store.close()
+        store.close()
+        with pytest.raises(StoreError, match="closed") as caught:
+            store.audit()
+        one_line(caught.value)
+
+
+def _add_column_v2(conn: sqlite3.Connection) -> None:
+    """A fake version 2: a new column, filled for the rows there are."""
+    conn.execute("ALTER TABLE sessions ADD COLUMN site TEXT")
+    conn.execute("UPDATE sessions SET site = 'main'")
+
+
+def _broken_v2(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE half_done (x)")
+    conn.execute("SELECT * FROM no_such_table")
+
+
+def _v1_store(path: Path) -> int:
+    with Store.open(path) as store:
+        store.add_patient(patient(), at=T0)
+        return store.record_session(session_for(1))
+
+
+class TestSchemaVersions:
+    """Newer schemas are refused untouched; older ones are backed up, then migrated in one go."""
+
+    def test_newer_schema_refused_untouched(self, path: Path) -> None:
+        _v1_store(path)
+        with raw(path) as conn:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        before = path.read_bytes()
+        with pytest.raises(StoreError) as caught:
+            Store.open(path)
+        text = one_line(caught.value)
+        assert f"version {SCHEMA_VERSION + 1}" in text
+        assert f"version {SCHEMA_VERSION} " in text
+        assert path.read_bytes() == before
+
+    def test_v0_store_backed_up_then_migrated(self, path: Path) -> None:
+        # a hand-made pre-release store: marked as ours, user_version 0, one table of its own
+        path.parent.mkdir()
+        with raw(path) as conn:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("CREATE TABLE early_notes (note TEXT)")
+            conn.execute("INSERT INTO early_notes VALUES ('kept')")
+        with Store.open(path) as store:
+            store.add_patient(patient(), at=T0)
+        backup = path.with_name("ketadose.db.bak-v0")
+        assert mode(backup) == 0o600
+        with raw(backup) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (0,)
+            assert conn.execute("SELECT note FROM early_notes").fetchall() == [("kept",)]
+            assert (
+                conn.execute("SELECT name FROM sqlite_master WHERE name = 'patients'").fetchone()
+                is None
+            )
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            assert conn.execute("SELECT note FROM early_notes").fetchall() == [("kept",)]
+
+    def test_new_store_needs_no_backup(self, path: Path) -> None:
+        Store.open(path).close()
+        assert sorted(p.name for p in path.parent.iterdir()) == ["ketadose.db"]
+
+    def test_runner_applies_a_later_version_after_a_backup(self, path: Path) -> None:
+        row_id = _v1_store(path)
+        migrations = (*MIGRATIONS, _add_column_v2)
+        with Store._open(path, read_only=False, migrations=migrations) as store:
+            assert store.sessions("p-001") == [replace(session_for(1), id=row_id)]
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+            assert conn.execute("SELECT site FROM sessions").fetchall() == [("main",)]
+        with raw(path.with_name("ketadose.db.bak-v1")) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
+        # opened again at version 2: nothing to migrate, so no second backup
+        Store._open(path, read_only=False, migrations=migrations).close()
+        assert sorted(p.name for p in path.parent.iterdir()) == [
+            "ketadose.db",
+            "ketadose.db.bak-v1",
+        ]
+
+    def test_failed_migration_changes_nothing_and_keeps_every_backup(self, path: Path) -> None:
+        row_id = _v1_store(path)
+        for _ in range(2):
+            with pytest.raises(StoreError, match="no such table") as caught:
+                Store._open(path, read_only=False, migrations=(*MIGRATIONS, _broken_v2))
+            one_line(caught.value)
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+            assert (
+                conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone()
+                is None
+            )
+        with Store.open(path) as store:
+            assert [s.id for s in store.sessions("p-001")] == [row_id]
+        names = sorted(p.name for p in path.parent.iterdir())
+        assert names == ["ketadose.db", "ketadose.db.bak-v1", "ketadose.db.bak-v1.2"]
+
+    def test_read_only_open_does_not_migrate(self, path: Path) -> None:
+        _v1_store(path)
+        with pytest.raises(StoreError, match="needs migrating"):
+            Store._open(path, read_only=True, migrations=(*MIGRATIONS, _add_column_v2))
+
+    def test_other_sqlite_database_refused_untouched(self, path: Path) -> None:
+        path.parent.mkdir()
+        with raw(path) as conn:
+            conn.execute("CREATE TABLE invoices (n INTEGER)")
+        before = path.read_bytes()
+        with pytest.raises(StoreError, match="not a ketadose store"):
+            Store.open(path)
+        assert path.read_bytes() == before
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(random.Random(4).randbytes(8192))
+
+
+def _garbled_schema_page(path: Path) -> None:
+    _v1_store(path)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = random.Random(5).randbytes(3996)
+    path.write_bytes(bytes(data))
+
+
+def _truncated_header(path: Path) -> None:
+    _v1_store(path)
+    path.write_bytes(path.read_bytes()[:60])
+
+
+class TestBadFiles:
+    """A file that is not a readable store gives one clear StoreError and is left as it was."""
+
+    @pytest.mark.parametrize("damage", [_random_bytes, _garbled_schema_page, _truncated_header])
+    def test_damaged_file(self, path: Path, damage: Callable[[Path], None]) -> None:
+        path.parent.mkdir(exist_ok=True)
+        damage(path)
+        before = path.read_bytes()
+        with pytest.raises(StoreError) as caught:
+            Store.open(path)
+        assert str(path) in one_line(caught.value)
+        assert caught.value.exit_code == 6
+        assert path.read_bytes() == before
+
+    def test_directory_in_the_way(self, path: Path) -> None:
+        path.mkdir(parents=True)
+        with pytest.raises(StoreError) as caught:
+            Store.open(path)
+        one_line(caught.value)
+
+
+def _add_second_patient(path: Path, *, read_only: bool = False) -> None:
+    with Store.open(path, read_only=read_only) as store:
+        store.add_patient(patient("p-002"), at=T0)
+
+
+class TestReadOnly:
+    """A store that cannot be written refuses the write with a StoreError and keeps its data."""
+
+    @pytest.mark.skipif(
+        os.geteuid() == 0, reason="root ignores file modes; the mode=ro test stands in"
+    )
+    @pytest.mark.parametrize("directory_too", [False, True], ids=["file", "file-and-directory"])
+    def test_chmod_read_only(self, path: Path, directory_too: bool) -> None:
+        _v1_store(path)
+        path.chmod(0o400)
+        if directory_too:
+            path.parent.chmod(0o500)
+        try:
+            with pytest.raises(StoreError) as caught:
+                _add_second_patient(path)
+        finally:
+            path.parent.chmod(0o700)
+            path.chmod(0o600)
+        one_line(caught.value)
+        with Store.open(path) as store:
+            assert store.patient("p-001") == patient()
+            with pytest.raises(InputError):
+                store.patient("p-002")
+
+    def test_read_only_connection(self, path: Path) -> None:
+        # SQLite's own read-only open (URI mode=ro): runs as root too, where chmod cannot
+        _v1_store(path)
+        with pytest.raises(StoreError, match="readonly database.*opened read-only") as caught:
+            _add_second_patient(path, read_only=True)
+        one_line(caught.value)
+        with Store.open(path, read_only=True) as store:
+            assert store.patient("p-001") == patient()
+            with pytest.raises(InputError):
+                store.patient("p-002")
+
+    def test_read_only_open_creates_nothing(self, path: Path) -> None:
+        with pytest.raises(StoreError, match="no store"):
+            Store.open(path, read_only=True)
+        assert not path.parent.exists()
+
+
+# A writer process: records session_for(first), session_for(first + 1)... printing
+# "<number> <row id>" after each commit, then pausing pause_ms (so that two writers take turns).
+# With stall_at = n it stops for good inside the transaction of session n, just after the
+# session row went in and before its adverse events.
+WRITER = """
+import sys, time
+from pathlib import Path
+from ketadose.store import Store
+from tests.test_store import session_for
+
+path = Path(sys.argv[1])
+first, count, events, stall_at, pause_ms = (int(arg) for arg in sys.argv[2:7])
+number = -1
+
+def trace(statement):
+    if number == stall_at and "INSERT INTO session_adverse_events" in statement:
+        print("stalled", flush=True)
+        time.sleep(60)
+
+with Store.open(path) as store:
+    store._conn.set_trace_callback(trace)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for number in range(first, first + count):
+        row_id = store.record_session(session_for(number, events=events))
+        print(number, row_id, flush=True)
+        time.sleep(pause_ms / 1000)
+"""
+
+
+class Writer:
+    """A writer subprocess whose stdout lines are read with a timeout (no hung test)."""
+
+    def __init__(
+        self,
+        path: Path,
+        first: int,
+        count: int,
+        *,
+        events: int = 3,
+        stall_at: int = -1,
+        pause_ms: int = 0,
+    ) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                str(path),
+                str(first),
+                str(count),
+                str(events),
+                str(stall_at),
+                str(pause_ms),
+            ],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            },
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+        self.lines.put("<eof>")
+
+    def line(self) -> str:
+        try:
+            text = self.lines.get(timeout=30)
+        except queue.Empty:
+            self.kill()
+            pytest.fail("writer process silent for 30 s")
+        if text == "<eof>":
+            self.process.wait(timeout=30)
+            assert self.process.stderr is not None
+            pytest.fail(f"writer ended early: {self.process.stderr.read()[-2000:]}")
+        return text
+
+    def go(self) -> None:
+        assert self.line() == "ready"
+        self.start()
+
+    def start(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def committed(self) -> tuple[int, int]:
+        number, row_id = self.line().split()
+        return int(number), int(row_id)
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no cleanup, no atexit, locks dropped by the kernel
+        self.process.wait(timeout=30)
+
+    def finish(self) -> None:
+        _, errors = self.process.communicate(timeout=60)
+        assert self.process.returncode == 0, errors
+
+
+def _assert_whole(path: Path) -> dict[int, int]:
+    """Every stored session equals the one its writer built; returns number -> row id."""
+    with Store.open(path) as store:
+        stored = store.sessions("p-001")
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    found: dict[int, int] = {}
+    for session in stored:
+        assert session.score is not None
+        assert session.id is not None
+        number = int(session.score)
+        expected = session_for(number, events=len(session.adverse_events))
+        assert session == replace(expected, id=session.id)
+        found[number] = session.id
+    return found
+
+
+class TestCrashes:
+    """A writer killed mid-write leaves a store that opens and holds every committed session whole."""
+
+    def test_killed_inside_a_transaction(self, path: Path) -> None:
+        _v1_store(path)
+        with Store.open(path) as store:
+            base = {s.id for s in store.sessions("p-001")}
+        writer = Writer(path, first=100, count=10, events=5, stall_at=103)
+        writer.go()
+        committed = dict(writer.committed() for _ in range(3))
+        assert writer.line() == "stalled"  # session 103's row is written, its events are not
+        writer.kill()
+        found = _assert_whole(path)
+        assert {n: i for n, i in found.items() if i not in base} == committed
+        assert 103 not in found
+        with Store.open(path) as store:  # the dead writer's lock is gone
+            store.record_session(session_for(104))
+
+    def test_killed_at_random_points_while_writing(self, path: Path) -> None:
+        _v1_store(path)
+        committed: dict[int, int] = {}
+        for cycle, stop_after in enumerate((4, 11, 23)):
+            # 200 events a session: most of the writer's time is spent inside a transaction
+            writer = Writer(path, first=1000 * (cycle + 1), count=10**6, events=200)
+            writer.go()
+            committed.update(writer.committed() for _ in range(stop_after))
+            writer.kill()
+        found = _assert_whole(path)
+        assert committed.items() <= found.items()
+        # at most one commit per writer may have landed without being reported
+        assert len(found) - 1 - len(committed) <= 3
+
+
+class TestConcurrency:
+    """Two processes writing at once are serialised by the store: nothing is lost."""
+
+    def test_two_writers(self, path: Path) -> None:
+        _v1_store(path)
+        n = 40
+        # a 5 ms pause after each commit: each writer's BEGIN often finds the other's lock held
+        writers = [Writer(path, first=first, count=n, pause_ms=5) for first in (10_000, 20_000)]
+        for writer in writers:
+            assert writer.line() == "ready"
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.finish()
+        found = _assert_whole(path)
+        assert set(found) == {1, *range(10_000, 10_000 + n), *range(20_000, 20_000 + n)}
+        assert len(set(found.values())) == 2 * n + 1
+        # the writers really wrote at the same time: their row ids interleave
+        a = [i for number, i in found.items() if 10_000 <= number < 20_000]
+        b = [i for number, i in found.items() if number >= 20_000]
+        assert min(a) < max(b)
+        assert min(b) < max(a)
