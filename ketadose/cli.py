@@ -552,7 +552,8 @@ def _audit(
     """
     import json as jsonlib
 
-    from ketadose.models import AuditEntry, Severity
+    from ketadose.models import Severity
+    from ketadose.records import AuditEntry
     from ketadose.store import Store
 
     flagged = [f for f in findings if f.severity is not Severity.INFO]
@@ -618,7 +619,7 @@ def patient_add(
 ) -> None:
     """Add a pseudonymous patient: protocol, weight, baseline score."""
     from ketadose.errors import InputError
-    from ketadose.models import PatientRecord
+    from ketadose.records import PatientRecord
     from ketadose.store import Store
     from ketadose.units import Kind, parse_as
 
@@ -696,15 +697,8 @@ def session_record(
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
     from ketadose.libfile import Quantity
-    from ketadose.models import (
-        AuditEntry,
-        BloodPressure,
-        CheckContext,
-        Patient,
-        PreviousSession,
-        SessionRecord,
-        Sex,
-    )
+    from ketadose.models import CheckContext, Patient, PreviousSession, Sex
+    from ketadose.records import AuditEntry, BloodPressure, SessionRecord
     from ketadose.store import Store
     from ketadose.units import Kind, parse, parse_as
 
@@ -841,7 +835,7 @@ def next_session(
     from ketadose import inputs
     from ketadose.errors import ExitCode
     from ketadose.escalation import decide
-    from ketadose.models import AuditEntry
+    from ketadose.records import AuditEntry
     from ketadose.render import records
     from ketadose.store import Store
 

@@ -32,11 +32,9 @@ from ketadose.models import (
     CheckContext,
     Finding,
     Patient,
-    PatientRecord,
     PhaseDose,
     PreviousSession,
     SessionDose,
-    SessionRecord,
     Severity,
     Sex,
     Status,
@@ -44,6 +42,7 @@ from ketadose.models import (
 )
 from ketadose.planning import minimum_gap, weekly_cap
 from ketadose.protocols import EscalationStep, ProtocolEntry
+from ketadose.records import PatientRecord, SessionRecord
 from ketadose.units import format_number
 
 Decision = Literal["start", "escalate", "hold", "reduce", "reassess"]

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ketadose.errors import InputError, KetadoseError, StoreError
-from ketadose.models import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
 
 #: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
 APPLICATION_ID = 0x4B444F53

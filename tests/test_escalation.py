@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketadose.escalation import decide
-from ketadose.models import BloodPressure, PatientRecord, SessionRecord, Severity
+from ketadose.models import Severity
+from ketadose.records import BloodPressure, PatientRecord, SessionRecord
 from tests.factories import SRC, limits_library, protocol
 
 LIMITS = limits_library()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ketadose.errors import InputError, StoreError
-from ketadose.models import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
 from ketadose.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store
 
 ROOT = Path(__file__).resolve().parents[1]

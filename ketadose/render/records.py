@@ -11,13 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ketadose.errors import InputError
-from ketadose.models import (
-    SCHEMA_VERSION,
-    AuditEntry,
-    BloodPressure,
-    PatientRecord,
-    SessionRecord,
-)
+from ketadose.models import SCHEMA_VERSION
+from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
 from ketadose.units import format_number
 
 if TYPE_CHECKING:

@@ -1,0 +1,111 @@
+"""The record store's rows: patients, sessions given, audit entries (plain frozen dataclasses).
+
+Kept apart from ``ketadose.models`` so that commands that never touch the store do not build
+these classes at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BloodPressure:
+    """A blood-pressure reading in mmHg."""
+
+    systolic: float
+    diastolic: float
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """A pseudonymous patient: an id chosen by the clinic, never a name.
+
+    Attributes:
+        id: The clinic's pseudonymous id.
+        protocol: The protocol id the series follows.
+        baseline: Baseline score on the protocol's response scale.
+        weight_kg: The latest weight.
+        height_cm: The latest height, if known.
+        sex: ``male`` or ``female``, if known.
+        created_at: When the patient was added.
+    """
+
+    id: str
+    protocol: str
+    baseline: float
+    weight_kg: float
+    height_cm: float | None = None
+    sex: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session as given (not as planned).
+
+    Attributes:
+        patient_id: Whose session.
+        at: When it started (local time).
+        protocol: The protocol id.
+        dose_mg: Total dose given.
+        dose_mg_per_kg: Total dose per kg of the dosing weight used, if weight-based.
+        duration_min: Infusion time.
+        phases_json: The dose programme given, as the ``phases`` JSON of ``dose``.
+        bp_before: Blood pressure before the session.
+        bp_peak: Highest blood pressure during it.
+        bp_after: Blood pressure at discharge.
+        heart_rate: Highest heart rate during it (bpm).
+        spo2: Lowest SpO2 during it (%).
+        score: Response score on the protocol's scale, at this session.
+        adverse_events: E.g. ``hypertension``, ``nausea``, ``dissociation:severe``.
+        notes: Free text.
+        id: The store's row id (None before it is stored).
+    """
+
+    patient_id: str
+    at: datetime
+    protocol: str
+    dose_mg: float
+    dose_mg_per_kg: float | None = None
+    duration_min: float | None = None
+    phases_json: str = "[]"
+    bp_before: BloodPressure | None = None
+    bp_peak: BloodPressure | None = None
+    bp_after: BloodPressure | None = None
+    heart_rate: float | None = None
+    spo2: float | None = None
+    score: float | None = None
+    adverse_events: tuple[str, ...] = ()
+    notes: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the append-only audit log.
+
+    Attributes:
+        at: When it was written.
+        user: ``--clinician`` or the OS user.
+        command: E.g. ``dose``, ``session record``, ``next``.
+        patient_id: The patient concerned, if any.
+        inputs_json: The command's inputs, as JSON.
+        findings_json: The findings, as JSON (overrides and reasons included).
+        status: ``ok``, ``soft`` or ``hard``.
+        override_reason: The reason given for overriding soft findings, if any.
+        library_sha256: The limit library's sha256.
+        id: The store's row id (None before it is stored).
+    """
+
+    at: datetime
+    user: str
+    command: str
+    patient_id: str | None
+    inputs_json: str
+    findings_json: str
+    status: str
+    override_reason: str | None
+    library_sha256: str
+    id: int | None = None
