@@ -550,15 +550,14 @@ def _audit(
     Nothing is written for a clean result (and the store is not even opened). When the log
     cannot be written the command fails (exit 6): an override must never go unrecorded.
     """
+    flagged = [f for f in findings if f.severity.value != "info"]
+    if not flagged and override_reason is None:
+        return  # before any import: a clean run does not load the store at all
     import json as jsonlib
 
-    from ketadose.models import Severity
     from ketadose.records import AuditEntry
     from ketadose.store import Store
 
-    flagged = [f for f in findings if f.severity is not Severity.INFO]
-    if not flagged and override_reason is None:
-        return
     entry = AuditEntry(
         at=_now(),
         user=_user(clinician),

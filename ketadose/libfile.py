@@ -9,8 +9,9 @@ here; both are identified in every output by name, version, sha256 and approval
 from __future__ import annotations
 
 import hashlib
-import json
+import pickle
 import stat
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,17 +113,13 @@ class LibraryHeader(Strict):
     approved_on: date | None = None
 
 
-def read_library(
-    data: bytes, path: str, model: type[M], *, document: Any = None
-) -> tuple[M, LibraryRef]:
+def read_library(data: bytes, path: str, model: type[M]) -> tuple[M, LibraryRef]:
     """Parse and validate the bytes of one library file (protocols or limits).
 
     Args:
         data: The file's bytes.
         path: How to name the file in messages.
         model: The pydantic model of the whole file; it has a ``library`` header.
-        document: The file already parsed (a shipped file's verified twin), or None to parse
-            ``data`` as TOML.
 
     Returns:
         The validated file and its reference (name, version, sha256, approval).
@@ -131,13 +128,12 @@ def read_library(
         ConfigError: When the bytes are not UTF-8 TOML or do not validate; the message names
             the file and the field.
     """
-    if document is None:
-        try:
-            document = tomllib.loads(data.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"not valid TOML: {error}", path=path) from None
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}", path=path) from None
     try:
         parsed = model.model_validate(document)
     except ValidationError as error:
@@ -189,16 +185,38 @@ def read_file(path: Path) -> bytes:
     return data
 
 
+#: The sources of the classes a compiled twin holds: any change to them makes a twin stale.
+MODEL_SOURCES = ("libfile.py", "protocols.py", "limits.py", "models.py", "units.py")
+
+
+def code_fingerprint() -> str:
+    """A hash of what a compiled twin depends on: the model sources, pydantic, Python.
+
+    Returns:
+        The hex digest.
+    """
+    import pydantic
+
+    digest = hashlib.sha256(f"pydantic {pydantic.VERSION} python {sys.version_info[:2]}".encode())
+    package = resources.files("ketadose")
+    for name in MODEL_SOURCES:
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()
+
+
 def read_shipped(
     name: str, model: type[M], *, directory: Traversable | None = None
 ) -> tuple[M, LibraryRef]:
     """Load a library file shipped in ``ketadose/data``.
 
-    Python's TOML parser needs ~16 ms for the two shipped files, a tenth of a whole run. Each
-    shipped file has a twin, ``NAME.json``: the same document as JSON, with the sha256 of the
-    TOML bytes it was made from (``python -m ketadose.data.compile``). The twin is used only
-    when that hash matches the TOML file read now; otherwise the TOML is parsed. Either way the
-    document is validated and the output names the TOML file and its hash.
+    Parsing the TOML and building pydantic's validators for it cost ~35 ms, a seventh of a whole
+    ``dose`` run. So each shipped file has a compiled twin, ``NAME.pickle``, written by
+    ``python -m ketadose.data.compile`` from the validated library, like a ``.pyc`` for data.
+    The twin is used only when it names the sha256 of the TOML bytes read now *and* the
+    fingerprint of the code and pydantic version reading it (:func:`code_fingerprint`);
+    otherwise the TOML is parsed and validated as any clinic's file is. It lives in the
+    installed package, as trusted as the code beside it; nothing is ever unpickled from a
+    user's path.
 
     Args:
         name: The file's name, e.g. ``"protocols.toml"``.
@@ -210,14 +228,21 @@ def read_shipped(
     """
     files = directory or resources.files("ketadose.data")
     data = files.joinpath(name).read_bytes()
-    document = None
+    path = f"ketadose/data/{name}"
     try:
-        twin = json.loads(files.joinpath(f"{name}.json").read_bytes())
-    except (OSError, ValueError):
+        twin = pickle.loads(files.joinpath(f"{name}.pickle").read_bytes())
+    except Exception:  # missing, truncated or from another version: parse the TOML instead
         twin = None
-    if isinstance(twin, dict) and twin.get("source_sha256") == hashlib.sha256(data).hexdigest():
-        document = twin.get("document")
-    return read_library(data, f"ketadose/data/{name}", model, document=document)
+    if (
+        isinstance(twin, dict)
+        and twin.get("source_sha256") == hashlib.sha256(data).hexdigest()
+        and twin.get("code") == code_fingerprint()
+        and isinstance(twin.get("library"), model)
+        and isinstance(twin.get("ref"), LibraryRef)
+        and twin["ref"].path == path
+    ):
+        return twin["library"], twin["ref"]
+    return read_library(data, path, model)
 
 
 def config_error(error: ValidationError, path: str, document: Any) -> ConfigError:

@@ -74,10 +74,10 @@ class TestHelp:
             "from ketadose.cli import app\n"
             "try:\n    app(['dose', '-p', 'depression', '--weight', '80kg', '--json'])\n"
             "except SystemExit:\n    pass\n"
-            "print('pint' in sys.modules, 'rich.table' in sys.modules)\n"
+            "print('pint' in sys.modules, 'rich.table' in sys.modules, 'ketadose.store' in sys.modules)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert out.stdout.strip().splitlines()[-1] == "False False"
+        assert out.stdout.strip().splitlines()[-1] == "False False False"
 
 
 class TestDoseJson:

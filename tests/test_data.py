@@ -1,46 +1,68 @@
-"""The shipped data files: JSON twins are current and read exactly as their TOML."""
+"""The shipped data files: compiled twins are current and equal to their TOML's reading."""
 
 from __future__ import annotations
 
-import json
+import pickle
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 from ketadose.data.compile import SHIPPED, twin
-from ketadose.libfile import read_library, read_shipped
-from ketadose.limits import LimitFile
-from ketadose.protocols import ProtocolFile
+from ketadose.libfile import code_fingerprint, read_library, read_shipped
 
 DATA = Path(__file__).resolve().parents[1] / "ketadose" / "data"
-MODELS: dict[str, type[BaseModel]] = {"protocols.toml": ProtocolFile, "limits.toml": LimitFile}
 
 
 class TestTwins:
-    """Each shipped TOML has a current JSON twin that validates to the same library."""
+    """Each shipped TOML has a current twin that gives exactly the library the TOML gives."""
 
-    @pytest.mark.parametrize("name", SHIPPED)
+    @pytest.mark.parametrize("name", sorted(SHIPPED))
     def test_twin_is_current(self, name: str) -> None:
-        current = (DATA / f"{name}.json").read_text(encoding="utf-8")
-        assert current == twin((DATA / name).read_bytes()), "run: python -m ketadose.data.compile"
+        current = pickle.loads((DATA / f"{name}.pickle").read_bytes())
+        expected = pickle.loads(twin(name, (DATA / name).read_bytes()))
+        assert current["source_sha256"] == expected["source_sha256"], (
+            "run: python -m ketadose.data.compile"
+        )
+        assert current["code"] == code_fingerprint(), "run: python -m ketadose.data.compile"
+        assert current["library"] == expected["library"]
+        assert current["ref"] == expected["ref"]
 
-    @pytest.mark.parametrize("name", SHIPPED)
+    @pytest.mark.parametrize("name", sorted(SHIPPED))
     def test_twin_and_toml_give_the_same_library(self, name: str) -> None:
         data = (DATA / name).read_bytes()
-        from_toml = read_library(data, f"ketadose/data/{name}", MODELS[name])
-        assert read_shipped(name, MODELS[name]) == from_toml
+        assert read_shipped(name, SHIPPED[name]) == read_library(
+            data, f"ketadose/data/{name}", SHIPPED[name]
+        )
 
-    def test_a_twin_that_does_not_match_is_not_used(self, tmp_path: Path) -> None:
-        (tmp_path / "protocols.toml").write_bytes((DATA / "protocols.toml").read_bytes())
-        stale = {"source_sha256": "0" * 64, "document": {"library": {"name": "WRONG"}}}
-        (tmp_path / "protocols.toml.json").write_text(json.dumps(stale))
-        parsed, ref = read_shipped("protocols.toml", ProtocolFile, directory=tmp_path)
-        assert ref.name != "WRONG"
-        assert len(parsed.protocol) >= 16
+    def test_limits_read_from_the_twin_still_have_their_bounds(self) -> None:
+        library, _ = read_shipped("limits.toml", SHIPPED["limits.toml"])
+        rate = library.profiles["crps"].session.rate  # type: ignore[attr-defined]
+        assert rate.bounds.upper_hard == 25
 
-    def test_a_missing_or_broken_twin_falls_back_to_toml(self, tmp_path: Path) -> None:
+    def test_a_twin_for_other_bytes_is_not_used(self, tmp_path: Path) -> None:
+        (tmp_path / "protocols.toml").write_bytes(
+            (DATA / "protocols.toml").read_bytes() + b"\n# edited\n"
+        )
+        (tmp_path / "protocols.toml.pickle").write_bytes(
+            (DATA / "protocols.toml.pickle").read_bytes()
+        )
+        _, ref = read_shipped("protocols.toml", SHIPPED["protocols.toml"], directory=tmp_path)
+        assert (
+            ref.sha256 != pickle.loads((DATA / "protocols.toml.pickle").read_bytes())["ref"].sha256
+        )
+
+    def test_a_twin_from_other_code_is_not_used(self, tmp_path: Path) -> None:
+        body = pickle.loads((DATA / "limits.toml.pickle").read_bytes())
+        body["code"] = "0" * 64
+        body["ref"] = body["ref"].model_copy(update={"name": "WRONG"})
         (tmp_path / "limits.toml").write_bytes((DATA / "limits.toml").read_bytes())
-        assert read_shipped("limits.toml", LimitFile, directory=tmp_path)[1].name
-        (tmp_path / "limits.toml.json").write_text("{not json")
-        assert read_shipped("limits.toml", LimitFile, directory=tmp_path)[1].name
+        (tmp_path / "limits.toml.pickle").write_bytes(pickle.dumps(body))
+        _, ref = read_shipped("limits.toml", SHIPPED["limits.toml"], directory=tmp_path)
+        assert ref.name != "WRONG"
+
+    def test_a_broken_twin_falls_back_to_toml(self, tmp_path: Path) -> None:
+        (tmp_path / "limits.toml").write_bytes((DATA / "limits.toml").read_bytes())
+        (tmp_path / "limits.toml.pickle").write_bytes(b"\x80\x05not a pickle")
+        assert read_shipped("limits.toml", SHIPPED["limits.toml"], directory=tmp_path)[1].name
+        (tmp_path / "limits.toml.pickle").unlink()
+        assert read_shipped("limits.toml", SHIPPED["limits.toml"], directory=tmp_path)[1].name

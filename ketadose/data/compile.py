@@ -1,38 +1,42 @@
-"""Write the JSON twins of the shipped TOML libraries: ``python -m ketadose.data.compile``.
+"""Write the compiled twins of the shipped libraries: ``python -m ketadose.data.compile``.
 
-Run it after editing ``protocols.toml`` or ``limits.toml``; ``tests/test_data.py`` fails until
-the twins match. A stale twin is never used (its hash would not match), only slower.
+Run it after editing ``protocols.toml`` or ``limits.toml`` or the code that reads them;
+``tests/test_data.py`` fails until the twins are current. A stale twin is never used (its
+hashes would not match), only slower.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import tomllib
-from datetime import date
+import pickle
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from ketadose.libfile import code_fingerprint, read_library
+from ketadose.limits import LimitFile
+from ketadose.protocols import ProtocolFile
+
 HERE = Path(__file__).resolve().parent
-SHIPPED = ("protocols.toml", "limits.toml")
+SHIPPED: dict[str, type[BaseModel]] = {"protocols.toml": ProtocolFile, "limits.toml": LimitFile}
 
 
-def twin(data: bytes) -> str:
-    """The JSON twin of a TOML file's bytes."""
-
-    def encode(value: object) -> str:
-        if isinstance(value, date):
-            return value.isoformat()
-        raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-    document = tomllib.loads(data.decode("utf-8"))
-    body = {"source_sha256": hashlib.sha256(data).hexdigest(), "document": document}
-    return json.dumps(body, ensure_ascii=False, sort_keys=True, default=encode) + "\n"
+def twin(name: str, data: bytes) -> bytes:
+    """The compiled twin of a shipped TOML file's bytes: the validated library, pickled."""
+    library, ref = read_library(data, f"ketadose/data/{name}", SHIPPED[name])
+    body = {
+        "source_sha256": hashlib.sha256(data).hexdigest(),
+        "code": code_fingerprint(),
+        "library": library,
+        "ref": ref,
+    }
+    return pickle.dumps(body, protocol=5)
 
 
 def main() -> None:
     """Rewrite every twin next to its TOML file."""
     for name in SHIPPED:
-        (HERE / f"{name}.json").write_text(twin((HERE / name).read_bytes()), encoding="utf-8")
+        (HERE / f"{name}.pickle").write_bytes(twin(name, (HERE / name).read_bytes()))
 
 
 if __name__ == "__main__":
