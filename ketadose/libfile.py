@@ -189,6 +189,19 @@ def read_file(path: Path) -> bytes:
 MODEL_SOURCES = ("libfile.py", "protocols.py", "limits.py", "models.py", "units.py")
 
 
+def sources_fingerprint() -> str:
+    """A hash of the sources of the classes a compiled twin holds.
+
+    Returns:
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    package = resources.files("ketadose")
+    for name in MODEL_SOURCES:
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()
+
+
 def code_fingerprint() -> str:
     """A hash of what a compiled twin depends on: the model sources, pydantic, Python.
 
@@ -197,11 +210,8 @@ def code_fingerprint() -> str:
     """
     import pydantic
 
-    digest = hashlib.sha256(f"pydantic {pydantic.VERSION} python {sys.version_info[:2]}".encode())
-    package = resources.files("ketadose")
-    for name in MODEL_SOURCES:
-        digest.update(package.joinpath(name).read_bytes())
-    return digest.hexdigest()
+    runtime = f"pydantic {pydantic.VERSION} python {sys.version_info[:2]} "
+    return hashlib.sha256((runtime + sources_fingerprint()).encode()).hexdigest()
 
 
 def read_shipped(

@@ -11,9 +11,10 @@ import hashlib
 import pickle
 from pathlib import Path
 
+import pydantic
 from pydantic import BaseModel
 
-from ketadose.libfile import code_fingerprint, read_library
+from ketadose.libfile import code_fingerprint, read_library, sources_fingerprint
 from ketadose.limits import LimitFile
 from ketadose.protocols import ProtocolFile
 
@@ -26,6 +27,8 @@ def twin(name: str, data: bytes) -> bytes:
     library, ref = read_library(data, f"ketadose/data/{name}", SHIPPED[name])
     body = {
         "source_sha256": hashlib.sha256(data).hexdigest(),
+        "sources": sources_fingerprint(),
+        "pydantic": pydantic.VERSION,
         "code": code_fingerprint(),
         "library": library,
         "ref": ref,
