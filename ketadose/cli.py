@@ -472,7 +472,6 @@ def plan(
     from ketadose.errors import ExitCode
     from ketadose.planning import PlanRequest, parse_days
     from ketadose.planning import plan as make_plan
-    from ketadose.units import Kind, parse_as
 
     request = PlanRequest(
         dose=_dose_request(
@@ -496,8 +495,8 @@ def plan(
         per_week=per_week,
         days=None if days is None else parse_days(days),
         closed=inputs.closed_days(closed or [], holidays, inputs.day(start, field="--start")),
-        intake_min=parse_as(intake, Kind.DURATION, field="--intake"),
-        recovery_min=parse_as(recovery, Kind.DURATION, field="--recovery"),
+        intake_min=inputs.chair_time(intake, "--intake"),
+        recovery_min=inputs.chair_time(recovery, "--recovery"),
         price=None if price is None else inputs.price(price),
         currency=currency,
         override_reason=override_reason,
@@ -666,7 +665,13 @@ def patient_show(
 def session_record(
     patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
     date: Annotated[str, typer.Option("--date", help="When it started: 2026-11-30T09:00.")],
-    dose_: Annotated[str, typer.Option("--dose", help="Total dose given: 40mg or 0.5mg/kg.")],
+    dose_: Annotated[
+        str | None,
+        typer.Option("--dose", help="Dose given, if not the protocol's: 40mg or 0.5mg/kg."),
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Rate given, if not the protocol's: 0.3mg/kg/h.")
+    ] = None,
     duration: Annotated[str | None, typer.Option(help="Infusion time: 40min.")] = None,
     bp_before: Annotated[str | None, typer.Option("--bp-before", help="150/95.")] = None,
     bp_peak: Annotated[str | None, typer.Option("--bp-peak", help="Highest: 150/95.")] = None,
@@ -702,31 +707,35 @@ def session_record(
     from ketadose.units import Kind, parse, parse_as
 
     at = inputs.moment(date, field="--date")
-    kind, value = parse(dose_, Kind.DOSE, Kind.DOSE_PER_KG)
-    events = tuple(inputs.condition(event) for event in ae or [])
+    events = tuple(inputs.adverse_event(event) for event in ae or [])
     if score is not None and not 0 <= score <= 1000:
         raise InputError("--score must be from 0 to 1000")
 
     def pressure(text: str | None) -> BloodPressure | None:
         return None if text is None else BloodPressure(*inputs.blood_pressure(text))
 
+    def quantity(text: str | None, *kinds: Kind) -> Quantity | None:
+        if text is None:
+            return None
+        kind, value = parse(text, *kinds)
+        return Quantity(kind, value, text)
+
     library = _library(protocols)
     limit_library = _limits(limits, library)
     with Store.open(_store_path(store)) as db:
         record = db.patient(patient_id)
-        if weight is not None:
-            record_weight = parse_as(weight, Kind.WEIGHT)
-            db.record_weight(patient_id, at=at, weight_kg=record_weight, height_cm=record.height_cm)
-            record = db.patient(patient_id)
+        new_weight = None if weight is None else parse_as(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
-        history = db.sessions(patient_id)
+        # A back-filled session is checked against the sessions before it only.
+        history = [s for s in db.sessions(patient_id) if s.at < at]
         request = DoseRequest(
             patient=Patient(
-                weight_kg=record.weight_kg,
+                weight_kg=new_weight if new_weight is not None else record.weight_kg,
                 height_cm=record.height_cm,
                 sex=None if record.sex is None else Sex(record.sex),
             ),
-            dose=Quantity(kind, value, dose_),
+            dose=quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
+            rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
             duration_min=None if duration is None else parse_as(duration, Kind.DURATION),
         )
         context = CheckContext(
@@ -740,10 +749,13 @@ def session_record(
         checked = assess(entry, request, limit_library, context, override_reason)
         peak = inputs.vitals(bp_peak, hr, spo2)
         if peak is not None:
-            from ketadose.limits import check_vitals
+            from ketadose.limits import check_vitals, override, status
 
             during = check_vitals(limit_library, entry.protocol.id, peak, during=True)
-            checked = checked.model_copy(update={"findings": (*checked.findings, *during)})
+            findings = override([*checked.findings, *during], checked.override_reason)
+            checked = checked.model_copy(
+                update={"findings": tuple(findings), "status": status(findings)}
+            )
         session = SessionRecord(
             patient_id=patient_id,
             at=at,
@@ -766,13 +778,17 @@ def session_record(
             user=_user(clinician),
             command="session record",
             patient_id=patient_id,
-            inputs_json=jsonlib.dumps({"date": date, "dose": dose_, "duration": duration}),
+            inputs_json=jsonlib.dumps(
+                {"date": date, "dose": dose_, "rate": rate, "duration": duration, "weight": weight}
+            ),
             findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in checked.findings]),
             status=checked.status,
             override_reason=checked.override_reason,
             library_sha256=limit_library.ref.sha256,
         )
         number = db.record_session_with_audit(session, audit)
+        if new_weight is not None:  # only once the session it came with is stored
+            db.record_weight(patient_id, at=at, weight_kg=new_weight, height_cm=record.height_cm)
     flagged = [f for f in checked.findings if f.severity.value != "info"]
     typer.echo(
         f"ketadose: recorded session {number} for {patient_id} ({checked.status}"
@@ -874,6 +890,11 @@ def next_session(
         records.next_table(result, _console())
     if result.status == "hard":
         raise _fail("refused: the recommended dose exceeds a hard limit", ExitCode.HARD_LIMIT)
+    if not result.ready:
+        raise _fail(
+            "soft limit exceeded by the recommended dose: review it (see the findings)",
+            ExitCode.SOFT_LIMIT,
+        )
 
 
 @app.command()

@@ -200,11 +200,16 @@ def _improvement(patient: PatientRecord, sessions: list[SessionRecord]) -> float
     return (patient.baseline - last) / patient.baseline * 100
 
 
+def is_severe(event: str) -> bool:
+    """Whether an adverse event is recorded as severe (``dissociation:severe``)."""
+    return event.rpartition(":")[2].strip().lower() == "severe"
+
+
 def _intolerance(session: SessionRecord, entry: ProtocolEntry, limits: LimitLibrary) -> str | None:
     """Why a session was poorly tolerated, or None."""
-    severe = [ae for ae in session.adverse_events if ae.lower().endswith(":severe")]
+    severe = [ae for ae in session.adverse_events if is_severe(ae)]
     if severe:
-        return f"severe adverse event at the last session: {', '.join(severe)}"
+        return f"severe adverse event on {session.at:%Y-%m-%d}: {', '.join(severe)}"
     peak = session.bp_peak
     vitals = Vitals(
         systolic=None if peak is None else peak.systolic,
@@ -214,7 +219,7 @@ def _intolerance(session: SessionRecord, entry: ProtocolEntry, limits: LimitLibr
     )
     flagged = check_vitals(limits, entry.protocol.id, vitals, during=True)
     if flagged:
-        return f"not tolerated at the last session: {flagged[0].message}"
+        return f"not tolerated on {session.at:%Y-%m-%d}: {flagged[0].message}"
     return None
 
 
@@ -249,6 +254,17 @@ def _rule(
             return "reassess", 0
         reasons.append("reduce one step")
         return "reduce", level - 1
+    top = levels[level]
+    given = last.dose_mg_per_kg if last.dose_mg_per_kg is not None else last.dose_mg
+    planned = top.mg_per_kg if last.dose_mg_per_kg is not None else top.mg
+    if planned is not None and given > planned * (1 + LEVEL_TOLERANCE):
+        reasons.append(
+            f"the last dose ({format_number(given, 0.001)}) was above the protocol's step "
+            f"({format_number(planned, 0.001)}): this recommends the step's dose"
+        )
+    if last.score is None:
+        reasons.append("no score at the last session to judge response by: hold the dose")
+        return "hold", level
     improvement = _improvement(patient, sessions)
     threshold = None if protocol.response is None else protocol.response.threshold_pct
     if improvement is not None:
@@ -276,6 +292,12 @@ def _rule(
     if at_level < per_step:
         reasons.append(f"{at_level} of {per_step} sessions at this dose before escalating")
         return "hold", level
+    # Escalation needs every session at this dose tolerated, not only the last one.
+    for session in sessions[-at_level:]:
+        problem = _intolerance(session, entry, limits)
+        if problem is not None:
+            reasons.append(f"{problem}: no escalation after a poorly tolerated session")
+            return "hold", level
     reasons.append(
         f"below the {format_number(threshold)}% response threshold after {at_level} tolerated "
         f"sessions at this dose: escalate one step ({step.condition})"

@@ -128,6 +128,38 @@ def condition(text: str) -> str:
     return name
 
 
+SEVERITIES = ("mild", "moderate", "severe")
+
+
+def adverse_event(text: str) -> str:
+    """Normalise ``--ae NAME[:mild|moderate|severe]`` to ``name:severity``.
+
+    ``Dissociation: Severe`` is stored as ``dissociation:severe``, so ``next`` never misses a
+    severe event for its spelling; ``severe nausea`` is refused (severity after a colon).
+
+    Args:
+        text: As typed.
+
+    Returns:
+        ``name`` or ``name:severity``.
+
+    Raises:
+        InputError: For an empty or non-printable name, or another severity word.
+    """
+    name, sep, grade = text.partition(":")
+    name = name.strip().lower()
+    if not name or not name.isprintable() or ":" in grade:
+        raise InputError(f"--ae {text!r}: write NAME or NAME:mild|moderate|severe")
+    if not sep:
+        if any(word in name.split() for word in SEVERITIES):
+            raise InputError(f"--ae {text!r}: write the severity after a colon, e.g. nausea:severe")
+        return name
+    grade = grade.strip().lower()
+    if grade not in SEVERITIES:
+        raise InputError(f"--ae {text!r}: the severity is mild, moderate or severe")
+    return f"{name}:{grade}"
+
+
 def moment(text: str, *, field: str) -> datetime:
     """Parse a local date and time, ``2026-11-26T09:00`` or ``2026-11-26 09:00``.
 
@@ -190,9 +222,12 @@ def day(text: str, *, field: str) -> date:
         InputError: For anything else.
     """
     try:
-        return date.fromisoformat(text.strip())
+        value = date.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f'{field} "{text}" is not a date; write e.g. 2026-11-30') from None
+    if not 2000 <= value.year <= 2999:
+        raise InputError(f'{field} "{text}" is not a plausible treatment date')
+    return value
 
 
 def clock(text: str) -> time:
@@ -268,3 +303,22 @@ def price(text: str) -> tuple[float, float]:
     if low > high:
         raise InputError(f'--price "{text}": the low price is above the high one')
     return low, high
+
+
+def chair_time(text: str, field: str) -> float:
+    """Parse ``--intake`` or ``--recovery``: a duration of at most 24 h, in minutes.
+
+    Args:
+        text: A duration, e.g. ``20min``.
+        field: The option, for messages.
+
+    Returns:
+        Minutes.
+
+    Raises:
+        InputError: For a bad duration or one longer than a day.
+    """
+    minutes = parse_as(text, Kind.DURATION, field=field)
+    if minutes > 24 * 60:
+        raise InputError(f'{field} "{text}" is longer than a day')
+    return minutes

@@ -182,7 +182,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
             not allow, a series that cannot be laid out within a year).
     """
     protocol = entry.protocol
-    count = request.sessions or protocol.series.sessions
+    count = protocol.series.sessions if request.sessions is None else request.sessions
     if not 1 <= count <= 100:
         raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
     per_week = _per_week(entry, request, limits)

@@ -228,3 +228,208 @@ class TestStoreErrors:
             "x y z",
         )
         assert result.exit_code == 6
+
+
+def history_file(tmp_path: Path, sessions: list[dict[str, Any]], **patient: Any) -> Path:
+    path = tmp_path / "h.json"
+    body = {
+        "patient": {
+            "id": "X",
+            "protocol": "depression",
+            "baseline": 30,
+            "weight_kg": 80,
+            **patient,
+        },
+        "sessions": sessions,
+    }
+    path.write_text(json.dumps(body))
+    return path
+
+
+def row(day: str, per_kg: float = 0.5, score: float | None = 27, **extra: Any) -> dict[str, Any]:
+    return {
+        "date": f"{day}T09:00:00",
+        "total_dose_mg": per_kg * 80,
+        "dose_mg_per_kg": per_kg,
+        "score": score,
+        **extra,
+    }
+
+
+class TestReviewRegressions:
+    """Defects found in the review of the series commands stay fixed."""
+
+    def test_no_escalation_after_an_earlier_poorly_tolerated_session(self, tmp_path: Path) -> None:
+        path = history_file(
+            tmp_path, [row("2026-11-02"), row("2026-11-04", bp_peak="190/120"), row("2026-11-06")]
+        )
+        data = json.loads(
+            run("next", "X", "--history", str(path), "--date", "2026-12-07T09:00", "--json").stdout
+        )
+        assert data["decision"] == "hold"
+        assert any("2026-11-04" in reason for reason in data["reasons"])
+
+    def test_missing_score_at_the_last_session_holds(self, tmp_path: Path) -> None:
+        path = history_file(
+            tmp_path, [row("2026-11-02"), row("2026-11-04"), row("2026-11-06", score=None)]
+        )
+        data = json.loads(
+            run("next", "X", "--history", str(path), "--date", "2026-11-09T09:00", "--json").stdout
+        )
+        assert data["decision"] == "hold"
+        assert any("no score at the last session" in reason for reason in data["reasons"])
+
+    @pytest.mark.parametrize("spelling", ["dissociation: severe", "Dissociation:SEVERE"])
+    def test_severe_adverse_event_spellings(self, spelling: str) -> None:
+        add_patient()
+        assert record("2026-11-02", "27", "--ae", spelling).exit_code == 0
+        rows = json.loads(run("history", "P1", "--json").stdout)["sessions"]
+        assert rows[0]["adverse_events"] == ["dissociation:severe"]
+        assert (
+            json.loads(run("next", "P1", "--date", "2026-11-05T09:00", "--json").stdout)["decision"]
+            == "reassess"
+        )
+
+    def test_severity_without_a_colon_is_refused(self) -> None:
+        add_patient()
+        assert record("2026-11-02", "27", "--ae", "severe nausea").exit_code == 2
+
+    def test_rate_protocols_and_the_protocol_programme_can_be_recorded(self) -> None:
+        assert (
+            run(
+                "patient", "add", "C", "-p", "crps", "--weight", "80kg", "--baseline", "8"
+            ).exit_code
+            == 0
+        )
+        result = run(
+            "session",
+            "record",
+            "C",
+            "--date",
+            "2026-11-10T09:00",
+            "--rate",
+            "0.3mg/kg/h",
+            "--duration",
+            "4h",
+        )
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(run("history", "C", "--json").stdout)["sessions"][0][
+            "total_dose_mg"
+        ] == pytest.approx(96)
+        assert (
+            run(
+                "patient",
+                "add",
+                "D",
+                "-p",
+                "cocaine-use-disorder",
+                "--weight",
+                "80kg",
+                "--baseline",
+                "8",
+            ).exit_code
+            == 0
+        )
+        assert run("session", "record", "D", "--date", "2026-11-10T09:00").exit_code == 0
+        assert json.loads(run("history", "D", "--json").stdout)["sessions"][0][
+            "total_dose_mg"
+        ] == pytest.approx(56.8)
+
+    def test_peak_vital_findings_set_the_status(self) -> None:
+        add_patient()
+        result = run(
+            "session",
+            "record",
+            "P1",
+            "--date",
+            "2026-11-22T09:00",
+            "--dose",
+            "0.5mg/kg",
+            "--bp-peak",
+            "250/140",
+            "--spo2",
+            "70",
+        )
+        assert result.exit_code == 0
+        assert "(hard" in result.stderr
+        assert json.loads(run("audit", "--json").stdout)["entries"][-1]["status"] == "hard"
+
+    def test_a_failed_record_keeps_the_old_weight(self) -> None:
+        add_patient()
+        failed = run(
+            "session",
+            "record",
+            "P1",
+            "--date",
+            "2026-11-30T09:00",
+            "--dose",
+            "0,5mg/kg",
+            "--weight",
+            "60kg",
+        )
+        assert failed.exit_code == 2
+        assert (
+            json.loads(run("patient", "show", "P1", "--json").stdout)["patient"]["weight_kg"] == 80
+        )
+
+    def test_back_filled_session_is_recorded(self) -> None:
+        add_patient()
+        assert record("2026-11-30", "27").exit_code == 0
+        assert record("2026-11-27", "28").exit_code == 0
+        dates = [r["date"] for r in json.loads(run("history", "P1", "--json").stdout)["sessions"]]
+        assert dates == ["2026-11-27T09:00:00", "2026-11-30T09:00:00"]
+
+    @pytest.mark.parametrize(
+        ("patient", "session"),
+        [
+            ({"baseline": float("nan")}, {}),
+            ({"weight_kg": -80}, {}),
+            ({}, {"score": -50}),
+            ({}, {"total_dose_mg": -40}),
+            ({}, {"date": "2026-11-30T09:00+02:00"}),
+        ],
+    )
+    def test_implausible_history_files_exit_2(
+        self, tmp_path: Path, patient: dict[str, Any], session: dict[str, Any]
+    ) -> None:
+        path = history_file(tmp_path, [{**row("2026-11-30"), **session}], **patient)
+        result = run("next", "X", "--history", str(path), "--date", "2026-12-07T09:00")
+        assert result.exit_code == 2, result.stderr
+
+    def test_soft_recommendation_exits_3(self, tmp_path: Path) -> None:
+        limits = tmp_path / "l.toml"
+        text = (
+            Path(__file__)
+            .resolve()
+            .parents[1]
+            .joinpath("ketadose", "data", "limits.toml")
+            .read_text()
+        )
+        limits.write_text(text.replace('upper_soft = "1 mg/kg"', 'upper_soft = "0.6 mg/kg"', 1))
+        path = history_file(tmp_path, [row("2026-11-02"), row("2026-11-04"), row("2026-11-06")])
+        result = run(
+            "next",
+            "X",
+            "--history",
+            str(path),
+            "--date",
+            "2026-11-09T09:00",
+            "--limits",
+            str(limits),
+            "--json",
+        )
+        assert json.loads(result.stdout)["decision"] == "escalate"
+        assert result.exit_code == 3
+
+    def test_csv_cells_cannot_be_formulas(self) -> None:
+        add_patient()
+        record("2026-11-02", "27", "--notes", '=HYPERLINK("x")')
+        assert "'=HYPERLINK" in run("history", "P1", "--csv").stdout
+
+    @pytest.mark.parametrize(
+        "args", [["--sessions", "0"], ["--start", "9999-12-28"], ["--recovery", "999999999h"]]
+    )
+    def test_plan_bad_series_options_exit_2(self, args: list[str]) -> None:
+        base = ["plan", "-p", "depression", "--weight", "80kg"]
+        start = [] if "--start" in args else ["--start", "2026-11-30"]
+        assert run(*base, *start, *args).exit_code == 2

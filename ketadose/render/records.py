@@ -46,7 +46,14 @@ def _bp(value: BloodPressure | None) -> str | None:
 def _improvement(patient: PatientRecord, score: float | None) -> float | None:
     if score is None or patient.baseline <= 0:
         return None
-    return (patient.baseline - score) / patient.baseline * 100
+    return float(f"{(patient.baseline - score) / patient.baseline * 100:.12g}")
+
+
+def _cell(value: object) -> object:
+    """Defuse a CSV cell a spreadsheet would run as a formula (``=HYPERLINK(...)``)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[dict[str, Any]]:
@@ -117,7 +124,8 @@ def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in history_rows(patient, sessions):
-        writer.writerow({**row, "adverse_events": ";".join(row["adverse_events"])})
+        flat = {**row, "adverse_events": ";".join(row["adverse_events"])}
+        writer.writerow({key: _cell(value) for key, value in flat.items()})
     return out.getvalue()
 
 
@@ -174,11 +182,43 @@ def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[
         raise InputError(f"{path}: {error}") from None
     except Exception as error:  # malformed JSON, missing keys, wrong types: all the user's file
         raise InputError(f"{path}: not a history file ({type(error).__name__}: {error})") from None
+    _plausible(path, patient, sessions)
     if patient.id != patient_id:
         raise InputError(f"{path} holds patient {patient.id!r}, not {patient_id!r}")
     if patient.sex not in (None, "male", "female"):
         raise InputError(f"{path}: sex must be male or female")
     return patient, sessions
+
+
+def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]) -> None:
+    """The same ranges ``patient add`` and ``session record`` enforce."""
+    import math
+
+    def bad(what: str) -> InputError:
+        return InputError(f"{path}: {what}")
+
+    if not (math.isfinite(patient.baseline) and 0 <= patient.baseline <= 1000):
+        raise bad("patient.baseline must be a score from 0 to 1000")
+    if not (math.isfinite(patient.weight_kg) and patient.weight_kg > 0):
+        raise bad("patient.weight_kg must be a positive number")
+    if patient.height_cm is not None and not (
+        math.isfinite(patient.height_cm) and patient.height_cm > 0
+    ):
+        raise bad("patient.height_cm must be a positive number")
+    for index, session in enumerate(sessions):
+        where = f"sessions[{index}]"
+        if session.at.tzinfo is not None:
+            raise bad(f"{where}.date: write local time without a time zone")
+        if not (math.isfinite(session.dose_mg) and session.dose_mg > 0):
+            raise bad(f"{where}.total_dose_mg must be a positive number")
+        for name, value, high in (
+            ("dose_mg_per_kg", session.dose_mg_per_kg, 1000.0),
+            ("score", session.score, 1000.0),
+            ("heart_rate", session.heart_rate, 400.0),
+            ("spo2", session.spo2, 100.0),
+        ):
+            if value is not None and not (math.isfinite(value) and 0 <= value <= high):
+                raise bad(f"{where}.{name} is out of range")
 
 
 def _optional(value: object) -> float | None:
