@@ -264,7 +264,7 @@ class TestReviewRegressions:
             tmp_path, [row("2026-11-02"), row("2026-11-04", bp_peak="190/120"), row("2026-11-06")]
         )
         data = json.loads(
-            run("next", "X", "--history", str(path), "--date", "2026-12-07T09:00", "--json").stdout
+            run("next", "X", "--history", str(path), "--date", "2026-11-09T09:00", "--json").stdout
         )
         assert data["decision"] == "hold"
         assert any("2026-11-04" in reason for reason in data["reasons"])
