@@ -6,7 +6,7 @@ CLI only parses options into a :class:`DoseRequest` and renders the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ketadose.errors import InputError
 from ketadose.libfile import Quantity
@@ -22,7 +22,7 @@ from ketadose.models import (
     WeightPolicy,
 )
 from ketadose.preparation import DEFAULT_DILUENT, programme
-from ketadose.protocols import Phase, ProtocolEntry
+from ketadose.protocols import EscalationStep, Phase, ProtocolEntry
 from ketadose.units import Kind, format_number, show
 from ketadose.weight import dosing_weight
 
@@ -56,6 +56,26 @@ class DoseRequest:
 
 
 AMOUNT_KINDS = ("bolus", "timed", "fixed")
+
+
+def at_step(request: DoseRequest, step: EscalationStep | None) -> DoseRequest:
+    """The request with an escalation step's dose, rate and duration in place of the protocol's.
+
+    Args:
+        request: The session's request.
+        step: The step, or None for the protocol's own programme.
+
+    Returns:
+        The request for that step.
+    """
+    if step is None:
+        return request
+    return replace(
+        request,
+        dose=step.dose or request.dose,
+        rate=step.rate or request.rate,
+        duration_min=step.duration.value if step.duration else request.duration_min,
+    )
 
 
 def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:

@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from ketadose.assess import assess
-from ketadose.dosing import DoseRequest, session_dose
+from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.limits import LimitLibrary, check_vitals
 from ketadose.models import (
     CheckContext,
@@ -42,7 +42,7 @@ from ketadose.models import (
 )
 from ketadose.planning import minimum_gap, weekly_cap
 from ketadose.protocols import EscalationStep, ProtocolEntry
-from ketadose.records import PatientRecord, SessionRecord
+from ketadose.records import PatientRecord, SessionRecord, improvement_pct
 from ketadose.units import format_number
 
 Decision = Literal["start", "escalate", "hold", "reduce", "reassess"]
@@ -166,15 +166,7 @@ def _levels(entry: ProtocolEntry, request: DoseRequest) -> list[_Level]:
 
 
 def _at_level(request: DoseRequest, level: _Level) -> DoseRequest:
-    step = level.step
-    if step is None:
-        return request
-    return replace(
-        request,
-        dose=step.dose or request.dose,
-        rate=step.rate or request.rate,
-        duration_min=step.duration.value if step.duration else request.duration_min,
-    )
+    return at_step(request, level.step)
 
 
 def _current_level(session: SessionRecord, levels: list[_Level]) -> int:
@@ -193,11 +185,7 @@ def _current_level(session: SessionRecord, levels: list[_Level]) -> int:
 
 def _improvement(patient: PatientRecord, sessions: list[SessionRecord]) -> float | None:
     scored = [s for s in sessions if s.score is not None]
-    if not scored or patient.baseline <= 0:
-        return None
-    last = scored[-1].score
-    assert last is not None
-    return (patient.baseline - last) / patient.baseline * 100
+    return None if not scored else improvement_pct(patient.baseline, scored[-1].score)
 
 
 def is_severe(event: str) -> bool:

@@ -17,13 +17,13 @@ sessions before it as history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 from ketadose.assess import assess
-from ketadose.dosing import DoseRequest
+from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
 from ketadose.limits import LimitLibrary, status
 from ketadose.models import (
@@ -337,13 +337,7 @@ def _scheduled(base: DoseRequest, steps: list[EscalationStep], number: int) -> D
     applied = [s for s in steps if s.scheduled and s.from_session <= number]
     if not applied:
         return base
-    step = applied[-1]
-    return replace(
-        base,
-        dose=step.dose or base.dose,
-        rate=step.rate or base.rate,
-        duration_min=step.duration.value if step.duration else base.duration_min,
-    )
+    return at_step(base, applied[-1])
 
 
 def _condition(steps: list[EscalationStep], number: int) -> str | None:

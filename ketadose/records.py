@@ -109,3 +109,18 @@ class AuditEntry:
     override_reason: str | None
     library_sha256: str
     id: int | None = None
+
+
+def improvement_pct(baseline: float, score: float | None) -> float | None:
+    """Improvement from baseline in percent: the fall of the score (a lower score is better).
+
+    Args:
+        baseline: The baseline score.
+        score: A later score, or None.
+
+    Returns:
+        The percent fall, or None without a score or with a baseline of 0.
+    """
+    if score is None or baseline <= 0:
+        return None
+    return (baseline - score) / baseline * 100

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from ketadose.errors import InputError
 from ketadose.models import SCHEMA_VERSION
-from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+from ketadose.records import (
+    AuditEntry,
+    BloodPressure,
+    PatientRecord,
+    SessionRecord,
+    improvement_pct,
+)
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
@@ -44,9 +50,8 @@ def _bp(value: BloodPressure | None) -> str | None:
 
 
 def _improvement(patient: PatientRecord, score: float | None) -> float | None:
-    if score is None or patient.baseline <= 0:
-        return None
-    return float(f"{(patient.baseline - score) / patient.baseline * 100:.12g}")
+    value = improvement_pct(patient.baseline, score)
+    return None if value is None else float(f"{value:.12g}")
 
 
 def _cell(value: object) -> object:
