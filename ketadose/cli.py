@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ketadose.limits import LimitLibrary
     from ketadose.models import Finding
     from ketadose.protocols import ProtocolLibrary
+    from ketadose.records import AuditEntry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -534,6 +535,34 @@ def plan(
         )
 
 
+def _audit_entry(
+    clinician: str | None,
+    command_name: str,
+    patient_id: str | None,
+    inputs: dict[str, Any],
+    findings: "Sequence[Finding]",
+    status: str,
+    override_reason: str | None,
+    library_sha256: str,
+) -> "AuditEntry":
+    """One audit-log line: who, when, which command, its inputs, findings and library."""
+    import json as jsonlib
+
+    from ketadose.records import AuditEntry
+
+    return AuditEntry(
+        at=_now(),
+        user=_user(clinician),
+        command=command_name,
+        patient_id=patient_id,
+        inputs_json=jsonlib.dumps({k: str(v) for k, v in inputs.items() if v is not None}),
+        findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in findings]),
+        status=status,
+        override_reason=override_reason,
+        library_sha256=library_sha256,
+    )
+
+
 def _audit(
     store: Path | None,
     clinician: str | None,
@@ -552,21 +581,11 @@ def _audit(
     flagged = [f for f in findings if f.severity.value != "info"]
     if not flagged and override_reason is None:
         return  # before any import: a clean run does not load the store at all
-    import json as jsonlib
 
-    from ketadose.records import AuditEntry
     from ketadose.store import Store
 
-    entry = AuditEntry(
-        at=_now(),
-        user=_user(clinician),
-        command=command_name,
-        patient_id=None,
-        inputs_json=jsonlib.dumps({k: str(v) for k, v in inputs.items() if v is not None}),
-        findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in flagged]),
-        status=status,
-        override_reason=override_reason,
-        library_sha256=library_sha256,
+    entry = _audit_entry(
+        clinician, command_name, None, inputs, flagged, status, override_reason, library_sha256
     )
     with Store.open(_store_path(store)) as db:
         db.append_audit(entry)
@@ -702,7 +721,7 @@ def session_record(
     from ketadose.errors import InputError
     from ketadose.libfile import Quantity
     from ketadose.models import CheckContext, Patient, PreviousSession, Sex
-    from ketadose.records import AuditEntry, BloodPressure, SessionRecord
+    from ketadose.records import BloodPressure, SessionRecord
     from ketadose.store import Store
     from ketadose.units import Kind, parse, parse_as
 
@@ -773,18 +792,15 @@ def session_record(
             adverse_events=events,
             notes=notes,
         )
-        audit = AuditEntry(
-            at=_now(),
-            user=_user(clinician),
-            command="session record",
-            patient_id=patient_id,
-            inputs_json=jsonlib.dumps(
-                {"date": date, "dose": dose_, "rate": rate, "duration": duration, "weight": weight}
-            ),
-            findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in checked.findings]),
-            status=checked.status,
-            override_reason=checked.override_reason,
-            library_sha256=limit_library.ref.sha256,
+        audit = _audit_entry(
+            clinician,
+            "session record",
+            patient_id,
+            {"date": date, "dose": dose_, "rate": rate, "duration": duration, "weight": weight},
+            checked.findings,
+            checked.status,
+            checked.override_reason,
+            limit_library.ref.sha256,
         )
         number = db.record_session_with_audit(session, audit)
         if new_weight is not None:  # only once the session it came with is stored
@@ -845,12 +861,9 @@ def next_session(
     json: JsonFlag = False,
 ) -> None:
     """Recommend the next session: start, escalate, hold, reduce or reassess, with reasons."""
-    import json as jsonlib
-
     from ketadose import inputs
     from ketadose.errors import ExitCode
     from ketadose.escalation import decide
-    from ketadose.records import AuditEntry
     from ketadose.render import records
     from ketadose.store import Store
 
@@ -868,18 +881,15 @@ def next_session(
     if history_file is None and any(f.severity.value != "info" for f in result.findings):
         with Store.open(_store_path(store)) as db:
             db.append_audit(
-                AuditEntry(
-                    at=_now(),
-                    user=_user(clinician),
-                    command="next",
-                    patient_id=patient_id,
-                    inputs_json=jsonlib.dumps({"date": date}),
-                    findings_json=jsonlib.dumps(
-                        [f.model_dump(mode="json") for f in result.findings]
-                    ),
-                    status=result.status,
-                    override_reason=None,
-                    library_sha256=limit_library.ref.sha256,
+                _audit_entry(
+                    clinician,
+                    "next",
+                    patient_id,
+                    {"date": date},
+                    result.findings,
+                    result.status,
+                    None,
+                    limit_library.ref.sha256,
                 )
             )
     if json:
