@@ -8,7 +8,7 @@ from __future__ import annotations
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import ExitCode
 from ketadose.limits import LimitLibrary, check, clean_reason, override, status
-from ketadose.models import CheckContext, Finding, SessionDose, Severity
+from ketadose.models import CheckContext, Finding, SessionDose, Severity, Status
 from ketadose.protocols import ProtocolEntry
 
 
@@ -80,17 +80,18 @@ def assess(
     return session.model_copy(update=update)
 
 
-def exit_code(session: SessionDose) -> ExitCode:
-    """The documented exit code of a checked session.
+def exit_code(status: Status, ready: bool) -> ExitCode:
+    """The documented exit code of a checked result (a session, a plan, a next session).
 
     Args:
-        session: A session from :func:`assess`.
+        status: The worst finding's severity.
+        ready: Whether it may go ahead (every soft finding overridden).
 
     Returns:
         4 on a hard finding, 3 on a soft finding not overridden, else 0.
     """
-    if session.status == "hard":
+    if status == "hard":
         return ExitCode.HARD_LIMIT
-    if session.status == "soft" and not session.ready:
+    if not ready:
         return ExitCode.SOFT_LIMIT
     return ExitCode.OK

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
-    from ketadose.models import Finding
+    from ketadose.models import Finding, Status
     from ketadose.protocols import ProtocolLibrary
     from ketadose.records import AuditEntry
 
@@ -158,6 +158,23 @@ def _library(path: Path | None) -> "ProtocolLibrary":
     from ketadose.protocols import load_library
 
     return load_library(path)
+
+
+def _finish(
+    status: "Status",
+    ready: bool,
+    refused: str,
+    *,
+    soft: str = 'soft limit exceeded: to go ahead, rerun with --override-reason "why"',
+) -> None:
+    """End a checked command with its documented exit code and one line saying why."""
+    from ketadose.assess import exit_code
+
+    code = exit_code(status, ready)
+    if code is ExitCode.HARD_LIMIT:
+        raise _fail(f"refused: {refused}", code)
+    if code is ExitCode.SOFT_LIMIT:
+        raise _fail(soft, code)
 
 
 def _write(text: str) -> None:
@@ -346,7 +363,7 @@ def session_command(
     from datetime import datetime
 
     from ketadose import inputs
-    from ketadose.assess import assess, exit_code
+    from ketadose.assess import assess
     from ketadose.models import CheckContext
 
     request = _dose_request(
@@ -398,11 +415,7 @@ def session_command(
         from ketadose.render import table
 
         table.checked_session(result, _console(), findings_first=ctx.info_name == "check")
-    code = exit_code(result)
-    if code is ExitCode.HARD_LIMIT:
-        raise _fail("refused: a hard limit is exceeded; no pump programme is given", code)
-    if code is ExitCode.SOFT_LIMIT:
-        raise _fail('soft limit exceeded: to go ahead, rerun with --override-reason "why"', code)
+    _finish(result.status, result.ready, "a hard limit is exceeded; no pump programme is given")
 
 
 app.command(
@@ -470,7 +483,6 @@ def plan(
 ) -> None:
     """Plan a treatment series: dates, checked doses, timeline, escalation, cost."""
     from ketadose import inputs
-    from ketadose.errors import ExitCode
     from ketadose.planning import PlanRequest, parse_days
     from ketadose.planning import plan as make_plan
 
@@ -524,15 +536,7 @@ def plan(
         from ketadose.render import table
 
         table.plan(result, _console())
-    if result.status == "hard":
-        raise _fail(
-            "refused: a session exceeds a hard limit (see its findings)", ExitCode.HARD_LIMIT
-        )
-    if not result.ready:
-        raise _fail(
-            'soft limit exceeded: to go ahead, rerun with --override-reason "why"',
-            ExitCode.SOFT_LIMIT,
-        )
+    _finish(result.status, result.ready, "a session exceeds a hard limit (see its findings)")
 
 
 def _audit_entry(
@@ -862,7 +866,6 @@ def next_session(
 ) -> None:
     """Recommend the next session: start, escalate, hold, reduce or reassess, with reasons."""
     from ketadose import inputs
-    from ketadose.errors import ExitCode
     from ketadose.escalation import decide
     from ketadose.render import records
     from ketadose.store import Store
@@ -898,13 +901,12 @@ def next_session(
         _write(document(result))
     else:
         records.next_table(result, _console())
-    if result.status == "hard":
-        raise _fail("refused: the recommended dose exceeds a hard limit", ExitCode.HARD_LIMIT)
-    if not result.ready:
-        raise _fail(
-            "soft limit exceeded by the recommended dose: review it (see the findings)",
-            ExitCode.SOFT_LIMIT,
-        )
+    _finish(
+        result.status,
+        result.ready,
+        "the recommended dose exceeds a hard limit",
+        soft="soft limit exceeded by the recommended dose: review it (see the findings)",
+    )
 
 
 @app.command()

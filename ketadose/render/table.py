@@ -155,6 +155,14 @@ _STATUS = {
 }
 
 
+def _banner(status: str, ready: bool, override_reason: str | None) -> Text:
+    """The status line of a checked result: ok, overridden, soft, or refused."""
+    if status == "soft" and ready:
+        return Text(f"OVERRIDDEN: {override_reason}", style="bold yellow")
+    text, style = _STATUS[status]
+    return Text(text, style=style)
+
+
 def checked_session(result: SessionDose, console: Console, *, findings_first: bool) -> None:
     """Print a checked session: status, the programme and the findings.
 
@@ -163,10 +171,7 @@ def checked_session(result: SessionDose, console: Console, *, findings_first: bo
         console: Where to print.
         findings_first: ``check`` leads with the findings; ``dose`` with the programme.
     """
-    text, style = _STATUS[result.status]
-    if result.status == "soft" and result.ready:
-        text, style = f"OVERRIDDEN: {result.override_reason}", "bold yellow"
-    banner = Text(text, style=style)
+    banner = _banner(result.status, result.ready, result.override_reason)
     if findings_first:
         console.print(banner)
         console.print(findings_table(result.findings))
@@ -447,7 +452,4 @@ def plan(result: Plan, console: Console) -> None:
     ]
     if flagged:
         console.print(findings_table(flagged))
-    text, style = _STATUS[result.status]
-    if result.status == "soft" and result.ready:
-        text, style = f"OVERRIDDEN: {result.override_reason}", "bold yellow"
-    console.print(Text(text, style=style))
+    console.print(_banner(result.status, result.ready, result.override_reason))
