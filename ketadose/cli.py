@@ -718,13 +718,14 @@ def session_record(
 ) -> None:
     """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
     import json as jsonlib
+    from dataclasses import replace
 
     from ketadose import inputs
     from ketadose.assess import assess
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
     from ketadose.libfile import Quantity
-    from ketadose.models import CheckContext, Patient, PreviousSession, Sex
+    from ketadose.models import CheckContext, PreviousSession
     from ketadose.records import BloodPressure, SessionRecord
     from ketadose.store import Store
     from ketadose.units import Kind, parse, parse_as
@@ -752,11 +753,9 @@ def session_record(
         # A back-filled session is checked against the sessions before it only.
         history = [s for s in db.sessions(patient_id) if s.at < at]
         request = DoseRequest(
-            patient=Patient(
-                weight_kg=new_weight if new_weight is not None else record.weight_kg,
-                height_cm=record.height_cm,
-                sex=None if record.sex is None else Sex(record.sex),
-            ),
+            patient=(
+                record if new_weight is None else replace(record, weight_kg=new_weight)
+            ).as_patient(),
             dose=quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
             rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
             duration_min=None if duration is None else parse_as(duration, Kind.DURATION),

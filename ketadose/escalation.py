@@ -36,7 +36,6 @@ from ketadose.models import (
     PreviousSession,
     SessionDose,
     Severity,
-    Sex,
     Status,
     Vitals,
 )
@@ -106,7 +105,7 @@ def decide(
     """
     protocol = entry.protocol
     sessions = sorted(history, key=lambda s: s.at)
-    request = replace(base or DoseRequest(patient=Patient()), patient=_patient(patient))
+    request = replace(base or DoseRequest(patient=Patient()), patient=patient.as_patient())
     levels = _levels(entry, request)
     reasons: list[str] = []
     if not sessions:
@@ -144,14 +143,6 @@ def decide(
         status=checked.status,
         ready=checked.ready,
         session=checked,
-    )
-
-
-def _patient(record: PatientRecord) -> Patient:
-    return Patient(
-        weight_kg=record.weight_kg,
-        height_cm=record.height_cm,
-        sex=None if record.sex is None else Sex(record.sex),
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ketadose.models import Patient, Sex
+
 
 @dataclass(frozen=True, slots=True)
 class BloodPressure:
@@ -39,6 +41,14 @@ class PatientRecord:
     height_cm: float | None = None
     sex: str | None = None
     created_at: datetime | None = None
+
+    def as_patient(self) -> Patient:
+        """The patient as dosing sees them (latest weight and height, sex)."""
+        return Patient(
+            weight_kg=self.weight_kg,
+            height_cm=self.height_cm,
+            sex=None if self.sex is None else Sex(self.sex),
+        )
 
 
 @dataclass(frozen=True, slots=True)
