@@ -36,7 +36,32 @@ def assess(
     Raises:
         InputError: For bad input (see ``dosing.session_dose``), or a blank override reason.
     """
-    session = session_dose(entry, request)
+    return review(session_dose(entry, request), limits, context, override_reason)
+
+
+def review(
+    session: SessionDose,
+    limits: LimitLibrary,
+    context: CheckContext | None = None,
+    override_reason: str | None = None,
+) -> SessionDose:
+    """Check a computed session against the limit library and apply an override.
+
+    The second half of :func:`assess`, for a caller that computes a dose once and checks it
+    in several contexts (a plan's sessions at the same dose, a batch).
+
+    Args:
+        session: The session as :func:`ketadose.dosing.session_dose` computed it.
+        limits: The limit library.
+        context: Vitals, medications, conditions, previous sessions, session time.
+        override_reason: Acknowledges every soft finding (never a hard one).
+
+    Returns:
+        The checked session (see :func:`assess`).
+
+    Raises:
+        InputError: For a blank override reason or inconsistent previous sessions.
+    """
     findings: list[Finding] = list(session.findings)
     if not limits.ref.approved:
         findings.insert(

@@ -29,6 +29,7 @@ from ketadose.assess import assess
 from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.limits import LimitLibrary, check_vitals
 from ketadose.models import (
+    Real,
     CheckContext,
     Finding,
     Patient,
@@ -61,10 +62,10 @@ class NextSession(BaseModel):
     reasons: tuple[str, ...]
     level: int
     sessions_given: int
-    improvement_pct: float | None
+    improvement_pct: Real | None
     earliest_date: datetime
-    dose_mg_per_kg: float | None
-    total_dose_mg: float
+    dose_mg_per_kg: Real | None
+    total_dose_mg: Real
     phases: tuple[PhaseDose, ...]
     findings: tuple[Finding, ...]
     status: Status

@@ -9,12 +9,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, computed_field
 
 #: Bumped only when a key changes meaning; keys are added, never renamed.
 SCHEMA_VERSION = 1
+#: Significant digits a float keeps in JSON: enough for every clinical value, few enough to drop
+#: binary-float noise (0.11 * 80 is 8.8, not 8.799999999999999). Rounding to clinical increments
+#: is never done here; rounded values travel in their own ``*_rounded`` keys.
+SIGNIFICANT_DIGITS = 12
+
+
+def significant(value: float) -> float:
+    """A float as JSON shows it: ``SIGNIFICANT_DIGITS`` significant digits.
+
+    Args:
+        value: Any finite float.
+
+    Returns:
+        The value rounded to that many significant digits.
+    """
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+#: A float in an output model: itself in Python, ``significant`` in JSON.
+Real = Annotated[float, PlainSerializer(significant, return_type=float, when_used="json")]
 
 
 class _Frozen(BaseModel):
@@ -68,8 +88,8 @@ class Finding(_Frozen):
     code: str
     message: str
     parameter: str | None = None
-    value: float | None = None
-    limit: float | None = None
+    value: Real | None = None
+    limit: Real | None = None
     side: str | None = None
     unit: str | None = None
     source: str | None = None
@@ -88,14 +108,14 @@ class Patient(_Frozen):
 
     """
 
-    weight_kg: float | None = Field(default=None, gt=0)
-    height_cm: float | None = Field(default=None, gt=0)
+    weight_kg: Real | None = Field(default=None, gt=0)
+    height_cm: Real | None = Field(default=None, gt=0)
     sex: Sex | None = None
-    age_years: float | None = Field(default=None, gt=0)
+    age_years: Real | None = Field(default=None, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def bmi(self) -> float | None:
+    def bmi(self) -> Real | None:
         """Body-mass index in kg/m², or None without both weight and height."""
         if self.weight_kg is None or self.height_cm is None:
             return None
@@ -113,7 +133,7 @@ class DosingWeight(_Frozen):
     """
 
     basis: WeightPolicy
-    kg: float
+    kg: Real
     note: str | None = None
 
 
@@ -126,8 +146,8 @@ class Rounding(_Frozen):
 
     """
 
-    pump_rate_ml_per_h: float = Field(default=0.1, gt=0)
-    draw_ml: float = Field(default=0.01, gt=0)
+    pump_rate_ml_per_h: Real = Field(default=0.1, gt=0)
+    draw_ml: Real = Field(default=0.01, gt=0)
 
 
 class PhaseDose(_Frozen):
@@ -138,15 +158,15 @@ class PhaseDose(_Frozen):
 
     kind: Literal["bolus", "timed", "rate", "fixed"]
     label: str
-    dose_mg: float
-    dose_mg_per_kg: float | None
-    duration_min: float | None
-    rate_mg_per_h: float | None
-    rate_mg_per_kg_per_h: float | None
-    pump_rate_ml_per_h: float | None = None
-    pump_rate_ml_per_h_rounded: float | None = None
-    volume_ml: float | None = None
-    drops_per_min: float | None = None
+    dose_mg: Real
+    dose_mg_per_kg: Real | None
+    duration_min: Real | None
+    rate_mg_per_h: Real | None
+    rate_mg_per_kg_per_h: Real | None
+    pump_rate_ml_per_h: Real | None = None
+    pump_rate_ml_per_h_rounded: Real | None = None
+    volume_ml: Real | None = None
+    drops_per_min: Real | None = None
 
 
 class Preparation(_Frozen):
@@ -164,14 +184,14 @@ class Preparation(_Frozen):
 
     """
 
-    vial_mg_per_ml: float
-    draw_ml: float
-    draw_ml_rounded: float
-    final_volume_ml: float
-    final_mg_per_ml: float
-    diluent_ml: float
+    vial_mg_per_ml: Real
+    draw_ml: Real
+    draw_ml_rounded: Real
+    final_volume_ml: Real
+    final_mg_per_ml: Real
+    diluent_ml: Real
     diluent: str | None = None
-    drop_factor_drops_per_ml: float | None = None
+    drop_factor_drops_per_ml: Real | None = None
 
 
 class LibraryRef(_Frozen):
@@ -209,10 +229,10 @@ class ProtocolRef(_Frozen):
 class Vitals:
     """Vital signs as measured (None: not measured)."""
 
-    systolic: float | None = None
-    diastolic: float | None = None
-    heart_rate: float | None = None
-    spo2: float | None = None
+    systolic: Real | None = None
+    diastolic: Real | None = None
+    heart_rate: Real | None = None
+    spo2: Real | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +240,7 @@ class MedicationUse:
     """A medication the patient takes, and how long ago the last dose was (if known)."""
 
     name: str
-    hours_since: float | None = None
+    hours_since: Real | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +248,8 @@ class PreviousSession:
     """A session already given (from ``--previous``/``--last-session`` or the store)."""
 
     at: datetime
-    dose_mg: float | None = None
-    dose_mg_per_kg: float | None = None
+    dose_mg: Real | None = None
+    dose_mg_per_kg: Real | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,9 +300,9 @@ class SessionDose(_Frozen):
     patient: Patient
     dosing_weight: DosingWeight | None
     phases: tuple[PhaseDose, ...]
-    total_dose_mg: float
-    total_dose_mg_per_kg: float | None
-    total_duration_min: float | None
+    total_dose_mg: Real
+    total_dose_mg_per_kg: Real | None
+    total_duration_min: Real | None
     preparation: Preparation | None
     rounding: Rounding
     at: datetime | None = None

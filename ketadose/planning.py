@@ -22,11 +22,12 @@ from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from ketadose.assess import assess
-from ketadose.dosing import DoseRequest, at_step
+from ketadose.assess import review
+from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.errors import InputError
 from ketadose.limits import LimitLibrary, status
 from ketadose.models import (
+    Real,
     CheckContext,
     DosingWeight,
     Finding,
@@ -64,6 +65,7 @@ class PlanRequest:
         price: Price per session, low and high.
         currency: The price's currency.
         override_reason: Acknowledges the plan's soft findings.
+        patient_id: The patient's pseudonymous id, shown on the plan (never a name).
     """
 
     dose: DoseRequest
@@ -78,6 +80,7 @@ class PlanRequest:
     price: tuple[float, float] | None = None
     currency: str = "USD"
     override_reason: str | None = None
+    patient_id: str | None = None
 
 
 class _Out(BaseModel):
@@ -91,7 +94,7 @@ class Timeline(_Out):
     infusion_start: datetime
     infusion_end: datetime
     discharge_earliest: datetime
-    observation_min: float
+    observation_min: Real
 
 
 class PlannedSession(_Out):
@@ -101,25 +104,25 @@ class PlannedSession(_Out):
     date: date
     start: datetime
     phases: tuple[PhaseDose, ...]
-    total_dose_mg: float
-    dose_mg_per_kg: float | None
-    total_duration_min: float | None
+    total_dose_mg: Real
+    dose_mg_per_kg: Real | None
+    total_duration_min: Real | None
     preparation: Preparation | None
     status: Status
     ready: bool
     findings: tuple[Finding, ...]
     condition: str | None
-    accumulated_dose_mg: float
+    accumulated_dose_mg: Real
     timeline: Timeline
 
 
 class Cost(_Out):
     """The series' price range."""
 
-    per_session_low: float
-    per_session_high: float
-    low: float
-    high: float
+    per_session_low: Real
+    per_session_high: Real
+    low: Real
+    high: Real
     currency: str
 
 
@@ -127,11 +130,12 @@ class Plan(_Out):
     """A planned series (the ``plan --json`` document, plus ``schema_version``)."""
 
     protocol: ProtocolRef
+    patient_id: str | None
     patient: Patient
     dosing_weight: DosingWeight | None
     start: date
     sessions: tuple[PlannedSession, ...]
-    accumulated_dose_mg: float
+    accumulated_dose_mg: Real
     cost: Cost | None
     status: Status
     ready: bool
@@ -196,10 +200,16 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     history: list[PreviousSession] = []
     accumulated = 0.0
     observation = 0.0 if protocol.observation is None else protocol.observation.minimum.value
+    # Sessions at the same step share one computed dose; each is checked in its own context.
+    doses: dict[int, SessionDose] = {}
     for number, start in enumerate(starts, 1):
-        dose_request = _scheduled(request.dose, steps, number)
+        step = _scheduled(steps, number)
+        if step not in doses:
+            doses[step] = session_dose(
+                entry, at_step(request.dose, None if step < 0 else steps[step])
+            )
         context = CheckContext(at=start, history=tuple(history))
-        checked = assess(entry, dose_request, limits, context, request.override_reason)
+        checked = review(doses[step], limits, context, request.override_reason)
         accumulated += checked.total_dose_mg
         checked_sessions.append(checked)
         sessions.append(
@@ -231,6 +241,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     outcome = status(findings)
     return Plan(
         protocol=first.protocol,
+        patient_id=request.patient_id,
         patient=first.patient,
         dosing_weight=first.dosing_weight,
         start=request.start,
@@ -332,12 +343,10 @@ def _dates(
     )
 
 
-def _scheduled(base: DoseRequest, steps: list[EscalationStep], number: int) -> DoseRequest:
-    """The dose request for session ``number``: the latest scheduled step reached, if any."""
-    applied = [s for s in steps if s.scheduled and s.from_session <= number]
-    if not applied:
-        return base
-    return at_step(base, applied[-1])
+def _scheduled(steps: list[EscalationStep], number: int) -> int:
+    """The index of the latest scheduled step session ``number`` has reached, or -1."""
+    applied = [i for i, s in enumerate(steps) if s.scheduled and s.from_session <= number]
+    return applied[-1] if applied else -1
 
 
 def _condition(steps: list[EscalationStep], number: int) -> str | None:
