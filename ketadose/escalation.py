@@ -29,12 +29,12 @@ from ketadose.assess import assess
 from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.limits import LimitLibrary, check_vitals
 from ketadose.models import (
-    Real,
     CheckContext,
     Finding,
     Patient,
     PhaseDose,
     PreviousSession,
+    Real,
     SessionDose,
     Severity,
     Status,

@@ -466,7 +466,6 @@ def classify(value: float, bounds: Bounds) -> tuple[Severity, str] | None:
         ``(severity, side)`` for the most severe side crossed (``upper_hard`` before
         ``upper_soft``), or None within limits. Exactly at a limit is within it.
     """
-
     # Unrolled (no closures): the checker classifies ~60 values per planned series.
     for side, severity, sign in _ORDER:
         limit = getattr(bounds, side)

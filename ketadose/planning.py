@@ -27,7 +27,6 @@ from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.errors import InputError
 from ketadose.limits import LimitLibrary, status
 from ketadose.models import (
-    Real,
     CheckContext,
     DosingWeight,
     Finding,
@@ -37,6 +36,7 @@ from ketadose.models import (
     Preparation,
     PreviousSession,
     ProtocolRef,
+    Real,
     SessionDose,
     Status,
 )

@@ -133,9 +133,7 @@ def dose_chart(
             out.append(
                 f'<text x="{centre}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>'
             )
-    out.append(
-        f'<line x1="{_LEFT}" y1="{base}" x2="{WIDTH - _RIGHT}" y2="{base}" stroke="#000"/>'
-    )
+    out.append(f'<line x1="{_LEFT}" y1="{base}" x2="{WIDTH - _RIGHT}" y2="{base}" stroke="#000"/>')
     out.append(f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{base}" stroke="#000"/>')
     out.append("</svg>")
     return "\n".join(out)
