@@ -5,10 +5,21 @@ This is what every command that shows a dose runs: no dose leaves ketadose unche
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import ExitCode
 from ketadose.limits import LimitLibrary, check, clean_reason, override, status
-from ketadose.models import CheckContext, Finding, SessionDose, Severity, Status
+from ketadose.models import (
+    CheckContext,
+    Finding,
+    LibraryRef,
+    PhaseDose,
+    SessionDose,
+    Severity,
+    Status,
+)
 from ketadose.protocols import ProtocolEntry
 
 
@@ -39,6 +50,89 @@ def assess(
     return review(session_dose(entry, request), limits, context, override_reason)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What checking a session decided.
+
+    Attributes:
+        findings: Every finding, overrides applied.
+        status: The worst severity.
+        ready: Whether the session may go ahead (no hard finding, every soft one overridden).
+        override_reason: The reason as recorded.
+    """
+
+    findings: tuple[Finding, ...]
+    status: Status
+    ready: bool
+    override_reason: str | None
+
+
+def verdict(
+    session: SessionDose,
+    limits: LimitLibrary,
+    context: CheckContext | None = None,
+    override_reason: str | None = None,
+    *,
+    dose_findings: list[Finding] | None = None,
+) -> Verdict:
+    """Check a computed session against the limit library and apply an override.
+
+    Args:
+        session: The session as :func:`ketadose.dosing.session_dose` computed it.
+        limits: The limit library.
+        context: Vitals, medications, conditions, previous sessions, session time.
+        override_reason: Acknowledges every soft finding (never a hard one).
+        dose_findings: ``limits.check_dose(session, limits)``, computed once by a caller that
+            checks one session in several contexts (a plan's sessions at one dose).
+
+    Returns:
+        The findings, status and readiness.
+
+    Raises:
+        InputError: For a blank override reason or inconsistent previous sessions.
+    """
+    findings: list[Finding] = list(session.findings)
+    if not limits.ref.approved:
+        findings.insert(0, _unapproved(limits.ref))
+    findings += check(session, limits, context, dose_findings=dose_findings)
+    reason = clean_reason(override_reason)
+    findings = override(findings, reason)
+    outcome = status(findings)
+    ready = outcome == "ok" or (
+        outcome == "soft" and all(f.overridden for f in findings if f.severity is Severity.SOFT)
+    )
+    return Verdict(tuple(findings), outcome, ready, reason)
+
+
+@functools.lru_cache(maxsize=8)
+def _unapproved(ref: LibraryRef) -> Finding:
+    """The finding every check against an unapproved limit library carries (made once)."""
+    return Finding(
+        severity=Severity.INFO,
+        code="library-unapproved",
+        message=f"UNAPPROVED EXAMPLE LIBRARY: limits {ref.name} {ref.version} name no "
+        "approver; a clinic must review and approve them",
+    )
+
+
+def withheld(phases: tuple[PhaseDose, ...]) -> tuple[PhaseDose, ...]:
+    """The phases without their pump programme: what a session past a hard limit shows.
+
+    Args:
+        phases: The computed phases.
+
+    Returns:
+        The phases with pump rate, volume and drops set to None.
+    """
+    blank = {
+        "pump_rate_ml_per_h": None,
+        "pump_rate_ml_per_h_rounded": None,
+        "volume_ml": None,
+        "drops_per_min": None,
+    }
+    return tuple(phase.model_copy(update=blank) for phase in phases)
+
+
 def review(
     session: SessionDose,
     limits: LimitLibrary,
@@ -47,8 +141,7 @@ def review(
 ) -> SessionDose:
     """Check a computed session against the limit library and apply an override.
 
-    The second half of :func:`assess`, for a caller that computes a dose once and checks it
-    in several contexts (a plan's sessions at the same dose, a batch).
+    The second half of :func:`assess`.
 
     Args:
         session: The session as :func:`ketadose.dosing.session_dose` computed it.
@@ -62,46 +155,19 @@ def review(
     Raises:
         InputError: For a blank override reason or inconsistent previous sessions.
     """
-    findings: list[Finding] = list(session.findings)
-    if not limits.ref.approved:
-        findings.insert(
-            0,
-            Finding(
-                severity=Severity.INFO,
-                code="library-unapproved",
-                message=f"UNAPPROVED EXAMPLE LIBRARY: limits {limits.ref.name} "
-                f"{limits.ref.version} name no approver; a clinic must review and approve them",
-            ),
-        )
-    findings += check(session, limits, context)
-    reason = clean_reason(override_reason)
-    findings = override(findings, reason)
-    outcome = status(findings)
+    decided = verdict(session, limits, context, override_reason)
     update: dict[str, object] = {
         "at": None if context is None else context.at,
         "context": context,
-        "findings": tuple(findings),
-        "status": outcome,
+        "findings": decided.findings,
+        "status": decided.status,
         "library": limits.ref,
-        "override_reason": reason,
-        "ready": outcome == "ok"
-        or (
-            outcome == "soft" and all(f.overridden for f in findings if f.severity is Severity.SOFT)
-        ),
+        "override_reason": decided.override_reason,
+        "ready": decided.ready,
     }
-    if outcome == "hard":
+    if decided.status == "hard":
         update["preparation"] = None
-        update["phases"] = tuple(
-            phase.model_copy(
-                update={
-                    "pump_rate_ml_per_h": None,
-                    "pump_rate_ml_per_h_rounded": None,
-                    "volume_ml": None,
-                    "drops_per_min": None,
-                }
-            )
-            for phase in session.phases
-        )
+        update["phases"] = withheld(session.phases)
     return session.model_copy(update=update)
 
 

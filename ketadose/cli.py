@@ -8,20 +8,22 @@ Each command imports the core (pydantic models, the protocol library) and a rend
 or json) when it runs, so ``ketadose --help`` loads neither pint nor the protocol library.
 """
 
+import contextlib
 import functools
+import itertools
 import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, ParamSpec, TextIO, TypeVar
 
 import typer
 
 from ketadose.errors import ExitCode, KetadoseError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from datetime import datetime
 
     from rich.console import Console
@@ -152,6 +154,143 @@ ProtocolsFile = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+class OutputFormat(StrEnum):
+    """Choices for --format."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
+    fhir = "fhir"
+
+
+FormatOpt = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        help="table (default), json, csv, markdown, html (a printable sheet) or fhir (an R4 "
+        "Bundle); --json is short for --format json.",
+    ),
+]
+OutputFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", dir_okay=False, help="Write to FILE (atomically) instead of stdout."
+    ),
+]
+ForceFlag = Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")]
+_SESSION = {
+    OutputFormat.json: "json.document",
+    OutputFormat.csv: "csv.session",
+    OutputFormat.markdown: "markdown.session",
+    OutputFormat.html: "html.session_sheet",
+    OutputFormat.fhir: "fhir.session_bundle",
+}
+#: Each command's renderers (``module.function`` in ketadose.render, imported only when used)
+#: beside its table; a format not named here is refused, never ignored.
+RENDERERS: dict[str, dict[OutputFormat, str]] = {
+    "dose": _SESSION,
+    "check": _SESSION,
+    "plan": {
+        OutputFormat.json: "json.document",
+        OutputFormat.csv: "csv.plan",
+        OutputFormat.markdown: "markdown.plan",
+        OutputFormat.html: "html.plan_sheet",
+        OutputFormat.fhir: "fhir.plan_bundle",
+    },
+    "next": {
+        OutputFormat.json: "json.document",
+        OutputFormat.csv: "csv.next_session",
+        OutputFormat.markdown: "markdown.next_session",
+    },
+    "history": {
+        OutputFormat.json: "records.history_json",
+        OutputFormat.csv: "records.history_csv",
+        OutputFormat.markdown: "markdown.history",
+    },
+}
+
+
+def _format(
+    command_name: str,
+    chosen: OutputFormat | None,
+    output: Path | None,
+    force: bool,
+    *,
+    json: bool = False,
+    csv: bool = False,
+) -> OutputFormat:
+    """The one output format asked for, checked before any work is done."""
+    from ketadose.errors import InputError
+
+    asked = {
+        f"--{f}": f for f, flag in ((OutputFormat.json, json), (OutputFormat.csv, csv)) if flag
+    }
+    if chosen is not None:
+        asked[f"--format {chosen}"] = chosen
+    if len(set(asked.values())) > 1:
+        raise InputError(f"{' and '.join(asked)}: choose one")
+    result = next(iter(asked.values()), OutputFormat.table)
+    allowed = [OutputFormat.table, *RENDERERS[command_name]]
+    if result not in allowed:
+        raise InputError(
+            f"--format {result} does not fit ketadose {command_name}: use " + ", ".join(allowed)
+        )
+    _check_output(output, force)
+    return result
+
+
+def _check_output(output: Path | None, force: bool) -> None:
+    """Refuse ``--force`` alone, and an existing ``--output`` without it, before any work."""
+    from ketadose.errors import InputError
+
+    if force and output is None:
+        raise InputError("--force replaces an --output file: give -o FILE too")
+    if output is not None and not force and output.exists():
+        raise InputError(f"{output} exists: use --force to replace it")
+
+
+def _emit(
+    command_name: str,
+    chosen: OutputFormat,
+    output: Path | None,
+    force: bool,
+    subject: "Sequence[Any]",
+    table: "Callable[[Console], None]",
+    limits: "LimitLibrary | None" = None,
+) -> None:
+    """Write the result: to stdout, or whole to ``output`` (atomically); nothing else there.
+
+    ``subject`` are the renderer's arguments; a FHIR renderer also gets the limit library
+    (its ``maxDosePerAdministration``).
+    """
+    if chosen is OutputFormat.table and output is None:
+        table(_console())
+        return
+    if chosen is OutputFormat.table:
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        table(Console(file=buffer, width=MIN_WIDTH, color_system=None, highlight=False))
+        text = buffer.getvalue()
+    else:
+        import importlib
+
+        module, function = RENDERERS[command_name][chosen].split(".")
+        render = getattr(importlib.import_module(f"ketadose.render.{module}"), function)
+        text = render(*subject, *([limits] if chosen is OutputFormat.fhir else []))
+    if output is None:
+        _write(text)
+        return
+    from ketadose.atomic import write_new
+
+    write_new(output, text.encode(), replace=force)
+    typer.echo(f"ketadose: wrote {output}", err=True)
 
 
 def _library(path: Path | None) -> "ProtocolLibrary":
@@ -358,9 +497,15 @@ def session_command(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
 ) -> None:
     """Compute a session and check it against the limit library (dose and check share this)."""
     from datetime import datetime
+
+    name = ctx.info_name or "dose"
+    chosen = _format(name, output_format, output, force, json=json)
 
     from ketadose import inputs
     from ketadose.assess import assess
@@ -400,21 +545,20 @@ def session_command(
     _audit(
         store,
         clinician,
-        ctx.info_name or "dose",
+        name,
         ctx.params,
         result.findings,
         result.status,
         result.override_reason,
         limit_library.ref.sha256,
     )
-    if json:
-        from ketadose.render.json import document
 
-        _write(document(result))
-    else:
+    def table(console: "Console") -> None:
         from ketadose.render import table
 
-        table.checked_session(result, _console(), findings_first=ctx.info_name == "check")
+        table.checked_session(result, console, findings_first=name == "check")
+
+    _emit(name, chosen, output, force, (result,), table, limit_library)
     _finish(result.status, result.ready, "a hard limit is exceeded; no pump programme is given")
 
 
@@ -478,11 +622,19 @@ def plan(
     clinician: ClinicianOpt = None,
     store: StoreFile = None,
     protocols: ProtocolsFile = None,
+    patient_id: Annotated[
+        str | None, typer.Option("--patient-id", help="The patient's pseudonymous id (no names).")
+    ] = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
 ) -> None:
     """Plan a treatment series: dates, checked doses, timeline, escalation, cost."""
     from ketadose import inputs
+
+    chosen = _format("plan", output_format, output, force, json=json)
     from ketadose.planning import PlanRequest, parse_days
     from ketadose.planning import plan as make_plan
 
@@ -513,6 +665,7 @@ def plan(
         price=None if price is None else inputs.price(price),
         currency=currency,
         override_reason=override_reason,
+        patient_id=None if patient_id is None else inputs.patient_id(patient_id),
     )
     library = _library(protocols)
     entry = library.get_protocol(protocol)
@@ -528,15 +681,231 @@ def plan(
         result.override_reason,
         limit_library.ref.sha256,
     )
-    if json:
-        from ketadose.render.json import document
 
-        _write(document(result))
-    else:
+    def table(console: "Console") -> None:
         from ketadose.render import table
 
-        table.plan(result, _console())
+        table.plan(result, console)
+
+    _emit("plan", chosen, output, force, (result,), table, limit_library)
     _finish(result.status, result.ready, "a session exceeds a hard limit (see its findings)")
+
+
+class BatchFormat(StrEnum):
+    """Choices for batch --format."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@app.command()
+@command
+def batch(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.csv",
+            dir_okay=False,
+            help="Patients, one per row: id, weight, height, sex, age, protocol, dose, rate, "
+            "duration, dosing_weight (only id is required); - reads stdin.",
+        ),
+    ],
+    protocol: Annotated[
+        str | None,
+        typer.Option("--protocol", "-p", help="Protocol of rows without a protocol cell."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First day a session may take place (default: today).")
+    ] = None,
+    dosing_weight: PolicyOpt = PolicyOption.actual,
+    vial: VialOpt = None,
+    bag: BagOpt = None,
+    drop_factor: DropFactorOpt = None,
+    pump_step: PumpStepOpt = "0.1mL/h",
+    draw_step: DrawStepOpt = "0.01mL",
+    time_of_day: Annotated[
+        str, typer.Option("--time", help="Time of day of the sessions: 09:00.")
+    ] = "09:00",
+    sessions: Annotated[
+        int | None, typer.Option(help="Number of sessions (default: each protocol's series).")
+    ] = None,
+    per_week: Annotated[
+        int | None, typer.Option("--per-week", help="Most sessions in any 7 days.")
+    ] = None,
+    days: Annotated[
+        str | None, typer.Option(help="Clinic days: mon,wed,fri (default: Mon-Fri, or daily).")
+    ] = None,
+    holidays: Annotated[
+        str | None, typer.Option(help="Skip the public holidays of a country: US, GB, DE...")
+    ] = None,
+    closed: Annotated[
+        list[str] | None, typer.Option("--closed", help="A day the clinic is closed: 2026-12-24.")
+    ] = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    output_format: Annotated[
+        BatchFormat,
+        typer.Option(
+            "--format", help="jsonl: one plan document per row; csv: one row per session."
+        ),
+    ] = BatchFormat.jsonl,
+    output: OutputFile = None,
+    force: ForceFlag = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, max=64, help="Worker processes (default: one per CPU core)."),
+    ] = None,
+) -> None:
+    """Plan many patients from a CSV file: each row a checked plan (or an error), streamed.
+
+    Exit 4 if any plan crosses a hard limit, else 2 if any row was refused, else 3 if any
+    plan has a soft finding (a batch takes no override reason), else 0.
+    """
+    from datetime import date
+
+    from ketadose import inputs
+    from ketadose.batch import record, rows
+    from ketadose.parallel import ordered_map
+    from ketadose.planning import PlanRequest, parse_days
+    from ketadose.render import csv
+    from ketadose.render.json import document
+
+    _check_output(output, force)
+    first = inputs.day(start, field="--start") if start else date.today()
+    template = PlanRequest(
+        dose=_dose_request(
+            None,
+            None,
+            None,
+            None,
+            dosing_weight,
+            None,
+            None,
+            None,
+            vial,
+            bag,
+            drop_factor,
+            pump_step,
+            draw_step,
+        ),
+        start=first,
+        session_time=inputs.clock(time_of_day),
+        sessions=sessions,
+        per_week=per_week,
+        days=None if days is None else parse_days(days),
+        closed=inputs.closed_days(closed or [], holidays, first),
+    )
+    library = _library(protocols)
+    if protocol is not None:
+        library.get_protocol(protocol)
+    limit_library = _limits(limits, library)
+
+    def work(item: "tuple[int, dict[str, str] | str]") -> tuple[str, bytes]:
+        # Runs in the worker processes: plan, check and encode one row.
+        result = record(item, template, protocol, library, limit_library)
+        text = (
+            document(result, indent=None)
+            if output_format is BatchFormat.jsonl
+            else csv.batch(result)
+        )
+        return result.status, text.encode()
+
+    header = csv.write(csv.BATCH_COLUMNS, []) if output_format is BatchFormat.csv else ""
+    with _open_batch(file) as stream:
+        source = _BatchInput(file, stream)
+        workers = jobs or len(os.sched_getaffinity(0))
+        results = ordered_map(work, rows(source, source.name), jobs=workers)
+        counts = _batch_write(results, header.encode(), output, force, source)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    typer.echo(f"ketadose: {sum(counts.values())} rows: {summary or 'none'}", err=True)
+    if counts["hard"]:
+        raise _fail("refused: a plan crosses a hard limit (see its record)", ExitCode.HARD_LIMIT)
+    if counts["error"]:
+        raise _fail("some rows were refused (see their error records)", ExitCode.USAGE)
+    if counts["soft"]:
+        raise _fail("soft limit exceeded in some plans: review them", ExitCode.SOFT_LIMIT)
+
+
+class _BatchInput:
+    """The batch file's lines (UTF-8, a BOM allowed), how far they have been read, its size."""
+
+    def __init__(self, file: Path, stream: "TextIO") -> None:
+        self.name = "stdin" if str(file) == "-" else str(file)
+        self.stream = stream
+        self.size = os.fstat(stream.fileno()).st_size if os.path.isfile(file) else None
+        self.read = 0
+
+    def __iter__(self) -> "Iterator[str]":
+        from ketadose.errors import InputError
+
+        number = 0
+        try:
+            for number, line in enumerate(self.stream, 1):  # noqa: B007 (used after the loop)
+                self.read += len(line)
+                yield line
+        except UnicodeDecodeError:
+            raise InputError(f"{self.name}: not UTF-8 text (after line {number})") from None
+
+
+def _open_batch(file: Path) -> "TextIO":
+    from ketadose.errors import InputError
+
+    try:
+        if str(file) == "-":
+            return open(sys.stdin.fileno(), encoding="utf-8-sig", newline="", closefd=False)
+        return open(file, encoding="utf-8-sig", newline="")
+    except OSError as error:
+        raise InputError(f"cannot read {file}: {error.strerror}") from None
+
+
+def _batch_write(
+    results: "Iterator[tuple[str, bytes]]",
+    header: bytes,
+    output: Path | None,
+    force: bool,
+    source: _BatchInput,
+) -> dict[str, int]:
+    """Stream the encoded records out (stdout, or a file put in place whole at the end).
+
+    A progress bar goes to stderr only when stderr is a terminal.
+
+    Returns:
+        How many records had each status.
+    """
+    from ketadose.atomic import atomic_file
+
+    counts = dict.fromkeys(("ok", "soft", "hard", "error"), 0)
+    with contextlib.ExitStack() as stack:
+        sink: BinaryIO = (
+            sys.stdout.buffer
+            if output is None
+            else stack.enter_context(atomic_file(output, replace=force))
+        )
+        sink.write(header)
+        # The first result starts the worker processes: fork them before the progress bar
+        # starts its refresh thread.
+        first = next(results, None)
+        progress = _progress(stack, source)
+        for status, text in itertools.chain([] if first is None else [first], results):
+            counts[status] += 1
+            sink.write(text)
+            progress()
+        sink.flush()
+    if output is not None:
+        typer.echo(f"ketadose: wrote {output}", err=True)
+    return counts
+
+
+def _progress(stack: contextlib.ExitStack, source: _BatchInput) -> "Callable[[], None]":
+    """A progress bar on stderr (by bytes read) if it is a terminal, else nothing."""
+    if not sys.stderr.isatty():
+        return lambda: None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = stack.enter_context(Progress(console=Console(stderr=True), transient=True))
+    task = bar.add_task(f"planning {source.name}", total=source.size)
+    return lambda: bar.update(task, completed=source.read)
 
 
 def _audit_entry(
@@ -639,18 +1008,18 @@ def patient_add(
     protocols: ProtocolsFile = None,
 ) -> None:
     """Add a pseudonymous patient: protocol, weight, baseline score."""
+    from ketadose import inputs
     from ketadose.errors import InputError
     from ketadose.records import PatientRecord
     from ketadose.store import Store
     from ketadose.units import Kind, parse_as
 
-    if not patient_id.strip() or not patient_id.isprintable() or len(patient_id) > 64:
-        raise InputError("a patient id is one printable line of at most 64 characters")
+    patient_id = inputs.patient_id(patient_id)
     if not 0 <= baseline <= 1000:
         raise InputError("--baseline must be a score from 0 to 1000")
     _library(protocols).get_protocol(protocol)
     record = PatientRecord(
-        id=patient_id.strip(),
+        id=patient_id,
         protocol=protocol,
         baseline=baseline,
         weight_kg=parse_as(weight, Kind.WEIGHT),
@@ -822,24 +1191,29 @@ def history(
     patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
     store: StoreFile = None,
     json: JsonFlag = False,
-    csv: Annotated[bool, typer.Option("--csv", help="One CSV row per session.")] = False,
+    csv: Annotated[
+        bool, typer.Option("--csv", help="One CSV row per session (--format csv).")
+    ] = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
 ) -> None:
     """Show a patient's sessions: doses, scores, improvement from baseline."""
-    from ketadose.errors import InputError
     from ketadose.render import records
     from ketadose.store import Store
 
-    if json and csv:
-        raise InputError("--json and --csv: choose one")
+    chosen = _format("history", output_format, output, force, json=json, csv=csv)
     with Store.open(_store_path(store)) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
-    if json:
-        _write(records.history_json(record, sessions))
-    elif csv:
-        _write(records.history_csv(record, sessions))
-    else:
-        records.history_table(record, sessions, _console())
+    _emit(
+        "history",
+        chosen,
+        output,
+        force,
+        (record, sessions),
+        lambda console: records.history_table(record, sessions, console),
+    )
 
 
 @app.command("next")
@@ -862,12 +1236,17 @@ def next_session(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
 ) -> None:
     """Recommend the next session: start, escalate, hold, reduce or reassess, with reasons."""
     from ketadose import inputs
     from ketadose.escalation import decide
     from ketadose.render import records
     from ketadose.store import Store
+
+    chosen = _format("next", output_format, output, force, json=json)
 
     at = inputs.moment(date, field="--date") if date else _now()
     library = _library(protocols)
@@ -894,12 +1273,14 @@ def next_session(
                     limit_library.ref.sha256,
                 )
             )
-    if json:
-        from ketadose.render.json import document
-
-        _write(document(result))
-    else:
-        records.next_table(result, _console())
+    _emit(
+        "next",
+        chosen,
+        output,
+        force,
+        (result,),
+        lambda console: records.next_table(result, console),
+    )
     _finish(
         result.status,
         result.ready,

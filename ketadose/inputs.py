@@ -322,3 +322,20 @@ def chair_time(text: str, field: str) -> float:
     if minutes > 24 * 60:
         raise InputError(f'{field} "{text}" is longer than a day')
     return minutes
+
+
+def patient_id(text: str) -> str:
+    """A pseudonymous patient id: one printable line of at most 64 characters.
+
+    Args:
+        text: The id as given.
+
+    Returns:
+        The id without surrounding spaces.
+
+    Raises:
+        InputError: For a blank, multi-line, unprintable or long id.
+    """
+    if not text.strip() or not text.isprintable() or len(text) > 64:
+        raise InputError("a patient id is one printable line of at most 64 characters")
+    return text.strip()

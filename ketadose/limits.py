@@ -50,6 +50,13 @@ from ketadose.units import Kind, format_number, parse, show
 SHIPPED_FILE = "limits.toml"
 TOLERANCE = 1e-9
 SIDES = ("lower_hard", "lower_soft", "upper_soft", "upper_hard")
+#: Sides in the order they are tried (hard before soft), with the sign that means "beyond".
+_ORDER = (
+    ("upper_hard", Severity.HARD, 1.0),
+    ("lower_hard", Severity.HARD, -1.0),
+    ("upper_soft", Severity.SOFT, 1.0),
+    ("lower_soft", Severity.SOFT, -1.0),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,19 @@ class Bounds:
     lower_soft: float | None = None
     upper_soft: float | None = None
     upper_hard: float | None = None
+    #: The sides given, in the order :func:`classify` tries them, each with the sign that
+    #: means "beyond" and its tolerance: worked out once, used ~60 times a planned series.
+    order: tuple[tuple[str, Severity, float, float, float], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        order = tuple(
+            (side, severity, sign, limit, TOLERANCE * max(abs(limit), 1.0))
+            for side, severity, sign in _ORDER
+            if (limit := getattr(self, side)) is not None
+        )
+        object.__setattr__(self, "order", order)
 
     @property
     def unit(self) -> str:
@@ -466,21 +486,10 @@ def classify(value: float, bounds: Bounds) -> tuple[Severity, str] | None:
         ``(severity, side)`` for the most severe side crossed (``upper_hard`` before
         ``upper_soft``), or None within limits. Exactly at a limit is within it.
     """
-    # Unrolled (no closures): the checker classifies ~60 values per planned series.
-    for side, severity, sign in _ORDER:
-        limit = getattr(bounds, side)
-        if limit is not None and sign * (value - limit) > TOLERANCE * max(abs(limit), 1.0):
+    for side, severity, sign, limit, tolerance in bounds.order:
+        if sign * (value - limit) > tolerance:
             return severity, side
     return None
-
-
-#: Sides in the order they are tried (hard before soft), with the sign that means "beyond".
-_ORDER = (
-    ("upper_hard", Severity.HARD, 1.0),
-    ("lower_hard", Severity.HARD, -1.0),
-    ("upper_soft", Severity.SOFT, 1.0),
-    ("lower_soft", Severity.SOFT, -1.0),
-)
 
 
 _SIDE_WORDS = {
@@ -556,8 +565,28 @@ class _Checker:
         self.findings.append(Finding(severity=severity, code=code, message=message, source=source))
 
 
+def check_dose(session: SessionDose, library: LimitLibrary) -> list[Finding]:
+    """Check what depends on the session alone: its doses, rates, pump and the patient.
+
+    Args:
+        session: The session as computed by :func:`ketadose.dosing.session_dose`.
+        library: The limit library.
+
+    Returns:
+        The session and patient findings, in that order.
+    """
+    checker = _Checker(library, session.protocol.id)
+    _check_session(checker, session)
+    _check_patient(checker, session)
+    return checker.findings
+
+
 def check(
-    session: SessionDose, library: LimitLibrary, context: CheckContext | None = None
+    session: SessionDose,
+    library: LimitLibrary,
+    context: CheckContext | None = None,
+    *,
+    dose_findings: list[Finding] | None = None,
 ) -> list[Finding]:
     """Check a computed session against the limit library.
 
@@ -565,6 +594,8 @@ def check(
         session: The session as computed by :func:`ketadose.dosing.session_dose`.
         library: The limit library.
         context: Vitals, medications, conditions, previous sessions and the session time.
+        dose_findings: :func:`check_dose` of this same session and library, when the caller
+            checks one session in several contexts (a plan's sessions at one dose).
 
     Returns:
         Every finding, in a stable order: session, patient, series, vitals, medications,
@@ -572,8 +603,9 @@ def check(
     """
     context = context or CheckContext()
     checker = _Checker(library, session.protocol.id)
-    _check_session(checker, session)
-    _check_patient(checker, session)
+    checker.findings = list(
+        check_dose(session, library) if dose_findings is None else dose_findings
+    )
     _check_series(checker, session, context)
     if context.vitals is not None:
         _check_vitals(checker, context.vitals, context.during)

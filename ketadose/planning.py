@@ -17,15 +17,16 @@ sessions before it as history.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from ketadose.assess import review
+from ketadose.assess import verdict, withheld
 from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.errors import InputError
-from ketadose.limits import LimitLibrary, status
+from ketadose.limits import LimitLibrary, check_dose, clean_reason, status
 from ketadose.models import (
     CheckContext,
     DosingWeight,
@@ -192,51 +193,58 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
-    starts = _dates(request, count, per_week, gap, days)
+    starts = _dates(request.start, request.session_time, request.closed, count, per_week, gap, days)
 
     steps = sorted(protocol.escalation, key=lambda s: s.from_session)
     sessions: list[PlannedSession] = []
-    checked_sessions: list[SessionDose] = []
     history: list[PreviousSession] = []
     accumulated = 0.0
     observation = 0.0 if protocol.observation is None else protocol.observation.minimum.value
     # Sessions at the same step share one computed dose; each is checked in its own context.
-    doses: dict[int, SessionDose] = {}
+    doses: dict[int, tuple[SessionDose, list[Finding]]] = {}
     for number, start in enumerate(starts, 1):
         step = _scheduled(steps, number)
         if step not in doses:
-            doses[step] = session_dose(
-                entry, at_step(request.dose, None if step < 0 else steps[step])
-            )
+            dose = session_dose(entry, at_step(request.dose, None if step < 0 else steps[step]))
+            doses[step] = dose, check_dose(dose, limits)
+        dose, dose_findings = doses[step]
         context = CheckContext(at=start, history=tuple(history))
-        checked = review(doses[step], limits, context, request.override_reason)
-        accumulated += checked.total_dose_mg
-        checked_sessions.append(checked)
+        decided = verdict(
+            dose, limits, context, request.override_reason, dose_findings=dose_findings
+        )
+        hard = decided.status == "hard"
+        accumulated += dose.total_dose_mg
         sessions.append(
             PlannedSession(
                 number=number,
                 date=start.date(),
                 start=start,
-                phases=checked.phases,
-                total_dose_mg=checked.total_dose_mg,
-                dose_mg_per_kg=checked.total_dose_mg_per_kg,
-                total_duration_min=checked.total_duration_min,
-                preparation=checked.preparation,
-                status=checked.status,
-                ready=checked.ready,
-                findings=checked.findings,
+                phases=withheld(dose.phases) if hard else dose.phases,
+                total_dose_mg=dose.total_dose_mg,
+                dose_mg_per_kg=dose.total_dose_mg_per_kg,
+                total_duration_min=dose.total_duration_min,
+                preparation=None if hard else dose.preparation,
+                status=decided.status,
+                ready=decided.ready,
+                findings=decided.findings,
                 condition=_condition(steps, number),
                 accumulated_dose_mg=accumulated,
-                timeline=_timeline(start, checked.total_duration_min, request, observation),
+                timeline=_timeline(
+                    start,
+                    dose.total_duration_min,
+                    request.intake_min,
+                    request.recovery_min,
+                    observation,
+                ),
             )
         )
         history.append(
             PreviousSession(
-                at=start, dose_mg=checked.total_dose_mg, dose_mg_per_kg=checked.total_dose_mg_per_kg
+                at=start, dose_mg=dose.total_dose_mg, dose_mg_per_kg=dose.total_dose_mg_per_kg
             )
         )
 
-    first = checked_sessions[0]
+    first = doses[_scheduled(steps, 1)][0]
     findings = [f for s in sessions for f in s.findings]
     outcome = status(findings)
     return Plan(
@@ -250,7 +258,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         cost=_cost(request, count),
         status=outcome,
         ready=all(s.ready for s in sessions),
-        override_reason=first.override_reason,
+        override_reason=clean_reason(request.override_reason),
         escalation=tuple(_step_text(step) for step in steps),
         evaluation=_evaluation(entry, count),
         maintenance=protocol.maintenance,
@@ -318,27 +326,37 @@ def minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
     return timedelta(minutes=max(minutes))
 
 
+@functools.lru_cache(maxsize=64)
 def _dates(
-    request: PlanRequest, count: int, per_week: int, gap: timedelta, days: frozenset[int]
-) -> list[datetime]:
-    """The session start times: first open days that keep the gap and the weekly count."""
+    first: date,
+    session_time: time,
+    closed: frozenset[date],
+    count: int,
+    per_week: int,
+    gap: timedelta,
+    days: frozenset[int],
+) -> tuple[datetime, ...]:
+    """The session start times: first open days that keep the gap and the weekly count.
+
+    Cached: a batch plans thousands of patients on one calendar.
+    """
     chosen: list[datetime] = []
-    day = request.start
+    day = first
     for _ in range(SEARCH_DAYS):
-        start = datetime.combine(day, request.session_time)
+        start = datetime.combine(day, session_time)
         week = [s for s in chosen if start - s < timedelta(days=7)]
         if (
             day.weekday() in days
-            and day not in request.closed
+            and day not in closed
             and (not chosen or start - chosen[-1] >= gap)
             and len(week) < per_week
         ):
             chosen.append(start)
             if len(chosen) == count:
-                return chosen
+                return tuple(chosen)
         day += timedelta(days=1)
     raise InputError(
-        f"cannot fit {count} sessions into a year from {request.start.isoformat()} with these "
+        f"cannot fit {count} sessions into a year from {first.isoformat()} with these "
         "days, closures and limits"
     )
 
@@ -354,9 +372,10 @@ def _condition(steps: list[EscalationStep], number: int) -> str | None:
     pending = [s for s in steps if not s.scheduled and s.from_session <= number]
     if not pending:
         return None
-    return f"session {number}: {_step_text(pending[-1])}"
+    return _step_text(pending[-1])
 
 
+@functools.lru_cache(maxsize=256)
 def _step_text(step: EscalationStep) -> str:
     change = " ".join(str(v) for v in (step.dose, step.rate) if v is not None)
     over = f" over {step.duration}" if step.duration else ""
@@ -364,13 +383,18 @@ def _step_text(step: EscalationStep) -> str:
     return f"from session {step.from_session}: {change}{over} {when}"
 
 
+@functools.lru_cache(maxsize=256)
 def _timeline(
-    start: datetime, infusion_min: float | None, request: PlanRequest, observation_min: float
+    start: datetime,
+    infusion_min: float | None,
+    intake_min: float,
+    recovery_min: float,
+    observation_min: float,
 ) -> Timeline:
-    """Arrival, infusion and the earliest discharge of one session."""
-    infusion_start = start + timedelta(minutes=request.intake_min)
+    """Arrival, infusion and the earliest discharge of one session (cached: a batch repeats it)."""
+    infusion_start = start + timedelta(minutes=intake_min)
     infusion_end = infusion_start + timedelta(minutes=infusion_min or 0)
-    after = max(request.recovery_min, observation_min)
+    after = max(recovery_min, observation_min)
     return Timeline(
         arrive=start,
         infusion_start=infusion_start,

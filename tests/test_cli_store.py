@@ -89,7 +89,7 @@ class TestSessionsAndHistory:
         assert [r["improvement_pct"] for r in rows] == pytest.approx([10, 20, 50])
         assert rows[0]["bp_peak"] == "150/92"
         table = list(csv.DictReader(io.StringIO(run("history", "P1", "--csv").stdout)))
-        assert [row["score"] for row in table] == ["27.0", "24.0", "15.0"]
+        assert [row["score"] for row in table] == ["27", "24", "15"]
 
     def test_json_and_csv_together_is_refused(self) -> None:
         add_patient()

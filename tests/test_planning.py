@@ -157,7 +157,7 @@ class TestEverySessionChecked:
         ]
         assert result.sessions[3].condition is not None
         assert result.sessions[3].condition.startswith(
-            "session 4: from session 4: 0.75 mg/kg over 45 min if"
+            "from session 4: 0.75 mg/kg over 45 min if"
         )
         assert all(
             s.total_dose_mg == pytest.approx(40) for s in result.sessions

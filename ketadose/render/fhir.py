@@ -122,7 +122,7 @@ def plan_bundle(plan: Plan, limits: LimitLibrary) -> str:
         "title": f"ketadose plan: {plan.protocol.name}",
         "description": f"{plan.protocol.name} ({plan.protocol.id}): {len(plan.sessions)} "
         f"sessions from {plan.sessions[0].date.isoformat()} to "
-        f"{plan.sessions[-1].date.isoformat()}. {plan.evaluation}",
+        f"{plan.sessions[-1].date.isoformat()}. Evaluation: {plan.evaluation}",
         "subject": subject,
         "period": {
             "start": plan.sessions[0].date.isoformat(),
@@ -240,14 +240,12 @@ def _dosage(
     dosage: dict[str, Any] = {
         "sequence": sequence,
         "text": _dosage_text(phase, route, withheld),
-        "timing": timing,
+        **({"timing": timing} if timing else {}),
         "route": {"text": _ROUTE_TEXT.get(route, route)}
         if coded is None
         else _code(SNOMED, *coded),
         "doseAndRate": [ordered, calculated],
     }
-    if not timing:
-        del dosage["timing"]
     if maximum is not None:
         dosage["maxDosePerAdministration"] = _quantity(maximum, "mg")
     return dosage
@@ -278,7 +276,9 @@ def _dosage_text(phase: PhaseDose, route: str, withheld: bool) -> str:
     return f"{phase.label}: {text}"
 
 
-def _max_dose_mg(protocol_id: str, limits: LimitLibrary, weight: DosingWeight | None) -> float | None:
+def _max_dose_mg(
+    protocol_id: str, limits: LimitLibrary, weight: DosingWeight | None
+) -> float | None:
     """The session total dose hard maximum in mg: the smaller of the mg and mg/kg limits."""
     candidates: list[float] = []
     total = limits.limit(protocol_id, "session", "total_dose")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict
+
 from ketadose.errors import InputError
-from ketadose.models import SCHEMA_VERSION
+from ketadose.models import SCHEMA_VERSION, Real
 from ketadose.records import (
     AuditEntry,
     BloodPressure,
@@ -54,13 +54,6 @@ def _improvement(patient: PatientRecord, score: float | None) -> float | None:
     return None if value is None else float(f"{value:.12g}")
 
 
-def _cell(value: object) -> object:
-    """Defuse a CSV cell a spreadsheet would run as a formula (``=HYPERLINK(...)``)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[dict[str, Any]]:
     """One plain row per session, in time order, with the improvement from baseline.
 
@@ -91,10 +84,33 @@ def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[
     ]
 
 
-def _patient(patient: PatientRecord) -> dict[str, Any]:
-    data = asdict(patient)
-    data["created_at"] = None if patient.created_at is None else patient.created_at.isoformat()
-    return data
+class HistorySession(BaseModel):
+    """One session of the ``history`` document, with its improvement from baseline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    date: datetime
+    total_dose_mg: Real
+    dose_mg_per_kg: Real | None
+    duration_min: Real | None
+    score: Real | None
+    improvement_pct: Real | None
+    bp_before: str | None
+    bp_peak: str | None
+    bp_after: str | None
+    heart_rate: Real | None
+    spo2: Real | None
+    adverse_events: tuple[str, ...]
+    notes: str | None
+
+
+class History(BaseModel):
+    """The ``history --json`` document (plus ``schema_version``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    patient: PatientRecord
+    sessions: tuple[HistorySession, ...]
 
 
 def history_json(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
@@ -107,12 +123,10 @@ def history_json(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
     Returns:
         JSON text.
     """
-    body = {
-        "schema_version": SCHEMA_VERSION,
-        "patient": _patient(patient),
-        "sessions": history_rows(patient, sessions),
-    }
-    return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    from ketadose.render.json import document
+
+    rows = tuple(HistorySession(**row) for row in history_rows(patient, sessions))
+    return document(History(patient=patient, sessions=rows))
 
 
 def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
@@ -125,13 +139,12 @@ def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
     Returns:
         CSV text.
     """
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in history_rows(patient, sessions):
-        flat = {**row, "adverse_events": ";".join(row["adverse_events"])}
-        writer.writerow({key: _cell(value) for key, value in flat.items()})
-    return out.getvalue()
+    from ketadose.render import csv
+
+    rows = history_rows(patient, sessions)
+    return csv.write(
+        CSV_COLUMNS, ({**r, "adverse_events": ";".join(r["adverse_events"])} for r in rows)
+    )
 
 
 def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[SessionRecord]]:

@@ -17,7 +17,7 @@ from ketadose.units import show
 
 #: Drawing size in CSS pixels (169 x 64 mm): fits the 180 mm of A4 and the 186 mm of Letter.
 WIDTH, HEIGHT = 640, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 12, 30, 36
+_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 12, 42, 30
 #: Below this bar slot width (px) the value labels would overlap, so they are left out.
 _MIN_LABELLED_SLOT = 26.0
 #: The least horizontal room (px) an x-axis label gets; labels are thinned to keep it.
@@ -54,7 +54,8 @@ def nice_ticks(maximum: float, count: int = 5) -> list[float]:
     while True:
         for multiple in (1, 2, 5):
             step = Decimal(multiple).scaleb(exponent)
-            intervals = int(-(-exact // step))  # ceiling, exact in decimal
+            whole, rest = divmod(exact, step)  # exact: the quotient is small
+            intervals = int(whole) + (1 if rest else 0)
             if intervals <= count:
                 ticks = [float(step * i) for i in range(intervals + 1)]
                 if math.isfinite(ticks[-1]) and ticks[-1] >= maximum and ticks[1] > 0:
@@ -100,8 +101,8 @@ def dose_chart(
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
         'font-family="sans-serif" font-size="11">',
         f"<title>{escape(title)}</title>",
-        f'<text x="{_LEFT}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-        f'<text x="{WIDTH - _RIGHT}" y="16" text-anchor="end">{escape(unit)}</text>',
+        f'<text x="{_LEFT}" y="14" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{_LEFT - 6}" y="{_TOP - 14}" text-anchor="end">{escape(unit)}</text>',
     ]
     for tick in ticks:
         ty = _f(y(tick))
@@ -110,7 +111,7 @@ def dose_chart(
             'stroke="#999" stroke-width="0.5"/>'
         )
         out.append(
-            f'<text x="{_LEFT - 6}" y="{ty}" text-anchor="end" dominant-baseline="middle">'
+            f'<text x="{_LEFT - 6}" y="{_f(y(tick) + 4)}" text-anchor="end">'
             f"{escape(show(tick))}</text>"
         )
     slot = plot_w / max(len(points), 1)
