@@ -32,7 +32,7 @@ from ketadose.errors import InputError
 from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary
 from ketadose.models import Patient, Sex, WeightPolicy
-from ketadose.planning import Plan, PlanRequest, plan
+from ketadose.planning import PlanRequest, SeriesPlan, plan
 from ketadose.protocols import ProtocolLibrary
 from ketadose.units import Kind, parse, parse_as
 
@@ -55,7 +55,11 @@ BatchStatus = Literal["ok", "soft", "hard", "error"]
 
 
 class BatchRecord(BaseModel):
-    """One JSON Lines record of ``ketadose batch``: a row's plan, or why it has none."""
+    """One JSON Lines record of ``ketadose batch``: a row's plan, or why it has none.
+
+    ``plan`` is typed as the series plan, so a full :class:`Plan` put there is written
+    without the protocol's notes (pydantic serialises a field by its declared type).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -63,7 +67,7 @@ class BatchRecord(BaseModel):
     id: str | None
     status: BatchStatus
     error: str | None
-    plan: Plan | None
+    plan: SeriesPlan | None
 
 
 def header(row: list[str], path: str) -> list[str]:

@@ -765,7 +765,7 @@ def batch(
 
     from ketadose import inputs
     from ketadose.batch import record, rows
-    from ketadose.parallel import ordered_map
+    from ketadose.parallel import chunk_map
     from ketadose.planning import PlanRequest, parse_days
     from ketadose.render import csv
     from ketadose.render.json import document
@@ -800,21 +800,22 @@ def batch(
         library.get_protocol(protocol)
     limit_library = _limits(limits, library)
 
-    def work(item: "tuple[int, dict[str, str] | str]") -> tuple[str, bytes]:
-        # Runs in the worker processes: plan, check and encode one row.
-        result = record(item, template, protocol, library, limit_library)
-        text = (
-            document(result, indent=None)
-            if output_format is BatchFormat.jsonl
-            else csv.batch(result)
-        )
-        return result.status, text.encode()
+    encode = (
+        functools.partial(document, indent=None)
+        if output_format is BatchFormat.jsonl
+        else csv.batch
+    )
+
+    def work(items: "list[tuple[int, dict[str, str] | str]]") -> tuple[list[str], bytes]:
+        # Runs in the worker processes: plan, check and encode a chunk of rows.
+        results = [record(item, template, protocol, library, limit_library) for item in items]
+        return [r.status for r in results], "".join(map(encode, results)).encode()
 
     header = csv.write(csv.BATCH_COLUMNS, []) if output_format is BatchFormat.csv else ""
     with _open_batch(file) as stream:
         source = _BatchInput(file, stream)
         workers = jobs or len(os.sched_getaffinity(0))
-        results = ordered_map(work, rows(source, source.name), jobs=workers)
+        results = chunk_map(work, rows(source, source.name), jobs=workers)
         counts = _batch_write(results, header.encode(), output, force, source)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     typer.echo(f"ketadose: {sum(counts.values())} rows: {summary or 'none'}", err=True)
@@ -859,7 +860,7 @@ def _open_batch(file: Path) -> "TextIO":
 
 
 def _batch_write(
-    results: "Iterator[tuple[str, bytes]]",
+    results: "Iterator[tuple[list[str], bytes]]",
     header: bytes,
     output: Path | None,
     force: bool,
@@ -886,8 +887,9 @@ def _batch_write(
         # starts its refresh thread.
         first = next(results, None)
         progress = _progress(stack, source)
-        for status, text in itertools.chain([] if first is None else [first], results):
-            counts[status] += 1
+        for statuses, text in itertools.chain([] if first is None else [first], results):
+            for status in statuses:
+                counts[status] += 1
             sink.write(text)
             progress()
         sink.flush()

@@ -1,9 +1,10 @@
-"""An ordered, memory-bounded ``map`` over forked worker processes (for ``ketadose batch``).
+"""An ordered, memory-bounded map over chunks, on forked worker processes (``ketadose batch``).
 
 Python runs one thread of Python code at a time, so a batch uses the machine's cores through
 processes. Workers are forked, so they start with the libraries already loaded and nothing is
-pickled but the rows going out and the text coming back. At most ``2 * jobs`` chunks are in
-flight: memory stays flat however long the input, and results come back in input order.
+pickled but the rows going out and one result per chunk coming back (a batch returns a chunk's
+text as one ``bytes``: far cheaper to pass than a tuple per row). At most ``2 * jobs`` chunks
+are in flight: memory stays flat however long the input, and results come in input order.
 """
 
 from __future__ import annotations
@@ -24,43 +25,44 @@ CHUNK = 200
 _function: Callable[[Any], Any] | None = None
 
 
-def _apply(chunk: list[Any]) -> list[Any]:
-    assert _function is not None  # set by ordered_map before forking
-    return [_function(item) for item in chunk]
+def _apply(chunk: list[Any]) -> Any:
+    assert _function is not None  # set by chunk_map before forking
+    return _function(chunk)
 
 
-def ordered_map(
-    function: Callable[[T], U], items: Iterable[T], *, jobs: int, chunk: int = CHUNK
+def chunk_map(
+    function: Callable[[list[T]], U], items: Iterable[T], *, jobs: int, chunk: int = CHUNK
 ) -> Iterator[U]:
-    """``function`` applied to each item, in order, on up to ``jobs`` processes.
+    """``function`` applied to successive chunks of ``items``, in order, on ``jobs`` processes.
 
     With one job, or fewer items than one chunk, everything runs in this process.
 
     Args:
-        function: Applied to each item; any state it needs is inherited by the workers.
+        function: Applied to each chunk (a list of up to ``chunk`` items); any state it needs
+            is inherited by the workers.
         items: The items, read lazily.
         jobs: Worker processes.
-        chunk: Items per task.
+        chunk: Items per chunk.
 
     Yields:
-        The results, in the order of ``items``.
+        One result per chunk, in the order of ``items``.
     """
     global _function
     iterator = iter(items)
-    first = list(islice(iterator, chunk))
+    chunks = chain(iter(lambda: list(islice(iterator, chunk)), []))
+    first = next(chunks, [])
     if jobs <= 1 or len(first) < chunk:
-        yield from map(function, chain(first, iterator))
+        yield from map(function, chain([first] if first else [], chunks))
         return
     _function = function
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             pending: deque[Any] = deque()
-            rest = iter(lambda: list(islice(iterator, chunk)), [])
-            for part in chain([first], rest):
+            for part in chain([first], chunks):
                 pending.append(pool.apply_async(_apply, (part,)))
                 if len(pending) >= 2 * jobs:
-                    yield from pending.popleft().get()
+                    yield pending.popleft().get()
             while pending:
-                yield from pending.popleft().get()
+                yield pending.popleft().get()
     finally:
         _function = None

@@ -127,8 +127,12 @@ class Cost(_Out):
     currency: str
 
 
-class Plan(_Out):
-    """A planned series (the ``plan --json`` document, plus ``schema_version``)."""
+class SeriesPlan(_Out):
+    """A planned series for one patient, without the protocol's notes.
+
+    What a ``batch`` record carries: the notes are the same for every patient of a protocol
+    (``ketadose protocols show ID`` has them), and would be two fifths of each record.
+    """
 
     protocol: ProtocolRef
     patient_id: str | None
@@ -143,13 +147,18 @@ class Plan(_Out):
     override_reason: str | None
     escalation: tuple[str, ...]
     evaluation: str
+    library: LibraryRef
+    protocol_library: LibraryRef
+
+
+class Plan(SeriesPlan):
+    """A planned series (the ``plan --json`` document, plus ``schema_version``)."""
+
     maintenance: tuple[Note, ...]
     adjuncts: tuple[Adjunct, ...]
     before: tuple[Note, ...]
     discharge: tuple[Note, ...]
     references: tuple[str, ...]
-    library: LibraryRef
-    protocol_library: LibraryRef
 
 
 def parse_days(text: str) -> frozenset[int]:

@@ -9,7 +9,7 @@ final volume. Rounded values sit beside exact ones; nothing is rounded inside a 
 from __future__ import annotations
 
 from ketadose.errors import InputError
-from ketadose.models import Finding, PhaseDose, Preparation, Rounding, Severity
+from ketadose.models import Finding, PhaseDose, Preparation, Rounding, Severity, revised
 from ketadose.units import format_number, round_to, show
 
 #: Ketalar vial strengths (Ketalar PI; Handbook on Injectable Drugs) [HIGH].
@@ -139,9 +139,7 @@ def programme(
             final_mg_per_ml=vial,
             diluent_ml=0.0,
         )
-        injected = tuple(
-            phase.model_copy(update={"volume_ml": phase.dose_mg / vial}) for phase in phases
-        )
+        injected = tuple(revised(phase, volume_ml=phase.dose_mg / vial) for phase in phases)
         return preparation, injected, findings
 
     if final_volume_ml is None:
@@ -187,7 +185,7 @@ def _pump(
     """Fill in one phase's volume, pump rate and drops/min at a final concentration."""
     volume_ml = phase.dose_mg / mg_per_ml
     if phase.rate_mg_per_h is None:
-        return phase.model_copy(update={"volume_ml": volume_ml})
+        return revised(phase, volume_ml=volume_ml)
     pump = phase.rate_mg_per_h / mg_per_ml
     rounded = round_to(pump, rounding.pump_rate_ml_per_h)
     if rounded <= 0:
@@ -197,11 +195,10 @@ def _pump(
             "finer --pump-step"
         )
     drops = None if drop_factor is None else pump * drop_factor / 60
-    return phase.model_copy(
-        update={
-            "volume_ml": volume_ml,
-            "pump_rate_ml_per_h": pump,
-            "pump_rate_ml_per_h_rounded": rounded,
-            "drops_per_min": drops,
-        }
+    return revised(
+        phase,
+        volume_ml=volume_ml,
+        pump_rate_ml_per_h=pump,
+        pump_rate_ml_per_h_rounded=rounded,
+        drops_per_min=drops,
     )

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -159,8 +159,12 @@ def parse(text: str, kind: Kind, *more: Kind, field: str | None = None) -> tuple
             accepted kind.
 
     """
-    kinds = (kind, *more)
-    name = field or kind.label
+    return _parse(text, (kind, *more), field or kind.label)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str, kinds: tuple[Kind, ...], name: str) -> tuple[Kind, float]:
+    """:func:`parse`, cached: a batch file repeats its heights, weights and doses."""
     examples = " or ".join(dict.fromkeys(k.example for k in kinds))
     number, unit = _split(text, name, examples)
     shape, factor = _resolve(unit, text, name, examples)

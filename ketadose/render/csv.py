@@ -3,7 +3,7 @@
 One row per phase for a session (``dose``, ``check``), one row per session for a plan (and for
 each patient of a batch), one row for ``next``. Several values in one cell (finding codes, the
 pump rates of a multi-phase session) are joined with ``;`` in phase or finding order. Numbers
-keep 12 significant digits and no trailing zeros; a missing value is an empty cell.
+keep ``models.SIGNIFICANT_DIGITS`` and no trailing zeros; a missing value is an empty cell.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ketadose.models import Finding, SessionDose, significant
+from ketadose.models import SIGNIFICANT_DIGITS, Finding, SessionDose, significant
 
 if TYPE_CHECKING:
     from ketadose.batch import BatchRecord
     from ketadose.escalation import NextSession
-    from ketadose.planning import Plan, PlannedSession
+    from ketadose.planning import Plan, PlannedSession, SeriesPlan
 
 Row = Mapping[str, object]
 
@@ -102,7 +102,7 @@ def cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{significant(value):.12g}"
+        return f"{significant(value):.{SIGNIFICANT_DIGITS}g}"
     text = str(value)
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
@@ -171,7 +171,7 @@ def session_rows(result: SessionDose) -> list[Row]:
     ]
 
 
-def plan_row(plan: Plan, session: PlannedSession) -> Row:
+def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
     """One session of a plan as a row.
 
     Args:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from ketadose.errors import InputError
-from ketadose.models import SCHEMA_VERSION, Real
+from ketadose.models import SCHEMA_VERSION, Real, significant
 from ketadose.records import (
     AuditEntry,
     BloodPressure,
@@ -51,7 +51,7 @@ def _bp(value: BloodPressure | None) -> str | None:
 
 def _improvement(patient: PatientRecord, score: float | None) -> float | None:
     value = improvement_pct(patient.baseline, score)
-    return None if value is None else float(f"{value:.12g}")
+    return None if value is None else significant(value)
 
 
 def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[dict[str, Any]]:
