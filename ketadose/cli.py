@@ -10,6 +10,7 @@ or json) when it runs, so ``ketadose --help`` loads neither pint nor the protoco
 
 import contextlib
 import functools
+import gc
 import itertools
 import os
 import sys
@@ -691,6 +692,31 @@ def plan(
     _finish(result.status, result.ready, "a session exceeds a hard limit (see its findings)")
 
 
+class SchemaName(StrEnum):
+    """Choices for schema."""
+
+    dose = "dose"
+    check = "check"
+    plan = "plan"
+    next = "next"
+    history = "history"
+    batch = "batch"
+
+
+@app.command()
+@command
+def schema(
+    name: Annotated[
+        SchemaName,
+        typer.Argument(metavar="COMMAND", help="dose, check, plan, next, history or batch."),
+    ],
+) -> None:
+    """Print the JSON Schema (2020-12) of a command's JSON output, made from its models."""
+    from ketadose.render.schema import text
+
+    _write(text(name.value))
+
+
 class BatchFormat(StrEnum):
     """Choices for batch --format."""
 
@@ -812,6 +838,11 @@ def batch(
         return [r.status for r in results], "".join(map(encode, results)).encode()
 
     header = csv.write(csv.BATCH_COLUMNS, []) if output_format is BatchFormat.csv else ""
+    # Plans make many short-lived objects and no cycles: collecting every 700 allocations costs
+    # ~5% of a batch. Freezing what is loaded also keeps the forked workers' pages shared.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     with _open_batch(file) as stream:
         source = _BatchInput(file, stream)
         workers = jobs or len(os.sched_getaffinity(0))
@@ -853,7 +884,9 @@ def _open_batch(file: Path) -> "TextIO":
 
     try:
         if str(file) == "-":
-            return open(sys.stdin.fileno(), encoding="utf-8-sig", newline="", closefd=False)
+            import io
+
+            return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
         return open(file, encoding="utf-8-sig", newline="")
     except OSError as error:
         raise InputError(f"cannot read {file}: {error.strerror}") from None

@@ -156,9 +156,7 @@ class TestEverySessionChecked:
             False,
         ]
         assert result.sessions[3].condition is not None
-        assert result.sessions[3].condition.startswith(
-            "from session 4: 0.75 mg/kg over 45 min if"
-        )
+        assert result.sessions[3].condition.startswith("from session 4: 0.75 mg/kg over 45 min if")
         assert all(
             s.total_dose_mg == pytest.approx(40) for s in result.sessions
         )  # planned: 0.5 mg/kg

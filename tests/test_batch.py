@@ -1,0 +1,240 @@
+"""ketadose batch: rows in, checked plans (or error records) out, streamed, in order."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ketadose.batch import COLUMNS, header, rows
+from ketadose.cli import app
+from ketadose.errors import InputError
+from ketadose.parallel import chunk_map
+from ketadose.render import csv as csv_render
+
+runner = CliRunner()
+START = ("--start", "2026-11-30")
+ANSI = re.compile(rb"\x1b\[")
+
+
+def batch(path: Path, *args: str) -> Any:
+    return runner.invoke(app, ["batch", str(path), "-p", "depression", *START, *args])
+
+
+def records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def write(tmp_path: Path, text: str, name: str = "patients.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+class TestRows:
+    """Good rows become plans; a bad row becomes an error record and the run goes on."""
+
+    def test_good_rows(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id,weight,height,sex\nP1,80kg,178cm,male\nP2,176lb,,\n")
+        result = batch(path)
+        assert result.exit_code == 0, result.stderr
+        first, second = records(result.stdout)
+        assert (first["line"], first["id"], first["status"]) == (2, "P1", "ok")
+        sessions = first["plan"]["sessions"]
+        assert [s["total_dose_mg"] for s in sessions] == [40] * 6
+        assert sessions[0]["date"] == "2026-11-30"
+        # 176 lb = 79.83225712 kg; 0.5 mg/kg of it.
+        assert second["plan"]["sessions"][0]["total_dose_mg"] == pytest.approx(39.91612856)
+        assert "maintenance" not in first["plan"]  # the protocol's notes: protocols show has them
+        assert "ketadose: 2 rows: 2 ok" in result.stderr
+
+    def test_bad_rows_name_their_line_and_the_run_goes_on(self, tmp_path: Path) -> None:
+        text = "id,weight,sex\nP1,80kg,male\nP2,80,male\nP3,80kg,other\nP4,80kg\n\nP5,80kg,female\n"
+        result = batch(write(tmp_path, text))
+        assert result.exit_code == 2
+        out = records(result.stdout)
+        assert [(r["line"], r["id"], r["status"]) for r in out] == [
+            (2, "P1", "ok"),
+            (3, "P2", "error"),
+            (4, "P3", "error"),
+            (5, None, "error"),
+            (7, "P5", "ok"),
+        ]
+        assert out[1]["error"] == 'weight "80" has no unit; write e.g. 80kg or 176lb'
+        assert out[2]["error"] == "sex 'other': use male or female"
+        assert out[3]["error"] == "2 cells where the header has 3"
+        assert all(r["plan"] is None for r in out[1:4])
+        assert "some rows were refused" in result.stderr
+
+    def test_limits_set_the_exit_code(self, tmp_path: Path) -> None:
+        soft = batch(write(tmp_path, "id,weight,dose\nP1,80kg,\nP2,80kg,1.2mg/kg\n"))
+        assert soft.exit_code == 3
+        assert [r["status"] for r in records(soft.stdout)] == ["ok", "soft"]
+        hard = batch(write(tmp_path, "id,weight,dose\nP1,80kg,3mg/kg\nP2,eighty,\n", "h.csv"))
+        assert hard.exit_code == 4  # a hard limit outranks a refused row
+        refused = records(hard.stdout)[0]
+        assert refused["status"] == "hard"
+        assert all(s["preparation"] is None for s in refused["plan"]["sessions"])
+
+    def test_row_protocol_and_overrides(self, tmp_path: Path) -> None:
+        text = "id,weight,protocol,rate,duration\nA,60kg,crps,0.25mg/kg/h,3h\nB,70kg,,,\n"
+        result = runner.invoke(app, ["batch", str(write(tmp_path, text)), *START])
+        out = records(result.stdout)
+        assert out[0]["plan"]["protocol"]["id"] == "crps"
+        phase = out[0]["plan"]["sessions"][0]["phases"][0]
+        assert (phase["rate_mg_per_h"], phase["duration_min"]) == (15, 180)
+        assert out[1]["error"] == "no protocol: give a protocol column or --protocol"
+
+    def test_bom_and_case_in_the_header(self, tmp_path: Path) -> None:
+        path = tmp_path / "bom.csv"
+        path.write_bytes("\ufeffID,Weight\r\nP1,80kg\r\n".encode())
+        result = batch(path)
+        assert result.exit_code == 0, result.stderr
+        assert records(result.stdout)[0]["id"] == "P1"
+
+
+class TestRefusedFiles:
+    """A file that cannot be read as a batch stops before any output."""
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("", "empty file; it needs a header row"),
+            ("id,wieght\nP1,80kg\n", "unknown column 'wieght'"),
+            ("weight\n80kg\n", "the header needs an id column"),
+            ("id,id\nP1,P2\n", "column 'id' is given twice"),
+        ],
+    )
+    def test_bad_headers(self, tmp_path: Path, text: str, message: str) -> None:
+        result = batch(write(tmp_path, text))
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert message in result.stderr
+
+    def test_not_utf8(self, tmp_path: Path) -> None:
+        path = tmp_path / "latin1.csv"
+        path.write_bytes(b"id,weight\nP1,80kg\nJos\xe9,80kg\n")
+        result = batch(path, "--jobs", "1")
+        assert result.exit_code == 2
+        assert "not UTF-8 text" in result.stderr
+
+    def test_header_check_is_pure(self) -> None:
+        assert header([" ID ", "Weight"], "f") == ["id", "weight"]
+        with pytest.raises(InputError, match="unknown column 'dosee'"):
+            header(["id", "dosee"], "f")
+        assert set(COLUMNS) >= {"id", "weight", "height", "sex", "protocol", "dose"}
+
+
+class TestOutput:
+    """JSON Lines or CSV, to stdout or atomically to a file, the same whatever the job count."""
+
+    def test_csv_format(self, tmp_path: Path) -> None:
+        result = batch(write(tmp_path, "id,weight\nP1,80kg\nP2,x\n"), "--format", "csv")
+        rows_out = list(csv.DictReader(io.StringIO(result.stdout)))
+        assert tuple(rows_out[0]) == csv_render.BATCH_COLUMNS
+        assert [r["line"] for r in rows_out] == ["2"] * 6 + ["3"]
+        assert rows_out[0]["dose_mg"] == "40"
+        assert (rows_out[-1]["status"], rows_out[-1]["patient_id"]) == ("error", "P2")
+        assert rows_out[-1]["error"].startswith('weight "x"')
+
+    def test_output_file(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id,weight\nP1,80kg\n")
+        target = tmp_path / "plans.jsonl"
+        assert batch(path, "-o", str(target)).exit_code == 0
+        assert records(target.read_text())[0]["id"] == "P1"
+        again = batch(path, "-o", str(target))
+        assert again.exit_code == 2
+        assert "exists" in again.stderr
+        assert batch(path, "-o", str(target), "--force").exit_code == 0
+
+    def test_jobs_do_not_change_the_output(self, tmp_path: Path) -> None:
+        weights = [f"P{i},{40 + i % 90}.{i % 10}kg" for i in range(450)]  # three chunks
+        weights[123] = "P123,bad"
+        path = write(tmp_path, "id,weight\n" + "\n".join(weights) + "\n")
+        one = batch(path, "--jobs", "1")
+        two = batch(path, "--jobs", "2")
+        assert one.stdout_bytes == two.stdout_bytes
+        assert one.exit_code == two.exit_code == 2
+        out = records(one.stdout)
+        assert [r["line"] for r in out] == list(range(2, 452))
+        assert out[123]["status"] == "error"
+
+    def test_stdin(self) -> None:
+        result = runner.invoke(
+            app, ["batch", "-", "-p", "depression", *START], input="id,weight\nP1,80kg\n"
+        )
+        assert result.exit_code == 0, result.stderr
+        assert records(result.stdout)[0]["id"] == "P1"
+
+
+class TestStreaming:
+    """Rows are read and planned lazily: memory does not grow with the file."""
+
+    @staticmethod
+    def endless() -> Iterator[str]:
+        yield "id,weight\n"
+        for number in itertools.count():
+            yield f"P{number},80kg\n"
+
+    def test_rows_are_read_lazily(self) -> None:
+        first = list(itertools.islice(rows(self.endless(), "endless"), 3))
+        assert [line for line, _ in first] == [2, 3, 4]
+
+    @pytest.mark.parametrize("jobs", [1, 2])
+    def test_chunks_are_bounded(self, jobs: int) -> None:
+        results = chunk_map(lambda chunk: [x * 2 for x in chunk], itertools.count(), jobs=jobs)
+        taken = [next(results) for _ in range(5)]
+        assert taken[0][:3] == [0, 2, 4]
+        assert taken[4][0] == 2 * 4 * 200  # in order
+
+
+class TestTerminal:
+    """A progress bar on a terminal's stderr; nothing but the summary when it is not one."""
+
+    ARGS = ("-m", "ketadose", "batch", "-", "-p", "depression", *START)
+
+    def test_not_a_terminal(self) -> None:
+        done = subprocess.run(
+            [sys.executable, *self.ARGS],
+            input=b"id,weight\nP1,80kg\n",
+            capture_output=True,
+            check=False,
+            env={**os.environ, "TERM": "xterm-256color", "FORCE_COLOR": ""},
+        )
+        assert done.returncode == 0
+        assert done.stderr == b"ketadose: 1 rows: 1 ok\n"
+        assert not ANSI.search(done.stdout)
+
+    def test_a_terminal_gets_a_progress_bar(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id,weight\n" + "".join(f"P{i},80kg\n" for i in range(300)))
+        leader, follower = pty.openpty()
+        args = [sys.executable, "-m", "ketadose", "batch", str(path), "-p", "depression", *START]
+        with subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=follower, env={**os.environ, "TERM": "xterm"}
+        ) as process:
+            os.close(follower)
+            seen = b""
+            while True:
+                try:
+                    part = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not part:
+                    break
+                seen += part
+            assert process.wait(timeout=60) == 0
+        os.close(leader)
+        assert ANSI.search(seen)  # the bar draws with terminal codes
+        assert b"300 rows: 300 ok" in seen
