@@ -10,6 +10,7 @@ the median wall time of each and the ratios to the bare app. Budgets (issue 2): 
 from __future__ import annotations
 
 import argparse
+import compileall
 import platform
 import statistics
 import subprocess
@@ -48,6 +49,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     runs = parser.parse_args().runs
     samples: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    # Measure ketadose as installed: with its bytecode compiled (PYTHONDONTWRITEBYTECODE, set
+    # on some machines, would otherwise make every run compile every module again).
+    compileall.compile_dir(HERE.parent / "ketadose", quiet=1)
+    compileall.compile_file(HERE / "bare_typer.py", quiet=1)
     for command in COMMANDS.values():  # warm the file cache
         _time(command)
     for _ in range(runs):

@@ -205,6 +205,8 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     starts = _dates(request.start, request.session_time, request.closed, count, per_week, gap, days)
 
     steps = sorted(protocol.escalation, key=lambda s: s.from_session)
+    conditions = [_condition(steps, number) for number in range(1, count + 1)]
+    scheduled = [_scheduled(steps, number) for number in range(1, count + 1)]
     sessions: list[PlannedSession] = []
     history: list[PreviousSession] = []
     accumulated = 0.0
@@ -212,7 +214,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     # Sessions at the same step share one computed dose; each is checked in its own context.
     doses: dict[int, tuple[SessionDose, list[Finding]]] = {}
     for number, start in enumerate(starts, 1):
-        step = _scheduled(steps, number)
+        step = scheduled[number - 1]
         if step not in doses:
             dose = session_dose(entry, at_step(request.dose, None if step < 0 else steps[step]))
             doses[step] = dose, check_dose(dose, limits)
@@ -236,7 +238,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
                 status=decided.status,
                 ready=decided.ready,
                 findings=decided.findings,
-                condition=_condition(steps, number),
+                condition=conditions[number - 1],
                 accumulated_dose_mg=accumulated,
                 timeline=_timeline(
                     start,
@@ -253,7 +255,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
             )
         )
 
-    first = doses[_scheduled(steps, 1)][0]
+    first = doses[scheduled[0]][0]
     findings = [f for s in sessions for f in s.findings]
     outcome = status(findings)
     return Plan(

@@ -85,3 +85,30 @@ class TestExamples:
         assert rows[0] == "weight_kg,total_dose_mg,draw_ml,pump_rate_ml_per_h"
         assert "70,35,3.5,150.0" in rows
         assert len(rows) == 9
+
+    @pytest.mark.parametrize(
+        ("output", "args", "code"),
+        [
+            (
+                "patients-plans.csv",
+                ("batch", "examples/patients.csv", "-p", "depression", "--start", "2026-11-30",
+                 "--format", "csv", "--jobs", "1"),
+                2,  # P-0007's weight has no unit: an error record, and the run goes on
+            ),
+            (
+                "plan-sheet.html",
+                ("plan", "-p", "depression", "--weight", "80kg", "--height", "178cm", "--sex",
+                 "male", "--start", "2026-11-30", "--patient-id", "P-0001", "--price", "400-800",
+                 "--format", "html"),
+                0,
+            ),
+        ],
+    )  # fmt: skip
+    def test_example_outputs_are_current(
+        self, output: str, args: tuple[str, ...], code: int
+    ) -> None:
+        """examples/ holds what these commands write today, byte for byte."""
+        argv = [str(ROOT / a) if a.startswith("examples/") else a for a in args]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == code, result.stderr
+        assert result.stdout_bytes == (ROOT / "examples" / output).read_bytes()

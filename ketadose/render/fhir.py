@@ -28,6 +28,7 @@ from ketadose.models import (
     Preparation,
     ProtocolRef,
     SessionDose,
+    significant,
 )
 from ketadose.planning import Plan
 from ketadose.units import format_number
@@ -36,8 +37,6 @@ UCUM = "http://unitsofmeasure.org"
 SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
-#: Significant digits kept in numbers (as in the JSON output): drops float noise only.
-SIGNIFICANT_DIGITS = 12
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "http://ketadose.example/fhir")
 
 #: SNOMED CT route codes (FHIR's route-codes value set). A route not listed gets text only.
@@ -231,7 +230,7 @@ def _dosage(
         else:
             timing["event"] = [at.isoformat()]
     if phase.duration_min is not None:
-        repeat["duration"] = _number(phase.duration_min)
+        repeat["duration"] = significant(phase.duration_min)
         repeat["durationUnit"] = "min"
     if repeat:
         timing["repeat"] = repeat
@@ -340,13 +339,8 @@ def _code(system: str, code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
 
 
-def _number(value: float) -> float:
-    """The value to SIGNIFICANT_DIGITS (0.11 * 80 is 8.8, not 8.799999999999999)."""
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-
-
 def _quantity(value: float, unit: str) -> dict[str, Any]:
-    return {"value": _number(value), "unit": unit, "system": UCUM, "code": unit}
+    return {"value": significant(value), "unit": unit, "system": UCUM, "code": unit}
 
 
 def _digest(resources: list[dict[str, Any]]) -> str:
