@@ -791,7 +791,6 @@ def batch(
 
     from ketadose import inputs
     from ketadose.batch import record, rows
-    from ketadose.parallel import chunk_map
     from ketadose.planning import PlanRequest, parse_days
     from ketadose.render import csv
     from ketadose.render.json import document
@@ -846,8 +845,9 @@ def batch(
     with _open_batch(file) as stream:
         source = _BatchInput(file, stream)
         workers = jobs or len(os.sched_getaffinity(0))
-        results = chunk_map(work, rows(source, source.name), jobs=workers)
-        counts = _batch_write(results, header.encode(), output, force, source)
+        counts = _batch_write(
+            work, rows(source, source.name), header.encode(), output, force, source, workers
+        )
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     typer.echo(f"ketadose: {sum(counts.values())} rows: {summary or 'none'}", err=True)
     if counts["hard"]:
@@ -893,13 +893,15 @@ def _open_batch(file: Path) -> "TextIO":
 
 
 def _batch_write(
-    results: "Iterator[tuple[list[str], bytes]]",
+    work: "Callable[[list[tuple[int, dict[str, str] | str]]], tuple[list[str], bytes]]",
+    items: "Iterator[tuple[int, dict[str, str] | str]]",
     header: bytes,
     output: Path | None,
     force: bool,
     source: _BatchInput,
+    jobs: int,
 ) -> dict[str, int]:
-    """Stream the encoded records out (stdout, or a file put in place whole at the end).
+    """Plan and write the rows (to stdout, or a file put in place whole at the end).
 
     A progress bar goes to stderr only when stderr is a terminal.
 
@@ -907,6 +909,7 @@ def _batch_write(
         How many records had each status.
     """
     from ketadose.atomic import atomic_file
+    from ketadose.parallel import ordered_write
 
     counts = dict.fromkeys(("ok", "soft", "hard", "error"), 0)
     with contextlib.ExitStack() as stack:
@@ -916,14 +919,14 @@ def _batch_write(
             else stack.enter_context(atomic_file(output, replace=force))
         )
         sink.write(header)
+        results = ordered_write(work, items, sink, jobs=jobs)
         # The first result starts the worker processes: fork them before the progress bar
         # starts its refresh thread.
         first = next(results, None)
         progress = _progress(stack, source)
-        for statuses, text in itertools.chain([] if first is None else [first], results):
+        for statuses in itertools.chain([] if first is None else [first], results):
             for status in statuses:
                 counts[status] += 1
-            sink.write(text)
             progress()
         sink.flush()
     if output is not None:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from ketadose.batch import COLUMNS, header, rows
 from ketadose.cli import app
 from ketadose.errors import InputError
-from ketadose.parallel import chunk_map
+from ketadose.parallel import ordered_write
 from ketadose.render import csv as csv_render
 
 runner = CliRunner()
@@ -159,17 +159,36 @@ class TestOutput:
         assert "exists" in again.stderr
         assert batch(path, "-o", str(target), "--force").exit_code == 0
 
-    def test_jobs_do_not_change_the_output(self, tmp_path: Path) -> None:
-        weights = [f"P{i},{40 + i % 90}.{i % 10}kg" for i in range(450)]  # three chunks
+    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    def test_jobs_do_not_change_the_output(self, tmp_path: Path, fmt: str) -> None:
+        weights = [f"P{i},{40 + i % 90}.{i % 10}kg" for i in range(1050)]  # six chunks
         weights[123] = "P123,bad"
         path = write(tmp_path, "id,weight\n" + "\n".join(weights) + "\n")
-        one = batch(path, "--jobs", "1")
-        two = batch(path, "--jobs", "2")
-        assert one.stdout_bytes == two.stdout_bytes
-        assert one.exit_code == two.exit_code == 2
-        out = records(one.stdout)
-        assert [r["line"] for r in out] == list(range(2, 452))
-        assert out[123]["status"] == "error"
+        outputs = {}
+        for jobs in ("1", "2", "3"):
+            target = tmp_path / f"out-{jobs}.{fmt}"  # a real file: workers write to it directly
+            result = batch(path, "--jobs", jobs, "--format", fmt, "-o", str(target))
+            assert result.exit_code == 2, result.stderr
+            assert "1050 rows: 824 ok, 225 soft, 1 error" in result.stderr  # soft: over 120 kg
+            outputs[jobs] = target.read_bytes()
+        assert outputs["1"] == outputs["2"] == outputs["3"]
+        if fmt == "jsonl":
+            out = records(outputs["1"].decode())
+            assert [r["line"] for r in out] == list(range(2, 1052))
+            assert out[123]["status"] == "error"
+        else:
+            assert outputs["1"].startswith(b"line,patient_id,")
+            assert outputs["1"].count(b"\r\n") == 1 + 1049 * 6 + 1
+
+    def test_workers_write_to_stdout_in_order(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id,weight\n" + "".join(f"P{i},80kg\n" for i in range(450)))
+        args = ["batch", str(path), "-p", "depression", *START, "--jobs", "2"]
+        done = subprocess.run(
+            [sys.executable, "-m", "ketadose", *args], capture_output=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
+        assert ids == [f"P{i}" for i in range(450)]
 
     def test_stdin(self) -> None:
         result = runner.invoke(
@@ -193,11 +212,26 @@ class TestStreaming:
         assert [line for line, _ in first] == [2, 3, 4]
 
     @pytest.mark.parametrize("jobs", [1, 2])
-    def test_chunks_are_bounded(self, jobs: int) -> None:
-        results = chunk_map(lambda chunk: [x * 2 for x in chunk], itertools.count(), jobs=jobs)
-        taken = [next(results) for _ in range(5)]
-        assert taken[0][:3] == [0, 2, 4]
-        assert taken[4][0] == 2 * 4 * 200  # in order
+    def test_chunks_are_bounded_and_in_order(self, tmp_path: Path, jobs: int) -> None:
+        def double(chunk: list[int]) -> tuple[int, bytes]:
+            return chunk[0], b"".join(b"%d\n" % (2 * x) for x in chunk)
+
+        with (tmp_path / "out").open("wb") as sink:
+            results = ordered_write(double, itertools.count(), sink, jobs=jobs)
+            firsts = [next(results) for _ in range(5)]  # an endless input: only 5 chunks made
+            results.close()
+        assert firsts == [0, 200, 400, 600, 800]
+        numbers = [int(n) for n in (tmp_path / "out").read_bytes().split()]
+        assert numbers[: 5 * 200] == [2 * x for x in range(5 * 200)]
+
+    def test_a_failing_chunk_does_not_hang_the_others(self, tmp_path: Path) -> None:
+        def fragile(chunk: list[int]) -> tuple[int, bytes]:
+            if chunk[0] == 200:
+                raise ValueError("chunk 1 failed")
+            return chunk[0], b"x"
+
+        with (tmp_path / "out").open("wb") as sink, pytest.raises(ValueError, match="chunk 1"):
+            list(ordered_write(fragile, range(1000), sink, jobs=2))
 
 
 class TestTerminal:
