@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ketadose.cli import app
-from ketadose.limits import SECTIONS, SIDES, Bounds, load_file, load_library
+from ketadose.limits import Bounds, load_file, load_library
 from ketadose.protocols import load_library as load_protocols
-from tests.test_limit_sides import UNITS as SIDE_UNITS
+from ketadose.strategies import LIMIT_UNITS, LimitTables, limit_tables, limits_toml
 
 runner = CliRunner()
 SHIPPED_LIMITS = load_library()
@@ -107,62 +107,16 @@ class TestNothingPastAHardLimit:
         assert not beyond_hard(data["patient"]["weight_kg"], hard(protocol_id, "patient", "weight"))
 
 
-# Written in hours here (the round trip also converts), in minutes where the probes work.
-UNITS = {**SIDE_UNITS, "interval": "h"}
-SCALE = {"interval": 60}  # hours written, minutes kept
-
-
-@st.composite
-def limit_tables(draw: st.DrawFn) -> dict[tuple[str, str, str], dict[str, Decimal | int]]:
-    """Random valid limits: (profile, section, parameter) -> ordered sides."""
-    tables: dict[tuple[str, str, str], dict[str, Decimal | int]] = {}
-    profiles = ["default", *draw(st.lists(st.sampled_from(["depression", "crps"]), unique=True))]
-    for profile in profiles:
-        for section, model in SECTIONS.items():
-            for parameter in draw(
-                st.lists(st.sampled_from(sorted(model.model_fields)), unique=True, max_size=3)
-            ):
-                chosen = draw(st.lists(st.sampled_from(SIDES), min_size=1, max_size=4, unique=True))
-                if parameter == "sessions_per_7d":
-                    values: list[Decimal | int] = sorted(
-                        draw(
-                            st.lists(st.integers(0, 50), min_size=len(chosen), max_size=len(chosen))
-                        )
-                    )
-                else:
-                    values = sorted(
-                        draw(
-                            st.lists(
-                                st.decimals(min_value="0.001", max_value="9999", places=3),
-                                min_size=len(chosen),
-                                max_size=len(chosen),
-                            )
-                        )
-                    )
-                ordered = [side for side in SIDES if side in chosen]
-                tables[(profile, section, parameter)] = dict(zip(ordered, values, strict=True))
-    return tables
-
-
-def to_toml(tables: dict[tuple[str, str, str], dict[str, Decimal | int]]) -> str:
-    lines = ['[library]\nname = "random"\nversion = "1"\n']
-    if not any(profile == "default" for profile, _, _ in tables):
-        lines.append("[profiles.default]\n")
-    for (profile, section, parameter), sides in tables.items():
-        lines.append(f"[profiles.{profile}.{section}.{parameter}]")
-        unit = UNITS[parameter]
-        for side, value in sides.items():
-            lines.append(f"{side} = {value}" if not unit else f'{side} = "{value:f} {unit}"')
-        lines.append('source = "generated"\nevidence = "SITE-POLICY"\n')
-    return "\n".join(lines) + "\n"
+# The strategies write intervals in hours; the library keeps minutes.
+SCALE = {"interval": 60}
 
 
 class TestLibraryRoundTrip:
     """A random valid library written as TOML reads back with exactly its values."""
 
     @given(limit_tables())
-    def test_round_trip(self, tables: dict[tuple[str, str, str], dict[str, Decimal | int]]) -> None:
-        library = load_file(to_toml(tables).encode(), "random.toml")
+    def test_round_trip(self, tables: LimitTables) -> None:
+        library = load_file(limits_toml(tables).encode(), "random.toml")
         for (profile, section, parameter), sides in tables.items():
             limit = getattr(getattr(library.content.profiles[profile], section), parameter)
             for side, value in sides.items():
@@ -181,11 +135,11 @@ class TestInvalidLibraries:
     @given(limit_tables(), MUTATIONS, st.integers(min_value=0, max_value=10_000))
     def test_rejected_cleanly(
         self,
-        tables: dict[tuple[str, str, str], dict[str, Decimal | int]],
+        tables: LimitTables,
         mutation: str,
         where: int,
     ) -> None:
-        text = to_toml(tables)
+        text = limits_toml(tables)
         broken = mutate(text, tables, mutation, where)
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "clinic-limits.toml"
@@ -213,7 +167,7 @@ def mutate(text: str, tables: dict[tuple[str, str, str], Any], mutation: str, wh
         block_start = text.index(header)
         block_end = text.index("source", block_start)
         block = text[block_start:block_end]
-        unit = UNITS[parameter]
+        unit = LIMIT_UNITS[parameter]
 
         def fmt(value: Any) -> str:
             return f"{value}" if not unit else f'"{value:f} {unit}"'

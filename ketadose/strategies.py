@@ -1,0 +1,573 @@
+"""Hypothesis strategies for testing ketadose, and for testing a clinic's setup against it.
+
+Needs the ``test`` extra (``pip install 'ketadose[test]'``); importing :mod:`ketadose` itself
+never imports hypothesis. Every "valid" strategy is sound: what it yields, ketadose accepts
+(``tests/test_strategies.py`` checks each one). The hostile and invalid ones yield what must be
+refused, each with what makes it so. A property test in five lines::
+
+    from hypothesis import given
+    from ketadose import strategies as ks
+    from ketadose.units import Kind, parse_as
+
+    @given(ks.quantities(Kind.DOSE_PER_KG))
+    def test_every_dose_spelling_reads_exactly(case):
+        text, mg_per_kg = case
+        assert parse_as(text, Kind.DOSE_PER_KG) == mg_per_kg
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import strategies as st
+
+from ketadose.limits import SECTIONS, SIDES, LimitLibrary
+from ketadose.models import MedicationUse, Patient, Sex, Vitals
+from ketadose.records import PatientRecord, SessionRecord
+from ketadose.units import Kind
+
+_LB = Fraction("0.45359237")
+#: Accepted spellings of each kind's unit, with how many of ``kind.unit`` one of them is.
+SPELLINGS: dict[Kind, tuple[tuple[str, Fraction], ...]] = {
+    Kind.WEIGHT: (("kg", Fraction(1)), ("lb", _LB), ("lbs", _LB), ("g", Fraction(1, 1000))),
+    Kind.HEIGHT: (("cm", Fraction(1)), ("m", Fraction(100)), ("in", Fraction("2.54"))),
+    Kind.AGE: (("y", Fraction(1)),),
+    Kind.DURATION: (("min", Fraction(1)), ("h", Fraction(60)), ("hr", Fraction(60))),
+    Kind.DOSE: (("mg", Fraction(1)), ("mcg", Fraction(1, 1000)), ("g", Fraction(1000))),
+    Kind.DOSE_PER_KG: (
+        ("mg/kg", Fraction(1)),
+        ("mcg/kg", Fraction(1, 1000)),
+        ("mg/lb", 1 / _LB),
+    ),
+    Kind.RATE: (("mg/h", Fraction(1)), ("mg/min", Fraction(60)), ("mcg/min", Fraction(6, 100))),
+    Kind.RATE_PER_KG: (
+        ("mg/kg/h", Fraction(1)),
+        ("mg/kg/min", Fraction(60)),
+        ("mcg/kg/min", Fraction(6, 100)),
+    ),
+    Kind.CONCENTRATION: (
+        ("mg/mL", Fraction(1)),
+        ("mg/ml", Fraction(1)),
+        ("mg/L", Fraction(1, 1000)),
+    ),
+    Kind.VOLUME: (("mL", Fraction(1)), ("ml", Fraction(1)), ("L", Fraction(1000))),
+    Kind.PUMP_RATE: (("mL/h", Fraction(1)), ("mL/min", Fraction(60)), ("ml/hr", Fraction(1))),
+    Kind.BMI: (("kg/m2", Fraction(1)), ("kg/m²", Fraction(1)), ("kg/m^2", Fraction(1))),
+    Kind.PRESSURE: (("mmHg", Fraction(1)),),
+    Kind.HEART_RATE: (("bpm", Fraction(1)),),
+    Kind.SATURATION: (("%", Fraction(1)),),
+}
+
+
+def numbers(
+    *, low: str = "0.0001", high: str = "100000", places: int = 4
+) -> st.SearchStrategy[str]:
+    """Positive decimals as a clinician writes them: a leading zero, no exponent, no sign.
+
+    Args:
+        low: Smallest value.
+        high: Largest value.
+        places: Most decimal places.
+
+    Returns:
+        Number texts such as ``"0.5"`` or ``"176"``.
+    """
+    decimals = st.decimals(min_value=low, max_value=high, places=places, allow_nan=False)
+    return decimals.filter(lambda d: d > 0).map(lambda d: f"{d.normalize():f}")
+
+
+@st.composite
+def quantities(draw: st.DrawFn, kind: Kind) -> tuple[str, float]:
+    """A valid quantity of ``kind`` in any accepted spelling, and its exact value.
+
+    Args:
+        draw: (hypothesis)
+        kind: What it is.
+
+    Returns:
+        ``(text, value in kind.unit)``, e.g. ``("176 lb", 79.83225712)``; ``parse_as(text,
+        kind)`` returns exactly that value.
+    """
+    number = draw(numbers())
+    unit, factor = draw(st.sampled_from(SPELLINGS[kind]))
+    space = draw(st.sampled_from(("", " ")))
+    return f"{number}{space}{unit}", float(Fraction(number) * factor)
+
+
+#: Ways of writing a quantity that must be refused, each with the rule it breaks.
+HOSTILE = (
+    ("nan", "not a number: NaNkg"),
+    ("inf", "not finite: infkg"),
+    ("-0", "a sign: -0kg"),
+    ("exponent", "exponent notation: 1e308kg, 1e-320kg"),
+    ("huge", "more than 15 significant digits"),
+    ("arabic-indic", "Unicode digits: ٨٠kg"),
+    ("full-width", "full-width digits: ８０kg"),
+    ("letter-o", "a letter O for a zero: 8Okg"),
+    ("comma", "a comma decimal: 0,5mg/kg"),
+    ("thousands", "a thousands separator: 1,000mg"),
+    ("junk", "trailing junk: 80kg;rm"),
+    ("empty", "empty or blank"),
+    ("long", "10 kB of text"),
+    ("control", "a control character"),
+    ("case", "wrong case: 80 KG, 0.5 MG/KG"),
+    ("ug", "ug or µg for mcg (ISMP)"),
+    ("cc", "cc for mL (ISMP)"),
+    ("bare", "a number with no unit"),
+    ("zero", "zero"),
+    ("leading-dot", "no leading zero: .5mg/kg"),
+    ("wrong-kind", "a unit of another kind"),
+)
+
+
+_ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+@st.composite
+def hostile_quantities(draw: st.DrawFn, kind: Kind = Kind.WEIGHT) -> tuple[str, str]:
+    """A text that is not a valid quantity of ``kind`` and must be refused, never misread.
+
+    Args:
+        draw: (hypothesis)
+        kind: The kind it is offered as.
+
+    Returns:
+        ``(text, the rule it breaks)``; ``parse(text, kind)`` raises ``QuantityError``.
+    """
+    rule, why = draw(st.sampled_from(HOSTILE))
+    unit = SPELLINGS[kind][0][0]
+    number = draw(numbers(low="1", high="999", places=0))
+    texts = {
+        "nan": [f"NaN{unit}", f"nan {unit}"],
+        "inf": [f"inf{unit}", f"Infinity {unit}"],
+        "-0": [f"-0{unit}", f"-{number}{unit}", f"+{number}{unit}"],
+        "exponent": [f"1e308{unit}", f"1e-320{unit}", f"{number}E2{unit}"],
+        "huge": [f"{'9' * 16}{unit}", f"1{'0' * 400}{unit}"],
+        "arabic-indic": [f"{number.translate(_ARABIC_INDIC)}{unit}"],
+        "full-width": [f"{number.translate(_FULL_WIDTH)}{unit}"],
+        "letter-o": [f"8O{unit}", f"1O0{unit}", f"O.5{unit}"],
+        "comma": [f"0,5{unit}", f"{number},5 {unit}"],
+        "thousands": [f"1,000{unit}", f"1 000{unit}", f"1_000{unit}"],
+        "junk": [
+            f"{number}{unit};rm",
+            f"{number}{unit} x",
+            f"{number}{unit}\\",
+            f"{number}{unit}$",
+        ],
+        "empty": ["", " ", "   "],
+        "long": [f"{number}{unit}" + " " * 10_000, "9" * 10_000 + unit],
+        "control": [
+            f"{number}\x00{unit}",
+            f"{number}\t{unit}",
+            f"{number}{unit}\n",
+            f"\x1b{number}{unit}",
+        ],
+        "case": [f"{number}{unit.upper()}", f"{number} {unit.swapcase()}"]
+        if unit.upper() != unit
+        else [f"{number}KG"],
+        "ug": [f"{number}ug", f"{number}µg", f"{number}μg/kg"],
+        "cc": [f"{number}cc"],
+        "bare": [number, f"{number}."],
+        "zero": [f"0{unit}", f"0.0{unit}", f"00{unit}"],
+        "leading-dot": [f".5{unit}", f".{number}{unit}"],
+        "wrong-kind": [f"{number}{_other_unit(kind)}"],
+    }
+    return draw(st.sampled_from(texts[rule])), why
+
+
+def _other_unit(kind: Kind) -> str:
+    """A unit of a different kind (a volume for a mass, a body weight for anything else)."""
+    return "mL" if kind in (Kind.WEIGHT, Kind.DOSE) else "kg"
+
+
+@st.composite
+def patients(draw: st.DrawFn, *, extreme: bool = False) -> Patient:
+    """Adult patients: realistic by default, or at the edges of plausibility.
+
+    Args:
+        draw: (hypothesis)
+        extreme: 30-300 kg, 120-230 cm, BMI 12-80, 18-105 years, instead of 45-150 kg,
+            150-200 cm, BMI 17-45, 18-85 years.
+
+    Returns:
+        A patient with a weight, and a height, sex and age each present or absent; weight and
+        height together always give a BMI in range.
+    """
+    weight_range, height_range, bmi_range, age_range = (
+        ((30, 300), (120, 230), (12, 80), (18, 105))
+        if extreme
+        else ((45, 150), (150, 200), (17, 45), (18, 85))
+    )
+    weight = float(draw(st.decimals(*map(str, weight_range), places=1)))
+    height: float | None = None
+    if draw(st.booleans()):
+        # Heights that keep weight / height^2 within the BMI range (and the height range).
+        low = max(height_range[0], math.ceil(100 * math.sqrt(weight / bmi_range[1])))
+        high = min(height_range[1], math.floor(100 * math.sqrt(weight / bmi_range[0])))
+        if low <= high:
+            height = float(draw(st.integers(low, high)))
+    return Patient(
+        weight_kg=weight,
+        height_cm=height,
+        sex=draw(st.none() | st.sampled_from(tuple(Sex))),
+        age_years=draw(st.none() | st.integers(*age_range).map(float)),
+    )
+
+
+def vitals(*, extreme: bool = False) -> st.SearchStrategy[Vitals]:
+    """Blood pressure, heart rate and SpO2, each present or absent.
+
+    Args:
+        extreme: Values from crisis to collapse, not only those of a calm outpatient.
+
+    Returns:
+        Vitals.
+    """
+    systolic = (60, 260) if extreme else (95, 160)
+    diastolic = (30, 150) if extreme else (55, 100)
+    heart = (30, 200) if extreme else (50, 110)
+    spo2 = (70, 100) if extreme else (92, 100)
+
+    def reading(bounds: tuple[int, int]) -> st.SearchStrategy[float | None]:
+        return st.none() | st.integers(*bounds).map(float)
+
+    return st.builds(
+        Vitals,
+        systolic=reading(systolic),
+        diastolic=reading(diastolic),
+        heart_rate=reading(heart),
+        spo2=reading(spo2),
+    )
+
+
+def medications(library: LimitLibrary) -> st.SearchStrategy[MedicationUse]:
+    """Medications by any name or alias the library screens, in any case, with hours since.
+
+    Args:
+        library: The limit library whose medications are drawn.
+
+    Returns:
+        Medication uses; unknown names are not drawn (see ``medication-unknown``).
+    """
+    names = sorted(library.named("medications"))
+    spelled = st.sampled_from(names).flatmap(
+        lambda name: st.sampled_from((name, name.upper(), name.title()))
+    )
+    hours = st.none() | st.decimals(min_value="0", max_value="720", places=1).map(float)
+    return st.builds(MedicationUse, name=spelled, hours_since=hours)
+
+
+def protocol_ids(library: Any | None = None) -> st.SearchStrategy[str]:
+    """Ids of the protocols in effect (the shipped library by default).
+
+    Args:
+        library: A ``ProtocolLibrary``, or None for the shipped one.
+
+    Returns:
+        Protocol ids.
+    """
+    from ketadose.protocols import load_library
+
+    return st.sampled_from(sorted(library or load_library()))
+
+
+_SOURCE = {"source": "generated by ketadose.strategies", "evidence": "SITE-POLICY"}
+
+
+@st.composite
+def protocol_definitions(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid protocol definition (the TOML table of one ``[[protocol]]``) as a dict.
+
+    Args:
+        draw: (hypothesis)
+
+    Returns:
+        A dict that ``Protocol.model_validate`` accepts: an IV protocol of one timed phase,
+        one rate phase (optionally capped) or a bolus then a timed phase, with a series.
+    """
+    minutes = st.integers(5, 240).map(lambda m: f"{m} min")
+    per_kg = st.decimals(min_value="0.05", max_value="1.5", places=2).map(lambda d: f"{d:f} mg/kg")
+    shape = draw(st.sampled_from(("timed", "rate", "bolus+timed")))
+    if shape == "timed":
+        phases = [{"kind": "timed", "dose": draw(per_kg), "duration": draw(minutes)}]
+    elif shape == "rate":
+        rate = draw(st.decimals(min_value="0.05", max_value="1.5", places=2))
+        phase = {"kind": "rate", "rate": f"{rate:f} mg/kg/h", "duration": draw(minutes)}
+        if draw(st.booleans()):
+            phase["cap"] = f"{draw(st.integers(5, 100))} mg/h"
+        phases = [phase]
+    else:
+        bolus = {"kind": "bolus", "dose": "0.1 mg/kg", "duration": "2 min", "label": "loading"}
+        phases = [bolus, {"kind": "timed", "dose": draw(per_kg), "duration": draw(minutes)}]
+    low = draw(st.integers(1, 7))
+    high = draw(st.integers(low, 7))
+    return {
+        "id": draw(st.from_regex(r"\Aclinic-[a-z0-9]{1,12}\Z")),
+        "name": "Generated protocol",
+        "category": draw(st.sampled_from(("psychiatric", "pain"))),
+        "route": "iv",
+        "summary": "generated",
+        "references": ["generated"],
+        "phases": [{**_SOURCE, **phase} for phase in phases],
+        "series": {"sessions": draw(st.integers(1, 12)), "per_week": [low, high], **_SOURCE},
+        "preparation": {"final_volume": f"{draw(st.sampled_from((100, 250, 500)))} mL", **_SOURCE},
+    }
+
+
+#: The unit each limit parameter is written in by :func:`limit_libraries` ("" for a count).
+LIMIT_UNITS = {
+    "total_dose_per_kg": "mg/kg",
+    "total_dose": "mg",
+    "bolus_dose_per_kg": "mg/kg",
+    "bolus_dose": "mg",
+    "rate_per_kg": "mg/kg/h",
+    "rate": "mg/h",
+    "infusion_duration": "min",
+    "final_concentration": "mg/mL",
+    "pump_rate": "mL/h",
+    "weight": "kg",
+    "age": "y",
+    "bmi": "kg/m2",
+    "dose_per_24h": "mg",
+    "dose_per_7d": "mg/kg",
+    "sessions_per_7d": "",
+    "interval": "h",
+    "escalation_step": "mg/kg",
+    "systolic": "mmHg",
+    "diastolic": "mmHg",
+    "heart_rate": "bpm",
+    "spo2": "%",
+}
+
+LimitTables = dict[tuple[str, str, str], dict[str, Decimal | int]]
+
+
+@st.composite
+def limit_tables(
+    draw: st.DrawFn, profiles: tuple[str, ...] = ("depression", "crps")
+) -> LimitTables:
+    """Random valid limits: ``(profile, section, parameter)`` to ordered sides.
+
+    Args:
+        draw: (hypothesis)
+        profiles: Protocol ids that may get a profile beside ``default``.
+
+    Returns:
+        The tables; :func:`limits_toml` writes them as a library file.
+    """
+    tables: LimitTables = {}
+    chosen_profiles = ["default", *draw(st.lists(st.sampled_from(profiles), unique=True))]
+    for profile in chosen_profiles:
+        for section, model in SECTIONS.items():
+            parameters = st.lists(
+                st.sampled_from(sorted(model.model_fields)), unique=True, max_size=3
+            )
+            for parameter in draw(parameters):
+                sides = draw(st.lists(st.sampled_from(SIDES), min_size=1, max_size=4, unique=True))
+                values: st.SearchStrategy[Decimal | int] = (
+                    st.integers(0, 50)
+                    if parameter == "sessions_per_7d"
+                    else st.decimals(min_value="0.001", max_value="9999", places=3)
+                )
+                drawn = sorted(draw(st.lists(values, min_size=len(sides), max_size=len(sides))))
+                ordered = [side for side in SIDES if side in sides]
+                tables[(profile, section, parameter)] = dict(zip(ordered, drawn, strict=True))
+    return tables
+
+
+def limits_toml(tables: LimitTables, *, approved: bool = False) -> str:
+    """A limit library file with these limits (every one sourced as SITE-POLICY).
+
+    Args:
+        tables: As :func:`limit_tables` draws them.
+        approved: Name an approver.
+
+    Returns:
+        TOML text.
+    """
+    approval = 'approved_by = "QA"\napproved_on = 2026-01-01\n' if approved else ""
+    lines = [f'[library]\nname = "generated"\nversion = "1"\n{approval}']
+    if not any(profile == "default" for profile, _, _ in tables):
+        lines.append("[profiles.default]\n")
+    for (profile, section, parameter), sides in tables.items():
+        lines.append(f"[profiles.{profile}.{section}.{parameter}]")
+        unit = LIMIT_UNITS[parameter]
+        for side, value in sides.items():
+            lines.append(f"{side} = {value}" if not unit else f'{side} = "{value:f} {unit}"')
+        lines.append('source = "generated"\nevidence = "SITE-POLICY"\n')
+    return "\n".join(lines) + "\n"
+
+
+#: How :func:`invalid_limit_libraries` breaks a valid library, and what that breaks.
+BREAKAGES = {
+    "swap": "sides out of order (a soft maximum above the hard one)",
+    "unit": "a side in a unit of another kind",
+    "key": "an unknown key",
+    "bare": "a quantity without its unit",
+    "evidence": "NOT CONFIRMED evidence",
+    "no-default": "no [profiles.default]",
+    "syntax": "not TOML",
+    "binary": "not text",
+}
+
+
+@st.composite
+def invalid_limit_libraries(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A limit library file that must be refused (exit 5), and what makes it invalid.
+
+    Args:
+        draw: (hypothesis)
+
+    Returns:
+        ``(file bytes, the breakage from BREAKAGES)``.
+    """
+    breakage = draw(st.sampled_from(sorted(BREAKAGES)))
+    base = '[library]\nname = "broken"\nversion = "1"\n\n'
+    limit = (
+        "[profiles.default.session.total_dose]\n"
+        'lower_soft = "1 mg"\nupper_soft = "{soft}"\nupper_hard = "{hard}"\n'
+        'source = "s"\nevidence = "{evidence}"\n'
+    )
+    low, high = sorted(draw(st.lists(st.integers(2, 500), min_size=2, max_size=2, unique=True)))
+    fields = {"soft": f"{low} mg", "hard": f"{high} mg", "evidence": "SITE-POLICY"}
+    if breakage == "swap":
+        fields["soft"], fields["hard"] = fields["hard"], fields["soft"]
+    elif breakage == "unit":
+        fields["hard"] = f"{high} mL"
+    elif breakage == "bare":
+        fields["hard"] = str(high)
+    elif breakage == "evidence":
+        fields["evidence"] = "NOT CONFIRMED"
+    text = base + limit.format(**fields)
+    if breakage == "key":
+        text += 'sauce = "typo"\n'
+    elif breakage == "no-default":
+        text = text.replace("profiles.default.", "profiles.depression.")
+    elif breakage == "syntax":
+        text = text.replace(" = ", " == ", 1)
+    data = text.encode()
+    if breakage == "binary":
+        data = draw(st.sampled_from((b"\x00\xff\xfe" + data, text.encode("utf-16"))))
+    return data, BREAKAGES[breakage]
+
+
+_EVENTS = ("nausea", "dissociation", "dissociation:severe", "hypertension")
+
+
+@st.composite
+def session_histories(
+    draw: st.DrawFn, protocol_id: str = "depression", *, max_sessions: int = 8
+) -> tuple[PatientRecord, list[SessionRecord]]:
+    """A patient and the sessions given, as the record store and ``next --history`` hold them.
+
+    Sessions are 1-7 days apart at 0.5-0.75 mg/kg, with scores, peak readings and adverse
+    events (some severe), so that every ``next`` decision can come up.
+
+    Args:
+        draw: (hypothesis)
+        protocol_id: The patient's protocol.
+        max_sessions: Most sessions given.
+
+    Returns:
+        ``(patient, sessions in time order)``.
+    """
+    weight = float(draw(st.decimals(min_value="45", max_value="150", places=1)))
+    baseline = float(draw(st.integers(10, 60)))
+    patient = PatientRecord(id="P-1", protocol=protocol_id, baseline=baseline, weight_kg=weight)
+    at = datetime(2026, 11, 2, 9, 0)
+    sessions: list[SessionRecord] = []
+    for _ in range(draw(st.integers(0, max_sessions))):
+        at += timedelta(days=draw(st.integers(1, 7)))
+        per_kg = draw(st.sampled_from((0.5, 0.75)))
+        events = draw(st.lists(st.sampled_from(_EVENTS), max_size=2, unique=True))
+        sessions.append(
+            SessionRecord(
+                patient_id=patient.id,
+                at=at,
+                protocol=protocol_id,
+                dose_mg=per_kg * weight,
+                dose_mg_per_kg=per_kg,
+                duration_min=40.0,
+                heart_rate=draw(st.none() | st.integers(55, 140).map(float)),
+                score=draw(st.none() | st.integers(0, 60).map(float)),
+                adverse_events=tuple(events),
+            )
+        )
+    return patient, sessions
+
+
+_DOSE_OPTIONS: dict[str, st.SearchStrategy[str]] = {
+    "--weight": st.one_of(
+        quantities(Kind.WEIGHT).map(lambda q: q[0]),
+        hostile_quantities(Kind.WEIGHT).map(lambda q: q[0]),
+    ),
+    "--height": quantities(Kind.HEIGHT).map(lambda q: q[0]),
+    "--age": quantities(Kind.AGE).map(lambda q: q[0]),
+    "--sex": st.sampled_from(("male", "female", "other")),
+    "--dosing-weight": st.sampled_from(("actual", "ideal", "adjusted", "lean", "heaviest")),
+    "--dose": st.one_of(
+        quantities(Kind.DOSE_PER_KG).map(lambda q: q[0]),
+        quantities(Kind.DOSE).map(lambda q: q[0]),
+        hostile_quantities(Kind.DOSE_PER_KG).map(lambda q: q[0]),
+    ),
+    "--rate": quantities(Kind.RATE_PER_KG).map(lambda q: q[0]),
+    "--duration": quantities(Kind.DURATION).map(lambda q: q[0]),
+    "--vial": st.sampled_from(("10mg/mL", "50mg/mL", "100mg/mL", "20mg/mL", "10 mg")),
+    "--bag": quantities(Kind.VOLUME).map(lambda q: q[0]),
+    "--override-reason": st.text(max_size=40),
+}
+_CHECK_OPTIONS: dict[str, st.SearchStrategy[str]] = {
+    "--bp": st.sampled_from(("150/95", "120/80", "95/150", "150/", "abc", "300/200")),
+    "--hr": st.sampled_from(("80", "80bpm", "0", "-5", "1e3")),
+    "--spo2": st.sampled_from(("97", "97%", "101", "")),
+    "--med": st.sampled_from(("lamotrigine", "Lamotrigine:12", "unknownium", "x:y")),
+    "--condition": st.sampled_from(("pregnancy", "psychosis", "nothing")),
+    "--at": st.sampled_from(("2026-11-30T09:00", "2026-13-01T09:00", "now")),
+}
+_PLAN_OPTIONS: dict[str, st.SearchStrategy[str]] = {
+    "--start": st.sampled_from(("2026-11-30", "2026-02-30", "tomorrow", "2026-12-24")),
+    "--sessions": st.integers(-1, 120).map(str),
+    "--per-week": st.integers(0, 8).map(str),
+    "--days": st.sampled_from(("mon,wed,fri", "sat,sun", "funday", "")),
+    "--holidays": st.sampled_from(("US", "GB", "XX")),
+    "--price": st.sampled_from(("400-800", "800-400", "free", "400")),
+    "--patient-id": st.text(max_size=70),
+}
+
+
+@st.composite
+def argument_vectors(draw: st.DrawFn, command: str) -> list[str]:
+    """A ``ketadose`` argument vector for ``command``, valid or not, to fuzz the CLI with.
+
+    Options come from the command's real ones, with valid and hostile values, in any order,
+    sometimes with an unknown option or a repeated one; any output format may be asked for.
+
+    Args:
+        draw: (hypothesis)
+        command: ``dose``, ``check``, ``plan``, ``next``, ``history`` or ``schema``.
+
+    Returns:
+        The arguments after ``ketadose``.
+    """
+    argv = [command]
+    if command in ("dose", "check", "plan"):
+        argv += ["--protocol", draw(protocol_ids() | st.sampled_from(("nope", "")))]
+        options = {**_DOSE_OPTIONS, **(_PLAN_OPTIONS if command == "plan" else _CHECK_OPTIONS)}
+        for name in draw(st.lists(st.sampled_from(sorted(options)), max_size=6, unique=True)):
+            argv += [name, draw(options[name])]
+    elif command in ("next", "history"):
+        argv.append(draw(st.sampled_from(("P-1", "nobody", ""))))
+    else:
+        argv.append(draw(st.sampled_from(("dose", "plan", "batch", "nothing"))))
+    if command != "schema":
+        formats = ("table", "json", "csv", "markdown", "html", "fhir", "xml")
+        argv += draw(
+            st.sampled_from(([], ["--json"], ["--format", draw(st.sampled_from(formats))]))
+        )
+    argv += draw(st.sampled_from(([], [], ["--bogus"], ["--weight", "80kg", "--weight", "90kg"])))
+    return argv
