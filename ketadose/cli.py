@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
-    from ketadose.models import Finding, Status
+    from ketadose.models import Finding, Patient, Status
     from ketadose.protocols import ProtocolLibrary
     from ketadose.records import AuditEntry
 
@@ -701,6 +701,7 @@ class SchemaName(StrEnum):
     next = "next"
     history = "history"
     batch = "batch"
+    verify = "verify"
 
 
 @app.command()
@@ -1437,6 +1438,69 @@ def limits_validate(
         f"{len(content.profiles)} profiles, {len(content.medications)} medications, "
         f"{len(content.conditions)} conditions\n"
     )
+
+
+@limits_app.command("verify")
+@command
+def limits_verify(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The limit library (default: --limits, KETADOSE_LIMITS, else the shipped one).",
+            dir_okay=False,
+        ),
+    ] = None,
+    examples: Annotated[
+        int, typer.Option("--examples", help="Random patients tried per protocol.")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the patient generator.")] = 0,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Fuzz a limit library against the protocols: reachable hard limits, contradictions.
+
+    Exit 0 when no problem is found; else 5, with each problem and a minimal patient.
+    """
+    from ketadose.verify import verify
+
+    library = _library(protocols)
+    limit_library = _limits(path or limits, library)
+    result = verify(library, limit_library, examples=examples, seed=seed)
+    if json:
+        from ketadose.render.json import document
+
+        _write(document(result))
+    else:
+        lines = [
+            f"{result.library.name} {result.library.version}: {result.protocols} protocols, "
+            f"{result.examples} patients each (seed {result.seed}), "
+            f"{len(result.problems)} problem(s)"
+        ]
+        for problem in result.problems:
+            patient = problem.patient
+            who = "" if patient is None else f"\n    patient: {_patient_text(patient)}"
+            lines.append(f"  {problem.code}: {problem.message}{who}")
+        _write("\n".join(lines) + "\n")
+    if result.problems:
+        first = result.problems[0]
+        raise _fail(
+            f"{limit_library.ref.path}: {len(result.problems)} problem(s), first: "
+            f"{first.protocol} {first.parameter} ({first.code})",
+            ExitCode.CONFIG,
+        )
+
+
+def _patient_text(patient: "Patient") -> str:
+    """A counterexample patient in one line: only what it has."""
+    parts = [f"{patient.weight_kg:g} kg"]
+    if patient.height_cm is not None:
+        parts.append(f"{patient.height_cm:g} cm")
+    if patient.sex is not None:
+        parts.append(patient.sex.value)
+    if patient.age_years is not None:
+        parts.append(f"{patient.age_years:g} y")
+    return ", ".join(parts)
 
 
 @limits_app.command("init")

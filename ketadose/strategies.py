@@ -431,7 +431,7 @@ def invalid_limit_libraries(draw: st.DrawFn) -> tuple[bytes, str]:
     limit = (
         "[profiles.default.session.total_dose]\n"
         'lower_soft = "1 mg"\nupper_soft = "{soft}"\nupper_hard = "{hard}"\n'
-        'source = "s"\nevidence = "{evidence}"\n'
+        'source = "site policy"\nevidence = "{evidence}"\n'
     )
     low, high = sorted(draw(st.lists(st.integers(2, 500), min_size=2, max_size=2, unique=True)))
     fields = {"soft": f"{low} mg", "hard": f"{high} mg", "evidence": "SITE-POLICY"}

@@ -21,6 +21,7 @@ DOCUMENTS = {
     "next": "the next-session recommendation",
     "history": "a patient's sessions with the improvement from baseline",
     "batch": "one JSON Lines record of ketadose batch: a plan or an error",
+    "verify": "what limits verify found: each problem with a minimal patient",
 }
 
 
@@ -41,6 +42,10 @@ def _model(name: str) -> type[BaseModel]:
         from ketadose.render.records import History
 
         return History
+    if name == "verify":
+        from ketadose.verify import Verification
+
+        return Verification
     from ketadose.batch import BatchRecord
 
     return BatchRecord
