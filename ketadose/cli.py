@@ -70,8 +70,16 @@ MIN_WIDTH = 100
 
 
 def _fail(message: str, code: ExitCode) -> typer.Exit:
-    """Print one line on stderr and return the Exit to raise."""
-    line = " ".join(message.splitlines())  # one line, spaces (in paths, too) kept
+    r"""Print one line on stderr and return the Exit to raise.
+
+    Input echoed in a message cannot break the line or drive the terminal: line breaks become
+    spaces and any other control character its escape (``\x1b``), so the line shows exactly
+    what was typed.
+    """
+    line = "".join(
+        c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        for c in " ".join(message.splitlines())  # one line, spaces (in paths, too) kept
+    )
     typer.echo(f"ketadose: {line}", err=True)
     return typer.Exit(int(code))
 

@@ -129,11 +129,14 @@ def read_library(data: bytes, path: str, model: type[M]) -> tuple[M, LibraryRef]
             the file and the field.
     """
     try:
-        document = tomllib.loads(data.decode("utf-8"))
+        # A UTF-8 byte-order mark (some Windows editors write one) is not part of the text.
+        document = tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError as error:
         raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"not valid TOML: {error}", path=path) from None
+    except RecursionError:
+        raise ConfigError("not a library: arrays or tables nested too deeply", path=path) from None
     try:
         parsed = model.model_validate(document)
     except ValidationError as error:

@@ -169,7 +169,7 @@ def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[
     from ketadose.libfile import read_file
 
     try:
-        data = json.loads(read_file(path))
+        data = json.loads(read_file(path).decode("utf-8-sig"), object_pairs_hook=_unique_keys)
         person = data["patient"]
         patient = PatientRecord(
             id=str(person["id"]),
@@ -198,6 +198,8 @@ def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[
             )
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a history file (nested too deeply)") from None
     except Exception as error:  # malformed JSON, missing keys, wrong types: all the user's file
         raise InputError(f"{path}: not a history file ({type(error).__name__}: {error})") from None
     _plausible(path, patient, sessions)
@@ -206,6 +208,15 @@ def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[
     if patient.sex not in (None, "male", "female"):
         raise InputError(f"{path}: sex must be male or female")
     return patient, sessions
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it names a key twice (json would keep the last silently)."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise InputError(f"the key {repeated[0]!r} is given twice")
+    return dict(pairs)
 
 
 def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]) -> None:
