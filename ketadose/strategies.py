@@ -540,6 +540,44 @@ _PLAN_OPTIONS: dict[str, st.SearchStrategy[str]] = {
 }
 
 
+_IDS = st.sampled_from(("P-1", "nobody", "", "x" * 80, "P\x1b1"))
+_FILES = st.sampled_from(("missing.toml", "/", "/dev/null", "-", ""))
+#: The other commands' arguments: the positional ones first, then options to draw from.
+_OTHER: dict[str, tuple[list[st.SearchStrategy[str]], dict[str, st.SearchStrategy[str]]]] = {
+    "batch": ([_FILES], {"--protocol": st.sampled_from(("depression", "nope")), **_PLAN_OPTIONS}),
+    "protocols list": ([], {}),
+    "protocols show": ([st.sampled_from(("depression", "crps", "nope", ""))], {}),
+    "limits show": ([], {"--protocol": st.sampled_from(("depression", "nope"))}),
+    "limits validate": ([_FILES], {}),
+    "limits verify": (
+        [],
+        {"--examples": st.integers(-1, 30).map(str), "--seed": st.integers(-5, 5).map(str)},
+    ),
+    "limits init": ([_FILES], {}),
+    "patient add": (
+        [_IDS],
+        {
+            "--protocol": st.sampled_from(("depression", "nope")),
+            "--weight": _DOSE_OPTIONS["--weight"],
+            "--baseline": st.sampled_from(("30", "-1", "abc", "1e9")),
+        },
+    ),
+    "patient show": ([_IDS], {}),
+    "session record": (
+        [_IDS],
+        {
+            "--date": st.sampled_from(("2026-11-30T09:00", "yesterday")),
+            "--dose": _DOSE_OPTIONS["--dose"],
+            "--score": st.sampled_from(("20", "-3", "x")),
+            "--ae": st.sampled_from(("nausea", "nausea:severe", "")),
+        },
+    ),
+    "audit": ([], {"--patient": _IDS}),
+}
+#: Every command :func:`argument_vectors` knows.
+COMMANDS = ("dose", "check", "plan", "next", "history", "schema", *_OTHER)
+
+
 @st.composite
 def argument_vectors(draw: st.DrawFn, command: str) -> list[str]:
     """A ``ketadose`` argument vector for ``command``, valid or not, to fuzz the CLI with.
@@ -549,12 +587,20 @@ def argument_vectors(draw: st.DrawFn, command: str) -> list[str]:
 
     Args:
         draw: (hypothesis)
-        command: ``dose``, ``check``, ``plan``, ``next``, ``history`` or ``schema``.
+        command: One of ``COMMANDS`` (``"limits verify"`` for a subcommand).
 
     Returns:
         The arguments after ``ketadose``.
     """
-    argv = [command]
+    argv = command.split()
+    if command in _OTHER:
+        positional, options = _OTHER[command]
+        argv += [draw(strategy) for strategy in positional]
+        names = st.lists(st.sampled_from(sorted(options)), max_size=4, unique=True)
+        for name in draw(names) if options else []:
+            argv += [name, draw(options[name])]
+        argv += draw(st.sampled_from(([], [], ["--json"], ["--bogus"])))
+        return argv
     if command in ("dose", "check", "plan"):
         argv += ["--protocol", draw(protocol_ids() | st.sampled_from(("nope", "")))]
         options = {**_DOSE_OPTIONS, **(_PLAN_OPTIONS if command == "plan" else _CHECK_OPTIONS)}

@@ -112,3 +112,19 @@ class TestExamples:
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == code, result.stderr
         assert result.stdout_bytes == (ROOT / "examples" / output).read_bytes()
+
+
+class TestForTesters:
+    """The README's property test runs as written, as a tester's own test file."""
+
+    def test_python_example_runs(self, tmp_path: Path) -> None:
+        (block,) = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+        assert len([line for line in block.splitlines() if line.strip()]) <= 8
+        test_file = tmp_path / "test_mine.py"
+        test_file.write_text(block, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+            capture_output=True, text=True, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert "1 passed" in done.stdout
