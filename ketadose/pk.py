@@ -1,0 +1,271 @@
+"""Predicted plasma concentration of racemic ketamine from published compartment models.
+
+Plasma only: no validated ke0 exists for ketamine (clinical.md 9.1), so no effect-site curve is
+offered. The models are IV models of racemic ketamine; other routes are refused.
+
+The solution is exact for piecewise-constant infusions, with no time step: a mammillary model's
+plasma concentration is a sum of exponential modes, ``C = sum(y_i)``, each obeying
+``dy_i/dt = -lambda_i * y_i + A_i * u(t)`` (``u`` the infusion rate in mg/min). Over an interval
+of constant ``u`` each mode moves exactly to ``y_i * e + A_i * u * (1 - e) / lambda_i`` with
+``e = exp(-lambda_i * dt)``. The ``lambda_i`` are the roots of the model's characteristic
+polynomial and the ``A_i`` its unit-bolus coefficients (closed forms, as in STANPUMP). Pure
+Python: 14,400 one-minute points (10 days of 24 h) take a few milliseconds, and no numerical
+library is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+#: ng/mL per mg/L.
+NG_PER_ML = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A published ketamine PK model and how its volumes and clearances scale with weight.
+
+    Attributes:
+        id: ``domino``, ``clements250``, ``hijazi`` or ``kamp``.
+        name: As cited.
+        source: The reference and where the parameters were taken from.
+        evidence: The evidence tag of clinical.md.
+        scaling: How weight enters, in words.
+        v1_l_per_kg: Central volume per kg (compartment models).
+        k10, k12, k13, k21, k31: Rate constants, 1/min (0 where the model has no such compartment).
+        weight_linear: Every volume and clearance is proportional to weight, so a mg/kg dose
+            gives the same concentrations at any weight.
+    """
+
+    id: str
+    name: str
+    source: str
+    evidence: str
+    scaling: str
+    v1_l_per_kg: float
+    k10: float
+    k12: float = 0.0
+    k13: float = 0.0
+    k21: float = 0.0
+    k31: float = 0.0
+    weight_linear: bool = True
+
+    def constants(self, weight_kg: float) -> tuple[float, float, float, float, float, float]:
+        """V1 (L) and the rate constants (1/min) for a patient of this weight.
+
+        Args:
+            weight_kg: Body weight.
+
+        Returns:
+            ``(v1, k10, k12, k13, k21, k31)``.
+        """
+        if self.id == "kamp":
+            # V scales with weight, clearance allometrically (see KAMP's scaling).
+            volume = KAMP_V_L * weight_kg / 70
+            clearance = KAMP_CL_L_PER_MIN * (weight_kg / 70) ** 0.75
+            return volume, clearance / volume, 0.0, 0.0, 0.0, 0.0
+        return self.v1_l_per_kg * weight_kg, self.k10, self.k12, self.k13, self.k21, self.k31
+
+
+#: Kamp J et al. Anesthesiology 2020;133:1192: weighted means of the meta-analysis.
+KAMP_V_L = 252.0
+KAMP_CL_L_PER_MIN = 79.0 / 60
+
+MODELS: dict[str, Model] = {
+    model.id: model
+    for model in (
+        Model(
+            id="clements250",
+            name="Clements & Nimmo 1981 (250 mcg/kg bolus data)",
+            source="Clements JA, Nimmo WS. Br J Anaesth 1981;53:27 (PMID 7459184); parameters "
+            "as implemented in opentiva Clements250 (clinical.md 9.1)",
+            evidence="HIGH",
+            scaling="V1 = 1.7522 L/kg x weight; rate constants fixed (weight-linear)",
+            v1_l_per_kg=1.7522,
+            k10=0.0109,
+            k12=0.0186,
+            k21=0.0137,
+        ),
+        Model(
+            id="domino",
+            name="Domino 1984 (3-compartment)",
+            source="Domino EF et al. Clin Pharmacol Ther 1984;36:645 (PMID 6488686); parameters "
+            "identical in stanpumpR, opentiva, STANPUMP and fus_anes (clinical.md 9.1)",
+            evidence="HIGH",
+            scaling="V1 = 0.063 L/kg x weight; rate constants fixed (weight-linear)",
+            v1_l_per_kg=0.063,
+            k10=0.4381,
+            k12=0.5921,
+            k13=0.5900,
+            k21=0.2470,
+            k31=0.0146,
+        ),
+        Model(
+            id="hijazi",
+            name="Hijazi 2003 (2-compartment)",
+            source="Hijazi Y et al. Br J Anaesth 2003;90:155 (PMID 12538370); parameters as "
+            "implemented in opentiva Hijazi (clinical.md 9.1)",
+            evidence="HIGH",
+            scaling="V1 = 1.08 L/kg x weight; rate constants fixed (weight-linear)",
+            v1_l_per_kg=1.08,
+            k10=0.0333,
+            k12=0.0088,
+            k21=0.0030,
+        ),
+        Model(
+            id="kamp",
+            name="Kamp 2020 meta-analysis (1-compartment from its pooled means)",
+            source="Kamp J et al. Anesthesiology 2020;133:1192: weighted mean Vd 252 L and CL "
+            "79 L/h at 70 kg (clinical.md 9.1, HIGH abstract); one compartment built from "
+            "them (COMPUTED), so no distribution phase: it underestimates the peak",
+            evidence="COMPUTED",
+            scaling="V = 252 L x (weight/70), linear: volumes scale with body mass; CL = 79 L/h "
+            "x (weight/70)^0.75, allometric: the usual scaling of clearance with metabolic rate "
+            "(7% apart from linear at 110 kg)",
+            v1_l_per_kg=KAMP_V_L / 70,
+            k10=KAMP_CL_L_PER_MIN / KAMP_V_L,
+            weight_linear=False,
+        ),
+    )
+}
+#: The default: its predicted peak after 0.5 mg/kg over 40 min (177 ng/mL at 70 kg) is the
+#: closest to the ~185 ng/mL measured (Zarate 2006, in Zanos 2018; clinical.md 9.3).
+DEFAULT_MODEL = "clements250"
+
+
+@dataclass(frozen=True, slots=True)
+class Infusion:
+    """Drug going in at a constant rate (or all at once, for a duration of 0).
+
+    Attributes:
+        start_min: When it starts, minutes from time 0.
+        duration_min: How long it runs; 0 for a bolus given at once.
+        dose_mg: The amount given over that time.
+    """
+
+    start_min: float
+    duration_min: float
+    dose_mg: float
+
+
+def modes(model: Model, weight_kg: float) -> list[tuple[float, float]]:
+    """The exponential modes of a model: ``(lambda_i in 1/min, A_i in 1/L)``.
+
+    After a unit bolus (1 mg) the plasma concentration is ``sum(A_i * exp(-lambda_i * t))``
+    mg/L.
+
+    Args:
+        model: The model.
+        weight_kg: Body weight.
+
+    Returns:
+        One to three modes, fastest first.
+    """
+    v1, k10, k12, k13, k21, k31 = model.constants(weight_kg)
+    if k12 == 0 and k13 == 0:
+        return [(k10, 1 / v1)]
+    if k13 == 0:
+        # Two compartments: lambda are the roots of x^2 - (k10 + k12 + k21) x + k10 k21.
+        total = k10 + k12 + k21
+        root = math.sqrt(total * total - 4 * k10 * k21)
+        fast, slow = (total + root) / 2, (total - root) / 2
+        return [
+            (fast, (k21 - fast) / (slow - fast) / v1),
+            (slow, (k21 - slow) / (fast - slow) / v1),
+        ]
+    rates = _cubic_roots(k10, k12, k13, k21, k31)
+    out = []
+    for index, rate in enumerate(rates):
+        others = [r for j, r in enumerate(rates) if j != index]
+        coefficient = (k21 - rate) * (k31 - rate)
+        coefficient /= (others[0] - rate) * (others[1] - rate)
+        out.append((rate, coefficient / v1))
+    return out
+
+
+def _cubic_roots(k10: float, k12: float, k13: float, k21: float, k31: float) -> list[float]:
+    """The three (real, positive, distinct) lambda of a 3-compartment mammillary model."""
+    a0 = k10 * k21 * k31
+    a1 = k10 * k31 + k21 * k31 + k21 * k13 + k10 * k21 + k31 * k12
+    a2 = k10 + k12 + k13 + k21 + k31
+    # x^3 - a2 x^2 + a1 x - a0 = 0; with x = t + a2/3: t^3 + p t + q = 0 (three real roots).
+    p = a1 - a2 * a2 / 3
+    q = -2 * a2**3 / 27 + a1 * a2 / 3 - a0
+    radius = 2 * math.sqrt(-p / 3)
+    angle = math.acos(max(-1.0, min(1.0, 3 * q / (p * radius))))
+    roots = [radius * math.cos((angle - 2 * math.pi * n) / 3) + a2 / 3 for n in range(3)]
+    return sorted(roots, reverse=True)
+
+
+Sampling = Literal["grid", "exact"]
+
+
+def concentrations(
+    model: Model, weight_kg: float, infusions: Sequence[Infusion], times: Sequence[float]
+) -> list[float]:
+    """Plasma concentration (ng/mL) at each of ``times`` (minutes, ascending).
+
+    Args:
+        model: The model.
+        weight_kg: Body weight.
+        infusions: What is given, in any order; they may overlap (superposition).
+        times: When to report, ascending, from 0.
+
+    Returns:
+        One concentration per time, never negative.
+    """
+    terms = modes(model, weight_kg)
+    # Every moment the total rate changes, with the change in mg/min; boluses separately.
+    changes: dict[float, float] = {}
+    boluses: dict[float, float] = {}
+    for infusion in infusions:
+        if infusion.dose_mg == 0:
+            continue
+        if infusion.duration_min <= 0:
+            boluses[infusion.start_min] = boluses.get(infusion.start_min, 0.0) + infusion.dose_mg
+            continue
+        rate = infusion.dose_mg / infusion.duration_min
+        end = infusion.start_min + infusion.duration_min
+        changes[infusion.start_min] = changes.get(infusion.start_min, 0.0) + rate
+        changes[end] = changes.get(end, 0.0) - rate
+    events = sorted(set(changes) | set(boluses))
+    state = [0.0] * len(terms)
+    rate = 0.0
+    now = 0.0
+    cache: dict[float, list[float]] = {}
+    out: list[float] = []
+    event = 0
+
+    def advance(to: float) -> None:
+        nonlocal now
+        step = to - now
+        if step <= 0:
+            return
+        decay = cache.get(step)
+        if decay is None:
+            decay = [math.exp(-lam * step) for lam, _ in terms]
+            if len(cache) < 64:
+                cache[step] = decay
+        for index, (lam, coefficient) in enumerate(terms):
+            e = decay[index]
+            state[index] = state[index] * e + coefficient * rate * (1 - e) / lam
+        now = to
+
+    for time in times:
+        while event < len(events) and events[event] <= time:
+            at = events[event]
+            advance(at)
+            rate += changes.get(at, 0.0)
+            if abs(rate) < 1e-12:
+                rate = 0.0  # what started has stopped: no float residue
+            given = boluses.get(at, 0.0)
+            if given:
+                for index, (_, coefficient) in enumerate(terms):
+                    state[index] += coefficient * given
+            event += 1
+        advance(time)
+        out.append(max(0.0, sum(state)) * NG_PER_ML)
+    return out
