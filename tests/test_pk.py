@@ -3,6 +3,8 @@ the properties every linear compartment model has."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -48,7 +50,7 @@ def ode(model: Model, weight: float, infusions: list[Infusion], until: float) ->
     )
     points = sorted(e for e in edges if 0 <= e <= until)
     x = [0.0, 0.0, 0.0]
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         steps = max(1, round((end - start) / 0.01))
         h = (end - start) / steps
         middle = (start + end) / 2
@@ -61,7 +63,6 @@ def ode(model: Model, weight: float, infusions: list[Infusion], until: float) ->
                 a + h / 6 * (b + 2 * c + 2 * d + e)
                 for a, b, c, d, e in zip(x, s1, s2, s3, s4, strict=True)
             ]
-            del t
     return x[0] / v1 * 1000
 
 
