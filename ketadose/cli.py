@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
-    from ketadose.models import Finding, Patient, Status
-    from ketadose.protocols import ProtocolLibrary
+    from ketadose.models import Finding, Patient, ProtocolRef, Status
+    from ketadose.protocols import ProtocolEntry, ProtocolLibrary
     from ketadose.records import AuditEntry
 
 P = ParamSpec("P")
@@ -700,6 +700,158 @@ def plan(
     _finish(result.status, result.ready, "a session exceeds a hard limit (see its findings)")
 
 
+class ModelOption(StrEnum):
+    """Choices for --model."""
+
+    clements250 = "clements250"
+    domino = "domino"
+    hijazi = "hijazi"
+    kamp = "kamp"
+
+
+@app.command()
+@command
+def simulate(
+    protocol: ProtocolId,
+    weight: WeightOpt = None,
+    height: HeightOpt = None,
+    sex: SexOpt = None,
+    age: AgeOpt = None,
+    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dose_: DoseOpt = None,
+    rate: RateOpt = None,
+    duration: DurationOpt = None,
+    model: Annotated[
+        ModelOption,
+        typer.Option(help="PK model (default: the one closest to measured levels; README)."),
+    ] = ModelOption.clements250,
+    until: Annotated[
+        str | None, typer.Option(help="Simulate up to: 6h (default: 4 h after the last infusion).")
+    ] = None,
+    step: Annotated[str, typer.Option(help="Time between points.")] = "1min",
+    threshold: Annotated[
+        str | None, typer.Option(help="Report the time above this level: 100ng/mL.")
+    ] = None,
+    series: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Simulate the whole planned series (with --start), superposed."
+        ),
+    ] = False,
+    start: Annotated[
+        str | None, typer.Option(help="With --plan: first day a session may take place.")
+    ] = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Predict the plasma concentration of a session (or a planned series) from a PK model."""
+    from ketadose import inputs
+    from ketadose.assess import assess
+    from ketadose.errors import InputError
+    from ketadose.simulation import Given, infusion_end
+    from ketadose.simulation import simulate as run
+    from ketadose.units import Kind, parse_as
+
+    request = _dose_request(
+        weight, height, sex, age, dosing_weight, dose_, rate, duration,
+        None, None, None, "0.1mL/h", "0.01mL",
+    )  # fmt: skip
+    library = _library(protocols)
+    entry = library.get_protocol(protocol)
+    if entry.protocol.route != "iv":
+        raise InputError(
+            f"the models are of IV racemic ketamine; {protocol} is given {entry.protocol.route}"
+        )
+    limit_library = _limits(limits, library)
+    observation = entry.protocol.observation
+    after = max(20.0, 0.0 if observation is None else observation.minimum.value)
+    if series:
+        from ketadose.planning import PlanRequest
+        from ketadose.planning import plan as make_plan
+
+        if start is None:
+            raise InputError("--plan needs --start: the first day a session may take place")
+        planned = make_plan(
+            entry,
+            PlanRequest(dose=request, start=inputs.day(start, field="--start")),
+            limit_library,
+        )
+        zero = planned.sessions[0].timeline.infusion_start
+        given = [
+            Given((s.timeline.infusion_start - zero).total_seconds() / 60, s.phases)
+            for s in planned.sessions
+        ]
+        last = planned.sessions[-1].timeline
+        discharge = (last.discharge_earliest - zero).total_seconds() / 60
+        status, ready, kg = planned.status, planned.ready, planned.dosing_weight
+    else:
+        if start is not None:
+            raise InputError("--start is for --plan")
+        session = assess(entry, request, limit_library)
+        given = [Given(0.0, session.phases)]
+        discharge = infusion_end(session.phases) + after
+        status, ready, kg = session.status, session.ready, session.dosing_weight
+    if kg is None:
+        raise InputError("the models need the patient's weight: --weight")
+    result = run(
+        model.value,
+        _protocol_ref(entry),
+        kg.kg,
+        given,
+        step_min=parse_as(step, Kind.DURATION, field="--step"),
+        until_min=None if until is None else parse_as(until, Kind.DURATION, field="--until"),
+        discharge_min=discharge,
+        threshold_ng_per_ml=None if threshold is None else parse_as(threshold, Kind.PLASMA),
+    )
+    if json:
+        from ketadose.render.json import document
+
+        _write(document(result))
+    else:
+        from ketadose.render.plot import chart
+        from ketadose.units import format_number
+
+        def ng(value: float | None) -> str:
+            return "-" if value is None else f"{format_number(value, 0.1)} ng/mL"
+
+        def at(minutes: float) -> str:
+            return f"{format_number(minutes, 0.1)} min"
+
+        lines = [
+            f"{entry.protocol.name}: {result.sessions} session(s), {format_number(kg.kg, 0.01)} kg "
+            f"({kg.basis.value} weight)",
+            f"Model: {result.model.name} [{result.model.evidence}]; {result.model.scaling}",
+            f"Peak {ng(result.peak_ng_per_ml)} at {at(result.peak_time_min)}; end of infusion "
+            f"{ng(result.end_of_infusion_ng_per_ml)} at {at(result.end_of_infusion_min)}; "
+            f"at discharge {ng(result.discharge_ng_per_ml)}"
+            + ("" if result.discharge_min is None else f" at {at(result.discharge_min)}"),
+        ]
+        if result.time_above_threshold_min is not None:
+            lines.append(
+                f"Above {ng(result.threshold_ng_per_ml)} for {at(result.time_above_threshold_min)}"
+            )
+        every = 10.0 if result.until_min <= 360 else 60.0
+        rows = [
+            p for p in result.series if abs(p.time_min / every - round(p.time_min / every)) < 1e-9
+        ]
+        lines += ["", "  time      ng/mL"]
+        lines += [
+            f"{format_number(p.time_min, 0.1):>6} {ng(p.concentration_ng_per_ml):>16}" for p in rows
+        ]
+        lines += ["", chart([(p.time_min, p.concentration_ng_per_ml) for p in result.series])]
+        lines.append(result.note)
+        _write("\n".join(lines) + "\n")
+    _finish(status, ready, "a hard limit is exceeded (see ketadose dose or plan)")
+
+
+def _protocol_ref(entry: "ProtocolEntry") -> "ProtocolRef":
+    from ketadose.models import ProtocolRef
+
+    p = entry.protocol
+    return ProtocolRef(id=p.id, name=p.name, category=p.category, route=p.route)
+
+
 class SchemaName(StrEnum):
     """Choices for schema."""
 
@@ -710,6 +862,7 @@ class SchemaName(StrEnum):
     history = "history"
     batch = "batch"
     verify = "verify"
+    simulate = "simulate"
 
 
 @app.command()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Protocol
 
 #: ng/mL per mg/L.
 NG_PER_ML = 1000.0
@@ -200,9 +200,6 @@ def _cubic_roots(k10: float, k12: float, k13: float, k21: float, k31: float) -> 
     return sorted(roots, reverse=True)
 
 
-Sampling = Literal["grid", "exact"]
-
-
 def concentrations(
     model: Model, weight_kg: float, infusions: Sequence[Infusion], times: Sequence[float]
 ) -> list[float]:
@@ -269,3 +266,58 @@ def concentrations(
         advance(time)
         out.append(max(0.0, sum(state)) * NG_PER_ML)
     return out
+
+
+class PhaseLike(Protocol):
+    """What :func:`session_infusions` reads of a phase (``models.PhaseDose`` has it)."""
+
+    @property
+    def dose_mg(self) -> float: ...  # noqa: D102
+
+    @property
+    def duration_min(self) -> float | None: ...  # noqa: D102
+
+
+def session_infusions(phases: Sequence[PhaseLike], start_min: float = 0.0) -> list[Infusion]:
+    """A session's phases as infusions, one after another from ``start_min``.
+
+    Args:
+        phases: The session's phases (``dose_mg`` and ``duration_min`` each; a phase without a
+            duration is a bolus given at once).
+        start_min: When the first phase starts.
+
+    Returns:
+        The infusions.
+    """
+    infusions = []
+    at = start_min
+    for phase in phases:
+        duration = phase.duration_min or 0.0
+        infusions.append(Infusion(at, duration, phase.dose_mg))
+        at += duration
+    return infusions
+
+
+def peaks(model: Model, weight_kg: float, sessions: Sequence[Sequence[Infusion]]) -> list[float]:
+    """Each session's predicted peak (ng/mL), with what is left of the sessions before it.
+
+    The peak of a session is taken at its phase boundaries (the end of each phase, where a
+    constant-rate infusion reaches its highest concentration).
+
+    Args:
+        model: The model.
+        weight_kg: Body weight.
+        sessions: Each session's infusions, in time order.
+
+    Returns:
+        One peak per session.
+    """
+    flat = [infusion for session in sessions for infusion in session]
+    marks = [
+        sorted({i.start_min + i.duration_min for i in session} | {session[0].start_min})
+        for session in sessions
+        if session
+    ]
+    times = sorted({t for mark in marks for t in mark})
+    values = dict(zip(times, concentrations(model, weight_kg, flat, times), strict=True))
+    return [max(values[t] for t in mark) for mark in marks]

@@ -42,6 +42,7 @@ from ketadose.models import (
     Status,
     significant,
 )
+from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
 from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -120,6 +121,7 @@ class PlannedSession(_Out):
     findings: tuple[Finding, ...]
     condition: str | None
     accumulated_dose_mg: float
+    predicted_peak_ng_per_ml: float | None
     timeline: Timeline
 
 
@@ -153,6 +155,7 @@ class SeriesPlan(_Out):
     override_reason: str | None
     escalation: tuple[str, ...]
     evaluation: str
+    pk_model: str | None
     library: LibraryRef
     protocol_library: LibraryRef
 
@@ -219,11 +222,12 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     observation = 0.0 if protocol.observation is None else protocol.observation.minimum.value
     # Sessions at the same step share one computed dose; each is checked in its own context.
     doses: dict[int, tuple[SessionDose, list[Finding]]] = {}
+    for step in dict.fromkeys(scheduled):
+        dose = session_dose(entry, at_step(request.dose, None if step < 0 else steps[step]))
+        doses[step] = dose, check_dose(dose, limits)
+    predicted = _predicted_peaks(entry, request, starts, [doses[step][0] for step in scheduled])
     for number, start in enumerate(starts, 1):
         step = scheduled[number - 1]
-        if step not in doses:
-            dose = session_dose(entry, at_step(request.dose, None if step < 0 else steps[step]))
-            doses[step] = dose, check_dose(dose, limits)
         dose, dose_findings = doses[step]
         context = CheckContext(at=start, history=tuple(history))
         decided = verdict(
@@ -246,6 +250,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
                 findings=decided.findings,
                 condition=conditions[number - 1],
                 accumulated_dose_mg=accumulated,
+                predicted_peak_ng_per_ml=None if predicted is None else predicted[number - 1],
                 timeline=_timeline(
                     start,
                     dose.total_duration_min,
@@ -278,6 +283,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         override_reason=clean_reason(request.override_reason),
         escalation=tuple(_step_text(step) for step in steps),
         evaluation=_evaluation(entry, count),
+        pk_model=None if predicted is None else DEFAULT_MODEL,
         maintenance=protocol.maintenance,
         adjuncts=protocol.adjuncts,
         before=protocol.before,
@@ -376,6 +382,30 @@ def _dates(
         f"cannot fit {count} sessions into a year from {first.isoformat()} with these "
         "days, closures and limits"
     )
+
+
+def _predicted_peaks(
+    entry: ProtocolEntry,
+    request: PlanRequest,
+    starts: tuple[datetime, ...],
+    sessions: list[SessionDose],
+) -> list[float] | None:
+    """Each session's predicted plasma peak (ng/mL, default PK model), carry-over included.
+
+    None for a route the models do not cover, or without a weight.
+    """
+    weight = request.dose.patient.weight_kg
+    if entry.protocol.route != "iv" or weight is None:
+        return None
+    zero = starts[0]
+    given = [
+        session_infusions(
+            dose.phases,
+            (start - zero).total_seconds() / 60 + request.intake_min,
+        )
+        for start, dose in zip(starts, sessions, strict=True)
+    ]
+    return [significant(peak) for peak in peaks(MODELS[DEFAULT_MODEL], weight, given)]
 
 
 def _scheduled(steps: list[EscalationStep], number: int) -> int:

@@ -54,6 +54,7 @@ SPELLINGS: dict[Kind, tuple[tuple[str, Fraction], ...]] = {
         ("mg/ml", Fraction(1)),
         ("mg/L", Fraction(1, 1000)),
     ),
+    Kind.PLASMA: (("ng/mL", Fraction(1)), ("mcg/L", Fraction(1)), ("mg/L", Fraction(1000))),
     Kind.VOLUME: (("mL", Fraction(1)), ("ml", Fraction(1)), ("L", Fraction(1000))),
     Kind.PUMP_RATE: (("mL/h", Fraction(1)), ("mL/min", Fraction(60)), ("ml/hr", Fraction(1))),
     Kind.BMI: (("kg/m2", Fraction(1)), ("kg/m²", Fraction(1)), ("kg/m^2", Fraction(1))),

@@ -61,6 +61,7 @@ _COMMON: dict[str, tuple[str, Fraction]] = {
     "g": (MASS, Fraction(1000)),
     "kg": (MASS, Fraction(1_000_000)),
     "mcg": (MASS, Fraction(1, 1000)),
+    "ng": (MASS, Fraction(1, 1_000_000)),
     "lb": (MASS, Fraction("453592.37")),
     "lbs": (MASS, Fraction("453592.37")),
     "cm": (LENGTH, Fraction(1)),
@@ -119,6 +120,8 @@ class Kind(Enum):
     RATE = ("rate", "mg/h", _Shape(_DIM.MASS, (_DIM.TIME,)), "25mg/h")
     RATE_PER_KG = ("rate", "mg/kg/h", _Shape(_DIM.MASS, (_DIM.MASS, _DIM.TIME)), "0.35mg/kg/h")
     CONCENTRATION = ("concentration", "mg/mL", _Shape(_DIM.MASS, (_DIM.VOLUME,)), "10mg/mL")
+    #: The same shape as CONCENTRATION: parse a plasma level as this kind alone, never both.
+    PLASMA = ("plasma concentration", "ng/mL", _Shape(_DIM.MASS, (_DIM.VOLUME,)), "200ng/mL")
     VOLUME = ("volume", "mL", _Shape(_DIM.VOLUME, ()), "100mL")
     PUMP_RATE = ("pump rate", "mL/h", _Shape(_DIM.VOLUME, (_DIM.TIME,)), "75mL/h")
     BMI = ("BMI", "kg/m2", _Shape(_DIM.MASS, (_DIM.LENGTH, _DIM.LENGTH)), "30kg/m2")

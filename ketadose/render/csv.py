@@ -65,6 +65,7 @@ PLAN_COLUMNS = (
     "findings",
     "condition",
     "library_sha256",
+    "predicted_peak_ng_per_ml",
 )
 #: A batch's CSV: the row's line in the batch file, the plan's columns, and an error.
 BATCH_COLUMNS = ("line", *PLAN_COLUMNS, "error")
@@ -204,6 +205,7 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
         "findings": _codes(session.findings),
         "condition": session.condition,
         "library_sha256": plan.library.sha256,
+        "predicted_peak_ng_per_ml": session.predicted_peak_ng_per_ml,
     }
 
 

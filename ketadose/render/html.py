@@ -16,7 +16,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from ketadose.render.svg import dose_chart
+from ketadose.render.svg import curve_chart, dose_chart
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def plan_sheet(plan: Plan, *, paper: Paper = "a4") -> str:
         unit="mg",
         title="Dose per session (mg)",
     )
+    curve = _first_session_curve(plan)
     groups: dict[Finding, list[int]] = {}
     for session in plan.sessions:
         for finding in session.findings:
@@ -76,6 +77,7 @@ def plan_sheet(plan: Plan, *, paper: Paper = "a4") -> str:
         patient_id=plan.patient_id,
         write_in_id=False,
         chart=chart,
+        curve=curve,
         refused=refused,
         findings=rows,
         patient=plan.patient,
@@ -115,8 +117,9 @@ def _render(template: str, paper: Paper, **context: Any) -> str:
     """Fill a template; ``context`` must give every name it uses (undefined is an error)."""
     from markupsafe import Markup
 
-    if "chart" in context:
-        context["chart"] = Markup(context["chart"])  # built and escaped by ketadose.render.svg
+    for key in ("chart", "curve"):
+        if key in context:
+            context[key] = Markup(context[key])  # built and escaped by ketadose.render.svg
     return _environment().get_template(template).render(paper=paper, **context)
 
 
@@ -210,3 +213,26 @@ def _ranges(numbers: list[int]) -> str:
         if number is not None:
             start = previous = number
     return ", ".join(parts)
+
+
+def _first_session_curve(plan: Plan) -> str:
+    """The predicted plasma curve of session 1, to its discharge and 2 h beyond (or "")."""
+    if plan.pk_model is None or plan.patient.weight_kg is None:
+        return ""
+    from ketadose.simulation import Given, simulate
+
+    first = plan.sessions[0]
+    timeline = first.timeline
+    discharge = (timeline.discharge_earliest - timeline.infusion_start).total_seconds() / 60
+    result = simulate(
+        plan.pk_model,
+        plan.protocol,
+        plan.patient.weight_kg,
+        [Given(0.0, first.phases)],
+        until_min=discharge + 120,
+        step_min=1.0,
+    )
+    return curve_chart(
+        [(p.time_min, p.concentration_ng_per_ml) for p in result.series],
+        title=f"Session 1, predicted plasma concentration ({result.model.name})",
+    )

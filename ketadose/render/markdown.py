@@ -153,10 +153,15 @@ def plan(result: Plan) -> str:
         f"{_num(result.accumulated_dose_mg, 'mg', 0.01)} in all",
         _library("Limits", result.library),
         _library("Protocols", result.protocol_library),
+        *(
+            [f"- Peak: predicted plasma peak, {result.pk_model} model (an estimate)"]
+            if result.pk_model
+            else []
+        ),
         "",
     ]
     lines += _table(
-        ("#", "Date", "Dose", "mg/kg", "Time", "Pump", "Check", "Chair"),
+        ("#", "Date", "Dose", "mg/kg", "Time", "Pump", "Check", "Chair", "Peak"),
         (
             (
                 str(s.number),
@@ -174,6 +179,7 @@ def plan(result: Plan) -> str:
                 else "withheld",
                 s.status,
                 f"{s.timeline.arrive:%H:%M}–{s.timeline.discharge_earliest:%H:%M}",
+                _num(s.predicted_peak_ng_per_ml, "ng/mL", 1),
             )
             for s in result.sessions
         ),

@@ -22,6 +22,7 @@ DOCUMENTS = {
     "history": "a patient's sessions with the improvement from baseline",
     "batch": "one JSON Lines record of ketadose batch: a plan or an error",
     "verify": "what limits verify found: each problem with a minimal patient",
+    "simulate": "a predicted plasma concentration curve and its summary",
 }
 
 
@@ -42,6 +43,10 @@ def _model(name: str) -> type[BaseModel]:
         from ketadose.render.records import History
 
         return History
+    if name == "simulate":
+        from ketadose.simulation import Simulation
+
+        return Simulation
     if name == "verify":
         from ketadose.verify import Verification
 

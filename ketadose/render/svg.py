@@ -143,3 +143,49 @@ def dose_chart(
 def _f(value: float) -> str:
     """A coordinate with two decimals at most, no trailing zeros."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def curve_chart(
+    points: Sequence[tuple[float, float]], *, title: str = "Predicted plasma concentration"
+) -> str:
+    """A line chart of a concentration curve (minutes, ng/mL) as inline SVG.
+
+    Args:
+        points: The curve in time order.
+        title: The caption.
+
+    Returns:
+        The SVG element (empty for no points).
+    """
+    if not points:
+        return ""
+    left, right, top, bottom = 56.0, 16.0, 28.0, 36.0
+    plot_w, plot_h = WIDTH - left - right, HEIGHT - top - bottom
+    ticks = nice_ticks(max(value for _, value in points))
+    ceiling = ticks[-1] or 1.0
+    start, end = points[0][0], points[-1][0]
+    span = (end - start) or 1.0
+    path = " ".join(
+        f"{left + (t - start) / span * plot_w:.1f},{top + plot_h - v / ceiling * plot_h:.1f}"
+        for t, v in points
+    )
+    parts = [
+        f'<svg class="chart" role="img" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" font-size="12">{escape(title)} (ng/mL)</text>',
+    ]
+    for tick in ticks:
+        y = top + plot_h - tick / ceiling * plot_h
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - right}" y2="{y:.1f}" stroke="#ccc"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
+            f"{escape(show(tick))}</text>"
+        )
+    parts.append(f'<polyline fill="none" stroke="#000" stroke-width="1.5" points="{path}"/>')
+    parts.append(
+        f'<text x="{left}" y="{HEIGHT - 10}" font-size="10">{escape(show(start))}'
+        f' min</text><text x="{WIDTH - right}" y="{HEIGHT - 10}" font-size="10" '
+        f'text-anchor="end">{escape(show(end))} min</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)

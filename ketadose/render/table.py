@@ -401,6 +401,7 @@ def plan(result: Plan, console: Console) -> None:
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Chair", no_wrap=True, min_width=11)
+    table.add_column("Peak\nng/mL", justify="right", no_wrap=True)
     for session in result.sessions:
         pumps = "/".join(
             _num(p.pump_rate_ml_per_h, step=0.1) for p in session.phases if p.pump_rate_ml_per_h
@@ -417,8 +418,13 @@ def plan(result: Plan, console: Console) -> None:
             _num(session.accumulated_dose_mg, step=0.01),
             Text(session.status, style=style),
             f"{timeline.arrive:%H:%M}-{timeline.discharge_earliest:%H:%M}",
+            _num(session.predicted_peak_ng_per_ml, step=1),
         )
     console.print(table)
+    if result.pk_model:
+        console.print(
+            Text(f"Peak: predicted plasma peak ({result.pk_model} model, an estimate; simulate)")
+        )
 
     def section(title: str, items: list[str]) -> None:
         if items:

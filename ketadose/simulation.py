@@ -1,0 +1,184 @@
+"""The ``simulate`` result: a session's (or a series') predicted plasma concentration over time.
+
+Pure: the caller gives the computed sessions and their start times; :mod:`ketadose.pk` does
+the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from ketadose.errors import InputError
+from ketadose.models import PhaseDose, ProtocolRef, Real, significant
+from ketadose.pk import MODELS, Infusion, concentrations, session_infusions
+
+#: Most points in one series (10 days at one minute is 14,400).
+MAX_POINTS = 200_000
+NOTE = (
+    "Predicted plasma concentration of racemic ketamine from a population model: an estimate, "
+    "not a measurement. No validated effect-site model (ke0) exists for ketamine, so none is "
+    "shown."
+)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+class ModelRef(_Out):
+    """The PK model used, with its source and how it scales with weight."""
+
+    id: str
+    name: str
+    source: str
+    evidence: str
+    scaling: str
+
+
+class Point(_Out):
+    """One point of the curve."""
+
+    time_min: Real
+    concentration_ng_per_ml: Real
+
+
+class Simulation(_Out):
+    """The ``simulate --json`` document (plus ``schema_version``)."""
+
+    model: ModelRef
+    protocol: ProtocolRef
+    weight_kg: Real
+    sessions: int
+    peak_ng_per_ml: Real
+    peak_time_min: Real
+    end_of_infusion_min: Real
+    end_of_infusion_ng_per_ml: Real
+    discharge_min: Real | None
+    discharge_ng_per_ml: Real | None
+    threshold_ng_per_ml: Real | None
+    time_above_threshold_min: Real | None
+    step_min: Real
+    until_min: Real
+    note: str
+    series: tuple[Point, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Given:
+    """One session as given: when its first phase starts (minutes from 0) and its phases."""
+
+    start_min: float
+    phases: tuple[PhaseDose, ...]
+
+
+def simulate(
+    model_id: str,
+    protocol: ProtocolRef,
+    weight_kg: float,
+    sessions: Sequence[Given],
+    *,
+    step_min: float = 1.0,
+    until_min: float | None = None,
+    discharge_min: float | None = None,
+    threshold_ng_per_ml: float | None = None,
+) -> Simulation:
+    """Predict the plasma concentration of the given sessions, superposed.
+
+    Args:
+        model_id: A key of ``pk.MODELS``.
+        protocol: What was simulated.
+        weight_kg: Body weight (the models scale with it).
+        sessions: The sessions, in time order.
+        step_min: Time between points.
+        until_min: Last point (default: 4 h after the last infusion ends).
+        discharge_min: When the patient may leave, to report the concentration then.
+        threshold_ng_per_ml: Report the time spent above this concentration.
+
+    Returns:
+        The curve and its summary.
+
+    Raises:
+        InputError: For an unknown model, no dose, a step or end that does not fit.
+    """
+    model = MODELS.get(model_id)
+    if model is None:
+        raise InputError(f'unknown model "{model_id}"; models: {", ".join(sorted(MODELS))}')
+    infusions = [i for s in sessions for i in session_infusions(s.phases, s.start_min)]
+    if not infusions:
+        raise InputError("nothing to simulate: no session has a dose")
+    end = max(i.start_min + i.duration_min for i in infusions)
+    until = end + 240 if until_min is None else until_min
+    if not 0.01 <= step_min <= 1440:
+        raise InputError("--step: from 0.01 min to 24 h")
+    count = int(until / step_min + 1e-9) + 1
+    if until <= 0 or count > MAX_POINTS:
+        raise InputError(f"--until / --step: 1 to {MAX_POINTS} points (asked {count})")
+    grid = [round(n * step_min, 9) for n in range(count)]
+    marks = sorted({end, *(i.start_min + i.duration_min for i in infusions)})
+    extra = [*marks, *([] if discharge_min is None else [discharge_min])]
+    times = sorted({*grid, *(t for t in extra if 0 <= t <= until)})
+    values = dict(zip(times, concentrations(model, weight_kg, infusions, times), strict=True))
+    peak_time = max(times, key=lambda t: (values[t], -t))
+    series = tuple(Point(time_min=t, concentration_ng_per_ml=values[t]) for t in grid)
+    above = None
+    if threshold_ng_per_ml is not None:
+        above = _time_above([values[t] for t in times], times, threshold_ng_per_ml)
+    discharge = None
+    if discharge_min is not None:
+        (discharge,) = concentrations(model, weight_kg, infusions, [discharge_min])
+    (at_end,) = concentrations(model, weight_kg, infusions, [end])
+    return Simulation(
+        model=ModelRef(
+            id=model.id,
+            name=model.name,
+            source=model.source,
+            evidence=model.evidence,
+            scaling=model.scaling,
+        ),
+        protocol=protocol,
+        weight_kg=weight_kg,
+        sessions=len(sessions),
+        peak_ng_per_ml=values[peak_time],
+        peak_time_min=peak_time,
+        end_of_infusion_min=end,
+        end_of_infusion_ng_per_ml=at_end,
+        discharge_min=discharge_min,
+        discharge_ng_per_ml=discharge,
+        threshold_ng_per_ml=threshold_ng_per_ml,
+        time_above_threshold_min=above,
+        step_min=step_min,
+        until_min=until,
+        note=NOTE,
+        series=series,
+    )
+
+
+def _time_above(values: list[float], times: list[float], threshold: float) -> float:
+    """Minutes above ``threshold``, crossings placed by linear interpolation between points."""
+    total = 0.0
+    for (t0, c0), (t1, c1) in zip(
+        zip(times, values, strict=True), zip(times[1:], values[1:], strict=True), strict=False
+    ):
+        if c0 > threshold and c1 > threshold:
+            total += t1 - t0
+        elif (c0 > threshold) != (c1 > threshold):
+            crossing = t0 + (threshold - c0) / (c1 - c0) * (t1 - t0)
+            total += (t1 - crossing) if c1 > threshold else (crossing - t0)
+    return significant(total)
+
+
+def infusion_end(phases: Sequence[PhaseDose], start_min: float = 0.0) -> float:
+    """When a session's last phase ends.
+
+    Args:
+        phases: The phases.
+        start_min: When the first starts.
+
+    Returns:
+        Minutes.
+    """
+    infusions: list[Infusion] = session_infusions(phases, start_min)
+    return max((i.start_min + i.duration_min for i in infusions), default=start_min)
