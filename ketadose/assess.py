@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.errors import ExitCode
-from ketadose.limits import LimitLibrary, check, clean_reason, override, status
+from ketadose.limits import (
+    LimitLibrary,
+    check,
+    check_predicted_peak,
+    clean_reason,
+    override,
+    status,
+)
 from ketadose.models import (
     CheckContext,
     Finding,
@@ -74,6 +81,7 @@ def verdict(
     override_reason: str | None = None,
     *,
     dose_findings: list[Finding] | None = None,
+    predicted_peak: float | None = None,
 ) -> Verdict:
     """Check a computed session against the limit library and apply an override.
 
@@ -84,6 +92,8 @@ def verdict(
         override_reason: Acknowledges every soft finding (never a hard one).
         dose_findings: ``limits.check_dose(session, limits)``, computed once by a caller that
             checks one session in several contexts (a plan's sessions at one dose).
+        predicted_peak: The session's predicted plasma peak with what earlier sessions left
+            (a plan); without it, and where the library limits the peak, the session's own.
 
     Returns:
         The findings, status and readiness.
@@ -95,6 +105,10 @@ def verdict(
     if not limits.ref.approved:
         findings.insert(0, _unapproved(limits.ref))
     findings += check(session, limits, context, dose_findings=dose_findings)
+    if limits.limit(session.protocol.id, "session", "predicted_peak") is not None:
+        peak = predicted_peak if predicted_peak is not None else _own_peak(session)
+        if peak is not None:
+            findings += check_predicted_peak(limits, session.protocol.id, peak)
     reason = clean_reason(override_reason)
     findings = override(findings, reason)
     outcome = status(findings)
@@ -102,6 +116,16 @@ def verdict(
         outcome == "soft" and all(f.overridden for f in findings if f.severity is Severity.SOFT)
     )
     return Verdict(tuple(findings), outcome, ready, reason)
+
+
+def _own_peak(session: SessionDose) -> float | None:
+    """A session's predicted plasma peak on its own (default PK model), or None."""
+    from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
+
+    weight = session.patient.weight_kg
+    if session.protocol.route != "iv" or weight is None:
+        return None
+    return peaks(MODELS[DEFAULT_MODEL], weight, [session_infusions(session.phases)])[0]
 
 
 @functools.lru_cache(maxsize=8)

@@ -171,6 +171,7 @@ RateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.RATE))]
 DurationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.DURATION))]
 ConcentrationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.CONCENTRATION))]
 PumpRateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.PUMP_RATE))]
+PlasmaLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.PLASMA))]
 WeightLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.WEIGHT))]
 AgeLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.AGE))]
 BmiLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.BMI))]
@@ -193,6 +194,8 @@ class SessionLimits(Strict):
     infusion_duration: DurationLimit = None
     final_concentration: ConcentrationLimit = None
     pump_rate: PumpRateLimit = None
+    #: The predicted plasma peak (ng/mL, the default PK model; ``ketadose simulate``).
+    predicted_peak: PlasmaLimit = None
 
 
 class PatientLimits(Strict):
@@ -460,6 +463,7 @@ _LABELS = {
     "infusion_duration": "infusion duration",
     "final_concentration": "final concentration",
     "pump_rate": "pump rate",
+    "predicted_peak": "predicted plasma peak",
     "weight": "weight",
     "age": "age",
     "bmi": "BMI",
@@ -699,6 +703,24 @@ def _accumulated(
                 "counted",
             )
         checker.value("series", parameter, total)
+
+
+def check_predicted_peak(
+    library: LimitLibrary, protocol_id: str, peak_ng_per_ml: float
+) -> list[Finding]:
+    """Check a predicted plasma peak against ``session.predicted_peak``, if the library has one.
+
+    Args:
+        library: The limit library.
+        protocol_id: Whose limits apply.
+        peak_ng_per_ml: The predicted peak.
+
+    Returns:
+        The findings.
+    """
+    checker = _Checker(library, protocol_id)
+    checker.value("session", "predicted_peak", peak_ng_per_ml)
+    return checker.findings
 
 
 def check_vitals(

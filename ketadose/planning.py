@@ -231,7 +231,12 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         dose, dose_findings = doses[step]
         context = CheckContext(at=start, history=tuple(history))
         decided = verdict(
-            dose, limits, context, request.override_reason, dose_findings=dose_findings
+            dose,
+            limits,
+            context,
+            request.override_reason,
+            dose_findings=dose_findings,
+            predicted_peak=None if predicted is None else predicted[number - 1],
         )
         hard = decided.status == "hard"
         accumulated = significant(accumulated + dose.total_dose_mg)

@@ -331,6 +331,7 @@ LIMIT_UNITS = {
     "infusion_duration": "min",
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
+    "predicted_peak": "ng/mL",
     "weight": "kg",
     "age": "y",
     "bmi": "kg/m2",

@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from ketadose.assess import verdict
 from ketadose.limits import (
     SECTIONS,
     LimitLibrary,
-    check,
     load_file,
 )
 from ketadose.models import CheckContext, Patient, PreviousSession, SessionDose, Severity, Vitals
+from ketadose.pk import DEFAULT_MODEL, MODELS, Infusion, peaks
 from tests.factories import dose_for, protocol
 
 AT = datetime(2026, 11, 27, 9, 0)
@@ -31,6 +32,7 @@ UNITS = {
     "infusion_duration": "min",
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
+    "predicted_peak": "ng/mL",
     "weight": "kg",
     "age": "y",
     "bmi": "kg/m2",
@@ -46,6 +48,7 @@ UNITS = {
 }
 
 Probe = Callable[[float], tuple[SessionDose, CheckContext]]
+PEAK_PER_MG = peaks(MODELS[DEFAULT_MODEL], 80, [[Infusion(0, 40, 1)]])[0]
 
 
 def plain(session: SessionDose) -> tuple[SessionDose, CheckContext]:
@@ -101,6 +104,9 @@ PROBES: dict[str, Probe] = {
         )
     ),
     "pump_rate": lambda x: plain(timed("0.5 mg/kg", bag=f"{x} mL")),
+    # A 40-min infusion whose own predicted peak (default model, 80 kg) is x ng/mL: peaks are
+    # proportional to the dose.
+    "predicted_peak": lambda x: plain(timed(f"{x / PEAK_PER_MG:.12f} mg", minutes=40)),
     "weight": lambda x: plain(timed("0.5 mg/kg", weight=x)),
     "age": lambda x: plain(
         dose_for(
@@ -191,9 +197,8 @@ class TestEveryParameter:
             session, context = during(**{parameter: value})
         else:
             session, context = PROBES[parameter](value)
-        findings = [
-            f for f in check(session, library, context) if f.parameter == f"{section}.{parameter}"
-        ]
+        checked = verdict(session, library, context).findings
+        findings = [f for f in checked if f.parameter == f"{section}.{parameter}"]
         if severity is None:
             assert findings == []
             return
