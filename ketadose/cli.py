@@ -9,6 +9,7 @@ or json) when it runs, so ``ketadose --help`` loads neither pint nor the protoco
 """
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import itertools
@@ -986,6 +987,11 @@ def batch(
     if protocol is not None:
         library.get_protocol(protocol)
     limit_library = _limits(limits, library)
+    # Predicted peaks cost ~10% of a plan: a batch gives them only where the library limits them.
+    limited = any(
+        p.session.predicted_peak is not None for p in limit_library.content.profiles.values()
+    )
+    template = dataclasses.replace(template, predict_peaks=limited)
 
     encode = (
         functools.partial(document, indent=None)

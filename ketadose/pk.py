@@ -15,6 +15,7 @@ library is loaded.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ class Infusion:
     dose_mg: float
 
 
+@functools.lru_cache(maxsize=1024)
 def modes(model: Model, weight_kg: float) -> list[tuple[float, float]]:
     """The exponential modes of a model: ``(lambda_i in 1/min, A_i in 1/L)``.
 
@@ -307,11 +309,57 @@ def peaks(model: Model, weight_kg: float, sessions: Sequence[Sequence[Infusion]]
     Args:
         model: The model.
         weight_kg: Body weight.
-        sessions: Each session's infusions, in time order.
+        sessions: Each session's infusions, one after another, in time order.
 
     Returns:
         One peak per session.
     """
+    terms = modes(model, weight_kg)
+    state = [0.0] * len(terms)
+    now = 0.0
+    out: list[float] = []
+    decays: dict[float, list[float]] = {}  # a plan repeats its gaps and phase lengths
+    for session in sessions:
+        if not session or session[0].start_min < now:  # overlapping: the general path
+            return _peaks_overlapping(model, weight_kg, sessions)
+        best = 0.0
+        for infusion in session:
+            # Decay to the infusion's start, then run it (a bolus is added at once).
+            _step(terms, state, infusion.start_min - now, 0.0, decays)
+            best = max(best, sum(state))  # what earlier sessions left, as this one starts
+            if infusion.duration_min > 0:
+                rate = infusion.dose_mg / infusion.duration_min
+                _step(terms, state, infusion.duration_min, rate, decays)
+            else:
+                for index, (_, coefficient) in enumerate(terms):
+                    state[index] += coefficient * infusion.dose_mg
+            now = infusion.start_min + infusion.duration_min
+            best = max(best, sum(state))
+        out.append(max(0.0, best) * NG_PER_ML)
+    return out
+
+
+def _step(
+    terms: list[tuple[float, float]],
+    state: list[float],
+    span: float,
+    rate: float,
+    decays: dict[float, list[float]],
+) -> None:
+    """Move the modes ``span`` minutes on at a constant ``rate`` (mg/min), exactly."""
+    if span <= 0:
+        return
+    decay = decays.get(span)
+    if decay is None:
+        decay = decays[span] = [math.exp(-lam * span) for lam, _ in terms]
+    for index, (lam, coefficient) in enumerate(terms):
+        e = decay[index]
+        state[index] = state[index] * e + coefficient * rate * (1 - e) / lam
+
+
+def _peaks_overlapping(
+    model: Model, weight_kg: float, sessions: Sequence[Sequence[Infusion]]
+) -> list[float]:
     flat = [infusion for session in sessions for infusion in session]
     marks = [
         sorted({i.start_min + i.duration_min for i in session} | {session[0].start_min})

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketadose.pk import DEFAULT_MODEL, MODELS, Infusion, Model, concentrations, modes
+from ketadose.pk import (
+    DEFAULT_MODEL,
+    MODELS,
+    Infusion,
+    Model,
+    _peaks_overlapping,
+    concentrations,
+    modes,
+    peaks,
+)
 
 # field.md 3: 70 kg, 0.5 mg/kg over 40 min (35 mg at 52.5 mg/h), plasma, ug/mL.
 GOLDEN = {
@@ -181,3 +190,25 @@ class TestProperties:
         )
         assert ends == sorted(ends)
         assert ends[-1] > ends[0]
+
+    @given(
+        st.sampled_from(sorted(MODELS)),
+        weights,
+        st.lists(
+            # Timed infusions: a bolus at the very instant the next session starts belongs to
+            # that session in the sequential path, to both in the general one.
+            st.tuples(st.floats(0, 3000), st.floats(0.1, 300), st.floats(0, 200)),
+            min_size=1,
+            max_size=5,
+        ),
+    )
+    def test_peaks_sequential_path_agrees_with_the_general_one(
+        self, model: str, weight: float, given_: list[tuple[float, float, float]]
+    ) -> None:
+        sessions, at = [], 0.0
+        for gap, duration, dose in given_:
+            at += gap
+            sessions.append([Infusion(at, duration, dose)])
+            at += duration
+        general = _peaks_overlapping(MODELS[model], weight, sessions)
+        assert peaks(MODELS[model], weight, sessions) == pytest.approx(general, rel=1e-9, abs=1e-9)

@@ -193,3 +193,19 @@ def test_chart_has_axes() -> None:
     assert len(lines) == 7
     assert lines[0].strip().startswith("177")
     assert lines[-1].rstrip().endswith("280 min")
+
+
+class TestBatchPeaks:
+    """A batch leaves predicted peaks out unless the library limits them, then checks them."""
+
+    def test_only_where_limited(self, tmp_path: Path) -> None:
+        rows = tmp_path / "p.csv"
+        rows.write_text("id,weight\nA,70kg\n")
+        base = ["batch", str(rows), "-p", "depression", "--start", "2026-11-30"]
+        plain = json.loads(runner.invoke(app, base).stdout)
+        assert plain["plan"]["pk_model"] is None
+        limited = runner.invoke(app, [*base, "--limits", str(TestPeakLimit().library(tmp_path))])
+        record = json.loads(limited.stdout)
+        assert record["plan"]["pk_model"] == "clements250"
+        assert record["status"] == "soft"  # 177 ng/mL is above the 170 ng/mL soft maximum
+        assert limited.exit_code == 3
