@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
     from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
-    from ketadose.models import Finding, Patient, ProtocolRef, Status
-    from ketadose.protocols import ProtocolEntry, ProtocolLibrary
+    from ketadose.models import Finding, Patient, Status
+    from ketadose.protocols import ProtocolLibrary
     from ketadose.records import AuditEntry
 
 P = ParamSpec("P")
@@ -786,6 +786,7 @@ def simulate(
         last = planned.sessions[-1].timeline
         discharge = (last.discharge_earliest - zero).total_seconds() / 60
         status, ready, kg = planned.status, planned.ready, planned.dosing_weight
+        simulated = planned.protocol
     else:
         if start is not None:
             raise InputError("--start is for --plan")
@@ -793,12 +794,14 @@ def simulate(
         given = [Given(0.0, session.phases)]
         discharge = infusion_end(session.phases) + after
         status, ready, kg = session.status, session.ready, session.dosing_weight
-    if kg is None:
+        simulated = session.protocol
+    body = request.patient.weight_kg
+    if kg is None or body is None:
         raise InputError("the models need the patient's weight: --weight")
     result = run(
         model.value,
-        _protocol_ref(entry),
-        kg.kg,
+        simulated,
+        body,  # the models scale with total body weight, whatever the dose was based on
         given,
         step_min=parse_as(step, Kind.DURATION, field="--step"),
         until_min=None if until is None else parse_as(until, Kind.DURATION, field="--until"),
@@ -820,8 +823,9 @@ def simulate(
             return f"{format_number(minutes, 0.1)} min"
 
         lines = [
-            f"{entry.protocol.name}: {result.sessions} session(s), {format_number(kg.kg, 0.01)} kg "
-            f"({kg.basis.value} weight)",
+            f"{entry.protocol.name}: {result.sessions} session(s); dosed on "
+            f"{format_number(kg.kg, 0.01)} kg ({kg.basis.value} weight); the model uses the "
+            f"body weight, {format_number(body, 0.01)} kg",
             f"Model: {result.model.name} [{result.model.evidence}]; {result.model.scaling}",
             f"Peak {ng(result.peak_ng_per_ml)} at {at(result.peak_time_min)}; end of infusion "
             f"{ng(result.end_of_infusion_ng_per_ml)} at {at(result.end_of_infusion_min)}; "
@@ -844,13 +848,6 @@ def simulate(
         lines.append(result.note)
         _write("\n".join(lines) + "\n")
     _finish(status, ready, "a hard limit is exceeded (see ketadose dose or plan)")
-
-
-def _protocol_ref(entry: "ProtocolEntry") -> "ProtocolRef":
-    from ketadose.models import ProtocolRef
-
-    p = entry.protocol
-    return ProtocolRef(id=p.id, name=p.name, category=p.category, route=p.route)
 
 
 class SchemaName(StrEnum):

@@ -105,6 +105,21 @@ class TestSeries:
         assert peaks == sorted(peaks)  # each day's residue adds to the next
         assert max(peaks) == pytest.approx(data["peak_ng_per_ml"], rel=1e-6)
 
+    def test_the_model_takes_body_weight_not_the_dosing_weight(self) -> None:
+        # Dosed on ideal weight (Devine, male 178 cm: 73.0 kg) but 110 kg of body: the dose is
+        # smaller, and so, per kg of body, is the concentration.
+        args = ("-p", "depression", "--weight", "110kg", "--height", "178cm", "--sex", "male",
+                "--dosing-weight", "ideal")  # fmt: skip
+        data = document("simulate", *args)
+        assert data["weight_kg"] == 110
+        plan = json.loads(
+            runner.invoke(app, ["plan", *args, "--start", "2026-11-30", "--json"]).stdout
+        )
+        assert plan["sessions"][0]["predicted_peak_ng_per_ml"] == pytest.approx(
+            data["peak_ng_per_ml"], rel=1e-9
+        )
+        assert data["peak_ng_per_ml"] < 177.31 * 0.7
+
     def test_non_iv_plans_have_no_peak(self) -> None:
         plan = json.loads(
             runner.invoke(
