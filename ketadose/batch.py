@@ -34,7 +34,7 @@ from ketadose.limits import LimitLibrary
 from ketadose.models import Patient, Sex, WeightPolicy
 from ketadose.planning import PlanRequest, SeriesPlan, plan
 from ketadose.protocols import ProtocolLibrary
-from ketadose.units import Kind, parse, parse_as
+from ketadose.units import Kind
 
 COLUMNS = (
     "id",
@@ -150,15 +150,10 @@ def _request(cells: dict[str, str], template: PlanRequest) -> PlanRequest:
         return text or None
 
     def number(column: str, kind: Kind) -> float | None:
-        text = given(column)
-        return None if text is None else parse_as(text, kind, field=column)
+        return inputs.amount(given(column), kind, field=column)
 
     def quantity(column: str, *kinds: Kind) -> Quantity | None:
-        text = given(column)
-        if text is None:
-            return None
-        kind, value = parse(text, *kinds, field=column)
-        return Quantity(kind, value, text)
+        return inputs.quantity(given(column), *kinds, field=column)
 
     sex = given("sex")
     policy = given("dosing_weight")

@@ -420,33 +420,24 @@ def _dose_request(
 ) -> "DoseRequest":
     """Parse the patient and dose options every dosing command shares."""
     from ketadose.dosing import DoseRequest
-    from ketadose.libfile import Quantity
+    from ketadose.inputs import amount, quantity
     from ketadose.models import Patient, Sex, WeightPolicy
     from ketadose.preparation import rounding
-    from ketadose.units import Kind, parse, parse_as
-
-    def optional(text: str | None, kind: Kind) -> float | None:
-        return None if text is None else parse_as(text, kind)
-
-    def quantity(text: str | None, *kinds: Kind) -> Quantity | None:
-        if text is None:
-            return None
-        kind, value = parse(text, *kinds)
-        return Quantity(kind, value, text)
+    from ketadose.units import Kind, parse_as
 
     return DoseRequest(
         patient=Patient(
-            weight_kg=optional(weight, Kind.WEIGHT),
-            height_cm=optional(height, Kind.HEIGHT),
+            weight_kg=amount(weight, Kind.WEIGHT),
+            height_cm=amount(height, Kind.HEIGHT),
             sex=None if sex is None else Sex(sex.value),
-            age_years=optional(age, Kind.AGE),
+            age_years=amount(age, Kind.AGE),
         ),
         policy=WeightPolicy(dosing_weight.value),
         dose=quantity(dose, Kind.DOSE_PER_KG, Kind.DOSE),
         rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
-        duration_min=optional(duration, Kind.DURATION),
-        vial_mg_per_ml=optional(vial, Kind.CONCENTRATION),
-        final_volume_ml=optional(bag, Kind.VOLUME),
+        duration_min=amount(duration, Kind.DURATION),
+        vial_mg_per_ml=amount(vial, Kind.CONCENTRATION),
+        final_volume_ml=amount(bag, Kind.VOLUME),
         drop_factor=drop_factor,
         rounding=rounding(
             parse_as(pump_step, Kind.PUMP_RATE, field="pump step"),
@@ -750,6 +741,7 @@ def simulate(
     from ketadose import inputs
     from ketadose.assess import assess
     from ketadose.errors import InputError
+    from ketadose.planning import RECOVERY_MIN
     from ketadose.simulation import Given, infusion_end
     from ketadose.simulation import simulate as run
     from ketadose.units import Kind, parse_as
@@ -766,7 +758,7 @@ def simulate(
         )
     limit_library = _limits(limits, library)
     observation = entry.protocol.observation
-    after = max(20.0, 0.0 if observation is None else observation.minimum.value)
+    after = max(RECOVERY_MIN, 0.0 if observation is None else observation.minimum.value)
     if series:
         from ketadose.planning import PlanRequest
         from ketadose.planning import plan as make_plan
@@ -1296,11 +1288,10 @@ def session_record(
     from ketadose.assess import assess
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
-    from ketadose.libfile import Quantity
     from ketadose.models import CheckContext, PreviousSession
     from ketadose.records import BloodPressure, SessionRecord
     from ketadose.store import Store
-    from ketadose.units import Kind, parse, parse_as
+    from ketadose.units import Kind
 
     at = inputs.moment(date, field="--date")
     events = tuple(inputs.adverse_event(event) for event in ae or [])
@@ -1310,17 +1301,11 @@ def session_record(
     def pressure(text: str | None) -> BloodPressure | None:
         return None if text is None else BloodPressure(*inputs.blood_pressure(text))
 
-    def quantity(text: str | None, *kinds: Kind) -> Quantity | None:
-        if text is None:
-            return None
-        kind, value = parse(text, *kinds)
-        return Quantity(kind, value, text)
-
     library = _library(protocols)
     limit_library = _limits(limits, library)
     with Store.open(_store_path(store)) as db:
         record = db.patient(patient_id)
-        new_weight = None if weight is None else parse_as(weight, Kind.WEIGHT)
+        new_weight = inputs.amount(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
         # A back-filled session is checked against the sessions before it only.
         history = [s for s in db.sessions(patient_id) if s.at < at]
@@ -1328,9 +1313,9 @@ def session_record(
             patient=(
                 record if new_weight is None else replace(record, weight_kg=new_weight)
             ).as_patient(),
-            dose=quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
-            rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
-            duration_min=None if duration is None else parse_as(duration, Kind.DURATION),
+            dose=inputs.quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
+            rate=inputs.quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
+            duration_min=inputs.amount(duration, Kind.DURATION),
         )
         context = CheckContext(
             at=at,

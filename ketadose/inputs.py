@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 from ketadose.errors import InputError
+from ketadose.libfile import Quantity
 from ketadose.models import MedicationUse, PreviousSession, Vitals
 from ketadose.units import BARE_NUMBER, Kind, format_number, parse, parse_as
 
@@ -339,3 +340,40 @@ def patient_id(text: str) -> str:
     if not text.strip() or not text.isprintable() or len(text) > 64:
         raise InputError("a patient id is one printable line of at most 64 characters")
     return text.strip()
+
+
+def amount(text: str | None, kind: Kind, *, field: str | None = None) -> float | None:
+    """An optional quantity of one kind, in ``kind.unit`` (None when not given).
+
+    Args:
+        text: As typed, or None.
+        kind: What it must be.
+        field: The name shown in messages.
+
+    Returns:
+        The value, or None.
+
+    Raises:
+        QuantityError: As :func:`ketadose.units.parse`.
+    """
+    return None if text is None else parse_as(text, kind, field=field)
+
+
+def quantity(text: str | None, *kinds: Kind, field: str | None = None) -> Quantity | None:
+    """An optional override that may be one of several kinds (a dose in mg/kg or mg).
+
+    Args:
+        text: As typed, or None.
+        *kinds: The kinds it may be; its unit decides which.
+        field: The name shown in messages.
+
+    Returns:
+        The quantity with its kind and text, or None.
+
+    Raises:
+        QuantityError: As :func:`ketadose.units.parse`.
+    """
+    if text is None:
+        return None
+    kind, value = parse(text, *kinds, field=field)
+    return Quantity(kind, value, text)

@@ -234,24 +234,14 @@ def concentrations(
     state = [0.0] * len(terms)
     rate = 0.0
     now = 0.0
-    cache: dict[float, list[float]] = {}
+    decays: dict[float, list[float]] = {}
     out: list[float] = []
     event = 0
 
     def advance(to: float) -> None:
         nonlocal now
-        step = to - now
-        if step <= 0:
-            return
-        decay = cache.get(step)
-        if decay is None:
-            decay = [math.exp(-lam * step) for lam, _ in terms]
-            if len(cache) < 64:
-                cache[step] = decay
-        for index, (lam, coefficient) in enumerate(terms):
-            e = decay[index]
-            state[index] = state[index] * e + coefficient * rate * (1 - e) / lam
-        now = to
+        _step(terms, state, to - now, rate, decays)
+        now = max(now, to)
 
     for time in times:
         while event < len(events) and events[event] <= time:

@@ -46,6 +46,8 @@ from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
 from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Chair time after an infusion when none is asked (at least the protocol's observation).
+RECOVERY_MIN = 20.0
 #: A series that cannot be laid out within this many days is refused, not stretched.
 SEARCH_DAYS = 366
 
@@ -81,7 +83,7 @@ class PlanRequest:
     days: frozenset[int] | None = None
     closed: frozenset[date] = field(default_factory=frozenset)
     intake_min: float = 20
-    recovery_min: float = 20
+    recovery_min: float = RECOVERY_MIN
     price: tuple[float, float] | None = None
     currency: str = "USD"
     override_reason: str | None = None

@@ -127,10 +127,11 @@ def simulate(
     above = None
     if threshold_ng_per_ml is not None:
         above = _time_above([values[t] for t in times], times, threshold_ng_per_ml)
-    discharge = None
-    if discharge_min is not None:
-        (discharge,) = concentrations(model, weight_kg, infusions, [discharge_min])
-    (at_end,) = concentrations(model, weight_kg, infusions, [end])
+    # The end and discharge are among the times unless --until stops before them.
+    beyond = sorted({t for t in (end, discharge_min) if t is not None and t not in values})
+    values.update(zip(beyond, concentrations(model, weight_kg, infusions, beyond), strict=True))
+    discharge = None if discharge_min is None else values[discharge_min]
+    at_end = values[end]
     return Simulation(
         model=ModelRef(
             id=model.id,
