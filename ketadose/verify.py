@@ -220,8 +220,13 @@ def _shrink(patient: Patient, low: float, high: float, fails: Callable[[Patient]
         simpler = patient.model_copy(update={field: None})
         if getattr(patient, field) is not None and fails(simpler):
             patient = simpler
+
     # Doses are monotone in weight: the boundary lies between the failing weight and the end
     # of the range that passes. Bisect on a 0.1 kg grid to the failing weight nearest that end.
+    def on_grid(tenths: int) -> Patient:
+        # A 0.1 kg grid point, kept inside the range (a range end need not be on the grid).
+        return _weighing(patient, min(max(tenths / 10, low), high))
+
     tenths = round((patient.weight_kg or high) * 10)
     for end in (low, high):
         if fails(_weighing(patient, end)):
@@ -229,11 +234,10 @@ def _shrink(patient: Patient, low: float, high: float, fails: Callable[[Patient]
         good, bad = round(end * 10), tenths
         while abs(bad - good) > 1:
             middle = (good + bad) // 2
-            good, bad = (good, middle) if fails(_weighing(patient, middle / 10)) else (middle, bad)
+            good, bad = (good, middle) if fails(on_grid(middle)) else (middle, bad)
         tenths = bad
         break
-    weight = tenths / 10
-    return _weighing(patient, weight)
+    return on_grid(tenths)
 
 
 def _weighing(patient: Patient, kg: float) -> Patient:
@@ -256,7 +260,7 @@ def _unit_problems(
         unit = mg_bounds.unit
         soft, hard = kg_bounds.upper_soft, mg_bounds.upper_hard
         if soft is not None and hard is not None and soft * high > hard:
-            weight = max(low, hard / soft)
+            weight = min(max(round(hard / soft, 1), low), high)
             problems.append(
                 _unit_problem(
                     protocol_id, per_kg, absolute, soft, kg_bounds.unit, hard, unit, weight
@@ -264,7 +268,7 @@ def _unit_problems(
             )
         soft, hard = mg_bounds.upper_soft, kg_bounds.upper_hard
         if soft is not None and hard is not None and soft > hard * low:
-            weight = min(high, soft / hard)
+            weight = min(max(round(soft / hard, 1), low), high)
             problems.append(
                 _unit_problem(
                     protocol_id, absolute, per_kg, soft, unit, hard, kg_bounds.unit, weight
@@ -294,7 +298,7 @@ def _unit_problem(
         value=soft,
         limit=hard,
         unit=soft_unit,
-        patient=Patient(weight_kg=significant(round(weight, 1))),
+        patient=Patient(weight_kg=significant(weight)),
     )
 
 
