@@ -317,7 +317,7 @@ def _finish(
     soft: str = 'soft limit exceeded: to go ahead, rerun with --override-reason "why"',
 ) -> None:
     """End a checked command with its documented exit code and one line saying why."""
-    from ketadose.assess import exit_code
+    from ketadose.gate import exit_code
 
     code = exit_code(status, ready)
     if code is ExitCode.HARD_LIMIT:
@@ -508,10 +508,16 @@ def session_command(
     name = ctx.info_name or "dose"
     chosen = _format(name, output_format, output, force, json=json)
 
-    from ketadose import inputs
-    from ketadose.assess import assess
+    from ketadose import gate, inputs
+    from ketadose.errors import InputError
     from ketadose.models import CheckContext
 
+    if during and name != "check":
+        # dose computes a programme to start; a reading during a session is another question.
+        raise InputError(
+            "--during answers continue, pause or stop for a reading taken during a session: "
+            "use ketadose check --during"
+        )
     request = _dose_request(
         weight,
         height,
@@ -542,7 +548,7 @@ def session_command(
     library = _library(protocols)
     entry = library.get_protocol(protocol)
     limit_library = _limits(limits, library)
-    result = assess(entry, request, limit_library, context, override_reason)
+    result = gate.session(entry, request, limit_library, context, override_reason)
     _audit(
         store,
         clinician,
@@ -560,6 +566,14 @@ def session_command(
         table.checked_session(result, console, findings_first=name == "check")
 
     _emit(name, chosen, output, force, (result,), table, limit_library)
+    if result.during is not None:
+        _finish(
+            result.status,
+            result.ready,
+            "stop: the reading during the session is past a hard limit (see the findings)",
+            soft="pause: the reading during the session is past a soft limit; to continue, "
+            'rerun with --override-reason "why"',
+        )
     _finish(result.status, result.ready, "a hard limit is exceeded; no pump programme is given")
 
 
@@ -738,8 +752,7 @@ def simulate(
     json: JsonFlag = False,
 ) -> None:
     """Predict the plasma concentration of a session (or a planned series) from a PK model."""
-    from ketadose import inputs
-    from ketadose.assess import assess
+    from ketadose import gate, inputs
     from ketadose.errors import InputError
     from ketadose.planning import RECOVERY_MIN
     from ketadose.simulation import Given, infusion_end
@@ -782,7 +795,7 @@ def simulate(
     else:
         if start is not None:
             raise InputError("--start is for --plan")
-        session = assess(entry, request, limit_library)
+        session = gate.session(entry, request, limit_library)
         given = [Given(0.0, session.phases)]
         discharge = infusion_end(session.phases) + after
         status, ready, kg = session.status, session.ready, session.dosing_weight
@@ -1284,8 +1297,7 @@ def session_record(
     import json as jsonlib
     from dataclasses import replace
 
-    from ketadose import inputs
-    from ketadose.assess import assess
+    from ketadose import gate, inputs
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
     from ketadose.models import CheckContext, PreviousSession
@@ -1317,24 +1329,17 @@ def session_record(
             rate=inputs.quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
             duration_min=inputs.amount(duration, Kind.DURATION),
         )
+        peak = inputs.vitals(bp_peak, hr, spo2)
         context = CheckContext(
             at=at,
             vitals=inputs.vitals(bp_before, None, None),
+            peak=peak,
             history=tuple(
                 PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
                 for s in history
             ),
         )
-        checked = assess(entry, request, limit_library, context, override_reason)
-        peak = inputs.vitals(bp_peak, hr, spo2)
-        if peak is not None:
-            from ketadose.limits import check_vitals, override, status
-
-            during = check_vitals(limit_library, entry.protocol.id, peak, during=True)
-            findings = override([*checked.findings, *during], checked.override_reason)
-            checked = checked.model_copy(
-                update={"findings": tuple(findings), "status": status(findings)}
-            )
+        checked = gate.session(entry, request, limit_library, context, override_reason)
         session = SessionRecord(
             patient_id=patient_id,
             at=at,
@@ -1507,7 +1512,7 @@ def _limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
         )
 
     library = load_library(path)
-    library.check_protocols(set(protocols))
+    library.check_protocols({pid: entry.protocol.route for pid, entry in protocols.items()})
     return library
 
 
@@ -1559,9 +1564,10 @@ def limits_show(
     """Show the limit library: every limit with its source, medications and conditions."""
     protocol_library = _library(protocols)
     library = _limits(limits, protocol_library)
+    profile = None
     if protocol is not None:
-        protocol_library.get_protocol(protocol)  # an unknown id is an input error
-    profile = None if protocol is None else library.profile(protocol)
+        entry = protocol_library.get_protocol(protocol)  # an unknown id is an input error
+        profile = library.profile(protocol, entry.protocol.route)
     if json:
         from ketadose.render.json import limits_document
 

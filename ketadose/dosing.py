@@ -1,7 +1,8 @@
 """Session doses: a protocol's phases times a patient's dosing weight, with the pump programme.
 
-Pure: no I/O, no clock. ``session_dose`` is the whole ``ketadose dose`` computation; the
-CLI only parses options into a :class:`DoseRequest` and renders the result.
+Pure: no I/O, no clock. :func:`dose` computes the phases, :func:`prepare` the preparation
+and what it delivers; neither checks anything. Only ``ketadose.gate`` turns the result into
+the checked :class:`~ketadose.models.SessionDose` that commands may show.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from dataclasses import dataclass, field, replace
 from ketadose.errors import InputError
 from ketadose.libfile import Quantity
 from ketadose.models import (
+    DosedSession,
     DosingWeight,
     Finding,
     Patient,
     PhaseDose,
     ProtocolRef,
     Rounding,
-    SessionDose,
     Severity,
     WeightPolicy,
+    revised,
 )
-from ketadose.preparation import DEFAULT_DILUENT, programme
+from ketadose.preparation import DEFAULT_DILUENT, NO_SIDES, Sides, programme
 from ketadose.protocols import EscalationStep, Phase, ProtocolEntry
 from ketadose.units import Kind, format_number, show
 from ketadose.weight import dosing_weight
@@ -78,20 +80,38 @@ def at_step(request: DoseRequest, step: EscalationStep | None) -> DoseRequest:
     )
 
 
-def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
-    """Compute one session's dose programme, pump programme and findings.
+def session_dose(entry: ProtocolEntry, request: DoseRequest) -> DosedSession:
+    """Compute one session's dose programme and its preparation, unchecked.
+
+    What the gate does in two steps (:func:`dose`, then :func:`prepare` with the limits
+    that steer rounding); for simulations and tests that need the arithmetic alone.
 
     Args:
         entry: The protocol and the library it came from.
         request: Patient, policy, overrides and preparation options.
 
     Returns:
-        The session dose: every phase in mg and mg/kg, rates in mg/h and mg/kg/h, totals,
-        preparation and findings.
+        The dosed session with its pump programme.
 
     Raises:
-        InputError: For a missing weight, an override that does not fit the protocol, or
-            preparation options that cannot be made up.
+        InputError: See :func:`dose` and :func:`prepare`.
+    """
+    return prepare(dose(entry, request), entry, request)
+
+
+def dose(entry: ProtocolEntry, request: DoseRequest) -> DosedSession:
+    """Compute one session's doses and rates, before any preparation.
+
+    Args:
+        entry: The protocol and the library it came from.
+        request: Patient, policy, overrides (preparation options are not used here).
+
+    Returns:
+        Every phase in mg and mg/kg, rates in mg/h and mg/kg/h, totals and info findings;
+        no preparation yet.
+
+    Raises:
+        InputError: For a missing weight or an override that does not fit the protocol.
 
     """
     protocol = entry.protocol
@@ -100,7 +120,8 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
         findings.append(
             _info(
                 "protocol-overridden",
-                f'protocol "{protocol.id}" from {entry.library.path} replaces the shipped one',
+                f'protocol "{protocol.id}" from {entry.library.path} replaces the shipped one; '
+                "nothing of the shipped protocol is used but its id",
             )
         )
     if not entry.library.approved:
@@ -123,22 +144,9 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
     kg = None if weight is None else weight.kg
 
     dosed = tuple(_dose_phase(phase, kg, findings) for phase in phases)
-    preparation, dosed, prep_findings = programme(
-        dosed,
-        route=protocol.route,
-        vial_mg_per_ml=request.vial_mg_per_ml,
-        final_volume_ml=request.final_volume_ml
-        if request.final_volume_ml is not None
-        else (None if protocol.preparation is None else protocol.preparation.final_volume.value),
-        diluent=protocol.preparation.diluent if protocol.preparation else DEFAULT_DILUENT,
-        drop_factor=request.drop_factor,
-        rounding=request.rounding,
-    )
-    findings.extend(prep_findings)
-
     total_mg = sum(p.dose_mg for p in dosed)
     durations = [p.duration_min for p in dosed]
-    return SessionDose(
+    return DosedSession(
         protocol=ProtocolRef(
             id=protocol.id, name=protocol.name, category=protocol.category, route=protocol.route
         ),
@@ -148,10 +156,70 @@ def session_dose(entry: ProtocolEntry, request: DoseRequest) -> SessionDose:
         total_dose_mg=total_mg,
         total_dose_mg_per_kg=None if kg is None else total_mg / kg,
         total_duration_min=None if None in durations else sum(d for d in durations if d),
-        preparation=preparation,
+        preparation=None,
         rounding=request.rounding,
         findings=tuple(findings),
         protocol_library=entry.library,
+    )
+
+
+def prepare(
+    dosed: DosedSession,
+    entry: ProtocolEntry,
+    request: DoseRequest,
+    *,
+    total_sides: Sides = NO_SIDES,
+    concentration_sides: Sides = NO_SIDES,
+    rate_sides: tuple[Sides, ...] = (),
+    pump_sides: Sides = NO_SIDES,
+) -> DosedSession:
+    """Add the preparation, pump programme and delivered values to a dosed session.
+
+    Args:
+        dosed: The session from :func:`dose`.
+        entry: Its protocol.
+        request: The preparation options (vial, bag, drop factor, rounding).
+        total_sides: Limits on the total in mg, which steer the draw's rounding.
+        concentration_sides: Limits on the final concentration in mg/mL, likewise.
+        rate_sides: Each phase's limits in mg/h, in phase order, which steer its pump
+            rate's rounding.
+        pump_sides: Limits on the pump rate in mL/h, likewise.
+
+    Returns:
+        The session with its preparation and delivered values.
+
+    Raises:
+        InputError: For preparation options that cannot be made up.
+    """
+    protocol = entry.protocol
+    preparation, phases, prep_findings = programme(
+        dosed.phases,
+        route=protocol.route,
+        vial_mg_per_ml=request.vial_mg_per_ml,
+        final_volume_ml=request.final_volume_ml
+        if request.final_volume_ml is not None
+        else (None if protocol.preparation is None else protocol.preparation.final_volume.value),
+        diluent=protocol.preparation.diluent if protocol.preparation else DEFAULT_DILUENT,
+        drop_factor=request.drop_factor,
+        rounding=request.rounding,
+        total_sides=total_sides,
+        concentration_sides=concentration_sides,
+        rate_sides=rate_sides,
+        pump_sides=pump_sides,
+    )
+    # What can reach the patient: the larger of what the bag or syringe holds and what the
+    # pump programme runs (a pump rate rounded up empties the bag early; one rounded down
+    # leaves drug in it that a pump left running would still give).
+    pumped = sum(p.delivered_dose_mg or 0.0 for p in phases)
+    delivered = pumped if preparation is None else max(preparation.delivered_mg, pumped)
+    kg = None if dosed.dosing_weight is None else dosed.dosing_weight.kg
+    return revised(
+        dosed,
+        phases=phases,
+        preparation=preparation,
+        delivered_total_mg=delivered,
+        delivered_total_mg_per_kg=None if kg is None else delivered / kg,
+        findings=(*dosed.findings, *prep_findings),
     )
 
 

@@ -23,10 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from ketadose.assess import assess
 from ketadose.dosing import DoseRequest, at_step, session_dose
+from ketadose.gate import Prepared, Verdict, checked, prepare_session, seal
+from ketadose.gate import decide as gate_decide
 from ketadose.limits import LimitLibrary, check_vitals
 from ketadose.models import (
     CheckContext,
@@ -35,6 +34,7 @@ from ketadose.models import (
     PhaseDose,
     PreviousSession,
     Real,
+    Sealed,
     SessionDose,
     Severity,
     Status,
@@ -51,10 +51,8 @@ DEFAULT_SESSIONS_PER_STEP = 3
 LEVEL_TOLERANCE = 0.02
 
 
-class NextSession(BaseModel):
-    """The ``next --json`` document (plus ``schema_version``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+class NextSession(Sealed):
+    """The ``next --json`` document (plus ``schema_version``); only the gate makes one."""
 
     patient_id: str
     protocol: str
@@ -122,13 +120,21 @@ def decide(
         for s in sessions
     )
     context = CheckContext(at=earliest, history=previous)
-    checked = assess(entry, _at_level(request, levels[level]), limits, context)
-    if decision == "escalate" and (checked.status == "hard" or _step_too_big(checked)):
-        worst = next(f for f in checked.findings if f.severity is not Severity.INFO)
+
+    def through_gate(number: int) -> tuple[Prepared, Verdict]:
+        prepared = prepare_session(entry, _at_level(request, levels[number]), limits)
+        return prepared, gate_decide(prepared, limits, context)
+
+    prepared, decided = through_gate(level)
+    if decision == "escalate" and (decided.status == "hard" or _step_too_big(decided.findings)):
+        worst = next(f for f in decided.findings if f.severity is not Severity.INFO)
         reasons.append(f"escalation not recommended: {worst.message}")
         decision, level = "hold", level - 1
-        checked = assess(entry, _at_level(request, levels[level]), limits, context)
-    return NextSession(
+        prepared, decided = through_gate(level)
+    session = checked(prepared, decided, limits, context)
+    return seal(
+        NextSession,
+        decided,
         patient_id=patient.id,
         protocol=protocol.id,
         decision=decision,
@@ -137,13 +143,9 @@ def decide(
         sessions_given=len(sessions),
         improvement_pct=_improvement(patient, sessions),
         earliest_date=earliest,
-        dose_mg_per_kg=checked.total_dose_mg_per_kg,
-        total_dose_mg=checked.total_dose_mg,
-        phases=checked.phases,
-        findings=checked.findings,
-        status=checked.status,
-        ready=checked.ready,
-        session=checked,
+        dose_mg_per_kg=session.total_dose_mg_per_kg,
+        total_dose_mg=session.total_dose_mg,
+        session=session,
     )
 
 
@@ -197,7 +199,7 @@ def _intolerance(session: SessionRecord, entry: ProtocolEntry, limits: LimitLibr
         heart_rate=session.heart_rate,
         spo2=session.spo2,
     )
-    flagged = check_vitals(limits, entry.protocol.id, vitals, during=True)
+    flagged = check_vitals(limits, entry.protocol.id, entry.protocol.route, vitals, during=True)
     if flagged:
         return f"not tolerated on {session.at:%Y-%m-%d}: {flagged[0].message}"
     return None
@@ -297,8 +299,8 @@ def _earliest(
     return earliest
 
 
-def _step_too_big(session: SessionDose) -> bool:
+def _step_too_big(findings: tuple[Finding, ...]) -> bool:
     return any(
         f.parameter == "series.escalation_step" and f.severity is not Severity.INFO
-        for f in session.findings
+        for f in findings
     )

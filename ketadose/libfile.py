@@ -27,6 +27,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    StrictBool,
+    StrictInt,
     ValidationError,
 )
 
@@ -83,6 +85,13 @@ MassRate = Annotated[Quantity, *quantity_field(Kind.RATE)]
 Duration = Annotated[Quantity, *quantity_field(Kind.DURATION)]
 Volume = Annotated[Quantity, *quantity_field(Kind.VOLUME)]
 Concentration = Annotated[Quantity, *quantity_field(Kind.CONCENTRATION)]
+
+#: A whole number in a library file: TOML ``true`` is not 1, and ``3.0`` is not 3.
+Count = StrictInt
+#: A yes/no in a library file: only TOML ``true`` or ``false``, never 1 or "yes".
+Flag = StrictBool
+#: The routes a protocol (and a limit profile) is written for.
+Route = Literal["iv", "im", "sc", "intranasal", "sublingual", "oral"]
 
 #: Evidence levels of ``reference/clinical.md``. "NOT CONFIRMED" is deliberately absent:
 #: a number nobody could confirm is never shipped as sourced.

@@ -16,7 +16,7 @@ representation (0.1 x 3 = 0.30000000000000004) never turns a boundary dose into 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
@@ -24,12 +24,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, StrictInt, model_validator
 
 from ketadose.errors import ConfigError, InputError, QuantityError
 from ketadose.libfile import (
     Duration,
     LibraryHeader,
+    Route,
     Sourced,
     Strict,
     read_file,
@@ -38,10 +39,10 @@ from ketadose.libfile import (
 )
 from ketadose.models import (
     CheckContext,
+    DosedSession,
     Finding,
     LibraryRef,
     PreviousSession,
-    SessionDose,
     Severity,
     Vitals,
 )
@@ -95,10 +96,11 @@ class Limit(Sourced):
     (``sessions_per_7d``). The parameter's field decides which unit kinds are accepted.
     """
 
-    lower_hard: str | int | None = None
-    lower_soft: str | int | None = None
-    upper_soft: str | int | None = None
-    upper_hard: str | int | None = None
+    # StrictInt: TOML ``true`` would otherwise be read as the count 1.
+    lower_hard: str | StrictInt | None = None
+    lower_soft: str | StrictInt | None = None
+    upper_soft: str | StrictInt | None = None
+    upper_hard: str | StrictInt | None = None
     note: str | None = None
     _bounds: Bounds | None = PrivateAttr(default=None)
 
@@ -183,15 +185,31 @@ SaturationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.SATURATION)
 
 
 class SessionLimits(Strict):
-    """Per-session parameters (checked on every ``dose``)."""
+    """Per-session parameters (checked on every ``dose``), on the values delivered.
+
+    Rates and doses are checked as prescribed and as delivered (the rounded pump rate times
+    the concentration made from the rounded draw); the worse of the two decides.
+    """
 
     total_dose_per_kg: DosePerKgLimit = None
     total_dose: DoseLimit = None
+    #: The total per kg of *actual* body weight, for a clinic dosing on ideal or lean weight.
+    total_dose_per_kg_actual: DosePerKgLimit = None
+    #: Each bolus, and the boluses of a session summed.
     bolus_dose_per_kg: DosePerKgLimit = None
     bolus_dose: DoseLimit = None
+    #: The number of boluses in one session.
+    bolus_count: CountLimit = None
+    #: How fast an IV bolus is pushed (a bolus is not an infusion: its own limits).
+    bolus_rate_per_kg: RatePerKgLimit = None
+    bolus_duration: DurationLimit = None
+    #: Every IV phase that is not a bolus (timed, rate, fixed over a duration).
     rate_per_kg: RatePerKgLimit = None
     rate: RateLimit = None
+    rate_per_kg_actual: RatePerKgLimit = None
     infusion_duration: DurationLimit = None
+    #: The whole session, every phase.
+    total_duration: DurationLimit = None
     final_concentration: ConcentrationLimit = None
     pump_rate: PumpRateLimit = None
     #: The predicted plasma peak (ng/mL, the default PK model; ``ketadose simulate``).
@@ -226,8 +244,14 @@ class VitalLimits(Strict):
 
 
 class Profile(Strict):
-    """The limits of one protocol (or the ``default`` profile)."""
+    """The limits of one protocol, of one route, or the ``default`` profile.
 
+    A protocol's profile names the route it is written for (``route = "iv"``), and applies
+    only to a protocol of that id *and* that route: IM limits never reach an IV protocol
+    that happens to share the id.
+    """
+
+    route: Route | None = None
     # Factories, not instances: an instance here would build validators at import time.
     session: SessionLimits = Field(default_factory=SessionLimits)
     patient: PatientLimits = Field(default_factory=PatientLimits)
@@ -271,6 +295,8 @@ class LimitFile(Strict):
 
     library: LibraryHeader
     profiles: dict[str, Profile]
+    #: Route profiles (``[routes.im]``): between the default and a protocol's profile.
+    routes: dict[Route, Profile] = Field(default_factory=dict)
     medications: tuple[Medication, ...] = ()
     conditions: tuple[Condition, ...] = ()
 
@@ -278,6 +304,16 @@ class LimitFile(Strict):
     def _consistent(self) -> LimitFile:
         if "default" not in self.profiles:
             raise ValueError("profiles needs a [profiles.default]")
+        if self.profiles["default"].route is not None:
+            raise ValueError("profiles.default applies to every route: it names none")
+        for name, profile in self.profiles.items():
+            if name != "default" and profile.route is None:
+                raise ValueError(
+                    f'profiles.{name} must name the route it is written for, e.g. route = "iv"'
+                )
+        for route, profile in self.routes.items():
+            if profile.route is not None:
+                raise ValueError(f"routes.{route} is a route profile: it names no other route")
         for kind, entries in (("medication", self.medications), ("condition", self.conditions)):
             seen: dict[str, str] = {}
             for entry in entries:
@@ -299,67 +335,114 @@ SECTIONS: dict[str, type[Strict]] = {
 }
 
 
+#: What a library must limit, with a hard side, for every protocol it serves (through the
+#: default profile, a route profile or the protocol's own): the session's doses, rates,
+#: concentration, pump and duration, and the plausibility of the patient and the vital signs.
+REQUIRED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("session", "total_dose_per_kg", ("upper_hard",)),
+    ("session", "total_dose", ("upper_hard",)),
+    ("session", "rate_per_kg", ("upper_hard",)),
+    ("session", "rate", ("upper_hard",)),
+    ("session", "bolus_dose_per_kg", ("upper_hard",)),
+    ("session", "final_concentration", ("upper_hard",)),
+    ("session", "pump_rate", ("upper_hard",)),
+    ("session", "infusion_duration", ("upper_hard",)),
+    ("patient", "weight", ("lower_hard", "upper_hard")),
+    ("patient", "age", ("lower_hard", "upper_hard")),
+    *(
+        (section, parameter, sides)
+        for section in ("vitals_pre", "vitals_during")
+        for parameter, sides in (
+            ("systolic", ("lower_hard", "upper_hard")),
+            ("diastolic", ("lower_hard", "upper_hard")),
+            ("heart_rate", ("lower_hard", "upper_hard")),
+            ("spo2", ("lower_hard",)),
+        )
+    ),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LimitLibrary:
     """A validated limit library and the file it came from."""
 
     content: LimitFile
     ref: LibraryRef
-    _effective: dict[str, Profile] = field(default_factory=dict, compare=False, repr=False)
-    _resolved: dict[tuple[str, str, str], Limit | None] = field(
+    _effective: dict[tuple[str, str], Profile] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _resolved: dict[tuple[str, str, str, str], Limit | None] = field(
         default_factory=dict, compare=False, repr=False
     )
     _names: dict[str, dict[str, Medication | Condition]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
-    def profile(self, protocol_id: str) -> Profile:
-        """The limits in effect for a protocol: its profile's where named, else the default's.
+    def profile(self, protocol_id: str, route: str) -> Profile:
+        """The limits in effect for a protocol given by a route.
+
+        The default profile, refined by the route's profile (``[routes.ROUTE]``), refined by
+        the protocol's own profile if it is written for this route: where a later one names a
+        parameter, its limit replaces the earlier one's whole.
 
         Args:
             protocol_id: The protocol.
+            route: The protocol's route.
 
         Returns:
-            A profile with every parameter resolved (computed once per protocol).
+            A profile with every parameter resolved (computed once per protocol and route).
         """
-        cached = self._effective.get(protocol_id)
+        key = (protocol_id, route)
+        cached = self._effective.get(key)
         if cached is not None:
             return cached
-        default = self.content.profiles["default"]
+        profile = self.content.profiles["default"]
+        layers = [self.content.routes.get(route)]  # type: ignore[call-overload]
         own = self.content.profiles.get(protocol_id)
-        profile = default
-        if own is not None and protocol_id != "default":
-            updates: dict[str, Any] = {}
-            for section in SECTIONS:
-                mine = getattr(own, section)
-                named = {
-                    key: value
-                    for key in type(mine).model_fields
-                    if (value := getattr(mine, key)) is not None
-                }
-                updates[section] = getattr(default, section).model_copy(update=named)
-            profile = default.model_copy(update=updates)
-        self._effective[protocol_id] = profile
+        if protocol_id != "default" and own is not None and own.route == route:
+            layers.append(own)
+        for layer in layers:
+            if layer is not None:
+                profile = _refined(profile, layer)
+        self._effective[key] = profile
         return profile
 
-    def limit(self, protocol_id: str, section: str, parameter: str) -> Limit | None:
+    def limit(self, protocol_id: str, section: str, parameter: str, route: str) -> Limit | None:
         """The limit in effect for one parameter of a protocol (see :meth:`profile`).
 
         Args:
             protocol_id: The protocol.
             section: ``session``, ``patient``, ``series``, ``vitals_pre`` or ``vitals_during``.
             parameter: The parameter's name in that section.
+            route: The protocol's route.
 
         Returns:
-            The limit, or None where neither profile limits the parameter.
+            The limit, or None where no profile in effect limits the parameter.
         """
-        key = (protocol_id, section, parameter)
+        key = (protocol_id, section, parameter, route)
         try:
             return self._resolved[key]  # the checker asks ~20 times a session: resolve once
         except KeyError:
-            limit: Limit | None = getattr(getattr(self.profile(protocol_id), section), parameter)
+            limit: Limit | None = getattr(
+                getattr(self.profile(protocol_id, route), section), parameter
+            )
             self._resolved[key] = limit
             return limit
+
+    def foreign_profile(self, protocol_id: str, route: str) -> str | None:
+        """The route of a profile that shares a protocol's id but not its route, or None.
+
+        Args:
+            protocol_id: The protocol.
+            route: Its route.
+
+        Returns:
+            The profile's route, when it exists and differs (so it does not apply).
+        """
+        own = self.content.profiles.get(protocol_id)
+        if protocol_id == "default" or own is None or own.route == route:
+            return None
+        return own.route
 
     def named(self, kind: Literal["medications", "conditions"]) -> dict[str, Any]:
         """The medications or conditions by every casefolded name and alias (built once).
@@ -377,20 +460,40 @@ class LimitLibrary:
             self._names[kind] = index
         return index
 
-    def check_protocols(self, protocol_ids: set[str]) -> None:
-        """Refuse a profile, medication or condition naming an unknown protocol.
-
-        A typo there would otherwise silently not apply (or turn a contraindication into
-        "listed for other protocols").
+    def missing(self, protocol_id: str, route: str) -> list[str]:
+        """What the library fails to limit for a protocol (see ``REQUIRED``).
 
         Args:
-            protocol_ids: The protocols in effect.
+            protocol_id: The protocol.
+            route: Its route.
+
+        Returns:
+            ``section.parameter.side`` for each hard side that no profile in effect gives.
+        """
+        gaps = []
+        for section, parameter, sides in REQUIRED:
+            limit = self.limit(protocol_id, section, parameter, route)
+            for side in sides:
+                if limit is None or getattr(limit.bounds, side) is None:
+                    gaps.append(f"{section}.{parameter}.{side}")
+        return gaps
+
+    def check_protocols(self, protocols: Mapping[str, str]) -> None:
+        """Refuse a library that does not fit the protocols it serves.
+
+        A profile, medication or condition naming an unknown protocol is refused (a typo
+        would otherwise silently not apply, or turn a contraindication into "listed for
+        other protocols"), and so is a library that leaves any protocol's doses, rates,
+        concentration, pump rate, duration, patient or vital signs without a hard limit.
+
+        Args:
+            protocols: The protocols in effect, id to route.
 
         Raises:
             ConfigError: Naming the library file and the field.
         """
         for name in self.content.profiles:
-            if name != "default" and name not in protocol_ids:
+            if name != "default" and name not in protocols:
                 raise ConfigError(
                     f'profile "{name}" names no protocol in the protocol library',
                     path=self.ref.path,
@@ -403,12 +506,39 @@ class LimitLibrary:
         for section, entries in listed:
             for index, entry in enumerate(entries):
                 for protocol_id in entry.protocols:
-                    if protocol_id not in protocol_ids:
+                    if protocol_id not in protocols:
                         raise ConfigError(
                             f'"{protocol_id}" names no protocol in the protocol library',
                             path=self.ref.path,
                             location=f"{section}[{index}]({entry.name}).protocols",
                         )
+        for protocol_id, route in sorted(protocols.items()):
+            gaps = self.missing(protocol_id, route)
+            if gaps:
+                raise ConfigError(
+                    f"limits nothing for {protocol_id} ({route}) on {len(gaps)} side(s): "
+                    f"{', '.join(gaps)}; give them in [profiles.default], [routes.{route}] "
+                    f"or the protocol's profile",
+                    path=self.ref.path,
+                    location=f"profiles.{protocol_id}"
+                    if protocol_id in self.content.profiles
+                    else "profiles.default",
+                )
+
+
+def _refined(base: Profile, layer: Profile) -> Profile:
+    """``base`` with every parameter ``layer`` names replaced by ``layer``'s."""
+    updates: dict[str, Any] = {}
+    for section in SECTIONS:
+        mine = getattr(layer, section)
+        named = {
+            key: value
+            for key in type(mine).model_fields
+            if (value := getattr(mine, key)) is not None
+        }
+        if named:
+            updates[section] = getattr(base, section).model_copy(update=named)
+    return base.model_copy(update=updates)
 
 
 def load_file(data: bytes, path: str) -> LimitLibrary:
@@ -456,11 +586,17 @@ def load_library(path: Path | None = None) -> LimitLibrary:
 _LABELS = {
     "total_dose_per_kg": "total dose",
     "total_dose": "total dose",
+    "total_dose_per_kg_actual": "total dose per kg of actual weight",
     "bolus_dose_per_kg": "bolus dose",
     "bolus_dose": "bolus dose",
+    "bolus_count": "number of boluses",
+    "bolus_rate_per_kg": "bolus rate",
+    "bolus_duration": "bolus push time",
     "rate_per_kg": "rate",
     "rate": "rate",
+    "rate_per_kg_actual": "rate per kg of actual weight",
     "infusion_duration": "infusion duration",
+    "total_duration": "session duration",
     "final_concentration": "final concentration",
     "pump_rate": "pump rate",
     "predicted_peak": "predicted plasma peak",
@@ -524,27 +660,51 @@ def _evidence(evidence: str, approved: bool) -> str:
 class _Checker:
     """Collects the findings of one check."""
 
-    def __init__(self, library: LimitLibrary, protocol_id: str) -> None:
+    def __init__(self, library: LimitLibrary, protocol_id: str, route: str) -> None:
         self.library = library
         self.protocol_id = protocol_id
+        self.route = route
         self.findings: list[Finding] = []
 
-    def value(self, section: str, parameter: str, value: float | None, what: str = "") -> None:
-        """Check one value against the parameter's limit in effect."""
-        if value is None:
-            return
-        limit = self.library.limit(self.protocol_id, section, parameter)
+    def value(
+        self,
+        section: str,
+        parameter: str,
+        value: float | None,
+        what: str = "",
+        *,
+        delivered: float | None = None,
+        how: str = "",
+    ) -> None:
+        """Check a value, as prescribed and as delivered, against the parameter's limit.
+
+        Args:
+            section: The limit's section.
+            parameter: The limited parameter.
+            value: The value as prescribed (computed), or None when it does not apply.
+            what: What the value is of, for the message (a phase's label).
+            delivered: The value as delivered after rounding, where it differs.
+            how: How it is delivered, for the message ("at the rounded 16 mL/h").
+        """
+        limit = self.library.limit(self.protocol_id, section, parameter, self.route)
         if limit is None:
             return
         bounds = limit.bounds
-        crossed = classify(value, bounds)
-        if crossed is None:
+        found = None if value is None else classify(value, bounds)
+        late = None if delivered is None else classify(delivered, bounds)
+        # The worse of the two decides; a tie goes to the value as prescribed.
+        shown_value = value
+        if late is not None and (found is None or _RANK[late[0]] > _RANK[found[0]]):
+            found, shown_value = late, delivered
+        if found is None or shown_value is None:
             return
-        severity, side = crossed
+        severity, side = found
         limit_value = getattr(bounds, side)
         verb, noun = _SIDE_WORDS[side]
         label = _LABELS[parameter] + (f" ({what})" if what else "")
-        shown, shown_limit = _pair(value, limit_value, bounds.unit)
+        if shown_value is delivered and how:
+            label += f" delivered {how}"
+        shown, shown_limit = _pair(shown_value, limit_value, bounds.unit)
         message = (
             f"{label} {shown} {verb} the {noun} {shown_limit} for {self.protocol_id} "
             f"({_evidence(limit.evidence, self.library.ref.approved)})"
@@ -556,7 +716,7 @@ class _Checker:
                 code=f"{parameter.replace('_', '-')}-{direction}",
                 message=message,
                 parameter=f"{section}.{parameter}",
-                value=value,
+                value=shown_value,
                 limit=limit_value,
                 side=side,
                 unit=bounds.unit or None,
@@ -569,24 +729,28 @@ class _Checker:
         self.findings.append(Finding(severity=severity, code=code, message=message, source=source))
 
 
-def check_dose(session: SessionDose, library: LimitLibrary) -> list[Finding]:
+_RANK = {Severity.INFO: 0, Severity.SOFT: 1, Severity.HARD: 2}
+
+
+def check_dose(session: DosedSession, library: LimitLibrary) -> list[Finding]:
     """Check what depends on the session alone: its doses, rates, pump and the patient.
 
     Args:
-        session: The session as computed by :func:`ketadose.dosing.session_dose`.
+        session: The session as computed by :mod:`ketadose.dosing`, prepared or not (before
+            preparation only the prescribed values are checked).
         library: The limit library.
 
     Returns:
         The session and patient findings, in that order.
     """
-    checker = _Checker(library, session.protocol.id)
+    checker = _Checker(library, session.protocol.id, session.protocol.route)
     _check_session(checker, session)
     _check_patient(checker, session)
     return checker.findings
 
 
 def check(
-    session: SessionDose,
+    session: DosedSession,
     library: LimitLibrary,
     context: CheckContext | None = None,
     *,
@@ -595,7 +759,7 @@ def check(
     """Check a computed session against the limit library.
 
     Args:
-        session: The session as computed by :func:`ketadose.dosing.session_dose`.
+        session: The session as computed by :mod:`ketadose.dosing`.
         library: The limit library.
         context: Vitals, medications, conditions, previous sessions and the session time.
         dose_findings: :func:`check_dose` of this same session and library, when the caller
@@ -606,44 +770,137 @@ def check(
         conditions.
     """
     context = context or CheckContext()
-    checker = _Checker(library, session.protocol.id)
+    checker = _Checker(library, session.protocol.id, session.protocol.route)
     checker.findings = list(
         check_dose(session, library) if dose_findings is None else dose_findings
     )
     _check_series(checker, session, context)
     if context.vitals is not None:
         _check_vitals(checker, context.vitals, context.during)
+    if context.peak is not None:
+        _check_vitals(checker, context.peak, True)
     _check_medications(checker, library, session.protocol.id, context)
     _check_conditions(checker, library, session.protocol.id, context.conditions)
     return checker.findings
 
 
-def _check_session(checker: _Checker, session: SessionDose) -> None:
-    checker.value("session", "total_dose_per_kg", session.total_dose_mg_per_kg)
-    checker.value("session", "total_dose", session.total_dose_mg)
+def _check_session(checker: _Checker, session: DosedSession) -> None:
+    """Every phase of every kind, on the values as prescribed and as delivered."""
+    kg = None if session.dosing_weight is None else session.dosing_weight.kg
+    actual = session.patient.weight_kg
+    infused = session.protocol.route == "iv"
+
+    def per(mg: float | None, weight: float | None) -> float | None:
+        return None if mg is None or weight is None else mg / weight
+
+    delivered = session.delivered_total_mg
+    checker.value(
+        "session",
+        "total_dose_per_kg",
+        session.total_dose_mg_per_kg,
+        delivered=per(delivered, kg),
+        how="from the rounded draw",
+    )
+    checker.value(
+        "session",
+        "total_dose",
+        session.total_dose_mg,
+        delivered=delivered,
+        how="from the rounded draw",
+    )
+    checker.value(
+        "session",
+        "total_dose_per_kg_actual",
+        per(session.total_dose_mg, actual),
+        delivered=per(delivered, actual),
+        how="from the rounded draw",
+    )
+    checker.value("session", "total_duration", session.total_duration_min)
+    boluses = [phase for phase in session.phases if phase.kind == "bolus"]
     for phase in session.phases:
+        how = ""
+        if phase.pump_rate_ml_per_h_rounded is not None:
+            how = f"at the rounded {format_number(phase.pump_rate_ml_per_h_rounded)} mL/h"
+        rate, given = phase.rate_mg_per_h, phase.delivered_rate_mg_per_h
         if phase.kind == "bolus":
-            checker.value("session", "bolus_dose_per_kg", phase.dose_mg_per_kg, phase.label)
-            checker.value("session", "bolus_dose", phase.dose_mg, phase.label)
-        elif phase.kind in ("timed", "rate"):
-            checker.value("session", "rate_per_kg", phase.rate_mg_per_kg_per_h, phase.label)
-            checker.value("session", "rate", phase.rate_mg_per_h, phase.label)
+            checker.value(
+                "session",
+                "bolus_dose_per_kg",
+                phase.dose_mg_per_kg,
+                phase.label,
+                delivered=per(phase.delivered_dose_mg, kg),
+                how=how,
+            )
+            checker.value(
+                "session",
+                "bolus_dose",
+                phase.dose_mg,
+                phase.label,
+                delivered=phase.delivered_dose_mg,
+                how=how,
+            )
+            if infused and phase.duration_min is not None:
+                checker.value(
+                    "session",
+                    "bolus_rate_per_kg",
+                    per(rate, kg),
+                    phase.label,
+                    delivered=per(given, kg),
+                    how=how,
+                )
+                checker.value("session", "bolus_duration", phase.duration_min, phase.label)
+        elif infused and phase.duration_min is not None:
+            # Timed, rate and fixed phases alike: an IV dose over a duration is an infusion.
+            checker.value(
+                "session",
+                "rate_per_kg",
+                per(rate, kg),
+                phase.label,
+                delivered=per(given, kg),
+                how=how,
+            )
+            checker.value("session", "rate", rate, phase.label, delivered=given, how=how)
+            checker.value(
+                "session",
+                "rate_per_kg_actual",
+                per(rate, actual),
+                phase.label,
+                delivered=per(given, actual),
+                how=how,
+            )
             checker.value("session", "infusion_duration", phase.duration_min, phase.label)
         # The pump is programmed with the rounded rate: that is the one checked.
         programmed = phase.pump_rate_ml_per_h_rounded or phase.pump_rate_ml_per_h
         checker.value("session", "pump_rate", programmed, phase.label)
+    if len(boluses) > 1:
+        # Several boluses are one dose given fast: their sum meets the bolus limits too.
+        total = sum(phase.dose_mg for phase in boluses)
+        given_total = sum(phase.delivered_dose_mg or phase.dose_mg for phase in boluses)
+        label = f"{len(boluses)} boluses together"
+        checker.value(
+            "session", "bolus_dose_per_kg", per(total, kg), label, delivered=per(given_total, kg)
+        )
+        checker.value("session", "bolus_dose", total, label, delivered=given_total)
+    if boluses:
+        checker.value("session", "bolus_count", float(len(boluses)))
     if session.preparation is not None:
-        checker.value("session", "final_concentration", session.preparation.final_mg_per_ml)
+        checker.value(
+            "session",
+            "final_concentration",
+            session.preparation.final_mg_per_ml,
+            delivered=session.preparation.delivered_mg_per_ml,
+            how="from the rounded draw",
+        )
 
 
-def _check_patient(checker: _Checker, session: SessionDose) -> None:
+def _check_patient(checker: _Checker, session: DosedSession) -> None:
     patient = session.patient
     checker.value("patient", "weight", patient.weight_kg)
     checker.value("patient", "age", patient.age_years)
     checker.value("patient", "bmi", patient.bmi)
 
 
-def _check_series(checker: _Checker, session: SessionDose, context: CheckContext) -> None:
+def _check_series(checker: _Checker, session: DosedSession, context: CheckContext) -> None:
     if not context.history:
         # Without previous sessions, a 24-h or 7-day total is this session's own dose.
         _accumulated(checker, session, [], None)
@@ -663,12 +920,17 @@ def _check_series(checker: _Checker, session: SessionDose, context: CheckContext
     previous_per_kg = last.dose_mg_per_kg
     if previous_per_kg is None and last.dose_mg is not None and kg is not None:
         previous_per_kg = last.dose_mg / kg
-    if previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
-        checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
+    if previous_per_kg is not None and kg is not None:
+        checker.value("series", "escalation_step", _given_mg(session) / kg - previous_per_kg)
+
+
+def _given_mg(session: DosedSession) -> float:
+    """A session's dose for the series limits: the larger of prescribed and delivered."""
+    return max(session.total_dose_mg, session.delivered_total_mg or 0.0)
 
 
 def _accumulated(
-    checker: _Checker, session: SessionDose, past: list[PreviousSession], at: datetime | None
+    checker: _Checker, session: DosedSession, past: list[PreviousSession], at: datetime | None
 ) -> None:
     """Accumulated dose in 24 h and 7 days, in mg or mg/kg as each limit is written."""
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
@@ -676,14 +938,14 @@ def _accumulated(
         ("dose_per_24h", timedelta(hours=24)),
         ("dose_per_7d", timedelta(days=7)),
     ):
-        limit = checker.library.limit(checker.protocol_id, "series", parameter)
+        limit = checker.library.limit(checker.protocol_id, "series", parameter, checker.route)
         if limit is None:
             continue
         per_kg = limit.bounds.kind is Kind.DOSE_PER_KG
         if per_kg and kg is None:
             continue
-        total = session.total_dose_mg_per_kg if per_kg else session.total_dose_mg
-        assert total is not None  # per-kg totals exist whenever a weight does
+        mg_given = _given_mg(session)
+        total = mg_given / kg if per_kg and kg is not None else mg_given
         unknown = 0
         for previous in past:
             if at is None or at - previous.at >= window:
@@ -706,38 +968,40 @@ def _accumulated(
 
 
 def check_predicted_peak(
-    library: LimitLibrary, protocol_id: str, peak_ng_per_ml: float
+    library: LimitLibrary, protocol_id: str, route: str, peak_ng_per_ml: float
 ) -> list[Finding]:
     """Check a predicted plasma peak against ``session.predicted_peak``, if the library has one.
 
     Args:
         library: The limit library.
         protocol_id: Whose limits apply.
+        route: The protocol's route.
         peak_ng_per_ml: The predicted peak.
 
     Returns:
         The findings.
     """
-    checker = _Checker(library, protocol_id)
+    checker = _Checker(library, protocol_id, route)
     checker.value("session", "predicted_peak", peak_ng_per_ml)
     return checker.findings
 
 
 def check_vitals(
-    library: LimitLibrary, protocol_id: str, vitals: Vitals, *, during: bool
+    library: LimitLibrary, protocol_id: str, route: str, vitals: Vitals, *, during: bool
 ) -> list[Finding]:
     """Check vital signs alone (e.g. a recorded session's peak readings).
 
     Args:
         library: The limit library.
         protocol_id: Whose limits apply.
+        route: The protocol's route.
         vitals: The readings.
         during: Against the during-session limits (pause/stop) rather than pre-session ones.
 
     Returns:
         The vital-sign findings.
     """
-    checker = _Checker(library, protocol_id)
+    checker = _Checker(library, protocol_id, route)
     _check_vitals(checker, vitals, during)
     return checker.findings
 

@@ -6,12 +6,13 @@ Values are plain floats in fixed units, with the unit in the field name (``dose_
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 #: Bumped only when a key changes meaning; keys are added, never renamed.
 SCHEMA_VERSION = 1
@@ -159,6 +160,12 @@ class DosingWeight(_Frozen):
     note: str | None = None
 
 
+#: The increments a pump is programmed in (mL/h): infusion pumps take 0.01, 0.1 or 1 mL/h.
+PUMP_STEPS_ML_PER_H = (0.01, 0.1, 1.0)
+#: The graduations a syringe is read to (mL): 0.01 (1 mL), 0.02, 0.05 and 0.1 (3-10 mL).
+DRAW_STEPS_ML = (0.01, 0.02, 0.05, 0.1)
+
+
 class Rounding(_Frozen):
     """Display increments; exact values are always kept beside the rounded ones.
 
@@ -171,11 +178,21 @@ class Rounding(_Frozen):
     pump_rate_ml_per_h: Real = Field(default=0.1, gt=0)
     draw_ml: Real = Field(default=0.01, gt=0)
 
+    @model_validator(mode="after")
+    def _sensible(self) -> Rounding:
+        if self.pump_rate_ml_per_h not in PUMP_STEPS_ML_PER_H:
+            raise ValueError(f"pump step {self.pump_rate_ml_per_h} mL/h is not a pump increment")
+        if self.draw_ml not in DRAW_STEPS_ML:
+            raise ValueError(f"draw step {self.draw_ml} mL is not a syringe graduation")
+        return self
+
 
 class PhaseDose(_Frozen):
     """One phase of a session as computed for a patient.
 
-    Values that do not apply are None (e.g. the pump rate of an intranasal dose).
+    Values that do not apply are None (e.g. the pump rate of an intranasal dose). The
+    ``delivered_*`` values are what the patient receives once the pump runs at the rounded
+    rate from a bag holding the rounded draw: those are the values the gate checks.
     """
 
     kind: Literal["bolus", "timed", "rate", "fixed"]
@@ -189,6 +206,8 @@ class PhaseDose(_Frozen):
     pump_rate_ml_per_h_rounded: Real | None = None
     volume_ml: Real | None = None
     drops_per_min: Real | None = None
+    delivered_dose_mg: Real | None = None
+    delivered_rate_mg_per_h: Real | None = None
 
 
 class Preparation(_Frozen):
@@ -203,6 +222,8 @@ class Preparation(_Frozen):
         diluent_ml: Diluent to add (``final_volume_ml - draw_ml``); 0 when undiluted.
         diluent: What the drug is made up with, when it is diluted.
         drop_factor_drops_per_ml: Gravity set drop factor, when given.
+        delivered_mg: What the bag or syringe holds: the rounded draw times the vial strength.
+        delivered_mg_per_ml: The concentration made from the rounded draw.
 
     """
 
@@ -214,6 +235,8 @@ class Preparation(_Frozen):
     diluent_ml: Real
     diluent: str | None = None
     drop_factor_drops_per_ml: Real | None = None
+    delivered_mg: Real
+    delivered_mg_per_ml: Real
 
 
 class LibraryRef(_Frozen):
@@ -281,8 +304,12 @@ class CheckContext:
     Attributes:
         at: When the session takes place (needed for series limits and medication holds).
         vitals: Vital signs.
-        during: Check the vitals against the during-session limits (pause/stop) instead of
-            the pre-session ones (hold).
+        during: The vitals are a reading during the session: checked against the
+            during-session limits, and the answer is continue / pause / stop, never a start
+            programme. Otherwise they are checked against the pre-session limits (go /
+            caution / do not start).
+        peak: Readings during a session already given (a recorded session), checked against
+            the during-session limits beside the pre-session ``vitals``.
         medications: Medications taken.
         conditions: Conditions the patient has.
         history: Previous sessions, any order.
@@ -291,6 +318,7 @@ class CheckContext:
     at: datetime | None = None
     vitals: Vitals | None = None
     during: bool = False
+    peak: Vitals | None = None
     medications: tuple[MedicationUse, ...] = ()
     conditions: tuple[str, ...] = ()
     history: tuple[PreviousSession, ...] = field(default=())
@@ -298,22 +326,81 @@ class CheckContext:
 
 Status = Literal["ok", "soft", "hard"]
 
+#: Set only by ``ketadose.gate`` while it builds a checked result: the one way to make one.
+_GATE_OPEN: ContextVar[bool] = ContextVar("ketadose_gate_open", default=False)
 
-class SessionDose(_Frozen):
-    """One session's dose programme for one patient, with its pump programme and findings.
 
-    This is the ``dose --json`` and ``check --json`` document (plus ``schema_version``).
-    ``dosing.session_dose`` fills in the dose; ``assess.assess`` adds the limit check:
-    ``library`` (the limit library), ``status``, ``ready`` and the limit findings.
+class Sealed(_Frozen):
+    """A result that only the safety gate (``ketadose.gate``) can make.
+
+    Renderers accept only sealed types, so a session that did not pass the gate cannot be
+    shown: mypy rejects passing a :class:`DosedSession` where a :class:`SessionDose` is
+    wanted, and building a sealed model outside the gate raises at run time.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _made_by_the_gate(cls, data: Any) -> Any:
+        if not _GATE_OPEN.get():
+            raise ValueError(f"a {cls.__name__} is made only by ketadose.gate")
+        return data
+
+
+class DosedSession(_Frozen):
+    """One session's dose programme as computed, before the gate has checked it.
+
+    Attributes:
+        delivered_total_mg: What the patient can receive: the rounded draw times the vial
+            strength (vial routes), else the computed total.
+        delivered_total_mg_per_kg: The same per kg of the dosing weight.
+    """
+
+    protocol: ProtocolRef
+    patient: Patient
+    dosing_weight: DosingWeight | None
+    phases: tuple[PhaseDose, ...]
+    total_dose_mg: Real
+    total_dose_mg_per_kg: Real | None
+    total_duration_min: Real | None
+    delivered_total_mg: Real | None = None
+    delivered_total_mg_per_kg: Real | None = None
+    preparation: Preparation | None
+    rounding: Rounding
+    findings: tuple[Finding, ...]
+    protocol_library: LibraryRef
+
+
+DuringAction = Literal["continue", "pause", "stop"]
+
+
+class During(_Frozen):
+    """The answer to a reading taken during a session: never a start programme.
+
+    Attributes:
+        action: ``continue``, ``pause`` (a soft during-session limit crossed) or ``stop`` (a
+            hard one).
+        reasons: The readings that decided it, one line each.
+    """
+
+    action: DuringAction
+    reasons: tuple[str, ...]
+
+
+class SessionDose(Sealed):
+    """One session, checked by the gate: the ``dose --json`` and ``check --json`` document.
+
+    The fields of :class:`DosedSession` (in the order scripts have always read them) and what
+    the gate decided.
 
     Attributes:
         at: When the session takes place, as used for the series and hold checks.
         context: What else was checked: vitals, medications, conditions, previous sessions.
         status: The most severe finding: ``ok``, ``soft`` (overridden or not) or ``hard``.
-        ready: True only when nothing stops the session (exit 0): no hard finding and every
-            soft finding overridden with a reason. On a hard finding the pump programme and
-            preparation are withheld (null).
+        ready: True only when the session may start (exit 0): no hard finding, every soft
+            finding overridden with a reason, and not a during-session reading. On a hard
+            finding the pump programme and preparation are withheld (null).
         override_reason: The reason given for overriding soft findings, if any.
+        during: For a reading taken during a session: continue, pause or stop.
         library: The limit library the session was checked against.
         protocol_library: The library the protocol came from.
     """
@@ -325,13 +412,16 @@ class SessionDose(_Frozen):
     total_dose_mg: Real
     total_dose_mg_per_kg: Real | None
     total_duration_min: Real | None
+    delivered_total_mg: Real | None
+    delivered_total_mg_per_kg: Real | None
     preparation: Preparation | None
     rounding: Rounding
     at: datetime | None = None
     context: CheckContext | None = None
-    status: Status = "ok"
-    ready: bool = False
+    status: Status
+    ready: bool
     override_reason: str | None = None
+    during: During | None = None
     findings: tuple[Finding, ...]
-    library: LibraryRef | None = None
+    library: LibraryRef
     protocol_library: LibraryRef

@@ -21,14 +21,15 @@ import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from ketadose.assess import verdict, withheld
-from ketadose.dosing import DoseRequest, at_step, session_dose
+from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
-from ketadose.limits import LimitLibrary, check_dose, clean_reason, status
+from ketadose.gate import Prepared, decide, prepare_session, seal
+from ketadose.limits import LimitLibrary, clean_reason, status
 from ketadose.models import (
     CheckContext,
+    DosedSession,
     DosingWeight,
     Finding,
     LibraryRef,
@@ -38,7 +39,7 @@ from ketadose.models import (
     PreviousSession,
     ProtocolRef,
     Real,
-    SessionDose,
+    Sealed,
     Status,
     significant,
 )
@@ -105,8 +106,8 @@ class Timeline(_Out):
     observation_min: Real
 
 
-class PlannedSession(_Out):
-    """One session of the plan, checked.
+class PlannedSession(Sealed):
+    """One session of the plan, checked by the gate (only it can make one).
 
     Its numbers are plain floats, not ``Real``: the three totals are copied from the session's
     ``SessionDose`` (cleaned there) and the running total is cleaned by :func:`plan`, which
@@ -128,6 +129,32 @@ class PlannedSession(_Out):
     accumulated_dose_mg: float
     predicted_peak_ng_per_ml: float | None
     timeline: Timeline
+
+
+class CheckedStep(Sealed):
+    """A response-dependent escalation step, checked at the patient's weight by the gate.
+
+    The plan does not take the step (``next`` decides at the time), but it shows it, so it
+    is checked like a session: as prescribed and as delivered, and against the step from the
+    level before it. A step past a hard limit is shown refused (no pump programme) and the
+    plan exits 4.
+
+    Attributes:
+        from_session: The first session it may apply to.
+        text: The step in words, with its condition.
+        total_dose_mg: Its session dose.
+        dose_mg_per_kg: The same per kg of dosing weight.
+    """
+
+    from_session: int
+    text: str
+    phases: tuple[PhaseDose, ...]
+    total_dose_mg: float
+    dose_mg_per_kg: float | None
+    preparation: Preparation | None
+    status: Status
+    ready: bool
+    findings: tuple[Finding, ...]
 
 
 class Cost(_Out):
@@ -159,10 +186,21 @@ class SeriesPlan(_Out):
     ready: bool
     override_reason: str | None
     escalation: tuple[str, ...]
+    escalation_checks: tuple[CheckedStep, ...]
     evaluation: str
     pk_model: str | None
     library: LibraryRef
     protocol_library: LibraryRef
+
+    @model_validator(mode="after")
+    def _status_is_its_sessions(self) -> SeriesPlan:
+        # The plan's verdict can only be what its sealed sessions and steps say.
+        steps_hard = any(step.status == "hard" for step in self.escalation_checks)
+        expected = "hard" if steps_hard else status([f for s in self.sessions for f in s.findings])
+        ready = all(s.ready for s in self.sessions) and not steps_hard
+        if self.status != expected or self.ready != ready:
+            raise ValueError("a plan's status and readiness are those of its sessions and steps")
+        return self
 
 
 class Plan(SeriesPlan):
@@ -219,45 +257,43 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     starts = _dates(request.start, request.session_time, request.closed, count, per_week, gap, days)
 
     steps = sorted(protocol.escalation, key=lambda s: s.from_session)
+    _refuse_shadowed_overrides(entry, request.dose, steps, count)
     conditions = [_condition(steps, number) for number in range(1, count + 1)]
     scheduled = [_scheduled(steps, number) for number in range(1, count + 1)]
     sessions: list[PlannedSession] = []
     history: list[PreviousSession] = []
     accumulated = 0.0
     observation = 0.0 if protocol.observation is None else protocol.observation.minimum.value
-    # Sessions at the same step share one computed dose; each is checked in its own context.
-    doses: dict[int, tuple[SessionDose, list[Finding]]] = {}
+    # Sessions at the same step share one prepared dose; each is checked in its own context.
+    doses: dict[int, Prepared] = {}
     for step in dict.fromkeys(scheduled):
-        dose = session_dose(entry, at_step(request.dose, None if step < 0 else steps[step]))
-        doses[step] = dose, check_dose(dose, limits)
-    predicted = _predicted_peaks(entry, request, starts, [doses[step][0] for step in scheduled])
+        request_at = at_step(request.dose, None if step < 0 else steps[step])
+        doses[step] = prepare_session(entry, request_at, limits)
+    predicted = _predicted_peaks(
+        entry, request, starts, [doses[step].session for step in scheduled]
+    )
     for number, start in enumerate(starts, 1):
-        step = scheduled[number - 1]
-        dose, dose_findings = doses[step]
+        prepared = doses[scheduled[number - 1]]
+        dose = prepared.session
         context = CheckContext(at=start, history=tuple(history))
-        decided = verdict(
-            dose,
+        decided = decide(
+            prepared,
             limits,
             context,
             request.override_reason,
-            dose_findings=dose_findings,
             predicted_peak=None if predicted is None else predicted[number - 1],
         )
-        hard = decided.status == "hard"
         accumulated = significant(accumulated + dose.total_dose_mg)
         sessions.append(
-            PlannedSession(
+            seal(
+                PlannedSession,
+                decided,
                 number=number,
                 date=start.date(),
                 start=start,
-                phases=withheld(dose.phases) if hard else dose.phases,
                 total_dose_mg=dose.total_dose_mg,
                 dose_mg_per_kg=dose.total_dose_mg_per_kg,
                 total_duration_min=dose.total_duration_min,
-                preparation=None if hard else dose.preparation,
-                status=decided.status,
-                ready=decided.ready,
-                findings=decided.findings,
                 condition=conditions[number - 1],
                 accumulated_dose_mg=accumulated,
                 predicted_peak_ng_per_ml=None if predicted is None else predicted[number - 1],
@@ -272,13 +308,16 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         )
         history.append(
             PreviousSession(
-                at=start, dose_mg=dose.total_dose_mg, dose_mg_per_kg=dose.total_dose_mg_per_kg
+                at=start,
+                dose_mg=max(dose.total_dose_mg, dose.delivered_total_mg or 0.0),
+                dose_mg_per_kg=dose.total_dose_mg_per_kg,
             )
         )
 
-    first = doses[scheduled[0]][0]
+    checked_steps = _check_steps(entry, request, limits, steps, starts, doses, scheduled)
+    first = doses[scheduled[0]].session
     findings = [f for s in sessions for f in s.findings]
-    outcome = status(findings)
+    steps_hard = any(step.status == "hard" for step in checked_steps)
     return Plan(
         protocol=first.protocol,
         patient_id=request.patient_id,
@@ -288,10 +327,11 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         sessions=tuple(sessions),
         accumulated_dose_mg=accumulated,
         cost=_cost(request, count),
-        status=outcome,
-        ready=all(s.ready for s in sessions),
+        status="hard" if steps_hard else status(findings),
+        ready=all(s.ready for s in sessions) and not steps_hard,
         override_reason=clean_reason(request.override_reason),
         escalation=tuple(_step_text(step) for step in steps),
+        escalation_checks=checked_steps,
         evaluation=_evaluation(entry, count),
         pk_model=None if predicted is None else DEFAULT_MODEL,
         maintenance=protocol.maintenance,
@@ -302,6 +342,81 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         library=limits.ref,
         protocol_library=entry.library,
     )
+
+
+def _refuse_shadowed_overrides(
+    entry: ProtocolEntry, request: DoseRequest, steps: list[EscalationStep], count: int
+) -> None:
+    """Refuse a --dose, --rate or --duration that a scheduled titration would replace.
+
+    An override is meant for the whole series; a scheduled step that sets the same thing
+    would silently limit it to the sessions before the step.
+    """
+    given = {
+        "--dose": request.dose is not None,
+        "--rate": request.rate is not None,
+        "--duration": request.duration_min is not None,
+    }
+    for step in steps:
+        if not step.scheduled or step.from_session > count:
+            continue
+        sets = {"--dose": step.dose, "--rate": step.rate, "--duration": step.duration}
+        for option, value in sets.items():
+            if given[option] and value is not None:
+                raise InputError(
+                    f"{option} would apply to sessions before {step.from_session} only: "
+                    f"{entry.protocol.id} titrates it ({_step_text(step)}); plan without "
+                    f"{option}, or fewer --sessions"
+                )
+
+
+def _check_steps(
+    entry: ProtocolEntry,
+    request: PlanRequest,
+    limits: LimitLibrary,
+    steps: list[EscalationStep],
+    starts: tuple[datetime, ...],
+    doses: dict[int, Prepared],
+    scheduled: list[int],
+) -> tuple[CheckedStep, ...]:
+    """Every response-dependent step the plan shows, through the gate.
+
+    Each is checked at the patient's weight, as prescribed and delivered, and at the session
+    it may first apply to, after one session at the level before it (so the library's
+    escalation step and interval are checked against that level).
+    """
+    checked = []
+    previous: DosedSession | None = None  # the level before the next step
+    for step in steps:
+        prepared = prepare_session(entry, at_step(request.dose, step), limits)
+        number = step.from_session
+        if not step.scheduled:
+            context = None
+            if number <= len(starts):  # from_session >= 2, so a session precedes it
+                before = previous or doses[scheduled[number - 2]].session
+                context = CheckContext(
+                    at=starts[number - 1],
+                    history=(
+                        PreviousSession(
+                            at=starts[number - 2],
+                            dose_mg=before.total_dose_mg,
+                            dose_mg_per_kg=before.total_dose_mg_per_kg,
+                        ),
+                    ),
+                )
+            decided = decide(prepared, limits, context, request.override_reason)
+            checked.append(
+                seal(
+                    CheckedStep,
+                    decided,
+                    from_session=number,
+                    text=_step_text(step),
+                    total_dose_mg=prepared.session.total_dose_mg,
+                    dose_mg_per_kg=prepared.session.total_dose_mg_per_kg,
+                )
+            )
+        previous = prepared.session
+    return tuple(checked)
 
 
 def weekly_cap(entry: ProtocolEntry, limits: LimitLibrary) -> int:
@@ -315,7 +430,7 @@ def weekly_cap(entry: ProtocolEntry, limits: LimitLibrary) -> int:
         The cap.
     """
     cap = entry.protocol.series.per_week[1]
-    limit = limits.limit(entry.protocol.id, "series", "sessions_per_7d")
+    limit = limits.limit(entry.protocol.id, "series", "sessions_per_7d", entry.protocol.route)
     if limit is not None:
         bound = limit.bounds.upper_soft or limit.bounds.upper_hard
         if bound is not None:
@@ -351,7 +466,7 @@ def minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
     minutes = [0.0]
     if entry.protocol.series.min_interval is not None:
         minutes.append(entry.protocol.series.min_interval.value)
-    limit = limits.limit(entry.protocol.id, "series", "interval")
+    limit = limits.limit(entry.protocol.id, "series", "interval", entry.protocol.route)
     if limit is not None:
         floor = limit.bounds.lower_soft or limit.bounds.lower_hard
         if floor is not None:
@@ -398,7 +513,7 @@ def _predicted_peaks(
     entry: ProtocolEntry,
     request: PlanRequest,
     starts: tuple[datetime, ...],
-    sessions: list[SessionDose],
+    sessions: list[DosedSession],
 ) -> list[float] | None:
     """Each session's predicted plasma peak (ng/mL, default PK model), carry-over included.
 

@@ -8,8 +8,19 @@ final volume. Rounded values sit beside exact ones; nothing is rounded inside a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ketadose.errors import InputError
-from ketadose.models import Finding, PhaseDose, Preparation, Rounding, Severity, revised
+from ketadose.models import (
+    DRAW_STEPS_ML,
+    PUMP_STEPS_ML_PER_H,
+    Finding,
+    PhaseDose,
+    Preparation,
+    Rounding,
+    Severity,
+    revised,
+)
 from ketadose.units import format_number, round_to, show
 
 #: Ketalar vial strengths (Ketalar PI; Handbook on Injectable Drugs) [HIGH].
@@ -30,14 +41,75 @@ DEFAULT_VIAL_MG_PER_ML = 10.0
 DEFAULT_DILUENT = "0.9% sodium chloride"
 
 
-#: Coarsest display steps: a pump is programmed to 0.1 mL/h (1 mL/h at most); a syringe is
-#: read to 0.01-0.1 mL. A coarser step would change the programmed rate or draw materially.
-MAX_PUMP_STEP_ML_PER_H = 1.0
-MAX_DRAW_STEP_ML = 0.1
+@dataclass(frozen=True, slots=True)
+class Sides:
+    """Limits a rounded value must not be pushed across, each with how a message names it.
+
+    Rounding goes to the nearest step, unless that step crosses one of these limits that the
+    exact value is within: then it goes the other way (down when a maximum is near, up when a
+    minimum is), and says so. A value already past a limit is rounded to the nearest step;
+    the gate refuses it anyway.
+
+    Attributes:
+        upper: Maxima, as (value, "the 25 mg/h hard maximum").
+        lower: Minima, likewise.
+    """
+
+    upper: tuple[tuple[float, str], ...] = ()
+    lower: tuple[tuple[float, str], ...] = ()
+
+    def scaled(self, factor: float) -> Sides:
+        """The same limits in another unit (e.g. mg/h to mL/h: ``1 / concentration``)."""
+        return Sides(
+            tuple((value * factor, name) for value, name in self.upper),
+            tuple((value * factor, name) for value, name in self.lower),
+        )
+
+    def __add__(self, other: Sides) -> Sides:
+        return Sides(self.upper + other.upper, self.lower + other.lower)
+
+
+NO_SIDES = Sides()
+
+
+def _crossed(exact: float, rounded: float, sides: Sides) -> str | None:
+    """The limit that rounding ``exact`` to ``rounded`` pushes it across, or None."""
+    slack = 1e-9 * max(abs(exact), 1.0)
+    if rounded > exact:
+        for limit, name in sides.upper:
+            if exact <= limit + slack and rounded > limit + slack:
+                return name
+    elif rounded < exact:
+        for limit, name in sides.lower:
+            if exact >= limit - slack and rounded < limit - slack:
+                return name
+    return None
+
+
+def round_safe(exact: float, step: float, sides: Sides) -> tuple[float, str | None]:
+    """Round to a step toward the safe side of the nearest limit.
+
+    Args:
+        exact: The exact value.
+        step: The increment (one of the sensible steps).
+        sides: The limits in the value's unit.
+
+    Returns:
+        The rounded value, and the limit that decided the direction when it is not the
+        nearest step (None when it is).
+    """
+    nearest = round_to(exact, step)
+    crossed = _crossed(exact, nearest, sides)
+    if crossed is None:
+        return nearest, None
+    other = round_to(nearest - step if nearest > exact else nearest + step, step)
+    if other <= 0 or _crossed(exact, other, sides) is not None:
+        return nearest, None
+    return other, crossed
 
 
 def rounding(pump_step_ml_per_h: float, draw_step_ml: float) -> Rounding:
-    """Display increments, refused when coarse enough to change what is given.
+    """The pump and draw increments, refused unless a pump or a syringe is read in them.
 
     Args:
         pump_step_ml_per_h: Pump rate increment (default 0.1 mL/h).
@@ -47,14 +119,22 @@ def rounding(pump_step_ml_per_h: float, draw_step_ml: float) -> Rounding:
         The rounding.
 
     Raises:
-        InputError: Above 1 mL/h or 0.1 mL.
+        InputError: For a step that is not one of ``PUMP_STEPS_ML_PER_H`` or
+            ``DRAW_STEPS_ML``: an odd step (0.7 mL/h) is a typing error, and a coarse one
+            would change what is given.
     """
-    if pump_step_ml_per_h > MAX_PUMP_STEP_ML_PER_H:
+    if pump_step_ml_per_h not in PUMP_STEPS_ML_PER_H:
+        steps = ", ".join(format_number(v) for v in PUMP_STEPS_ML_PER_H)
         raise InputError(
-            f"--pump-step {format_number(pump_step_ml_per_h)} mL/h is coarser than 1 mL/h"
+            f"pump step {format_number(pump_step_ml_per_h)} mL/h is not a pump increment: "
+            f"use {steps} mL/h"
         )
-    if draw_step_ml > MAX_DRAW_STEP_ML:
-        raise InputError(f"--draw-step {format_number(draw_step_ml)} mL is coarser than 0.1 mL")
+    if draw_step_ml not in DRAW_STEPS_ML:
+        steps = ", ".join(format_number(v) for v in DRAW_STEPS_ML)
+        raise InputError(
+            f"draw step {format_number(draw_step_ml)} mL is not a syringe graduation: "
+            f"use {steps} mL"
+        )
     return Rounding(pump_rate_ml_per_h=pump_step_ml_per_h, draw_ml=draw_step_ml)
 
 
@@ -67,8 +147,17 @@ def programme(
     diluent: str = DEFAULT_DILUENT,
     drop_factor: int | None = None,
     rounding: Rounding | None = None,
+    total_sides: Sides = NO_SIDES,
+    concentration_sides: Sides = NO_SIDES,
+    rate_sides: tuple[Sides, ...] = (),
+    pump_sides: Sides = NO_SIDES,
 ) -> tuple[Preparation | None, tuple[PhaseDose, ...], list[Finding]]:
-    """Work out how the session's drug is drawn, made up and pumped.
+    """Work out how the session's drug is drawn, made up and pumped, and what that delivers.
+
+    The nurse draws the rounded volume and the pump runs at the rounded rate: the bag's
+    concentration is made from the rounded draw, each phase's pump rate is its mg/h at that
+    concentration, and ``delivered_*`` values are the rounded rate (or draw) times the
+    concentration. Each rounding goes toward the safe side of the nearest limit (``Sides``).
 
     Args:
         phases: The session's phases as dosed (mg, mg/h).
@@ -78,11 +167,17 @@ def programme(
         final_volume_ml: Volume the drug is made up to (IV); required for ``iv``.
         diluent: What it is made up with.
         drop_factor: Drops per mL of a gravity set, to add drops/min.
-        rounding: Display increments (pump mL/h, draw mL).
+        rounding: Pump mL/h and draw mL increments.
+        total_sides: Limits on the session's total, in mg (decide the draw's rounding).
+        concentration_sides: Limits on the final concentration, in mg/mL (likewise).
+        rate_sides: Each phase's limits in mg/h, in phase order (decide its pump rate's
+            rounding); none given: nearest steps.
+        pump_sides: Limits on the pump rate, in mL/h.
 
     Returns:
-        The preparation (or None), the phases with pump rate, volume and drops/min filled
-        in, and info findings.
+        The preparation (or None), the phases with pump rate, volume, drops/min and
+        delivered values filled in, and info findings (one per rounding turned from the
+        nearest step).
 
     Raises:
         InputError: For a vial strength that is not made, a final volume smaller than the
@@ -111,7 +206,8 @@ def programme(
                 message=f"{route} route: no vial, dilution or pump programme",
             )
         )
-        return None, phases, findings
+        given_as_is = tuple(revised(phase, delivered_dose_mg=phase.dose_mg) for phase in phases)
+        return None, given_as_is, findings
 
     vial = DEFAULT_VIAL_MG_PER_ML if vial_mg_per_ml is None else vial_mg_per_ml
     if vial not in VIAL_STRENGTHS_MG_PER_ML:
@@ -120,17 +216,27 @@ def programme(
     if drop_factor is not None and drop_factor not in DROP_FACTORS:
         factors = ", ".join(str(f) for f in DROP_FACTORS)
         raise InputError(f"drop factor {drop_factor} is not a standard set; use {factors}")
+    if route == "iv" and final_volume_ml is None:
+        raise InputError("an iv session needs the volume the drug is made up to: --bag 100mL")
 
     total_mg = sum(phase.dose_mg for phase in phases)
     draw_ml = total_mg / vial
-    draw = round_to(draw_ml, rounding.draw_ml)
+    # The draw decides what the bag holds: its mg, and (made up to the bag) its mg/mL.
+    draw_sides = total_sides.scaled(1 / vial)
+    if route == "iv" and final_volume_ml is not None:
+        draw_sides = draw_sides + concentration_sides.scaled(final_volume_ml / vial)
+    draw, why = round_safe(draw_ml, rounding.draw_ml, draw_sides)
     if draw <= 0:
         raise InputError(
             f"draw volume {show(draw_ml)} mL rounds to 0 at {format_number(rounding.draw_ml)} mL "
             "steps: use a weaker vial or a finer --draw-step"
         )
+    if why is not None:
+        findings.append(_turned("draw", "draw", draw_ml, draw, rounding.draw_ml, "mL", why))
+    delivered_mg = draw * vial
 
     if route != "iv":
+        share = delivered_mg / total_mg
         preparation = Preparation(
             vial_mg_per_ml=vial,
             draw_ml=draw_ml,
@@ -138,12 +244,16 @@ def programme(
             final_volume_ml=draw_ml,
             final_mg_per_ml=vial,
             diluent_ml=0.0,
+            delivered_mg=delivered_mg,
+            delivered_mg_per_ml=vial,
         )
-        injected = tuple(revised(phase, volume_ml=phase.dose_mg / vial) for phase in phases)
+        injected = tuple(
+            revised(phase, volume_ml=phase.dose_mg / vial, delivered_dose_mg=phase.dose_mg * share)
+            for phase in phases
+        )
         return preparation, injected, findings
 
-    if final_volume_ml is None:
-        raise InputError("an iv session needs the volume the drug is made up to: --bag 100mL")
+    assert final_volume_ml is not None  # refused above
     if draw_ml > final_volume_ml:
         raise InputError(
             f"{format_number(draw_ml, 0.01)} mL of {format_number(vial)} mg/mL does not fit in "
@@ -165,7 +275,20 @@ def programme(
             )
         )
     final_mg_per_ml = total_mg / final_volume_ml
-    pumped = tuple(_pump(phase, final_mg_per_ml, drop_factor, rounding) for phase in phases)
+    made_mg_per_ml = delivered_mg / final_volume_ml
+    pumped = tuple(
+        _pump(
+            phase,
+            final_mg_per_ml,
+            made_mg_per_ml,
+            drop_factor,
+            rounding,
+            (rate_sides[index] if index < len(rate_sides) else NO_SIDES).scaled(1 / made_mg_per_ml)
+            + pump_sides,
+            findings,
+        )
+        for index, phase in enumerate(phases)
+    )
     preparation = Preparation(
         vial_mg_per_ml=vial,
         draw_ml=draw_ml,
@@ -175,30 +298,74 @@ def programme(
         diluent_ml=diluent_ml,
         diluent=diluent,
         drop_factor_drops_per_ml=None if drop_factor is None else float(drop_factor),
+        delivered_mg=delivered_mg,
+        delivered_mg_per_ml=made_mg_per_ml,
     )
     return preparation, pumped, findings
 
 
+def _turned(
+    code: str, what: str, exact: float, rounded: float, step: float, unit: str, why: str
+) -> Finding:
+    """The finding that says a rounding went away from the nearest step, and for which limit."""
+    direction = "down" if rounded < exact else "up"
+    nearest = round_to(exact, step)
+    return Finding(
+        severity=Severity.INFO,
+        code=f"{code}-rounded-{direction}",
+        message=f"{what} {show(exact)} {unit} rounded {direction} to "
+        f"{format_number(rounded, step)} {unit}, not to {format_number(nearest, step)} {unit}, "
+        f"to stay within {why}",
+    )
+
+
 def _pump(
-    phase: PhaseDose, mg_per_ml: float, drop_factor: int | None, rounding: Rounding
+    phase: PhaseDose,
+    mg_per_ml: float,
+    made_mg_per_ml: float,
+    drop_factor: int | None,
+    rounding: Rounding,
+    sides: Sides,
+    findings: list[Finding],
 ) -> PhaseDose:
-    """Fill in one phase's volume, pump rate and drops/min at a final concentration."""
+    """Fill in one phase's volume, pump rate, drops/min and delivered values.
+
+    ``mg_per_ml`` is the exact programme's concentration (the phase volumes add up to the
+    bag); ``made_mg_per_ml`` is the bag's as made from the rounded draw, which the pump is
+    programmed for. ``sides`` are the phase's limits in mL/h.
+    """
     volume_ml = phase.dose_mg / mg_per_ml
-    if phase.rate_mg_per_h is None:
-        return revised(phase, volume_ml=volume_ml)
-    pump = phase.rate_mg_per_h / mg_per_ml
-    rounded = round_to(pump, rounding.pump_rate_ml_per_h)
+    if phase.rate_mg_per_h is None or phase.duration_min is None:
+        share = made_mg_per_ml / mg_per_ml
+        return revised(phase, volume_ml=volume_ml, delivered_dose_mg=phase.dose_mg * share)
+    pump = phase.rate_mg_per_h / made_mg_per_ml
+    rounded, why = round_safe(pump, rounding.pump_rate_ml_per_h, sides)
     if rounded <= 0:
         raise InputError(
             f"{phase.label}: pump rate {show(pump)} mL/h rounds to 0 at "
             f"{format_number(rounding.pump_rate_ml_per_h)} mL/h steps: use a larger --bag or a "
             "finer --pump-step"
         )
+    if why is not None:
+        findings.append(
+            _turned(
+                "pump-rate",
+                f"{phase.label}: pump rate",
+                pump,
+                rounded,
+                rounding.pump_rate_ml_per_h,
+                "mL/h",
+                why,
+            )
+        )
     drops = None if drop_factor is None else pump * drop_factor / 60
+    delivered_rate = rounded * made_mg_per_ml
     return revised(
         phase,
         volume_ml=volume_ml,
         pump_rate_ml_per_h=pump,
         pump_rate_ml_per_h_rounded=rounded,
         drops_per_min=drops,
+        delivered_rate_mg_per_h=delivered_rate,
+        delivered_dose_mg=delivered_rate * phase.duration_min / 60,
     )

@@ -13,17 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
+from pydantic import Strict as PydanticStrict
 
 from ketadose.errors import InputError
 from ketadose.libfile import (
+    Count,
     Dose,
     Duration,
+    Flag,
     LibraryHeader,
     MassRate,
     Rate,
+    Route,
     Sourced,
     Strict,
     Volume,
@@ -38,7 +42,6 @@ from ketadose.units import Kind
 SHIPPED_FILE = "protocols.toml"
 
 Category = Literal["psychiatric", "pain", "substance-use"]
-Route = Literal["iv", "im", "sc", "intranasal", "sublingual", "oral"]
 PhaseKind = Literal["bolus", "timed", "rate", "fixed"]
 
 
@@ -93,8 +96,8 @@ class Phase(Sourced):
 class Series(Sourced):
     """Induction-series defaults: how many sessions, how often."""
 
-    sessions: int = Field(ge=1, le=100)
-    per_week: tuple[int, int] = Field(description="Sessions per week, lowest and highest.")
+    sessions: Count = Field(ge=1, le=100)
+    per_week: tuple[Count, Count] = Field(description="Sessions per week, lowest and highest.")
     min_interval: Duration | None = None
     note: str | None = None
 
@@ -109,8 +112,8 @@ class Series(Sourced):
 class EscalationStep(Sourced):
     """A conditional change of the session programme from a given session on."""
 
-    from_session: int = Field(ge=2)
-    scheduled: bool = Field(
+    from_session: Count = Field(ge=2)
+    scheduled: Flag = Field(
         default=False,
         description="A fixed titration the plan applies; otherwise the step depends on "
         "response and tolerance, and only ``next`` takes it.",
@@ -136,7 +139,7 @@ class Response(Sourced):
 
     scale: str
     threshold: str
-    threshold_pct: float | None = Field(default=None, gt=0, le=100)
+    threshold_pct: Annotated[float, PydanticStrict()] | None = Field(default=None, gt=0, le=100)
 
 
 class Note(Sourced):
@@ -157,7 +160,7 @@ class Adjunct(Sourced):
 class Evaluation(Sourced):
     """When the induction series is evaluated."""
 
-    after_session: int = Field(ge=1)
+    after_session: Count = Field(ge=1)
     text: str = Field(min_length=3)
 
 
@@ -170,7 +173,7 @@ class Observation(Sourced):
 class Rules(Sourced):
     """How ``next`` decides: sessions at a dose before escalation, and the longest gap."""
 
-    sessions_per_step: int = Field(ge=1, le=20)
+    sessions_per_step: Count = Field(ge=1, le=20)
     max_gap: Duration | None = None
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ketadose.limits import SECTIONS, SIDES, LimitLibrary
+from ketadose.limits import REQUIRED, SECTIONS, SIDES, LimitLibrary
 from ketadose.models import MedicationUse, Patient, Sex, Vitals
 from ketadose.records import PatientRecord, SessionRecord
 from ketadose.units import Kind
@@ -379,23 +379,59 @@ def limit_tables(
                 drawn = sorted(draw(st.lists(values, min_size=len(sides), max_size=len(sides))))
                 ordered = [side for side in SIDES if side in sides]
                 tables[(profile, section, parameter)] = dict(zip(ordered, drawn, strict=True))
+    _complete(draw, tables)
     return tables
 
 
-def limits_toml(tables: LimitTables, *, approved: bool = False) -> str:
+def _complete(draw: st.DrawFn, tables: LimitTables) -> None:
+    """Give every required hard side (``limits.REQUIRED``) a value, so the library is valid.
+
+    The default profile gets each required parameter it lacks; any profile that names a
+    required parameter gets the hard sides it lacks (a protocol's limit replaces the
+    default's whole), each beyond the sides already drawn, so the order still holds.
+    """
+    for section, parameter, needed in REQUIRED:
+        profiles = {profile for profile, sec, par in tables if (sec, par) == (section, parameter)}
+        for profile in profiles | {"default"}:
+            sides = tables.setdefault((profile, section, parameter), {})
+            for side in needed:
+                if side in sides:
+                    continue
+                upper = side.startswith("upper")
+                present = [v for v in sides.values() if isinstance(v, Decimal)]
+                if upper:
+                    floor = max(present, default=Decimal("0.001"))
+                    value = draw(st.decimals(min_value=floor, max_value="9999", places=3))
+                else:
+                    ceiling = min(present, default=Decimal("9999"))
+                    value = draw(st.decimals(min_value="0.001", max_value=ceiling, places=3))
+                sides[side] = value
+            tables[(profile, section, parameter)] = {
+                side: sides[side] for side in SIDES if side in sides
+            }
+
+
+def limits_toml(
+    tables: LimitTables, *, approved: bool = False, routes: dict[str, str] | None = None
+) -> str:
     """A limit library file with these limits (every one sourced as SITE-POLICY).
 
     Args:
         tables: As :func:`limit_tables` draws them.
         approved: Name an approver.
+        routes: The route each protocol profile is written for (default: ``iv``).
 
     Returns:
         TOML text.
     """
+    routes = routes or {}
     approval = 'approved_by = "QA"\napproved_on = 2026-01-01\n' if approved else ""
     lines = [f'[library]\nname = "generated"\nversion = "1"\n{approval}']
     if not any(profile == "default" for profile, _, _ in tables):
         lines.append("[profiles.default]\n")
+    for profile in dict.fromkeys(profile for profile, _, _ in tables):
+        if profile != "default":
+            lines.append(f'[profiles.{profile}]\nroute = "{routes.get(profile, "iv")}"\n')
     for (profile, section, parameter), sides in tables.items():
         lines.append(f"[profiles.{profile}.{section}.{parameter}]")
         unit = LIMIT_UNITS[parameter]

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from ketadose.dosing import DoseRequest, at_step, session_dose
+from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
-from ketadose.limits import LimitLibrary, check_dose
+from ketadose.gate import prepare_session
+from ketadose.limits import LimitLibrary
 from ketadose.models import LibraryRef, Patient, Real, Severity, Sex, significant
 from ketadose.protocols import ProtocolEntry, ProtocolLibrary
 
@@ -104,12 +105,14 @@ def verify(
     problems: list[Problem] = []
     for protocol_id in sorted(protocols):
         entry = protocols.get_protocol(protocol_id)
-        low, high = _weights(limits, protocol_id)
+        route = entry.protocol.route
+        low, high = _weights(limits, protocol_id, route)
         patients = [Patient(weight_kg=low), Patient(weight_kg=high)]
         patients += [_patient(rng, low, high) for _ in range(examples)]
         problems += _programme_problems(entry, limits, patients, low, high)
-        problems += _unit_problems(limits, protocol_id, low, high)
+        problems += _unit_problems(limits, protocol_id, route, low, high)
         problems += _schedule_problems(entry, limits)
+        problems += _route_problems(limits, protocol_id, route)
     return Verification(
         library=limits.ref,
         seed=seed,
@@ -119,10 +122,10 @@ def verify(
     )
 
 
-def _weights(limits: LimitLibrary, protocol_id: str) -> tuple[float, float]:
+def _weights(limits: LimitLibrary, protocol_id: str, route: str) -> tuple[float, float]:
     """The plausible weight range: the library's soft weight limits, else its hard ones."""
     low, high = DEFAULT_WEIGHTS
-    limit = limits.limit(protocol_id, "patient", "weight")
+    limit = limits.limit(protocol_id, "patient", "weight", route)
     if limit is not None:
         bounds = limit.bounds
         low = next((v for v in (bounds.lower_soft, bounds.lower_hard) if v is not None), low)
@@ -160,12 +163,13 @@ def _hard_findings(
 ) -> dict[str, tuple[float | None, float | None, str | None]]:
     """The session parameters past a hard limit for this patient, with value, limit, unit."""
     try:
-        session = session_dose(entry, step.request(patient))
+        # Through the gate's own dose check: as prescribed and as delivered after rounding.
+        prepared = prepare_session(entry, step.request(patient), limits)
     except InputError:
         return {}  # the programme cannot be made up for this patient: not a limit problem
     return {
         f.parameter: (f.value, f.limit, f.unit)
-        for f in check_dose(session, limits)
+        for f in prepared.findings
         if f.severity is Severity.HARD and f.parameter and f.parameter.startswith("session.")
     }
 
@@ -247,13 +251,13 @@ def _weighing(patient: Patient, kg: float) -> Patient:
 
 
 def _unit_problems(
-    limits: LimitLibrary, protocol_id: str, low: float, high: float
+    limits: LimitLibrary, protocol_id: str, route: str, low: float, high: float
 ) -> list[Problem]:
     """A per-kg soft maximum above a mg hard maximum (or the reverse) at a plausible weight."""
     problems: list[Problem] = []
     for per_kg, absolute in PAIRS:
-        kg_limit = limits.limit(protocol_id, "session", per_kg)
-        mg_limit = limits.limit(protocol_id, "session", absolute)
+        kg_limit = limits.limit(protocol_id, "session", per_kg, route)
+        mg_limit = limits.limit(protocol_id, "session", absolute, route)
         if kg_limit is None or mg_limit is None:
             continue
         kg_bounds, mg_bounds = kg_limit.bounds, mg_limit.bounds
@@ -307,7 +311,7 @@ def _schedule_problems(entry: ProtocolEntry, limits: LimitLibrary) -> list[Probl
     protocol = entry.protocol
     needed = protocol.series.per_week[0]
     problems: list[Problem] = []
-    interval = limits.limit(protocol.id, "series", "interval")
+    interval = limits.limit(protocol.id, "series", "interval", protocol.route)
     if interval is not None and needed > 1:
         bounds = interval.bounds
         floor = next((v for v in (bounds.lower_hard, bounds.lower_soft) if v is not None), None)
@@ -328,7 +332,7 @@ def _schedule_problems(entry: ProtocolEntry, limits: LimitLibrary) -> list[Probl
                     patient=None,
                 )
             )
-    cap = limits.limit(protocol.id, "series", "sessions_per_7d")
+    cap = limits.limit(protocol.id, "series", "sessions_per_7d", protocol.route)
     if cap is not None:
         bounds = cap.bounds
         most = next((v for v in (bounds.upper_hard, bounds.upper_soft) if v is not None), None)
@@ -348,6 +352,31 @@ def _schedule_problems(entry: ProtocolEntry, limits: LimitLibrary) -> list[Probl
                 )
             )
     return problems
+
+
+def _route_problems(limits: LimitLibrary, protocol_id: str, route: str) -> list[Problem]:
+    """A profile that shares a protocol's id but is written for another route.
+
+    It does not apply (profiles are chosen by id and route), which is what a clinic that
+    reused a shipped id for a protocol of another route must be told.
+    """
+    foreign = limits.foreign_profile(protocol_id, route)
+    if foreign is None:
+        return []
+    return [
+        Problem(
+            code="profile-other-route",
+            protocol=protocol_id,
+            step="limits",
+            parameter=f"profiles.{protocol_id}.route",
+            message=f'{protocol_id}: the limit profile "{protocol_id}" is written for the '
+            f"{foreign} route, but the protocol is {route}: none of its limits apply",
+            value=None,
+            limit=None,
+            unit=None,
+            patient=None,
+        )
+    ]
 
 
 def _kg(patient: Patient) -> str:

@@ -55,7 +55,7 @@ def session_bundle(session: SessionDose, limits: LimitLibrary) -> str:
     """Render one checked session as a FHIR R4 Bundle holding one MedicationRequest.
 
     Args:
-        session: The session from ``assess.assess`` (``dose`` / ``check``).
+        session: The session from ``gate.session`` (``dose`` / ``check``).
         limits: The limit library it was checked against (for ``maxDosePerAdministration``).
 
     Returns:
@@ -160,7 +160,7 @@ def _medication_request(
 ) -> dict[str, Any]:
     """One session as a draft MedicationRequest (no id: ids are derived from the content)."""
     withheld = status == "hard"
-    maximum = _max_dose_mg(protocol.id, limits, weight)
+    maximum = _max_dose_mg(protocol, limits, weight)
     dosages = []
     offset = 0.0
     for sequence, phase in enumerate(phases, 1):
@@ -276,14 +276,14 @@ def _dosage_text(phase: PhaseDose, route: str, withheld: bool) -> str:
 
 
 def _max_dose_mg(
-    protocol_id: str, limits: LimitLibrary, weight: DosingWeight | None
+    protocol: ProtocolRef, limits: LimitLibrary, weight: DosingWeight | None
 ) -> float | None:
     """The session total dose hard maximum in mg: the smaller of the mg and mg/kg limits."""
     candidates: list[float] = []
-    total = limits.limit(protocol_id, "session", "total_dose")
+    total = limits.limit(protocol.id, "session", "total_dose", protocol.route)
     if total is not None and total.bounds.upper_hard is not None:
         candidates.append(total.bounds.upper_hard)
-    per_kg = limits.limit(protocol_id, "session", "total_dose_per_kg")
+    per_kg = limits.limit(protocol.id, "session", "total_dose_per_kg", protocol.route)
     if per_kg is not None and per_kg.bounds.upper_hard is not None and weight is not None:
         candidates.append(per_kg.bounds.upper_hard * weight.kg)
     return min(candidates, default=None)
@@ -332,7 +332,7 @@ def _preparation_text(preparation: Preparation) -> str:
             f", make up to {format_number(preparation.final_volume_ml)} mL with "
             f"{preparation.diluent or 'diluent'}"
         )
-    return text + f" ({format_number(preparation.final_mg_per_ml)} mg/mL)."
+    return text + f" ({format_number(preparation.delivered_mg_per_ml)} mg/mL)."
 
 
 def _code(system: str, code: str, display: str) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def session(result: SessionDose) -> str:
             f"Preparation: draw {_num(prep.draw_ml_rounded, 'mL')} of "
             f"{_num(prep.vial_mg_per_ml, 'mg/mL')} ketamine, make up to "
             f"{_num(prep.final_volume_ml, 'mL')} with {escape(prep.diluent or 'diluent')}: "
-            f"{_num(prep.final_mg_per_ml, 'mg/mL', 0.001)}",
+            f"{_num(prep.delivered_mg_per_ml, 'mg/mL', 0.001)}",
             "",
         ]
     lines += _findings(result.findings)

@@ -114,7 +114,9 @@ def session_dose(result: SessionDose, console: Console) -> None:
             _num(phase.duration_min),
             _num(phase.rate_mg_per_h, step=0.01),
             _num(phase.rate_mg_per_kg_per_h, step=0.001),
-            _num(phase.pump_rate_ml_per_h, step=pump_step),
+            # What the pump is programmed with: the rounded rate, never the exact one rounded
+            # again here (the gate chose its direction and checked it).
+            _num(phase.pump_rate_ml_per_h_rounded, step=pump_step),
             _num(phase.volume_ml, step=0.1),
         ]
         if drops:
@@ -132,14 +134,14 @@ def session_dose(result: SessionDose, console: Console) -> None:
 
     prep = result.preparation
     if prep is not None:
-        draw = _num(prep.draw_ml, "mL", result.rounding.draw_ml)
+        draw = _num(prep.draw_ml_rounded, "mL", result.rounding.draw_ml)
         vial = _num(prep.vial_mg_per_ml, "mg/mL")
-        text = f"Draw {draw} of {vial} ({_num(result.total_dose_mg, 'mg', 0.01)})"
+        text = f"Draw {draw} of {vial} ({_num(prep.delivered_mg, 'mg', 0.01)})"
         if prep.diluent_ml > 0:
             text += (
                 f", make up to {_num(prep.final_volume_ml, 'mL')} "
                 f"(add {_num(prep.diluent_ml, 'mL', result.rounding.draw_ml)} {prep.diluent}): "
-                f"{_num(prep.final_mg_per_ml, 'mg/mL', 0.001)}"
+                f"{_num(prep.delivered_mg_per_ml, 'mg/mL', 0.001)}"
             )
         else:
             text += ", undiluted"
@@ -167,11 +169,18 @@ def checked_session(result: SessionDose, console: Console, *, findings_first: bo
     """Print a checked session: status, the programme and the findings.
 
     Args:
-        result: A session from ``assess.assess``.
+        result: A session from ``gate.session``.
         console: Where to print.
         findings_first: ``check`` leads with the findings; ``dose`` with the programme.
     """
     banner = _banner(result.status, result.ready, result.override_reason)
+    if result.during is not None:
+        # A reading during a session: the answer leads, and no programme to start is shown.
+        style = {"continue": "bold green", "pause": "bold yellow", "stop": "bold red"}
+        action = result.during.action
+        banner = Text(f"DURING THE SESSION: {action.upper()}", style=style[action])
+        for reason in result.during.reasons:
+            banner.append(f"\n  {reason}", style="")
     if findings_first:
         console.print(banner)
         console.print(findings_table(result.findings))
@@ -404,7 +413,9 @@ def plan(result: Plan, console: Console) -> None:
     table.add_column("Peak\nng/mL", justify="right", no_wrap=True)
     for session in result.sessions:
         pumps = "/".join(
-            _num(p.pump_rate_ml_per_h, step=0.1) for p in session.phases if p.pump_rate_ml_per_h
+            _num(p.pump_rate_ml_per_h_rounded, step=0.01)
+            for p in session.phases
+            if p.pump_rate_ml_per_h_rounded
         )
         timeline = session.timeline
         style = {"ok": "green", "soft": "yellow", "hard": "bold red"}[session.status]

@@ -1,0 +1,451 @@
+"""The one safety gate: every dose, rate, step or recommendation passes it before it is shown.
+
+Only this module makes the sealed result types that commands and renderers accept
+(:class:`~ketadose.models.SessionDose`, a plan's sessions, a next-session recommendation):
+their constructors refuse to run anywhere else, and mypy refuses an unchecked
+:class:`~ketadose.models.DosedSession` where a checked one is wanted.
+
+What the gate checks, in order:
+
+1. the session **as prescribed** (every phase of every kind, the boluses summed, the
+   patient), before any preparation: a dose past a hard limit is refused with the limit, never
+   turned into a preparation problem ("does not fit in the bag");
+2. the session **as delivered**: the draw and the pump rate are rounded toward the safe side
+   of the nearest limit (down when a maximum is near), then the rounded pump rate times the
+   concentration made from the rounded draw (mg/h and mg/kg/h), the rounded draw times the
+   vial strength (total mg and mg/kg), the final concentration and the programmed mL/h are
+   checked; the worse of prescribed and delivered decides;
+3. the context: the series (interval, 7-day count, 24-h and 7-day totals, escalation step),
+   the vital signs (before a session: go / caution / do not start; during it: continue /
+   pause / stop, never a start programme), medications, conditions, the predicted peak.
+
+A session with a hard finding keeps its doses (so the refusal can be read) but loses its
+pump programme and preparation.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ketadose.dosing import DoseRequest, dose, prepare
+from ketadose.errors import ExitCode
+from ketadose.limits import (
+    LimitLibrary,
+    check,
+    check_dose,
+    check_predicted_peak,
+    clean_reason,
+    override,
+    status,
+)
+from ketadose.models import (
+    _GATE_OPEN,
+    CheckContext,
+    DosedSession,
+    During,
+    Finding,
+    LibraryRef,
+    PhaseDose,
+    Preparation,
+    Sealed,
+    SessionDose,
+    Severity,
+    Status,
+)
+from ketadose.preparation import NO_SIDES, Sides
+from ketadose.protocols import ProtocolEntry
+from ketadose.units import format_number
+
+S = TypeVar("S", bound=Sealed)
+_KEY = object()
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Prepared:
+    """A session dosed, prepared and checked on its own (without its context).
+
+    A plan checks one prepared session in several contexts (its sessions at one dose).
+
+    Attributes:
+        session: The dosed session; with no preparation when it was refused before one.
+        findings: The findings of the session alone (doses, rates, pump, patient).
+        refused: A hard limit was crossed before preparation, so none was made.
+    """
+
+    session: DosedSession
+    findings: tuple[Finding, ...]
+    refused: bool
+
+    def __init__(
+        self, session: DosedSession, findings: tuple[Finding, ...], refused: bool, key: object
+    ) -> None:
+        if key is not _KEY:
+            raise TypeError("a Prepared session is made only by ketadose.gate.prepare")
+        object.__setattr__(self, "session", session)
+        object.__setattr__(self, "findings", findings)
+        object.__setattr__(self, "refused", refused)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Verdict:
+    """What the gate decided about one session in its context.
+
+    Attributes:
+        findings: Every finding, overrides applied.
+        status: The worst severity.
+        ready: Whether the session may start (no hard finding, every soft one overridden,
+            and not a reading taken during a session).
+        override_reason: The reason as recorded.
+        phases: The phases as they may be shown: without a pump programme when refused or
+            when the question was a reading during a session.
+        preparation: The preparation as it may be shown (None likewise).
+        during: The answer to a during-session reading, or None.
+    """
+
+    findings: tuple[Finding, ...]
+    status: Status
+    ready: bool
+    override_reason: str | None
+    phases: tuple[PhaseDose, ...]
+    preparation: Preparation | None
+    during: During | None
+
+    def __init__(self, key: object, **fields: Any) -> None:
+        if key is not _KEY:
+            raise TypeError("a Verdict is made only by ketadose.gate")
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+
+@contextmanager
+def _open() -> Iterator[None]:
+    token = _GATE_OPEN.set(True)
+    try:
+        yield
+    finally:
+        _GATE_OPEN.reset(token)
+
+
+def seal(model: type[S], decided: Verdict, **fields: Any) -> S:
+    """Build a sealed result from a verdict: its programme, findings and status come from it.
+
+    Args:
+        model: The sealed type (a session, a planned session, a next-session answer).
+        decided: The gate's verdict; only the gate makes one.
+        **fields: The model's other fields.
+
+    Returns:
+        The model.
+    """
+    values: dict[str, Any] = {
+        "phases": decided.phases,
+        "findings": decided.findings,
+        "status": decided.status,
+        "ready": decided.ready,
+    }
+    names = model.model_fields
+    if "preparation" in names:
+        values["preparation"] = decided.preparation
+    if "during" in names:
+        values["during"] = decided.during
+    if "override_reason" in names:
+        values["override_reason"] = decided.override_reason
+    with _open():
+        return model(**fields, **values)
+
+
+def prepare_session(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> Prepared:
+    """Dose a session, check it as prescribed, prepare it safely and check what it delivers.
+
+    Args:
+        entry: The protocol and its library.
+        request: Patient, policy, overrides, preparation options.
+        limits: The limit library.
+
+    Returns:
+        The prepared session and its own findings.
+
+    Raises:
+        InputError: For bad input, or (when no hard limit is crossed) preparation options
+            that cannot be made up.
+    """
+    dosed = dose(entry, request)
+    early = check_dose(dosed, limits)
+    if any(f.severity is Severity.HARD for f in early):
+        return Prepared(dosed, tuple(early), True, _KEY)
+    sides = _sides(entry, dosed, limits)
+    made = prepare(dosed, entry, request, **sides)
+    return Prepared(made, tuple(check_dose(made, limits)), False, _KEY)
+
+
+def decide(
+    prepared: Prepared,
+    limits: LimitLibrary,
+    context: CheckContext | None = None,
+    override_reason: str | None = None,
+    *,
+    predicted_peak: float | None = None,
+) -> Verdict:
+    """Check a prepared session in its context and apply an override.
+
+    Args:
+        prepared: From :func:`prepare_session`.
+        limits: The limit library.
+        context: Vitals, medications, conditions, previous sessions, session time; with
+            ``during`` the vitals are a reading during the session (continue/pause/stop).
+        override_reason: Acknowledges every soft finding (never a hard one).
+        predicted_peak: The session's predicted plasma peak with what earlier sessions left
+            (a plan); without it, and where the library limits the peak, the session's own.
+
+    Returns:
+        The verdict.
+
+    Raises:
+        InputError: For a blank override reason or inconsistent previous sessions.
+    """
+    session = prepared.session
+    protocol = session.protocol
+    findings: list[Finding] = list(session.findings)
+    if not limits.ref.approved:
+        findings.insert(0, _unapproved(limits.ref))
+    foreign = limits.foreign_profile(protocol.id, protocol.route)
+    if foreign is not None:
+        findings.append(_foreign(protocol.id, protocol.route, foreign))
+    findings += check(session, limits, context, dose_findings=list(prepared.findings))
+    if limits.limit(protocol.id, "session", "predicted_peak", protocol.route) is not None:
+        peak = predicted_peak if predicted_peak is not None else _own_peak(session)
+        if peak is not None:
+            findings += check_predicted_peak(limits, protocol.id, protocol.route, peak)
+    reason = clean_reason(override_reason)
+    findings = override(findings, reason)
+    outcome = status(findings)
+    may = outcome == "ok" or (
+        outcome == "soft" and all(f.overridden for f in findings if f.severity is Severity.SOFT)
+    )
+    during = None
+    if context is not None and context.during:
+        during = _during(findings, outcome, may)
+    # A reading during a session answers continue/pause/stop: it never shows a programme to
+    # start, and it is "ready" only in the sense that the session may continue.
+    shown = outcome != "hard" and during is None
+    return Verdict(
+        _KEY,
+        findings=tuple(findings),
+        status=outcome,
+        ready=may if during is None else during.action == "continue",
+        override_reason=reason,
+        phases=session.phases if shown else withheld(session.phases),
+        preparation=session.preparation if shown else None,
+        during=during,
+    )
+
+
+def session(
+    entry: ProtocolEntry,
+    request: DoseRequest,
+    limits: LimitLibrary,
+    context: CheckContext | None = None,
+    override_reason: str | None = None,
+) -> SessionDose:
+    """Compute a session and pass it through the gate: what ``dose`` and ``check`` show.
+
+    Args:
+        entry: The protocol and its library.
+        request: Patient, policy, overrides, preparation options.
+        limits: The limit library.
+        context: Vitals, medications, conditions, previous sessions, session time.
+        override_reason: Acknowledges every soft finding (never a hard one).
+
+    Returns:
+        The checked session. With a hard finding (or for a reading during a session) the
+        pump programme and the preparation are withheld (null).
+
+    Raises:
+        InputError: For bad input, or a blank override reason.
+    """
+    prepared = prepare_session(entry, request, limits)
+    decided = decide(prepared, limits, context, override_reason)
+    return checked(prepared, decided, limits, context)
+
+
+def checked(
+    prepared: Prepared,
+    decided: Verdict,
+    limits: LimitLibrary,
+    context: CheckContext | None = None,
+) -> SessionDose:
+    """The checked session document of a prepared session and the verdict on it.
+
+    Args:
+        prepared: From :func:`prepare_session`.
+        decided: From :func:`decide` on it.
+        limits: The limit library it was checked against.
+        context: The context it was checked in.
+
+    Returns:
+        The checked session.
+    """
+    dosed = prepared.session
+    return seal(
+        SessionDose,
+        decided,
+        protocol=dosed.protocol,
+        patient=dosed.patient,
+        dosing_weight=dosed.dosing_weight,
+        total_dose_mg=dosed.total_dose_mg,
+        total_dose_mg_per_kg=dosed.total_dose_mg_per_kg,
+        total_duration_min=dosed.total_duration_min,
+        delivered_total_mg=dosed.delivered_total_mg,
+        delivered_total_mg_per_kg=dosed.delivered_total_mg_per_kg,
+        rounding=dosed.rounding,
+        at=None if context is None else context.at,
+        context=context,
+        library=limits.ref,
+        protocol_library=dosed.protocol_library,
+    )
+
+
+def _during(findings: list[Finding], outcome: Status, may: bool) -> During:
+    """Continue, pause or stop: the answer to a reading taken during a session."""
+    vitals = [f for f in findings if (f.parameter or "").startswith("vitals_during.")]
+    if outcome == "hard":
+        action = "stop"
+    elif not may:
+        action = "pause"
+    else:
+        action = "continue"
+    hard = [f.message for f in findings if f.severity is Severity.HARD]
+    soft = [f.message for f in findings if f.severity is Severity.SOFT]
+    reasons = hard if action == "stop" else soft
+    if not reasons:
+        reasons = [f.message for f in vitals] or ["the reading is within the during-session limits"]
+    return During(action=action, reasons=tuple(reasons))
+
+
+def _sides(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> dict[str, Any]:
+    """The limits that steer the draw's and each pump rate's rounding, in mg, mg/mL, mg/h."""
+    protocol = dosed.protocol
+    kg = None if dosed.dosing_weight is None else dosed.dosing_weight.kg
+    actual = dosed.patient.weight_kg
+
+    def sides(parameter: str, factor: float | None = 1.0) -> Sides:
+        """A session limit's sides times ``factor`` (a weight, 1/hours), each named."""
+        limit = limits.limit(protocol.id, "session", parameter, protocol.route)
+        if limit is None or factor is None:
+            return NO_SIDES
+        bounds = limit.bounds
+
+        def named(sides: tuple[str, ...], kind: str) -> tuple[tuple[float, str], ...]:
+            return tuple(
+                (value * factor, f"the {format_number(value)} {bounds.unit} {side[6:]} {kind}")
+                for side in sides
+                if (value := getattr(bounds, side)) is not None
+            )
+
+        return Sides(
+            named(("upper_hard", "upper_soft"), "maximum"),
+            named(("lower_hard", "lower_soft"), "minimum"),
+        )
+
+    total = sides("total_dose") + sides("total_dose_per_kg", kg)
+    total = total + sides("total_dose_per_kg_actual", actual)
+    caps = [phase.cap for phase in entry.protocol.phases]
+    per_phase = []
+    for index, phase in enumerate(dosed.phases):
+        if phase.duration_min is None:
+            per_phase.append(NO_SIDES)
+            continue
+        hours = phase.duration_min / 60
+        others = dosed.total_dose_mg - phase.dose_mg
+        # What the phase may deliver within the session's total maxima, as a rate.
+        mine = Sides(tuple(((value - others) / hours, name) for value, name in total.upper))
+        if phase.kind == "bolus":
+            mine = mine + sides("bolus_rate_per_kg", kg)
+            mine = mine + sides("bolus_dose", 1 / hours)
+            mine = mine + sides("bolus_dose_per_kg", None if kg is None else kg / hours)
+        else:
+            mine = mine + sides("rate") + sides("rate_per_kg", kg)
+            mine = mine + sides("rate_per_kg_actual", actual)
+        cap = caps[index] if index < len(caps) else None
+        if cap is not None:
+            mine = mine + Sides(((cap.value, f"the protocol's {cap} cap"),))
+        per_phase.append(mine)
+    return {
+        "total_sides": total,
+        "concentration_sides": sides("final_concentration"),
+        "rate_sides": tuple(per_phase),
+        "pump_sides": sides("pump_rate"),
+    }
+
+
+def _own_peak(session: DosedSession) -> float | None:
+    """A session's predicted plasma peak on its own (default PK model), or None."""
+    from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
+
+    weight = session.patient.weight_kg
+    if session.protocol.route != "iv" or weight is None:
+        return None
+    return peaks(MODELS[DEFAULT_MODEL], weight, [session_infusions(session.phases)])[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _unapproved(ref: LibraryRef) -> Finding:
+    """The finding every check against an unapproved limit library carries (made once)."""
+    return Finding(
+        severity=Severity.INFO,
+        code="library-unapproved",
+        message=f"UNAPPROVED EXAMPLE LIBRARY: limits {ref.name} {ref.version} name no "
+        "approver; a clinic must review and approve them",
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _foreign(protocol_id: str, route: str, foreign: str) -> Finding:
+    """The finding that says a same-id limit profile of another route does not apply."""
+    return Finding(
+        severity=Severity.INFO,
+        code="limit-profile-other-route",
+        message=f'the limit profile "{protocol_id}" is written for the {foreign} route and does '
+        f"not apply to this {route} protocol: the default and {route} route limits apply",
+    )
+
+
+def withheld(phases: tuple[PhaseDose, ...]) -> tuple[PhaseDose, ...]:
+    """The phases without their pump programme: what a session past a hard limit shows.
+
+    Args:
+        phases: The computed phases.
+
+    Returns:
+        The phases with pump rate, volume and drops set to None.
+    """
+    blank = {
+        "pump_rate_ml_per_h": None,
+        "pump_rate_ml_per_h_rounded": None,
+        "volume_ml": None,
+        "drops_per_min": None,
+        "delivered_rate_mg_per_h": None,
+        "delivered_dose_mg": None,
+    }
+    return tuple(phase.model_copy(update=blank) for phase in phases)
+
+
+def exit_code(status: Status, ready: bool) -> ExitCode:
+    """The documented exit code of a checked result (a session, a plan, a next session).
+
+    Args:
+        status: The worst finding's severity.
+        ready: Whether it may go ahead (every soft finding overridden).
+
+    Returns:
+        4 on a hard finding, 3 on a soft finding not overridden, else 0.
+    """
+    if status == "hard":
+        return ExitCode.HARD_LIMIT
+    if not ready:
+        return ExitCode.SOFT_LIMIT
+    return ExitCode.OK
