@@ -920,8 +920,9 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     previous_per_kg = last.dose_mg_per_kg
     if previous_per_kg is None and last.dose_mg is not None and kg is not None:
         previous_per_kg = last.dose_mg / kg
-    if previous_per_kg is not None and kg is not None:
-        checker.value("series", "escalation_step", _given_mg(session) / kg - previous_per_kg)
+    # The step between two prescribed doses: a draw rounded by 0.01 mL is not a step.
+    if previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
+        checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
 
 
 def _given_mg(session: DosedSession) -> float:

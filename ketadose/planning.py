@@ -40,6 +40,7 @@ from ketadose.models import (
     ProtocolRef,
     Real,
     Sealed,
+    Severity,
     Status,
     significant,
 )
@@ -192,6 +193,29 @@ class SeriesPlan(_Out):
     library: LibraryRef
     protocol_library: LibraryRef
 
+    def escalation_lines(self) -> tuple[str, ...]:
+        """Each escalation step in words with what the gate found, for every renderer.
+
+        Returns:
+            One line per step: a scheduled step is applied in the sessions; a conditional
+            one says it is within the limits, needs an override reason, or is refused.
+        """
+        checks = {step.text: step for step in self.escalation_checks}
+        lines = []
+        for text in self.escalation:
+            step = checks.get(text)
+            if step is None:
+                lines.append(f"{text} (applied in the sessions above)")
+            elif step.status == "hard":
+                worst = next(f for f in step.findings if f.severity is Severity.HARD)
+                lines.append(f"{text}: REFUSED, not to be given: {worst.message}")
+            elif not step.ready:
+                worst = next(f for f in step.findings if f.severity is Severity.SOFT)
+                lines.append(f"{text}: needs an override reason: {worst.message}")
+            else:
+                lines.append(f"{text}: checked, within the limit library")
+        return tuple(lines)
+
     @model_validator(mode="after")
     def _status_is_its_sessions(self) -> SeriesPlan:
         # The plan's verdict can only be what its sealed sessions and steps say.
@@ -309,7 +333,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         history.append(
             PreviousSession(
                 at=start,
-                dose_mg=max(dose.total_dose_mg, dose.delivered_total_mg or 0.0),
+                dose_mg=dose.total_dose_mg,
                 dose_mg_per_kg=dose.total_dose_mg_per_kg,
             )
         )

@@ -154,10 +154,10 @@ def programme(
 ) -> tuple[Preparation | None, tuple[PhaseDose, ...], list[Finding]]:
     """Work out how the session's drug is drawn, made up and pumped, and what that delivers.
 
-    The nurse draws the rounded volume and the pump runs at the rounded rate: the bag's
-    concentration is made from the rounded draw, each phase's pump rate is its mg/h at that
-    concentration, and ``delivered_*`` values are the rounded rate (or draw) times the
-    concentration. Each rounding goes toward the safe side of the nearest limit (``Sides``).
+    The nurse draws the rounded volume and the pump runs each phase's volume at the rounded
+    rate: ``delivered_*`` values are the rounded pump rate (or draw) times the concentration
+    made from the rounded draw. Each rounding goes toward the safe side of the nearest limit
+    (:class:`Sides`).
 
     Args:
         phases: The session's phases as dosed (mg, mg/h).
@@ -225,6 +225,11 @@ def programme(
     draw_sides = total_sides.scaled(1 / vial)
     if route == "iv" and final_volume_ml is not None:
         draw_sides = draw_sides + concentration_sides.scaled(final_volume_ml / vial)
+        # Each phase delivers its rate scaled by the drawn/exact ratio: its rate limits are
+        # limits on the draw too (a draw rounded up strengthens every phase).
+        for index, phase in enumerate(phases):
+            if index < len(rate_sides) and phase.rate_mg_per_h:
+                draw_sides = draw_sides + rate_sides[index].scaled(draw_ml / phase.rate_mg_per_h)
     draw, why = round_safe(draw_ml, rounding.draw_ml, draw_sides)
     if draw <= 0:
         raise InputError(
@@ -330,15 +335,16 @@ def _pump(
 ) -> PhaseDose:
     """Fill in one phase's volume, pump rate, drops/min and delivered values.
 
-    ``mg_per_ml`` is the exact programme's concentration (the phase volumes add up to the
-    bag); ``made_mg_per_ml`` is the bag's as made from the rounded draw, which the pump is
-    programmed for. ``sides`` are the phase's limits in mL/h.
+    ``mg_per_ml`` is the exact programme's concentration: the pump runs the phase volumes,
+    which add up to the bag. ``made_mg_per_ml`` is the bag's as made from the rounded draw:
+    what each mL actually carries, so what the rounded pump rate delivers. ``sides`` are the
+    phase's limits in mL/h at that concentration.
     """
     volume_ml = phase.dose_mg / mg_per_ml
     if phase.rate_mg_per_h is None or phase.duration_min is None:
         share = made_mg_per_ml / mg_per_ml
         return revised(phase, volume_ml=volume_ml, delivered_dose_mg=phase.dose_mg * share)
-    pump = phase.rate_mg_per_h / made_mg_per_ml
+    pump = phase.rate_mg_per_h / mg_per_ml
     rounded, why = round_safe(pump, rounding.pump_rate_ml_per_h, sides)
     if rounded <= 0:
         raise InputError(

@@ -328,6 +328,12 @@ LIMIT_UNITS = {
     "bolus_dose": "mg",
     "rate_per_kg": "mg/kg/h",
     "rate": "mg/h",
+    "total_dose_per_kg_actual": "mg/kg",
+    "bolus_count": "",
+    "bolus_rate_per_kg": "mg/kg/h",
+    "bolus_duration": "min",
+    "rate_per_kg_actual": "mg/kg/h",
+    "total_duration": "min",
     "infusion_duration": "min",
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
@@ -373,7 +379,7 @@ def limit_tables(
                 sides = draw(st.lists(st.sampled_from(SIDES), min_size=1, max_size=4, unique=True))
                 values: st.SearchStrategy[Decimal | int] = (
                     st.integers(0, 50)
-                    if parameter == "sessions_per_7d"
+                    if not LIMIT_UNITS[parameter]  # a count
                     else st.decimals(min_value="0.001", max_value="9999", places=3)
                 )
                 drawn = sorted(draw(st.lists(values, min_size=len(sides), max_size=len(sides))))

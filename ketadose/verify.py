@@ -194,6 +194,8 @@ def _programme_problems(
                 return parameter in _hard_findings(entry, limits, step, candidate)
 
             shrunk = _shrink(patient, low, high, fails)
+            if not fails(shrunk):  # the check is not monotone in weight everywhere
+                shrunk = patient
             value, limit, unit = _hard_findings(entry, limits, step, shrunk)[parameter]
             everyone = all(
                 parameter in _hard_findings(entry, limits, step, Patient(weight_kg=w))
@@ -256,6 +258,8 @@ def _unit_problems(
     """A per-kg soft maximum above a mg hard maximum (or the reverse) at a plausible weight."""
     problems: list[Problem] = []
     for per_kg, absolute in PAIRS:
+        if per_kg == "rate_per_kg" and route != "iv":
+            continue  # rates are limited only where the drug is infused
         kg_limit = limits.limit(protocol_id, "session", per_kg, route)
         mg_limit = limits.limit(protocol_id, "session", absolute, route)
         if kg_limit is None or mg_limit is None:

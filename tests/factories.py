@@ -7,7 +7,7 @@ from typing import Any
 
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.limits import LimitLibrary, load_library
-from ketadose.models import LibraryRef, Patient, SessionDose
+from ketadose.models import DosedSession, LibraryRef, Patient
 from ketadose.protocols import Protocol, ProtocolEntry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def protocol(
     return ProtocolEntry(Protocol.model_validate(data), REF)
 
 
-def dose_for(entry: ProtocolEntry, weight: float | None = 80.0, **request: Any) -> SessionDose:
+def dose_for(entry: ProtocolEntry, weight: float | None = 80.0, **request: Any) -> DosedSession:
     """The session for a patient of this weight (other DoseRequest fields as keywords)."""
     return session_dose(entry, DoseRequest(patient=Patient(weight_kg=weight), **request))
 
@@ -76,3 +76,43 @@ REQUIRED_IDS = (
     "migraine",
     "acute-pain",
 )
+
+
+#: Wide plausibility sides for every parameter a limit library must limit (limits.REQUIRED),
+#: so a test library written for one parameter is still a valid library.
+WIDE = {
+    ("session", "total_dose_per_kg"): {"upper_hard": "100 mg/kg"},
+    ("session", "total_dose"): {"upper_hard": "10000 mg"},
+    ("session", "rate_per_kg"): {"upper_hard": "100 mg/kg/h"},
+    ("session", "rate"): {"upper_hard": "10000 mg/h"},
+    ("session", "bolus_dose_per_kg"): {"upper_hard": "100 mg/kg"},
+    ("session", "final_concentration"): {"upper_hard": "100 mg/mL"},
+    ("session", "pump_rate"): {"upper_hard": "9999 mL/h"},
+    ("session", "infusion_duration"): {"upper_hard": "24 h"},
+    ("patient", "weight"): {"lower_hard": "1 kg", "upper_hard": "1000 kg"},
+    ("patient", "age"): {"lower_hard": "1 y", "upper_hard": "150 y"},
+    **{
+        (section, parameter): sides
+        for section in ("vitals_pre", "vitals_during")
+        for parameter, sides in (
+            ("systolic", {"lower_hard": "40 mmHg", "upper_hard": "300 mmHg"}),
+            ("diastolic", {"lower_hard": "20 mmHg", "upper_hard": "200 mmHg"}),
+            ("heart_rate", {"lower_hard": "20 bpm", "upper_hard": "250 bpm"}),
+            ("spo2", {"lower_hard": "50%"}),
+        )
+    },
+}
+
+
+def complete(text: str) -> str:
+    """A test limit library with wide defaults for every required parameter it leaves out."""
+    blocks = [text.rstrip("\n") + "\n"]
+    for (section, parameter), sides in WIDE.items():
+        if f"[profiles.default.{section}.{parameter}]" in text:
+            continue
+        lines = "".join(f'{side} = "{value}"\n' for side, value in sides.items())
+        blocks.append(
+            f"\n[profiles.default.{section}.{parameter}]\n{lines}"
+            'source = "wide test bound"\nevidence = "SITE-POLICY"\n'
+        )
+    return "".join(blocks)

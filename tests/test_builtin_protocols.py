@@ -15,7 +15,7 @@ import pytest
 
 from ketadose.dosing import DoseRequest, session_dose
 from ketadose.libfile import Quantity
-from ketadose.models import Patient, PhaseDose, Preparation, SessionDose
+from ketadose.models import DosedSession, Patient, PhaseDose, Preparation
 from ketadose.protocols import ProtocolEntry, ProtocolLibrary, load_library
 from ketadose.units import Kind, parse
 from tests.factories import REQUIRED_IDS
@@ -42,7 +42,7 @@ def dose(
     dose_text: str | None = None,
     rate_text: str | None = None,
     duration_min: float | None = None,
-) -> SessionDose:
+) -> DosedSession:
     """One session as ``ketadose dose`` computes it, overrides parsed as the CLI parses them."""
     request = DoseRequest(
         patient=Patient(weight_kg=weight_kg),
@@ -95,7 +95,7 @@ def assert_phase(
 
 
 def assert_totals(
-    result: SessionDose,
+    result: DosedSession,
     *,
     total_dose_mg: float,
     total_dose_mg_per_kg: float | None,
@@ -127,7 +127,7 @@ def assert_preparation(
         assert preparation.diluent_ml == pytest.approx(diluent_ml, rel=REL)
 
 
-def codes(result: SessionDose) -> set[str]:
+def codes(result: DosedSession) -> set[str]:
     return {finding.code for finding in result.findings}
 
 

@@ -109,12 +109,17 @@ class TestDoseJson:
             "pump_rate_ml_per_h_rounded": 150,
             "volume_ml": 100,
             "drops_per_min": None,
+            "delivered_dose_mg": 35,
+            "delivered_rate_mg_per_h": 52.5,
         }
         assert data["total_dose_mg"] == 35
+        assert (data["delivered_total_mg"], data["delivered_total_mg_per_kg"]) == (35, 0.5)
+        assert data["during"] is None
         assert data["total_duration_min"] == 40
         prep = data["preparation"]
         assert (prep["vial_mg_per_ml"], prep["draw_ml"], prep["final_volume_ml"]) == (10, 3.5, 100)
         assert prep["final_mg_per_ml"] == 0.35
+        assert (prep["delivered_mg"], prep["delivered_mg_per_ml"]) == (35, 0.35)
         assert {"severity", "code", "message", "parameter", "value", "limit", "source"} <= set(
             data["findings"][0]
         )
@@ -246,12 +251,12 @@ class TestExitCodes:
     def test_internal_error_exits_1_without_traceback(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import ketadose.assess
+        import ketadose.gate
 
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("simulated bug")
 
-        monkeypatch.setattr(ketadose.assess, "assess", boom)
+        monkeypatch.setattr(ketadose.gate, "session", boom)
         result = run("dose", "-p", "depression", "--weight", "80kg")
         assert result.exit_code == 1
         assert "internal error (RuntimeError: simulated bug)" in result.stderr
@@ -259,12 +264,12 @@ class TestExitCodes:
         assert "Traceback" not in result.stderr
 
     def test_debug_shows_the_traceback(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import ketadose.assess
+        import ketadose.gate
 
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("simulated bug")
 
-        monkeypatch.setattr(ketadose.assess, "assess", boom)
+        monkeypatch.setattr(ketadose.gate, "session", boom)
         result = run("--debug", "dose", "-p", "depression", "--weight", "80kg")
         assert isinstance(result.exception, RuntimeError)
 

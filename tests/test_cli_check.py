@@ -438,7 +438,7 @@ class TestReviewRegressions:
             "dose", "-p", "depression", "--weight", "80kg", "--pump-step", "10mL/h", *LIMITS
         )
         assert result.exit_code == 2
-        assert "coarser than 1 mL/h" in result.stderr
+        assert "pump step 10 mL/h is not a pump increment" in result.stderr
 
     def test_refused_session_shows_no_volumes(self) -> None:
         result = run(

@@ -46,7 +46,8 @@ def beyond_hard(value: float | None, bounds: Bounds | None) -> bool:
 
 
 def hard(protocol_id: str, section: str, parameter: str) -> Bounds | None:
-    limit = SHIPPED_LIMITS.limit(protocol_id, section, parameter)
+    route = PROTOCOLS[protocol_id].protocol.route
+    limit = SHIPPED_LIMITS.limit(protocol_id, section, parameter, route)
     return None if limit is None else limit.bounds
 
 
@@ -175,7 +176,7 @@ class TestMonotone:
     def test_session_findings_are_monotone_in_dose(
         self, protocol_id: str, patient: Patient, first: int, second: int
     ) -> None:
-        from ketadose.assess import assess
+        from ketadose.gate import session as assess
         from ketadose.libfile import Quantity
 
         entry = PROTOCOLS.get_protocol(protocol_id)

@@ -11,25 +11,40 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ketadose.assess import verdict
 from ketadose.limits import (
     SECTIONS,
     LimitLibrary,
+    check,
+    check_predicted_peak,
     load_file,
 )
-from ketadose.models import CheckContext, Patient, PreviousSession, SessionDose, Severity, Vitals
-from ketadose.pk import DEFAULT_MODEL, MODELS, Infusion, peaks
+from ketadose.models import (
+    CheckContext,
+    DosedSession,
+    Finding,
+    Patient,
+    PreviousSession,
+    Severity,
+    Vitals,
+)
+from ketadose.pk import DEFAULT_MODEL, MODELS, Infusion, peaks, session_infusions
 from tests.factories import dose_for, protocol
 
 AT = datetime(2026, 11, 27, 9, 0)
 UNITS = {
     "total_dose_per_kg": "mg/kg",
     "total_dose": "mg",
+    "total_dose_per_kg_actual": "mg/kg",
     "bolus_dose_per_kg": "mg/kg",
     "bolus_dose": "mg",
+    "bolus_count": "",
+    "bolus_rate_per_kg": "mg/kg/h",
+    "bolus_duration": "min",
     "rate_per_kg": "mg/kg/h",
     "rate": "mg/h",
+    "rate_per_kg_actual": "mg/kg/h",
     "infusion_duration": "min",
+    "total_duration": "min",
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
     "predicted_peak": "ng/mL",
@@ -47,15 +62,15 @@ UNITS = {
     "spo2": "%",
 }
 
-Probe = Callable[[float], tuple[SessionDose, CheckContext]]
+Probe = Callable[[float], tuple[DosedSession, CheckContext]]
 PEAK_PER_MG = peaks(MODELS[DEFAULT_MODEL], 80, [[Infusion(0, 40, 1)]])[0]
 
 
-def plain(session: SessionDose) -> tuple[SessionDose, CheckContext]:
+def plain(session: DosedSession) -> tuple[DosedSession, CheckContext]:
     return session, CheckContext(at=AT)
 
 
-def timed(dose: str, minutes: float = 60, bag: str = "1000 mL", weight: float = 80) -> SessionDose:
+def timed(dose: str, minutes: float = 60, bag: str = "1000 mL", weight: float = 80) -> DosedSession:
     entry = protocol({"kind": "timed", "dose": dose, "duration": f"{minutes} min"}, bag=bag)
     return dose_for(entry, weight)
 
@@ -64,20 +79,46 @@ def history(*sessions: PreviousSession) -> CheckContext:
     return CheckContext(at=AT, history=sessions)
 
 
-def vitals(**values: float) -> Callable[[SessionDose], tuple[SessionDose, CheckContext]]:
-    def probe(session: SessionDose) -> tuple[SessionDose, CheckContext]:
+def vitals(**values: float) -> Callable[[DosedSession], tuple[DosedSession, CheckContext]]:
+    def probe(session: DosedSession) -> tuple[DosedSession, CheckContext]:
         return session, CheckContext(at=AT, vitals=Vitals(**values))
 
     return probe
 
 
-def during(**values: float) -> tuple[SessionDose, CheckContext]:
+def during(**values: float) -> tuple[DosedSession, CheckContext]:
     return timed("0.5 mg/kg"), CheckContext(at=AT, vitals=Vitals(**values), during=True)
 
 
 PROBES: dict[str, Probe] = {
     "total_dose_per_kg": lambda x: plain(timed(f"{x} mg/kg", bag="10000 mL")),
     "total_dose": lambda x: plain(timed(f"{x} mg")),
+    "total_dose_per_kg_actual": lambda x: plain(timed(f"{x} mg/kg", bag="10000 mL")),
+    "bolus_count": lambda x: plain(
+        dose_for(
+            protocol(
+                *({"kind": "bolus", "dose": "1 mg", "duration": "2 min"} for _ in range(int(x))),
+                bag="10000 mL",
+            )
+        )
+    ),
+    # x/10 mg/kg over 6 min is x mg/kg/h.
+    "bolus_rate_per_kg": lambda x: plain(
+        dose_for(
+            protocol(
+                {"kind": "bolus", "dose": f"{x / 10} mg/kg", "duration": "6 min"}, bag="10000 mL"
+            )
+        )
+    ),
+    "bolus_duration": lambda x: plain(
+        dose_for(protocol({"kind": "bolus", "dose": "1 mg", "duration": f"{x} min"}))
+    ),
+    "rate_per_kg_actual": lambda x: plain(
+        dose_for(
+            protocol({"kind": "rate", "rate": f"{x} mg/kg/h", "duration": "1 h"}, bag="10000 mL")
+        )
+    ),
+    "total_duration": lambda x: plain(timed("0.5 mg/kg", minutes=x)),
     "bolus_dose_per_kg": lambda x: plain(
         dose_for(
             protocol({"kind": "bolus", "dose": f"{x} mg/kg", "duration": "2 min"}, bag="10000 mL")
@@ -153,6 +194,14 @@ EXPECTED = [
 ]
 
 
+def checked_findings(
+    session: DosedSession, library: LimitLibrary, context: CheckContext
+) -> list[Finding]:
+    """What the gate's checker finds, the session's own predicted peak included."""
+    peak = peaks(MODELS[DEFAULT_MODEL], 80, [session_infusions(session.phases)])[0]
+    return check(session, library, context) + check_predicted_peak(library, "t", "iv", peak)
+
+
 def library_for(section: str, parameter: str) -> LimitLibrary:
     unit = UNITS[parameter]
     sides = "\n".join(
@@ -197,7 +246,7 @@ class TestEveryParameter:
             session, context = during(**{parameter: value})
         else:
             session, context = PROBES[parameter](value)
-        checked = verdict(session, library, context).findings
+        checked = checked_findings(session, library, context)
         findings = [f for f in checked if f.parameter == f"{section}.{parameter}"]
         if severity is None:
             assert findings == []

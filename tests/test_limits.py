@@ -462,11 +462,16 @@ class TestLibraryValidation:
 
     def test_profile_for_unknown_protocol(self) -> None:
         library = load_file(
-            (LIBRARY_HEAD + DEFAULT_LIMIT + DEFAULT_LIMIT.replace("default", "depresion")).encode(),
+            (
+                LIBRARY_HEAD
+                + DEFAULT_LIMIT
+                + '[profiles.depresion]\nroute = "iv"\n'
+                + DEFAULT_LIMIT.replace("default", "depresion")
+            ).encode(),
             "l.toml",
         )
         with pytest.raises(ConfigError, match='profile "depresion" names no protocol'):
-            library.check_protocols({"depression"})
+            library.check_protocols({"depression": "iv"})
 
     def test_medication_for_unknown_protocol(self) -> None:
         text = (
@@ -477,7 +482,7 @@ class TestLibraryValidation:
         )
         library = load_file(text.encode(), "l.toml")
         with pytest.raises(ConfigError) as info:
-            library.check_protocols({"depression"})
+            library.check_protocols({"depression": "iv"})
         assert str(info.value) == (
             'l.toml: conditions[0](allergy).protocols: "depresion" names no protocol in the '
             "protocol library"

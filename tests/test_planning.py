@@ -215,8 +215,8 @@ class TestDateProperties:
         result = plan(entry, request, LIMITS)
         starts = [s.start for s in result.sessions]
         assert len(starts) == (entry.protocol.series.sessions)
-        interval = LIMITS.limit(protocol_id, "series", "interval")
-        per_7d = LIMITS.limit(protocol_id, "series", "sessions_per_7d")
+        interval = LIMITS.limit(protocol_id, "series", "interval", entry.protocol.route)
+        per_7d = LIMITS.limit(protocol_id, "series", "sessions_per_7d", entry.protocol.route)
         for a, b in itertools.pairwise(starts):
             assert b.weekday() in days
             assert b.date() not in request.closed

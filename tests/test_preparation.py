@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketadose.errors import InputError
-from ketadose.models import PhaseDose, Rounding
-from ketadose.preparation import programme, rounding
+from ketadose.models import DRAW_STEPS_ML, PUMP_STEPS_ML_PER_H, PhaseDose, Rounding
+from ketadose.preparation import Sides, programme, round_safe, rounding
+from ketadose.units import round_to
 
 
 def timed(dose_mg: float, minutes: float) -> PhaseDose:
@@ -90,6 +91,67 @@ class TestWorkedExamples:
         assert prep.draw_ml_rounded == 3.3
         assert phases[0].pump_rate_ml_per_h == pytest.approx(150)
         assert phases[0].pump_rate_ml_per_h_rounded == 150
+        # The bag holds 3.3 mL x 10 mg/mL = 33 mg in 100 mL: 150 mL/h of 0.33 mg/mL.
+        assert prep.delivered_mg == pytest.approx(33)
+        assert prep.delivered_mg_per_ml == pytest.approx(0.33)
+        assert phases[0].delivered_rate_mg_per_h == pytest.approx(49.5)
+        assert phases[0].delivered_dose_mg == pytest.approx(33)
+
+
+class TestSafeRounding:
+    """A rounded pump rate or draw never crosses a limit the exact value is within."""
+
+    def test_nearest_step_when_no_limit_is_near(self) -> None:
+        assert round_safe(15.5, 1, Sides(upper=((30, "a max"),))) == (16, None)
+
+    def test_down_when_the_nearest_step_crosses_a_maximum(self) -> None:
+        # CRPS at 80 kg in 62 mL: 25 mg/h at 100/62 mg/mL = 15.5 mL/h; 16 mL/h is 25.8 mg/h.
+        sides = Sides(upper=((25, "the 25 mg/h hard maximum"),)).scaled(62 / 100)
+        assert round_safe(15.5, 1, sides) == (15, "the 25 mg/h hard maximum")
+
+    def test_up_when_the_nearest_step_crosses_a_minimum(self) -> None:
+        assert round_safe(0.14, 0.1, Sides(lower=((0.12, "a min"),))) == (0.2, "a min")
+
+    def test_exactly_at_a_limit_is_within(self) -> None:
+        assert round_safe(15.0, 1, Sides(upper=((15, "max"),))) == (15, None)
+
+    def test_a_value_already_past_stays_nearest(self) -> None:
+        # The gate refuses it anyway; rounding does not pretend to mend it.
+        assert round_safe(16.2, 1, Sides(upper=((15, "max"),))) == (16, None)
+
+    def test_the_draw_is_turned_too_and_says_so(self) -> None:
+        # 1.165 mL of 100 mg/mL = 116.5 mg; 1.17 mL would be 117 mg, past a 116.8 mg maximum.
+        prep, _, findings = programme(
+            (timed(116.5, 40),),
+            route="iv",
+            vial_mg_per_ml=100,
+            final_volume_ml=100,
+            total_sides=Sides(upper=((116.8, "the 1.5 mg/kg hard maximum"),)),
+        )
+        assert prep is not None
+        assert prep.draw_ml_rounded == 1.16
+        assert prep.delivered_mg == pytest.approx(116)
+        assert [f.code for f in findings] == ["draw-rounded-down", "vial-needs-dilution"]
+        assert "rounded down to 1.16 mL, not to 1.17 mL" in findings[0].message
+
+    @given(
+        exact=st.floats(min_value=0.01, max_value=2000),
+        step=st.sampled_from(PUMP_STEPS_ML_PER_H),
+        limit=st.floats(min_value=0.01, max_value=2000),
+        upper=st.booleans(),
+    )
+    def test_never_pushed_across(
+        self, exact: float, step: float, limit: float, upper: bool
+    ) -> None:
+        sides = Sides(upper=((limit, "max"),)) if upper else Sides(lower=((limit, "min"),))
+        rounded, _ = round_safe(exact, step, sides)
+        assert abs(rounded - exact) <= step * (1 + 1e-9)
+        slack = 1e-9 * max(limit, 1)
+        if upper and exact <= limit and rounded > limit + slack:
+            # Only when even the step below is 0 (no pump rate) may it stay above.
+            assert round_to(rounded - step, step) <= 0
+        if not upper and exact >= limit and rounded < limit - slack:
+            raise AssertionError((exact, step, limit, rounded))
 
 
 class TestRoutesAndRefusals:
@@ -144,12 +206,29 @@ class TestRoutesAndRefusals:
 class TestRoundingIsBounded:
     """Display steps can never change what is programmed or drawn beyond a pump's resolution."""
 
-    def test_coarse_steps_are_refused(self) -> None:
-        with pytest.raises(InputError, match="coarser than 1 mL/h"):
-            rounding(10, 0.01)
-        with pytest.raises(InputError, match="coarser than 0.1 mL"):
-            rounding(0.1, 10)
-        assert rounding(1, 0.1) == Rounding(pump_rate_ml_per_h=1, draw_ml=0.1)
+    @pytest.mark.parametrize(
+        ("pump", "draw", "message"),
+        [
+            (10, 0.01, "pump step 10 mL/h is not a pump increment"),
+            (0.7, 0.01, "pump step 0.7 mL/h is not a pump increment"),
+            (0.05, 0.01, "pump step 0.05 mL/h is not a pump increment"),
+            (0.1, 10, "draw step 10 mL is not a syringe graduation"),
+            (0.1, 0.03, "draw step 0.03 mL is not a syringe graduation"),
+            (0.1, 0.001, "draw step 0.001 mL is not a syringe graduation"),
+        ],
+    )
+    def test_odd_and_coarse_steps_are_refused(self, pump: float, draw: float, message: str) -> None:
+        with pytest.raises(InputError, match=message):
+            rounding(pump, draw)
+
+    @pytest.mark.parametrize("pump", PUMP_STEPS_ML_PER_H)
+    @pytest.mark.parametrize("draw", DRAW_STEPS_ML)
+    def test_every_sensible_step_is_accepted(self, pump: float, draw: float) -> None:
+        assert rounding(pump, draw) == Rounding(pump_rate_ml_per_h=pump, draw_ml=draw)
+
+    def test_the_model_refuses_an_odd_step_too(self) -> None:
+        with pytest.raises(ValueError, match="not a pump increment"):
+            Rounding(pump_rate_ml_per_h=0.7)
 
     def test_a_rate_that_rounds_to_zero_is_refused(self) -> None:
         # 0.5 mg over 600 min from 0.5 mg in 50 mL = 5 mL/h; from 5000 mg in 50 mL: 0.005 mL/h
@@ -201,6 +280,11 @@ class TestProperties:
             assert phase.pump_rate_ml_per_h is not None and phase.rate_mg_per_h is not None
             assert phase.pump_rate_ml_per_h * prep.final_mg_per_ml == pytest.approx(
                 phase.rate_mg_per_h, rel=1e-12
+            )
+            # What the rounded rate delivers from the bag as drawn.
+            assert phase.pump_rate_ml_per_h_rounded is not None
+            assert phase.delivered_rate_mg_per_h == pytest.approx(
+                phase.pump_rate_ml_per_h_rounded * prep.delivered_mg_per_ml, rel=1e-12
             )
         assert sum(p.volume_ml or 0 for p in pumped) == pytest.approx(bag, rel=1e-12)
         assert prep.draw_ml * vial == pytest.approx(total, rel=1e-12)

@@ -15,8 +15,8 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketadose.assess import assess
 from ketadose.dosing import DoseRequest
+from ketadose.gate import session as assess
 from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary
 from ketadose.limits import load_library as load_limits

@@ -10,13 +10,14 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from ketadose.assess import assess
 from ketadose.dosing import DoseRequest, session_dose
+from ketadose.gate import session as assess
 from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary
 from ketadose.limits import load_library as load_limits
-from ketadose.models import CheckContext, MedicationUse, Patient, Sex, Vitals
+from ketadose.models import CheckContext, MedicationUse, Patient, SessionDose, Sex, Vitals
 from ketadose.planning import Plan, PlanRequest, plan
 from ketadose.protocols import ProtocolEntry, load_library
 from ketadose.render.html import plan_sheet, session_sheet
@@ -122,7 +123,7 @@ class TestPlanContent:
             "ketadose treatment plan Treatment-resistant depression, IV induction series "
             "protocol depression · category psychiatric · route IV"
         )
-        assert "ketadose example limit library 2026.11.0" in text
+        assert "ketadose example limit library 2026.12.0" in text
         assert "ketadose shipped protocols (example) 2026.11.0" in text
         assert base_plan.library.sha256 in text
         assert base_plan.protocol_library.sha256 in text
@@ -241,7 +242,7 @@ class TestApproval:
         sheet = read(base_html)
         assert "banner" in sheet.classes
         assert (
-            "UNAPPROVED EXAMPLE LIBRARY Limit library “ketadose example limit library” 2026.11.0, "
+            "UNAPPROVED EXAMPLE LIBRARY Limit library “ketadose example limit library” 2026.12.0, "
             "Protocol library “ketadose shipped protocols (example)” 2026.11.0 are shipped as an "
             "example and name no approver. A clinic must review and approve its own library"
         ) in sheet.text
@@ -375,16 +376,19 @@ class TestSessionSheet:
         assert "banner" in sheet.classes
         assert "Patient id (write in)" in sheet.text
         assert "Prescriber: name signature date Nurse: name signature date" in sheet.text
-        assert "Limit library sha256 5774d2829ecad995" in sheet.text
+        assert f"Limit library sha256 {SHIPPED_LIMITS.ref.sha256[:16]}" in sheet.text
         assert "http" not in checked
 
-    def test_unchecked_session_says_so(self) -> None:
+    def test_an_unchecked_session_cannot_be_rendered(self) -> None:
+        # Only the gate makes the checked type the sheet takes: the dosed session as computed
+        # cannot be turned into one, by construction or by validation.
         unchecked = session_dose(DEPRESSION, DoseRequest(patient=Patient(weight_kg=80.0)))
-        text = read(session_sheet(unchecked)).text
-        assert unchecked.library is None
-        assert "Not checked against a limit library." in text
-        assert "This sheet was not checked against a limit library" in text
-        assert "Limit library" not in text
+        fields = {**unchecked.model_dump(), "status": "ok", "ready": True}
+        fields["library"] = SHIPPED_LIMITS.ref.model_dump()
+        with pytest.raises(ValidationError, match="made only by ketadose.gate"):
+            SessionDose.model_validate(fields)
+        with pytest.raises(ValidationError, match="made only by ketadose.gate"):
+            SessionDose(**fields)
 
     def test_hard_session_is_withheld(self) -> None:
         request = DoseRequest(

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ketadose.cli import app
 from ketadose.render.plot import chart
 from ketadose.render.schema import schema
+from tests.factories import complete
 
 runner = CliRunner()
 ONE = ("simulate", "-p", "depression", "--weight", "70kg")
@@ -146,9 +147,11 @@ class TestPeakLimit:
     def library(self, tmp_path: Path) -> Path:
         path = tmp_path / "peak.toml"
         path.write_text(
-            '[library]\nname = "peak"\nversion = "1"\n'
-            '[profiles.default.session.predicted_peak]\nupper_soft = "170 ng/mL"\n'
-            'upper_hard = "250 ng/mL"\nsource = "site policy"\nevidence = "SITE-POLICY"\n'
+            complete(
+                '[library]\nname = "peak"\nversion = "1"\n'
+                '[profiles.default.session.predicted_peak]\nupper_soft = "170 ng/mL"\n'
+                'upper_hard = "250 ng/mL"\nsource = "site policy"\nevidence = "SITE-POLICY"\n'
+            )
         )
         return path
 
@@ -222,5 +225,12 @@ class TestBatchPeaks:
         limited = runner.invoke(app, [*base, "--limits", str(TestPeakLimit().library(tmp_path))])
         record = json.loads(limited.stdout)
         assert record["plan"]["pk_model"] == "clements250"
-        assert record["status"] == "soft"  # 177 ng/mL is above the 170 ng/mL soft maximum
-        assert limited.exit_code == 3
+        # Each session's 177 ng/mL is above the 170 ng/mL soft maximum...
+        assert {s["status"] for s in record["plan"]["sessions"]} == {"soft"}
+        # ...and the conditional step to 0.75 mg/kg over 45 min peaks at 254 ng/mL, past the
+        # 250 ng/mL hard maximum: the plan shows the step refused and exits 4.
+        (step,) = record["plan"]["escalation_checks"]
+        assert step["status"] == "hard"
+        assert step["preparation"] is None
+        assert record["status"] == "hard"
+        assert limited.exit_code == 4

@@ -73,7 +73,7 @@ class TestPatientsAndContext:
     @given(ks.vitals() | ks.vitals(extreme=True))
     def test_vitals_are_checked(self, vitals: Vitals) -> None:
         for during in (False, True):
-            findings = check_vitals(LIMITS, "depression", vitals, during=during)
+            findings = check_vitals(LIMITS, "depression", "iv", vitals, during=during)
             assert all(f.parameter and f.parameter.startswith("vitals_") for f in findings)
 
     @given(st.lists(ks.medications(LIMITS), min_size=1, max_size=3))

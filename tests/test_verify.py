@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from ketadose import strategies as ks
 from ketadose.cli import app
-from ketadose.dosing import DoseRequest, at_step, session_dose
-from ketadose.limits import check_dose, load_file
+from ketadose.dosing import DoseRequest, at_step
+from ketadose.gate import prepare_session
+from ketadose.limits import load_file
 from ketadose.protocols import load_library
 from ketadose.render.schema import schema
 from ketadose.verify import verify
@@ -127,7 +128,7 @@ class TestCounterexamples:
             }
             assert problem.patient is not None
             request = at_step(DoseRequest(patient=problem.patient), steps.get(problem.step))
-            findings = check_dose(session_dose(entry, request), limits)
+            findings = prepare_session(entry, request, limits).findings
             assert problem.parameter in {f.parameter for f in findings if f.severity == "hard"}
 
     def test_an_unreachable_hard_limit_is_no_problem(self) -> None:

@@ -132,7 +132,7 @@ def plan_bundle(plan: Plan, limits: LimitLibrary) -> str:
             {"text": text}
             for text in (
                 _status_text(plan.status, plan.ready),
-                *plan.escalation,
+                *plan.escalation_lines(),
                 _library_text("limit library", limits.ref),
                 _library_text("protocol library", plan.protocol_library),
             )

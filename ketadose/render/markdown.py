@@ -190,7 +190,7 @@ def plan(result: Plan) -> str:
         if items:
             lines.extend([f"### {title}", "", *items, ""])
 
-    section("Escalation", (escape(t) for t in result.escalation))
+    section("Escalation", (escape(t) for t in result.escalation_lines()))
     section("Evaluation", [escape(result.evaluation)])
     section("Maintenance options", (f"{escape(n.text)} [{n.evidence}]" for n in result.maintenance))
     section(

@@ -443,7 +443,7 @@ def plan(result: Plan, console: Console) -> None:
             for item in items:
                 console.print(Text(f"  - {item}"))
 
-    section("Escalation", list(result.escalation))
+    section("Escalation", list(result.escalation_lines()))
     section("Evaluation", [result.evaluation])
     section("Maintenance options", [f"{n.text} [{n.evidence}]" for n in result.maintenance])
     section(
