@@ -4,12 +4,65 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ketadose.errors import InputError
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for messages."""
+    for test, name in (
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "named pipe (FIFO)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def check_target(path: Path, *, replace: bool = False) -> None:
+    """Refuse a file that :func:`atomic_file` would not write, without opening it.
+
+    The file may be missing (its directory must exist) or, with ``replace``, a regular file.
+    Anything else is refused: a directory, a named pipe (opening one for writing would block),
+    a device such as ``/dev/null`` (renaming over it would replace the device node itself), a
+    socket, and a symbolic link, even to a regular file: ``os.replace`` would put the new file
+    where the link is and leave its target as it was, which is not what "replace FILE" means.
+    Only ``lstat`` is used, so nothing is opened or followed.
+
+    Args:
+        path: The file to write.
+        replace: Whether an existing regular file may be replaced (``--force``).
+
+    Raises:
+        InputError: When ``path`` cannot be written as asked.
+    """
+    try:
+        mode: int | None = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror}") from None
+    if mode is not None and not replace:
+        raise InputError(f"{path} exists; refusing to overwrite it")
+    if mode is not None and stat.S_ISREG(mode):
+        return
+    if mode is not None:
+        raise InputError(
+            f"{path} is a {_kind(mode)}, not a regular file: --force replaces regular files "
+            "only; write to a new file name"
+        )
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"cannot write {path}: there is no directory {directory}")
 
 
 @contextlib.contextmanager
@@ -30,8 +83,10 @@ def atomic_file(path: Path, *, replace: bool = False) -> Iterator[BinaryIO]:
         The binary stream to write to.
 
     Raises:
-        InputError: When ``path`` exists (and not ``replace``) or cannot be written.
+        InputError: When ``path`` exists (and not ``replace``), is not a regular file (see
+            :func:`check_target`) or cannot be written.
     """
+    check_target(path, replace=replace)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,6 +103,8 @@ def atomic_file(path: Path, *, replace: bool = False) -> Iterator[BinaryIO]:
             os.fsync(stream.fileno())
         try:
             if replace:
+                # Checked again: the file may have changed while the content was made.
+                check_target(path, replace=True)
                 os.replace(temporary, path)
             else:
                 os.link(temporary, path)

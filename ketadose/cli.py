@@ -10,8 +10,10 @@ or json) when it runs, so ``ketadose --help`` loads neither pint nor the protoco
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import gc
+import io
 import itertools
 import os
 import sys
@@ -89,7 +91,9 @@ def command(function: Callable[P, R]) -> Callable[P, R]:
     """Map every error a command raises to one stderr line and its documented exit code.
 
     The single place where exceptions become exit codes: ``KetadoseError`` carries its own
-    code; anything else is a bug (exit 1), shown with its traceback only under ``--debug``.
+    code; output that cannot be delivered (a closed or full stdout, a reader gone away) is 2;
+    Ctrl-C is 130; anything else is a bug (exit 1), shown with its traceback only under
+    ``--debug``.
 
     Args:
         function: The command body.
@@ -109,13 +113,16 @@ def command(function: Callable[P, R]) -> Callable[P, R]:
             if _debug:
                 raise
             raise _fail(f"error: {error}", error.exit_code) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", ExitCode.INTERRUPTED) from None
         except BrokenPipeError:
             # The reader stopped reading: send the rest nowhere, and say so on stderr.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _discard_stdout()
             raise _fail("output closed before it was all written", ExitCode.USAGE) from None
         except OSError as error:
             if _debug:
                 raise
+            _discard_stdout()
             raise _fail(f"error: cannot write output: {error.strerror}", ExitCode.USAGE) from None
         except Exception as error:
             if _debug:
@@ -254,13 +261,23 @@ def _format(
 
 
 def _check_output(output: Path | None, force: bool) -> None:
-    """Refuse ``--force`` alone, and an existing ``--output`` without it, before any work."""
+    """Refuse a bad ``--output`` before any work is done, and without opening it.
+
+    Refused: ``--force`` alone, an existing file without it, anything but a regular file with
+    it (a FIFO, a device, a socket, a directory, a symbolic link: see
+    :func:`ketadose.atomic.check_target`), a missing directory.
+    """
     from ketadose.errors import InputError
 
     if force and output is None:
         raise InputError("--force replaces an --output file: give -o FILE too")
-    if output is not None and not force and output.exists():
+    if output is None:
+        return
+    if not force and os.path.lexists(output):
         raise InputError(f"{output} exists: use --force to replace it")
+    from ketadose.atomic import check_target
+
+    check_target(output, replace=force)
 
 
 def _emit(
@@ -1704,7 +1721,21 @@ def main() -> None:
 
     Typer reports a usage error (unknown option, bad choice, missing value) in four lines;
     here it becomes the one ``ketadose: error:`` line every other error is, with exit 2.
+    Ctrl-C anywhere is one ``ketadose: interrupted`` line and exit 130.
     """
+    try:
+        _standard_streams()
+        _main_command()
+    except KeyboardInterrupt:
+        raise SystemExit(_fail("interrupted", ExitCode.INTERRUPTED).exit_code) from None
+    except OSError as error:  # help or a usage message that could not be written
+        _discard_stdout()
+        raise SystemExit(
+            _fail(f"error: cannot write output: {error.strerror}", ExitCode.USAGE).exit_code
+        ) from None
+
+
+def _main_command() -> None:
     from typer.main import get_command
 
     command = get_command(app)  # built once: checked for repeats, then run
@@ -1721,6 +1752,136 @@ def main() -> None:
         context = getattr(error, "ctx", None)
         where = f" (see: {context.command_path} --help)" if context is not None else ""
         raise SystemExit(_fail(f"error: {message}{where}", ExitCode.USAGE).exit_code) from None
-    except typer.Abort:
-        raise SystemExit(_fail("interrupted", ExitCode.INTERNAL).exit_code) from None
+    except typer.Abort:  # Click's word for Ctrl-C outside a command's body
+        raise SystemExit(_fail("interrupted", ExitCode.INTERRUPTED).exit_code) from None
     sys.exit(int(code or 0))
+
+
+class _Closed(io.TextIOBase):
+    """Stands in for a standard stream whose descriptor was closed when ketadose started.
+
+    Writing (or reading) raises ``OSError(EBADF)``, which the error mapping turns into its
+    documented exit code: data that cannot be delivered is never reported as done.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _closed(self) -> OSError:
+        return OSError(errno.EBADF, f"{self._name} is closed")
+
+    def write(self, text: str) -> int:
+        raise self._closed()
+
+    def read(self, size: int | None = -1) -> str:
+        raise self._closed()
+
+    def fileno(self) -> int:
+        raise self._closed()
+
+    @property
+    def buffer(self) -> BinaryIO:
+        """The binary stream: refused, as the text one is."""
+        raise self._closed()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # read-only, as on a real stream
+        """What a stream would be written in."""
+        return "utf-8"
+
+
+class _Messages(io.TextIOBase):
+    """stderr for messages that must never fail the command they report on.
+
+    When stderr is closed, full (``/dev/full``) or gone, a message is lost but the exit code
+    stays the documented one: a write error is swallowed, and the descriptor is pointed at
+    ``/dev/null`` so that nothing left in a buffer fails again when Python exits (which would
+    turn any exit code into 120).
+    """
+
+    def __init__(self, stream: "TextIO | None") -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._lost()
+
+    def _lost(self) -> None:
+        self._stream = None
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return 2
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # read-only, as on a real stream
+        """The encoding of the stderr it writes to."""
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+def _standard_streams() -> None:
+    """Make stdin, stdout and stderr safe before any work.
+
+    - A closed descriptor 0, 1 or 2 is held open on ``/dev/null``, so that no file opened later
+      (the store, an output's temporary file) takes its number and receives stray output; the
+      Python stream becomes a :class:`_Closed` that refuses to be used (exit 2).
+    - stdout carries UTF-8 whatever ``PYTHONIOENCODING`` or the locale say: the output is a
+      contract, the same bytes as ``--output FILE`` writes, and an ASCII or Latin-1 stream
+      could not carry "µ", "≥" or "—" (and UTF-16 would break every reader of JSON or CSV).
+    - stderr keeps the environment's encoding for the person reading it, with characters it
+      cannot carry written as escapes, and never fails a command (:class:`_Messages`).
+    """
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+            with contextlib.suppress(OSError):
+                null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+    if 0 in closed or sys.stdin is None:
+        sys.stdin = _Closed("stdin")
+    if 1 in closed or sys.stdout is None:
+        sys.stdout = _Closed("stdout")
+    elif isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(encoding="utf-8", errors="strict")
+    stderr = None if 2 in closed else sys.stderr
+    if isinstance(stderr, io.TextIOWrapper):
+        stderr.reconfigure(errors="backslashreplace")
+    sys.stderr = _Messages(stderr)
+
+
+def _discard_stdout() -> None:
+    """Point stdout's descriptor at ``/dev/null`` after a write to it failed.
+
+    What is still in its buffer then goes nowhere instead of failing again when Python exits
+    (which would make the exit code 120).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)

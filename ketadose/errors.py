@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     HARD_LIMIT = 4
     CONFIG = 5
     STORE = 6
+    #: Ctrl-C (SIGINT): 128 + 2, as a shell reports a command killed by the signal.
+    INTERRUPTED = 130
 
 
 class KetadoseError(Exception):

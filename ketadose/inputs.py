@@ -13,6 +13,33 @@ from ketadose.libfile import Quantity
 from ketadose.models import MedicationUse, PreviousSession, Vitals
 from ketadose.units import BARE_NUMBER, Kind, format_number, parse, parse_as
 
+#: The first and last day a treatment date may be: every date a user gives (``--at``,
+#: ``--date``, ``--previous``, ``--last-session``, ``--start``, ``--closed``, a history file's
+#: sessions) and every date read back from the record store. Ketamine for depression dates from
+#: 2000; a later date than 2099 is a typo. The bounds are fixed, not relative to today, so a
+#: command gives the same answer on any day and nothing here reads the clock; and they keep every
+#: date far from ``datetime``'s year 9999, so adding a series' weeks can never overflow.
+DATE_RANGE: tuple[date, date] = (date(2000, 1, 1), date(2099, 12, 31))
+
+
+def plausible(value: date, *, field: str) -> None:
+    """Refuse a date (or date and time) outside :data:`DATE_RANGE`.
+
+    Args:
+        value: The date, or a datetime (its local date counts).
+        field: Name for messages.
+
+    Raises:
+        InputError: Before the first or after the last day of :data:`DATE_RANGE`.
+    """
+    first, last = DATE_RANGE
+    day_of = value.date() if isinstance(value, datetime) else value
+    if not first <= day_of <= last:
+        raise InputError(
+            f'{field} "{value.isoformat()}" is not a plausible treatment date: '
+            f"give a date from {first.isoformat()} to {last.isoformat()}"
+        )
+
 
 def implied(text: str, kind: Kind, unit: str, *, field: str) -> float:
     """Parse a value whose option fixes the unit: ``"80"`` or ``"80bpm"`` for a heart rate.
@@ -172,7 +199,8 @@ def moment(text: str, *, field: str) -> datetime:
         A naive datetime.
 
     Raises:
-        InputError: For anything else, including a time-zone offset.
+        InputError: For anything else, including a time-zone offset or a date outside
+            :data:`DATE_RANGE`.
     """
     try:
         value = datetime.fromisoformat(text.strip())
@@ -184,6 +212,7 @@ def moment(text: str, *, field: str) -> datetime:
         raise InputError(f'{field} "{text}": write local time without a time zone')
     if len(text.strip()) <= 10:
         raise InputError(f'{field} "{text}" needs a time of day, e.g. 2026-11-26T09:00')
+    plausible(value, field=field)
     return value
 
 
@@ -220,14 +249,13 @@ def day(text: str, *, field: str) -> date:
         The date.
 
     Raises:
-        InputError: For anything else.
+        InputError: For anything else, or a date outside :data:`DATE_RANGE`.
     """
     try:
         value = date.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f'{field} "{text}" is not a date; write e.g. 2026-11-30') from None
-    if not 2000 <= value.year <= 2999:
-        raise InputError(f'{field} "{text}" is not a plausible treatment date')
+    plausible(value, field=field)
     return value
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ketadose.errors import InputError, KetadoseError, StoreError
+from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
 
 #: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
@@ -158,6 +159,9 @@ MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1,)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: int = len(MIGRATIONS)
+
+#: The statuses an audit entry may have (a checked result's ``status``).
+AUDIT_STATUSES = ("ok", "soft", "hard")
 
 _SESSION_COLUMNS = (
     "id, patient_id, at, protocol, dose_mg, dose_mg_per_kg, duration_min, phases_json, "
@@ -384,6 +388,7 @@ class Store:
                 f"patient {patient.id!r}: created_at ({patient.created_at.isoformat()}) "
                 f"differs from the time it is added ({at.isoformat()})"
             )
+        _in_range("created_at", at)
         _finite("baseline", patient.baseline)
         _finite("weight_kg", patient.weight_kg)
         _finite("height_cm", patient.height_cm)
@@ -432,15 +437,7 @@ class Store:
                 f" WHERE patient_id = ? AND height_cm IS NOT NULL ORDER BY {_DESCENDING} LIMIT 1",
                 (patient_id,),
             ).fetchone()
-        return PatientRecord(
-            id=row[0],
-            protocol=row[1],
-            baseline=row[2],
-            weight_kg=weight[0],
-            height_cm=None if height is None else height[0],
-            sex=row[3],
-            created_at=datetime.fromisoformat(row[4]),
-        )
+        return _patient_from_rows(self._path, row, weight, height)
 
     def record_weight(
         self, patient_id: str, *, at: datetime, weight_kg: float, height_cm: float | None
@@ -451,6 +448,7 @@ class Store:
             InputError: Unknown patient, or a value not finite or not above 0.
             StoreError: The store cannot be written; nothing was.
         """
+        _in_range("at", at)
         _finite("weight_kg", weight_kg)
         _finite("height_cm", height_cm)
         with self._transaction("record the weight") as conn, _known_patient(patient_id):
@@ -503,7 +501,15 @@ class Store:
                 (patient_id,),
             ):
                 events.setdefault(session_id, []).append(event)
-        return [_session_from_row(row, tuple(events.get(row[0], ()))) for row in rows]
+        sessions = [
+            _session_from_row(self._path, row, tuple(events.get(row[0], ()))) for row in rows
+        ]
+        if len({s.at.tzinfo is None for s in sessions}) > 1:
+            raise StoreError(
+                f"store {self._path}: the sessions of patient {patient_id!r} mix times with and "
+                "without a UTC offset, so they cannot be put in order"
+            )
+        return sessions
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -538,7 +544,7 @@ class Store:
                     f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE patient_id = ? ORDER BY id",
                     (patient_id,),
                 ).fetchall()
-        return [_audit_from_row(row) for row in rows]
+        return [_audit_from_row(self._path, row) for row in rows]
 
     def record_session_with_audit(self, session: SessionRecord, entry: AuditEntry) -> int:
         """Store a session and its audit entry in one transaction: both or neither.
@@ -727,16 +733,26 @@ def _finite(name: str, value: float | None) -> None:
         raise InputError(f"{name} must be a finite number, not {value}")
 
 
+def _in_range(name: str, at: datetime) -> None:
+    """Refuse a time the store would refuse to read back (see :class:`_Row`)."""
+    first, last = DATE_RANGE
+    if not first <= at.date() <= last:
+        raise InputError(
+            f"{name} {at.isoformat()} is outside {first.isoformat()} to {last.isoformat()}"
+        )
+
+
 def _json(name: str, text: str) -> None:
     try:
-        json.loads(text)
-    except ValueError:
+        json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise InputError(f"{name} is not valid JSON") from None
 
 
 def _check_session(session: SessionRecord) -> None:
     if session.id is not None:
         raise InputError(f"the session is stored already (id {session.id})")
+    _in_range("at", session.at)
     for name in ("dose_mg", "dose_mg_per_kg", "duration_min", "heart_rate", "spo2", "score"):
         _finite(name, getattr(session, name))
     for name in ("bp_before", "bp_peak", "bp_after"):
@@ -750,6 +766,9 @@ def _check_session(session: SessionRecord) -> None:
 def _check_audit(entry: AuditEntry) -> None:
     if entry.id is not None:
         raise InputError(f"the audit entry is stored already (id {entry.id})")
+    _in_range("at", entry.at)
+    if entry.status not in AUDIT_STATUSES:
+        raise InputError(f"status must be one of {', '.join(AUDIT_STATUSES)}, not {entry.status!r}")
     _json("inputs_json", entry.inputs_json)
     _json("findings_json", entry.findings_json)
 
@@ -758,43 +777,180 @@ def _bp(reading: BloodPressure | None) -> tuple[float | None, float | None]:
     return (None, None) if reading is None else (reading.systolic, reading.diastolic)
 
 
-def _bp_from(systolic: float | None, diastolic: float | None) -> BloodPressure | None:
-    if systolic is None or diastolic is None:
-        return None
-    return BloodPressure(systolic=systolic, diastolic=diastolic)
+class _Row:
+    """Reads one stored row back, checking each value as the writer did (exit 6 if not).
+
+    The store is a file anyone who holds it can edit with ``sqlite3``: a value of the wrong
+    type, a number that is NaN, infinite or out of range, a malformed date, a word outside its
+    set or JSON that does not parse is refused as a :class:`StoreError` naming the table, the
+    row and the column, never passed on for a later step to trip over.
+    """
+
+    def __init__(self, path: Path, table: str, key: object) -> None:
+        self._where = f"store {path}: {table} row {key!r}"
+
+    def error(self, column: str, problem: str) -> StoreError:
+        """The error for a value that is not what ketadose wrote."""
+        return StoreError(
+            f"{self._where}: {column} {problem}; the row was changed outside ketadose"
+        )
+
+    def text(self, column: str, value: object) -> str:
+        """A non-empty text."""
+        if not isinstance(value, str) or not value:
+            raise self.error(column, f"is {_shown(value)}, not a non-empty text")
+        return value
+
+    def optional_text(self, column: str, value: object) -> str | None:
+        """A text, or NULL."""
+        if value is not None and not isinstance(value, str):
+            raise self.error(column, f"is {_shown(value)}, not a text")
+        return value
+
+    def choice(self, column: str, value: object, choices: Sequence[str | None]) -> Any:
+        """One of ``choices``."""
+        if value not in choices:
+            shown = ", ".join("NULL" if c is None else c for c in choices)
+            raise self.error(column, f"is {_shown(value)}, not one of {shown}")
+        return value
+
+    def number(self, column: str, value: object, *, low: float = -math.inf) -> float:
+        """A finite number, at least ``low`` (SQLite may hold text or a blob in any column)."""
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < low
+        ):
+            bound = "" if low == -math.inf else f" of at least {low:g}"
+            raise self.error(column, f"is {_shown(value)}, not a finite number{bound}")
+        return float(value)
+
+    def optional_number(
+        self, column: str, value: object, *, low: float = -math.inf
+    ) -> float | None:
+        """A number as :meth:`number`, or NULL."""
+        return None if value is None else self.number(column, value, low=low)
+
+    def positive(self, column: str, value: object) -> float:
+        """A finite number above 0."""
+        number = self.number(column, value)
+        if number <= 0:
+            raise self.error(column, f"is {_shown(value)}, not a number above 0")
+        return number
+
+    def integer(self, column: str, value: object) -> int:
+        """A row id."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(column, f"is {_shown(value)}, not an integer")
+        return value
+
+    def moment(self, column: str, value: object) -> datetime:
+        """An ISO 8601 date and time inside :data:`ketadose.inputs.DATE_RANGE`."""
+        try:
+            at = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            at = None
+        if at is None:
+            raise self.error(column, f"is {_shown(value)}, not an ISO 8601 date and time")
+        first, last = DATE_RANGE
+        if not first <= at.date() <= last:
+            raise self.error(
+                column, f"is {_shown(value)}, outside {first.isoformat()} to {last.isoformat()}"
+            )
+        return at
+
+    def json(self, column: str, value: object) -> str:
+        """Strict JSON text (no NaN or Infinity, which no JSON reader need accept)."""
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            json.loads(value, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise self.error(column, "is not valid JSON") from None
+        return value
+
+    def pressure(self, column: str, systolic: object, diastolic: object) -> BloodPressure | None:
+        """A blood pressure stored in two columns, both NULL or both numbers."""
+        if systolic is None and diastolic is None:
+            return None
+        return BloodPressure(
+            systolic=self.number(f"{column}_systolic", systolic),
+            diastolic=self.number(f"{column}_diastolic", diastolic),
+        )
 
 
-def _session_from_row(row: Sequence[Any], adverse_events: tuple[str, ...]) -> SessionRecord:
-    return SessionRecord(
-        id=row[0],
-        patient_id=row[1],
-        at=datetime.fromisoformat(row[2]),
-        protocol=row[3],
-        dose_mg=row[4],
-        dose_mg_per_kg=row[5],
-        duration_min=row[6],
-        phases_json=row[7],
-        bp_before=_bp_from(row[8], row[9]),
-        bp_peak=_bp_from(row[10], row[11]),
-        bp_after=_bp_from(row[12], row[13]),
-        heart_rate=row[14],
-        spo2=row[15],
-        score=row[16],
-        adverse_events=adverse_events,
-        notes=row[17],
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _shown(value: object) -> str:
+    """A stored value in a message: NULL, or its repr cut to 40 characters."""
+    if value is None:
+        return "NULL"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _patient_from_rows(
+    path: Path,
+    row: Sequence[Any],
+    weight: Sequence[Any] | None,
+    height: Sequence[Any] | None,
+) -> PatientRecord:
+    check = _Row(path, "patients", row[0])
+    if weight is None:
+        raise check.error("weight", "is missing: the patient has no measurements row")
+    measured = _Row(path, "measurements of patient", row[0])
+    return PatientRecord(
+        id=check.text("id", row[0]),
+        protocol=check.text("protocol", row[1]),
+        baseline=check.number("baseline", row[2]),
+        weight_kg=measured.positive("weight_kg", weight[0]),
+        height_cm=None if height is None else measured.positive("height_cm", height[0]),
+        sex=check.choice("sex", row[3], (None, "male", "female")),
+        created_at=check.moment("created_at", row[4]),
     )
 
 
-def _audit_from_row(row: Sequence[Any]) -> AuditEntry:
+def _session_from_row(
+    path: Path, row: Sequence[Any], adverse_events: tuple[str, ...]
+) -> SessionRecord:
+    check = _Row(path, "sessions", row[0])
+    return SessionRecord(
+        id=check.integer("id", row[0]),
+        patient_id=check.text("patient_id", row[1]),
+        at=check.moment("at", row[2]),
+        protocol=check.text("protocol", row[3]),
+        dose_mg=check.number("dose_mg", row[4], low=0),
+        dose_mg_per_kg=check.optional_number("dose_mg_per_kg", row[5], low=0),
+        duration_min=check.optional_number("duration_min", row[6], low=0),
+        phases_json=check.json("phases_json", row[7]),
+        bp_before=check.pressure("bp_before", row[8], row[9]),
+        bp_peak=check.pressure("bp_peak", row[10], row[11]),
+        bp_after=check.pressure("bp_after", row[12], row[13]),
+        heart_rate=check.optional_number("heart_rate", row[14]),
+        spo2=check.optional_number("spo2", row[15]),
+        score=check.optional_number("score", row[16]),
+        adverse_events=tuple(
+            _Row(path, "session_adverse_events of session", row[0]).text("event", event)
+            for event in adverse_events
+        ),
+        notes=check.optional_text("notes", row[17]),
+    )
+
+
+def _audit_from_row(path: Path, row: Sequence[Any]) -> AuditEntry:
+    check = _Row(path, "audit", row[0])
     return AuditEntry(
-        id=row[0],
-        at=datetime.fromisoformat(row[1]),
-        user=row[2],
-        command=row[3],
-        patient_id=row[4],
-        inputs_json=row[5],
-        findings_json=row[6],
-        status=row[7],
-        override_reason=row[8],
-        library_sha256=row[9],
+        id=check.integer("id", row[0]),
+        at=check.moment("at", row[1]),
+        user=check.text("user", row[2]),
+        command=check.text("command", row[3]),
+        patient_id=check.optional_text("patient_id", row[4]),
+        inputs_json=check.json("inputs_json", row[5]),
+        findings_json=check.json("findings_json", row[6]),
+        status=check.choice("status", row[7], AUDIT_STATUSES),
+        override_reason=check.optional_text("override_reason", row[8]),
+        library_sha256=check.text("library_sha256", row[9]),
     )

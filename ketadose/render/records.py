@@ -223,6 +223,8 @@ def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]
     """The same ranges ``patient add`` and ``session record`` enforce."""
     import math
 
+    from ketadose.inputs import plausible
+
     def bad(what: str) -> InputError:
         return InputError(f"{path}: {what}")
 
@@ -238,6 +240,10 @@ def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]
         where = f"sessions[{index}]"
         if session.at.tzinfo is not None:
             raise bad(f"{where}.date: write local time without a time zone")
+        try:
+            plausible(session.at, field=f"{where}.date")
+        except InputError as error:
+            raise bad(str(error)) from None
         if not (math.isfinite(session.dose_mg) and session.dose_mg > 0):
             raise bad(f"{where}.total_dose_mg must be a positive number")
         for name, value, high in (
