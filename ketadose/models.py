@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 #: Bumped only when a key changes meaning; keys are added, never renamed.
 SCHEMA_VERSION = 1
@@ -267,7 +267,10 @@ class MedicationUse:
 
 @dataclass(frozen=True, slots=True)
 class PreviousSession:
-    """A session already given (from ``--previous``/``--last-session`` or the store)."""
+    """A session already given (from ``--previous``/``--last-session`` or the store).
+
+    ``at`` must be aware (a zone or UTC offset): the checker refuses a naive time.
+    """
 
     at: datetime
     dose_mg: Real | None = None
@@ -279,7 +282,8 @@ class CheckContext:
     """Everything around a session the checker may use; all optional.
 
     Attributes:
-        at: When the session takes place (needed for series limits and medication holds).
+        at: When the session takes place (needed for series limits), aware: intervals and
+            windows are elapsed time, so the checker refuses a naive time.
         vitals: Vital signs.
         during: Check the vitals against the during-session limits (pause/stop) instead of
             the pre-session ones (hold).
@@ -327,7 +331,7 @@ class SessionDose(_Frozen):
     total_duration_min: Real | None
     preparation: Preparation | None
     rounding: Rounding
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     context: CheckContext | None = None
     status: Status = "ok"
     ready: bool = False

@@ -1,7 +1,7 @@
 """A treatment series: session dates, each session's checked dose, timeline, and what surrounds it.
 
-Pure: the caller gives the start date, the closed dates (holidays included) and the limit
-library; nothing here reads the clock, the environment or a file.
+Pure: the caller gives the start date, the clinic's time zone, the closed dates (holidays
+included) and the limit library; nothing here reads the clock, the environment or a file.
 
 Dates: sessions are laid on the first open day that keeps (a) the allowed weekdays, (b) the
 minimum interval (the longer of the protocol's and the limit library's soft minimum, so a plan
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from ketadose.assess import verdict, withheld
+from ketadose.clock import elapsed, on_day, shift
+from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.errors import InputError
 from ketadose.limits import LimitLibrary, check_dose, clean_reason, status
@@ -59,6 +61,8 @@ class PlanRequest:
     Attributes:
         dose: Patient and dose options, as for ``dose``.
         start: The first day a session may take place.
+        zone: The clinic's time zone: each session is at ``session_time`` on the local wall
+            clock (the UTC offset changes with daylight saving), its gaps are elapsed time.
         session_time: Time of day of each session (for intervals and holds).
         sessions: Number of sessions (default: the protocol's induction series).
         per_week: Most sessions in any 7 days (default: the protocol's upper figure).
@@ -77,6 +81,7 @@ class PlanRequest:
 
     dose: DoseRequest
     start: date
+    zone: tzinfo
     session_time: time = time(9, 0)
     sessions: int | None = None
     per_week: int | None = None
@@ -98,10 +103,10 @@ class _Out(BaseModel):
 class Timeline(_Out):
     """The chair timeline of one session."""
 
-    arrive: datetime
-    infusion_start: datetime
-    infusion_end: datetime
-    discharge_earliest: datetime
+    arrive: AwareDatetime
+    infusion_start: AwareDatetime
+    infusion_end: AwareDatetime
+    discharge_earliest: AwareDatetime
     observation_min: Real
 
 
@@ -115,7 +120,7 @@ class PlannedSession(_Out):
 
     number: int
     date: date
-    start: datetime
+    start: AwareDatetime
     phases: tuple[PhaseDose, ...]
     total_dose_mg: float
     dose_mg_per_kg: float | None
@@ -216,7 +221,16 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
-    starts = _dates(request.start, request.session_time, request.closed, count, per_week, gap, days)
+    starts = _dates(
+        request.start,
+        request.session_time,
+        request.zone,
+        request.closed,
+        count,
+        per_week,
+        gap,
+        days,
+    )
 
     steps = sorted(protocol.escalation, key=lambda s: s.from_session)
     conditions = [_condition(steps, number) for number in range(1, count + 1)]
@@ -363,6 +377,7 @@ def minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
 def _dates(
     first: date,
     session_time: time,
+    zone: tzinfo,
     closed: frozenset[date],
     count: int,
     per_week: int,
@@ -371,22 +386,30 @@ def _dates(
 ) -> tuple[datetime, ...]:
     """The session start times: first open days that keep the gap and the weekly count.
 
+    Each is ``session_time`` on the local wall clock of ``zone``; the gap and the 7 days are
+    elapsed time (a night across a daylight-saving change is an hour shorter or longer).
     Cached: a batch plans thousands of patients on one calendar.
+
+    Raises:
+        InputError: When the session time does not exist or happens twice on a day the plan
+            would use (a daylight-saving change), or the series does not fit into a year.
     """
     chosen: list[datetime] = []
     day = first
     for _ in range(SEARCH_DAYS):
-        start = datetime.combine(day, session_time)
-        week = [s for s in chosen if start - s < timedelta(days=7)]
-        if (
-            day.weekday() in days
-            and day not in closed
-            and (not chosen or start - chosen[-1] >= gap)
-            and len(week) < per_week
-        ):
-            chosen.append(start)
-            if len(chosen) == count:
-                return tuple(chosen)
+        if day.weekday() in days and day not in closed:
+            start = on_day(day, session_time, zone)
+            if start is None:
+                raise InputError(
+                    f"--time {session_time:%H:%M} does not exist or happens twice on "
+                    f"{day.isoformat()} in {clock_name(zone)} (daylight-saving change): choose "
+                    f"another --time, or close that day with --closed {day.isoformat()}"
+                )
+            week = [s for s in chosen if elapsed(start, s) < timedelta(days=7)]
+            if (not chosen or elapsed(start, chosen[-1]) >= gap) and len(week) < per_week:
+                chosen.append(start)
+                if len(chosen) == count:
+                    return tuple(chosen)
         day += timedelta(days=1)
     raise InputError(
         f"cannot fit {count} sessions into a year from {first.isoformat()} with these "
@@ -410,7 +433,7 @@ def _predicted_peaks(
     zero = starts[0]
     given = []
     for start, dose in zip(starts, sessions, strict=True):
-        at = (start - zero).total_seconds() / 60 + request.intake_min
+        at = elapsed(start, zero).total_seconds() / 60 + request.intake_min
         given.append(session_infusions(dose.phases, at))
     return [significant(peak) for peak in peaks(MODELS[DEFAULT_MODEL], weight, given)]
 
@@ -446,14 +469,15 @@ def _timeline(
     observation_min: float,
 ) -> Timeline:
     """Arrival, infusion and the earliest discharge of one session (cached: a batch repeats it)."""
-    infusion_start = start + timedelta(minutes=intake_min)
-    infusion_end = infusion_start + timedelta(minutes=infusion_min or 0)
+    # Elapsed minutes: a session during a daylight-saving change lasts as long as any other.
+    infusion_start = shift(start, timedelta(minutes=intake_min))
+    infusion_end = shift(infusion_start, timedelta(minutes=infusion_min or 0))
     after = max(recovery_min, observation_min)
     return Timeline(
         arrive=start,
         infusion_start=infusion_start,
         infusion_end=infusion_end,
-        discharge_earliest=infusion_end + timedelta(minutes=after),
+        discharge_earliest=shift(infusion_end, timedelta(minutes=after)),
         observation_min=after,
     )
 

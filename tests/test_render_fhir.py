@@ -7,6 +7,7 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -26,6 +27,8 @@ from ketadose.protocols import ProtocolLibrary, load_library
 from ketadose.render.fhir import plan_bundle, session_bundle
 from ketadose.units import Kind
 
+ZONE = ZoneInfo("Europe/Berlin")
+
 PROTOCOLS: ProtocolLibrary = load_library(None)
 LIMITS: LimitLibrary = load_limits(None)
 START = date(2026, 11, 30)  # a Monday
@@ -40,7 +43,10 @@ def make_plan(
     protocol: str = "depression", weight_kg: float = 80.0, patient_id: str | None = "P-0042"
 ) -> Plan:
     request = PlanRequest(
-        dose=DoseRequest(patient=Patient(weight_kg=weight_kg)), start=START, patient_id=patient_id
+        zone=ZONE,
+        dose=DoseRequest(patient=Patient(weight_kg=weight_kg)),
+        start=START,
+        patient_id=patient_id,
     )
     return plan(PROTOCOLS.get_protocol(protocol), request, LIMITS)
 

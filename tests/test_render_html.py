@@ -8,6 +8,7 @@ import sys
 from datetime import date, datetime
 from html.parser import HTMLParser
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,6 +23,8 @@ from ketadose.protocols import ProtocolEntry, load_library
 from ketadose.render.html import plan_sheet, session_sheet
 from ketadose.units import Kind
 from tests.factories import TIMED, limits_library, protocol
+
+ZONE = ZoneInfo("Europe/Berlin")
 
 VOID = {"meta", "br", "col", "hr", "img", "input", "link", "wbr"}
 #: Elements whose edges separate words when a sheet is read as text (not strong, code...).
@@ -44,6 +47,7 @@ def example_plan(
     return plan(
         entry,
         PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(
                 patient=patient or Patient(weight_kg=80.0, height_cm=178.0), dose=quantity
             ),
