@@ -187,10 +187,10 @@ class TestTimelineAndCost:
             recovery_min=30,
         )
         timeline = plan(PROTOCOLS["depression"], request, LIMITS).sessions[0].timeline
-        assert timeline.arrive == datetime(2026, 11, 30, 9, 0)
-        assert timeline.infusion_start == datetime(2026, 11, 30, 9, 15)
-        assert timeline.infusion_end == datetime(2026, 11, 30, 9, 55)
-        assert timeline.discharge_earliest == datetime(2026, 11, 30, 10, 25)
+        assert timeline.arrive == datetime(2026, 11, 30, 9, 0, tzinfo=ZONE)
+        assert timeline.infusion_start == datetime(2026, 11, 30, 9, 15, tzinfo=ZONE)
+        assert timeline.infusion_end == datetime(2026, 11, 30, 9, 55, tzinfo=ZONE)
+        assert timeline.discharge_earliest == datetime(2026, 11, 30, 10, 25, tzinfo=ZONE)
 
     def test_cost(self) -> None:
         request = PlanRequest(
@@ -430,7 +430,7 @@ class TestEveryProtocol:
         result = plan(PROTOCOLS["esketamine-nasal"], request, LIMITS)
         timeline = result.sessions[0].timeline
         assert timeline.observation_min == 120  # Spravato: >= 2 h
-        assert timeline.discharge_earliest == datetime(2026, 11, 30, 11, 20)
+        assert timeline.discharge_earliest == datetime(2026, 11, 30, 11, 20, tzinfo=ZONE)
         assert any("food" in note.text for note in result.before)
         assert any("driv" in note.text for note in result.discharge)
 

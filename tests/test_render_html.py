@@ -144,7 +144,7 @@ class TestPlanContent:
         days += ["2026-12-07 Mon", "2026-12-09 Wed", "2026-12-11 Fri"]
         for number, day in enumerate(days, 1):
             row = (
-                f"{number} {day} 09:00 40 mg 0.5 mg/kg 40 min infusion (timed): 40 mg over 40 min "
+                f"{number} {day} 09:00 CET 40 mg 0.5 mg/kg 40 min infusion (timed): 40 mg over 40 min "
                 "0.75 mg/kg/h pump 150 mL/h · 100 mL draw 4 mL of 10 mg/mL; make up to 100 mL "
                 "with 0.9% sodium chloride (add 96 mL) = 0.4 mg/mL arrive 09:00 "
                 "infusion 09:20–10:00 discharge ≥ 10:30 (observation 30 min) ok "
@@ -349,7 +349,7 @@ class TestSessionSheet:
     @classmethod
     def checked(cls) -> str:
         context = CheckContext(
-            at=datetime(2026, 11, 30, 9, 0),
+            at=datetime(2026, 11, 30, 9, 0, tzinfo=ZONE),
             vitals=Vitals(systolic=130, diastolic=80, heart_rate=72, spo2=98),
             medications=(MedicationUse("lorazepam", 30),),
         )
@@ -359,7 +359,7 @@ class TestSessionSheet:
     def test_programme_and_preparation(self, checked: str) -> None:
         text = read(checked).text
         assert text.startswith("ketadose session sheet Treatment-resistant depression")
-        assert "session 2026-11-30 Mon 09:00 · dose 40 mg (0.5 mg/kg) · status ok" in text
+        assert "session 2026-11-30 Mon 09:00 CET · dose 40 mg (0.5 mg/kg) · status ok" in text
         assert (
             "infusion timed 40 mg 0.5 mg/kg 40 min 60 mg/h 0.75 mg/kg/h 150 mL/h 100 mL –" in text
         )

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -25,7 +26,7 @@ from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRe
 from ketadose.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, MigrationContext, Store
 
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2024, 3, 4, 9, 30)
+T0 = datetime(2024, 3, 4, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
 SHA = "ab" * 32
 
 

@@ -118,7 +118,9 @@ class TestIntervalAcrossDaylightSaving:
             "--previous", "2026-03-28T14:30=1.4mg/kg", "--json", "--tz", "Europe/Berlin",
         )  # fmt: skip
         assert result.exit_code == 4, result.stderr
-        found = next(f for f in json.loads(result.stdout)["findings"] if f["code"] == "interval-low")
+        found = next(
+            f for f in json.loads(result.stdout)["findings"] if f["code"] == "interval-low"
+        )
         assert (found["value"], found["severity"]) == (17.5 * 60, "hard")
 
     def test_shipped_crps_18_hour_hard_minimum_fall(self) -> None:
@@ -129,7 +131,9 @@ class TestIntervalAcrossDaylightSaving:
             "--previous", "2026-10-24T15:30=1.4mg/kg", "--json", "--tz", "Europe/Berlin",
         )  # fmt: skip
         assert result.exit_code == 3, result.stderr
-        found = next(f for f in json.loads(result.stdout)["findings"] if f["code"] == "interval-low")
+        found = next(
+            f for f in json.loads(result.stdout)["findings"] if f["code"] == "interval-low"
+        )
         assert (found["value"], found["severity"]) == (18.5 * 60, "soft")
 
     def test_same_moment_in_two_offsets_is_no_interval(self) -> None:
@@ -484,9 +488,7 @@ class TestStoreMigration:
     def test_cli_says_so(self, tmp_path: Path) -> None:
         path = tmp_path / "store.db"
         _v1_store(path)
-        result = run(
-            "--tz", "America/New_York", "history", "P1", "--json", "--store", str(path)
-        )
+        result = run("--tz", "America/New_York", "history", "P1", "--json", "--store", str(path))
         assert result.exit_code == 0, result.stderr
         assert "migrated store" in result.stderr
         dates = [s["date"] for s in json.loads(result.stdout)["sessions"]]
