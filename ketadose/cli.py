@@ -1370,9 +1370,11 @@ def session_record(
     """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
     import json as jsonlib
     from dataclasses import replace
+    from datetime import timedelta
 
     from ketadose import inputs
     from ketadose.assess import assess
+    from ketadose.clock import elapsed
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
     from ketadose.models import CheckContext, PreviousSession
@@ -1394,7 +1396,7 @@ def session_record(
         new_weight = inputs.amount(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
         # A back-filled session is checked against the sessions before it only.
-        history = [s for s in db.sessions(patient_id) if s.at < at]
+        history = [s for s in db.sessions(patient_id) if elapsed(at, s.at) > timedelta(0)]
         request = DoseRequest(
             patient=(
                 record if new_weight is None else replace(record, weight_kg=new_weight)

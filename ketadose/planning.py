@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from ketadose.assess import verdict, withheld
-from ketadose.clock import elapsed, on_day, shift
+from ketadose.clock import elapsed, on_day, problem, shift
 from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.errors import InputError
@@ -400,10 +400,12 @@ def _dates(
         if day.weekday() in days and day not in closed:
             start = on_day(day, session_time, zone)
             if start is None:
+                found = problem(datetime.combine(day, session_time), zone)
+                what = "does not exist" if found == "skipped" else "happens twice"
                 raise InputError(
-                    f"--time {session_time:%H:%M} does not exist or happens twice on "
-                    f"{day.isoformat()} in {clock_name(zone)} (daylight-saving change): choose "
-                    f"another --time, or close that day with --closed {day.isoformat()}"
+                    f"--time {session_time:%H:%M} {what} on {day.isoformat()} in "
+                    f"{clock_name(zone)} (daylight-saving change): choose another --time, or "
+                    f"close that day with --closed {day.isoformat()}"
                 )
             week = [s for s in chosen if elapsed(start, s) < timedelta(days=7)]
             if (not chosen or elapsed(start, chosen[-1]) >= gap) and len(week) < per_week:

@@ -232,10 +232,15 @@ def _migrate_to_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
             )
     conn.execute("INSERT INTO store_meta (key, value) VALUES ('naive_zone', ?)", (zone_name(zone),))
     count = sum(len(rows) for rows in naive.values())
+    kept = (
+        f"; {audit} audit entr{'y keeps its' if audit == 1 else 'ies keep their'} text "
+        f"(append-only) and {'is' if audit == 1 else 'are'} read as {zone_name(zone)} time"
+        if audit
+        else ""
+    )
     context.notices.append(
         f"migrated store {context.path} to schema version 2: {count} time(s) without a zone "
-        f"read as {zone_name(zone)} local time and stored with their UTC offset; {audit} audit "
-        f"entr{'y' if audit == 1 else 'ies'} keep their text and are read as {zone_name(zone)} time"
+        f"read as {zone_name(zone)} local time and stored with their UTC offset{kept}"
     )
     if unusual:
         context.notices.append(

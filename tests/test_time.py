@@ -7,6 +7,7 @@ longer); America/New_York on 2026-03-08 and 2026-11-01.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from contextlib import closing
@@ -321,8 +322,13 @@ class TestPlanAcrossDaylightSaving:
             session_time=time(2, 30),
             sessions=1,
         )
-        with pytest.raises(InputError, match="--time 02:30 .* on 2026-03-29 in Europe/Berlin"):
+        with pytest.raises(
+            InputError, match="--time 02:30 does not exist on 2026-03-29 in Europe/Berlin"
+        ):
             plan(PROTOCOLS["crps"], request, load_limits())
+        autumn = dataclasses.replace(request, start=date(2026, 10, 25))
+        with pytest.raises(InputError, match="--time 02:30 happens twice on 2026-10-25"):
+            plan(PROTOCOLS["crps"], autumn, load_limits())
 
     def test_cli_plan_json_and_csv_carry_offsets(self) -> None:
         args = ("plan", "-p", "depression", "--weight", "80kg", "--start", "2026-03-23")
