@@ -32,6 +32,9 @@ import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+ZONE = ZoneInfo("Europe/Berlin")
 
 HERE = Path(__file__).resolve().parent
 KETADOSE = Path(sys.executable).parent / "ketadose"
@@ -127,6 +130,7 @@ def per_core(rows: int) -> tuple[float, float]:
     start = time.perf_counter()
     for weight, height in people:
         request = PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(patient=Patient(weight_kg=weight, height_cm=height)),
             start=date(2026, 11, 30),
         )

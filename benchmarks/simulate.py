@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ketadose.dosing import DoseRequest
 from ketadose.limits import load_library as load_limits
@@ -22,6 +23,8 @@ from ketadose.models import Patient
 from ketadose.planning import PlanRequest, plan
 from ketadose.protocols import load_library
 from ketadose.simulation import Given, simulate
+
+ZONE = ZoneInfo("Europe/Berlin")
 
 KETADOSE = Path(sys.executable).parent / "ketadose"
 
@@ -34,7 +37,9 @@ def main() -> None:
     entry = load_library().get_protocol("crps")
     planned = plan(
         entry,
-        PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=70.0)), start=date(2026, 11, 30)),
+        PlanRequest(
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=70.0)), start=date(2026, 11, 30)
+        ),
         load_limits(),
     )
     zero = planned.sessions[0].timeline.infusion_start

@@ -28,7 +28,7 @@ from ketadose.errors import ExitCode, KetadoseError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from datetime import datetime
+    from datetime import datetime, tzinfo
 
     from rich.console import Console
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ketadose.models import Finding, Patient, Status
     from ketadose.protocols import ProtocolLibrary
     from ketadose.records import AuditEntry
+    from ketadose.store import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -136,14 +137,36 @@ def command(function: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+_TZ_HELP = (
+    "The clinic's time zone, an IANA name (Europe/Berlin): every time given or shown is in it "
+    "(default: KETADOSE_TZ, else the system's)."
+)
+#: --tz before the command (on the app) and after it (on the command); the command's wins.
+_tz: dict[str, str | None] = {"app": None, "command": None}
+
+
+def _command_tz(value: str | None) -> str | None:
+    _tz["command"] = value
+    return value
+
+
+#: The per-command --tz (the app's --tz works before any command too).
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", metavar="ZONE", help=_TZ_HELP, callback=_command_tz, expose_value=False),
+]
+
+
 @app.callback()
 def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
     ] = False,
+    tz: Annotated[str | None, typer.Option("--tz", metavar="ZONE", help=_TZ_HELP)] = None,
 ) -> None:
     global _debug
     _debug = debug
+    _tz.update(app=tz, command=None)
 
 
 class SexOption(StrEnum):
@@ -518,10 +541,9 @@ def session_command(
     output_format: FormatOpt = None,
     output: OutputFile = None,
     force: ForceFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Compute a session and check it against the limit library (dose and check share this)."""
-    from datetime import datetime
-
     name = ctx.info_name or "dose"
     chosen = _format(name, output_format, output, force, json=json)
 
@@ -552,10 +574,11 @@ def session_command(
     )
     # --last-session is a previous session like any other (with or without =DOSE).
     given = [*(previous or []), *([] if last_session is None else [last_session])]
-    history = [inputs.previous(text) for text in given]
+    zone = _zone()
+    history = [inputs.previous(text, zone) for text in given]
     context = CheckContext(
         # The clock is read here, at the edge, and handed to the pure checker.
-        at=inputs.moment(at, field="--at") if at else datetime.now().replace(microsecond=0),
+        at=inputs.moment(at, field="--at", zone=zone) if at else _now(),
         vitals=inputs.vitals(bp, hr, spo2),
         during=during,
         medications=tuple(inputs.medication(text) for text in med or []),
@@ -662,6 +685,7 @@ def plan(
     output_format: FormatOpt = None,
     output: OutputFile = None,
     force: ForceFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Plan a treatment series: dates, checked doses, timeline, escalation, cost."""
     from ketadose import inputs
@@ -687,6 +711,7 @@ def plan(
             draw_step,
         ),
         start=inputs.day(start, field="--start"),
+        zone=_zone(),
         session_time=inputs.clock(time_of_day),
         sessions=sessions,
         per_week=per_week,
@@ -767,9 +792,11 @@ def simulate(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Predict the plasma concentration of a session (or a planned series) from a PK model."""
     from ketadose import gate, inputs
+    from ketadose.clock import elapsed
     from ketadose.errors import InputError
     from ketadose.planning import RECOVERY_MIN
     from ketadose.simulation import Given, infusion_end
@@ -797,16 +824,16 @@ def simulate(
             raise InputError("--plan needs --start: the first day a session may take place")
         planned = make_plan(
             entry,
-            PlanRequest(dose=request, start=inputs.day(start, field="--start")),
+            PlanRequest(dose=request, start=inputs.day(start, field="--start"), zone=_zone()),
             limit_library,
         )
         zero = planned.sessions[0].timeline.infusion_start
         given = [
-            Given((s.timeline.infusion_start - zero).total_seconds() / 60, s.phases)
+            Given(elapsed(s.timeline.infusion_start, zero).total_seconds() / 60, s.phases)
             for s in planned.sessions
         ]
         last = planned.sessions[-1].timeline
-        discharge = (last.discharge_earliest - zero).total_seconds() / 60
+        discharge = elapsed(last.discharge_earliest, zero).total_seconds() / 60
         status, ready, kg = planned.status, planned.ready, planned.dosing_weight
         simulated = planned.protocol
     else:
@@ -963,14 +990,13 @@ def batch(
         int | None,
         typer.Option("--jobs", min=1, max=64, help="Worker processes (default: one per CPU core)."),
     ] = None,
+    tz: TzOpt = None,
 ) -> None:
     """Plan many patients from a CSV file: each row a checked plan (or an error), streamed.
 
     Exit 4 if any plan crosses a hard limit, else 2 if any row was refused, else 3 if any
     plan has a soft finding (a batch takes no override reason), else 0.
     """
-    from datetime import date
-
     from ketadose import inputs
     from ketadose.batch import record, rows
     from ketadose.planning import PlanRequest, parse_days
@@ -978,7 +1004,8 @@ def batch(
     from ketadose.render.json import document
 
     _check_output(output, force)
-    first = inputs.day(start, field="--start") if start else date.today()
+    zone = _zone()
+    first = inputs.day(start, field="--start") if start else _now().date()
     template = PlanRequest(
         dose=_dose_request(
             None,
@@ -996,6 +1023,7 @@ def batch(
             draw_step,
         ),
         start=first,
+        zone=zone,
         session_time=inputs.clock(time_of_day),
         sessions=sessions,
         per_week=per_week,
@@ -1180,12 +1208,10 @@ def _audit(
     if not flagged and override_reason is None:
         return  # before any import: a clean run does not load the store at all
 
-    from ketadose.store import Store
-
     entry = _audit_entry(
         clinician, command_name, None, inputs, flagged, status, override_reason, library_sha256
     )
-    with Store.open(_store_path(store)) as db:
+    with _open_store(store) as db:
         db.append_audit(entry)
 
 
@@ -1213,9 +1239,70 @@ def _user(clinician: str | None) -> str:
 
 
 def _now() -> "datetime":
+    """Now, to the second, in the clinic's zone (the one place the clock is read)."""
     from datetime import datetime
 
-    return datetime.now().replace(microsecond=0)
+    return datetime.now(_zone()).replace(microsecond=0)
+
+
+def _zone() -> "tzinfo":
+    """The clinic's zone: --tz (the command's, then the app's), else KETADOSE_TZ, else the system's.
+
+    Raises:
+        InputError: An unknown zone, or KETADOSE_TZ set but blank (exit 2).
+    """
+    from ketadose import clock
+
+    name = _tz["command"] or _tz["app"]
+    if name is not None:
+        return clock.zone(name)
+    env = os.environ.get("KETADOSE_TZ")
+    if env is not None:
+        if not env.strip():
+            from ketadose.errors import InputError
+
+            raise InputError("KETADOSE_TZ is set but empty; unset it to use the system's zone")
+        return clock.zone(env)
+    return _system_zone()
+
+
+def _system_zone() -> "tzinfo":
+    """The system's zone by its IANA name (TZ, /etc/localtime, /etc/timezone).
+
+    When the system's zone cannot be named, the local UTC offset of now: right today, but it
+    does not follow daylight-saving changes (name the zone with --tz for that).
+    """
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    candidates: list[str] = []
+    env = os.environ.get("TZ")
+    if env is not None:
+        candidates.append(env.removeprefix(":") or "UTC")  # TZ="" is UTC to the C library
+    else:
+        with contextlib.suppress(OSError):
+            target = os.path.realpath("/etc/localtime")
+            if "/zoneinfo/" in target:
+                candidates.append(target.split("/zoneinfo/", 1)[1])
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    for candidate in candidates:
+        key = candidate.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in candidate else candidate
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
+            return ZoneInfo(key)
+    local = datetime.now().astimezone().tzinfo
+    assert local is not None  # astimezone() always gives a fixed-offset zone
+    return local
+
+
+def _open_store(path: Path | None) -> "Store":
+    """Open the record store in the clinic's zone; say on stderr what a migration did."""
+    from ketadose.store import Store
+
+    db = Store.open(_store_path(path), zone=_zone())
+    for notice in db.notices:
+        typer.echo(f"ketadose: {notice}", err=True)
+    return db
 
 
 @patient_app.command("add")
@@ -1231,12 +1318,12 @@ def patient_add(
     sex: SexOpt = None,
     store: StoreFile = None,
     protocols: ProtocolsFile = None,
+    tz: TzOpt = None,
 ) -> None:
     """Add a pseudonymous patient: protocol, weight, baseline score."""
     from ketadose import inputs
     from ketadose.errors import InputError
     from ketadose.records import PatientRecord
-    from ketadose.store import Store
     from ketadose.units import Kind, parse_as
 
     patient_id = inputs.patient_id(patient_id)
@@ -1251,7 +1338,7 @@ def patient_add(
         height_cm=None if height is None else parse_as(height, Kind.HEIGHT),
         sex=None if sex is None else sex.value,
     )
-    with Store.open(_store_path(store)) as db:
+    with _open_store(store) as db:
         db.add_patient(record, at=_now())
     typer.echo(f"ketadose: added patient {record.id}", err=True)
 
@@ -1262,11 +1349,10 @@ def patient_show(
     patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
     store: StoreFile = None,
     json: JsonFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Show a patient and the sessions recorded."""
-    from ketadose.store import Store
-
-    with Store.open(_store_path(store)) as db:
+    with _open_store(store) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
     from ketadose.render import records
@@ -1309,20 +1395,22 @@ def session_record(
     store: StoreFile = None,
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
+    tz: TzOpt = None,
 ) -> None:
     """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
     import json as jsonlib
     from dataclasses import replace
+    from datetime import timedelta
 
     from ketadose import gate, inputs
+    from ketadose.clock import elapsed
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
     from ketadose.models import CheckContext, PreviousSession
     from ketadose.records import BloodPressure, SessionRecord
-    from ketadose.store import Store
     from ketadose.units import Kind
 
-    at = inputs.moment(date, field="--date")
+    at = inputs.moment(date, field="--date", zone=_zone())
     events = tuple(inputs.adverse_event(event) for event in ae or [])
     if score is not None and not 0 <= score <= 1000:
         raise InputError("--score must be from 0 to 1000")
@@ -1332,12 +1420,12 @@ def session_record(
 
     library = _library(protocols)
     limit_library = _limits(limits, library)
-    with Store.open(_store_path(store)) as db:
+    with _open_store(store) as db:
         record = db.patient(patient_id)
         new_weight = inputs.amount(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
         # A back-filled session is checked against the sessions before it only.
-        history = [s for s in db.sessions(patient_id) if s.at < at]
+        history = [s for s in db.sessions(patient_id) if elapsed(at, s.at) > timedelta(0)]
         request = DoseRequest(
             patient=(
                 record if new_weight is None else replace(record, weight_kg=new_weight)
@@ -1407,13 +1495,13 @@ def history(
     output_format: FormatOpt = None,
     output: OutputFile = None,
     force: ForceFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Show a patient's sessions: doses, scores, improvement from baseline."""
     from ketadose.render import records
-    from ketadose.store import Store
 
     chosen = _format("history", output_format, output, force, json=json, csv=csv)
-    with Store.open(_store_path(store)) as db:
+    with _open_store(store) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
     _emit(
@@ -1449,28 +1537,28 @@ def next_session(
     output_format: FormatOpt = None,
     output: OutputFile = None,
     force: ForceFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Recommend the next session: start, escalate, hold, reduce or reassess, with reasons."""
     from ketadose import inputs
     from ketadose.escalation import decide
     from ketadose.render import records
-    from ketadose.store import Store
 
     chosen = _format("next", output_format, output, force, json=json)
 
-    at = inputs.moment(date, field="--date") if date else _now()
+    at = inputs.moment(date, field="--date", zone=_zone()) if date else _now()
     library = _library(protocols)
     limit_library = _limits(limits, library)
     if history_file is not None:
-        record, sessions = records.read_history_file(history_file, patient_id)
+        record, sessions = records.read_history_file(history_file, patient_id, _zone())
     else:
-        with Store.open(_store_path(store)) as db:
+        with _open_store(store) as db:
             record = db.patient(patient_id)
             sessions = db.sessions(patient_id)
     entry = library.get_protocol(record.protocol)
     result = decide(entry, record, sessions, limit_library, at=at)
     if history_file is None and any(f.severity.value != "info" for f in result.findings):
-        with Store.open(_store_path(store)) as db:
+        with _open_store(store) as db:
             db.append_audit(
                 _audit_entry(
                     clinician,
@@ -1505,12 +1593,12 @@ def audit(
     patient: Annotated[str | None, typer.Option(help="Only this patient's entries.")] = None,
     store: StoreFile = None,
     json: JsonFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Read the audit log (append-only): findings, overrides and reasons, who and when."""
     from ketadose.render import records
-    from ketadose.store import Store
 
-    with Store.open(_store_path(store)) as db:
+    with _open_store(store) as db:
         entries = db.audit(patient)
     if json:
         _write(records.audit_json(entries))

@@ -23,6 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from pydantic import AwareDatetime
+
+from ketadose.clock import aware, elapsed, instant, shift
 from ketadose.dosing import DoseRequest, at_step, session_dose
 from ketadose.gate import Prepared, Verdict, checked, prepare_session, seal
 from ketadose.gate import decide as gate_decide
@@ -61,7 +64,7 @@ class NextSession(Sealed):
     level: int
     sessions_given: int
     improvement_pct: Real | None
-    earliest_date: datetime
+    earliest_date: AwareDatetime
     dose_mg_per_kg: Real | None
     total_dose_mg: Real
     phases: tuple[PhaseDose, ...]
@@ -103,7 +106,8 @@ def decide(
         The decision, its reasons, the recommended dose (checked) and the earliest date.
     """
     protocol = entry.protocol
-    sessions = sorted(history, key=lambda s: s.at)
+    aware(at, "the time of the next session")
+    sessions = sorted(history, key=lambda s: instant(aware(s.at, "a session given")))
     request = replace(base or DoseRequest(patient=Patient()), patient=patient.as_patient())
     levels = _levels(entry, request)
     reasons: list[str] = []
@@ -222,10 +226,10 @@ def _rule(
     if (
         rules is not None
         and rules.max_gap is not None
-        and at - last.at > timedelta(minutes=rules.max_gap.value)
+        and elapsed(at, last.at) > timedelta(minutes=rules.max_gap.value)
     ):
         reasons.append(
-            f"{(at - last.at).days} days since the last session, more than {rules.max_gap}"
+            f"{elapsed(at, last.at).days} days since the last session, more than {rules.max_gap}"
         )
         return "reassess", level
     intolerance = _intolerance(last, entry, limits)
@@ -290,12 +294,17 @@ def _rule(
 def _earliest(
     entry: ProtocolEntry, limits: LimitLibrary, sessions: list[SessionRecord], at: datetime
 ) -> datetime:
-    """The earliest time from ``at`` that keeps the minimum interval and the weekly cap."""
+    """The earliest time from ``at`` that keeps the minimum interval and the weekly cap.
+
+    In elapsed time, shown in ``at``'s zone (the clinic's).
+    """
     gap = minimum_gap(entry, limits)
     cap = weekly_cap(entry, limits)
-    earliest = at if not sessions else max(at, sessions[-1].at + gap)
-    while len([s for s in sessions if earliest - s.at < timedelta(days=7)]) >= cap:
-        earliest += timedelta(hours=1)
+    earliest = at
+    if sessions:
+        earliest = max(at, shift(sessions[-1].at, gap).astimezone(at.tzinfo), key=instant)
+    while len([s for s in sessions if elapsed(earliest, s.at) < timedelta(days=7)]) >= cap:
+        earliest = shift(earliest, timedelta(hours=1))
     return earliest
 
 

@@ -6,8 +6,9 @@ Pure functions from text to the checker's types; every refusal is an
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 
+from ketadose.clock import localize
 from ketadose.errors import InputError
 from ketadose.libfile import Quantity
 from ketadose.models import MedicationUse, PreviousSession, Vitals
@@ -188,19 +189,23 @@ def adverse_event(text: str) -> str:
     return f"{name}:{grade}"
 
 
-def moment(text: str, *, field: str) -> datetime:
-    """Parse a local date and time, ``2026-11-26T09:00`` or ``2026-11-26 09:00``.
+def moment(text: str, *, field: str, zone: tzinfo) -> datetime:
+    """Parse a date and time in the clinic's zone, ``2026-11-26T09:00`` or ``2026-11-26 09:00``.
+
+    A time with a UTC offset (``2026-11-26T09:00+01:00``) is that moment, shown in ``zone``.
 
     Args:
-        text: ISO 8601 without a time zone (ketadose works in the clinic's local time).
+        text: ISO 8601, local time in ``zone`` unless it has an offset.
         field: Name for messages.
+        zone: The clinic's time zone.
 
     Returns:
-        A naive datetime.
+        An aware datetime in ``zone``.
 
     Raises:
-        InputError: For anything else, including a time-zone offset or a date outside
-            :data:`DATE_RANGE`.
+        InputError: For anything else: a date outside :data:`DATE_RANGE`, or a local time
+            the clocks skip or repeat on a daylight-saving change (the message asks for an
+            offset).
     """
     try:
         value = datetime.fromisoformat(text.strip())
@@ -208,19 +213,20 @@ def moment(text: str, *, field: str) -> datetime:
         raise InputError(
             f'{field} "{text}" is not a date and time; write e.g. 2026-11-26T09:00'
         ) from None
-    if value.tzinfo is not None:
-        raise InputError(f'{field} "{text}": write local time without a time zone')
     if len(text.strip()) <= 10:
         raise InputError(f'{field} "{text}" needs a time of day, e.g. 2026-11-26T09:00')
     plausible(value, field=field)
-    return value
+    if value.tzinfo is not None:
+        return value.astimezone(zone)
+    return localize(value, zone, field=field)
 
 
-def previous(text: str) -> PreviousSession:
+def previous(text: str, zone: tzinfo) -> PreviousSession:
     """Parse ``--previous DATETIME=DOSE`` (a dose in mg or mg/kg) or a bare date and time.
 
     Args:
         text: ``"2026-11-26T09:00=40mg"`` or ``"2026-11-26T09:00=0.5mg/kg"``.
+        zone: The clinic's time zone (for a time without an offset).
 
     Returns:
         The previous session.
@@ -229,7 +235,7 @@ def previous(text: str) -> PreviousSession:
         InputError: For a malformed time or dose.
     """
     when, sep, dose = text.partition("=")
-    at = moment(when, field="previous session")
+    at = moment(when, field="previous session", zone=zone)
     if not sep:
         return PreviousSession(at=at)
     kind, value = parse(dose, Kind.DOSE, Kind.DOSE_PER_KG, field="previous dose")

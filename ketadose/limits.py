@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, StrictInt, model_validator
 
+from ketadose.clock import aware, elapsed, instant
 from ketadose.errors import ConfigError, InputError, QuantityError
 from ketadose.libfile import (
     Duration,
@@ -901,19 +902,25 @@ def _check_patient(checker: _Checker, session: DosedSession) -> None:
 
 
 def _check_series(checker: _Checker, session: DosedSession, context: CheckContext) -> None:
+    if context.at is not None:
+        aware(context.at, "the session time")
     if not context.history:
         # Without previous sessions, a 24-h or 7-day total is this session's own dose.
         _accumulated(checker, session, [], None)
         return
     if context.at is None:
         raise InputError("previous sessions need the session time to be known")
-    at = context.at
-    past = sorted((p for p in context.history if p.at <= at), key=lambda p: p.at)
+    # Real (elapsed) time, in UTC: a wall-clock difference is an hour off across a DST change.
+    at = instant(aware(context.at, "the session time"))
+    past = sorted(
+        (p for p in context.history if instant(aware(p.at, "a previous session")) <= at),
+        key=lambda p: instant(p.at),
+    )
     if len(past) != len(context.history):
         raise InputError("a previous session is later than this session")
     last = past[-1]
-    checker.value("series", "interval", (at - last.at).total_seconds() / 60)
-    week = [p for p in past if at - p.at < timedelta(days=7)]
+    checker.value("series", "interval", elapsed(at, last.at).total_seconds() / 60)
+    week = [p for p in past if elapsed(at, p.at) < timedelta(days=7)]
     checker.value("series", "sessions_per_7d", float(len(week) + 1))
     _accumulated(checker, session, past, at)
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
@@ -949,7 +956,7 @@ def _accumulated(
         total = mg_given / kg if per_kg and kg is not None else mg_given
         unknown = 0
         for previous in past:
-            if at is None or at - previous.at >= window:
+            if at is None or elapsed(at, previous.at) >= window:
                 continue
             mg = previous.dose_mg
             if mg is None and previous.dose_mg_per_kg is not None and kg is not None:

@@ -12,7 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    model_validator,
+)
 
 #: Bumped only when a key changes meaning; keys are added, never renamed.
 SCHEMA_VERSION = 1
@@ -290,7 +298,10 @@ class MedicationUse:
 
 @dataclass(frozen=True, slots=True)
 class PreviousSession:
-    """A session already given (from ``--previous``/``--last-session`` or the store)."""
+    """A session already given (from ``--previous``/``--last-session`` or the store).
+
+    ``at`` must be aware (a zone or UTC offset): the checker refuses a naive time.
+    """
 
     at: datetime
     dose_mg: Real | None = None
@@ -302,7 +313,8 @@ class CheckContext:
     """Everything around a session the checker may use; all optional.
 
     Attributes:
-        at: When the session takes place (needed for series limits and medication holds).
+        at: When the session takes place (needed for series limits), aware: intervals and
+            windows are elapsed time, so the checker refuses a naive time.
         vitals: Vital signs.
         during: The vitals are a reading during the session: checked against the
             during-session limits, and the answer is continue / pause / stop, never a start
@@ -416,7 +428,7 @@ class SessionDose(Sealed):
     delivered_total_mg_per_kg: Real | None
     preparation: Preparation | None
     rounding: Rounding
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     context: CheckContext | None = None
     status: Status
     ready: bool

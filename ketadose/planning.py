@@ -1,7 +1,7 @@
 """A treatment series: session dates, each session's checked dose, timeline, and what surrounds it.
 
-Pure: the caller gives the start date, the closed dates (holidays included) and the limit
-library; nothing here reads the clock, the environment or a file.
+Pure: the caller gives the start date, the clinic's time zone, the closed dates (holidays
+included) and the limit library; nothing here reads the clock, the environment or a file.
 
 Dates: sessions are laid on the first open day that keeps (a) the allowed weekdays, (b) the
 minimum interval (the longer of the protocol's and the limit library's soft minimum, so a plan
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
+from ketadose.clock import elapsed, on_day, problem, shift
+from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
 from ketadose.gate import Prepared, decide, prepare_session, seal
@@ -61,6 +63,8 @@ class PlanRequest:
     Attributes:
         dose: Patient and dose options, as for ``dose``.
         start: The first day a session may take place.
+        zone: The clinic's time zone: each session is at ``session_time`` on the local wall
+            clock (the UTC offset changes with daylight saving), its gaps are elapsed time.
         session_time: Time of day of each session (for intervals and holds).
         sessions: Number of sessions (default: the protocol's induction series).
         per_week: Most sessions in any 7 days (default: the protocol's upper figure).
@@ -79,6 +83,7 @@ class PlanRequest:
 
     dose: DoseRequest
     start: date
+    zone: tzinfo
     session_time: time = time(9, 0)
     sessions: int | None = None
     per_week: int | None = None
@@ -100,10 +105,10 @@ class _Out(BaseModel):
 class Timeline(_Out):
     """The chair timeline of one session."""
 
-    arrive: datetime
-    infusion_start: datetime
-    infusion_end: datetime
-    discharge_earliest: datetime
+    arrive: AwareDatetime
+    infusion_start: AwareDatetime
+    infusion_end: AwareDatetime
+    discharge_earliest: AwareDatetime
     observation_min: Real
 
 
@@ -117,7 +122,7 @@ class PlannedSession(Sealed):
 
     number: int
     date: date
-    start: datetime
+    start: AwareDatetime
     phases: tuple[PhaseDose, ...]
     total_dose_mg: float
     dose_mg_per_kg: float | None
@@ -278,7 +283,16 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
-    starts = _dates(request.start, request.session_time, request.closed, count, per_week, gap, days)
+    starts = _dates(
+        request.start,
+        request.session_time,
+        request.zone,
+        request.closed,
+        count,
+        per_week,
+        gap,
+        days,
+    )
 
     steps = sorted(protocol.escalation, key=lambda s: s.from_session)
     _refuse_shadowed_overrides(entry, request.dose, steps, count)
@@ -502,6 +516,7 @@ def minimum_gap(entry: ProtocolEntry, limits: LimitLibrary) -> timedelta:
 def _dates(
     first: date,
     session_time: time,
+    zone: tzinfo,
     closed: frozenset[date],
     count: int,
     per_week: int,
@@ -510,22 +525,32 @@ def _dates(
 ) -> tuple[datetime, ...]:
     """The session start times: first open days that keep the gap and the weekly count.
 
+    Each is ``session_time`` on the local wall clock of ``zone``; the gap and the 7 days are
+    elapsed time (a night across a daylight-saving change is an hour shorter or longer).
     Cached: a batch plans thousands of patients on one calendar.
+
+    Raises:
+        InputError: When the session time does not exist or happens twice on a day the plan
+            would use (a daylight-saving change), or the series does not fit into a year.
     """
     chosen: list[datetime] = []
     day = first
     for _ in range(SEARCH_DAYS):
-        start = datetime.combine(day, session_time)
-        week = [s for s in chosen if start - s < timedelta(days=7)]
-        if (
-            day.weekday() in days
-            and day not in closed
-            and (not chosen or start - chosen[-1] >= gap)
-            and len(week) < per_week
-        ):
-            chosen.append(start)
-            if len(chosen) == count:
-                return tuple(chosen)
+        if day.weekday() in days and day not in closed:
+            start = on_day(day, session_time, zone)
+            if start is None:
+                found = problem(datetime.combine(day, session_time), zone)
+                what = "does not exist" if found == "skipped" else "happens twice"
+                raise InputError(
+                    f"--time {session_time:%H:%M} {what} on {day.isoformat()} in "
+                    f"{clock_name(zone)} (daylight-saving change): choose another --time, or "
+                    f"close that day with --closed {day.isoformat()}"
+                )
+            week = [s for s in chosen if elapsed(start, s) < timedelta(days=7)]
+            if (not chosen or elapsed(start, chosen[-1]) >= gap) and len(week) < per_week:
+                chosen.append(start)
+                if len(chosen) == count:
+                    return tuple(chosen)
         day += timedelta(days=1)
     raise InputError(
         f"cannot fit {count} sessions into a year from {first.isoformat()} with these "
@@ -549,7 +574,7 @@ def _predicted_peaks(
     zero = starts[0]
     given = []
     for start, dose in zip(starts, sessions, strict=True):
-        at = (start - zero).total_seconds() / 60 + request.intake_min
+        at = elapsed(start, zero).total_seconds() / 60 + request.intake_min
         given.append(session_infusions(dose.phases, at))
     return [significant(peak) for peak in peaks(MODELS[DEFAULT_MODEL], weight, given)]
 
@@ -585,14 +610,15 @@ def _timeline(
     observation_min: float,
 ) -> Timeline:
     """Arrival, infusion and the earliest discharge of one session (cached: a batch repeats it)."""
-    infusion_start = start + timedelta(minutes=intake_min)
-    infusion_end = infusion_start + timedelta(minutes=infusion_min or 0)
+    # Elapsed minutes: a session during a daylight-saving change lasts as long as any other.
+    infusion_start = shift(start, timedelta(minutes=intake_min))
+    infusion_end = shift(infusion_start, timedelta(minutes=infusion_min or 0))
     after = max(recovery_min, observation_min)
     return Timeline(
         arrive=start,
         infusion_start=infusion_start,
         infusion_end=infusion_end,
-        discharge_earliest=infusion_end + timedelta(minutes=after),
+        discharge_earliest=shift(infusion_end, timedelta(minutes=after)),
         observation_min=after,
     )
 

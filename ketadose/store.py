@@ -11,6 +11,10 @@ The schema is versioned with ``PRAGMA user_version`` and marked as ours with
 first copies it to ``PATH.bak-v{old}`` (SQLite backup API) and then runs the missing steps in one
 transaction. A newer store, or an SQLite file that is not a ketadose store, is refused untouched.
 
+Times are stored as ISO 8601 with their UTC offset (version 2). A version-1 store kept naive
+local times: its migration reads them in the clinic's zone given when it is opened (see
+:func:`_migrate_to_v2`) and says so in :attr:`Store.notices`.
+
 The audit table refuses UPDATE and DELETE in the schema itself (triggers), and an INSERT that
 would replace an existing entry. That stops every program going through SQLite, this one
 included; it cannot stop someone who edits the file's bytes or drops the triggers on purpose.
@@ -27,15 +31,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from ketadose.clock import aware, problem
+from ketadose.clock import name as zone_name
 from ketadose.errors import InputError, KetadoseError, StoreError
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
@@ -46,8 +54,24 @@ APPLICATION_ID = 0x4B444F53
 #: How long a writer waits for another writer's transaction before giving up, in seconds.
 BUSY_TIMEOUT_S = 5.0
 
+
+@dataclass
+class MigrationContext:
+    """What a migration step may need besides the connection, and what it has to say.
+
+    Attributes:
+        path: The store file (for messages).
+        zone: The clinic's time zone, for values stored without one (None: not known).
+        notices: Lines for the user about what the migration did (shown on stderr).
+    """
+
+    path: Path
+    zone: tzinfo | None
+    notices: list[str] = field(default_factory=list)
+
+
 #: One migration step: runs inside the migration transaction; must not commit.
-Migration = Callable[[sqlite3.Connection], None]
+Migration = Callable[[sqlite3.Connection, MigrationContext], None]
 
 _V1 = (
     """
@@ -148,14 +172,92 @@ _V1 = (
 )
 
 
-def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+def _migrate_to_v1(conn: sqlite3.Connection, context: MigrationContext) -> None:
     """Create the whole version-1 schema (from an empty or pre-release store)."""
     for statement in _V1:
         conn.execute(statement)
 
 
+#: The times a version-1 store kept as naive local text, by table (audit apart: see below).
+_TIMED = (
+    ("patients", "created_at", "rowid"),
+    ("measurements", "at", "id"),
+    ("sessions", "at", "id"),
+)
+
+
+def _migrate_to_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """Version 2: every stored time carries its UTC offset.
+
+    Patients, measurements and sessions written without an offset are rewritten as that
+    wall-clock time in the clinic's zone given now (``context.zone``). A time that happened
+    twice (clocks going back) is read as the first of the two; one the clocks skipped as the
+    same moment after the change; each such row is named in a notice.
+
+    The audit log is append-only (its triggers stay as they are): its entries keep the text
+    they were written with, and ``store_meta.naive_zone`` records the zone they are read in.
+
+    Raises:
+        StoreError: There are naive times and no zone to read them in; nothing is changed.
+    """
+    conn.execute(
+        "CREATE TABLE store_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    naive: dict[str, list[tuple[Any, str]]] = {}
+    for table, column, key in _TIMED:
+        rows = conn.execute(f"SELECT {key}, {column} FROM {table}").fetchall()
+        naive[table] = [(k, text) for k, text in rows if _is_naive(text)]
+    audit = sum(_is_naive(text) for (text,) in conn.execute("SELECT at FROM audit"))
+    if not any(naive.values()) and not audit:
+        return
+    zone = context.zone
+    if zone is None:
+        raise StoreError(
+            f"store {context.path} keeps times without a time zone (written before schema "
+            "version 2); open it with the clinic's zone (--tz ZONE or KETADOSE_TZ) to migrate it"
+        )
+    unusual: list[str] = []
+    for table, column, key in _TIMED:
+        for row_key, text in naive[table]:
+            local = datetime.fromisoformat(text)
+            found = problem(local, zone)
+            # fold=0: the first of a repeated time; for a skipped one, the offset before the
+            # change, which astimezone turns into the same moment on the new offset.
+            value = local.replace(tzinfo=zone, fold=0).astimezone(zone)
+            if found is not None:
+                unusual.append(
+                    f"{table} {row_key} at {text} ({found}, read as {value.isoformat()})"
+                )
+            conn.execute(
+                f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (value.isoformat(), row_key)
+            )
+    conn.execute("INSERT INTO store_meta (key, value) VALUES ('naive_zone', ?)", (zone_name(zone),))
+    count = sum(len(rows) for rows in naive.values())
+    kept = (
+        f"; {audit} audit entr{'y keeps its' if audit == 1 else 'ies keep their'} text "
+        f"(append-only) and {'is' if audit == 1 else 'are'} read as {zone_name(zone)} time"
+        if audit
+        else ""
+    )
+    context.notices.append(
+        f"migrated store {context.path} to schema version 2: {count} time(s) without a zone "
+        f"read as {zone_name(zone)} local time and stored with their UTC offset{kept}"
+    )
+    if unusual:
+        context.notices.append(
+            "times on a daylight-saving change, check them: " + "; ".join(unusual)
+        )
+
+
+def _is_naive(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return False  # not ours to fix: reading it will say what is wrong
+
+
 #: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1, _migrate_to_v2)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -188,11 +290,15 @@ class Store:
         self._conn = connection
         self._path = path
         self._read_only = False
+        self._naive_zone: tzinfo | None = None
+        self._zone: tzinfo | None = None
+        #: What opening the store did that the user should hear of (a migration's notes).
+        self.notices: tuple[str, ...] = ()
 
     # --- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, read_only: bool = False) -> Store:
+    def open(cls, path: Path, *, read_only: bool = False, zone: tzinfo | None = None) -> Store:
         """Open the store at ``path``, creating it (and its directory) if needed.
 
         A new file is created with mode 0o600. An older schema is copied to
@@ -202,6 +308,10 @@ class Store:
             path: The store file.
             read_only: Open without the right to write (``mode=ro``): nothing is created or
                 migrated, and every write raises :class:`StoreError`.
+            zone: The clinic's time zone: times read are given in it (the same moments as
+                stored), and a migration reads times stored without a zone (before schema
+                version 2) in it. Without it, times come with the offset they were stored with,
+                and a store with such times cannot be migrated.
 
         Returns:
             The open store.
@@ -211,11 +321,18 @@ class Store:
                 an SQLite database that is not a ketadose store, has a newer schema, or
                 cannot be migrated.
         """
-        return cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS)
+        return cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS, zone=zone)
 
     @classmethod
-    def _open(cls, path: Path, *, read_only: bool, migrations: Sequence[Migration]) -> Store:
-        """Open with an explicit migration list (the tests add a fake version 2)."""
+    def _open(
+        cls,
+        path: Path,
+        *,
+        read_only: bool,
+        migrations: Sequence[Migration],
+        zone: tzinfo | None = None,
+    ) -> Store:
+        """Open with an explicit migration list (the tests add a fake later version)."""
         try:
             if read_only:
                 if not path.is_file():
@@ -235,13 +352,16 @@ class Store:
         store = cls(connection, path)
         store._read_only = read_only
         try:
-            store._prepare(read_only=read_only, migrations=migrations)
+            store._zone = zone
+            store._prepare(read_only=read_only, migrations=migrations, zone=zone)
         except BaseException:
             connection.close()
             raise
         return store
 
-    def _prepare(self, *, read_only: bool, migrations: Sequence[Migration]) -> None:
+    def _prepare(
+        self, *, read_only: bool, migrations: Sequence[Migration], zone: tzinfo | None
+    ) -> None:
         """Check what the file is, then set the connection up and migrate it if needed."""
         target = len(migrations)
         with self._errors("open"):
@@ -273,7 +393,19 @@ class Store:
                     f"{self._path} has store schema version {version} and needs migrating to "
                     f"version {target}; open it once without read-only"
                 )
-            self._migrate(migrations)
+            self._migrate(migrations, zone)
+        with self._errors("open"):
+            self._naive_zone = self._read_naive_zone()
+
+    def _read_naive_zone(self) -> tzinfo | None:
+        """The zone a migration read naive times in (the audit log's old entries keep them)."""
+        found = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'"
+        ).fetchone()
+        if found is None:
+            return None
+        row = self._conn.execute("SELECT value FROM store_meta WHERE key = 'naive_zone'").fetchone()
+        return None if row is None else _zone_from_text(row[0])
 
     def _identity(self) -> tuple[int, int, int]:
         """The schema version, application id and number of schema objects of the file."""
@@ -282,7 +414,7 @@ class Store:
         objects = int(self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
         return version, application_id, objects
 
-    def _migrate(self, migrations: Sequence[Migration]) -> None:
+    def _migrate(self, migrations: Sequence[Migration], zone: tzinfo | None) -> None:
         """Back the file up, then bring it to ``len(migrations)`` in one transaction."""
         target = len(migrations)
         # A migration may rebuild a table, which needs foreign keys off; they are checked as a
@@ -298,14 +430,16 @@ class Store:
                     return
                 if objects:
                     self._backup(version)
+                context = MigrationContext(self._path, zone)
                 for step in range(version, target):
-                    migrations[step](self._conn)
+                    migrations[step](self._conn, context)
                 if self._conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
                     raise StoreError(
                         f"cannot migrate store {self._path} from version {version} to "
                         f"{target}: the result breaks a foreign key; nothing was changed"
                     )
                 self._conn.execute(f"PRAGMA user_version = {int(target)}")
+                self.notices = tuple(context.notices)
         finally:
             with self._errors("migrate"):
                 self._conn.execute("PRAGMA foreign_keys = ON")
@@ -389,6 +523,7 @@ class Store:
                 f"differs from the time it is added ({at.isoformat()})"
             )
         _in_range("created_at", at)
+        stamp = _stamp(at, "the time the patient is added")
         _finite("baseline", patient.baseline)
         _finite("weight_kg", patient.weight_kg)
         _finite("height_cm", patient.height_cm)
@@ -397,7 +532,7 @@ class Store:
                 conn.execute(
                     "INSERT INTO patients (id, protocol, baseline, sex, created_at)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (patient.id, patient.protocol, patient.baseline, patient.sex, at.isoformat()),
+                    (patient.id, patient.protocol, patient.baseline, patient.sex, stamp),
                 )
             except sqlite3.IntegrityError as error:
                 if _error_name(error) == "SQLITE_CONSTRAINT_PRIMARYKEY":
@@ -406,7 +541,7 @@ class Store:
             conn.execute(
                 "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
                 " VALUES (?, ?, ?, ?)",
-                (patient.id, at.isoformat(), patient.weight_kg, patient.height_cm),
+                (patient.id, stamp, patient.weight_kg, patient.height_cm),
             )
 
     def patient(self, patient_id: str) -> PatientRecord:
@@ -437,7 +572,7 @@ class Store:
                 f" WHERE patient_id = ? AND height_cm IS NOT NULL ORDER BY {_DESCENDING} LIMIT 1",
                 (patient_id,),
             ).fetchone()
-        return _patient_from_rows(self._path, row, weight, height)
+        return _patient_from_rows(self._path, row, weight, height, self._naive_zone, self._zone)
 
     def record_weight(
         self, patient_id: str, *, at: datetime, weight_kg: float, height_cm: float | None
@@ -455,7 +590,7 @@ class Store:
             conn.execute(
                 "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
                 " VALUES (?, ?, ?, ?)",
-                (patient_id, at.isoformat(), weight_kg, height_cm),
+                (patient_id, _stamp(at, "the time of the weight"), weight_kg, height_cm),
             )
 
     # --- sessions ---------------------------------------------------------------------------
@@ -501,15 +636,12 @@ class Store:
                 (patient_id,),
             ):
                 events.setdefault(session_id, []).append(event)
-        sessions = [
-            _session_from_row(self._path, row, tuple(events.get(row[0], ()))) for row in rows
-        ]
-        if len({s.at.tzinfo is None for s in sessions}) > 1:
-            raise StoreError(
-                f"store {self._path}: the sessions of patient {patient_id!r} mix times with and "
-                "without a UTC offset, so they cannot be put in order"
+        return [
+            _session_from_row(
+                self._path, row, tuple(events.get(row[0], ())), self._naive_zone, self._zone
             )
-        return sessions
+            for row in rows
+        ]
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -544,7 +676,7 @@ class Store:
                     f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE patient_id = ? ORDER BY id",
                     (patient_id,),
                 ).fetchall()
-        return [_audit_from_row(self._path, row) for row in rows]
+        return [_audit_from_row(self._path, row, self._naive_zone, self._zone) for row in rows]
 
     def record_session_with_audit(self, session: SessionRecord, entry: AuditEntry) -> int:
         """Store a session and its audit entry in one transaction: both or neither.
@@ -572,7 +704,7 @@ class Store:
                 (
                     None,
                     session.patient_id,
-                    session.at.isoformat(),
+                    _stamp(session.at, "the session time"),
                     session.protocol,
                     session.dose_mg,
                     session.dose_mg_per_kg,
@@ -602,7 +734,7 @@ class Store:
             f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
             (
                 None,
-                entry.at.isoformat(),
+                _stamp(entry.at, "the audit entry's time"),
                 entry.user,
                 entry.command,
                 entry.patient_id,
@@ -786,8 +918,17 @@ class _Row:
     row and the column, never passed on for a later step to trip over.
     """
 
-    def __init__(self, path: Path, table: str, key: object) -> None:
+    def __init__(
+        self,
+        path: Path,
+        table: str,
+        key: object,
+        naive_zone: tzinfo | None = None,
+        zone: tzinfo | None = None,
+    ) -> None:
         self._where = f"store {path}: {table} row {key!r}"
+        self._naive_zone = naive_zone
+        self._zone = zone
 
     def error(self, column: str, problem: str) -> StoreError:
         """The error for a value that is not what ketadose wrote."""
@@ -858,7 +999,13 @@ class _Row:
             raise self.error(
                 column, f"is {_shown(value)}, outside {first.isoformat()} to {last.isoformat()}"
             )
-        return at
+        if at.tzinfo is None:
+            # Only an audit entry from before schema 2 has no offset: it is read in the zone
+            # the migration to version 2 recorded.
+            if self._naive_zone is None:
+                raise self.error(column, f"is {_shown(value)}, a time without a UTC offset")
+            at = at.replace(tzinfo=self._naive_zone)
+        return at if self._zone is None else at.astimezone(self._zone)
 
     def json(self, column: str, value: object) -> str:
         """Strict JSON text (no NaN or Infinity, which no JSON reader need accept)."""
@@ -897,8 +1044,10 @@ def _patient_from_rows(
     row: Sequence[Any],
     weight: Sequence[Any] | None,
     height: Sequence[Any] | None,
+    naive_zone: tzinfo | None,
+    zone: tzinfo | None,
 ) -> PatientRecord:
-    check = _Row(path, "patients", row[0])
+    check = _Row(path, "patients", row[0], naive_zone, zone)
     if weight is None:
         raise check.error("weight", "is missing: the patient has no measurements row")
     measured = _Row(path, "measurements of patient", row[0])
@@ -914,9 +1063,13 @@ def _patient_from_rows(
 
 
 def _session_from_row(
-    path: Path, row: Sequence[Any], adverse_events: tuple[str, ...]
+    path: Path,
+    row: Sequence[Any],
+    adverse_events: tuple[str, ...],
+    naive_zone: tzinfo | None,
+    zone: tzinfo | None,
 ) -> SessionRecord:
-    check = _Row(path, "sessions", row[0])
+    check = _Row(path, "sessions", row[0], naive_zone, zone)
     return SessionRecord(
         id=check.integer("id", row[0]),
         patient_id=check.text("patient_id", row[1]),
@@ -940,8 +1093,10 @@ def _session_from_row(
     )
 
 
-def _audit_from_row(path: Path, row: Sequence[Any]) -> AuditEntry:
-    check = _Row(path, "audit", row[0])
+def _audit_from_row(
+    path: Path, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
+) -> AuditEntry:
+    check = _Row(path, "audit", row[0], naive_zone, zone)
     return AuditEntry(
         id=check.integer("id", row[0]),
         at=check.moment("at", row[1]),
@@ -954,3 +1109,23 @@ def _audit_from_row(path: Path, row: Sequence[Any]) -> AuditEntry:
         override_reason=check.optional_text("override_reason", row[8]),
         library_sha256=check.text("library_sha256", row[9]),
     )
+
+
+def _stamp(at: datetime, what: str) -> str:
+    """A time as stored: ISO 8601 with its UTC offset (a naive time is refused)."""
+    return aware(at, what).isoformat()
+
+
+def _zone_from_text(text: str) -> tzinfo:
+    """The zone ``store_meta`` names: an IANA name, or a fixed ``UTC+01:00``."""
+    from datetime import timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    match = re.fullmatch(r"UTC([+-])(\d\d):(\d\d)", text)
+    if match is None:
+        try:
+            return ZoneInfo(text)
+        except (ValueError, OSError):
+            raise StoreError(f"the store names an unknown time zone: {text!r}") from None
+    sign = 1 if match[1] == "+" else -1
+    return timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
@@ -523,7 +524,7 @@ def session_histories(
     weight = float(draw(st.decimals(min_value="45", max_value="150", places=1)))
     baseline = float(draw(st.integers(10, 60)))
     patient = PatientRecord(id="P-1", protocol=protocol_id, baseline=baseline, weight_kg=weight)
-    at = datetime(2026, 11, 2, 9, 0)
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
     sessions: list[SessionRecord] = []
     for _ in range(draw(st.integers(0, max_sessions))):
         at += timedelta(days=draw(st.integers(1, 7)))

@@ -31,4 +31,6 @@ def store_path(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     path = tmp_path_factory.mktemp("store") / "store.sqlite3"
     monkeypatch.setenv("KETADOSE_STORE", str(path))
     monkeypatch.delenv("KETADOSE_LIMITS", raising=False)
+    # One clinic zone for every test, whatever the machine's: outputs carry its UTC offset.
+    monkeypatch.setenv("KETADOSE_TZ", "Europe/Berlin")
     return path

@@ -504,7 +504,7 @@ class TestReviewRegressions:
 
     def test_output_records_the_session_time_and_context(self) -> None:
         _code, data, _ = checked("check", "-p", "depression", "--weight", "80kg", "--bp", "120/80")
-        assert data["at"] == "2026-11-27T09:00:00"
+        assert data["at"] == "2026-11-27T09:00:00+01:00"  # the clinic zone (tests: Berlin)
         assert data["context"]["vitals"]["systolic"] == 120
 
     def test_broken_pipe_is_reported_not_a_bug(self) -> None:

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -324,7 +325,7 @@ class TestFarDates:
         assert "sessions[0].date" in one_line(result.stderr)
 
 
-AT = datetime(2026, 11, 30, 9, 0)
+AT = datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
 def filled_store(path: Path) -> None:
@@ -443,20 +444,14 @@ class TestTamperedStore:
             result = runner.invoke(app, command)
             assert result.exit_code == 0, (command, result.stderr)
 
-    def test_times_with_and_without_offset_are_refused(self, store_path: Path) -> None:
+    def test_a_session_time_without_offset_is_refused(self, store_path: Path) -> None:
+        # Since schema 2 every session time carries its UTC offset; one without was edited in.
         filled_store(store_path)
-        with Store.open(store_path) as db:
-            db.record_session(
-                SessionRecord(
-                    patient_id="P1",
-                    at=datetime.fromisoformat("2026-12-01T09:00+01:00"),
-                    protocol="depression",
-                    dose_mg=40,
-                )
-            )
+        with sqlite3.connect(store_path) as conn:
+            conn.execute("UPDATE sessions SET at = '2026-12-01T09:00:00'")
         result = runner.invoke(app, ["history", "P1"])
         assert result.exit_code == 6, result.stderr
-        assert "mix times with and without a UTC offset" in one_line(result.stderr)
+        assert "a time without a UTC offset" in one_line(result.stderr)
 
     def test_writers_refuse_what_readers_would(self, store_path: Path) -> None:
         filled_store(store_path)
@@ -471,7 +466,10 @@ class TestTamperedStore:
             with pytest.raises(InputError, match="outside 2000-01-01 to 2099-12-31"):
                 db.record_session(
                     SessionRecord(
-                        patient_id="P1", at=datetime(1999, 1, 1), protocol="depression", dose_mg=1
+                        patient_id="P1",
+                        at=datetime(1999, 1, 1, tzinfo=UTC),
+                        protocol="depression",
+                        dose_mg=1,
                     )
                 )
 

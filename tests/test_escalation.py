@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -38,7 +39,7 @@ ENTRY = protocol(
     rules={"sessions_per_step": 3, "max_gap": "14 d", **SRC},
 )
 PATIENT = PatientRecord(id="P1", protocol="depression", baseline=30, weight_kg=80)
-START = datetime(2026, 11, 2, 9, 0)
+START = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
 def given_sessions(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from ketadose.errors import InputError
 from ketadose.inputs import blood_pressure, medication, moment, previous, vitals
 from ketadose.models import MedicationUse, PreviousSession, Vitals
+
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class TestVitals:
@@ -87,29 +90,39 @@ class TestMedication:
 
 
 class TestTimes:
-    """Local date and time, ISO 8601, with a time of day and no zone."""
+    """Date and time, ISO 8601 with a time of day: local in the clinic's zone, or with an offset."""
 
     def test_moment(self) -> None:
-        assert moment("2026-11-26T09:00", field="t") == datetime(2026, 11, 26, 9, 0)
-        assert moment("2026-11-26 09:00", field="t") == datetime(2026, 11, 26, 9, 0)
+        expected = datetime(2026, 11, 26, 9, 0, tzinfo=BERLIN)
+        assert moment("2026-11-26T09:00", field="t", zone=BERLIN) == expected
+        assert moment("2026-11-26 09:00", field="t", zone=BERLIN) == expected
+        assert moment("2026-11-26T09:00", field="t", zone=BERLIN).utcoffset() == timedelta(hours=1)
+
+    def test_offset_is_that_moment_in_the_clinic_zone(self) -> None:
+        at = moment("2026-11-26T09:00Z", field="t", zone=BERLIN)
+        assert at.tzinfo is BERLIN
+        assert (at.hour, at.utcoffset()) == (10, timedelta(hours=1))
 
     @pytest.mark.parametrize(
         ("text", "fragment"),
         [
             ("2026-11-26", "needs a time of day"),
             ("26/11/2026 09:00", "not a date and time"),
-            ("2026-11-26T09:00Z", "without a time zone"),
             ("yesterday", "not a date and time"),
+            ("2026-03-29T02:30", "does not exist in Europe/Berlin"),
+            ("2026-10-25T02:30", "happens twice in Europe/Berlin"),
         ],
     )
     def test_refused(self, text: str, fragment: str) -> None:
         with pytest.raises(InputError, match=fragment):
-            moment(text, field="--at")
+            moment(text, field="--at", zone=BERLIN)
 
     def test_previous(self) -> None:
-        at = datetime(2026, 11, 25, 9, 0)
-        assert previous("2026-11-25T09:00") == PreviousSession(at=at)
-        assert previous("2026-11-25T09:00=40mg") == PreviousSession(at=at, dose_mg=40)
-        assert previous("2026-11-25T09:00=0.5mg/kg") == PreviousSession(at=at, dose_mg_per_kg=0.5)
+        at = datetime(2026, 11, 25, 9, 0, tzinfo=BERLIN)
+        assert previous("2026-11-25T09:00", BERLIN) == PreviousSession(at=at)
+        assert previous("2026-11-25T09:00=40mg", BERLIN) == PreviousSession(at=at, dose_mg=40)
+        assert previous("2026-11-25T09:00=0.5mg/kg", BERLIN) == PreviousSession(
+            at=at, dose_mg_per_kg=0.5
+        )
         with pytest.raises(InputError, match="has no unit"):
-            previous("2026-11-25T09:00=40")
+            previous("2026-11-25T09:00=40", BERLIN)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -218,7 +219,7 @@ class TestNextSession:
 
 def ks_start() -> datetime:
     """Where ks.session_histories starts counting."""
-    return datetime(2026, 11, 2, 9, 0)
+    return datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
 class TestFormattedRoundTrip:

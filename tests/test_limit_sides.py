@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -30,7 +31,7 @@ from ketadose.models import (
 from ketadose.pk import DEFAULT_MODEL, MODELS, Infusion, peaks, session_infusions
 from tests.factories import dose_for, protocol
 
-AT = datetime(2026, 11, 27, 9, 0)
+AT = datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 UNITS = {
     "total_dose_per_kg": "mg/kg",
     "total_dose": "mg",

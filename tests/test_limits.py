@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -23,7 +24,7 @@ from ketadose.units import Kind
 from tests.factories import CRPS, DAKWAR, TEST_LIMITS, TIMED, dose_for, limits_library, protocol
 
 LIMITS = limits_library()
-AT = datetime(2026, 11, 27, 9, 0)
+AT = datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
 def codes(findings: list[Finding], severity: Severity | None = None) -> list[str]:

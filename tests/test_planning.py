@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -22,13 +23,20 @@ from ketadose.planning import PlanRequest, parse_days, plan
 from ketadose.protocols import load_library
 from ketadose.units import Kind
 
+ZONE = ZoneInfo("Europe/Berlin")
+
 PROTOCOLS = load_library()
 LIMITS = load_limits()
 MONDAY = date(2026, 11, 30)
 
 
 def days_of(protocol_id: str, **options: object) -> list[str]:
-    request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY, **options)  # type: ignore[arg-type]
+    request = PlanRequest(
+        zone=ZONE,
+        dose=DoseRequest(patient=Patient(weight_kg=80)),
+        start=MONDAY,
+        **options,  # type: ignore[arg-type]
+    )
     return [s.date.isoformat() for s in plan(PROTOCOLS[protocol_id], request, LIMITS).sessions]
 
 
@@ -48,7 +56,7 @@ class TestDates:
 
     def test_weekend_start_moves_to_monday(self) -> None:
         request = PlanRequest(
-            dose=DoseRequest(patient=Patient(weight_kg=80)), start=date(2026, 11, 28)
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80)), start=date(2026, 11, 28)
         )
         first = plan(PROTOCOLS["depression"], request, LIMITS).sessions[0]
         assert first.date == MONDAY
@@ -68,6 +76,7 @@ class TestDates:
         # US: Fri 25 Dec 2026 and Fri 1 Jan 2027 are holidays
         start = date(2026, 12, 21)
         request = PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(patient=Patient(weight_kg=80)),
             start=start,
             closed=closed_days([], "US", start),
@@ -124,7 +133,9 @@ class TestEverySessionChecked:
     """Each session goes through the checker with the sessions before it as history."""
 
     def test_accumulated_dose(self) -> None:
-        request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+        request = PlanRequest(
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY
+        )
         result = plan(PROTOCOLS["depression"], request, LIMITS)
         assert [s.accumulated_dose_mg for s in result.sessions] == pytest.approx(
             [40, 80, 120, 160, 200, 240]
@@ -136,7 +147,7 @@ class TestEverySessionChecked:
     def test_hard_dose_refuses_the_plan_but_shows_it(self) -> None:
         dose = Quantity(Kind.DOSE_PER_KG, 1.8, "1.8mg/kg")
         request = PlanRequest(
-            dose=DoseRequest(patient=Patient(weight_kg=80), dose=dose), start=MONDAY
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80), dose=dose), start=MONDAY
         )
         result = plan(PROTOCOLS["depression"], request, LIMITS)
         assert result.status == "hard"
@@ -145,7 +156,9 @@ class TestEverySessionChecked:
         assert all(p.pump_rate_ml_per_h is None for s in result.sessions for p in s.phases)
 
     def test_escalation_is_stated_as_a_condition(self) -> None:
-        request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+        request = PlanRequest(
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY
+        )
         result = plan(PROTOCOLS["depression"], request, LIMITS)
         assert [s.condition is None for s in result.sessions] == [
             True,
@@ -167,19 +180,21 @@ class TestTimelineAndCost:
 
     def test_timeline(self) -> None:
         request = PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(patient=Patient(weight_kg=80)),
             start=MONDAY,
             intake_min=15,
             recovery_min=30,
         )
         timeline = plan(PROTOCOLS["depression"], request, LIMITS).sessions[0].timeline
-        assert timeline.arrive == datetime(2026, 11, 30, 9, 0)
-        assert timeline.infusion_start == datetime(2026, 11, 30, 9, 15)
-        assert timeline.infusion_end == datetime(2026, 11, 30, 9, 55)
-        assert timeline.discharge_earliest == datetime(2026, 11, 30, 10, 25)
+        assert timeline.arrive == datetime(2026, 11, 30, 9, 0, tzinfo=ZONE)
+        assert timeline.infusion_start == datetime(2026, 11, 30, 9, 15, tzinfo=ZONE)
+        assert timeline.infusion_end == datetime(2026, 11, 30, 9, 55, tzinfo=ZONE)
+        assert timeline.discharge_earliest == datetime(2026, 11, 30, 10, 25, tzinfo=ZONE)
 
     def test_cost(self) -> None:
         request = PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(patient=Patient(weight_kg=80)),
             start=MONDAY,
             price=(400, 800),
@@ -207,6 +222,7 @@ class TestDateProperties:
     ) -> None:
         entry = PROTOCOLS[protocol_id]
         request = PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(patient=Patient(weight_kg=80)),
             start=start,
             days=frozenset(days),
@@ -385,7 +401,9 @@ class TestEveryProtocol:
 
     def test_every_shipped_protocol_plans_within_the_shipped_limits(self) -> None:
         for protocol_id in PROTOCOLS:
-            request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+            request = PlanRequest(
+                zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY
+            )
             result = plan(PROTOCOLS[protocol_id], request, LIMITS)
             assert result.status == "ok", (
                 protocol_id,
@@ -398,7 +416,9 @@ class TestEveryProtocol:
             )
 
     def test_neuropathic_titration_is_scheduled(self) -> None:
-        request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+        request = PlanRequest(
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY
+        )
         result = plan(PROTOCOLS["neuropathic-pain"], request, LIMITS)
         # 0.2 -> 0.4 -> 0.6 mg/kg/h x 80 kg = 16, 32, 48 mg/h for 4 h = 64, 128, 192 mg
         assert [s.phases[0].rate_mg_per_h for s in result.sessions] == pytest.approx([16, 32, 48])
@@ -406,15 +426,17 @@ class TestEveryProtocol:
         assert [s.accumulated_dose_mg for s in result.sessions] == pytest.approx([64, 192, 384])
 
     def test_esketamine_observation_sets_discharge(self) -> None:
-        request = PlanRequest(dose=DoseRequest(patient=Patient()), start=MONDAY)
+        request = PlanRequest(zone=ZONE, dose=DoseRequest(patient=Patient()), start=MONDAY)
         result = plan(PROTOCOLS["esketamine-nasal"], request, LIMITS)
         timeline = result.sessions[0].timeline
         assert timeline.observation_min == 120  # Spravato: >= 2 h
-        assert timeline.discharge_earliest == datetime(2026, 11, 30, 11, 20)
+        assert timeline.discharge_earliest == datetime(2026, 11, 30, 11, 20, tzinfo=ZONE)
         assert any("food" in note.text for note in result.before)
         assert any("driv" in note.text for note in result.discharge)
 
     def test_crps_adjuncts(self) -> None:
-        request = PlanRequest(dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY)
+        request = PlanRequest(
+            zone=ZONE, dose=DoseRequest(patient=Patient(weight_kg=80)), start=MONDAY
+        )
         names = {a.name for a in plan(PROTOCOLS["crps"], request, LIMITS).adjuncts}
         assert {"clonidine", "midazolam"} <= names

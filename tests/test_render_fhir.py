@@ -7,6 +7,7 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -26,10 +27,12 @@ from ketadose.protocols import ProtocolLibrary, load_library
 from ketadose.render.fhir import plan_bundle, session_bundle
 from ketadose.units import Kind
 
+ZONE = ZoneInfo("Europe/Berlin")
+
 PROTOCOLS: ProtocolLibrary = load_library(None)
 LIMITS: LimitLibrary = load_limits(None)
 START = date(2026, 11, 30)  # a Monday
-SESSION_AT = datetime(2026, 11, 30, 9, 0)
+SESSION_AT = datetime(2026, 11, 30, 9, 0, tzinfo=ZONE)
 RESOURCES: dict[str, type[MedicationRequest] | type[CarePlan]] = {
     "MedicationRequest": MedicationRequest,
     "CarePlan": CarePlan,
@@ -40,7 +43,10 @@ def make_plan(
     protocol: str = "depression", weight_kg: float = 80.0, patient_id: str | None = "P-0042"
 ) -> Plan:
     request = PlanRequest(
-        dose=DoseRequest(patient=Patient(weight_kg=weight_kg)), start=START, patient_id=patient_id
+        zone=ZONE,
+        dose=DoseRequest(patient=Patient(weight_kg=weight_kg)),
+        start=START,
+        patient_id=patient_id,
     )
     return plan(PROTOCOLS.get_protocol(protocol), request, LIMITS)
 
@@ -142,19 +148,20 @@ class TestPlanBundle:
         bundle = validate(plan_bundle(result, LIMITS))
         events = [r.dosageInstruction[0].timing.event[0] for r in requests(bundle)]
         expected = [
-            "2026-11-30",
-            "2026-12-02",
-            "2026-12-04",
-            "2026-12-07",
-            "2026-12-09",
-            "2026-12-11",
+            f"{day}T09:20:00+01:00"
+            for day in (
+                "2026-11-30",
+                "2026-12-02",
+                "2026-12-04",
+                "2026-12-07",
+                "2026-12-09",
+                "2026-12-11",
+            )
         ]
         assert [d.isoformat() for d in events] == expected
-        assert events == [s.date for s in result.sessions]
-        for request in requests(bundle):
-            assert [
-                t.isoformat() for t in request.dosageInstruction[0].timing.repeat.timeOfDay
-            ] == ["09:20:00"]
+        assert [e.date() for e in events] == [s.date for s in result.sessions]
+        for request in requests(bundle):  # the time is in the event, with its offset
+            assert request.dosageInstruction[0].timing.repeat.timeOfDay is None
 
     def test_care_plan_references_every_request(self) -> None:
         bundle = validate(plan_bundle(make_plan(), LIMITS))
@@ -246,8 +253,8 @@ class TestSessionBundle:
         (request,) = requests(bundle)
         assert request.subject.display == "patient (id not given)"
         timing = request.dosageInstruction[0].timing
-        assert [e.isoformat() for e in timing.event] == ["2026-11-30"]
-        assert [t.isoformat() for t in timing.repeat.timeOfDay] == ["09:00:00"]
+        assert [e.isoformat() for e in timing.event] == ["2026-11-30T09:00:00+01:00"]
+        assert timing.repeat.timeOfDay is None
 
     def test_aware_time_is_a_full_datetime(self) -> None:
         at = datetime.fromisoformat("2026-11-30T09:00:00+01:00")
@@ -273,7 +280,7 @@ class TestSessionBundle:
         assert quantity(by_type(loading, "ordered").doseQuantity)[:2] == (0.11, "mg/kg")
         assert quantity(by_type(loading, "calculated").doseQuantity)[:2] == (8.8, "mg")
         assert quantity(by_type(infusion, "calculated").doseQuantity)[:2] == (48, "mg")
-        assert infusion.timing.repeat.timeOfDay[0].isoformat() == "09:02:00"
+        assert infusion.timing.event[0].isoformat() == "2026-11-30T09:02:00+01:00"
 
     def test_hard_limit_withholds_the_pump_rate(self) -> None:
         # 3 mg/kg is twice the 1.5 mg/kg hard maximum: refused, no pump programme.
@@ -310,7 +317,7 @@ class TestSessionBundle:
         assert dosage.route.coding[0].code == "78421000"
         assert by_type(dosage, "calculated").rateQuantity is None
         assert dosage.text == "IM injection: 0.5 mg/kg (40 mg) IM"
-        assert dosage.timing.repeat.duration is None
+        assert dosage.timing.repeat is None  # no duration, and the time is the event
 
     def test_esketamine_is_text_only_and_fixed_in_mg(self) -> None:
         (request,) = requests(validate(session_bundle(make_session("esketamine-nasal"), LIMITS)))

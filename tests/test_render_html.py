@@ -8,6 +8,7 @@ import sys
 from datetime import date, datetime
 from html.parser import HTMLParser
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -23,6 +24,8 @@ from ketadose.protocols import ProtocolEntry, load_library
 from ketadose.render.html import plan_sheet, session_sheet
 from ketadose.units import Kind
 from tests.factories import TIMED, limits_library, protocol
+
+ZONE = ZoneInfo("Europe/Berlin")
 
 VOID = {"meta", "br", "col", "hr", "img", "input", "link", "wbr"}
 #: Elements whose edges separate words when a sheet is read as text (not strong, code...).
@@ -45,6 +48,7 @@ def example_plan(
     return plan(
         entry,
         PlanRequest(
+            zone=ZONE,
             dose=DoseRequest(
                 patient=patient or Patient(weight_kg=80.0, height_cm=178.0), dose=quantity
             ),
@@ -141,7 +145,7 @@ class TestPlanContent:
         days += ["2026-12-07 Mon", "2026-12-09 Wed", "2026-12-11 Fri"]
         for number, day in enumerate(days, 1):
             row = (
-                f"{number} {day} 09:00 40 mg 0.5 mg/kg 40 min infusion (timed): 40 mg over 40 min "
+                f"{number} {day} 09:00 CET 40 mg 0.5 mg/kg 40 min infusion (timed): 40 mg over 40 min "
                 "0.75 mg/kg/h pump 150 mL/h · 100 mL draw 4 mL of 10 mg/mL; make up to 100 mL "
                 "with 0.9% sodium chloride (add 96 mL) = 0.4 mg/mL arrive 09:00 "
                 "infusion 09:20–10:00 discharge ≥ 10:30 (observation 30 min) ok "
@@ -346,7 +350,7 @@ class TestSessionSheet:
     @classmethod
     def checked(cls) -> str:
         context = CheckContext(
-            at=datetime(2026, 11, 30, 9, 0),
+            at=datetime(2026, 11, 30, 9, 0, tzinfo=ZONE),
             vitals=Vitals(systolic=130, diastolic=80, heart_rate=72, spo2=98),
             medications=(MedicationUse("lorazepam", 30),),
         )
@@ -356,7 +360,7 @@ class TestSessionSheet:
     def test_programme_and_preparation(self, checked: str) -> None:
         text = read(checked).text
         assert text.startswith("ketadose session sheet Treatment-resistant depression")
-        assert "session 2026-11-30 Mon 09:00 · dose 40 mg (0.5 mg/kg) · status ok" in text
+        assert "session 2026-11-30 Mon 09:00 CET · dose 40 mg (0.5 mg/kg) · status ok" in text
         assert (
             "infusion timed 40 mg 0.5 mg/kg 40 min 60 mg/h 0.75 mg/kg/h 150 mL/h 100 mL –" in text
         )

@@ -17,15 +17,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from ketadose.errors import InputError, StoreError
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
-from ketadose.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store
+from ketadose.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, MigrationContext, Store
 
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2024, 3, 4, 9, 30)
+T0 = datetime(2024, 3, 4, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
 SHA = "ab" * 32
 
 
@@ -398,13 +399,13 @@ class TestFile:
         one_line(caught.value)
 
 
-def _add_column_v2(conn: sqlite3.Connection) -> None:
-    """A fake version 2: a new column, filled for the rows there are."""
+def _add_column_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """A fake next version: a new column, filled for the rows there are."""
     conn.execute("ALTER TABLE sessions ADD COLUMN site TEXT")
     conn.execute("UPDATE sessions SET site = 'main'")
 
 
-def _broken_v2(conn: sqlite3.Connection) -> None:
+def _broken_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
     conn.execute("CREATE TABLE half_done (x)")
     conn.execute("SELECT * FROM no_such_table")
 
@@ -462,16 +463,16 @@ class TestSchemaVersions:
         with Store._open(path, read_only=False, migrations=migrations) as store:
             assert store.sessions("p-001") == [replace(session_for(1), id=row_id)]
         with raw(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
             assert conn.execute("SELECT site FROM sessions").fetchall() == [("main",)]
-        with raw(path.with_name("ketadose.db.bak-v1")) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        with raw(path.with_name(f"ketadose.db.bak-v{SCHEMA_VERSION}")) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
-        # opened again at version 2: nothing to migrate, so no second backup
+        # opened again at the new version: nothing to migrate, so no second backup
         Store._open(path, read_only=False, migrations=migrations).close()
         assert sorted(p.name for p in path.parent.iterdir()) == [
             "ketadose.db",
-            "ketadose.db.bak-v1",
+            f"ketadose.db.bak-v{SCHEMA_VERSION}",
         ]
 
     def test_failed_migration_changes_nothing_and_keeps_every_backup(self, path: Path) -> None:
@@ -481,7 +482,7 @@ class TestSchemaVersions:
                 Store._open(path, read_only=False, migrations=(*MIGRATIONS, _broken_v2))
             one_line(caught.value)
         with raw(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             assert (
                 conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone()
                 is None
@@ -489,7 +490,8 @@ class TestSchemaVersions:
         with Store.open(path) as store:
             assert [s.id for s in store.sessions("p-001")] == [row_id]
         names = sorted(p.name for p in path.parent.iterdir())
-        assert names == ["ketadose.db", "ketadose.db.bak-v1", "ketadose.db.bak-v1.2"]
+        backup = f"ketadose.db.bak-v{SCHEMA_VERSION}"
+        assert names == ["ketadose.db", backup, f"{backup}.2"]
 
     def test_read_only_open_does_not_migrate(self, path: Path) -> None:
         _v1_store(path)

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from typing import Any
 from unittest.mock import patch
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -125,7 +126,7 @@ class TestDefinitions:
 def patient_created(patient: PatientRecord) -> Any:
     from datetime import datetime
 
-    return patient.created_at or datetime(2026, 11, 2, 9, 0)
+    return patient.created_at or datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
 DOCUMENTED = {int(code) for code in ExitCode}

@@ -7,8 +7,8 @@ decision-support proposal, never an order. Each phase is one ``dosageInstruction
 ``calculated`` (mg for this patient, and the programmed pump rate in mL/h).
 
 Deterministic: no clock and no random ids; every id is a ``uuid5`` of the rendered content.
-Local session times carry no time zone, and a FHIR dateTime with a time must have one, so a
-naive time is given as ``timing.event`` (the date) plus ``timing.repeat.timeOfDay``.
+Each phase's ``timing.event`` is its start, a FHIR dateTime with the clinic's UTC offset (a FHIR
+dateTime with a time must have one; ketadose times always do).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from ketadose.clock import aware, shift
 from ketadose.limits import LimitLibrary
 from ketadose.models import (
     DosingWeight,
@@ -164,7 +165,7 @@ def _medication_request(
     dosages = []
     offset = 0.0
     for sequence, phase in enumerate(phases, 1):
-        at = None if start is None else start + timedelta(minutes=offset)
+        at = None if start is None else shift(start, timedelta(minutes=offset))
         dosages.append(_dosage(sequence, phase, protocol.route, at, withheld, maximum))
         offset += phase.duration_min or 0
     texts = [*notes, _status_text(status, ready)]
@@ -224,11 +225,7 @@ def _dosage(
     repeat: dict[str, Any] = {}
     timing: dict[str, Any] = {}
     if at is not None:
-        if at.tzinfo is None:
-            timing["event"] = [at.date().isoformat()]
-            repeat["timeOfDay"] = [at.time().replace(microsecond=0).isoformat()]
-        else:
-            timing["event"] = [at.isoformat()]
+        timing["event"] = [aware(at, "the phase's start").isoformat()]
     if phase.duration_min is not None:
         repeat["duration"] = significant(phase.duration_min)
         repeat["durationUnit"] = "min"

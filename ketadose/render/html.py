@@ -16,6 +16,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from ketadose.clock import label
 from ketadose.render.svg import curve_chart, dose_chart
 from ketadose.units import format_number
 
@@ -185,17 +186,20 @@ def weekday(value: date) -> str:
     return WEEKDAYS[value.weekday()]
 
 
-def clock(value: datetime, on: date | None = None) -> str:
+def clock(value: datetime, on: date | None = None, *, zoned: bool = False) -> str:
     """A time of day, with the date when it falls on another day than ``on``.
 
     Args:
         value: The time.
         on: The session's day.
+        zoned: Add the zone's abbreviation (or UTC offset).
 
     Returns:
-        E.g. ``"09:20"`` or ``"01:10 (2026-12-01)"``.
+        E.g. ``"09:20"``, ``"09:00 CET"`` or ``"01:10 (2026-12-01)"``.
     """
     text = f"{value:%H:%M}"
+    if zoned:
+        text += f" {label(value)}"
     if on is not None and value.date() != on:
         text += f" ({value:%Y-%m-%d})"
     return text

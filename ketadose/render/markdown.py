@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from ketadose.clock import label
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.units import format_number
 
@@ -165,7 +166,7 @@ def plan(result: Plan) -> str:
         (
             (
                 str(s.number),
-                f"{s.start:%a %Y-%m-%d %H:%M}",
+                f"{s.start:%a %Y-%m-%d %H:%M} {label(s.start)}",
                 _num(s.total_dose_mg, "mg", 0.01),
                 _num(s.dose_mg_per_kg, "mg/kg", 0.001),
                 _num(s.total_duration_min, "min"),
@@ -178,7 +179,8 @@ def plan(result: Plan) -> str:
                 if s.preparation
                 else "withheld",
                 s.status,
-                f"{s.timeline.arrive:%H:%M}–{s.timeline.discharge_earliest:%H:%M}",
+                f"{s.timeline.arrive:%H:%M}–{s.timeline.discharge_earliest:%H:%M} "
+                f"{label(s.timeline.discharge_earliest)}",
                 _num(s.predicted_peak_ng_per_ml, "ng/mL", 1),
             )
             for s in result.sessions
@@ -228,7 +230,7 @@ def next_session(result: NextSession) -> str:
         f"## Next session for {escape(result.patient_id)}: {result.decision.upper()}",
         "",
         *(f"- {escape(reason)}" for reason in result.reasons),
-        f"- Earliest: {result.earliest_date:%a %Y-%m-%d %H:%M}",
+        f"- Earliest: {result.earliest_date:%a %Y-%m-%d %H:%M} {label(result.earliest_date)}",
         "",
     ]
     return "\n".join(lines) + session(result.session)

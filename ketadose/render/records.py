@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from ketadose.clock import instant, label
 from ketadose.errors import InputError
 from ketadose.models import SCHEMA_VERSION, Real, significant
 from ketadose.records import (
@@ -80,7 +81,7 @@ def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[
             "adverse_events": list(s.adverse_events),
             "notes": s.notes,
         }
-        for s in sorted(sessions, key=lambda s: s.at)
+        for s in sorted(sessions, key=lambda s: instant(s.at))
     ]
 
 
@@ -89,7 +90,7 @@ class HistorySession(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
-    date: datetime
+    date: AwareDatetime
     total_dose_mg: Real
     dose_mg_per_kg: Real | None
     duration_min: Real | None
@@ -147,17 +148,21 @@ def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
     )
 
 
-def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[SessionRecord]]:
+def read_history_file(
+    path: Path, patient_id: str, zone: tzinfo
+) -> tuple[PatientRecord, list[SessionRecord]]:
     """Read ``next --history FILE.json``: ``{"patient": {...}, "sessions": [...]}``.
 
     The patient has ``id``, ``protocol``, ``baseline``, ``weight_kg`` and optionally
-    ``height_cm`` and ``sex``; each session ``date`` (ISO 8601), ``total_dose_mg`` and
+    ``height_cm`` and ``sex``; each session ``date`` (ISO 8601: local time in ``zone``, or
+    with a UTC offset), ``total_dose_mg`` and
     optionally ``dose_mg_per_kg``, ``score``, ``bp_peak`` ("150/95"), ``heart_rate``,
     ``spo2`` and ``adverse_events`` (a list). ``history --json`` writes this shape.
 
     Args:
         path: The file.
         patient_id: The id asked for; it must match the file's.
+        zone: The clinic's time zone, for dates without an offset.
 
     Returns:
         The patient and the sessions.
@@ -165,7 +170,7 @@ def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[
     Raises:
         InputError: For an unreadable or malformed file, naming what is wrong.
     """
-    from ketadose.inputs import blood_pressure
+    from ketadose.inputs import blood_pressure, moment
     from ketadose.libfile import read_file
 
     try:
@@ -180,12 +185,14 @@ def read_history_file(path: Path, patient_id: str) -> tuple[PatientRecord, list[
             sex=person.get("sex"),
         )
         sessions = []
-        for row in data["sessions"]:
+        for index, row in enumerate(data["sessions"]):
             peak = row.get("bp_peak")
+            if not isinstance(row["date"], str):
+                raise InputError(f"sessions[{index}].date must be a string")
             sessions.append(
                 SessionRecord(
                     patient_id=patient.id,
-                    at=datetime.fromisoformat(row["date"]),
+                    at=moment(row["date"], field=f"sessions[{index}].date", zone=zone),
                     protocol=patient.protocol,
                     dose_mg=float(row["total_dose_mg"]),
                     dose_mg_per_kg=_optional(row.get("dose_mg_per_kg")),
@@ -238,8 +245,6 @@ def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]
         raise bad("patient.height_cm must be a positive number")
     for index, session in enumerate(sessions):
         where = f"sessions[{index}]"
-        if session.at.tzinfo is not None:
-            raise bad(f"{where}.date: write local time without a time zone")
         try:
             plausible(session.at, field=f"{where}.date")
         except InputError as error:
@@ -282,7 +287,7 @@ def history_table(patient: PatientRecord, sessions: list[SessionRecord], console
         table.add_column(header, no_wrap=header != "Events")
     for row in history_rows(patient, sessions):
         table.add_row(
-            row["date"].replace("T", " ")[:16],
+            _local(row["date"]),
             format_number(row["total_dose_mg"], 0.01),
             "-" if row["dose_mg_per_kg"] is None else format_number(row["dose_mg_per_kg"], 0.001),
             "-" if row["score"] is None else format_number(row["score"]),
@@ -293,6 +298,12 @@ def history_table(patient: PatientRecord, sessions: list[SessionRecord], console
             ", ".join(row["adverse_events"]) or "-",
         )
     console.print(table)
+
+
+def _local(text: str) -> str:
+    """``2026-11-30 09:00 CET`` from a stored ISO time."""
+    value = datetime.fromisoformat(text)
+    return f"{value:%Y-%m-%d %H:%M} {label(value)}"
 
 
 def next_table(result: NextSession, console: Console) -> None:
@@ -309,7 +320,8 @@ def next_table(result: NextSession, console: Console) -> None:
     console.print(Text(f"Next for {result.patient_id}: {result.decision.upper()}", style="bold"))
     for reason in result.reasons:
         console.print(Text(f"  - {reason}"))
-    console.print(Text(f"Earliest: {result.earliest_date:%a %Y-%m-%d %H:%M}"))
+    earliest = result.earliest_date
+    console.print(Text(f"Earliest: {earliest:%a %Y-%m-%d %H:%M} {label(earliest)}"))
     table.checked_session(result.session, console, findings_first=False)
 
 
@@ -348,7 +360,7 @@ def audit_table(entries: list[AuditEntry], console: Console) -> None:
     for entry in entries:
         table.add_row(
             str(entry.id),
-            entry.at.isoformat(sep=" "),
+            f"{entry.at.isoformat(sep=' ')} {label(entry.at)}",
             entry.user,
             entry.command,
             entry.patient_id or "-",

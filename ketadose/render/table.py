@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ketadose.clock import label
 from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.planning import Plan
@@ -428,7 +429,8 @@ def plan(result: Plan, console: Console) -> None:
             pumps or "-",
             _num(session.accumulated_dose_mg, step=0.01),
             Text(session.status, style=style),
-            f"{timeline.arrive:%H:%M}-{timeline.discharge_earliest:%H:%M}",
+            f"{timeline.arrive:%H:%M}-{timeline.discharge_earliest:%H:%M} "
+            f"{label(timeline.discharge_earliest)}",
             _num(session.predicted_peak_ng_per_ml, step=1),
         )
     console.print(table)
