@@ -328,12 +328,73 @@ class TestLibrariesMustLimit:
         path.write_text(
             complete(
                 HEADER + "\n[profiles.default.session.bolus_count]\nupper_hard = true\n"
-                'source = "s"\nevidence = "SITE-POLICY"\n'
+                'source = "site policy"\nevidence = "SITE-POLICY"\n'
             )
         )
         result = run("limits", "validate", str(path))
         assert result.exit_code == 5
         assert "bolus_count" in result.stderr
+        assert "upper_hard" in result.stderr
+        assert "source" not in result.stderr  # refused for the count, not another field
+
+
+class TestRoundingKeepsAPrescriptionAtTheLimit:
+    """A dose prescribed at a hard maximum is rounded to stay within it, not refused (exit 4).
+
+    Both fail safe (refused, no programme shown) but contradict the gate's "rounded toward
+    the safe side of the nearest limit": the rounding does not see these limits.
+    """
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=AssertionError,
+        reason="each bolus pump rate is steered by the per-bolus maximum only, not by what the "
+        "other boluses leave of it: two 0.175 mg/kg boluses (0.35 together, at the hard "
+        "maximum) are pumped at rates rounded up to 0.350076 mg/kg together, and refused",
+    )
+    def test_two_boluses_summing_to_the_maximum(self, tmp_path: Path) -> None:
+        bolus = {"kind": "bolus", "dose": "0.175 mg/kg", "duration": "2 min"}
+        timed = {"kind": "timed", "dose": "0.5 mg/kg", "duration": "40 min"}
+        path = write(tmp_path, clinic_protocol("clinic-split", bolus, timed, bolus))
+        result = run(
+            "dose", "-p", "clinic-split", "--protocols", path, "--weight", "60.1kg",
+            "--override-reason", "two boluses", "--json",
+        )  # fmt: skip
+        data = document(result)
+        assert result.exit_code == 0, hard(data)
+        made = data["preparation"]["delivered_mg_per_ml"]
+        given = [
+            p["pump_rate_ml_per_h_rounded"] * made * p["duration_min"] / 60
+            for p in data["phases"]
+            if p["kind"] == "bolus"
+        ]
+        assert sum(given) / 60.1 <= 0.35 * (1 + 1e-9)
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=AssertionError,
+        reason="an IM draw is steered by the total and concentration limits only, not by the "
+        "bolus limits: 1 mg/kg x 80.3 kg = 1.606 mL of 50 mg/mL is drawn as 1.61 mL "
+        "(1.002491 mg/kg, past the 1 mg/kg hard bolus maximum) and refused, where 1.6 mL fits",
+    )
+    def test_im_bolus_at_the_maximum(self, tmp_path: Path) -> None:
+        path = write(
+            tmp_path, clinic_protocol("clinic-im", {"kind": "bolus", "dose": "1 mg/kg"}, route="im")
+        )
+        limits = tmp_path / "limits.toml"
+        limits.write_text(
+            complete(
+                HEADER + '\n[profiles.default.session.bolus_dose_per_kg]\nupper_hard = "1 mg/kg"\n'
+                'source = "site policy"\nevidence = "SITE-POLICY"\n'
+            )
+        )
+        result = run(
+            "dose", "-p", "clinic-im", "--protocols", path, "--weight", "80.3kg",
+            "--vial", "50mg/mL", "--limits", str(limits), "--json",
+        )  # fmt: skip
+        data = document(result)
+        assert result.exit_code == 0, hard(data)
+        assert data["preparation"]["draw_ml_rounded"] == 1.6
 
 
 class TestPrescribedBeforePrepared:
