@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -443,9 +444,13 @@ def invoke(argv: list[str]) -> Result:
 
 
 def _number(value: float) -> str:
-    """A limit value as a quantity file writes it: plain decimal, no exponent."""
-    text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text if float(text) > 0 else "0.000000001"
+    """A limit value as a quantity file writes it: 15 significant digits, no exponent.
+
+    All the digits a quantity may have, so that a limit "at" a value is at it to ~1e-15 and
+    not (as a shorter spelling would make it) just below it; the checker's tolerance below 1
+    is absolute, which test_gate.TestTolerance shows.
+    """
+    return f"{Decimal(f'{value:.15g}'):f}"
 
 
 def own_values(data: Mapping[str, Any], route: str) -> dict[str, float]:
