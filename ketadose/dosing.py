@@ -170,6 +170,7 @@ def prepare(
     *,
     total_sides: Sides = NO_SIDES,
     concentration_sides: Sides = NO_SIDES,
+    dose_sides: tuple[Sides, ...] = (),
     rate_sides: tuple[Sides, ...] = (),
     pump_sides: Sides = NO_SIDES,
 ) -> DosedSession:
@@ -181,6 +182,7 @@ def prepare(
         request: The preparation options (vial, bag, drop factor, rounding).
         total_sides: Limits on the total in mg, which steer the draw's rounding.
         concentration_sides: Limits on the final concentration in mg/mL, likewise.
+        dose_sides: Each phase's limits in mg, in phase order, likewise.
         rate_sides: Each phase's limits in mg/h, in phase order, which steer its pump
             rate's rounding.
         pump_sides: Limits on the pump rate in mL/h, likewise.
@@ -204,6 +206,7 @@ def prepare(
         rounding=request.rounding,
         total_sides=total_sides,
         concentration_sides=concentration_sides,
+        dose_sides=dose_sides,
         rate_sides=rate_sides,
         pump_sides=pump_sides,
     )

@@ -351,33 +351,42 @@ def _sides(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> d
             named(("lower_hard", "lower_soft"), "minimum"),
         )
 
+    def within(limit: Sides, others: float) -> Sides:
+        """The maxima of a sum, as what is left of them for one part beside ``others``."""
+        return Sides(tuple((value - others, name) for value, name in limit.upper))
+
     total = sides("total_dose") + sides("total_dose_per_kg", kg)
     total = total + sides("total_dose_per_kg_actual", actual)
+    # Several boluses are also limited summed (limits._check_session).
+    boluses = sides("bolus_dose") + sides("bolus_dose_per_kg", kg)
+    bolus_mg = sum(p.dose_mg for p in dosed.phases if p.kind == "bolus")
     caps = [phase.cap for phase in entry.protocol.phases]
-    per_phase = []
+    doses, rates = [], []
     for index, phase in enumerate(dosed.phases):
-        if phase.duration_min is None:
-            per_phase.append(NO_SIDES)
-            continue
-        hours = phase.duration_min / 60
-        others = dosed.total_dose_mg - phase.dose_mg
-        # What the phase may deliver within the session's total maxima, as a rate.
-        mine = Sides(tuple(((value - others) / hours, name) for value, name in total.upper))
+        # What the phase may deliver, in mg: within the session's total beside the other
+        # phases, and for a bolus within the bolus limits, alone and summed with the others.
+        mine = within(total, dosed.total_dose_mg - phase.dose_mg)
         if phase.kind == "bolus":
-            mine = mine + sides("bolus_rate_per_kg", kg)
-            mine = mine + sides("bolus_dose", 1 / hours)
-            mine = mine + sides("bolus_dose_per_kg", None if kg is None else kg / hours)
+            mine = mine + boluses + within(boluses, bolus_mg - phase.dose_mg)
+        doses.append(mine)
+        if phase.duration_min is None:
+            rates.append(NO_SIDES)
+            continue
+        rate = mine.scaled(60 / phase.duration_min)
+        if phase.kind == "bolus":
+            rate = rate + sides("bolus_rate_per_kg", kg)
         else:
-            mine = mine + sides("rate") + sides("rate_per_kg", kg)
-            mine = mine + sides("rate_per_kg_actual", actual)
+            rate = rate + sides("rate") + sides("rate_per_kg", kg)
+            rate = rate + sides("rate_per_kg_actual", actual)
         cap = caps[index] if index < len(caps) else None
         if cap is not None:
-            mine = mine + Sides(((cap.value, f"the protocol's {cap} cap"),))
-        per_phase.append(mine)
+            rate = rate + Sides(((cap.value, f"the protocol's {cap} cap"),))
+        rates.append(rate)
     return {
         "total_sides": total,
         "concentration_sides": sides("final_concentration"),
-        "rate_sides": tuple(per_phase),
+        "dose_sides": tuple(doses),
+        "rate_sides": tuple(rates),
         "pump_sides": sides("pump_rate"),
     }
 

@@ -10,8 +10,8 @@ where it does not, the default's applies.
 :func:`check` takes a computed session and what is known around it (patient, vitals,
 medications, conditions, previous sessions) and returns every finding. It is monotone: moving a
 value further beyond a side never makes its finding less severe. A value exactly at a limit
-passes; a value within ``TOLERANCE`` (relative) of a limit counts as at it, so float
-representation (0.1 x 3 = 0.30000000000000004) never turns a boundary dose into a finding.
+passes; a value within ``TOLERANCE`` (relative, :func:`slack`) of a limit counts as at it, so
+float representation (0.1 x 3 = 0.30000000000000004) never turns a boundary dose into a finding.
 """
 
 from __future__ import annotations
@@ -50,7 +50,23 @@ from ketadose.models import (
 from ketadose.units import Kind, format_number, parse, show
 
 SHIPPED_FILE = "limits.toml"
+#: Relative: a value within 1e-9 of a limit (plus 1e-12 absolute, for a limit of 0) is at it.
 TOLERANCE = 1e-9
+_ABSOLUTE = 1e-12
+
+
+def slack(limit: float) -> float:
+    """How far past a limit a value may lie and still be at it: float noise, nothing more.
+
+    Args:
+        limit: The limit.
+
+    Returns:
+        ``TOLERANCE`` of the limit (relative, whatever its size), plus 1e-12.
+    """
+    return TOLERANCE * abs(limit) + _ABSOLUTE
+
+
 SIDES = ("lower_hard", "lower_soft", "upper_soft", "upper_hard")
 #: Sides in the order they are tried (hard before soft), with the sign that means "beyond".
 _ORDER = (
@@ -78,7 +94,7 @@ class Bounds:
 
     def __post_init__(self) -> None:
         order = tuple(
-            (side, severity, sign, limit, TOLERANCE * max(abs(limit), 1.0))
+            (side, severity, sign, limit, slack(limit))
             for side, severity, sign in _ORDER
             if (limit := getattr(self, side)) is not None
         )

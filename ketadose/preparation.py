@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ketadose.errors import InputError
+from ketadose.limits import slack
 from ketadose.models import (
     DRAW_STEPS_ML,
     PUMP_STEPS_ML_PER_H,
@@ -73,15 +74,17 @@ NO_SIDES = Sides()
 
 
 def _crossed(exact: float, rounded: float, sides: Sides) -> str | None:
-    """The limit that rounding ``exact`` to ``rounded`` pushes it across, or None."""
-    slack = 1e-9 * max(abs(exact), 1.0)
+    """The limit that rounding ``exact`` to ``rounded`` pushes it across, or None.
+
+    "Across" as the checker reads it: beyond the limit by more than its tolerance.
+    """
     if rounded > exact:
         for limit, name in sides.upper:
-            if exact <= limit + slack and rounded > limit + slack:
+            if exact <= limit + slack(limit) < rounded:
                 return name
     elif rounded < exact:
         for limit, name in sides.lower:
-            if exact >= limit - slack and rounded < limit - slack:
+            if exact >= limit - slack(limit) > rounded:
                 return name
     return None
 
@@ -149,6 +152,7 @@ def programme(
     rounding: Rounding | None = None,
     total_sides: Sides = NO_SIDES,
     concentration_sides: Sides = NO_SIDES,
+    dose_sides: tuple[Sides, ...] = (),
     rate_sides: tuple[Sides, ...] = (),
     pump_sides: Sides = NO_SIDES,
 ) -> tuple[Preparation | None, tuple[PhaseDose, ...], list[Finding]]:
@@ -170,6 +174,8 @@ def programme(
         rounding: Pump mL/h and draw mL increments.
         total_sides: Limits on the session's total, in mg (decide the draw's rounding).
         concentration_sides: Limits on the final concentration, in mg/mL (likewise).
+        dose_sides: Each phase's limits in mg, in phase order (likewise: a draw rounded up
+            gives every phase more).
         rate_sides: Each phase's limits in mg/h, in phase order (decide its pump rate's
             rounding); none given: nearest steps.
         pump_sides: Limits on the pump rate, in mL/h.
@@ -223,10 +229,14 @@ def programme(
     draw_ml = total_mg / vial
     # The draw decides what the bag holds: its mg, and (made up to the bag) its mg/mL.
     draw_sides = total_sides.scaled(1 / vial)
+    # Each phase delivers its dose scaled by the drawn/exact ratio: its limits in mg are
+    # limits on the draw too (a draw rounded up gives every phase more).
+    for index, phase in enumerate(phases):
+        if index < len(dose_sides) and phase.dose_mg:
+            draw_sides = draw_sides + dose_sides[index].scaled(draw_ml / phase.dose_mg)
     if route == "iv" and final_volume_ml is not None:
         draw_sides = draw_sides + concentration_sides.scaled(final_volume_ml / vial)
-        # Each phase delivers its rate scaled by the drawn/exact ratio: its rate limits are
-        # limits on the draw too (a draw rounded up strengthens every phase).
+        # Likewise each phase's rate limits.
         for index, phase in enumerate(phases):
             if index < len(rate_sides) and phase.rate_mg_per_h:
                 draw_sides = draw_sides + rate_sides[index].scaled(draw_ml / phase.rate_mg_per_h)

@@ -341,17 +341,10 @@ class TestLibrariesMustLimit:
 class TestRoundingKeepsAPrescriptionAtTheLimit:
     """A dose prescribed at a hard maximum is rounded to stay within it, not refused (exit 4).
 
-    Both fail safe (refused, no programme shown) but contradict the gate's "rounded toward
-    the safe side of the nearest limit": the rounding does not see these limits.
+    The draw and each pump rate are steered by every limit their rounding can push a
+    delivered value across: the summed boluses, and a bolus given by syringe.
     """
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="each bolus pump rate is steered by the per-bolus maximum only, not by what the "
-        "other boluses leave of it: two 0.175 mg/kg boluses (0.35 together, at the hard "
-        "maximum) are pumped at rates rounded up to 0.350076 mg/kg together, and refused",
-    )
     def test_two_boluses_summing_to_the_maximum(self, tmp_path: Path) -> None:
         bolus = {"kind": "bolus", "dose": "0.175 mg/kg", "duration": "2 min"}
         timed = {"kind": "timed", "dose": "0.5 mg/kg", "duration": "40 min"}
@@ -370,13 +363,6 @@ class TestRoundingKeepsAPrescriptionAtTheLimit:
         ]
         assert sum(given) / 60.1 <= 0.35 * (1 + 1e-9)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="an IM draw is steered by the total and concentration limits only, not by the "
-        "bolus limits: 1 mg/kg x 80.3 kg = 1.606 mL of 50 mg/mL is drawn as 1.61 mL "
-        "(1.002491 mg/kg, past the 1 mg/kg hard bolus maximum) and refused, where 1.6 mL fits",
-    )
     def test_im_bolus_at_the_maximum(self, tmp_path: Path) -> None:
         path = write(
             tmp_path, clinic_protocol("clinic-im", {"kind": "bolus", "dose": "1 mg/kg"}, route="im")
@@ -400,13 +386,6 @@ class TestRoundingKeepsAPrescriptionAtTheLimit:
 class TestTolerance:
     """A value past a hard limit by more than 1e-9 of it is past it, whatever the limit's size."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="limits.classify allows TOLERANCE * max(|limit|, 1): 1e-9 absolute below 1, "
-        "though the limits docstring says relative; a 0.3500000005 mg/kg bolus (1.4e-9 "
-        "past the 0.35 mg/kg hard maximum) is given a programme at exit 0",
-    )
     def test_bolus_just_past_a_maximum_below_one(self, tmp_path: Path) -> None:
         # 0.3500000005 / 0.35 - 1 = 1.43e-9 relative, 5e-10 mg/kg absolute.
         bolus = {"kind": "bolus", "dose": "0.3500000005 mg/kg", "duration": "2 min"}
