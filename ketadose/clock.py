@@ -58,6 +58,8 @@ def aware(value: datetime, what: str = "a time") -> datetime:
     Raises:
         NaiveTimeError: For a naive datetime: ketadose never guesses its zone.
     """
+    if value.tzinfo is UTC:
+        return value  # the form the checker keeps moments in: nothing to look up
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveTimeError(
             f"{what} ({value.isoformat()}) has no time zone; ketadose needs aware times "
@@ -72,6 +74,8 @@ def instant(value: datetime) -> datetime:
     Raises:
         NaiveTimeError: For a naive datetime.
     """
+    if value.tzinfo is UTC:
+        return value
     return aware(value).astimezone(UTC)
 
 

@@ -8,8 +8,9 @@ their constructors refuse to run anywhere else, and mypy refuses an unchecked
 What the gate checks, in order:
 
 1. the session **as prescribed** (every phase of every kind, the boluses summed, the
-   patient), before any preparation: a dose past a hard limit is refused with the limit, never
-   turned into a preparation problem ("does not fit in the bag");
+   patient): a dose past a hard limit is refused with the limit, never turned into a
+   preparation problem ("does not fit in the bag": when the preparation cannot be made up,
+   the prescription is checked first);
 2. the session **as delivered**: the draw and the pump rate are rounded toward the safe side
    of the nearest limit (down when a maximum is near), then the rounded pump rate times the
    concentration made from the rounded draw (mg/h and mg/kg/h), the rounded draw times the
@@ -28,16 +29,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from ketadose.dosing import DoseRequest, dose, prepare
-from ketadose.errors import ExitCode
+from ketadose.errors import ExitCode, InputError
 from ketadose.limits import (
     LimitLibrary,
     check,
-    check_dose,
+    check_patient,
     check_predicted_peak,
+    check_programme,
     clean_reason,
     override,
     status,
@@ -49,12 +51,14 @@ from ketadose.models import (
     During,
     Finding,
     LibraryRef,
+    Patient,
     PhaseDose,
     Preparation,
     Sealed,
     SessionDose,
     Severity,
     Status,
+    WeightPolicy,
 )
 from ketadose.preparation import NO_SIDES, Sides
 from ketadose.protocols import ProtocolEntry
@@ -158,8 +162,35 @@ def seal(model: type[S], decided: Verdict, **fields: Any) -> S:
         return model(**fields, **values)
 
 
+@dataclass(frozen=True, slots=True)
+class _Programme:
+    """What a dosing input gives, whoever the patient: cached, since rows repeat weights.
+
+    ``dosed`` is before preparation with its prescribed findings, ``made`` after it with its
+    prescribed-and-delivered findings (None, with ``error``, when it cannot be made up).
+    """
+
+    dosed: DosedSession
+    prescribed: tuple[Finding, ...]
+    made: DosedSession | None
+    delivered: tuple[Finding, ...]
+    error: InputError | None
+
+
+#: Programmes by (protocol entry, limit library, dosing input). The patient's height, sex and
+#: age do not change a dose dosed on actual weight, so they are not part of the input then; a
+#: batch repeats weights (91 % of 10,000 plausible adults). The entry and the library are kept
+#: with each result, so their ids cannot be reused while cached; Programme is immutable.
+_PROGRAMMES: dict[tuple[int, int, DoseRequest], tuple[object, object, _Programme]] = {}
+_CACHE_MAX = 2048
+
+
 def prepare_session(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> Prepared:
     """Dose a session, check it as prescribed, prepare it safely and check what it delivers.
+
+    A prescription past a hard limit is refused as prescribed: no preparation is made, and
+    its findings are the prescription's (a dose past a hard limit is never turned into a
+    preparation problem such as "does not fit in the bag").
 
     Args:
         entry: The protocol and its library.
@@ -167,19 +198,58 @@ def prepare_session(entry: ProtocolEntry, request: DoseRequest, limits: LimitLib
         limits: The limit library.
 
     Returns:
-        The prepared session and its own findings.
+        The prepared session and its own findings (session, then patient).
 
     Raises:
         InputError: For bad input, or (when no hard limit is crossed) preparation options
             that cannot be made up.
     """
-    dosed = dose(entry, request)
-    early = check_dose(dosed, limits)
+    patient = request.patient
+    if request.policy is WeightPolicy.ACTUAL and patient != (
+        bare := Patient(weight_kg=patient.weight_kg)
+    ):
+        request = replace(request, patient=bare)
+    programme = _programme(entry, request, limits)
+    protocol = programme.dosed.protocol
+    own = tuple(check_patient(patient, limits, protocol.id, protocol.route))
+    early = programme.prescribed + own
     if any(f.severity is Severity.HARD for f in early):
-        return Prepared(dosed, tuple(early), True, _KEY)
-    sides = _sides(entry, dosed, limits)
-    made = prepare(dosed, entry, request, **sides)
-    return Prepared(made, tuple(check_dose(made, limits)), False, _KEY)
+        return Prepared(_for(programme.dosed, patient), early, True, _KEY)
+    if programme.made is None:
+        assert programme.error is not None
+        raise programme.error
+    return Prepared(_for(programme.made, patient), programme.delivered + own, False, _KEY)
+
+
+def _for(session: DosedSession, patient: Patient) -> DosedSession:
+    """The session of a cached programme, for this patient (an already valid model)."""
+    return (
+        session if session.patient == patient else session.model_copy(update={"patient": patient})
+    )
+
+
+def _programme(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> _Programme:
+    key = (id(entry), id(limits), request)
+    hit = _PROGRAMMES.get(key)
+    if hit is not None and hit[0] is entry and hit[1] is limits:
+        return hit[2]
+    dosed = dose(entry, request)
+    prescribed = tuple(check_programme(dosed, limits))
+    made: DosedSession | None = None
+    delivered: tuple[Finding, ...] = ()
+    error: InputError | None = None
+    if not any(f.severity is Severity.HARD for f in prescribed):
+        try:
+            made = prepare(dosed, entry, request, **_sides(entry, dosed, limits))
+            # Checked as prescribed and as delivered at once (the worse of the two decides).
+            delivered = tuple(check_programme(made, limits))
+        except InputError as problem:
+            error = problem
+    found = _Programme(dosed, prescribed, made, delivered, error)
+    if len(_PROGRAMMES) >= _CACHE_MAX:
+        _PROGRAMMES.clear()  # bounded: memory stays flat over any batch
+    _PROGRAMMES[key] = (entry, limits, found)
+    return found
 
 
 def decide(
@@ -334,22 +404,10 @@ def _sides(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> d
 
     def sides(parameter: str, factor: float | None = 1.0) -> Sides:
         """A session limit's sides times ``factor`` (a weight, 1/hours), each named."""
-        limit = limits.limit(protocol.id, "session", parameter, protocol.route)
-        if limit is None or factor is None:
+        if factor is None:
             return NO_SIDES
-        bounds = limit.bounds
-
-        def named(sides: tuple[str, ...], kind: str) -> tuple[tuple[float, str], ...]:
-            return tuple(
-                (value * factor, f"the {format_number(value)} {bounds.unit} {side[6:]} {kind}")
-                for side in sides
-                if (value := getattr(bounds, side)) is not None
-            )
-
-        return Sides(
-            named(("upper_hard", "upper_soft"), "maximum"),
-            named(("lower_hard", "lower_soft"), "minimum"),
-        )
+        named = _named_sides(limits, protocol.id, protocol.route, parameter)
+        return named if factor == 1.0 else named.scaled(factor)
 
     def within(limit: Sides, others: float) -> Sides:
         """The maxima of a sum, as what is left of them for one part beside ``others``."""
@@ -389,6 +447,48 @@ def _sides(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> d
         "rate_sides": tuple(rates),
         "pump_sides": sides("pump_rate"),
     }
+
+
+_NAMED: dict[tuple[int, str, str, str], tuple[LimitLibrary, Sides]] = {}
+
+
+def _named_sides(limits: LimitLibrary, protocol_id: str, route: str, parameter: str) -> Sides:
+    """A session limit's sides as :class:`Sides`, built once per library and protocol."""
+    key = (id(limits), protocol_id, route, parameter)
+    hit = _NAMED.get(key)
+    if hit is not None and hit[0] is limits:
+        return hit[1]
+    limit = limits.limit(protocol_id, "session", parameter, route)
+    found = NO_SIDES
+    if limit is not None:
+        bounds = limit.bounds
+
+        def named(sides: tuple[str, ...]) -> tuple[tuple[float, object], ...]:
+            return tuple(
+                (value, _SideName(value, bounds.unit, side))
+                for side in sides
+                if (value := getattr(bounds, side)) is not None
+            )
+
+        found = Sides(named(("upper_hard", "upper_soft")), named(("lower_hard", "lower_soft")))
+    if len(_NAMED) > 4096:
+        _NAMED.clear()
+    _NAMED[key] = (limits, found)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _SideName:
+    """A limit side, named only when a message needs it (a plan builds ~40 a session)."""
+
+    value: float
+    unit: str
+    side: str
+
+    def __str__(self) -> str:
+        strength, kind = self.side.split("_")
+        bound = "maximum" if strength == "upper" else "minimum"
+        return f"the {format_number(self.value)} {self.unit} {kind} {bound}"
 
 
 def _own_peak(session: DosedSession) -> float | None:

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, StrictInt, model_validator
 
-from ketadose.clock import aware, elapsed, instant
+from ketadose.clock import aware, instant
 from ketadose.errors import ConfigError, InputError, QuantityError
 from ketadose.libfile import (
     Duration,
@@ -43,6 +43,7 @@ from ketadose.models import (
     DosedSession,
     Finding,
     LibraryRef,
+    Patient,
     PreviousSession,
     Severity,
     Vitals,
@@ -691,7 +692,7 @@ class _Checker:
         what: str = "",
         *,
         delivered: float | None = None,
-        how: str = "",
+        how: str | Callable[[], str] = "",
     ) -> None:
         """Check a value, as prescribed and as delivered, against the parameter's limit.
 
@@ -701,7 +702,8 @@ class _Checker:
             value: The value as prescribed (computed), or None when it does not apply.
             what: What the value is of, for the message (a phase's label).
             delivered: The value as delivered after rounding, where it differs.
-            how: How it is delivered, for the message ("at the rounded 16 mL/h").
+            how: How it is delivered, for the message ("at the rounded 16 mL/h"), or a
+                function that says it (called only for a finding).
         """
         limit = self.library.limit(self.protocol_id, section, parameter, self.route)
         if limit is None:
@@ -720,7 +722,7 @@ class _Checker:
         verb, noun = _SIDE_WORDS[side]
         label = _LABELS[parameter] + (f" ({what})" if what else "")
         if shown_value is delivered and how:
-            label += f" delivered {how}"
+            label += f" delivered {how if isinstance(how, str) else how()}"
         shown, shown_limit = _pair(shown_value, limit_value, bounds.unit)
         message = (
             f"{label} {shown} {verb} the {noun} {shown_limit} for {self.protocol_id} "
@@ -760,9 +762,44 @@ def check_dose(session: DosedSession, library: LimitLibrary) -> list[Finding]:
     Returns:
         The session and patient findings, in that order.
     """
+    return check_programme(session, library) + check_patient(
+        session.patient, library, session.protocol.id, session.protocol.route
+    )
+
+
+def check_programme(session: DosedSession, library: LimitLibrary) -> list[Finding]:
+    """The session findings of :func:`check_dose`: its doses, rates, pump, concentration.
+
+    Args:
+        session: The dosed session, prepared or not.
+        library: The limit library.
+
+    Returns:
+        The findings.
+    """
     checker = _Checker(library, session.protocol.id, session.protocol.route)
     _check_session(checker, session)
-    _check_patient(checker, session)
+    return checker.findings
+
+
+def check_patient(
+    patient: Patient, library: LimitLibrary, protocol_id: str, route: str
+) -> list[Finding]:
+    """The patient findings of :func:`check_dose`: weight, age and BMI plausibility.
+
+    Args:
+        patient: The patient.
+        library: The limit library.
+        protocol_id: Whose limits apply.
+        route: The protocol's route.
+
+    Returns:
+        The findings.
+    """
+    checker = _Checker(library, protocol_id, route)
+    checker.value("patient", "weight", patient.weight_kg)
+    checker.value("patient", "age", patient.age_years)
+    checker.value("patient", "bmi", patient.bmi)
     return checker.findings
 
 
@@ -801,6 +838,11 @@ def check(
     return checker.findings
 
 
+def _at_pump(pump_ml_per_h: float) -> Callable[[], str]:
+    """How a delivered value comes about, said only if a message needs it."""
+    return lambda: f"at the rounded {format_number(pump_ml_per_h)} mL/h"
+
+
 def _check_session(checker: _Checker, session: DosedSession) -> None:
     """Every phase of every kind, on the values as prescribed and as delivered."""
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
@@ -835,9 +877,9 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
     checker.value("session", "total_duration", session.total_duration_min)
     boluses = [phase for phase in session.phases if phase.kind == "bolus"]
     for phase in session.phases:
-        how = ""
-        if phase.pump_rate_ml_per_h_rounded is not None:
-            how = f"at the rounded {format_number(phase.pump_rate_ml_per_h_rounded)} mL/h"
+        how: str | Callable[[], str] = ""
+        if (pump := phase.pump_rate_ml_per_h_rounded) is not None:
+            how = _at_pump(pump)
         rate, given = phase.rate_mg_per_h, phase.delivered_rate_mg_per_h
         if phase.kind == "bolus":
             checker.value(
@@ -910,13 +952,6 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
         )
 
 
-def _check_patient(checker: _Checker, session: DosedSession) -> None:
-    patient = session.patient
-    checker.value("patient", "weight", patient.weight_kg)
-    checker.value("patient", "age", patient.age_years)
-    checker.value("patient", "bmi", patient.bmi)
-
-
 def _check_series(checker: _Checker, session: DosedSession, context: CheckContext) -> None:
     if context.at is not None:
         aware(context.at, "the session time")
@@ -927,17 +962,18 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     if context.at is None:
         raise InputError("previous sessions need the session time to be known")
     # Real (elapsed) time, in UTC: a wall-clock difference is an hour off across a DST change.
+    # Each moment is converted once; every interval and window below is a UTC difference.
     at = instant(aware(context.at, "the session time"))
     past = sorted(
-        (p for p in context.history if instant(aware(p.at, "a previous session")) <= at),
-        key=lambda p: instant(p.at),
+        ((instant(aware(p.at, "a previous session")), p) for p in context.history),
+        key=lambda pair: pair[0],
     )
-    if len(past) != len(context.history):
+    if past[-1][0] > at:
         raise InputError("a previous session is later than this session")
-    last = past[-1]
-    checker.value("series", "interval", elapsed(at, last.at).total_seconds() / 60)
-    week = [p for p in past if elapsed(at, p.at) < timedelta(days=7)]
-    checker.value("series", "sessions_per_7d", float(len(week) + 1))
+    last_at, last = past[-1]
+    checker.value("series", "interval", (at - last_at).total_seconds() / 60)
+    week = sum(1 for moment, _ in past if at - moment < timedelta(days=7))
+    checker.value("series", "sessions_per_7d", float(week + 1))
     _accumulated(checker, session, past, at)
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
     previous_per_kg = last.dose_mg_per_kg
@@ -954,9 +990,15 @@ def _given_mg(session: DosedSession) -> float:
 
 
 def _accumulated(
-    checker: _Checker, session: DosedSession, past: list[PreviousSession], at: datetime | None
+    checker: _Checker,
+    session: DosedSession,
+    past: list[tuple[datetime, PreviousSession]],
+    at: datetime | None,
 ) -> None:
-    """Accumulated dose in 24 h and 7 days, in mg or mg/kg as each limit is written."""
+    """Accumulated dose in 24 h and 7 days, in mg or mg/kg as each limit is written.
+
+    ``past`` pairs each previous session with its moment in UTC, as ``at`` is.
+    """
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
     for parameter, window in (
         ("dose_per_24h", timedelta(hours=24)),
@@ -971,8 +1013,8 @@ def _accumulated(
         mg_given = _given_mg(session)
         total = mg_given / kg if per_kg and kg is not None else mg_given
         unknown = 0
-        for previous in past:
-            if at is None or elapsed(at, previous.at) >= window:
+        for moment, previous in past:
+            if at is None or at - moment >= window:
                 continue
             mg = previous.dose_mg
             if mg is None and previous.dose_mg_per_kg is not None and kg is not None:

@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
-from ketadose.clock import elapsed, on_day, problem, shift
+from ketadose.clock import elapsed, instant, on_day, problem, shift
 from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
@@ -346,7 +346,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         )
         history.append(
             PreviousSession(
-                at=start,
+                at=instant(start),  # in UTC: each later session's check reads it as it is
                 dose_mg=dose.total_dose_mg,
                 dose_mg_per_kg=dose.total_dose_mg_per_kg,
             )

@@ -52,12 +52,12 @@ class Sides:
     the gate refuses it anyway.
 
     Attributes:
-        upper: Maxima, as (value, "the 25 mg/h hard maximum").
+        upper: Maxima, as (value, what names it: "the 25 mg/h hard maximum" once formatted).
         lower: Minima, likewise.
     """
 
-    upper: tuple[tuple[float, str], ...] = ()
-    lower: tuple[tuple[float, str], ...] = ()
+    upper: tuple[tuple[float, object], ...] = ()
+    lower: tuple[tuple[float, object], ...] = ()
 
     def scaled(self, factor: float) -> Sides:
         """The same limits in another unit (e.g. mg/h to mL/h: ``1 / concentration``)."""
@@ -73,7 +73,7 @@ class Sides:
 NO_SIDES = Sides()
 
 
-def _crossed(exact: float, rounded: float, sides: Sides) -> str | None:
+def _crossed(exact: float, rounded: float, sides: Sides) -> object | None:
     """The limit that rounding ``exact`` to ``rounded`` pushes it across, or None.
 
     "Across" as the checker reads it: beyond the limit by more than its tolerance.
@@ -89,7 +89,7 @@ def _crossed(exact: float, rounded: float, sides: Sides) -> str | None:
     return None
 
 
-def round_safe(exact: float, step: float, sides: Sides) -> tuple[float, str | None]:
+def round_safe(exact: float, step: float, sides: Sides) -> tuple[float, object | None]:
     """Round to a step toward the safe side of the nearest limit.
 
     Args:
@@ -98,8 +98,8 @@ def round_safe(exact: float, step: float, sides: Sides) -> tuple[float, str | No
         sides: The limits in the value's unit.
 
     Returns:
-        The rounded value, and the limit that decided the direction when it is not the
-        nearest step (None when it is).
+        The rounded value, and what names the limit that decided the direction when it is
+        not the nearest step (None when it is); ``str()`` of it is the name.
     """
     nearest = round_to(exact, step)
     crossed = _crossed(exact, nearest, sides)
@@ -320,7 +320,7 @@ def programme(
 
 
 def _turned(
-    code: str, what: str, exact: float, rounded: float, step: float, unit: str, why: str
+    code: str, what: str, exact: float, rounded: float, step: float, unit: str, why: object
 ) -> Finding:
     """The finding that says a rounding went away from the nearest step, and for which limit."""
     direction = "down" if rounded < exact else "up"
