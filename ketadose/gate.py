@@ -118,10 +118,29 @@ class Verdict:
     preparation: Preparation | None
     during: During | None
 
-    def __init__(self, key: object, **fields: Any) -> None:
+    def __init__(
+        self,
+        key: object,
+        *,
+        findings: tuple[Finding, ...],
+        status: Status,
+        ready: bool,
+        override_reason: str | None,
+        phases: tuple[PhaseDose, ...],
+        preparation: Preparation | None,
+        during: During | None,
+    ) -> None:
         if key is not _KEY:
             raise TypeError("a Verdict is made only by ketadose.gate")
-        for name, value in fields.items():
+        for name, value in (
+            ("findings", findings),
+            ("status", status),
+            ("ready", ready),
+            ("override_reason", override_reason),
+            ("phases", phases),
+            ("preparation", preparation),
+            ("during", during),
+        ):
             object.__setattr__(self, name, value)
 
 

@@ -852,94 +852,54 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
     def per(mg: float | None, weight: float | None) -> float | None:
         return None if mg is None or weight is None else mg / weight
 
-    delivered = session.delivered_total_mg
-    checker.value(
-        "session",
-        "total_dose_per_kg",
-        session.total_dose_mg_per_kg,
-        delivered=per(delivered, kg),
-        how="from the rounded draw",
-    )
-    checker.value(
-        "session",
-        "total_dose",
-        session.total_dose_mg,
-        delivered=delivered,
-        how="from the rounded draw",
-    )
-    checker.value(
-        "session",
-        "total_dose_per_kg_actual",
-        per(session.total_dose_mg, actual),
-        delivered=per(delivered, actual),
-        how="from the rounded draw",
-    )
+    def amount(
+        names: tuple[str | None, str | None, str | None],
+        prescribed: float | None,
+        delivered: float | None,
+        what: str = "",
+        how: str | Callable[[], str] = "",
+    ) -> None:
+        """One amount (mg or mg/h) against its per-kg, absolute and per-actual-kg limits."""
+        for name, weight in zip(names, (kg, 1.0, actual), strict=True):
+            if name is not None:
+                checker.value(
+                    "session",
+                    name,
+                    per(prescribed, weight),
+                    what,
+                    delivered=per(delivered, weight),
+                    how=how,
+                )
+
+    drawn = "from the rounded draw"
+    totals = ("total_dose_per_kg", "total_dose", "total_dose_per_kg_actual")
+    amount(totals, session.total_dose_mg, session.delivered_total_mg, how=drawn)
     checker.value("session", "total_duration", session.total_duration_min)
+    bolus = ("bolus_dose_per_kg", "bolus_dose", None)
     boluses = [phase for phase in session.phases if phase.kind == "bolus"]
     for phase in session.phases:
         how: str | Callable[[], str] = ""
         if (pump := phase.pump_rate_ml_per_h_rounded) is not None:
             how = _at_pump(pump)
+        label, timed = phase.label, infused and phase.duration_min is not None
         rate, given = phase.rate_mg_per_h, phase.delivered_rate_mg_per_h
         if phase.kind == "bolus":
-            checker.value(
-                "session",
-                "bolus_dose_per_kg",
-                phase.dose_mg_per_kg,
-                phase.label,
-                delivered=per(phase.delivered_dose_mg, kg),
-                how=how,
-            )
-            checker.value(
-                "session",
-                "bolus_dose",
-                phase.dose_mg,
-                phase.label,
-                delivered=phase.delivered_dose_mg,
-                how=how,
-            )
-            if infused and phase.duration_min is not None:
-                checker.value(
-                    "session",
-                    "bolus_rate_per_kg",
-                    per(rate, kg),
-                    phase.label,
-                    delivered=per(given, kg),
-                    how=how,
-                )
-                checker.value("session", "bolus_duration", phase.duration_min, phase.label)
-        elif infused and phase.duration_min is not None:
+            amount(bolus, phase.dose_mg, phase.delivered_dose_mg, label, how)
+            if timed:
+                amount(("bolus_rate_per_kg", None, None), rate, given, label, how)
+                checker.value("session", "bolus_duration", phase.duration_min, label)
+        elif timed:
             # Timed, rate and fixed phases alike: an IV dose over a duration is an infusion.
-            checker.value(
-                "session",
-                "rate_per_kg",
-                per(rate, kg),
-                phase.label,
-                delivered=per(given, kg),
-                how=how,
-            )
-            checker.value("session", "rate", rate, phase.label, delivered=given, how=how)
-            checker.value(
-                "session",
-                "rate_per_kg_actual",
-                per(rate, actual),
-                phase.label,
-                delivered=per(given, actual),
-                how=how,
-            )
-            checker.value("session", "infusion_duration", phase.duration_min, phase.label)
+            amount(("rate_per_kg", "rate", "rate_per_kg_actual"), rate, given, label, how)
+            checker.value("session", "infusion_duration", phase.duration_min, label)
         # The pump is programmed with the rounded rate: that is the one checked.
         programmed = phase.pump_rate_ml_per_h_rounded or phase.pump_rate_ml_per_h
-        checker.value("session", "pump_rate", programmed, phase.label)
+        checker.value("session", "pump_rate", programmed, label)
     if len(boluses) > 1:
         # Several boluses are one dose given fast: their sum meets the bolus limits too.
         total = sum(phase.dose_mg for phase in boluses)
         given_total = sum(phase.delivered_dose_mg or phase.dose_mg for phase in boluses)
-        label = f"{len(boluses)} boluses together"
-        checker.value(
-            "session", "bolus_dose_per_kg", per(total, kg), label, delivered=per(given_total, kg)
-        )
-        checker.value("session", "bolus_dose", total, label, delivered=given_total)
+        amount(bolus, total, given_total, f"{len(boluses)} boluses together")
     if boluses:
         checker.value("session", "bolus_count", float(len(boluses)))
     if session.preparation is not None:
@@ -948,7 +908,7 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
             "final_concentration",
             session.preparation.final_mg_per_ml,
             delivered=session.preparation.delivered_mg_per_ml,
-            how="from the rounded draw",
+            how=drawn,
         )
 
 

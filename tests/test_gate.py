@@ -425,4 +425,13 @@ class TestSealedTypes:
 
     def test_verdict_needs_the_gate_key(self) -> None:
         with pytest.raises(TypeError, match="ketadose.gate"):
-            gate.Verdict(object(), findings=(), status="ok", ready=True)
+            gate.Verdict(
+                object(),
+                findings=(),
+                status="ok",
+                ready=True,
+                override_reason=None,
+                phases=(),
+                preparation=None,
+                during=None,
+            )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from ketadose.cli import app
 from ketadose.errors import ConfigError, InputError
 from ketadose.libfile import Quantity
 from ketadose.limits import (
@@ -21,7 +24,16 @@ from ketadose.limits import (
 )
 from ketadose.models import CheckContext, Finding, MedicationUse, PreviousSession, Severity, Vitals
 from ketadose.units import Kind
-from tests.factories import CRPS, DAKWAR, TEST_LIMITS, TIMED, dose_for, limits_library, protocol
+from tests.factories import (
+    CRPS,
+    DAKWAR,
+    TEST_LIMITS,
+    TIMED,
+    complete,
+    dose_for,
+    limits_library,
+    protocol,
+)
 
 LIMITS = limits_library()
 AT = datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -495,3 +507,63 @@ class TestLibraryValidation:
             load_file(data, "fuzz.toml")
         except ConfigError as error:
             assert str(error).startswith("fuzz.toml: ")
+
+
+class TestRouteProfiles:
+    """Limits in effect: the default, refined by the route's profile, refined by the protocol's
+    own profile only where it is written for the protocol's route."""
+
+    TEXT = complete(
+        LIBRARY_HEAD + '[profiles.default.session.final_concentration]\nupper_hard = "5 mg/mL"\n'
+        'source = "s s"\nevidence = "HIGH"\n'
+        '[routes.im.session.final_concentration]\nupper_hard = "100 mg/mL"\n'
+        'source = "s s"\nevidence = "HIGH"\n'
+        '[profiles.shot]\nroute = "im"\n'
+        '[profiles.shot.session.final_concentration]\nupper_hard = "50 mg/mL"\n'
+        'source = "s s"\nevidence = "HIGH"\n'
+    )
+
+    def hard(self, protocol_id: str, route: str) -> float | None:
+        library = load_file(self.TEXT.encode(), "r.toml")
+        limit = library.limit(protocol_id, "session", "final_concentration", route)
+        assert limit is not None
+        return limit.bounds.upper_hard
+
+    def test_each_layer_refines_the_one_before(self) -> None:
+        assert self.hard("other", "iv") == 5  # the default
+        assert self.hard("other", "im") == 100  # the IM route's profile
+        assert self.hard("shot", "im") == 50  # the protocol's own, written for IM
+
+    def test_a_profile_for_another_route_never_applies(self) -> None:
+        library = load_file(self.TEXT.encode(), "r.toml")
+        assert self.hard("shot", "iv") == 5  # an IV protocol that reuses the id "shot"
+        assert library.foreign_profile("shot", "iv") == "im"
+        assert library.foreign_profile("shot", "im") is None
+
+    def test_a_protocol_profile_must_name_its_route(self) -> None:
+        text = self.TEXT.replace('[profiles.shot]\nroute = "im"\n', "")
+        with pytest.raises(ConfigError, match="profiles.shot must name the route it is written"):
+            load_file(text.encode(), "r.toml")
+
+    def test_the_default_and_a_route_profile_name_no_route(self) -> None:
+        text = self.TEXT.replace(LIBRARY_HEAD, LIBRARY_HEAD + '[profiles.default]\nroute = "iv"\n')
+        with pytest.raises(ConfigError, match="profiles.default applies to every route"):
+            load_file(text.encode(), "r.toml")
+
+    def test_completeness_is_checked_per_protocol_and_route(self) -> None:
+        text = LIBRARY_HEAD + DEFAULT_LIMIT
+        library = load_file(text.encode(), "thin.toml")
+        with pytest.raises(ConfigError, match=r"limits nothing for depression \(iv\) on 25 side"):
+            library.check_protocols({"depression": "iv"})
+        assert "session.total_dose.upper_hard" in library.missing("depression", "iv")
+        assert "session.total_dose_per_kg.upper_hard" not in library.missing("depression", "iv")
+        load_file(complete(text).encode(), "ok.toml").check_protocols({"depression": "iv"})
+
+    def test_limits_show_lists_routes_and_profile_routes(self) -> None:
+        result = CliRunner().invoke(
+            app, ["limits", "show", "--json"], env={"KETADOSE_LIMITS": None}
+        )
+        data = json.loads(result.stdout)
+        assert data["routes"]["im"]["session"]["final_concentration"]["values"]["upper_hard"] == 100
+        assert data["profiles"]["depression-im"]["route"] == "im"
+        assert data["profiles"]["default"]["route"] is None

@@ -110,7 +110,10 @@ def limits_document(library: LimitLibrary, protocol: str | None, profile: Profil
         body["protocol"] = protocol
         body["limits"] = _profile(profile)
     else:
-        body["profiles"] = {name: _profile(p) for name, p in content.profiles.items()}
+        body["profiles"] = {
+            name: {"route": p.route, **_profile(p)} for name, p in content.profiles.items()
+        }
+        body["routes"] = {route: _profile(p) for route, p in content.routes.items()}
     body["medications"] = [m.model_dump(mode="json", by_alias=True) for m in content.medications]
     body["conditions"] = [c.model_dump(mode="json") for c in content.conditions]
     return _dumps({"schema_version": SCHEMA_VERSION, **body})

@@ -304,10 +304,16 @@ def limit_library(
         console: Where to print.
     """
     console.print(Panel(Text.assemble("Limits: ", library_line(library.ref)), expand=False))
-    profiles = (
+    profiles: dict[str, Profile] = (
         {f"{protocol} (in effect)": profile}
         if profile is not None and protocol is not None
-        else library.content.profiles
+        else {
+            **{
+                name if shown.route is None else f"{name} ({shown.route})": shown
+                for name, shown in library.content.profiles.items()
+            },
+            **{f"route {route}": shown for route, shown in library.content.routes.items()},
+        }
     )
     for name, shown in profiles.items():
         for section, model in SECTIONS.items():
