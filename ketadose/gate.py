@@ -185,12 +185,13 @@ def seal(model: type[S], decided: Verdict, **fields: Any) -> S:
 class _Programme:
     """What a dosing input gives, whoever the patient: cached, since rows repeat weights.
 
-    ``dosed`` is before preparation with its prescribed findings, ``made`` after it with its
-    prescribed-and-delivered findings (None, with ``error``, when it cannot be made up).
+    ``dosed`` is before preparation, ``made`` after it with its prescribed-and-delivered
+    findings (None, with ``error``, when it cannot be made up). ``prescribed`` are the
+    findings of ``dosed``, worked out only when a refusal may be the prescription's.
     """
 
     dosed: DosedSession
-    prescribed: tuple[Finding, ...]
+    prescribed: tuple[Finding, ...] | None
     made: DosedSession | None
     delivered: tuple[Finding, ...]
     error: InputError | None
@@ -231,13 +232,20 @@ def prepare_session(entry: ProtocolEntry, request: DoseRequest, limits: LimitLib
     programme = _programme(entry, request, limits)
     protocol = programme.dosed.protocol
     own = tuple(check_patient(patient, limits, protocol.id, protocol.route))
-    early = programme.prescribed + own
-    if any(f.severity is Severity.HARD for f in early):
-        return Prepared(_for(programme.dosed, patient), early, True, _KEY)
-    if programme.made is None:
-        assert programme.error is not None
-        raise programme.error
+    if programme.made is None or _hard(programme.delivered) or _hard(own):
+        prescribed = programme.prescribed
+        if prescribed is None:  # only a patient past a hard limit asks for it
+            prescribed = tuple(check_programme(programme.dosed, limits))
+        if _hard(prescribed + own):
+            return Prepared(_for(programme.dosed, patient), prescribed + own, True, _KEY)
+        if programme.made is None:
+            assert programme.error is not None
+            raise programme.error
     return Prepared(_for(programme.made, patient), programme.delivered + own, False, _KEY)
+
+
+def _hard(findings: tuple[Finding, ...]) -> bool:
+    return any(f.severity is Severity.HARD for f in findings)
 
 
 def _for(session: DosedSession, patient: Patient) -> DosedSession:
@@ -253,17 +261,19 @@ def _programme(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary)
     if hit is not None and hit[0] is entry and hit[1] is limits:
         return hit[2]
     dosed = dose(entry, request)
-    prescribed = tuple(check_programme(dosed, limits))
+    prescribed: tuple[Finding, ...] | None = None
     made: DosedSession | None = None
     delivered: tuple[Finding, ...] = ()
     error: InputError | None = None
-    if not any(f.severity is Severity.HARD for f in prescribed):
-        try:
-            made = prepare(dosed, entry, request, **_sides(entry, dosed, limits))
-            # Checked as prescribed and as delivered at once (the worse of the two decides).
-            delivered = tuple(check_programme(made, limits))
-        except InputError as problem:
-            error = problem
+    try:
+        made = prepare(dosed, entry, request, **_sides(entry, dosed, limits))
+        # Checked as prescribed and as delivered at once (the worse of the two decides).
+        delivered = tuple(check_programme(made, limits))
+    except InputError as problem:
+        error = problem
+    if made is None or _hard(delivered):
+        # The rare path: is the prescription itself past a hard limit (refused as such)?
+        prescribed = tuple(check_programme(dosed, limits))
     found = _Programme(dosed, prescribed, made, delivered, error)
     if len(_PROGRAMMES) >= _CACHE_MAX:
         _PROGRAMMES.clear()  # bounded: memory stays flat over any batch
