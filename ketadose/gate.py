@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 from ketadose.dosing import DoseRequest, dose, prepare
@@ -201,8 +201,9 @@ class _Programme:
 #: age do not change a dose dosed on actual weight, so they are not part of the input then; a
 #: batch repeats weights (91 % of 10,000 plausible adults). The entry and the library are kept
 #: with each result, so their ids cannot be reused while cached; Programme is immutable.
-_PROGRAMMES: dict[tuple[int, int, DoseRequest], tuple[object, object, _Programme]] = {}
+_PROGRAMMES: dict[tuple[object, ...], tuple[object, object, _Programme]] = {}
 _CACHE_MAX = 2048
+_REQUEST_FIELDS = tuple(f.name for f in fields(DoseRequest) if f.name != "patient")
 
 
 def prepare_session(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> Prepared:
@@ -225,10 +226,6 @@ def prepare_session(entry: ProtocolEntry, request: DoseRequest, limits: LimitLib
             that cannot be made up.
     """
     patient = request.patient
-    if request.policy is WeightPolicy.ACTUAL and patient != (
-        bare := Patient(weight_kg=patient.weight_kg)
-    ):
-        request = replace(request, patient=bare)
     programme = _programme(entry, request, limits)
     protocol = programme.dosed.protocol
     own = tuple(check_patient(patient, limits, protocol.id, protocol.route))
@@ -256,10 +253,20 @@ def _for(session: DosedSession, patient: Patient) -> DosedSession:
 
 
 def _programme(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> _Programme:
-    key = (id(entry), id(limits), request)
+    patient = request.patient
+    # What the dose depends on: the weight, and height and sex where the policy uses them.
+    person = (
+        (patient.weight_kg,)
+        if request.policy is WeightPolicy.ACTUAL
+        else (patient.weight_kg, patient.height_cm, patient.sex)
+    )
+    # Every other field of the request, whatever fields it gains later.
+    key = (id(entry), id(limits), person, *[getattr(request, name) for name in _REQUEST_FIELDS])
     hit = _PROGRAMMES.get(key)
     if hit is not None and hit[0] is entry and hit[1] is limits:
         return hit[2]
+    if request.policy is WeightPolicy.ACTUAL:
+        request = replace(request, patient=Patient(weight_kg=patient.weight_kg))
     dosed = dose(entry, request)
     prescribed: tuple[Finding, ...] | None = None
     made: DosedSession | None = None

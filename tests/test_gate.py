@@ -435,3 +435,52 @@ class TestSealedTypes:
                 preparation=None,
                 during=None,
             )
+
+
+class TestProgrammeCache:
+    """Programmes are reused per dosing input only: never across what changes a dose or a check."""
+
+    def test_same_weight_other_height_keeps_its_own_patient_and_findings(self) -> None:
+        from ketadose.dosing import DoseRequest
+        from ketadose.limits import load_library as load_limits
+        from ketadose.models import Patient
+        from ketadose.protocols import load_library as load_protocols
+
+        entry = load_protocols().get_protocol("depression")
+        limits = load_limits()
+        tall = gate.prepare_session(
+            entry, DoseRequest(patient=Patient(weight_kg=80, height_cm=190)), limits
+        )
+        short = gate.prepare_session(
+            entry, DoseRequest(patient=Patient(weight_kg=80, height_cm=130)), limits
+        )
+        assert tall.session.phases == short.session.phases  # one programme, reused
+        assert (tall.session.patient.height_cm, short.session.patient.height_cm) == (190, 130)
+        # BMI 47 kg/m2 is past the 40 kg/m2 soft maximum; BMI 22 is not.
+        assert "bmi-high" in {f.code for f in short.findings}
+        assert "bmi-high" not in {f.code for f in tall.findings}
+
+    def test_what_changes_the_programme_is_never_shared(self) -> None:
+        from ketadose.dosing import DoseRequest
+        from ketadose.limits import load_library as load_limits
+        from ketadose.models import Patient, Rounding, WeightPolicy
+        from ketadose.protocols import load_library as load_protocols
+
+        entry = load_protocols().get_protocol("depression")
+        limits = load_limits()
+        patient = Patient(weight_kg=110, height_cm=170, sex="female")
+        plain = gate.prepare_session(entry, DoseRequest(patient=patient), limits)
+        adjusted = gate.prepare_session(
+            entry, DoseRequest(patient=patient, policy=WeightPolicy.ADJUSTED), limits
+        )
+        strong = gate.prepare_session(
+            entry, DoseRequest(patient=patient, vial_mg_per_ml=50), limits
+        )
+        coarse = gate.prepare_session(
+            entry, DoseRequest(patient=patient, rounding=Rounding(pump_rate_ml_per_h=1)), limits
+        )
+        assert plain.session.total_dose_mg == 55  # 0.5 mg/kg x 110 kg
+        assert adjusted.session.total_dose_mg != 55  # on adjusted weight
+        assert plain.session.preparation is not None and strong.session.preparation is not None
+        assert (plain.session.preparation.draw_ml, strong.session.preparation.draw_ml) == (5.5, 1.1)
+        assert coarse.session.rounding.pump_rate_ml_per_h == 1
