@@ -557,6 +557,9 @@ def session_command(
             "--during answers continue, pause or stop for a reading taken during a session: "
             "use ketadose check --during"
         )
+    if during and bp is None and hr is None and spo2 is None:
+        # "continue" must come from a reading, never from the absence of one.
+        raise InputError("--during checks a reading: give --bp, --hr or --spo2")
     request = _dose_request(
         weight,
         height,

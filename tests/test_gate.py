@@ -256,6 +256,13 @@ class TestDuringASession:
     def check(self, *extra: str) -> Result:
         return run("check", "-p", "depression", "--weight", "80kg", *extra, "--json")
 
+    def test_during_without_a_reading_is_refused(self) -> None:
+        # "continue" must come from a reading, never from the absence of one.
+        result = run("check", "-p", "depression", "--weight", "80kg", "--during", "--json")
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert "--during checks a reading" in result.stderr
+
     def test_dose_refuses_during(self) -> None:
         result = run("dose", "-p", "depression", "--weight", "80kg", "--during")
         assert result.exit_code == 2
