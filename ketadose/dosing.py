@@ -23,7 +23,7 @@ from ketadose.models import (
     WeightPolicy,
     revised,
 )
-from ketadose.preparation import DEFAULT_DILUENT, NO_SIDES, Sides, programme
+from ketadose.preparation import DEFAULT_DILUENT, NO_STEERING, Steering, programme
 from ketadose.protocols import EscalationStep, Phase, ProtocolEntry
 from ketadose.units import Kind, format_number, show
 from ketadose.weight import dosing_weight
@@ -167,12 +167,7 @@ def prepare(
     dosed: DosedSession,
     entry: ProtocolEntry,
     request: DoseRequest,
-    *,
-    total_sides: Sides = NO_SIDES,
-    concentration_sides: Sides = NO_SIDES,
-    dose_sides: tuple[Sides, ...] = (),
-    rate_sides: tuple[Sides, ...] = (),
-    pump_sides: Sides = NO_SIDES,
+    steer: Steering = NO_STEERING,
 ) -> DosedSession:
     """Add the preparation, pump programme and delivered values to a dosed session.
 
@@ -180,12 +175,7 @@ def prepare(
         dosed: The session from :func:`dose`.
         entry: Its protocol.
         request: The preparation options (vial, bag, drop factor, rounding).
-        total_sides: Limits on the total in mg, which steer the draw's rounding.
-        concentration_sides: Limits on the final concentration in mg/mL, likewise.
-        dose_sides: Each phase's limits in mg, in phase order, likewise.
-        rate_sides: Each phase's limits in mg/h, in phase order, which steer its pump
-            rate's rounding.
-        pump_sides: Limits on the pump rate in mL/h, likewise.
+        steer: The limits that steer the draw's and each pump rate's rounding.
 
     Returns:
         The session with its preparation and delivered values.
@@ -204,11 +194,7 @@ def prepare(
         diluent=protocol.preparation.diluent if protocol.preparation else DEFAULT_DILUENT,
         drop_factor=request.drop_factor,
         rounding=request.rounding,
-        total_sides=total_sides,
-        concentration_sides=concentration_sides,
-        dose_sides=dose_sides,
-        rate_sides=rate_sides,
-        pump_sides=pump_sides,
+        steer=steer,
     )
     # What can reach the patient: the larger of what the bag or syringe holds and what the
     # pump programme runs (a pump rate rounded up empties the bag early; one rounded down

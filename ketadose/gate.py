@@ -60,7 +60,7 @@ from ketadose.models import (
     Status,
     WeightPolicy,
 )
-from ketadose.preparation import NO_SIDES, Sides
+from ketadose.preparation import NO_SIDES, Sides, Steering
 from ketadose.protocols import ProtocolEntry
 from ketadose.units import format_number
 
@@ -273,7 +273,7 @@ def _programme(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary)
     delivered: tuple[Finding, ...] = ()
     error: InputError | None = None
     try:
-        made = prepare(dosed, entry, request, **_sides(entry, dosed, limits))
+        made = prepare(dosed, entry, request, _steering(entry, dosed, limits))
         # Checked as prescribed and as delivered at once (the worse of the two decides).
         delivered = tuple(check_programme(made, limits))
     except InputError as problem:
@@ -432,7 +432,7 @@ def _during(findings: list[Finding], outcome: Status, may: bool) -> During:
     return During(action=action, reasons=tuple(reasons))
 
 
-def _sides(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> dict[str, Any]:
+def _steering(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> Steering:
     """The limits that steer the draw's and each pump rate's rounding, in mg, mg/mL, mg/h."""
     protocol = dosed.protocol
     kg = None if dosed.dosing_weight is None else dosed.dosing_weight.kg
@@ -476,13 +476,13 @@ def _sides(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -> d
         if cap is not None:
             rate = rate + Sides(((cap.value, f"the protocol's {cap} cap"),))
         rates.append(rate)
-    return {
-        "total_sides": total,
-        "concentration_sides": sides("final_concentration"),
-        "dose_sides": tuple(doses),
-        "rate_sides": tuple(rates),
-        "pump_sides": sides("pump_rate"),
-    }
+    return Steering(
+        total=total,
+        concentration=sides("final_concentration"),
+        doses=tuple(doses),
+        rates=tuple(rates),
+        pump=sides("pump_rate"),
+    )
 
 
 _NAMED: dict[tuple[int, str, str, str], tuple[LimitLibrary, Sides]] = {}

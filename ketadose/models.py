@@ -188,11 +188,37 @@ class Rounding(_Frozen):
 
     @model_validator(mode="after")
     def _sensible(self) -> Rounding:
-        if self.pump_rate_ml_per_h not in PUMP_STEPS_ML_PER_H:
-            raise ValueError(f"pump step {self.pump_rate_ml_per_h} mL/h is not a pump increment")
-        if self.draw_ml not in DRAW_STEPS_ML:
-            raise ValueError(f"draw step {self.draw_ml} mL is not a syringe graduation")
+        problem = step_problem(self.pump_rate_ml_per_h, self.draw_ml)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+
+def step_problem(pump_step_ml_per_h: float, draw_step_ml: float) -> str | None:
+    """Why a pump or draw step is not one a pump or syringe is read in, or None.
+
+    Args:
+        pump_step_ml_per_h: The pump rate increment.
+        draw_step_ml: The draw volume increment.
+
+    Returns:
+        The one-line reason, naming the steps that are, or None for sensible steps.
+    """
+
+    def listed(steps: tuple[float, ...]) -> str:
+        return ", ".join(f"{step:g}" for step in steps)
+
+    if pump_step_ml_per_h not in PUMP_STEPS_ML_PER_H:
+        return (
+            f"pump step {pump_step_ml_per_h:g} mL/h is not a pump increment: "
+            f"use {listed(PUMP_STEPS_ML_PER_H)} mL/h"
+        )
+    if draw_step_ml not in DRAW_STEPS_ML:
+        return (
+            f"draw step {draw_step_ml:g} mL is not a syringe graduation: "
+            f"use {listed(DRAW_STEPS_ML)} mL"
+        )
+    return None
 
 
 class PhaseDose(_Frozen):

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from ketadose.errors import InputError
 from ketadose.limits import slack
 from ketadose.models import (
-    DRAW_STEPS_ML,
-    PUMP_STEPS_ML_PER_H,
     Finding,
     PhaseDose,
     Preparation,
     Rounding,
     Severity,
     revised,
+    step_problem,
 )
 from ketadose.units import format_number, round_to, show
 
@@ -71,6 +70,37 @@ class Sides:
 
 
 NO_SIDES = Sides()
+
+
+@dataclass(frozen=True, slots=True)
+class Steering:
+    """The limits that steer a preparation's rounding (see :func:`round_safe`).
+
+    Attributes:
+        total: Limits on the session's total, in mg (they steer the draw).
+        concentration: Limits on the final concentration, in mg/mL (likewise).
+        doses: Each phase's limits in mg, in phase order (likewise: a draw rounded up gives
+            every phase more).
+        rates: Each phase's limits in mg/h, in phase order (they steer its pump rate).
+        pump: Limits on the pump rate, in mL/h.
+    """
+
+    total: Sides = NO_SIDES
+    concentration: Sides = NO_SIDES
+    doses: tuple[Sides, ...] = ()
+    rates: tuple[Sides, ...] = ()
+    pump: Sides = NO_SIDES
+
+    def dose(self, index: int) -> Sides:
+        """Phase ``index``'s limits in mg (none given: no limit steers it)."""
+        return self.doses[index] if index < len(self.doses) else NO_SIDES
+
+    def rate(self, index: int) -> Sides:
+        """Phase ``index``'s limits in mg/h (none given: no limit steers it)."""
+        return self.rates[index] if index < len(self.rates) else NO_SIDES
+
+
+NO_STEERING = Steering()
 
 
 def _crossed(exact: float, rounded: float, sides: Sides) -> object | None:
@@ -126,18 +156,9 @@ def rounding(pump_step_ml_per_h: float, draw_step_ml: float) -> Rounding:
             ``DRAW_STEPS_ML``: an odd step (0.7 mL/h) is a typing error, and a coarse one
             would change what is given.
     """
-    if pump_step_ml_per_h not in PUMP_STEPS_ML_PER_H:
-        steps = ", ".join(format_number(v) for v in PUMP_STEPS_ML_PER_H)
-        raise InputError(
-            f"pump step {format_number(pump_step_ml_per_h)} mL/h is not a pump increment: "
-            f"use {steps} mL/h"
-        )
-    if draw_step_ml not in DRAW_STEPS_ML:
-        steps = ", ".join(format_number(v) for v in DRAW_STEPS_ML)
-        raise InputError(
-            f"draw step {format_number(draw_step_ml)} mL is not a syringe graduation: "
-            f"use {steps} mL"
-        )
+    problem = step_problem(pump_step_ml_per_h, draw_step_ml)
+    if problem is not None:
+        raise InputError(problem)
     return Rounding(pump_rate_ml_per_h=pump_step_ml_per_h, draw_ml=draw_step_ml)
 
 
@@ -150,11 +171,7 @@ def programme(
     diluent: str = DEFAULT_DILUENT,
     drop_factor: int | None = None,
     rounding: Rounding | None = None,
-    total_sides: Sides = NO_SIDES,
-    concentration_sides: Sides = NO_SIDES,
-    dose_sides: tuple[Sides, ...] = (),
-    rate_sides: tuple[Sides, ...] = (),
-    pump_sides: Sides = NO_SIDES,
+    steer: Steering = NO_STEERING,
 ) -> tuple[Preparation | None, tuple[PhaseDose, ...], list[Finding]]:
     """Work out how the session's drug is drawn, made up and pumped, and what that delivers.
 
@@ -172,13 +189,8 @@ def programme(
         diluent: What it is made up with.
         drop_factor: Drops per mL of a gravity set, to add drops/min.
         rounding: Pump mL/h and draw mL increments.
-        total_sides: Limits on the session's total, in mg (decide the draw's rounding).
-        concentration_sides: Limits on the final concentration, in mg/mL (likewise).
-        dose_sides: Each phase's limits in mg, in phase order (likewise: a draw rounded up
-            gives every phase more).
-        rate_sides: Each phase's limits in mg/h, in phase order (decide its pump rate's
-            rounding); none given: nearest steps.
-        pump_sides: Limits on the pump rate, in mL/h.
+        steer: The limits that steer the draw's and each pump rate's rounding (none
+            given: nearest steps).
 
     Returns:
         The preparation (or None), the phases with pump rate, volume, drops/min and
@@ -228,18 +240,16 @@ def programme(
     total_mg = sum(phase.dose_mg for phase in phases)
     draw_ml = total_mg / vial
     # The draw decides what the bag holds: its mg, and (made up to the bag) its mg/mL.
-    draw_sides = total_sides.scaled(1 / vial)
-    # Each phase delivers its dose scaled by the drawn/exact ratio: its limits in mg are
+    draw_sides = steer.total.scaled(1 / vial)
+    # Each phase delivers its dose and rate scaled by the drawn/exact ratio: their limits are
     # limits on the draw too (a draw rounded up gives every phase more).
     for index, phase in enumerate(phases):
-        if index < len(dose_sides) and phase.dose_mg:
-            draw_sides = draw_sides + dose_sides[index].scaled(draw_ml / phase.dose_mg)
+        if phase.dose_mg:
+            draw_sides = draw_sides + steer.dose(index).scaled(draw_ml / phase.dose_mg)
+        if route == "iv" and phase.rate_mg_per_h:
+            draw_sides = draw_sides + steer.rate(index).scaled(draw_ml / phase.rate_mg_per_h)
     if route == "iv" and final_volume_ml is not None:
-        draw_sides = draw_sides + concentration_sides.scaled(final_volume_ml / vial)
-        # Likewise each phase's rate limits.
-        for index, phase in enumerate(phases):
-            if index < len(rate_sides) and phase.rate_mg_per_h:
-                draw_sides = draw_sides + rate_sides[index].scaled(draw_ml / phase.rate_mg_per_h)
+        draw_sides = draw_sides + steer.concentration.scaled(final_volume_ml / vial)
     draw, why = round_safe(draw_ml, rounding.draw_ml, draw_sides)
     if draw <= 0:
         raise InputError(
@@ -298,8 +308,7 @@ def programme(
             made_mg_per_ml,
             drop_factor,
             rounding,
-            (rate_sides[index] if index < len(rate_sides) else NO_SIDES).scaled(1 / made_mg_per_ml)
-            + pump_sides,
+            steer.rate(index).scaled(1 / made_mg_per_ml) + steer.pump,
             findings,
         )
         for index, phase in enumerate(phases)

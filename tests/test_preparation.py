@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ketadose.errors import InputError
 from ketadose.models import DRAW_STEPS_ML, PUMP_STEPS_ML_PER_H, PhaseDose, Rounding
-from ketadose.preparation import Sides, programme, round_safe, rounding
+from ketadose.preparation import Sides, Steering, programme, round_safe, rounding
 from ketadose.units import round_to
 
 
@@ -126,7 +126,7 @@ class TestSafeRounding:
             route="iv",
             vial_mg_per_ml=100,
             final_volume_ml=100,
-            total_sides=Sides(upper=((116.8, "the 1.5 mg/kg hard maximum"),)),
+            steer=Steering(total=Sides(upper=((116.8, "the 1.5 mg/kg hard maximum"),))),
         )
         assert prep is not None
         assert prep.draw_ml_rounded == 1.16
