@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ketadose.limits import LimitLibrary
     from ketadose.models import Finding, Patient, Status
     from ketadose.protocols import ProtocolLibrary
-    from ketadose.records import AuditEntry
+    from ketadose.records import AuditEntry, SessionRecord
     from ketadose.store import Store
 
 P = ParamSpec("P")
@@ -548,6 +548,7 @@ def session_command(
     chosen = _format(name, output_format, output, force, json=json)
 
     from ketadose import gate, inputs
+    from ketadose.clock import instant
     from ketadose.errors import InputError
     from ketadose.models import CheckContext
 
@@ -579,9 +580,12 @@ def session_command(
     given = [*(previous or []), *([] if last_session is None else [last_session])]
     zone = _zone()
     history = [inputs.previous(text, zone) for text in given]
+    # The clock is read here, at the edge, and handed to the pure checker.
+    moment = inputs.moment(at, field="--at", zone=zone) if at else _now()
+    if any(instant(p.at) > instant(moment) for p in history):
+        raise InputError("a previous session is later than this session")
     context = CheckContext(
-        # The clock is read here, at the edge, and handed to the pure checker.
-        at=inputs.moment(at, field="--at", zone=zone) if at else _now(),
+        at=moment,
         vitals=inputs.vitals(bp, hr, spo2),
         during=during,
         medications=tuple(inputs.medication(text) for text in med or []),
@@ -1379,6 +1383,12 @@ def session_record(
         str | None, typer.Option(help="Rate given, if not the protocol's: 0.3mg/kg/h.")
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Infusion time: 40min.")] = None,
+    dosing_weight: PolicyOpt = PolicyOption.actual,
+    stop: Annotated[
+        str | None,
+        typer.Option("--stop", help="Stopped early at: 2026-11-30T09:25 (mg given to then)."),
+    ] = None,
+    stop_reason: Annotated[str | None, typer.Option("--stop-reason", help="Why.")] = None,
     bp_before: Annotated[str | None, typer.Option("--bp-before", help="150/95.")] = None,
     bp_peak: Annotated[str | None, typer.Option("--bp-peak", help="Highest: 150/95.")] = None,
     bp_after: Annotated[str | None, typer.Option("--bp-after", help="At discharge.")] = None,
@@ -1389,7 +1399,7 @@ def session_record(
     ] = None,
     ae: Annotated[
         list[str] | None,
-        typer.Option("--ae", help="Adverse event: nausea, hypertension, dissociation:severe."),
+        typer.Option("--ae", help="Adverse event TERM:GRADE: nausea:mild, dissociation:severe."),
     ] = None,
     notes: Annotated[str | None, typer.Option(help="Free notes.")] = None,
     weight: Annotated[str | None, typer.Option(help="Weight today, if it changed: 79kg.")] = None,
@@ -1403,18 +1413,25 @@ def session_record(
     """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
     import json as jsonlib
     from dataclasses import replace
-    from datetime import timedelta
 
+    from ketadose import events as ae_vocabulary
     from ketadose import gate, inputs
-    from ketadose.clock import elapsed
+    from ketadose.clock import elapsed, instant
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
-    from ketadose.models import CheckContext, PreviousSession
+    from ketadose.models import CheckContext, PreviousSession, WeightPolicy
+    from ketadose.monitoring import delivered_mg
     from ketadose.records import BloodPressure, SessionRecord
     from ketadose.units import Kind
 
-    at = inputs.moment(date, field="--date", zone=_zone())
-    events = tuple(inputs.adverse_event(event) for event in ae or [])
+    zone = _zone()
+    at = inputs.moment(date, field="--date", zone=zone)
+    stopped = None if stop is None else inputs.moment(stop, field="--stop", zone=zone)
+    if stopped is not None and instant(stopped) <= instant(at):
+        raise InputError("--stop must be after --date (the start)")
+    if stop_reason is not None and stopped is None:
+        raise InputError("--stop-reason goes with --stop (when the infusion was stopped)")
+    events = tuple(ae_vocabulary.parse(event) for event in ae or [])
     if score is not None and not 0 <= score <= 1000:
         raise InputError("--score must be from 0 to 1000")
 
@@ -1427,12 +1444,14 @@ def session_record(
         record = db.patient(patient_id)
         new_weight = inputs.amount(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
-        # A back-filled session is checked against the sessions before it only.
-        history = [s for s in db.sessions(patient_id) if elapsed(at, s.at) > timedelta(0)]
+        # Every other session counts, on both sides of this one: a session recorded at the
+        # same time as another, or back-filled between two, is checked with its neighbours.
+        history = db.sessions(patient_id)
         request = DoseRequest(
             patient=(
                 record if new_weight is None else replace(record, weight_kg=new_weight)
             ).as_patient(),
+            policy=WeightPolicy(dosing_weight.value),
             dose=inputs.quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
             rate=inputs.quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
             duration_min=inputs.amount(duration, Kind.DURATION),
@@ -1448,13 +1467,19 @@ def session_record(
             ),
         )
         checked = gate.session(entry, request, limit_library, context, override_reason)
+        kg = None if checked.dosing_weight is None else checked.dosing_weight.kg
+        given_mg = checked.delivered_total_mg or checked.total_dose_mg
+        given_min = checked.total_duration_min
+        if stopped is not None:
+            given_min = elapsed(stopped, at).total_seconds() / 60
+            given_mg = delivered_mg(checked.phases, given_min)
         session = SessionRecord(
             patient_id=patient_id,
             at=at,
             protocol=entry.protocol.id,
-            dose_mg=checked.total_dose_mg,
-            dose_mg_per_kg=checked.total_dose_mg_per_kg,
-            duration_min=checked.total_duration_min,
+            dose_mg=given_mg,
+            dose_mg_per_kg=None if not kg else given_mg / kg,
+            duration_min=given_min,
             phases_json=jsonlib.dumps([p.model_dump(mode="json") for p in checked.phases]),
             bp_before=pressure(bp_before),
             bp_peak=pressure(bp_peak),
@@ -1464,26 +1489,235 @@ def session_record(
             score=score,
             adverse_events=events,
             notes=notes,
+            weight_policy=None if kg is None else dosing_weight.value,
+            dosing_weight_kg=kg,
+            planned_dose_mg=checked.total_dose_mg,
+            planned_dose_mg_per_kg=checked.total_dose_mg_per_kg,
+            stopped_at=stopped,
+            stop_reason=stop_reason,
         )
         audit = _audit_entry(
             clinician,
             "session record",
             patient_id,
-            {"date": date, "dose": dose_, "rate": rate, "duration": duration, "weight": weight},
+            {
+                "date": date,
+                "dose": dose_,
+                "rate": rate,
+                "duration": duration,
+                "weight": weight,
+                "dosing_weight": dosing_weight.value,
+                "stop": stop,
+                "adverse_events": ";".join(str(e) for e in events) or None,
+            },
             checked.findings,
             checked.status,
             checked.override_reason,
             limit_library.ref.sha256,
         )
-        number = db.record_session_with_audit(session, audit)
-        if new_weight is not None:  # only once the session it came with is stored
-            db.record_weight(patient_id, at=at, weight_kg=new_weight, height_cm=record.height_cm)
+        number = db.record_session_with_audit(session, audit, weight_kg=new_weight)
     flagged = [f for f in checked.findings if f.severity.value != "info"]
     typer.echo(
         f"ketadose: recorded session {number} for {patient_id} ({checked.status}"
         f"{', ' + str(len(flagged)) + ' finding(s) in the audit log' if flagged else ''})",
         err=True,
     )
+
+
+def _session_of(
+    db: "Store", patient_id: str, number: int | None, at: "datetime | None"
+) -> "SessionRecord":
+    """``--session N``, else the patient's latest session started by ``at`` (or at all)."""
+    from ketadose.clock import instant
+    from ketadose.errors import InputError
+
+    sessions = db.sessions(patient_id)
+    if number is not None:
+        found = [s for s in sessions if s.id == number]
+        if not found:
+            raise InputError(f"patient {patient_id} has no session {number}")
+        return found[0]
+    started = [s for s in sessions if at is None or instant(s.at) <= instant(at)]
+    if not started:
+        raise InputError(f"patient {patient_id} has no session started by then: give --session N")
+    return started[-1]
+
+
+SessionNumber = Annotated[
+    int | None,
+    typer.Option("--session", help="The session's number (default: the latest started)."),
+]
+
+
+@session_app.command("vitals")
+@command
+def session_vitals(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="When it was taken: 2026-12-07T09:10.")
+    ] = None,
+    bp: Annotated[str | None, typer.Option("--bp", help="Blood pressure: 150/92.")] = None,
+    hr: Annotated[str | None, typer.Option("--hr", help="Heart rate: 88.")] = None,
+    spo2: Annotated[str | None, typer.Option("--spo2", help="SpO2: 97.")] = None,
+    sedation: Annotated[
+        int | None, typer.Option("--sedation", help="Sedation on the protocol's scale (MOAA/S).")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="Several readings: CSV with at,bp,hr,spo2,sedation.", dir_okay=False
+        ),
+    ] = None,
+    number: SessionNumber = None,
+    clinician: ClinicianOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    tz: TzOpt = None,
+) -> None:
+    """Add timed readings to a session; each is checked and answered continue, pause or stop."""
+    from ketadose import inputs
+    from ketadose.errors import InputError
+    from ketadose.monitoring import check_reading, period
+    from ketadose.records import Reading
+
+    zone = _zone()
+    if file is not None:
+        if at or bp or hr or spo2 or sedation is not None:
+            raise InputError("--file holds the readings: give no --at, --bp, --hr, --spo2")
+        rows = inputs.reading_rows(file, zone)
+    else:
+        if at is None:
+            raise InputError("give --at (when the reading was taken), or --file")
+        if bp is None and hr is None and spo2 is None:
+            raise InputError("a reading needs --bp, --hr or --spo2")
+        rows = [inputs.reading(at, bp, hr, spo2, sedation, zone=zone, where="")]
+    library = _library(protocols)
+    limit_library = _limits(limits, library)
+    answers = []
+    with _open_store(store) as db:
+        record = db.patient(patient_id)
+        protocol = library.get_protocol(record.protocol).protocol
+        session = _session_of(db, patient_id, number, rows[0].at)
+        assert session.id is not None
+        readings = []
+        for row in rows:
+            answer, found = check_reading(
+                limit_library, protocol, row.vitals, period(session, row.at)
+            )
+            flagged = tuple(f for f in found if f.severity.value != "info")
+            readings.append(
+                Reading(
+                    at=row.at,
+                    systolic=row.systolic,
+                    diastolic=row.diastolic,
+                    heart_rate=row.heart_rate,
+                    spo2=row.spo2,
+                    sedation=row.sedation,
+                    answer=answer,
+                    findings=tuple(f.code for f in flagged),
+                )
+            )
+            answers.append((row.at, answer, flagged))
+        worst = max((a for _, a, _ in answers), key=("continue", "pause", "stop").index)
+        entry = _audit_entry(
+            clinician,
+            "session vitals",
+            patient_id,
+            {"session": session.id, "readings": len(readings), "answer": worst},
+            [f for _, _, flagged in answers for f in flagged],
+            {"continue": "ok", "pause": "soft", "stop": "hard"}[worst],
+            None,
+            limit_library.ref.sha256,
+        )
+        db.add_readings(session.id, tuple(readings), entry)
+    for when, answer, flagged in answers:
+        why = "" if not flagged else ": " + "; ".join(f.message for f in flagged)
+        typer.echo(f"{when:%Y-%m-%d %H:%M} {answer.upper()}{why}")
+    if worst == "stop":
+        raise _fail("stop: a reading is past a hard during-session limit", ExitCode.HARD_LIMIT)
+    if worst == "pause":
+        raise _fail("pause: a reading is past a soft limit; recheck", ExitCode.SOFT_LIMIT)
+
+
+@session_app.command("show")
+@command
+def session_show(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    number: SessionNumber = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="As of (default: now), for discharge readiness.")
+    ] = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+    tz: TzOpt = None,
+) -> None:
+    """Show a session: dose planned and given with its basis, readings, what is missing."""
+    from ketadose import inputs
+    from ketadose.render import records
+
+    moment = inputs.moment(at, field="--at", zone=_zone()) if at else _now()
+    library = _library(protocols)
+    limit_library = _limits(limits, library)
+    with _open_store(store) as db:
+        record = db.patient(patient_id)
+        session = _session_of(db, patient_id, number, None)
+    protocol = library.get_protocol(record.protocol).protocol
+    report = records.session_report(protocol, limit_library, session, moment)
+    if json:
+        _write(records.session_report_json(report))
+    else:
+        records.session_report_table(report, _console())
+
+
+@session_app.command("discharge")
+@command
+def session_discharge(
+    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    at: Annotated[str | None, typer.Option("--at", help="When (default: now).")] = None,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="The protocol's discharge criteria are met.")
+    ] = False,
+    number: SessionNumber = None,
+    clinician: ClinicianOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    tz: TzOpt = None,
+) -> None:
+    """Discharge after a session, once the patient is ready (vitals, observation, criteria)."""
+    from ketadose import inputs
+    from ketadose.monitoring import readiness
+
+    moment = inputs.moment(at, field="--at", zone=_zone()) if at else _now()
+    library = _library(protocols)
+    limit_library = _limits(limits, library)
+    with _open_store(store) as db:
+        record = db.patient(patient_id)
+        session = _session_of(db, patient_id, number, moment)
+        assert session.id is not None
+        protocol = library.get_protocol(record.protocol).protocol
+        ready = readiness(protocol, limit_library, session, moment, confirmed=confirm)
+        if not ready.ready:
+            raise _fail("not ready for discharge: " + "; ".join(ready.reasons), ExitCode.SOFT_LIMIT)
+        entry = _audit_entry(
+            clinician,
+            "session discharge",
+            patient_id,
+            {
+                "session": session.id,
+                "at": moment.isoformat(),
+                "criteria": " | ".join(ready.criteria),
+            },
+            [],
+            "ok",
+            None,
+            limit_library.ref.sha256,
+        )
+        db.discharge(session.id, moment, entry)
+    typer.echo(f"ketadose: discharged {patient_id} after session {session.id}", err=True)
 
 
 @app.command()

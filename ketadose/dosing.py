@@ -43,6 +43,9 @@ class DoseRequest:
         final_volume_ml: Volume the drug is made up to (default: the protocol's).
         drop_factor: Gravity-set drops/mL, for drops/min.
         rounding: Display increments.
+        basis_kg: Dose on this dosing weight (kg) instead of computing it from ``policy``:
+            the basis earlier sessions were dosed on, kept by ``next`` so that a step of
+            +0.25 mg/kg is on the same weight.
 
     """
 
@@ -55,6 +58,7 @@ class DoseRequest:
     final_volume_ml: float | None = None
     drop_factor: int | None = None
     rounding: Rounding = field(default_factory=Rounding)
+    basis_kg: float | None = None
 
 
 AMOUNT_KINDS = ("bolus", "timed", "fixed")
@@ -138,7 +142,13 @@ def dose(entry: ProtocolEntry, request: DoseRequest) -> DosedSession:
     # per-kg limit could be checked.
     needs_weight = protocol.weight_based or any(p.per_kg for p in phases)
     weight: DosingWeight | None = None
-    if needs_weight or request.patient.weight_kg is not None:
+    if request.basis_kg is not None and needs_weight:
+        weight = DosingWeight(
+            basis=request.policy,
+            kg=request.basis_kg,
+            note="the dosing weight the earlier sessions were dosed on, kept",
+        )
+    elif needs_weight or request.patient.weight_kg is not None:
         weight, weight_findings = dosing_weight(request.patient, request.policy)
         findings.extend(weight_findings)
     kg = None if weight is None else weight.kg

@@ -1,35 +1,54 @@
-"""The next session: start, escalate, hold, reduce or reassess, from the history and the rules.
+"""The next session, decided on evidence: each rule written down, sourced and tested.
 
-Pure. The dose levels of a protocol are its programme (level 0) and each escalation step in
-order (levels 1, 2, ...). The rules, in order of precedence:
+Pure. The dose levels of a protocol (its *ladder*) are its programme (level 0) and each
+escalation step in order (levels 1, 2, ...), all on **one dosing basis**: the dosing weight
+in kg the sessions were dosed on (the last session's, recorded or mg over mg/kg), so a step of
++0.25 mg/kg is on that same weight. Changing the basis is a decision of its own
+(``rebase``), and the output says so, as it says when today's weight would give another.
 
-1. a gap since the last session longer than the protocol's ``rules.max_gap``: **reassess**;
-2. the last session poorly tolerated (a soft or hard during-session vital-sign finding, or an
-   adverse event marked severe): **reduce** one level, or **reassess** at level 0;
-3. the induction series complete without response: **reassess**;
-4. responding (improvement from baseline at or above the response threshold): **hold**;
-5. ``rules.sessions_per_step`` sessions at the current level, tolerated, below the threshold:
-   **escalate** one level, never past the last step;
-6. otherwise (too few sessions at this level, or no score to judge by): **hold**.
+The rules, in order of precedence (:data:`RULES` gives each with its source):
 
-The recommended dose is then checked like any other, with the history for the series limits;
-an escalation that would cross a hard limit (or the library's escalation step) is not
-recommended: the decision falls back to **hold** and says why.
+1. no session yet: **start** at level 0;
+2. a life-threatening adverse event at the last session: **stop**;
+3. a severe adverse event, a reading past a hard during-session limit, or an infusion stopped
+   early: **reduce** one rung, or **stop** at the first rung;
+4. an adverse event recorded without a grade: **reassess** (grade it first);
+5. a gap longer than the protocol's ``rules.max_gap``: **reassess**;
+6. the protocol's futility rule (an option): **reassess**;
+7. the induction series complete without response: **reassess**;
+8. responding (improvement at or above the threshold, or at the absolute target): **hold**;
+9. a scheduled titration step due, the last session tolerated: **titrate** one rung;
+10. tolerability not in evidence (readings missing, a moderate event, a soft limit passed):
+    **hold**;
+11. no score to judge by, or no response rule: **hold**;
+12. at the top of the ladder: **hold**;
+13. fewer than ``rules.sessions_per_step`` sessions at this dose: **hold**;
+14. below the threshold after enough sessions at this dose, every one tolerated:
+    **escalate** one rung.
+
+**Hold never changes the dose**: it repeats the last session's dose on its basis, on the
+ladder or not. Escalation and titration go one rung at most and never past the top. Every
+recommendation passes the gate; one that would cross a hard limit (or the library's
+escalation step) falls back to hold, and the reason shown is the finding that blocked it.
+Reduce, reassess and stop are never ready: no pump programme is shown (exit 3; stop exit 4).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from ketadose.clock import aware, elapsed, instant, shift
 from ketadose.dosing import DoseRequest, at_step, session_dose
-from ketadose.gate import Prepared, Verdict, checked, prepare_session, seal
+from ketadose.errors import InputError
+from ketadose.gate import Prepared, Verdict, checked, held_back, prepare_session, seal
 from ketadose.gate import decide as gate_decide
-from ketadose.limits import LimitLibrary, check_vitals
+from ketadose.libfile import Quantity
+from ketadose.limits import LimitLibrary
 from ketadose.models import (
     CheckContext,
     Finding,
@@ -41,82 +60,277 @@ from ketadose.models import (
     SessionDose,
     Severity,
     Status,
-    Vitals,
+    WeightPolicy,
 )
+from ketadose.monitoring import Tolerability, tolerability
 from ketadose.planning import minimum_gap, weekly_cap
 from ketadose.protocols import EscalationStep, ProtocolEntry
 from ketadose.records import PatientRecord, SessionRecord, improvement_pct
-from ketadose.units import format_number
+from ketadose.units import Kind, format_number
 
-Decision = Literal["start", "escalate", "hold", "reduce", "reassess"]
+Decision = Literal["start", "escalate", "titrate", "hold", "reduce", "stop", "reassess"]
+#: The decisions after which the recommended programme may start (if the gate agrees).
+GOES_AHEAD: tuple[Decision, ...] = ("start", "escalate", "titrate", "hold")
 DEFAULT_SESSIONS_PER_STEP = 3
-#: Tolerance when matching a given dose to a protocol level (rounding of drawn volumes).
+#: Tolerance when matching a dose to a rung of the ladder (the rounding of drawn volumes).
 LEVEL_TOLERANCE = 0.02
+#: How far today's dosing weight may differ from the sessions' basis before it is said.
+BASIS_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule of the decision procedure.
+
+    Attributes:
+        id: Stable identifier (in ``next --json`` as ``rule``).
+        decision: What it decides.
+        text: The rule.
+        source: Where it comes from, with its evidence.
+    """
+
+    id: str
+    decision: Decision
+    text: str
+    source: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "start",
+        "start",
+        "No session given yet: start at the protocol's programme.",
+        "The protocol's own phases and their sources.",
+    ),
+    Rule(
+        "stop-life-threatening",
+        "stop",
+        "A life-threatening adverse event (CTCAE grade 4) at the last session: stop; no "
+        "further dose without a new assessment.",
+        "CTCAE v5.0 (grade 4: urgent intervention indicated) [HIGH]; the stop is SITE-POLICY.",
+    ),
+    Rule(
+        "reduce",
+        "reduce",
+        "A severe adverse event (CTCAE grade 3), a reading past a hard during-session limit, "
+        "or an infusion stopped early: reduce one rung, for a clinician to review; never "
+        "ready to start.",
+        "SITE-POLICY: no guideline sets a dose-reduction rule (the sources give no "
+        "consensus stop values either; Ketalar PI: continuous vital-sign monitoring [HIGH]).",
+    ),
+    Rule(
+        "stop-first-rung",
+        "stop",
+        "As for reduce, when the last dose was at or below the protocol's first rung: stop.",
+        "SITE-POLICY.",
+    ),
+    Rule(
+        "reassess-ungraded",
+        "reassess",
+        "An adverse event recorded without a grade: reassess; grade it before deciding.",
+        "SITE-POLICY: an event that cannot be read is never guessed.",
+    ),
+    Rule(
+        "reassess-gap",
+        "reassess",
+        "More time since the last session than the protocol's max_gap: reassess.",
+        "The protocol's rules.max_gap and its source.",
+    ),
+    Rule(
+        "futility",
+        "reassess",
+        "The protocol's futility rule (an option): improvement below its threshold after its "
+        "session: reassess.",
+        "The protocol's rules.futility and its source (shipped: Translational Psychiatry "
+        "2024 [MED]).",
+    ),
+    Rule(
+        "reassess-series",
+        "reassess",
+        "The induction series complete without response: reassess.",
+        "The protocol's series and response, with their sources.",
+    ),
+    Rule(
+        "hold-responding",
+        "hold",
+        "Responding (improvement at or above the threshold, or at or below the absolute "
+        "target): hold the dose.",
+        "The protocol's response and its source.",
+    ),
+    Rule(
+        "titrate",
+        "titrate",
+        "A scheduled titration step is due and the last session was tolerated (on "
+        "evidence): one rung up.",
+        "The protocol's scheduled escalation steps and their sources.",
+    ),
+    Rule(
+        "hold-not-tolerated",
+        "hold",
+        "Tolerability not in evidence: a scheduled reading missing, a reading past a soft "
+        "limit, or an adverse event of moderate grade: hold; no escalation.",
+        "SITE-POLICY, on the escalation condition 'if tolerated' (Cusin 2017 [MED]).",
+    ),
+    Rule(
+        "hold-no-score",
+        "hold",
+        "No score at the last session, or no response rule, to judge by: hold.",
+        "SITE-POLICY: escalation is response-guided (Cusin 2017 [MED]).",
+    ),
+    Rule(
+        "hold-top",
+        "hold",
+        "Below the response threshold at the top of the ladder: hold.",
+        "The protocol's escalation steps.",
+    ),
+    Rule(
+        "hold-too-few",
+        "hold",
+        "Fewer than rules.sessions_per_step sessions at this dose: hold.",
+        "The protocol's rules.sessions_per_step and its source.",
+    ),
+    Rule(
+        "escalate",
+        "escalate",
+        "Below the response threshold after rules.sessions_per_step sessions at this dose, "
+        "each tolerated on evidence: one rung up.",
+        "The protocol's escalation step and its source.",
+    ),
+    Rule(
+        "hold-limit",
+        "hold",
+        "An escalation the limit library refuses (a hard limit, or the escalation step): "
+        "hold; the reason is the finding that blocked it.",
+        "The limit library.",
+    ),
+    Rule(
+        "hold-off-ladder",
+        "reassess",
+        "The last dose is not on the ladder and cannot be repeated as one dose of this "
+        "protocol: reassess.",
+        "SITE-POLICY: hold never changes the dose.",
+    ),
+)
+_RULES = {rule.id: rule for rule in RULES}
+
+
+class DoseBasis(BaseModel):
+    """The dosing basis of a recommendation.
+
+    Attributes:
+        weight_policy: The dosing-weight policy (None: not recorded, kept as the kg).
+        dosing_weight_kg: The weight the mg/kg are multiplied by (None: not weight-based).
+        kept_from: ``last-session`` (recorded), ``recorded-dose`` (mg over mg/kg of the last
+            session), ``today`` (no earlier basis: today's weight), ``rebased`` (asked for).
+        today_kg: The dosing weight today's weight would give under the same policy, when
+            it differs from the basis kept.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weight_policy: str | None
+    dosing_weight_kg: Real | None
+    kept_from: Literal["last-session", "recorded-dose", "today", "rebased"]
+    today_kg: Real | None = None
 
 
 class NextSession(Sealed):
-    """The ``next --json`` document (plus ``schema_version``); only the gate makes one."""
+    """The ``next --json`` document (plus ``schema_version``); only the gate makes one.
+
+    ``session`` is None, and the dose fields too, for ``stop``; for ``reduce`` and
+    ``reassess`` the proposed dose is shown for review without a pump programme.
+    """
 
     patient_id: str
     protocol: str
     decision: Decision
+    rule: str
     reasons: tuple[str, ...]
-    level: int
+    level: int | None
     sessions_given: int
     improvement_pct: Real | None
     earliest_date: AwareDatetime
     dose_mg_per_kg: Real | None
-    total_dose_mg: Real
+    total_dose_mg: Real | None
+    basis: DoseBasis
     phases: tuple[PhaseDose, ...]
     findings: tuple[Finding, ...]
     status: Status
     ready: bool
-    session: SessionDose
+    session: SessionDose | None
 
 
 @dataclass(frozen=True, slots=True)
 class _Level:
     number: int
     step: EscalationStep | None
-    mg_per_kg: float | None
-    mg: float
+    amount: float  # mg/kg on a weight-based protocol, else mg
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What to dose: a rung of the ladder, or (off it) an amount of the one phase."""
+
+    level: int | None
+    amount: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    rule: str
+    target: _Target
+    reasons: tuple[str, ...]
+
+    @property
+    def decision(self) -> Decision:
+        return _RULES[self.rule].decision
 
 
 def decide(
     entry: ProtocolEntry,
     patient: PatientRecord,
-    history: list[SessionRecord],
+    history: Sequence[SessionRecord],
     limits: LimitLibrary,
     *,
     at: datetime,
     base: DoseRequest | None = None,
+    rebase: WeightPolicy | None = None,
 ) -> NextSession:
     """Recommend the next session for a patient.
 
     Args:
         entry: The patient's protocol.
         patient: The patient (baseline score, latest weight and height).
-        history: Sessions given, any order.
+        history: Sessions given, any order, none after ``at``.
         limits: The limit library.
         at: The earliest time the next session could be (usually now).
         base: Dose options (vial, bag, rounding); the patient fields are taken from
             ``patient``.
+        rebase: Change the dosing basis to this policy on today's weight (said in the
+            reasons); None keeps the sessions' basis.
 
     Returns:
-        The decision, its reasons, the recommended dose (checked) and the earliest date.
+        The decision, the rule that made it, its reasons, the recommended dose (checked) and
+        the earliest date.
+
+    Raises:
+        InputError: A session after ``at``, or a patient the dose cannot be computed for.
     """
     protocol = entry.protocol
     aware(at, "the time of the next session")
     sessions = sorted(history, key=lambda s: instant(aware(s.at, "a session given")))
+    if sessions and instant(sessions[-1].at) > instant(at):
+        raise InputError(
+            f"a session is recorded after {at.isoformat()} ({sessions[-1].at.isoformat()}): "
+            "decide the next session from a time after the last one"
+        )
     request = replace(base or DoseRequest(patient=Patient()), patient=patient.as_patient())
+    request, basis, basis_reasons = _basis(entry, request, sessions, rebase)
     levels = _levels(entry, request)
-    reasons: list[str] = []
     if not sessions:
-        decision: Decision = "start"
-        level = 0
-        reasons.append("no session given yet: start at the protocol's programme")
+        choice = _Choice("start", _Target(0), ("no session given yet: start at the programme",))
     else:
-        decision, level = _rule(entry, patient, sessions, levels, limits, at, reasons)
+        choice = _choose(entry, patient, sessions, levels, limits, at)
 
     earliest = _earliest(entry, limits, sessions, at)
     previous = tuple(
@@ -125,60 +339,228 @@ def decide(
     )
     context = CheckContext(at=earliest, history=previous)
 
-    def through_gate(number: int) -> tuple[Prepared, Verdict]:
-        prepared = prepare_session(entry, _at_level(request, levels[number]), limits)
+    def through_gate(target: _Target) -> tuple[Prepared, Verdict]:
+        prepared = prepare_session(entry, _request_for(entry, request, levels, target), limits)
         return prepared, gate_decide(prepared, limits, context)
 
-    prepared, decided = through_gate(level)
-    if decision == "escalate" and (decided.status == "hard" or _step_too_big(decided.findings)):
-        worst = next(f for f in decided.findings if f.severity is not Severity.INFO)
-        reasons.append(f"escalation not recommended: {worst.message}")
-        decision, level = "hold", level - 1
-        prepared, decided = through_gate(level)
-    session = checked(prepared, decided, limits, context)
+    prepared, decided = through_gate(choice.target)
+    if choice.decision in ("escalate", "titrate"):
+        blocking = _blocking(decided.findings)
+        if blocking is not None:
+            held = _hold(entry, sessions[-1], levels)
+            choice = _Choice(
+                "hold-limit",
+                held,
+                (*choice.reasons, f"{choice.decision} not recommended: {blocking.message}"),
+            )
+            prepared, decided = through_gate(held)
+    reasons = (*basis_reasons, *choice.reasons)
+    decision = choice.decision
+    session: SessionDose | None = None
+    if decision in GOES_AHEAD:
+        session = checked(prepared, decided, limits, context)
+    else:
+        severity = Severity.HARD if decision == "stop" else Severity.SOFT
+        decided = held_back(
+            decided,
+            Finding(
+                severity=severity,
+                code=f"next-{decision}",
+                message=f"{decision.upper()}: {choice.reasons[-1]}",
+                source=_RULES[choice.rule].source,
+            ),
+        )
+        if decision != "stop":
+            session = checked(prepared, decided, limits, context)
     return seal(
         NextSession,
         decided,
         patient_id=patient.id,
         protocol=protocol.id,
         decision=decision,
-        reasons=tuple(reasons),
-        level=level,
+        rule=choice.rule,
+        reasons=reasons,
+        level=choice.target.level,
         sessions_given=len(sessions),
         improvement_pct=_improvement(patient, sessions),
         earliest_date=earliest,
-        dose_mg_per_kg=session.total_dose_mg_per_kg,
-        total_dose_mg=session.total_dose_mg,
-        session=session,
+        dose_mg_per_kg=None if session is None else session.total_dose_mg_per_kg,
+        total_dose_mg=None if session is None else session.total_dose_mg,
+        basis=basis,
     )
 
 
+def rule(rule_id: str) -> Rule:
+    """The rule with this id (for renderers and the docs)."""
+    return _RULES[rule_id]
+
+
+# --- the dosing basis -------------------------------------------------------------------------
+
+
+def _basis(
+    entry: ProtocolEntry,
+    request: DoseRequest,
+    sessions: list[SessionRecord],
+    rebase: WeightPolicy | None,
+) -> tuple[DoseRequest, DoseBasis, tuple[str, ...]]:
+    """Keep the sessions' dosing basis (or rebase, saying so)."""
+    if not entry.protocol.weight_based:
+        return request, DoseBasis(weight_policy=None, dosing_weight_kg=None, kept_from="today"), ()
+    last = sessions[-1] if sessions else None
+    recorded = None if last is None else last.weight_policy
+    if rebase is not None:
+        today = _today_kg(request, rebase)
+        was = None if last is None else last.basis_kg
+        said = f"dosing basis changed to {rebase.value} weight, {format_number(today, 0.1)} kg" + (
+            "" if was is None else f" (the sessions were dosed on {format_number(was, 0.1)} kg)"
+        )
+        rebased = replace(request, policy=rebase)
+        return (
+            rebased,
+            DoseBasis(weight_policy=rebase.value, dosing_weight_kg=today, kept_from="rebased"),
+            (said,),
+        )
+    policy = WeightPolicy(recorded) if recorded is not None else request.policy
+    kg = None if last is None else last.basis_kg
+    if kg is None:
+        today = _today_kg(replace(request, policy=policy), policy)
+        return (
+            replace(request, policy=policy),
+            DoseBasis(weight_policy=policy.value, dosing_weight_kg=today, kept_from="today"),
+            ()
+            if last is None
+            else (
+                f"the last session recorded no mg/kg: dosed on today's {policy.value} weight, "
+                f"{format_number(today, 0.1)} kg",
+            ),
+        )
+    kept_from: Literal["last-session", "recorded-dose"] = (
+        "last-session"
+        if last is not None and last.dosing_weight_kg is not None
+        else "recorded-dose"
+    )
+    reasons = [
+        f"dosed on the sessions' basis: {format_number(kg, 0.1)} kg"
+        + ("" if recorded is None else f" ({recorded} weight)")
+    ]
+    today_kg: float | None = None
+    if recorded is not None:
+        today = _today_kg(request, policy)
+        if abs(today - kg) > BASIS_TOLERANCE * kg:
+            today_kg = today
+            reasons.append(
+                f"today's weight gives {format_number(today, 0.1)} kg ({recorded} weight): the "
+                "basis is kept; changing it is a decision of its own (next --weight-policy)"
+            )
+    return (
+        replace(request, policy=policy, basis_kg=kg),
+        DoseBasis(
+            weight_policy=recorded, dosing_weight_kg=kg, kept_from=kept_from, today_kg=today_kg
+        ),
+        tuple(reasons),
+    )
+
+
+def _today_kg(request: DoseRequest, policy: WeightPolicy) -> float:
+    from ketadose.weight import dosing_weight
+
+    weight, _ = dosing_weight(request.patient, policy)
+    return weight.kg
+
+
+# --- the ladder -------------------------------------------------------------------------------
+
+
 def _levels(entry: ProtocolEntry, request: DoseRequest) -> list[_Level]:
-    """Level 0 (the programme) and one level per escalation step, with their total dose."""
+    """Level 0 (the programme) and one level per escalation step, with their amount."""
     steps = sorted(entry.protocol.escalation, key=lambda s: s.from_session)
+    per_kg = entry.protocol.weight_based
     levels = []
     for number, step in enumerate([None, *steps]):
-        dosed = session_dose(entry, _at_level(request, _Level(number, step, None, 0)))
-        levels.append(_Level(number, step, dosed.total_dose_mg_per_kg, dosed.total_dose_mg))
+        dosed = session_dose(entry, at_step(request, step))
+        amount = dosed.total_dose_mg_per_kg if per_kg else dosed.total_dose_mg
+        levels.append(_Level(number, step, amount if amount is not None else dosed.total_dose_mg))
     return levels
 
 
-def _at_level(request: DoseRequest, level: _Level) -> DoseRequest:
-    return at_step(request, level.step)
+def _amount(entry: ProtocolEntry, session: SessionRecord) -> float:
+    """A session's prescribed amount (mg/kg when weight-based and known, else mg)."""
+    if entry.protocol.weight_based:
+        per_kg = session.planned_dose_mg_per_kg or session.dose_mg_per_kg
+        if per_kg is not None:
+            return per_kg
+    return session.planned_dose_mg if session.planned_dose_mg is not None else session.dose_mg
 
 
-def _current_level(session: SessionRecord, levels: list[_Level]) -> int:
-    """The level a given session was at: the nearest level dose at or below it."""
-    given = session.dose_mg_per_kg if session.dose_mg_per_kg is not None else session.dose_mg
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= LEVEL_TOLERANCE * max(abs(a), abs(b))
 
-    def amount(level: _Level) -> float:
-        value = level.mg_per_kg if session.dose_mg_per_kg is not None else level.mg
-        return value if value is not None else level.mg
 
-    at_or_below = [
-        level.number for level in levels if amount(level) <= given * (1 + LEVEL_TOLERANCE)
+def _rung(amount: float, levels: list[_Level]) -> int | None:
+    """The rung a dose is on, or None when it is off the ladder."""
+    on = [level.number for level in levels if _same(level.amount, amount)]
+    return on[-1] if on else None
+
+
+def _above(amount: float, levels: list[_Level]) -> int | None:
+    higher = [
+        level for level in levels if level.amount > amount and not _same(level.amount, amount)
     ]
-    return max(at_or_below, default=0)
+    return min(higher, key=lambda level: level.amount).number if higher else None
+
+
+def _below(amount: float, levels: list[_Level]) -> int | None:
+    lower = [level for level in levels if level.amount < amount and not _same(level.amount, amount)]
+    return max(lower, key=lambda level: level.amount).number if lower else None
+
+
+def _hold(entry: ProtocolEntry, last: SessionRecord, levels: list[_Level]) -> _Target:
+    """The last session's dose again: its rung, or (off the ladder) its own amount."""
+    amount = _amount(entry, last)
+    rung = _rung(amount, levels)
+    return _Target(rung) if rung is not None else _Target(None, amount)
+
+
+def _request_for(
+    entry: ProtocolEntry, request: DoseRequest, levels: list[_Level], target: _Target
+) -> DoseRequest:
+    if target.level is not None:
+        return at_step(request, levels[target.level].step)
+    assert target.amount is not None
+    phases = entry.protocol.phases
+    per_kg = entry.protocol.weight_based
+    phase = phases[0]
+    if phase.kind in ("bolus", "timed", "fixed"):
+        kind = Kind.DOSE_PER_KG if per_kg else Kind.DOSE
+        unit = "mg/kg" if per_kg else "mg"
+        return replace(request, dose=Quantity(kind, target.amount, f"{target.amount} {unit}"))
+    hours = (phase.duration.value if phase.duration else 60.0) / 60
+    rate = target.amount / hours
+    kind = Kind.RATE_PER_KG if per_kg else Kind.RATE
+    unit = "mg/kg/h" if per_kg else "mg/h"
+    return replace(request, rate=Quantity(kind, rate, f"{rate} {unit}"))
+
+
+def _repeatable(entry: ProtocolEntry) -> bool:
+    """Whether an off-ladder amount can be given as this protocol's one phase."""
+    return len(entry.protocol.phases) == 1
+
+
+def _blocking(findings: tuple[Finding, ...]) -> Finding | None:
+    """The finding that blocks an escalation: a hard one, else the escalation step's."""
+    hard = [f for f in findings if f.severity is Severity.HARD]
+    if hard:
+        return hard[0]
+    step = [
+        f
+        for f in findings
+        if f.parameter == "series.escalation_step" and f.severity is not Severity.INFO
+    ]
+    return step[0] if step else None
+
+
+# --- the rules --------------------------------------------------------------------------------
 
 
 def _improvement(patient: PatientRecord, sessions: list[SessionRecord]) -> float | None:
@@ -186,109 +568,165 @@ def _improvement(patient: PatientRecord, sessions: list[SessionRecord]) -> float
     return None if not scored else improvement_pct(patient.baseline, scored[-1].score)
 
 
-def is_severe(event: str) -> bool:
-    """Whether an adverse event is recorded as severe (``dissociation:severe``)."""
-    return event.rpartition(":")[2].strip().lower() == "severe"
-
-
-def _intolerance(session: SessionRecord, entry: ProtocolEntry, limits: LimitLibrary) -> str | None:
-    """Why a session was poorly tolerated, or None."""
-    severe = [ae for ae in session.adverse_events if is_severe(ae)]
-    if severe:
-        return f"severe adverse event on {session.at:%Y-%m-%d}: {', '.join(severe)}"
-    peak = session.bp_peak
-    vitals = Vitals(
-        systolic=None if peak is None else peak.systolic,
-        diastolic=None if peak is None else peak.diastolic,
-        heart_rate=session.heart_rate,
-        spo2=session.spo2,
-    )
-    flagged = check_vitals(limits, entry.protocol.id, entry.protocol.route, vitals, during=True)
-    if flagged:
-        return f"not tolerated on {session.at:%Y-%m-%d}: {flagged[0].message}"
-    return None
-
-
-def _rule(
+def _choose(
     entry: ProtocolEntry,
     patient: PatientRecord,
     sessions: list[SessionRecord],
     levels: list[_Level],
     limits: LimitLibrary,
     at: datetime,
-    reasons: list[str],
-) -> tuple[Decision, int]:
+) -> _Choice:
     protocol = entry.protocol
     last = sessions[-1]
-    level = _current_level(last, levels)
+    amount = _amount(entry, last)
+    rung = _rung(amount, levels)
+    hold = _hold(entry, last, levels)
+    if rung is None and not _repeatable(entry):
+        return _Choice(
+            "hold-off-ladder",
+            _Target(_below(amount, levels) or 0),
+            (
+                f"the last dose ({format_number(amount, 0.001)}) is on no rung of the "
+                "protocol's ladder and cannot be repeated as one dose: decide the dose",
+            ),
+        )
+    shown = f"{format_number(amount, 0.001)} {'mg/kg' if protocol.weight_based else 'mg'}"
+    tolerance = tolerability(protocol, limits, last)
+    if tolerance.kind == "stop":
+        return _Choice("stop-life-threatening", hold, (tolerance.reason,))
+    if tolerance.kind == "severe":
+        lower = (rung - 1 if rung > 0 else None) if rung is not None else _below(amount, levels)
+        if lower is None:
+            return _Choice(
+                "stop-first-rung",
+                hold,
+                (tolerance.reason, f"already at the protocol's first rung ({shown}): stop"),
+            )
+        return _Choice(
+            "reduce",
+            _Target(lower),
+            (tolerance.reason, f"reduce one rung, from {shown}, for a clinician to review"),
+        )
+    if tolerance.kind == "ungraded":
+        return _Choice("reassess-ungraded", hold, (tolerance.reason,))
     rules = protocol.rules
-    per_step = DEFAULT_SESSIONS_PER_STEP if rules is None else rules.sessions_per_step
+    gap = elapsed(at, last.at)
     if (
         rules is not None
         and rules.max_gap is not None
-        and elapsed(at, last.at) > timedelta(minutes=rules.max_gap.value)
+        and gap > timedelta(minutes=rules.max_gap.value)
     ):
-        reasons.append(
-            f"{elapsed(at, last.at).days} days since the last session, more than {rules.max_gap}"
+        return _Choice(
+            "reassess-gap",
+            hold,
+            (f"{gap.days} days since the last session, more than {rules.max_gap}",),
         )
-        return "reassess", level
-    intolerance = _intolerance(last, entry, limits)
-    if intolerance is not None:
-        reasons.append(intolerance)
-        if level == 0:
-            reasons.append("already at the protocol's starting dose: review before continuing")
-            return "reassess", 0
-        reasons.append("reduce one step")
-        return "reduce", level - 1
-    top = levels[level]
-    given = last.dose_mg_per_kg if last.dose_mg_per_kg is not None else last.dose_mg
-    planned = top.mg_per_kg if last.dose_mg_per_kg is not None else top.mg
-    if planned is not None and given > planned * (1 + LEVEL_TOLERANCE):
-        reasons.append(
-            f"the last dose ({format_number(given, 0.001)}) was above the protocol's step "
-            f"({format_number(planned, 0.001)}): this recommends the step's dose"
-        )
-    if last.score is None:
-        reasons.append("no score at the last session to judge response by: hold the dose")
-        return "hold", level
     improvement = _improvement(patient, sessions)
-    threshold = None if protocol.response is None else protocol.response.threshold_pct
+    response = protocol.response
+    threshold = None if response is None else response.threshold_pct
+    target = None if response is None else response.target_max
+    latest = next((s.score for s in reversed(sessions) if s.score is not None), None)
+    reasons: list[str] = []
     if improvement is not None:
         reasons.append(f"improvement {format_number(improvement, 0.1)}% from baseline")
-    responding = improvement is not None and threshold is not None and improvement >= threshold
+    responding = (
+        improvement is not None and threshold is not None and improvement >= threshold
+    ) or (latest is not None and target is not None and latest <= target)
+    futility = None if rules is None else rules.futility
+    if (
+        futility is not None
+        and not responding
+        and len(sessions) >= futility.after_session
+        and improvement is not None
+        and improvement < futility.below_pct
+    ):
+        reasons.append(
+            f"futility rule: under {format_number(futility.below_pct)}% improvement after "
+            f"session {futility.after_session} predicted non-response ({futility.source})"
+        )
+        return _Choice("futility", hold, tuple(reasons))
     if len(sessions) >= protocol.series.sessions and not responding:
         reasons.append(f"induction series of {protocol.series.sessions} complete without response")
-        return "reassess", level
+        return _Choice("reassess-series", hold, tuple(reasons))
     if responding:
-        reasons.append(f"responding (at or above {format_number(threshold or 0)}%): hold the dose")
-        return "hold", level
-    at_level = 0
-    for session in reversed(sessions):
-        if _current_level(session, levels) != level:
-            break
-        at_level += 1
-    if improvement is None or threshold is None:
-        reasons.append("no score to judge response by: hold the dose")
-        return "hold", level
-    if level + 1 >= len(levels):
+        goal = (
+            f"at or above {format_number(threshold)}%"
+            if improvement is not None and threshold is not None and improvement >= threshold
+            else f"score {format_number(latest or 0)} at or below {format_number(target or 0)}"
+        )
+        reasons.append(f"responding ({goal}): hold the dose")
+        return _Choice("hold-responding", hold, tuple(reasons))
+    next_up = rung + 1 if rung is not None and rung + 1 < len(levels) else None
+    if rung is None:
+        next_up = _above(amount, levels)
+    due = _scheduled_level(levels, len(sessions) + 1)
+    if due is not None and (rung is None or due > rung) and next_up is not None:
+        if not tolerance.escalation_allowed:
+            reasons.append(f"{tolerance.reason}: no titration step")
+            return _Choice("hold-not-tolerated", hold, tuple(reasons))
+        step = levels[next_up].step
+        reasons.append(
+            f"scheduled titration for session {len(sessions) + 1}: one rung up"
+            + ("" if step is None else f" ({step.condition})")
+        )
+        return _Choice("titrate", _Target(next_up), tuple(reasons))
+    if not tolerance.escalation_allowed:
+        reasons.append(f"{tolerance.reason}: hold the dose, no escalation")
+        return _Choice("hold-not-tolerated", hold, tuple(reasons))
+    if last.score is None:
+        reasons.append("no score at the last session to judge response by: hold the dose")
+        return _Choice("hold-no-score", hold, tuple(reasons))
+    if (improvement is None or threshold is None) and target is None:
+        reasons.append("no response rule to judge by: hold the dose")
+        return _Choice("hold-no-score", hold, tuple(reasons))
+    if next_up is None:
         reasons.append("below the response threshold, already at the protocol's top step")
-        return "hold", level
-    step = levels[level + 1].step
-    assert step is not None
-    if at_level < per_step:
-        reasons.append(f"{at_level} of {per_step} sessions at this dose before escalating")
-        return "hold", level
-    # Escalation needs every session at this dose tolerated, not only the last one.
-    for session in sessions[-at_level:]:
-        problem = _intolerance(session, entry, limits)
-        if problem is not None:
-            reasons.append(f"{problem}: no escalation after a poorly tolerated session")
-            return "hold", level
-    reasons.append(
-        f"below the {format_number(threshold)}% response threshold after {at_level} tolerated "
-        f"sessions at this dose: escalate one step ({step.condition})"
+        return _Choice("hold-top", hold, tuple(reasons))
+    step = levels[next_up].step
+    if step is not None and step.scheduled:
+        reasons.append(
+            f"the next rung is a scheduled titration from session {step.from_session}: "
+            "hold until then"
+        )
+        return _Choice("hold-too-few", hold, tuple(reasons))
+    per_step = DEFAULT_SESSIONS_PER_STEP if rules is None else rules.sessions_per_step
+    at_dose = 0
+    for session in reversed(sessions):
+        if not _same(_amount(entry, session), amount):
+            break
+        at_dose += 1
+    if at_dose < per_step:
+        reasons.append(f"{at_dose} of {per_step} sessions at this dose before escalating")
+        return _Choice("hold-too-few", hold, tuple(reasons))
+    untolerated: Tolerability | None = next(
+        (
+            found
+            for found in (tolerability(protocol, limits, s) for s in sessions[-at_dose:])
+            if not found.escalation_allowed
+        ),
+        None,
     )
-    return "escalate", level + 1
+    if untolerated is not None:
+        reasons.append(f"{untolerated.reason}: no escalation")
+        return _Choice("hold-not-tolerated", hold, tuple(reasons))
+    goal = f"the {format_number(threshold)}% response threshold" if threshold else "the target"
+    reasons.append(
+        f"below {goal} after {at_dose} tolerated sessions at {shown}: escalate one rung"
+        + ("" if step is None else f" ({step.condition})")
+    )
+    return _Choice("escalate", _Target(next_up), tuple(reasons))
+
+
+def _scheduled_level(levels: list[_Level], session_number: int) -> int | None:
+    """The highest rung a scheduled titration puts this session number on, if any."""
+    due = [
+        level.number
+        for level in levels
+        if level.step is not None
+        and level.step.scheduled
+        and level.step.from_session <= session_number
+    ]
+    return max(due, default=None)
 
 
 def _earliest(
@@ -306,10 +744,3 @@ def _earliest(
     while len([s for s in sessions if elapsed(earliest, s.at) < timedelta(days=7)]) >= cap:
         earliest = shift(earliest, timedelta(hours=1))
     return earliest
-
-
-def _step_too_big(findings: tuple[Finding, ...]) -> bool:
-    return any(
-        f.parameter == "series.escalation_step" and f.severity is not Severity.INFO
-        for f in findings
-    )

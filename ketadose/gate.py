@@ -350,6 +350,32 @@ def decide(
     )
 
 
+def held_back(decided: Verdict, finding: Finding) -> Verdict:
+    """A verdict that may not start, for a reason outside the limits (``next``'s review).
+
+    The finding is added (soft: a clinician must review, exit 3; hard: do not dose, exit 4),
+    the session is not ready, and the pump programme and preparation are withheld.
+
+    Args:
+        decided: The verdict on the proposed dose.
+        finding: Why the dose is held back.
+
+    Returns:
+        The verdict, held back.
+    """
+    findings = (*decided.findings, finding)
+    return Verdict(
+        _KEY,
+        findings=findings,
+        status=status(list(findings)),
+        ready=False,
+        override_reason=decided.override_reason,
+        phases=withheld(decided.phases),
+        preparation=None,
+        during=decided.during,
+    )
+
+
 def session(
     entry: ProtocolEntry,
     request: DoseRequest,

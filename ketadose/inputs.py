@@ -7,12 +7,17 @@ Pure functions from text to the checker's types; every refusal is an
 from __future__ import annotations
 
 from datetime import date, datetime, time, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ketadose.clock import localize
 from ketadose.errors import InputError
 from ketadose.libfile import Quantity
 from ketadose.models import MedicationUse, PreviousSession, Vitals
 from ketadose.units import BARE_NUMBER, Kind, format_number, parse, parse_as
+
+if TYPE_CHECKING:
+    from ketadose.records import Reading
 
 #: The first and last day a treatment date may be: every date a user gives (``--at``,
 #: ``--date``, ``--previous``, ``--last-session``, ``--start``, ``--closed``, a history file's
@@ -155,38 +160,6 @@ def condition(text: str) -> str:
     if not name or not name.isprintable():
         raise InputError(f"--condition {text!r} must be a name on one line, e.g. pregnancy")
     return name
-
-
-SEVERITIES = ("mild", "moderate", "severe")
-
-
-def adverse_event(text: str) -> str:
-    """Normalise ``--ae NAME[:mild|moderate|severe]`` to ``name:severity``.
-
-    ``Dissociation: Severe`` is stored as ``dissociation:severe``, so ``next`` never misses a
-    severe event for its spelling; ``severe nausea`` is refused (severity after a colon).
-
-    Args:
-        text: As typed.
-
-    Returns:
-        ``name`` or ``name:severity``.
-
-    Raises:
-        InputError: For an empty or non-printable name, or another severity word.
-    """
-    name, sep, grade = text.partition(":")
-    name = name.strip().lower()
-    if not name or not name.isprintable() or ":" in grade:
-        raise InputError(f"--ae {text!r}: write NAME or NAME:mild|moderate|severe")
-    if not sep:
-        if any(word in name.split() for word in SEVERITIES):
-            raise InputError(f"--ae {text!r}: write the severity after a colon, e.g. nausea:severe")
-        return name
-    grade = grade.strip().lower()
-    if grade not in SEVERITIES:
-        raise InputError(f"--ae {text!r}: the severity is mild, moderate or severe")
-    return f"{name}:{grade}"
 
 
 def moment(text: str, *, field: str, zone: tzinfo) -> datetime:
@@ -411,3 +384,105 @@ def quantity(text: str | None, *kinds: Kind, field: str | None = None) -> Quanti
         return None
     kind, value = parse(text, *kinds, field=field)
     return Quantity(kind, value, text)
+
+
+def reading(
+    at: str,
+    bp: str | None,
+    hr: str | None,
+    spo2: str | None,
+    sedation: int | str | None,
+    *,
+    zone: tzinfo,
+    where: str,
+) -> Reading:
+    """One timed reading from its parts (``--at``, ``--bp``, ``--hr``, ``--spo2``, sedation).
+
+    The answer is left as ``continue``: the caller checks the reading against the limits.
+
+    Raises:
+        InputError: A malformed time or value, no value at all, or a sedation score outside
+            the MOAA/S (0-5).
+    """
+    from ketadose.records import Reading
+
+    prefix = f"{where}: " if where else ""
+    try:
+        when = moment(at, field="the reading's time", zone=zone)
+        measured = vitals(bp, hr, spo2)
+        score = None
+        if sedation is not None and str(sedation).strip():
+            text = str(sedation).strip()
+            if not text.isdigit() or not 0 <= int(text) <= 5:
+                raise InputError(f"sedation {text!r} is not a MOAA/S score from 0 to 5")
+            score = int(text)
+    except InputError as error:
+        raise InputError(f"{prefix}{error}") from None
+    if measured is None:
+        raise InputError(f"{prefix}a reading needs a blood pressure, heart rate or SpO2")
+    return Reading(
+        at=when,
+        systolic=measured.systolic,
+        diastolic=measured.diastolic,
+        heart_rate=measured.heart_rate,
+        spo2=measured.spo2,
+        sedation=score,
+    )
+
+
+#: The columns of a readings CSV (``session vitals --file``).
+READING_COLUMNS = ("at", "bp", "hr", "spo2", "sedation")
+
+
+def reading_rows(path: Path, zone: tzinfo) -> list[Reading]:
+    """Read a readings CSV (header ``at,bp,hr,spo2,sedation``; blank cells not measured).
+
+    Every row is read before any is used: one bad row refuses the file, naming its line.
+
+    Raises:
+        InputError: An unreadable file, an unknown or missing column, a bad row, or no row.
+    """
+    import csv
+    import io
+
+    from ketadose.libfile import read_file
+
+    try:
+        text = read_file(path).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    if header is None:
+        raise InputError(f"{path}: empty; expected a header {','.join(READING_COLUMNS)}")
+    names = [name.strip().lower() for name in header]
+    unknown = [name for name in names if name not in READING_COLUMNS]
+    if unknown or "at" not in names or len(set(names)) != len(names):
+        raise InputError(
+            f"{path}: the header must name at and any of bp, hr, spo2, sedation once each"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
+    found = []
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(names):
+            raise InputError(f"{path} line {line}: {len(row)} cells, the header has {len(names)}")
+        cells = {name: (cell.strip() or None) for name, cell in zip(names, row, strict=True)}
+        at = cells.get("at")
+        if at is None:
+            raise InputError(f"{path} line {line}: no time in the at column")
+        found.append(
+            reading(
+                at,
+                cells.get("bp"),
+                cells.get("hr"),
+                cells.get("spo2"),
+                cells.get("sedation"),
+                zone=zone,
+                where=f"{path} line {line}",
+            )
+        )
+    if not found:
+        raise InputError(f"{path}: no readings")
+    return found

@@ -923,18 +923,24 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
         raise InputError("previous sessions need the session time to be known")
     # Real (elapsed) time, in UTC: a wall-clock difference is an hour off across a DST change.
     # Each moment is converted once; every interval and window below is a UTC difference.
+    # The other sessions may lie on both sides of this one (a session recorded after the
+    # fact, between two others): each limit then takes the worse side, and each window is the
+    # worst of every 24-h or 7-day window that contains this session.
     at = instant(aware(context.at, "the session time"))
-    past = sorted(
+    others = sorted(
         ((instant(aware(p.at, "a previous session")), p) for p in context.history),
         key=lambda pair: pair[0],
     )
-    if past[-1][0] > at:
-        raise InputError("a previous session is later than this session")
-    last_at, last = past[-1]
-    checker.value("series", "interval", (at - last_at).total_seconds() / 60)
-    week = sum(1 for moment, _ in past if at - moment < timedelta(days=7))
-    checker.value("series", "sessions_per_7d", float(week + 1))
-    _accumulated(checker, session, past, at)
+    before = [pair for pair in others if pair[0] <= at]
+    after = [pair for pair in others if pair[0] > at]
+    gaps = [at - before[-1][0]] if before else []
+    gaps += [after[0][0] - at] if after else []
+    checker.value("series", "interval", min(gaps).total_seconds() / 60)
+    checker.value("series", "sessions_per_7d", float(_busiest(others, at, timedelta(days=7))))
+    _accumulated(checker, session, others, at)
+    if not before:
+        return
+    last = before[-1][1]
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
     previous_per_kg = last.dose_mg_per_kg
     if previous_per_kg is None and last.dose_mg is not None and kg is not None:
@@ -942,6 +948,26 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     # The step between two prescribed doses: a draw rounded by 0.01 mL is not a step.
     if previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
         checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
+
+
+def _windows(
+    others: list[tuple[datetime, PreviousSession]], at: datetime, width: timedelta
+) -> list[list[PreviousSession]]:
+    """The other sessions in each window of ``width`` that contains ``at``.
+
+    A window starts at ``at`` or at another session less than ``width`` before it; it holds
+    the sessions from its start to less than ``width`` after it.
+    """
+    starts = [at, *(moment for moment, _ in others if at - width < moment <= at)]
+    return [
+        [previous for moment, previous in others if start <= moment < start + width]
+        for start in starts
+    ]
+
+
+def _busiest(others: list[tuple[datetime, PreviousSession]], at: datetime, width: timedelta) -> int:
+    """The most sessions, this one included, in any window of ``width`` that contains it."""
+    return 1 + max(len(window) for window in _windows(others, at, width))
 
 
 def _given_mg(session: DosedSession) -> float:
@@ -971,18 +997,23 @@ def _accumulated(
         if per_kg and kg is None:
             continue
         mg_given = _given_mg(session)
-        total = mg_given / kg if per_kg and kg is not None else mg_given
+        own = mg_given / kg if per_kg and kg is not None else mg_given
+        worst: float | None = None
         unknown = 0
-        for moment, previous in past:
-            if at is None or at - moment >= window:
-                continue
-            mg = previous.dose_mg
-            if mg is None and previous.dose_mg_per_kg is not None and kg is not None:
-                mg = previous.dose_mg_per_kg * kg
-            if mg is None:
-                unknown += 1
-                continue
-            total += mg / kg if per_kg and kg is not None else mg
+        for window_sessions in [[]] if at is None else _windows(past, at, window):
+            total = own
+            missing = 0
+            for previous in window_sessions:
+                mg = previous.dose_mg
+                if mg is None and previous.dose_mg_per_kg is not None and kg is not None:
+                    mg = previous.dose_mg_per_kg * kg
+                if mg is None:
+                    missing += 1
+                    continue
+                total += mg / kg if per_kg and kg is not None else mg
+            # The worst window; of equal ones, the one with most sessions of unknown dose.
+            if worst is None or (total, missing) > (worst, unknown):
+                worst, unknown = total, missing
         if unknown:
             checker.note(
                 Severity.INFO,
@@ -990,7 +1021,7 @@ def _accumulated(
                 f"{_LABELS[parameter]}: {unknown} previous session(s) without a dose are not "
                 "counted",
             )
-        checker.value("series", parameter, total)
+        checker.value("series", parameter, own if worst is None else worst)
 
 
 def check_predicted_peak(

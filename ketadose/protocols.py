@@ -134,12 +134,14 @@ class Response(Sourced):
     """How response is measured and what counts as one.
 
     ``threshold_pct`` is the improvement from baseline (percent fall on the scale, where a
-    lower score is better) that counts as a response; ``next`` escalates below it.
+    lower score is better) that counts as a response; ``target_max`` an absolute score at or
+    below which the patient is at target (pain <= 3/10). ``next`` escalates below both.
     """
 
     scale: str
     threshold: str
     threshold_pct: Annotated[float, PydanticStrict()] | None = Field(default=None, gt=0, le=100)
+    target_max: Annotated[float, PydanticStrict()] | None = Field(default=None, ge=0)
 
 
 class Note(Sourced):
@@ -170,11 +172,54 @@ class Observation(Sourced):
     minimum: Duration
 
 
+class Futility(Sourced):
+    """An early non-response rule, offered as a protocol option.
+
+    After a given session, an improvement below a threshold predicts overall non-response,
+    so ``next`` says reassess.
+    """
+
+    after_session: Count = Field(ge=1)
+    below_pct: Annotated[float, PydanticStrict()] = Field(gt=0, le=100)
+    text: str = Field(min_length=3, description="The rule as its source states it.")
+
+
 class Rules(Sourced):
-    """How ``next`` decides: sessions at a dose before escalation, and the longest gap."""
+    """How ``next`` decides: sessions at a dose before escalation, the longest gap, futility."""
 
     sessions_per_step: Count = Field(ge=1, le=20)
     max_gap: Duration | None = None
+    futility: Futility | None = None
+
+
+class Cadence(Strict):
+    """Readings every ``every``, for ``span`` (None: to the end of the period)."""
+
+    every: Duration
+    span: Duration | None = None
+
+
+class Monitoring(Sourced):
+    """When the vital signs are read around a session: the protocol's monitoring schedule.
+
+    Times are from the start of dosing. ``during`` runs to the end of the infusion (or to the
+    dose, for a bolus or device), ``after`` from then to the end of the observation; ``at``
+    adds readings at fixed times after the start (the esketamine label's 40 min). A scheduled
+    reading is present when one is taken within ``window`` of its time; the reading before the
+    dose within ``before_within`` before the start.
+    """
+
+    before: Flag = True
+    before_within: Duration
+    during: tuple[Cadence, ...] = ()
+    after: tuple[Cadence, ...] = ()
+    at: tuple[Duration, ...] = ()
+    before_discharge: Flag = False
+    window: Duration
+    sedation_scale: str | None = Field(
+        default=None, description="The public scale sedation is observed on at each reading."
+    )
+    note: str | None = None
 
 
 class PreparationDefaults(Sourced):
@@ -200,6 +245,7 @@ class Protocol(Strict):
     observation: Observation | None = None
     evaluation: Evaluation | None = None
     rules: Rules | None = None
+    monitoring: Monitoring | None = None
     adjuncts: tuple[Adjunct, ...] = ()
     before: tuple[Note, ...] = Field(default=(), description="Pre-session instructions.")
     discharge: tuple[Note, ...] = Field(default=(), description="Discharge criteria.")

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from ketadose.models import Patient, Sex
+from ketadose.events import AdverseEvent
+from ketadose.models import Patient, Sex, Vitals
+
+#: What a reading during a session answered (the gate's during-session limits).
+Answer = Literal["continue", "pause", "stop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +23,41 @@ class BloodPressure:
 
     systolic: float
     diastolic: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One timed reading of the vitals timeline, as checked when it was recorded.
+
+    Attributes:
+        at: When it was taken.
+        systolic, diastolic: Blood pressure in mmHg.
+        heart_rate: Beats per minute.
+        spo2: Oxygen saturation in %.
+        sedation: The protocol's sedation scale at this reading (MOAA/S 0-5), if observed.
+        answer: What the gate answered for it: continue, pause or stop (``continue`` for a
+            reading before the session or after it that passed the pre-session limits).
+        findings: The codes of the findings above info, in order.
+    """
+
+    at: datetime
+    systolic: float | None = None
+    diastolic: float | None = None
+    heart_rate: float | None = None
+    spo2: float | None = None
+    sedation: int | None = None
+    answer: Answer = "continue"
+    findings: tuple[str, ...] = ()
+
+    @property
+    def vitals(self) -> Vitals:
+        """The reading as the limit checker takes it."""
+        return Vitals(
+            systolic=self.systolic,
+            diastolic=self.diastolic,
+            heart_rate=self.heart_rate,
+            spo2=self.spo2,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +93,15 @@ class PatientRecord:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """A session as given (not as planned).
+    """A session as given, beside what was planned, on its own dosing basis.
 
     Attributes:
         patient_id: Whose session.
-        at: When it started (local time).
+        at: When it started.
         protocol: The protocol id.
-        dose_mg: Total dose given.
-        dose_mg_per_kg: Total dose per kg of the dosing weight used, if weight-based.
-        duration_min: Infusion time.
+        dose_mg: Total dose given (for a session stopped early, what was delivered by then).
+        dose_mg_per_kg: ``dose_mg`` per kg of the dosing weight, if weight-based.
+        duration_min: Infusion time as given (to the stop, if stopped early).
         phases_json: The dose programme given, as the ``phases`` JSON of ``dose``.
         bp_before: Blood pressure before the session.
         bp_peak: Highest blood pressure during it.
@@ -69,9 +109,18 @@ class SessionRecord:
         heart_rate: Highest heart rate during it (bpm).
         spo2: Lowest SpO2 during it (%).
         score: Response score on the protocol's scale, at this session.
-        adverse_events: E.g. ``hypertension``, ``nausea``, ``dissociation:severe``.
+        adverse_events: Graded events of the vocabulary (:mod:`ketadose.events`).
         notes: Free text.
         id: The store's row id (None before it is stored).
+        weight_policy: The dosing-weight policy the dose was computed on (None: not known,
+            a session recorded before schema version 3 or a history file without it).
+        dosing_weight_kg: The dosing weight in kg the mg/kg refer to.
+        planned_dose_mg: The dose the programme would have given in full.
+        planned_dose_mg_per_kg: The same per kg of the dosing weight.
+        stopped_at: When the infusion was stopped early (None: ran as programmed).
+        stop_reason: Why it was stopped.
+        readings: The vitals timeline, in time order.
+        discharged_at: When the patient was discharged (None: not yet recorded).
     """
 
     patient_id: str
@@ -87,9 +136,26 @@ class SessionRecord:
     heart_rate: float | None = None
     spo2: float | None = None
     score: float | None = None
-    adverse_events: tuple[str, ...] = ()
+    adverse_events: tuple[AdverseEvent, ...] = ()
     notes: str | None = None
     id: int | None = None
+    weight_policy: str | None = None
+    dosing_weight_kg: float | None = None
+    planned_dose_mg: float | None = None
+    planned_dose_mg_per_kg: float | None = None
+    stopped_at: datetime | None = None
+    stop_reason: str | None = None
+    readings: tuple[Reading, ...] = ()
+    discharged_at: datetime | None = None
+
+    @property
+    def basis_kg(self) -> float | None:
+        """The dosing weight the mg/kg refer to: recorded, or mg over mg/kg."""
+        if self.dosing_weight_kg is not None:
+            return self.dosing_weight_kg
+        if self.dose_mg_per_kg:
+            return self.dose_mg / self.dose_mg_per_kg
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,9 @@ from urllib.parse import quote
 from ketadose.clock import aware, problem
 from ketadose.clock import name as zone_name
 from ketadose.errors import InputError, KetadoseError, StoreError
+from ketadose.events import AdverseEvent
 from ketadose.inputs import DATE_RANGE
-from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+from ketadose.records import AuditEntry, BloodPressure, PatientRecord, Reading, SessionRecord
 
 #: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
 APPLICATION_ID = 0x4B444F53
@@ -256,8 +257,83 @@ def _is_naive(text: str) -> bool:
         return False  # not ours to fix: reading it will say what is wrong
 
 
+_V3 = (
+    # The dose's own basis, what was planned beside what was given, an early stop, discharge.
+    "ALTER TABLE sessions ADD COLUMN weight_policy TEXT"
+    " CHECK (weight_policy IS NULL OR weight_policy IN ('actual', 'ideal', 'adjusted', 'lean'))",
+    "ALTER TABLE sessions ADD COLUMN dosing_weight_kg REAL"
+    " CHECK (dosing_weight_kg IS NULL OR dosing_weight_kg > 0)",
+    "ALTER TABLE sessions ADD COLUMN planned_dose_mg REAL"
+    " CHECK (planned_dose_mg IS NULL OR planned_dose_mg >= 0)",
+    "ALTER TABLE sessions ADD COLUMN planned_dose_mg_per_kg REAL"
+    " CHECK (planned_dose_mg_per_kg IS NULL OR planned_dose_mg_per_kg >= 0)",
+    "ALTER TABLE sessions ADD COLUMN stopped_at TEXT",
+    "ALTER TABLE sessions ADD COLUMN stop_reason TEXT",
+    "ALTER TABLE sessions ADD COLUMN discharged_at TEXT",
+    # An event is a term of the vocabulary and a CTCAE grade; NULL only for an event kept from
+    # a store written before grades were asked for.
+    "ALTER TABLE session_adverse_events ADD COLUMN grade TEXT"
+    " CHECK (grade IS NULL OR grade IN ('mild', 'moderate', 'severe', 'life-threatening'))",
+    # The vitals timeline: one row per reading, with the answer the limits gave when recorded.
+    """
+    CREATE TABLE session_readings (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        systolic REAL,
+        diastolic REAL,
+        heart_rate REAL,
+        spo2 REAL,
+        sedation INTEGER CHECK (sedation IS NULL OR sedation BETWEEN 0 AND 5),
+        answer TEXT NOT NULL CHECK (answer IN ('continue', 'pause', 'stop')),
+        findings_json TEXT NOT NULL,
+        CHECK ((systolic IS NULL) = (diastolic IS NULL)),
+        CHECK (systolic IS NOT NULL OR heart_rate IS NOT NULL OR spo2 IS NOT NULL)
+    )
+    """,
+    "CREATE INDEX session_readings_by_session ON session_readings (session_id, at)",
+)
+
+
+def _migrate_to_v3(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """Version 3: the session as the clinic records it.
+
+    Adds each session's dosing basis (weight policy, dosing weight), the planned dose beside
+    the given one, an early stop and the discharge time; a CTCAE grade for every adverse
+    event; and the vitals timeline (``session_readings``). Every recorded session is kept:
+    its dosing weight is filled in as mg over mg/kg where both were recorded (the policy and
+    the planned dose were not recorded then and stay NULL). Each event is read by the one
+    event reader: ``dissociation:severe`` becomes that term and grade; an event without a
+    grade, or outside the vocabulary, keeps its text ungraded (``next`` asks for the grade
+    before deciding on it), and a notice says how many.
+    """
+    from ketadose.events import legacy
+
+    for statement in _V3:
+        conn.execute(statement)
+    conn.execute(
+        "UPDATE sessions SET dosing_weight_kg = dose_mg / dose_mg_per_kg"
+        " WHERE dose_mg_per_kg > 0 AND dose_mg > 0"
+    )
+    ungraded = 0
+    rows = conn.execute("SELECT session_id, position, event FROM session_adverse_events")
+    for session_id, position, text in rows.fetchall():
+        event = legacy(text)
+        ungraded += event.grade is None
+        conn.execute(
+            "UPDATE session_adverse_events SET event = ?, grade = ?"
+            " WHERE session_id = ? AND position = ?",
+            (event.term, None if event.grade is None else event.grade.word, session_id, position),
+        )
+    if ungraded:
+        context.notices.append(
+            f"migrated store {context.path} to schema version 3: {ungraded} adverse event(s) "
+            "recorded without a grade are kept ungraded; `next` asks for their grade"
+        )
+
+
 #: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1, _migrate_to_v2)
+MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1, _migrate_to_v2, _migrate_to_v3)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -268,8 +344,14 @@ AUDIT_STATUSES = ("ok", "soft", "hard")
 _SESSION_COLUMNS = (
     "id, patient_id, at, protocol, dose_mg, dose_mg_per_kg, duration_min, phases_json, "
     "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
-    "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes"
+    "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes, "
+    "weight_policy, dosing_weight_kg, planned_dose_mg, planned_dose_mg_per_kg, stopped_at, "
+    "stop_reason, discharged_at"
 )
+_READING_COLUMNS = (
+    "session_id, at, systolic, diastolic, heart_rate, spo2, sedation, answer, findings_json"
+)
+_POLICIES = (None, "actual", "ideal", "adjusted", "lean")
 _AUDIT_COLUMNS = (
     "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
     "library_sha256"
@@ -628,20 +710,68 @@ class Store:
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY {_BY_TIME}",
                 (patient_id,),
             ).fetchall()
-            events: dict[int, list[str]] = {}
-            for session_id, event in conn.execute(
-                "SELECT e.session_id, e.event FROM session_adverse_events AS e"
+            events: dict[int, list[tuple[object, object]]] = {}
+            for session_id, event, grade in conn.execute(
+                "SELECT e.session_id, e.event, e.grade FROM session_adverse_events AS e"
                 " JOIN sessions AS s ON s.id = e.session_id"
                 " WHERE s.patient_id = ? ORDER BY e.session_id, e.position",
                 (patient_id,),
             ):
-                events.setdefault(session_id, []).append(event)
+                events.setdefault(session_id, []).append((event, grade))
+            readings: dict[int, list[Sequence[Any]]] = {}
+            for reading in conn.execute(
+                f"SELECT r.id, {', '.join('r.' + c for c in _READING_COLUMNS.split(', '))}"
+                " FROM session_readings AS r JOIN sessions AS s ON s.id = r.session_id"
+                " WHERE s.patient_id = ? ORDER BY r.session_id, julianday(r.at), r.id",
+                (patient_id,),
+            ):
+                readings.setdefault(reading[1], []).append(reading)
         return [
             _session_from_row(
-                self._path, row, tuple(events.get(row[0], ())), self._naive_zone, self._zone
+                self._path,
+                row,
+                events.get(row[0], []),
+                readings.get(row[0], []),
+                self._naive_zone,
+                self._zone,
             )
             for row in rows
         ]
+
+    def add_readings(self, session_id: int, readings: Sequence[Reading], entry: AuditEntry) -> None:
+        """Add readings to a session's vitals timeline, with their audit entry (all or none).
+
+        Raises:
+            InputError: No such session, or a value the schema refuses.
+            StoreError: The store cannot be written; nothing was.
+        """
+        for reading in readings:
+            _check_reading(reading)
+        _check_audit(entry)
+        with self._transaction("record the readings and their audit entry") as conn:
+            self._session_exists(conn, session_id)
+            for reading in readings:
+                self._insert_reading(conn, session_id, reading)
+            self._insert_audit(conn, entry)
+
+    def discharge(self, session_id: int, at: datetime, entry: AuditEntry) -> None:
+        """Record a session's discharge time, with its audit entry (both or neither).
+
+        Raises:
+            InputError: No such session, or it is discharged already.
+            StoreError: The store cannot be written; nothing was.
+        """
+        _in_range("the discharge time", at)
+        _check_audit(entry)
+        with self._transaction("record the discharge and its audit entry") as conn:
+            self._session_exists(conn, session_id)
+            cursor = conn.execute(
+                "UPDATE sessions SET discharged_at = ? WHERE id = ? AND discharged_at IS NULL",
+                (_stamp(at, "the discharge time"), session_id),
+            )
+            if cursor.rowcount != 1:
+                raise InputError(f"session {session_id} is discharged already")
+            self._insert_audit(conn, entry)
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -678,21 +808,42 @@ class Store:
                 ).fetchall()
         return [_audit_from_row(self._path, row, self._naive_zone, self._zone) for row in rows]
 
-    def record_session_with_audit(self, session: SessionRecord, entry: AuditEntry) -> int:
-        """Store a session and its audit entry in one transaction: both or neither.
+    def record_session_with_audit(
+        self, session: SessionRecord, entry: AuditEntry, *, weight_kg: float | None = None
+    ) -> int:
+        """Store a session, its audit entry and a new weight in one transaction: all or none.
+
+        Args:
+            session: The session as given.
+            entry: Its audit entry.
+            weight_kg: The weight measured for this session, if it changed (stored as a
+                measurement at the session's time, with the latest height).
 
         Returns:
             The new session's row id.
 
         Raises:
             InputError: As :meth:`record_session` and :meth:`append_audit`.
-            StoreError: The store cannot be written; neither was.
+            StoreError: The store cannot be written; nothing was.
         """
         _check_session(session)
         _check_audit(entry)
         with self._transaction("record the session and its audit entry") as conn:
             session_id = self._insert_session(conn, session)
             self._insert_audit(conn, entry)
+            if weight_kg is not None:
+                _finite("weight_kg", weight_kg)
+                conn.execute(
+                    "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
+                    " SELECT ?, ?, ?, height_cm FROM measurements WHERE patient_id = ?"
+                    f" ORDER BY {_BY_TIME} DESC LIMIT 1",
+                    (
+                        session.patient_id,
+                        _stamp(session.at, "the session time"),
+                        weight_kg,
+                        session.patient_id,
+                    ),
+                )
         return session_id
 
     # --- inside a transaction ---------------------------------------------------------------
@@ -700,7 +851,7 @@ class Store:
     def _insert_session(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
         with _known_patient(session.patient_id):
             cursor = conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 25)})",
                 (
                     None,
                     session.patient_id,
@@ -717,17 +868,54 @@ class Store:
                     session.spo2,
                     session.score,
                     session.notes,
+                    session.weight_policy,
+                    session.dosing_weight_kg,
+                    session.planned_dose_mg,
+                    session.planned_dose_mg_per_kg,
+                    None if session.stopped_at is None else _stamp(session.stopped_at, "the stop"),
+                    session.stop_reason,
+                    None
+                    if session.discharged_at is None
+                    else _stamp(session.discharged_at, "the discharge time"),
                 ),
             )
         session_id = _row_id(cursor)
         conn.executemany(
-            "INSERT INTO session_adverse_events (session_id, position, event) VALUES (?, ?, ?)",
+            "INSERT INTO session_adverse_events (session_id, position, event, grade)"
+            " VALUES (?, ?, ?, ?)",
             [
-                (session_id, position, event)
+                (
+                    session_id,
+                    position,
+                    event.term,
+                    None if event.grade is None else event.grade.word,
+                )
                 for position, event in enumerate(session.adverse_events)
             ],
         )
+        for reading in session.readings:
+            self._insert_reading(conn, session_id, reading)
         return session_id
+
+    def _insert_reading(self, conn: sqlite3.Connection, session_id: int, reading: Reading) -> None:
+        conn.execute(
+            f"INSERT INTO session_readings ({_READING_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+            (
+                session_id,
+                _stamp(reading.at, "the reading's time"),
+                reading.systolic,
+                reading.diastolic,
+                reading.heart_rate,
+                reading.spo2,
+                reading.sedation,
+                reading.answer,
+                json.dumps(list(reading.findings)),
+            ),
+        )
+
+    def _session_exists(self, conn: sqlite3.Connection, session_id: int) -> None:
+        if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+            raise InputError(f"no session {session_id} in the store")
 
     def _insert_audit(self, conn: sqlite3.Connection, entry: AuditEntry) -> int:
         cursor = conn.execute(
@@ -893,6 +1081,19 @@ def _check_session(session: SessionRecord) -> None:
             _finite(f"{name}.systolic", reading.systolic)
             _finite(f"{name}.diastolic", reading.diastolic)
     _json("phases_json", session.phases_json)
+    for when in (session.stopped_at, session.discharged_at):
+        if when is not None:
+            _in_range("at", when)
+    for name in ("dosing_weight_kg", "planned_dose_mg", "planned_dose_mg_per_kg"):
+        _finite(name, getattr(session, name))
+    for timed in session.readings:
+        _check_reading(timed)
+
+
+def _check_reading(reading: Reading) -> None:
+    _in_range("the reading's time", reading.at)
+    for name in ("systolic", "diastolic", "heart_rate", "spo2"):
+        _finite(name, getattr(reading, name))
 
 
 def _check_audit(entry: AuditEntry) -> None:
@@ -1017,6 +1218,16 @@ class _Row:
             raise self.error(column, "is not valid JSON") from None
         return value
 
+    def event(self, term: object, grade: object) -> AdverseEvent:
+        """An adverse event: a term and a grade (NULL only for one kept from before v3)."""
+        from ketadose.events import Grade
+
+        grades = {g.word: g for g in Grade}
+        return AdverseEvent(
+            self.text("event", term),
+            None if grade is None else grades[self.choice("grade", grade, tuple(grades))],
+        )
+
     def pressure(self, column: str, systolic: object, diastolic: object) -> BloodPressure | None:
         """A blood pressure stored in two columns, both NULL or both numbers."""
         if systolic is None and diastolic is None:
@@ -1065,11 +1276,13 @@ def _patient_from_rows(
 def _session_from_row(
     path: Path,
     row: Sequence[Any],
-    adverse_events: tuple[str, ...],
+    adverse_events: list[tuple[object, object]],
+    readings: list[Sequence[Any]],
     naive_zone: tzinfo | None,
     zone: tzinfo | None,
 ) -> SessionRecord:
     check = _Row(path, "sessions", row[0], naive_zone, zone)
+    events = _Row(path, "session_adverse_events of session", row[0])
     return SessionRecord(
         id=check.integer("id", row[0]),
         patient_id=check.text("patient_id", row[1]),
@@ -1085,11 +1298,38 @@ def _session_from_row(
         heart_rate=check.optional_number("heart_rate", row[14]),
         spo2=check.optional_number("spo2", row[15]),
         score=check.optional_number("score", row[16]),
-        adverse_events=tuple(
-            _Row(path, "session_adverse_events of session", row[0]).text("event", event)
-            for event in adverse_events
-        ),
+        adverse_events=tuple(events.event(term, grade) for term, grade in adverse_events),
         notes=check.optional_text("notes", row[17]),
+        weight_policy=check.choice("weight_policy", row[18], _POLICIES),
+        dosing_weight_kg=None if row[19] is None else check.positive("dosing_weight_kg", row[19]),
+        planned_dose_mg=check.optional_number("planned_dose_mg", row[20], low=0),
+        planned_dose_mg_per_kg=check.optional_number("planned_dose_mg_per_kg", row[21], low=0),
+        stopped_at=None if row[22] is None else check.moment("stopped_at", row[22]),
+        stop_reason=check.optional_text("stop_reason", row[23]),
+        readings=tuple(_reading_from_row(path, reading, zone) for reading in readings),
+        discharged_at=None if row[24] is None else check.moment("discharged_at", row[24]),
+    )
+
+
+def _reading_from_row(path: Path, row: Sequence[Any], zone: tzinfo | None) -> Reading:
+    check = _Row(path, "session_readings", row[0], None, zone)
+    sedation = row[7]
+    if sedation is not None and (
+        isinstance(sedation, bool) or not isinstance(sedation, int) or not 0 <= sedation <= 5
+    ):
+        raise check.error("sedation", f"is {_shown(sedation)}, not a score from 0 to 5")
+    findings = json.loads(check.json("findings_json", row[9]))
+    if not isinstance(findings, list) or not all(isinstance(f, str) for f in findings):
+        raise check.error("findings_json", "is not a list of finding codes")
+    return Reading(
+        at=check.moment("at", row[2]),
+        systolic=check.optional_number("systolic", row[3]),
+        diastolic=check.optional_number("diastolic", row[4]),
+        heart_rate=check.optional_number("heart_rate", row[5]),
+        spo2=check.optional_number("spo2", row[6]),
+        sedation=sedation,
+        answer=check.choice("answer", row[8], ("continue", "pause", "stop")),
+        findings=tuple(findings),
     )
 
 

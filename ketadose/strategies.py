@@ -26,10 +26,12 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
+from ketadose.events import AdverseEvent, Grade
 from ketadose.limits import REQUIRED, SECTIONS, SIDES, LimitLibrary
-from ketadose.models import MedicationUse, Patient, Sex, Vitals
-from ketadose.records import PatientRecord, SessionRecord
+from ketadose.models import MedicationUse, Patient, Sex, Vitals, WeightPolicy
+from ketadose.records import Answer, BloodPressure, PatientRecord, Reading, SessionRecord
 from ketadose.units import Kind
+from ketadose.weight import dosing_weight
 
 _LB = Fraction("0.45359237")
 #: Accepted spellings of each kind's unit, with how many of ``kind.unit`` one of them is.
@@ -501,7 +503,51 @@ def invalid_limit_libraries(draw: st.DrawFn) -> tuple[bytes, str]:
     return data, BREAKAGES[breakage]
 
 
-_EVENTS = ("nausea", "dissociation", "dissociation:severe", "hypertension")
+_ANSWERS: tuple[Answer, ...] = ("continue", "continue", "continue", "pause", "stop")
+_EVENT_TERMS = ("nausea", "dissociation", "hypertension", "sedation", "vomiting")
+
+
+@st.composite
+def adverse_events(draw: st.DrawFn) -> AdverseEvent:
+    """A graded adverse event of the vocabulary, of any grade."""
+    return AdverseEvent(draw(st.sampled_from(_EVENT_TERMS)), draw(st.sampled_from(list(Grade))))
+
+
+@st.composite
+def readings(draw: st.DrawFn, start: datetime, minutes: float) -> tuple[Reading, ...]:
+    """A vitals timeline for a session from ``start``: complete every 10 min, or with gaps.
+
+    Readings run from 15 min before the start to 45 min after the end, values plausible or
+    past a limit, each answered as the shipped limits would (continue, pause or stop are
+    drawn, not computed: the decision must use what was recorded).
+    """
+    every = draw(st.sampled_from((5, 10, 15, 30)))
+    times = [start - timedelta(minutes=15)]
+    t = float(every)
+    while t <= minutes + 45:
+        times.append(start + timedelta(minutes=t))
+        t += every
+    kept = (
+        draw(st.lists(st.sampled_from(times), unique=True, max_size=len(times)))
+        if draw(st.booleans())
+        else times
+    )
+    timeline = []
+    for at in sorted(kept):
+        answer = draw(st.sampled_from(_ANSWERS))
+        timeline.append(
+            Reading(
+                at=at,
+                systolic=float(draw(st.integers(90, 210))),
+                diastolic=float(draw(st.integers(50, 125))),
+                heart_rate=float(draw(st.integers(45, 150))),
+                spo2=float(draw(st.integers(88, 100))),
+                sedation=draw(st.none() | st.integers(0, 5)),
+                answer=answer,
+                findings=() if answer == "continue" else (f"vitals-{answer}",),
+            )
+        )
+    return tuple(timeline)
 
 
 @st.composite
@@ -510,8 +556,11 @@ def session_histories(
 ) -> tuple[PatientRecord, list[SessionRecord]]:
     """A patient and the sessions given, as the record store and ``next --history`` hold them.
 
-    Sessions are 1-7 days apart at 0.5-0.75 mg/kg, with scores, peak readings and adverse
-    events (some severe), so that every ``next`` decision can come up.
+    Sessions are 1-7 days apart at doses on and off the protocol's ladder (0.3-1 mg/kg), on
+    actual, ideal, adjusted or lean weight (recorded or only as mg and mg/kg), with or
+    without summary vitals (heart rates down to 0), vitals timelines complete or with gaps,
+    graded adverse events of every grade, early stops and scores, so that every ``next``
+    rule can come up.
 
     Args:
         draw: (hypothesis)
@@ -522,25 +571,51 @@ def session_histories(
         ``(patient, sessions in time order)``.
     """
     weight = float(draw(st.decimals(min_value="45", max_value="150", places=1)))
+    height = float(draw(st.integers(150, 200)))
+    sex = draw(st.sampled_from(("male", "female")))
     baseline = float(draw(st.integers(10, 60)))
-    patient = PatientRecord(id="P-1", protocol=protocol_id, baseline=baseline, weight_kg=weight)
+    patient = PatientRecord(
+        id="P-1",
+        protocol=protocol_id,
+        baseline=baseline,
+        weight_kg=weight,
+        height_cm=height,
+        sex=sex,
+    )
+    policy = draw(st.sampled_from(list(WeightPolicy)))
+    basis, _ = dosing_weight(Patient(weight_kg=weight, height_cm=height, sex=Sex(sex)), policy)
+    recorded = draw(st.booleans())
     at = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
     sessions: list[SessionRecord] = []
     for _ in range(draw(st.integers(0, max_sessions))):
         at += timedelta(days=draw(st.integers(1, 7)))
-        per_kg = draw(st.sampled_from((0.5, 0.75)))
-        events = draw(st.lists(st.sampled_from(_EVENTS), max_size=2, unique=True))
+        per_kg = draw(st.sampled_from((0.3, 0.4, 0.5, 0.5, 0.6, 0.75, 0.75, 1.0)))
+        events = draw(st.lists(adverse_events(), max_size=2, unique_by=lambda e: e.term))
+        stopped = draw(st.booleans()) and draw(st.booleans())
+        summary = draw(st.booleans())
         sessions.append(
             SessionRecord(
                 patient_id=patient.id,
                 at=at,
                 protocol=protocol_id,
-                dose_mg=per_kg * weight,
-                dose_mg_per_kg=per_kg,
-                duration_min=40.0,
-                heart_rate=draw(st.none() | st.integers(55, 140).map(float)),
+                dose_mg=per_kg * basis.kg * (0.5 if stopped else 1.0),
+                dose_mg_per_kg=per_kg * (0.5 if stopped else 1.0),
+                duration_min=20.0 if stopped else 40.0,
+                bp_peak=BloodPressure(
+                    float(draw(st.integers(100, 210))), float(draw(st.integers(60, 125)))
+                )
+                if summary
+                else None,
+                heart_rate=draw(st.none() | st.integers(0, 150).map(float)) if summary else None,
+                spo2=draw(st.none() | st.integers(85, 100).map(float)) if summary else None,
                 score=draw(st.none() | st.integers(0, 60).map(float)),
                 adverse_events=tuple(events),
+                weight_policy=policy.value if recorded else None,
+                dosing_weight_kg=basis.kg if recorded else None,
+                planned_dose_mg=per_kg * basis.kg if recorded else None,
+                planned_dose_mg_per_kg=per_kg if recorded else None,
+                stopped_at=at + timedelta(minutes=20) if stopped else None,
+                readings=draw(readings(at, 40.0)) if draw(st.booleans()) else (),
             )
         )
     return patient, sessions

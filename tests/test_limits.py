@@ -243,10 +243,14 @@ class TestSeries:
         )
         assert "dose-per-7d-incomplete" in codes(findings, Severity.INFO)
 
-    def test_previous_session_after_this_one_is_refused(self) -> None:
-        history = (PreviousSession(at=AT + timedelta(days=1)),)
-        with pytest.raises(InputError, match="later than this session"):
-            check(dose_for(protocol(TIMED), 80), LIMITS, CheckContext(at=AT, history=history))
+    def test_a_later_session_counts_on_its_side(self) -> None:
+        """A session recorded after the fact is checked with the sessions after it too."""
+        for offset in (timedelta(0), timedelta(hours=1), timedelta(days=1)):
+            alone = check(dose_for(protocol(TIMED), 80), LIMITS, CheckContext(at=AT))
+            history = (PreviousSession(at=AT + offset, dose_mg=40.0),)
+            found = check(dose_for(protocol(TIMED), 80), LIMITS, CheckContext(at=AT, history=history))
+            assert [f for f in found if f.parameter == "series.interval"], offset
+            assert len(found) > len(alone)
 
 
 class TestVitals:

@@ -83,6 +83,9 @@ NEXT_COLUMNS = (
     "ready",
     "reasons",
     "findings",
+    "rule",
+    "dosing_weight_kg",
+    "weight_policy",
 )
 
 
@@ -243,6 +246,9 @@ def next_session(result: NextSession) -> str:
         "patient_id": result.patient_id,
         "protocol": result.protocol,
         "decision": result.decision,
+        "rule": result.rule,
+        "dosing_weight_kg": result.basis.dosing_weight_kg,
+        "weight_policy": result.basis.weight_policy,
         "level": result.level,
         "sessions_given": result.sessions_given,
         "improvement_pct": result.improvement_pct,

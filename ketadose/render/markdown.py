@@ -233,6 +233,13 @@ def next_session(result: NextSession) -> str:
         f"- Earliest: {result.earliest_date:%a %Y-%m-%d %H:%M} {label(result.earliest_date)}",
         "",
     ]
+    if result.session is None:
+        lines += [
+            f"**{escape(f.severity.value.upper())}**: {escape(f.message)}"
+            for f in result.findings
+            if f.severity.value != "info"
+        ]
+        return "\n".join(lines) + "\n"
     return "\n".join(lines) + session(result.session)
 
 

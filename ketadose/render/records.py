@@ -17,6 +17,7 @@ from ketadose.records import (
     AuditEntry,
     BloodPressure,
     PatientRecord,
+    Reading,
     SessionRecord,
     improvement_pct,
 )
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ketadose.escalation import NextSession
+    from ketadose.limits import LimitLibrary
+    from ketadose.protocols import Protocol
 
 CSV_COLUMNS = (
     "date",
@@ -41,6 +44,14 @@ CSV_COLUMNS = (
     "spo2",
     "adverse_events",
     "notes",
+    "weight_policy",
+    "dosing_weight_kg",
+    "planned_dose_mg",
+    "planned_dose_mg_per_kg",
+    "stopped_at",
+    "stop_reason",
+    "discharged_at",
+    "readings",
 )
 
 
@@ -78,11 +89,46 @@ def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[
             "bp_after": _bp(s.bp_after),
             "heart_rate": s.heart_rate,
             "spo2": s.spo2,
-            "adverse_events": list(s.adverse_events),
+            "adverse_events": [str(event) for event in s.adverse_events],
             "notes": s.notes,
+            "weight_policy": s.weight_policy,
+            "dosing_weight_kg": s.dosing_weight_kg,
+            "planned_dose_mg": s.planned_dose_mg,
+            "planned_dose_mg_per_kg": s.planned_dose_mg_per_kg,
+            "stopped_at": None if s.stopped_at is None else s.stopped_at.isoformat(),
+            "stop_reason": s.stop_reason,
+            "discharged_at": None if s.discharged_at is None else s.discharged_at.isoformat(),
+            "readings": [
+                {
+                    "at": r.at.isoformat(),
+                    "bp": None
+                    if r.systolic is None or r.diastolic is None
+                    else _bp(BloodPressure(r.systolic, r.diastolic)),
+                    "heart_rate": r.heart_rate,
+                    "spo2": r.spo2,
+                    "sedation": r.sedation,
+                    "answer": r.answer,
+                    "findings": list(r.findings),
+                }
+                for r in s.readings
+            ],
         }
         for s in sorted(sessions, key=lambda s: instant(s.at))
     ]
+
+
+class HistoryReading(BaseModel):
+    """One reading of a session's vitals timeline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    at: AwareDatetime
+    bp: str | None
+    heart_rate: Real | None
+    spo2: Real | None
+    sedation: int | None
+    answer: str
+    findings: tuple[str, ...]
 
 
 class HistorySession(BaseModel):
@@ -103,6 +149,14 @@ class HistorySession(BaseModel):
     spo2: Real | None
     adverse_events: tuple[str, ...]
     notes: str | None
+    weight_policy: str | None
+    dosing_weight_kg: Real | None
+    planned_dose_mg: Real | None
+    planned_dose_mg_per_kg: Real | None
+    stopped_at: AwareDatetime | None
+    stop_reason: str | None
+    discharged_at: AwareDatetime | None
+    readings: tuple[HistoryReading, ...]
 
 
 class History(BaseModel):
@@ -144,7 +198,11 @@ def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
 
     rows = history_rows(patient, sessions)
     return csv.write(
-        CSV_COLUMNS, ({**r, "adverse_events": ";".join(r["adverse_events"])} for r in rows)
+        CSV_COLUMNS,
+        (
+            {**r, "adverse_events": ";".join(r["adverse_events"]), "readings": len(r["readings"])}
+            for r in rows
+        ),
     )
 
 
@@ -170,7 +228,6 @@ def read_history_file(
     Raises:
         InputError: For an unreadable or malformed file, naming what is wrong.
     """
-    from ketadose.inputs import blood_pressure, moment
     from ketadose.libfile import read_file
 
     try:
@@ -184,25 +241,10 @@ def read_history_file(
             height_cm=None if person.get("height_cm") is None else float(person["height_cm"]),
             sex=person.get("sex"),
         )
-        sessions = []
-        for index, row in enumerate(data["sessions"]):
-            peak = row.get("bp_peak")
-            if not isinstance(row["date"], str):
-                raise InputError(f"sessions[{index}].date must be a string")
-            sessions.append(
-                SessionRecord(
-                    patient_id=patient.id,
-                    at=moment(row["date"], field=f"sessions[{index}].date", zone=zone),
-                    protocol=patient.protocol,
-                    dose_mg=float(row["total_dose_mg"]),
-                    dose_mg_per_kg=_optional(row.get("dose_mg_per_kg")),
-                    score=_optional(row.get("score")),
-                    bp_peak=None if peak is None else BloodPressure(*blood_pressure(str(peak))),
-                    heart_rate=_optional(row.get("heart_rate")),
-                    spo2=_optional(row.get("spo2")),
-                    adverse_events=tuple(str(a) for a in row.get("adverse_events") or ()),
-                )
-            )
+        rows = data["sessions"]
+        if not isinstance(rows, list):
+            raise InputError("sessions must be a list")
+        sessions = [_session(row, f"sessions[{i}]", patient, zone) for i, row in enumerate(rows)]
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
     except RecursionError:
@@ -215,6 +257,104 @@ def read_history_file(
     if patient.sex not in (None, "male", "female"):
         raise InputError(f"{path}: sex must be male or female")
     return patient, sessions
+
+
+_POLICIES = ("actual", "ideal", "adjusted", "lean")
+
+
+def _session(
+    row: dict[str, Any], where: str, patient: PatientRecord, zone: tzinfo
+) -> SessionRecord:
+    """One session of a history file, every field read as strictly as the store reads it."""
+    from ketadose.events import parse_list
+    from ketadose.inputs import blood_pressure, moment
+
+    def when(key: str) -> datetime | None:
+        value = row.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InputError(f"{where}.{key} must be a string")
+        return moment(value, field=f"{where}.{key}", zone=zone)
+
+    def text(key: str) -> str | None:
+        value = row.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}.{key} must be a string")
+        return value
+
+    if not isinstance(row.get("date"), str):
+        raise InputError(f"{where}.date must be a string")
+    policy = text("weight_policy")
+    if policy is not None and policy not in _POLICIES:
+        raise InputError(f"{where}.weight_policy must be one of {', '.join(_POLICIES)}")
+    peak = row.get("bp_peak")
+    readings = row.get("readings") or []
+    if not isinstance(readings, list):
+        raise InputError(f"{where}.readings must be a list")
+    at = when("date")
+    assert at is not None
+    return SessionRecord(
+        patient_id=patient.id,
+        at=at,
+        protocol=patient.protocol,
+        dose_mg=float(row["total_dose_mg"]),
+        dose_mg_per_kg=_optional(row.get("dose_mg_per_kg")),
+        duration_min=_optional(row.get("duration_min")),
+        score=_optional(row.get("score")),
+        bp_before=_pressure(row.get("bp_before")),
+        bp_peak=None if peak is None else BloodPressure(*blood_pressure(str(peak))),
+        bp_after=_pressure(row.get("bp_after")),
+        heart_rate=_optional(row.get("heart_rate")),
+        spo2=_optional(row.get("spo2")),
+        adverse_events=parse_list(row.get("adverse_events", []), field=f"{where}.adverse_events"),
+        notes=text("notes"),
+        weight_policy=policy,
+        dosing_weight_kg=_optional(row.get("dosing_weight_kg")),
+        planned_dose_mg=_optional(row.get("planned_dose_mg")),
+        planned_dose_mg_per_kg=_optional(row.get("planned_dose_mg_per_kg")),
+        stopped_at=when("stopped_at"),
+        stop_reason=text("stop_reason"),
+        discharged_at=when("discharged_at"),
+        readings=tuple(
+            _reading(reading, f"{where}.readings[{i}]", zone) for i, reading in enumerate(readings)
+        ),
+    )
+
+
+def _pressure(value: object) -> BloodPressure | None:
+    from ketadose.inputs import blood_pressure
+
+    return None if value is None else BloodPressure(*blood_pressure(str(value)))
+
+
+def _reading(row: object, where: str, zone: tzinfo) -> Reading:
+    from ketadose.inputs import moment
+
+    if not isinstance(row, dict) or not isinstance(row.get("at"), str):
+        raise InputError(f"{where} must be an object with an 'at' time")
+    bp = _pressure(row.get("bp"))
+    answer = row.get("answer", "continue")
+    if answer not in ("continue", "pause", "stop"):
+        raise InputError(f"{where}.answer must be continue, pause or stop")
+    sedation = row.get("sedation")
+    if sedation is not None and (
+        isinstance(sedation, bool) or not isinstance(sedation, int) or not 0 <= sedation <= 5
+    ):
+        raise InputError(f"{where}.sedation must be a whole score from 0 to 5")
+    findings = row.get("findings", [])
+    if not isinstance(findings, list) or not all(isinstance(f, str) for f in findings):
+        raise InputError(f"{where}.findings must be a list of finding codes")
+    return Reading(
+        at=moment(row["at"], field=f"{where}.at", zone=zone),
+        systolic=None if bp is None else bp.systolic,
+        diastolic=None if bp is None else bp.diastolic,
+        heart_rate=_optional(row.get("heart_rate")),
+        spo2=_optional(row.get("spo2")),
+        sedation=sedation,
+        answer=answer,
+        findings=tuple(findings),
+    )
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -322,6 +462,11 @@ def next_table(result: NextSession, console: Console) -> None:
         console.print(Text(f"  - {reason}"))
     earliest = result.earliest_date
     console.print(Text(f"Earliest: {earliest:%a %Y-%m-%d %H:%M} {label(earliest)}"))
+    if result.session is None:
+        for finding in result.findings:
+            if finding.severity.value != "info":
+                console.print(Text(f"{finding.severity.value.upper()}: {finding.message}"))
+        return
     table.checked_session(result.session, console, findings_first=False)
 
 
@@ -368,3 +513,179 @@ def audit_table(entries: list[AuditEntry], console: Console) -> None:
             entry.override_reason or "-",
         )
     console.print(table)
+
+
+class ScheduledReading(BaseModel):
+    """One reading the protocol's monitoring schedule asks for, and whether one was taken."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    label: str
+    at: AwareDatetime
+    taken_at: AwareDatetime | None
+
+
+class SessionReport(BaseModel):
+    """The ``session show --json`` document (plus ``schema_version``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    patient_id: str
+    session: int | None
+    protocol: str
+    date: AwareDatetime
+    weight_policy: str | None
+    dosing_weight_kg: Real | None
+    planned_dose_mg: Real | None
+    planned_dose_mg_per_kg: Real | None
+    given_dose_mg: Real
+    given_dose_mg_per_kg: Real | None
+    duration_min: Real | None
+    stopped_at: AwareDatetime | None
+    stop_reason: str | None
+    adverse_events: tuple[str, ...]
+    readings: tuple[HistoryReading, ...]
+    monitoring: str | None
+    sedation_scale: str | None
+    schedule: tuple[ScheduledReading, ...]
+    missing: int
+    tolerability: str
+    tolerability_reason: str
+    discharged_at: AwareDatetime | None
+    discharge_ready: bool
+    discharge_reasons: tuple[str, ...]
+    discharge_criteria: tuple[str, ...]
+
+
+def session_report(
+    protocol: Protocol, limits: LimitLibrary, session: SessionRecord, at: datetime
+) -> SessionReport:
+    """What ``session show`` reports about one session, as of ``at``.
+
+    Args:
+        protocol: The patient's protocol (its monitoring schedule and discharge criteria).
+        limits: The limit library (readiness: the pre-session limits).
+        session: The session.
+        at: As of when (discharge readiness).
+
+    Returns:
+        The report.
+    """
+    from ketadose.monitoring import missing, monitoring_text, readiness, schedule, tolerability
+
+    dues = schedule(protocol, session)
+    judged = tolerability(protocol, limits, session)
+    ready = readiness(protocol, limits, session, session.discharged_at or at, confirmed=True)
+    row = history_rows(PatientRecord("-", protocol.id, 0.0, 1.0), [session])[0]
+    monitoring = protocol.monitoring
+    return SessionReport(
+        patient_id=session.patient_id,
+        session=session.id,
+        protocol=protocol.id,
+        date=session.at,
+        weight_policy=session.weight_policy,
+        dosing_weight_kg=session.dosing_weight_kg,
+        planned_dose_mg=session.planned_dose_mg,
+        planned_dose_mg_per_kg=session.planned_dose_mg_per_kg,
+        given_dose_mg=session.dose_mg,
+        given_dose_mg_per_kg=session.dose_mg_per_kg,
+        duration_min=session.duration_min,
+        stopped_at=session.stopped_at,
+        stop_reason=session.stop_reason,
+        adverse_events=tuple(str(event) for event in session.adverse_events),
+        readings=tuple(HistoryReading(**reading) for reading in row["readings"]),
+        monitoring=None if monitoring is None else monitoring_text(monitoring),
+        sedation_scale=None if monitoring is None else monitoring.sedation_scale,
+        schedule=tuple(
+            ScheduledReading(
+                label=due.label,
+                at=due.at,
+                taken_at=None if due.reading is None else due.reading.at,
+            )
+            for due in dues
+        ),
+        missing=len(missing(dues)),
+        tolerability=judged.kind,
+        tolerability_reason=judged.reason,
+        discharged_at=session.discharged_at,
+        discharge_ready=ready.ready,
+        # Readiness here assumes the criteria are confirmed: `session discharge --confirm`
+        # is where a clinician confirms them.
+        discharge_reasons=ready.reasons,
+        discharge_criteria=ready.criteria,
+    )
+
+
+def session_report_json(report: SessionReport) -> str:
+    """The ``session show --json`` document."""
+    from ketadose.render.json import document
+
+    return document(report)
+
+
+def session_report_table(report: SessionReport, console: Console) -> None:
+    """Print a session report: dose and basis, the timeline, the schedule, readiness."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def mg(value: float | None, per_kg: float | None) -> str:
+        if value is None:
+            return "-"
+        shown = f"{format_number(value, 0.01)} mg"
+        return shown if per_kg is None else f"{shown} ({format_number(per_kg, 0.001)} mg/kg)"
+
+    basis = (
+        "-"
+        if report.dosing_weight_kg is None
+        else f"{format_number(report.dosing_weight_kg, 0.1)} kg"
+        + ("" if report.weight_policy is None else f" ({report.weight_policy} weight)")
+    )
+    console.print(
+        Text(
+            f"Session {report.session} of {report.patient_id} ({report.protocol}), "
+            f"{report.date:%Y-%m-%d %H:%M} {label(report.date)}",
+            style="bold",
+        )
+    )
+    console.print(Text(f"Planned: {mg(report.planned_dose_mg, report.planned_dose_mg_per_kg)}"))
+    console.print(Text(f"Given: {mg(report.given_dose_mg, report.given_dose_mg_per_kg)}"))
+    console.print(Text(f"Dosing weight: {basis}"))
+    if report.stopped_at is not None:
+        why = "" if report.stop_reason is None else f": {report.stop_reason}"
+        console.print(Text(f"Stopped early at {report.stopped_at:%H:%M}{why}"))
+    console.print(Text(f"Adverse events: {', '.join(report.adverse_events) or 'none recorded'}"))
+    if report.monitoring is not None:
+        console.print(Text(f"Monitoring: {report.monitoring}"))
+    readings = Table(title="Readings", title_justify="left")
+    for header in ("Time", "BP", "HR", "SpO2", report.sedation_scale or "Sedation", "Answer"):
+        readings.add_column(header, no_wrap=True)
+    for reading in report.readings:
+        readings.add_row(
+            f"{reading.at:%H:%M}",
+            reading.bp or "-",
+            "-" if reading.heart_rate is None else format_number(reading.heart_rate),
+            "-" if reading.spo2 is None else f"{format_number(reading.spo2)}%",
+            "-" if reading.sedation is None else str(reading.sedation),
+            reading.answer.upper(),
+        )
+    console.print(readings)
+    if report.schedule:
+        due = Table(title=f"Schedule ({report.missing} missing)", title_justify="left")
+        for header in ("Reading", "Due", "Taken"):
+            due.add_column(header, no_wrap=True)
+        for slot in report.schedule:
+            due.add_row(
+                slot.label,
+                f"{slot.at:%H:%M}",
+                "MISSING" if slot.taken_at is None else f"{slot.taken_at:%H:%M}",
+            )
+        console.print(due)
+    console.print(Text(f"Tolerability: {report.tolerability} ({report.tolerability_reason})"))
+    if report.discharged_at is not None:
+        console.print(Text(f"Discharged at {report.discharged_at:%Y-%m-%d %H:%M}"))
+    elif report.discharge_ready:
+        console.print(Text("Ready for discharge once the criteria are confirmed:"))
+    else:
+        console.print(Text("Not ready for discharge: " + "; ".join(report.discharge_reasons)))
+    for criterion in report.discharge_criteria:
+        console.print(Text(f"  - {criterion}"))

@@ -1,0 +1,385 @@
+"""Around a session: the vitals timeline, an early stop, tolerability, discharge readiness.
+
+The timeline is matched against the protocol's schedule; an early stop gives what was
+delivered by then; tolerability is judged on evidence.
+
+Pure: times come in as arguments. Each reading is checked when it is recorded: before the
+dose against the pre-session limits, from the start of dosing to discharge against the
+during-session limits, and answered continue, pause (a soft limit) or stop (a hard one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from ketadose.clock import elapsed, instant, shift
+from ketadose.events import Grade
+from ketadose.limits import LimitLibrary, check_vitals
+from ketadose.models import Finding, PhaseDose, Severity, Vitals
+from ketadose.protocols import Cadence, Monitoring, Protocol
+from ketadose.records import Answer, Reading, SessionRecord
+from ketadose.units import format_number
+
+#: The sedation scales a protocol may name, with their range (lowest, highest).
+SEDATION_SCALES: dict[str, tuple[int, int]] = {
+    # Modified Observer's Assessment of Alertness/Sedation: 5 responds readily to name spoken
+    # in a normal tone ... 0 no response to a painful stimulus (Chernik DA et al. J Clin
+    # Psychopharmacol 1990;10:244-251); the scale the Spravato label measured sedation with.
+    "MOAA/S": (0, 5),
+}
+
+Period = Literal["before", "during", "after"]
+
+
+def period(session: SessionRecord, at: datetime) -> Period:
+    """Whether a time is before the dose, during the session (to discharge), or after it."""
+    if instant(at) < instant(session.at):
+        return "before"
+    if session.discharged_at is not None and instant(at) > instant(session.discharged_at):
+        return "after"
+    return "during"
+
+
+def check_reading(
+    limits: LimitLibrary, protocol: Protocol, vitals: Vitals, when: Period
+) -> tuple[Answer, tuple[Finding, ...]]:
+    """Check one reading and answer it: continue, pause (soft) or stop (hard).
+
+    Before the dose the pre-session limits apply (pause: wait and recheck; stop: do not
+    start); from the dose to discharge the during-session limits.
+    """
+    found = tuple(
+        check_vitals(limits, protocol.id, protocol.route, vitals, during=when != "before")
+    )
+    severities = {f.severity for f in found}
+    answer: Answer = (
+        "stop"
+        if Severity.HARD in severities
+        else "pause"
+        if Severity.SOFT in severities
+        else "continue"
+    )
+    return answer, found
+
+
+def delivered_mg(phases: Sequence[PhaseDose], minutes: float) -> float:
+    """What a programme has delivered ``minutes`` after it started (phases run in order).
+
+    A phase with a duration delivers its dose evenly over it; one without (an injection, a
+    device) all at its start.
+    """
+    given = 0.0
+    start = 0.0
+    for phase in phases:
+        dose = phase.delivered_dose_mg if phase.delivered_dose_mg is not None else phase.dose_mg
+        length = phase.duration_min or 0.0
+        if minutes < start:
+            break
+        given += dose if length <= 0 else dose * min(1.0, (minutes - start) / length)
+        start += length
+    return given
+
+
+def infusion_end(session: SessionRecord) -> datetime:
+    """When dosing ended: the early stop, or the start plus the programme's duration."""
+    if session.stopped_at is not None:
+        return session.stopped_at
+    return shift(session.at, timedelta(minutes=session.duration_min or 0.0))
+
+
+def observation_end(protocol: Protocol, session: SessionRecord) -> datetime:
+    """The earliest discharge: the end of dosing plus the protocol's minimum observation."""
+    minimum = 0.0 if protocol.observation is None else protocol.observation.minimum.value
+    return shift(infusion_end(session), timedelta(minutes=minimum))
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One scheduled reading and the reading that met it (None: missing).
+
+    Attributes:
+        label: ``before``, ``during +10 min``, ``after +15 min``, ``at 40 min``,
+            ``before discharge``.
+        at: The scheduled time (for ``before``, the start of dosing).
+        earliest: The earliest time a reading counts for it.
+        latest: The latest time.
+        reading: The reading that met it.
+    """
+
+    label: str
+    at: datetime
+    earliest: datetime
+    latest: datetime
+    reading: Reading | None
+
+
+def _ticks(cadences: Sequence[Cadence], length_min: float) -> list[float]:
+    """Minutes into a period at which a cadence schedules a reading (the end included)."""
+    ticks: list[float] = []
+    offset = 0.0
+    for cadence in cadences:
+        span = length_min - offset if cadence.span is None else cadence.span.value
+        stop = min(length_min, offset + span)
+        t = offset + cadence.every.value
+        while t <= stop + 1e-9:
+            ticks.append(t)
+            t += cadence.every.value
+        offset = stop
+        if offset >= length_min:
+            break
+    return ticks
+
+
+def schedule(protocol: Protocol, session: SessionRecord) -> tuple[Due, ...]:
+    """The protocol's scheduled readings for a session, each with the reading that met it.
+
+    A reading meets at most one scheduled time (the nearest unmet one in its window), so
+    one reading cannot stand for several.
+    """
+    monitoring = protocol.monitoring
+    if monitoring is None:
+        return ()
+    start = session.at
+    end = infusion_end(session)
+    leave = observation_end(protocol, session)
+    window = timedelta(minutes=monitoring.window.value)
+    slots: list[tuple[str, datetime, datetime, datetime]] = []
+    if monitoring.before:
+        slots.append(
+            (
+                "before",
+                start,
+                shift(start, -timedelta(minutes=monitoring.before_within.value)),
+                start,
+            )
+        )
+    during = elapsed(end, start).total_seconds() / 60
+    for minute in _ticks(monitoring.during, during):
+        at = shift(start, timedelta(minutes=minute))
+        slots.append((f"during +{format_number(minute)} min", at, at - window, at + window))
+    after = elapsed(leave, end).total_seconds() / 60
+    for minute in _ticks(monitoring.after, after):
+        at = shift(end, timedelta(minutes=minute))
+        slots.append((f"after +{format_number(minute)} min", at, at - window, at + window))
+    for fixed in monitoring.at:
+        at = shift(start, timedelta(minutes=fixed.value))
+        slots.append((f"at {fixed}", at, at - window, at + window))
+    if monitoring.before_discharge:
+        discharge = session.discharged_at or leave
+        slots.append(("before discharge", discharge, discharge - window, discharge))
+    slots.sort(key=lambda slot: instant(slot[1]))
+    return _match(slots, session.readings)
+
+
+def _match(
+    slots: list[tuple[str, datetime, datetime, datetime]], readings: Sequence[Reading]
+) -> tuple[Due, ...]:
+    used: set[int] = set()
+    dues = []
+    for label, at, earliest, latest in slots:
+        candidates = [
+            (abs(elapsed(r.at, at)), index)
+            for index, r in enumerate(readings)
+            if index not in used and instant(earliest) <= instant(r.at) <= instant(latest)
+        ]
+        chosen = min(candidates, default=None)
+        reading = None
+        if chosen is not None:
+            used.add(chosen[1])
+            reading = readings[chosen[1]]
+        dues.append(Due(label, at, earliest, latest, reading))
+    return tuple(dues)
+
+
+def missing(dues: Sequence[Due]) -> tuple[Due, ...]:
+    """The scheduled readings no reading met."""
+    return tuple(due for due in dues if due.reading is None)
+
+
+Tolerance = Literal["tolerated", "not-shown", "not-tolerated", "ungraded", "severe", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerability:
+    """What a session shows about tolerability, and why.
+
+    ``kind`` in order of gravity: ``tolerated`` (evidence: the scheduled readings present,
+    none past a soft during-session limit, no adverse event of moderate grade or worse);
+    ``not-shown`` (readings missing, so tolerability is not in evidence); ``not-tolerated``
+    (a moderate event or a reading past a soft limit); ``ungraded`` (an event without a
+    grade); ``severe`` (a severe event, a reading past a hard limit, or the infusion stopped
+    early); ``stop`` (a life-threatening event).
+    """
+
+    kind: Tolerance
+    reason: str
+
+    @property
+    def escalation_allowed(self) -> bool:
+        """Whether the session is evidence enough to raise the dose."""
+        return self.kind == "tolerated"
+
+
+def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecord) -> Tolerability:
+    """Judge one session's tolerability from what was recorded, never from its absence."""
+    day = f"{session.at:%Y-%m-%d}"
+    worst = max(
+        (event for event in session.adverse_events if event.grade is not None),
+        key=lambda event: event.grade or 0,
+        default=None,
+    )
+    grade = None if worst is None else worst.grade
+    if grade is Grade.LIFE_THREATENING:
+        return Tolerability("stop", f"life-threatening adverse event on {day}: {worst}")
+    if grade is Grade.SEVERE:
+        return Tolerability("severe", f"severe adverse event on {day}: {worst}")
+    stopped = [r for r in session.readings if r.answer == "stop"]
+    if stopped:
+        return Tolerability(
+            "severe",
+            f"a reading on {day} at {stopped[0].at:%H:%M} was past a hard during-session limit "
+            f"({', '.join(stopped[0].findings)})",
+        )
+    summary = _summary(session)
+    summary_findings = (
+        ()
+        if summary is None
+        else tuple(check_vitals(limits, protocol.id, protocol.route, summary, during=True))
+    )
+    hard = [f for f in summary_findings if f.severity is Severity.HARD]
+    if hard:
+        return Tolerability("severe", f"not tolerated on {day}: {hard[0].message}")
+    if session.stopped_at is not None:
+        why = f": {session.stop_reason}" if session.stop_reason else ""
+        return Tolerability(
+            "severe", f"the infusion on {day} was stopped early at {session.stopped_at:%H:%M}{why}"
+        )
+    ungraded = [e for e in session.adverse_events if e.grade is None]
+    if ungraded:
+        return Tolerability(
+            "ungraded",
+            f"adverse event {ungraded[0].term!r} on {day} was recorded without a grade: "
+            "grade it before the next dose is decided",
+        )
+    if grade is Grade.MODERATE:
+        return Tolerability("not-tolerated", f"moderate adverse event on {day}: {worst}")
+    paused = [r for r in session.readings if r.answer == "pause"]
+    if paused:
+        return Tolerability(
+            "not-tolerated",
+            f"a reading on {day} at {paused[0].at:%H:%M} was past a soft limit "
+            f"({', '.join(paused[0].findings)})",
+        )
+    soft = [f for f in summary_findings if f.severity is Severity.SOFT]
+    if soft:
+        return Tolerability("not-tolerated", f"not tolerated on {day}: {soft[0].message}")
+    if session.readings:
+        gaps = missing(schedule(protocol, session))
+        if protocol.monitoring is None and not any(
+            period(session, r.at) == "during" for r in session.readings
+        ):
+            return Tolerability("not-shown", f"no reading during the session on {day}")
+        if gaps:
+            labels = ", ".join(due.label for due in gaps[:4])
+            more = f" and {len(gaps) - 4} more" if len(gaps) > 4 else ""
+            return Tolerability(
+                "not-shown",
+                f"{len(gaps)} scheduled reading(s) missing on {day} ({labels}{more}): "
+                "tolerability is not in evidence",
+            )
+        return Tolerability("tolerated", f"tolerated on {day}: every scheduled reading in limits")
+    if summary is None:
+        return Tolerability(
+            "not-shown",
+            f"no vital signs recorded during the session on {day} (peak blood pressure, "
+            "heart rate and SpO2, or a timeline): tolerability is not in evidence",
+        )
+    return Tolerability(
+        "tolerated", f"tolerated on {day}: peak blood pressure, heart rate and SpO2 in limits"
+    )
+
+
+def _summary(session: SessionRecord) -> Vitals | None:
+    """The session's summary vitals (peak BP, highest HR, lowest SpO2), if all were recorded."""
+    peak = session.bp_peak
+    if peak is None or session.heart_rate is None or session.spo2 is None:
+        return None
+    return Vitals(
+        systolic=peak.systolic,
+        diastolic=peak.diastolic,
+        heart_rate=session.heart_rate,
+        spo2=session.spo2,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether a patient may be discharged, and what stands in the way."""
+
+    ready: bool
+    reasons: tuple[str, ...]
+    criteria: tuple[str, ...]
+
+
+def readiness(
+    protocol: Protocol,
+    limits: LimitLibrary,
+    session: SessionRecord,
+    at: datetime,
+    *,
+    confirmed: bool,
+) -> Readiness:
+    """Discharge readiness at ``at``.
+
+    Ready when the protocol's observation time has elapsed since dosing ended, the latest
+    reading (taken after dosing ended) is within the pre-session soft limits, and the
+    clinician confirms the protocol's discharge criteria.
+    """
+    reasons: list[str] = []
+    leave = observation_end(protocol, session)
+    if instant(at) < instant(leave):
+        wait = elapsed(leave, at).total_seconds() / 60
+        reasons.append(
+            f"observation not over: {format_number(wait, 1)} min more (until {leave:%H:%M})"
+        )
+    end = infusion_end(session)
+    latest = max(
+        (r for r in session.readings if instant(end) <= instant(r.at) <= instant(at)),
+        key=lambda r: instant(r.at),
+        default=None,
+    )
+    if latest is None:
+        reasons.append("no reading since dosing ended")
+    else:
+        found = [
+            f
+            for f in check_vitals(limits, protocol.id, protocol.route, latest.vitals, during=False)
+            if f.severity is not Severity.INFO
+        ]
+        if found:
+            reasons.append(
+                f"the reading at {latest.at:%H:%M} is not back within the pre-session limits: "
+                f"{found[0].message}"
+            )
+    criteria = tuple(note.text for note in protocol.discharge)
+    if not confirmed:
+        reasons.append("the protocol's discharge criteria are not confirmed (--confirm)")
+    return Readiness(not reasons, tuple(reasons), criteria)
+
+
+def monitoring_text(monitoring: Monitoring) -> str:
+    """The schedule in one line, for ``protocols show`` and ``session show``."""
+    parts = []
+    if monitoring.before:
+        parts.append(f"before the dose (within {monitoring.before_within})")
+    for label, cadences in (("during", monitoring.during), ("after", monitoring.after)):
+        for cadence in cadences:
+            span = "" if cadence.span is None else f" for {cadence.span}"
+            parts.append(f"every {cadence.every} {label}{span}")
+    parts.extend(f"at {fixed}" for fixed in monitoring.at)
+    if monitoring.before_discharge:
+        parts.append("before discharge")
+    return "; ".join(parts) + f" (a reading counts within {monitoring.window})"
