@@ -1766,6 +1766,13 @@ def next_session(
             dir_okay=False,
         ),
     ] = None,
+    rebase: Annotated[
+        PolicyOption | None,
+        typer.Option(
+            "--dosing-weight",
+            help="Change the dosing basis to this weight (default: keep the sessions' basis).",
+        ),
+    ] = None,
     clinician: ClinicianOpt = None,
     store: StoreFile = None,
     protocols: ProtocolsFile = None,
@@ -1776,9 +1783,10 @@ def next_session(
     force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
-    """Recommend the next session: start, escalate, hold, reduce or reassess, with reasons."""
+    """Recommend the next session (start, escalate, titrate, hold, reduce, stop, reassess)."""
     from ketadose import inputs
     from ketadose.escalation import decide
+    from ketadose.models import WeightPolicy
     from ketadose.render import records
 
     chosen = _format("next", output_format, output, force, json=json)
@@ -1793,21 +1801,35 @@ def next_session(
             record = db.patient(patient_id)
             sessions = db.sessions(patient_id)
     entry = library.get_protocol(record.protocol)
-    result = decide(entry, record, sessions, limit_library, at=at)
-    if history_file is None and any(f.severity.value != "info" for f in result.findings):
-        with _open_store(store) as db:
-            db.append_audit(
-                _audit_entry(
-                    clinician,
-                    "next",
-                    patient_id,
-                    {"date": date},
-                    result.findings,
-                    result.status,
-                    None,
-                    limit_library.ref.sha256,
-                )
+    result = decide(
+        entry,
+        record,
+        sessions,
+        limit_library,
+        at=at,
+        rebase=None if rebase is None else WeightPolicy(rebase.value),
+    )
+    # Every recommendation is logged, from the store or from a history file alike.
+    with _open_store(store) as db:
+        db.append_audit(
+            _audit_entry(
+                clinician,
+                "next",
+                patient_id,
+                {
+                    "date": date,
+                    "history": history_file,
+                    "dosing_weight": None if rebase is None else rebase.value,
+                    "decision": result.decision,
+                    "rule": result.rule,
+                    "total_dose_mg": result.total_dose_mg,
+                },
+                result.findings,
+                result.status,
+                None,
+                limit_library.ref.sha256,
             )
+        )
     _emit(
         "next",
         chosen,
@@ -1816,12 +1838,18 @@ def next_session(
         (result,),
         lambda console: records.next_table(result, console),
     )
-    _finish(
-        result.status,
-        result.ready,
-        "the recommended dose exceeds a hard limit",
-        soft="soft limit exceeded by the recommended dose: review it (see the findings)",
+    refused = (
+        f"{result.decision}: no dose to start (see the reasons)"
+        if result.decision == "stop"
+        else "the recommended dose exceeds a hard limit"
     )
+    soft = (
+        f"{result.decision}: review before the next session (see the reasons); no programme "
+        "is ready to start"
+        if result.decision in ("reduce", "reassess")
+        else "soft limit exceeded by the recommended dose: review it (see the findings)"
+    )
+    _finish(result.status, result.ready, refused, soft=soft)
 
 
 @app.command()

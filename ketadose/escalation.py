@@ -387,6 +387,7 @@ def decide(
         dose_mg_per_kg=None if session is None else session.total_dose_mg_per_kg,
         total_dose_mg=None if session is None else session.total_dose_mg,
         basis=basis,
+        session=session,
     )
 
 
