@@ -21,9 +21,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, StoreError
 from ketadose.libfile import Count, Flag, LibraryHeader, Sourced, Strict, read_shipped
 from ketadose.models import Finding, LibraryRef, Severity
+from ketadose.scores import ScoreRecord
 
 SHIPPED_FILE = "instruments.toml"
 
@@ -154,6 +155,21 @@ class InstrumentLibrary:
         if found is None:
             known = ", ".join(sorted(self.instruments))
             raise InputError(f"unknown instrument {_shown(instrument_id)}: use one of {known}")
+        return found
+
+    def get_stored(self, record: ScoreRecord) -> Instrument:
+        """The instrument of a stored score.
+
+        Raises:
+            StoreError: The store names an instrument there is none of (exit 6: nobody typed
+                it now).
+        """
+        found = self.instruments.get(record.instrument)
+        if found is None:
+            raise StoreError(
+                f"score {record.id} of patient {record.patient_id!r} names an unknown "
+                f"instrument {_shown(record.instrument)}"
+            )
         return found
 
 
@@ -424,3 +440,30 @@ def outcome(instrument: Instrument, baseline: int, total: int) -> Outcome:
     )
     remission = None if instrument.remission is None else total <= instrument.remission.at_most
     return Outcome(fall, response, remission)
+
+
+def rescore(instrument: Instrument, record: ScoreRecord) -> Score:
+    """Score a stored record again (its band and safety flags are not stored, only answers).
+
+    Args:
+        instrument: The record's instrument.
+        record: The stored score.
+
+    Returns:
+        The score.
+
+    Raises:
+        StoreError: The stored answers do not fit the instrument (the row was changed outside
+            ketadose): exit 6, not an input error, since nobody typed them now.
+    """
+    try:
+        if record.instrument != instrument.id:
+            raise InputError(f"it is a {record.instrument} score, not {instrument.id}")
+        if record.items is None:
+            return score_total(instrument, record.total)
+        return score(instrument, record.items)
+    except InputError as error:
+        raise StoreError(
+            f"score {record.id} of patient {record.patient_id!r} does not fit "
+            f"{instrument.label}: {error}; the row was changed outside ketadose"
+        ) from None
