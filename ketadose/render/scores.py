@@ -149,6 +149,8 @@ def _yes_no(value: bool | None) -> str | None:
 #: Drawing size of :func:`trend_chart` in CSS pixels (fits A4 and Letter, as ``render.svg``).
 CHART_WIDTH, CHART_HEIGHT = 640, 200
 _LEFT, _RIGHT, _TOP, _BOTTOM = 40, 150, 30, 28
+#: The least vertical room (px) between two mark labels, and the longest label in the margin.
+_MIN_LABEL_GAP, _MAX_MARK_TEXT = 11.0, 24
 
 
 def trend_chart(instrument: Instrument, scores: Sequence[ScoreRecord]) -> str:
@@ -192,19 +194,25 @@ def trend_chart(instrument: Instrument, scores: Sequence[ScoreRecord]) -> str:
         f"<title>{escape(title)}</title>",
         f'<text x="{_LEFT}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
     ]
-    marks: list[tuple[float, str]] = [(b.low, b.label) for b in instrument.bands if b.low > low]
+    marks = [(b.low, f"{b.low}: {b.label}") for b in instrument.bands if b.low > low]
     if instrument.remission is not None:
         marks.append((instrument.remission.at_most, f"remission <= {instrument.remission.at_most}"))
+    labelled_y = float("inf")
     for value, text in sorted(marks):
         line_y = _f(y(value))
         out.append(
             f'<line x1="{_LEFT}" y1="{line_y}" x2="{CHART_WIDTH - _RIGHT}" y2="{line_y}" '
             'stroke="#999" stroke-width="0.5" stroke-dasharray="3,3"/>'
         )
-        out.append(
-            f'<text x="{CHART_WIDTH - _RIGHT + 4}" y="{_f(y(value) + 4)}">'
-            f"{escape(f'{value:g} {text}')}</text>"
-        )
+        # A label that would not fit the margin is shortened to its total; one that would
+        # overlap the label below it is left out (its line stays).
+        if labelled_y - y(value) >= _MIN_LABEL_GAP:
+            shown = text if len(text) <= _MAX_MARK_TEXT else str(value)
+            out.append(
+                f'<text x="{CHART_WIDTH - _RIGHT + 4}" y="{_f(y(value) + 4)}">'
+                f"{escape(shown)}</text>"
+            )
+            labelled_y = y(value)
     for value in (low, high):
         out.append(f'<text x="{_LEFT - 6}" y="{_f(y(value) + 4)}" text-anchor="end">{value}</text>')
     points = " ".join(f"{_f(x(i))},{_f(y(s.total))}" for i, s in enumerate(mine))
@@ -337,7 +345,7 @@ def scores_table(
         if row["safety"]:
             flags = ", ".join(f"item {f['item']} = {f['value']}" for f in row["safety"])
             if row["needs_acknowledgement"]:
-                safety = Text(f"{flags}: NOT ACKNOWLEDGED", style="bold")
+                safety = Text(f"{flags}: UNACKNOWLEDGED", style="bold")
             else:
                 safety = Text(f"{flags}: acknowledged by {row['acknowledged_by']}")
         table.add_row(
