@@ -198,7 +198,14 @@ def read_file(path: Path) -> bytes:
 
 
 #: The sources of the classes a compiled twin holds: any change to them makes a twin stale.
-MODEL_SOURCES = ("libfile.py", "protocols.py", "limits.py", "models.py", "units.py")
+MODEL_SOURCES = (
+    "libfile.py",
+    "protocols.py",
+    "limits.py",
+    "models.py",
+    "units.py",
+    "instruments.py",
+)
 
 
 def sources_fingerprint() -> str:

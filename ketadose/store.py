@@ -1,4 +1,4 @@
-"""The record store: patients, sessions given, and the append-only audit log, in SQLite.
+"""The record store: patients, sessions given, questionnaire scores and the append-only audit log.
 
 One file (stdlib :mod:`sqlite3`) in WAL mode with foreign keys on. Every write is one
 ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue behind a 5 s busy timeout instead
@@ -48,6 +48,7 @@ from ketadose.errors import InputError, KetadoseError, StoreError
 from ketadose.events import AdverseEvent
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, Reading, SessionRecord
+from ketadose.scores import ScoreRecord
 
 #: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
 APPLICATION_ID = 0x4B444F53
@@ -332,8 +333,60 @@ def _migrate_to_v3(conn: sqlite3.Connection, context: MigrationContext) -> None:
         )
 
 
+_SCORES = (
+    # One row per questionnaire answered. items_json is the item answers as a JSON list, or
+    # NULL for a total recorded alone (a clinician-rated MADRS). The acknowledgement of a
+    # safety finding (PHQ-9 item 9) is three columns, all set or all NULL.
+    """
+    CREATE TABLE scores (
+        id INTEGER PRIMARY KEY,
+        patient_id TEXT NOT NULL REFERENCES patients (id),
+        at TEXT NOT NULL,
+        instrument TEXT NOT NULL CHECK (length(instrument) > 0),
+        items_json TEXT,
+        total INTEGER NOT NULL CHECK (typeof(total) = 'integer' AND total >= 0),
+        acknowledged_by TEXT CHECK (acknowledged_by IS NULL OR length(acknowledged_by) > 0),
+        acknowledged_at TEXT,
+        acknowledgement TEXT CHECK (acknowledgement IS NULL OR length(acknowledgement) > 0),
+        CHECK ((acknowledged_by IS NULL) = (acknowledged_at IS NULL)),
+        CHECK ((acknowledged_by IS NULL) = (acknowledgement IS NULL))
+    )
+    """,
+    "CREATE INDEX scores_by_patient ON scores (patient_id, at)",
+    # A recorded answer is never lost or rewritten: the only change allowed is acknowledging
+    # a finding once (the three acknowledgement columns, from NULL); a score is never deleted.
+    """
+    CREATE TRIGGER scores_acknowledge_only BEFORE UPDATE ON scores
+    WHEN OLD.acknowledged_at IS NOT NULL
+        OR NEW.id IS NOT OLD.id OR NEW.patient_id IS NOT OLD.patient_id OR NEW.at IS NOT OLD.at
+        OR NEW.instrument IS NOT OLD.instrument OR NEW.items_json IS NOT OLD.items_json
+        OR NEW.total IS NOT OLD.total
+    BEGIN
+        SELECT RAISE(ABORT, 'a recorded score is kept: only a first acknowledgement may be added');
+    END
+    """,
+    """
+    CREATE TRIGGER scores_no_delete BEFORE DELETE ON scores
+    BEGIN
+        SELECT RAISE(ABORT, 'a recorded score is kept as answered: DELETE refused');
+    END
+    """,
+)
+
+
+def _migrate_scores(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """Add the ``scores`` table (questionnaires scored item by item); changes nothing else."""
+    for statement in _SCORES:
+        conn.execute(statement)
+
+
 #: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (_migrate_to_v1, _migrate_to_v2, _migrate_to_v3)
+MIGRATIONS: tuple[Migration, ...] = (
+    _migrate_to_v1,
+    _migrate_to_v2,
+    _migrate_to_v3,
+    _migrate_scores,
+)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: int = len(MIGRATIONS)
@@ -352,6 +405,10 @@ _READING_COLUMNS = (
     "session_id, at, systolic, diastolic, heart_rate, spo2, sedation, answer, findings_json"
 )
 _POLICIES = (None, "actual", "ideal", "adjusted", "lean")
+_SCORE_COLUMNS = (
+    "id, patient_id, at, instrument, items_json, total, acknowledged_by, acknowledged_at, "
+    "acknowledgement"
+)
 _AUDIT_COLUMNS = (
     "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
     "library_sha256"
@@ -773,6 +830,115 @@ class Store:
                 raise InputError(f"session {session_id} is discharged already")
             self._insert_audit(conn, entry)
 
+    # --- scores -----------------------------------------------------------------------------
+
+    def record_score(self, score: ScoreRecord) -> int:
+        """Store a questionnaire score as given.
+
+        Returns:
+            The new score's row id.
+
+        Raises:
+            InputError: Unknown patient, the record has an id already, or a value is unusable
+                (an item or total that is not a whole number of at least 0, a total that is not
+                the sum of the items, half an acknowledgement).
+            StoreError: The store cannot be written; nothing was.
+        """
+        _check_score(score)
+        with self._transaction("record the score") as conn:
+            return self._insert_score(conn, score)
+
+    def record_score_with_audit(self, score: ScoreRecord, entry: AuditEntry) -> int:
+        """Store a score and its audit entry in one transaction: both or neither.
+
+        Returns:
+            The new score's row id.
+
+        Raises:
+            InputError: As :meth:`record_score` and :meth:`append_audit`.
+            StoreError: The store cannot be written; neither was.
+        """
+        _check_score(score)
+        _check_audit(entry)
+        with self._transaction("record the score and its audit entry") as conn:
+            score_id = self._insert_score(conn, score)
+            self._insert_audit(conn, entry)
+        return score_id
+
+    def acknowledge_score_with_audit(
+        self,
+        patient_id: str,
+        score_id: int,
+        *,
+        by: str,
+        at: datetime,
+        text: str,
+        entry: AuditEntry,
+    ) -> ScoreRecord:
+        """Acknowledge a stored score's safety finding, with its audit entry, in one transaction.
+
+        A score is acknowledged once; the answers themselves never change.
+
+        Returns:
+            The score as it now is.
+
+        Raises:
+            InputError: Unknown patient, no such score for this patient, already acknowledged,
+                or an empty name or text.
+            StoreError: The store cannot be written; nothing was.
+        """
+        if not by.strip() or not text.strip():
+            raise InputError("an acknowledgement needs who made it and what they wrote")
+        _in_range("acknowledged_at", at)
+        stamp = _stamp(at, "the time of the acknowledgement")
+        _check_audit(entry)
+        with self._transaction("acknowledge the score") as conn:
+            if (
+                conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone()
+                is None
+            ):
+                raise _unknown(patient_id)
+            row = conn.execute(
+                f"SELECT {_SCORE_COLUMNS} FROM scores WHERE id = ? AND patient_id = ?",
+                (score_id, patient_id),
+            ).fetchone()
+            if row is None:
+                raise InputError(f"patient {patient_id!r} has no score {score_id}")
+            current = _score_from_row(self._path, row, self._naive_zone, self._zone)
+            if current.acknowledged:
+                raise InputError(
+                    f"score {score_id} was acknowledged already by {current.acknowledged_by}"
+                )
+            conn.execute(
+                "UPDATE scores SET acknowledged_by = ?, acknowledged_at = ?, acknowledgement = ?"
+                " WHERE id = ?",
+                (by, stamp, text, score_id),
+            )
+            self._insert_audit(conn, entry)
+            row = conn.execute(
+                f"SELECT {_SCORE_COLUMNS} FROM scores WHERE id = ?", (score_id,)
+            ).fetchone()
+        return _score_from_row(self._path, row, self._naive_zone, self._zone)
+
+    def scores(self, patient_id: str) -> list[ScoreRecord]:
+        """The patient's scores (every instrument) in time order, with their row ids.
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        with self._reading("read the scores") as conn:
+            if (
+                conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone()
+                is None
+            ):
+                raise _unknown(patient_id)
+            rows = conn.execute(
+                f"SELECT {_SCORE_COLUMNS} FROM scores WHERE patient_id = ? ORDER BY {_BY_TIME}",
+                (patient_id,),
+            ).fetchall()
+        return [_score_from_row(self._path, row, self._naive_zone, self._zone) for row in rows]
+
     # --- audit ------------------------------------------------------------------------------
 
     def append_audit(self, entry: AuditEntry) -> int:
@@ -916,6 +1082,26 @@ class Store:
     def _session_exists(self, conn: sqlite3.Connection, session_id: int) -> None:
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
             raise InputError(f"no session {session_id} in the store")
+
+    def _insert_score(self, conn: sqlite3.Connection, score: ScoreRecord) -> int:
+        with _known_patient(score.patient_id):
+            cursor = conn.execute(
+                f"INSERT INTO scores ({_SCORE_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+                (
+                    None,
+                    score.patient_id,
+                    _stamp(score.at, "the score's time"),
+                    score.instrument,
+                    None if score.items is None else json.dumps(list(score.items)),
+                    score.total,
+                    score.acknowledged_by,
+                    None
+                    if score.acknowledged_at is None
+                    else _stamp(score.acknowledged_at, "the time of the acknowledgement"),
+                    score.acknowledgement,
+                ),
+            )
+        return _row_id(cursor)
 
     def _insert_audit(self, conn: sqlite3.Connection, entry: AuditEntry) -> int:
         cursor = conn.execute(
@@ -1094,6 +1280,30 @@ def _check_reading(reading: Reading) -> None:
     _in_range("the reading's time", reading.at)
     for name in ("systolic", "diastolic", "heart_rate", "spo2"):
         _finite(name, getattr(reading, name))
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_score(score: ScoreRecord) -> None:
+    if score.id is not None:
+        raise InputError(f"the score is stored already (id {score.id})")
+    _in_range("at", score.at)
+    if not score.instrument:
+        raise InputError("a score needs its instrument")
+    if not _whole_number(score.total):
+        raise InputError(f"total must be a whole number of at least 0, not {score.total!r}")
+    if score.items is not None:
+        if not score.items or not all(_whole_number(item) for item in score.items):
+            raise InputError("items must be whole numbers of at least 0")
+        if sum(score.items) != score.total:
+            raise InputError(f"total {score.total} is not the sum of the items")
+    parts = (score.acknowledged_by, score.acknowledged_at, score.acknowledgement)
+    if any(part is None for part in parts) and any(part is not None for part in parts):
+        raise InputError("an acknowledgement needs who, when and what they wrote")
+    if score.acknowledged_at is not None:
+        _in_range("acknowledged_at", score.acknowledged_at)
 
 
 def _check_audit(entry: AuditEntry) -> None:
@@ -1330,6 +1540,43 @@ def _reading_from_row(path: Path, row: Sequence[Any], zone: tzinfo | None) -> Re
         sedation=sedation,
         answer=check.choice("answer", row[8], ("continue", "pause", "stop")),
         findings=tuple(findings),
+    )
+
+
+def _score_from_row(
+    path: Path, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
+) -> ScoreRecord:
+    check = _Row(path, "scores", row[0], naive_zone, zone)
+    total = check.integer("total", row[5])
+    if total < 0:
+        raise check.error("total", f"is {_shown(row[5])}, not a whole number of at least 0")
+    items: tuple[int, ...] | None = None
+    if row[4] is not None:
+        parsed = json.loads(check.json("items_json", row[4]))
+        if (
+            not isinstance(parsed, list)
+            or not parsed
+            or not all(_whole_number(item) for item in parsed)
+        ):
+            raise check.error("items_json", "is not a list of whole numbers of at least 0")
+        items = tuple(parsed)
+        if sum(items) != total:
+            raise check.error("total", f"is {total}, not the sum of the items ({sum(items)})")
+    by = check.optional_text("acknowledged_by", row[6])
+    text = check.optional_text("acknowledgement", row[8])
+    at = None if row[7] is None else check.moment("acknowledged_at", row[7])
+    if not ((by is None) == (at is None) == (text is None)) or by == "" or text == "":
+        raise check.error("acknowledgement", "is incomplete (who, when and what are needed)")
+    return ScoreRecord(
+        id=check.integer("id", row[0]),
+        patient_id=check.text("patient_id", row[1]),
+        at=check.moment("at", row[2]),
+        instrument=check.text("instrument", row[3]),
+        items=items,
+        total=total,
+        acknowledged_by=by,
+        acknowledged_at=at,
+        acknowledgement=text,
     )
 
 

@@ -433,3 +433,152 @@ class TestReviewRegressions:
         base = ["plan", "-p", "depression", "--weight", "80kg"]
         start = [] if "--start" in args else ["--start", "2026-11-30"]
         assert run(*base, *start, *args).exit_code == 2
+
+
+# --- questionnaire scores -------------------------------------------------------------------
+
+
+def score(*args: str, date: str = "2026-12-07T08:50") -> Any:
+    return run("score", "record", "P1", "--date", date, *args)
+
+
+def scores_json() -> Any:
+    shown = run("score", "show", "P1", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+class TestScores:
+    """`score record` validates and stores every answer; a safety finding never passes silently."""
+
+    def test_phq9_recorded_item_by_item(self) -> None:
+        add_patient()
+        result = score("--instrument", "phq9", "--items", "1,1,1,1,1,1,1,1,0")
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == ""
+        assert "recorded score 1 for P1: PHQ-9 8 (mild)" in result.stderr
+        (row,) = scores_json()["scores"]
+        assert (row["items"], row["total"], row["band"]) == ([1] * 8 + [0], 8, "mild")
+        assert row["date"] == "2026-12-07T08:50:00+01:00"
+        (entry,) = json.loads(run("audit", "--json").stdout)["entries"]
+        assert (entry["command"], entry["status"], entry["patient_id"]) == (
+            "score record",
+            "ok",
+            "P1",
+        )
+        assert entry["inputs"]["items"] == "1,1,1,1,1,1,1,1,0"
+
+    def test_item_9_without_acknowledgement_is_stored_flagged_and_exits_3(self) -> None:
+        add_patient()
+        result = score("-i", "phq9", "--items", "2,2,2,2,1,1,2,1,1")
+        assert result.exit_code == 3
+        assert "must be acknowledged" in result.stderr
+        assert 'ketadose score acknowledge P1 1 --text "..."' in result.stderr
+        (row,) = scores_json()["scores"]
+        assert (row["total"], row["band"], row["needs_acknowledgement"]) == (14, "moderate", True)
+        table = run("score", "show", "P1")
+        assert "UNACKNOWLEDGED" in table.stdout
+        (entry,) = json.loads(run("audit", "--json").stdout)["entries"]
+        assert entry["status"] == "soft"
+        assert entry["findings"][0]["code"] == "phq9-item-9"
+        assert entry["findings"][0]["overridden"] is False
+
+    def test_acknowledged_later_once(self) -> None:
+        add_patient()
+        assert score("-i", "phq9", "--items", "0,0,0,0,0,0,0,0,2").exit_code == 3
+        done = run(
+            "score",
+            "acknowledge",
+            "P1",
+            "1",
+            "--text",
+            "crisis plan reviewed",
+            "--clinician",
+            "Dr B",
+        )
+        assert done.exit_code == 0, done.stderr
+        (row,) = scores_json()["scores"]
+        assert (row["needs_acknowledgement"], row["acknowledged_by"], row["acknowledgement"]) == (
+            False,
+            "Dr B",
+            "crisis plan reviewed",
+        )
+        again = run("score", "acknowledge", "P1", "1", "--text", "again")
+        assert again.exit_code == 2
+        assert "acknowledged already by Dr B" in again.stderr
+        entries = json.loads(run("audit", "--json").stdout)["entries"]
+        assert [e["command"] for e in entries] == ["score record", "score acknowledge"]
+        assert entries[1]["override_reason"] == "crisis plan reviewed"
+        assert entries[1]["findings"][0]["overridden"] is True
+
+    def test_acknowledged_at_once(self) -> None:
+        add_patient()
+        result = score(
+            "-i", "phq9", "--items", "0,0,0,0,0,0,0,0,1", "--acknowledge", "seen, plan agreed"
+        )
+        assert result.exit_code == 0, result.stderr
+        (row,) = scores_json()["scores"]
+        assert row["needs_acknowledgement"] is False
+        assert row["acknowledgement"] == "seen, plan agreed"
+
+    @pytest.mark.parametrize(
+        ("args", "says"),
+        [
+            (("-i", "phq9", "--items", "0,0,0,0,0,0,0,0,0", "--acknowledge", "x"), "no safety"),
+            (("-i", "phq9", "--items", "0,0,0,0,0,0,0,0,1", "--acknowledge", " "), "one line"),
+            (("-i", "phq9", "--items", "2,2,2"), "9 items; 3 given"),
+            (("-i", "phq9", "--items", "2,2,2,2,1,1,2,1,1.5"), "not a whole number"),
+            (("-i", "phq9", "--items", "2,,2,2,1,1,2,1,1"), "item 2 is empty"),
+            (("-i", "phq9", "--total", "14"), "item by item"),
+            (("-i", "madrs", "--total", "61"), "0 to 60"),
+            (("-i", "madrs", "--total", "28", "--items", "3,3,3,3,3,3,3,3,3,1"), "--items"),
+            (("-i", "madrs"), "--items"),
+            (("-i", "phq-9", "--items", "0"), "unknown instrument"),
+        ],
+    )
+    def test_malformed_input_exits_2_and_stores_nothing(
+        self, args: tuple[str, ...], says: str
+    ) -> None:
+        add_patient()
+        result = score(*args)
+        assert result.exit_code == 2
+        assert says in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert scores_json()["scores"] == []
+
+    def test_madrs_total_alone_and_trend(self) -> None:
+        add_patient()
+        assert score("-i", "madrs", "--total", "28").exit_code == 0
+        assert score("-i", "madrs", "--total", "10", date="2026-12-21T08:50").exit_code == 0
+        data = scores_json()
+        assert [r["items"] for r in data["scores"]] == [None, None]
+        assert [(r["response"], r["remission"]) for r in data["trends"]["madrs"]] == [
+            (False, False),
+            (True, True),
+        ]
+        assert "MADRS ▄▂ 28 -> 10 (of 60)" in run("score", "show", "P1").stdout
+
+    def test_unknown_patient_and_bad_date(self) -> None:
+        result = run(
+            "score",
+            "record",
+            "P9",
+            "-i",
+            "gad7",
+            "--items",
+            "0,0,0,0,0,0,0",
+            "--date",
+            "2026-12-07T08:50",
+        )
+        assert result.exit_code == 2
+        assert "P9" in result.stderr
+        add_patient()
+        assert score("-i", "gad7", "--items", "0,0,0,0,0,0,0", date="yesterday").exit_code == 2
+        assert run("score", "show", "P9").exit_code == 2
+        assert run("score", "acknowledge", "P1", "4", "--text", "x").exit_code == 2
+
+    def test_unusable_store_exits_6(self, store_path: Path) -> None:
+        store_path.write_bytes(b"this is not a database" * 100)
+        result = score("-i", "gad7", "--items", "0,0,0,0,0,0,0")
+        assert result.exit_code == 6
+        assert run("score", "show", "P1").exit_code == 6

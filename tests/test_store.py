@@ -23,7 +23,15 @@ import pytest
 
 from ketadose.errors import InputError, StoreError
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
-from ketadose.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, MigrationContext, Store
+from ketadose.scores import ScoreRecord
+from ketadose.store import (
+    APPLICATION_ID,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    MigrationContext,
+    Store,
+    _migrate_scores,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 3, 4, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -771,3 +779,202 @@ class TestConcurrency:
         b = [i for number, i in found.items() if number >= 20_000]
         assert min(a) < max(b)
         assert min(b) < max(a)
+
+
+# --- questionnaire scores -------------------------------------------------------------------
+
+
+def phq9(minutes: int = 0, patient_id: str = "p-001", **changes: Any) -> ScoreRecord:
+    record = ScoreRecord(
+        patient_id=patient_id,
+        at=T0 + timedelta(minutes=minutes),
+        instrument="phq9",
+        items=(2, 2, 2, 2, 1, 1, 2, 1, 1),
+        total=14,
+    )
+    return replace(record, **changes)
+
+
+class TestScores:
+    """Scores round-trip item by item (or as a total alone), and are never rewritten or lost."""
+
+    def test_items_and_a_total_alone_round_trip(self, store: Store) -> None:
+        first = store.record_score(phq9())
+        madrs = ScoreRecord("p-001", T0 + timedelta(days=1), "madrs", None, 28)
+        second = store.record_score(madrs)
+        assert store.scores("p-001") == [replace(phq9(), id=first), replace(madrs, id=second)]
+
+    def test_acknowledgement_round_trips(self, store: Store) -> None:
+        acknowledged = phq9(
+            acknowledged_by="dr.x",
+            acknowledged_at=T0 + timedelta(minutes=5),
+            acknowledgement="safety plan reviewed",
+        )
+        row_id = store.record_score(acknowledged)
+        (read,) = store.scores("p-001")
+        assert read == replace(acknowledged, id=row_id)
+        assert read.acknowledged
+
+    def test_ordered_by_instant_across_offsets(self, store: Store) -> None:
+        later = store.record_score(phq9(60))
+        earlier = store.record_score(phq9(at=datetime(2024, 3, 4, 8, 0, tzinfo=UTC)))  # 09:00 CET
+        assert [s.id for s in store.scores("p-001")] == [earlier, later]
+
+    def test_unknown_patient(self, store: Store) -> None:
+        with pytest.raises(InputError, match="no patient 'ghost'"):
+            store.record_score(phq9(patient_id="ghost"))
+        with pytest.raises(InputError, match="no patient 'ghost'"):
+            store.scores("ghost")
+
+    @pytest.mark.parametrize(
+        ("changes", "says"),
+        [
+            ({"total": 13}, "not the sum"),
+            ({"total": -1, "items": None}, "at least 0"),
+            ({"total": True, "items": None}, "whole number"),
+            ({"items": (2, 2, -1, 2, 1, 1, 2, 1, 5)}, "whole numbers"),
+            ({"items": ()}, "whole numbers"),
+            ({"instrument": ""}, "instrument"),
+            ({"acknowledged_by": "dr.x"}, "who, when and what"),
+            ({"id": 7}, "stored already"),
+            ({"at": datetime(1999, 1, 1, tzinfo=UTC)}, "outside"),
+        ],
+    )
+    def test_unusable_scores_refused_and_nothing_written(
+        self, store: Store, changes: dict[str, Any], says: str
+    ) -> None:
+        with pytest.raises(InputError, match=says):
+            store.record_score(phq9(**changes))
+        assert store.scores("p-001") == []
+
+    def test_score_and_audit_written_together(self, store: Store, path: Path) -> None:
+        row_id = store.record_score_with_audit(phq9(), entry(command="score record"))
+        assert [s.id for s in store.scores("p-001")] == [row_id]
+        assert [e.command for e in store.audit()] == ["score record"]
+        with raw(path) as conn:
+            conn.execute(
+                "CREATE TRIGGER injected BEFORE INSERT ON audit"
+                " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        with pytest.raises(StoreError, match="injected failure"):
+            store.record_score_with_audit(phq9(5), entry(command="score record"))
+        assert [s.id for s in store.scores("p-001")] == [row_id]
+
+    def test_acknowledged_once_with_its_audit_entry(self, store: Store) -> None:
+        row_id = store.record_score(phq9())
+        at = T0 + timedelta(minutes=10)
+        done = store.acknowledge_score_with_audit(
+            "p-001", row_id, by="dr.x", at=at, text="seen", entry=entry(command="score ack")
+        )
+        assert (done.acknowledged_by, done.acknowledged_at, done.acknowledgement) == (
+            "dr.x",
+            at,
+            "seen",
+        )
+        assert store.scores("p-001") == [done]
+        with pytest.raises(InputError, match="acknowledged already by dr.x"):
+            store.acknowledge_score_with_audit(
+                "p-001", row_id, by="dr.y", at=at, text="again", entry=entry()
+            )
+        assert [e.command for e in store.audit()] == ["score ack"]
+
+    def test_acknowledging_someone_elses_or_no_score_is_refused(self, store: Store) -> None:
+        store.add_patient(patient("p-002"), at=T0)
+        row_id = store.record_score(phq9())
+        for patient_id, number, says in (
+            ("p-002", row_id, "has no score"),
+            ("p-001", row_id + 1, "has no score"),
+            ("ghost", row_id, "no patient"),
+        ):
+            with pytest.raises(InputError, match=says):
+                store.acknowledge_score_with_audit(
+                    patient_id, number, by="dr.x", at=T0, text="seen", entry=entry()
+                )
+        assert not store.scores("p-001")[0].acknowledged
+        assert store.audit() == []
+
+    def test_schema_keeps_every_answer_from_any_connection(self, store: Store, path: Path) -> None:
+        row_id = store.record_score(phq9())
+        with raw(path) as conn:
+            for statement in (
+                f"UPDATE scores SET total = 0, items_json = '[0,0,0,0,0,0,0,0,0]' WHERE id = {row_id}",
+                f"DELETE FROM scores WHERE id = {row_id}",
+            ):
+                with pytest.raises(sqlite3.IntegrityError, match="kept"):
+                    conn.execute(statement)
+            conn.execute(
+                "UPDATE scores SET acknowledged_by = 'a', acknowledged_at = ?,"
+                " acknowledgement = 'b'",
+                (T0.isoformat(),),
+            )
+            with pytest.raises(sqlite3.IntegrityError, match="first acknowledgement"):
+                conn.execute("UPDATE scores SET acknowledgement = 'rewritten'")
+        assert store.scores("p-001")[0].acknowledgement == "b"
+
+    @pytest.mark.parametrize(
+        ("column", "value", "says"),
+        [
+            ("items_json", "[2,2,", "not valid JSON"),
+            ("items_json", '{"a": 1}', "list of whole numbers"),
+            ("items_json", "[2,2,2,2,1,1,2,1,true]", "list of whole numbers"),
+            ("items_json", "[2,2,2,2,1,1,2,1,2]", "not the sum"),
+            ("at", "yesterday", "ISO 8601"),
+            ("instrument", b"phq9", "non-empty text"),
+            ("acknowledged_at", "2024-03-04T10:00:00+01:00", "incomplete"),
+        ],
+    )
+    def test_a_row_changed_outside_ketadose_is_a_store_error(
+        self, store: Store, path: Path, column: str, value: object, says: str
+    ) -> None:
+        store.record_score(phq9())
+        with raw(path) as conn:
+            conn.execute("DROP TRIGGER scores_acknowledge_only")
+            conn.execute("PRAGMA ignore_check_constraints = ON")  # as a hand edit may
+            conn.execute(f"UPDATE scores SET {column} = ?", (value,))
+        with pytest.raises(StoreError, match=says) as caught:
+            store.scores("p-001")
+        assert "scores row 1" in one_line(caught.value)
+        assert caught.value.exit_code == 6
+
+    def test_a_total_that_is_not_whole_is_refused_by_the_schema(
+        self, store: Store, path: Path
+    ) -> None:
+        store.record_score(phq9())
+        with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute(
+                "INSERT INTO scores (patient_id, at, instrument, total)"
+                " VALUES ('p-001', '2024-03-04T09:30:00+01:00', 'madrs', 28.5)"
+            )
+
+
+class TestScoresMigration:
+    """A store from before the scores table gains it, backed up first, every session kept."""
+
+    def test_older_store_gains_the_table_and_keeps_its_sessions(self, path: Path) -> None:
+        before = MIGRATIONS[: MIGRATIONS.index(_migrate_scores)]
+        with Store._open(path, read_only=False, migrations=before) as old:
+            old.add_patient(patient(), at=T0)
+            session_id = old.record_session(session_for(1))
+        with Store.open(path) as store:
+            assert store.sessions("p-001") == [replace(session_for(1), id=session_id)]
+            assert store.scores("p-001") == []
+            store.record_score(phq9())
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        with raw(path.with_name(f"ketadose.db.bak-v{len(before)}")) as conn:
+            assert (
+                conn.execute("SELECT name FROM sqlite_master WHERE name = 'scores'").fetchone()
+                is None
+            )
+
+    def test_the_migration_only_creates(self) -> None:
+        conn = sqlite3.connect(":memory:")
+        _migrate_scores(conn, MigrationContext(Path("x"), None))
+        names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert names == {
+            "scores",
+            "scores_by_patient",
+            "scores_acknowledge_only",
+            "scores_no_delete",
+        }
+        assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -1,8 +1,8 @@
 """Write the compiled twins of the shipped libraries: ``python -m ketadose.data.compile``.
 
-Run it after editing ``protocols.toml`` or ``limits.toml`` or the code that reads them;
-``tests/test_data.py`` fails until the twins are current. A stale twin is never used (its
-hashes would not match), only slower.
+Run it after editing ``protocols.toml``, ``limits.toml`` or ``instruments.toml`` or the code
+that reads them; ``tests/test_data.py`` fails until the twins are current. A stale twin is
+never used (its hashes would not match), only slower.
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from pathlib import Path
 import pydantic
 from pydantic import BaseModel
 
+from ketadose.instruments import InstrumentFile
 from ketadose.libfile import code_fingerprint, read_library, sources_fingerprint
 from ketadose.limits import LimitFile
 from ketadose.protocols import ProtocolFile
 
 HERE = Path(__file__).resolve().parent
-SHIPPED: dict[str, type[BaseModel]] = {"protocols.toml": ProtocolFile, "limits.toml": LimitFile}
+SHIPPED: dict[str, type[BaseModel]] = {
+    "protocols.toml": ProtocolFile,
+    "limits.toml": LimitFile,
+    "instruments.toml": InstrumentFile,
+}
 
 
 def twin(name: str, data: bytes) -> bytes:
