@@ -230,7 +230,8 @@ def next_rate(
     ) -> TitrationStep:
         return TitrationStep(
             action=action,
-            rate_mg_per_kg_h=round(rate, 9),
+            # Hold keeps the running rate exactly; a change is cleaned of float noise.
+            rate_mg_per_kg_h=rate if action in ("hold", "target-reached") else round(rate, 9),
             current_rate_mg_per_kg_h=current,
             rule=rule,
             reason=reason,
