@@ -392,3 +392,13 @@ class TestSimulate:
     def test_sessions_have_no_schedule(self) -> None:
         result = runner.invoke(app, ["simulate", "-p", "depression", "--weight", "70kg", "--json"])
         assert "schedule" not in json.loads(result.stdout)
+
+
+class TestMarkdown:
+    """The Markdown plan of a stay says so, with each rung's rate, time and evidence."""
+
+    def test_stay_lines(self) -> None:
+        result = runner.invoke(app, [*PLAN, "--format", "markdown"])
+        assert result.exit_code == 0, result.stderr
+        assert "one inpatient stay, 10 rungs of one continuous infusion" in result.stdout
+        assert "0.8 mg/kg/h from 28 h [COMPUTED]" in result.stdout
