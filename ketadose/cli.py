@@ -828,15 +828,20 @@ def simulate(
     limit_library = _limits(limits, library)
     observation = entry.protocol.observation
     after = max(RECOVERY_MIN, 0.0 if observation is None else observation.minimum.value)
-    if series:
+    stay = entry.protocol.titration is not None  # one continuous infusion, stepped
+    if series or stay:
+        from datetime import UTC, date
+
         from ketadose.planning import PlanRequest
         from ketadose.planning import plan as make_plan
 
-        if start is None:
+        if start is None and not stay:
             raise InputError("--plan needs --start: the first day a session may take place")
+        # A stay's rungs are elapsed time from its start: without --start, any day in UTC.
+        day = date(2026, 1, 5) if start is None else inputs.day(start, field="--start")
         planned = make_plan(
             entry,
-            PlanRequest(dose=request, start=inputs.day(start, field="--start"), zone=_zone()),
+            PlanRequest(dose=request, start=day, zone=UTC if start is None else _zone()),
             limit_library,
         )
         zero = planned.sessions[0].timeline.infusion_start
@@ -845,7 +850,8 @@ def simulate(
             for s in planned.sessions
         ]
         last = planned.sessions[-1].timeline
-        discharge = elapsed(last.discharge_earliest, zero).total_seconds() / 60
+        # A stay ends at its end point, as the inpatient team decides: no planned discharge.
+        discharge = None if stay else elapsed(last.discharge_earliest, zero).total_seconds() / 60
         status, ready, kg = planned.status, planned.ready, planned.dosing_weight
         simulated = planned.protocol
     else:
@@ -868,6 +874,7 @@ def simulate(
         until_min=None if until is None else parse_as(until, Kind.DURATION, field="--until"),
         discharge_min=discharge,
         threshold_ng_per_ml=None if threshold is None else parse_as(threshold, Kind.PLASMA),
+        titration=stay,
     )
     if json:
         from ketadose.render.json import document
@@ -883,8 +890,13 @@ def simulate(
         def at(minutes: float) -> str:
             return f"{format_number(minutes, 0.1)} min"
 
+        given_as = (
+            f"one stay, {result.sessions} rung(s) of one continuous infusion"
+            if stay
+            else f"{result.sessions} session(s)"
+        )
         lines = [
-            f"{entry.protocol.name}: {result.sessions} session(s); dosed on "
+            f"{entry.protocol.name}: {given_as}; dosed on "
             f"{format_number(kg.kg, 0.01)} kg ({kg.basis.value} weight); the model uses the "
             f"body weight, {format_number(body, 0.01)} kg",
             f"Model: {result.model.name} [{result.model.evidence}]; {result.model.scaling}",
@@ -896,6 +908,15 @@ def simulate(
         if result.time_above_threshold_min is not None:
             lines.append(
                 f"Above {ng(result.threshold_ng_per_ml)} for {at(result.time_above_threshold_min)}"
+            )
+        if result.schedule:
+            lines.append("Infusion schedule (the titration's rungs, each at the earliest time):")
+        for rung in result.schedule or ():
+            per_kg = rung.rate_mg_per_kg_per_h
+            lines.append(
+                f"  {at(rung.start_min)} to {at(rung.end_min)}: "
+                f"{format_number(rung.rate_mg_per_h, 0.01)} mg/h"
+                + ("" if per_kg is None else f" ({format_number(per_kg, 0.001)} mg/kg/h)")
             )
         every = 10.0 if result.until_min <= 360 else 60.0
         rows = [

@@ -18,16 +18,17 @@ sessions before it as history.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ketadose.clock import elapsed, instant, on_day, problem, shift
 from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
 from ketadose.gate import Prepared, decide, prepare_session, seal
+from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary, clean_reason, status
 from ketadose.models import (
     CheckContext,
@@ -47,7 +48,9 @@ from ketadose.models import (
     significant,
 )
 from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
-from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry
+from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry, Titration
+from ketadose.titration import Rung, ladder
+from ketadose.units import Kind, format_number
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Chair time after an infusion when none is asked (at least the protocol's observation).
@@ -173,6 +176,53 @@ class Cost(_Out):
     currency: str
 
 
+class PlannedRung(_Out):
+    """One rung of a titration ladder: when it may start at the earliest, and what it rests on.
+
+    Its dose, pump programme and findings are those of the plan's session of the same number.
+    """
+
+    number: int
+    at_h: Real
+    rate_mg_per_kg_per_h: Real
+    basis: str
+    evidence: str
+
+
+class TitrationPlan(_Out):
+    """A continuous inpatient titration laid out as one stay (migraine, Lauritsen 2016).
+
+    The plan's sessions are the rungs, one after another within the stay, each checked by the
+    gate with the rungs before it as history; a rung past a hard limit stops the ladder
+    (``stopped`` says where and why) and is not shown, unless it is the first.
+
+    Attributes:
+        scale: The score the titration steps on.
+        infusion_start: When the first rung starts.
+        interval_min: Minutes between rungs in this plan.
+        interval: Why that interval, in words.
+        target: The end point in words.
+        maximum: The protocol's maximum rate.
+        maximum_stay: The longest stay.
+        untolerated: What to do when the infusion is not tolerated.
+        rungs: The rungs shown.
+        stopped: Why the ladder stops before the protocol's maximum, or None.
+        source: The titration's source.
+    """
+
+    scale: str
+    infusion_start: AwareDatetime
+    interval_min: Real
+    interval: str
+    target: str
+    maximum: str
+    maximum_stay: str
+    untolerated: str
+    rungs: tuple[PlannedRung, ...]
+    stopped: str | None
+    source: str
+
+
 class SeriesPlan(_Out):
     """A planned series for one patient, without the protocol's notes.
 
@@ -197,6 +247,8 @@ class SeriesPlan(_Out):
     pk_model: str | None
     library: LibraryRef
     protocol_library: LibraryRef
+    #: Only for a continuous titration (absent from other plans' JSON, which stays as it was).
+    titration: TitrationPlan | None = Field(default=None, exclude_if=lambda value: value is None)
 
     def escalation_lines(self) -> tuple[str, ...]:
         """Each escalation step in words with what the gate found, for every renderer.
@@ -277,6 +329,8 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
             not allow, a series that cannot be laid out within a year).
     """
     protocol = entry.protocol
+    if protocol.titration is not None:
+        return _titration_plan(entry, protocol.titration, request, limits)
     count = protocol.series.sessions if request.sessions is None else request.sessions
     if not 1 <= count <= 100:
         raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
@@ -380,6 +434,238 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         library=limits.ref,
         protocol_library=entry.library,
     )
+
+
+def titration_interval(entry: ProtocolEntry, limits: LimitLibrary) -> float:
+    """Minutes between rungs in a plan: the protocol's shortest, or the library's if longer.
+
+    As for sessions (:func:`minimum_gap`), a plan never creates an interval finding.
+
+    Args:
+        entry: A protocol with a titration.
+        limits: The limit library.
+
+    Returns:
+        The interval in minutes.
+    """
+    titration = entry.protocol.titration
+    assert titration is not None
+    return max(titration.interval.low.value, minimum_gap(entry, limits).total_seconds() / 60)
+
+
+def _titration_plan(
+    entry: ProtocolEntry, titration: Titration, request: PlanRequest, limits: LimitLibrary
+) -> Plan:
+    """One inpatient stay: the ladder's rungs one after another, each through the gate.
+
+    Raises:
+        InputError: For options that do not fit one stay (--sessions, --per-week, --dose,
+            --rate, --duration).
+    """
+    protocol = entry.protocol
+    _refuse_for_stay(protocol.id, request)
+    days = request.days or frozenset(range(7))
+    (admission,) = _dates(
+        request.start,
+        request.session_time,
+        request.zone,
+        request.closed,
+        1,
+        7,
+        timedelta(0),
+        days,
+    )
+    infusion_start = shift(admission, timedelta(minutes=request.intake_min))
+    every = titration_interval(entry, limits)
+    rungs = ladder(titration, every)
+    condition = (
+        f"if the pain score is above {format_number(titration.target.score_max)}/"
+        f"{format_number(titration.target.scale_max)} since the last step, no sooner than "
+        f"{_hours(every)} after it, and the infusion is tolerated"
+    )
+    phase = protocol.phases[0]
+    as_programme = phase.duration is not None and abs(every - phase.duration.value) < 1e-9
+    prepared = []
+    for rung in rungs:
+        rate = Quantity(Kind.RATE_PER_KG, rung.rate_mg_per_kg_h, _rate(rung.rate_mg_per_kg_h))
+        if rung.number == 1 and as_programme:
+            dose_request = request.dose  # the protocol's own programme: its first rung
+        else:
+            duration = None if as_programme else every
+            dose_request = replace(request.dose, rate=rate, duration_min=duration)
+        prepared.append(prepare_session(entry, dose_request, limits))
+    predicted = _rung_peaks(request, rungs, prepared)
+    sessions: list[PlannedSession] = []
+    history: list[PreviousSession] = []
+    accumulated = 0.0
+    stopped = None
+    for rung, ready in zip(rungs, prepared, strict=True):
+        at = shift(infusion_start, timedelta(minutes=rung.at_min))
+        context = CheckContext(at=at, history=tuple(history))
+        peak = None if predicted is None else predicted[rung.number - 1]
+        decided = decide(ready, limits, context, request.override_reason, predicted_peak=peak)
+        hard = decided.status == "hard"
+        if hard and sessions:
+            worst = next(f for f in decided.findings if f.severity is Severity.HARD)
+            stopped = (
+                f"the ladder stops at {_rate(rungs[len(sessions) - 1].rate_mg_per_kg_h)}: "
+                f"{_rate(rung.rate_mg_per_kg_h)} would exceed a hard limit: {worst.message}"
+            )
+            break
+        dosed = ready.session
+        accumulated = significant(accumulated + dosed.total_dose_mg)
+        end = shift(at, timedelta(minutes=every))
+        sessions.append(
+            seal(
+                PlannedSession,
+                decided,
+                number=rung.number,
+                date=at.date(),
+                start=at,
+                total_dose_mg=dosed.total_dose_mg,
+                dose_mg_per_kg=dosed.total_dose_mg_per_kg,
+                total_duration_min=dosed.total_duration_min,
+                condition=None if rung.number == 1 else condition,
+                accumulated_dose_mg=accumulated,
+                predicted_peak_ng_per_ml=peak,
+                # An inpatient rung: no chair time, and no discharge between rungs (the stay
+                # ends at the end point, as the inpatient team decides).
+                timeline=Timeline(
+                    arrive=admission if rung.number == 1 else at,
+                    infusion_start=at,
+                    infusion_end=end,
+                    discharge_earliest=end,
+                    observation_min=0,
+                ),
+            )
+        )
+        history.append(
+            PreviousSession(
+                at=instant(at),
+                dose_mg=dosed.total_dose_mg,
+                dose_mg_per_kg=dosed.total_dose_mg_per_kg,
+            )
+        )
+        if hard:  # the first rung itself is refused: nothing follows it
+            worst = next(f for f in decided.findings if f.severity is Severity.HARD)
+            stopped = f"the first rung is refused: {worst.message}"
+            break
+    shown = rungs[: len(sessions)]
+    first_dose = prepared[0].session
+    findings = [f for s in sessions for f in s.findings]
+    target = titration.target
+    low, high = titration.interval.low, titration.interval.high
+    library_gap = minimum_gap(entry, limits).total_seconds() / 60
+    why = f"every {_hours(every)}: " + (
+        f"the lower bound of the source's {low}-{high}"
+        if every <= low.value + 1e-9
+        else f"the source gives {low}-{high}; the limit library's minimum interval is "
+        f"{_hours(library_gap)}, so the plan creates no interval finding"
+    )
+    return Plan(
+        protocol=first_dose.protocol,
+        patient_id=request.patient_id,
+        patient=first_dose.patient,
+        dosing_weight=first_dose.dosing_weight,
+        start=request.start,
+        sessions=tuple(sessions),
+        accumulated_dose_mg=accumulated,
+        cost=_cost(request, 1),
+        status=status(findings),
+        ready=all(s.ready for s in sessions),
+        override_reason=clean_reason(request.override_reason),
+        escalation=(),
+        escalation_checks=(),
+        evaluation=(
+            f"end point: pain <= {format_number(target.score_max)}/"
+            f"{format_number(target.scale_max)} held for {target.hold}, then hold the rate "
+            f"({target.source}); the stay lasts at most {titration.stay.maximum} "
+            f"({titration.stay.source})"
+        ),
+        pk_model=None if predicted is None else DEFAULT_MODEL,
+        maintenance=protocol.maintenance,
+        adjuncts=protocol.adjuncts,
+        before=protocol.before,
+        discharge=protocol.discharge,
+        references=protocol.references,
+        library=limits.ref,
+        protocol_library=entry.library,
+        titration=TitrationPlan(
+            scale=titration.scale,
+            infusion_start=infusion_start,
+            interval_min=every,
+            interval=why,
+            target=f"pain <= {format_number(target.score_max)}/"
+            f"{format_number(target.scale_max)} held for {target.hold}",
+            maximum=str(titration.maximum.rate),
+            maximum_stay=str(titration.stay.maximum),
+            untolerated=titration.untolerated.text,
+            rungs=tuple(
+                PlannedRung(
+                    number=rung.number,
+                    at_h=rung.at_min / 60,
+                    rate_mg_per_kg_per_h=rung.rate_mg_per_kg_h,
+                    basis=rung.basis,
+                    evidence=rung.evidence,
+                )
+                for rung in shown
+            ),
+            stopped=stopped,
+            source=titration.source,
+        ),
+    )
+
+
+def _refuse_for_stay(protocol_id: str, request: PlanRequest) -> None:
+    """Options that mean a series of sessions, or replace what the titration sets."""
+    if request.sessions not in (None, 1):
+        raise InputError(
+            f"--sessions {request.sessions}: {protocol_id} is one inpatient stay of one "
+            "continuous infusion, not a series of sessions"
+        )
+    if request.per_week is not None:
+        raise InputError(f"--per-week: {protocol_id} is one inpatient stay, not weekly sessions")
+    given = [
+        option
+        for option, value in (
+            ("--dose", request.dose.dose),
+            ("--rate", request.dose.rate),
+            ("--duration", request.dose.duration_min),
+        )
+        if value is not None
+    ]
+    if given:
+        raise InputError(
+            f"{given[0]}: {protocol_id} is a titration; its rungs set every rate and how long "
+            "each runs (ketadose dose takes --rate for one rate)"
+        )
+
+
+def _rung_peaks(
+    request: PlanRequest, rungs: tuple[Rung, ...], prepared: list[Prepared]
+) -> list[float] | None:
+    """Each rung's predicted plasma peak (default PK model) with what the rungs before it left.
+
+    None without a weight, or when a plan is asked not to predict peaks.
+    """
+    weight = request.dose.patient.weight_kg
+    if not request.predict_peaks or weight is None:
+        return None
+    given = [
+        session_infusions(ready.session.phases, rung.at_min)
+        for rung, ready in zip(rungs, prepared, strict=True)
+    ]
+    return [significant(peak) for peak in peaks(MODELS[DEFAULT_MODEL], weight, given)]
+
+
+def _rate(value: float) -> str:
+    return f"{format_number(value, 0.001)} mg/kg/h"
+
+
+def _hours(minutes: float) -> str:
+    if minutes % 60 == 0:
+        return f"{format_number(minutes / 60)} h"
+    return f"{format_number(minutes)} min"
 
 
 def _refuse_shadowed_overrides(

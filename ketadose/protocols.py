@@ -130,18 +130,133 @@ class EscalationStep(Sourced):
         return self
 
 
+Score = Annotated[float, PydanticStrict()]
+
+
 class Response(Sourced):
     """How response is measured and what counts as one.
 
     ``threshold_pct`` is the improvement from baseline (percent fall on the scale, where a
-    lower score is better) that counts as a response; ``target_max`` an absolute score at or
-    below which the patient is at target (pain <= 3/10). ``next`` escalates below both.
+    lower score is better) that counts as a response; ``next`` escalates below it.
+    ``target_max`` is an absolute target instead (or as well): a score at or below it counts
+    as a response whatever the baseline (migraine: pain <= 3/10).
     """
 
     scale: str
     threshold: str
-    threshold_pct: Annotated[float, PydanticStrict()] | None = Field(default=None, gt=0, le=100)
-    target_max: Annotated[float, PydanticStrict()] | None = Field(default=None, ge=0)
+    threshold_pct: Score | None = Field(default=None, gt=0, le=100)
+    target_max: Score | None = Field(default=None, ge=0)
+
+
+class TitrationRate(Sourced):
+    """One sourced rate of a titration (its start, its step, its maximum), per kg."""
+
+    rate: Rate
+
+    @model_validator(mode="after")
+    def _per_kg(self) -> TitrationRate:
+        if self.rate.kind is not Kind.RATE_PER_KG:
+            raise ValueError("a titration rate is per kg of dosing weight, e.g. 0.1 mg/kg/h")
+        if self.rate.value <= 0:
+            raise ValueError("a titration rate must be above 0")
+        return self
+
+
+class TitrationInterval(Sourced):
+    """How long each rate runs before the next step may be taken: the source's range."""
+
+    low: Duration
+    high: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TitrationInterval:
+        if not 0 < self.low.value <= self.high.value:
+            raise ValueError("the step interval must be 0 < low <= high")
+        return self
+
+
+class TitrationTarget(Sourced):
+    """The end point: a score at or below ``score_max`` held for ``hold``."""
+
+    score_max: Score = Field(ge=0)
+    scale_max: Score = Field(gt=0, description="The top of the scale (10 for a 0-10 score).")
+    hold: Duration
+
+    @model_validator(mode="after")
+    def _within(self) -> TitrationTarget:
+        if self.score_max >= self.scale_max:
+            raise ValueError("the target score must be below the top of the scale")
+        if self.hold.value <= 0:
+            raise ValueError("the target must be held for a time above 0")
+        return self
+
+
+class TitrationStay(Sourced):
+    """How long the inpatient stay (the whole infusion) lasts at most."""
+
+    maximum: Duration
+
+    @model_validator(mode="after")
+    def _positive(self) -> TitrationStay:
+        if self.maximum.value <= 0:
+            raise ValueError("the longest stay must be above 0")
+        return self
+
+
+class ObservedRates(Sourced):
+    """Rates a cohort was reported at (e.g. the rate at target), which rungs are judged by."""
+
+    low: Rate
+    high: Rate
+    what: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ObservedRates:
+        if self.low.kind is not Kind.RATE_PER_KG or self.high.kind is not Kind.RATE_PER_KG:
+            raise ValueError("observed rates are per kg of dosing weight, e.g. 0.42 mg/kg/h")
+        if not 0 < self.low.value <= self.high.value:
+            raise ValueError("observed rates must be 0 < low <= high")
+        return self
+
+
+class Titration(Sourced):
+    """A continuous inpatient titration: one infusion whose rate steps up within one stay.
+
+    The rate starts at ``start``, rises by ``step`` no sooner than ``interval.low`` after the
+    last step, while the score is above the target and the infusion is tolerated, and never
+    above ``maximum``; once the score is at or below ``target.score_max`` the rate is held,
+    and when that has held for ``target.hold`` the target is reached. Not tolerated: the
+    rate is reduced by one step (stopped from the start rate). The ladder's rungs are
+    ``start + n * step`` up to ``maximum``; ``observed`` says which rates a cohort reached.
+    """
+
+    scale: str = Field(min_length=3)
+    start: TitrationRate
+    step: TitrationRate
+    interval: TitrationInterval
+    maximum: TitrationRate
+    target: TitrationTarget
+    stay: TitrationStay
+    untolerated: Note
+    observed: tuple[ObservedRates, ...] = ()
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Titration:
+        if self.maximum.rate.value < self.start.rate.value:
+            raise ValueError("the titration maximum must be at or above its start")
+        if self.stay.maximum.value < self.interval.low.value:
+            raise ValueError("the longest stay is shorter than one step interval")
+        if len(self.rungs) > 100:
+            raise ValueError("a titration of more than 100 rungs: check its step")
+        return self
+
+    @property
+    def rungs(self) -> tuple[float, ...]:
+        """The ladder's rates in mg/kg/h: ``start + n * step`` up to the maximum (inclusive)."""
+        start, step, top = self.start.rate.value, self.step.rate.value, self.maximum.rate.value
+        count = int((top - start) / step + 1e-9)
+        return tuple(round(start + n * step, 9) for n in range(min(count, 100) + 1))
 
 
 class Note(Sourced):
@@ -246,6 +361,7 @@ class Protocol(Strict):
     evaluation: Evaluation | None = None
     rules: Rules | None = None
     monitoring: Monitoring | None = None
+    titration: Titration | None = None
     adjuncts: tuple[Adjunct, ...] = ()
     before: tuple[Note, ...] = Field(default=(), description="Pre-session instructions.")
     discharge: tuple[Note, ...] = Field(default=(), description="Discharge criteria.")
@@ -261,6 +377,8 @@ class Protocol(Strict):
                 raise ValueError("an iv protocol needs a [preparation] final_volume")
             if any(p.duration is None for p in self.phases):
                 raise ValueError("every phase of an iv protocol needs a duration (for the pump)")
+        if self.titration is not None:
+            self._titration_fits(self.titration)
         for step in self.escalation:
             if step.from_session > self.series.sessions:
                 raise ValueError(
@@ -268,6 +386,22 @@ class Protocol(Strict):
                     f"{self.series.sessions} sessions"
                 )
         return self
+
+    def _titration_fits(self, titration: Titration) -> None:
+        """A titration is one IV stay whose programme is its first rung, without session steps."""
+        if self.route != "iv":
+            raise ValueError(f"a [titration] is a continuous IV infusion, not {self.route}")
+        if len(self.phases) != 1 or self.phases[0].kind != "rate":
+            raise ValueError("a titrated protocol's programme is one rate phase (its first rung)")
+        rate = self.phases[0].rate
+        if rate is None or rate.kind is not Kind.RATE_PER_KG:
+            raise ValueError("a titrated protocol's rate phase is per kg, as its titration")
+        if abs(rate.value - titration.start.rate.value) > 1e-9:
+            raise ValueError("the rate phase must run at the titration's start rate")
+        if self.escalation:
+            raise ValueError("a titrated protocol steps by its [titration], not [[escalation]]")
+        if self.series.sessions != 1:
+            raise ValueError("a titrated protocol's series is one stay: sessions = 1")
 
     @property
     def weight_based(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ketadose.errors import InputError
 from ketadose.models import PhaseDose, ProtocolRef, Real, significant
@@ -45,6 +45,15 @@ class Point(_Out):
     concentration_ng_per_ml: float
 
 
+class RateStep(_Out):
+    """One constant rate of a continuous titration's infusion schedule."""
+
+    start_min: Real
+    end_min: Real
+    rate_mg_per_h: Real
+    rate_mg_per_kg_per_h: Real | None
+
+
 class Simulation(_Out):
     """The ``simulate --json`` document (plus ``schema_version``)."""
 
@@ -64,6 +73,10 @@ class Simulation(_Out):
     until_min: Real
     note: str
     series: tuple[Point, ...]
+    #: A continuous titration's stepped rate (absent for sessions, whose JSON stays as it was).
+    schedule: tuple[RateStep, ...] | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,7 @@ def simulate(
     until_min: float | None = None,
     discharge_min: float | None = None,
     threshold_ng_per_ml: float | None = None,
+    titration: bool = False,
 ) -> Simulation:
     """Predict the plasma concentration of the given sessions, superposed.
 
@@ -96,6 +110,8 @@ def simulate(
         until_min: Last point (default: 4 h after the last infusion ends).
         discharge_min: When the patient may leave, to report the concentration then.
         threshold_ng_per_ml: Report the time spent above this concentration.
+        titration: The sessions are the rungs of one continuous infusion: report its stepped
+            rate as ``schedule``.
 
     Returns:
         The curve and its summary.
@@ -155,7 +171,35 @@ def simulate(
         until_min=until,
         note=NOTE,
         series=series,
+        schedule=schedule(sessions) if titration else None,
     )
+
+
+def schedule(sessions: Sequence[Given]) -> tuple[RateStep, ...]:
+    """The infusion schedule of the sessions: each phase's constant rate, in time order.
+
+    Args:
+        sessions: The sessions (a titration's rungs, one after another).
+
+    Returns:
+        One step per phase with a duration.
+    """
+    steps = []
+    for given in sessions:
+        at = given.start_min
+        for phase in given.phases:
+            duration = phase.duration_min or 0.0
+            if duration > 0 and phase.rate_mg_per_h is not None:
+                steps.append(
+                    RateStep(
+                        start_min=at,
+                        end_min=at + duration,
+                        rate_mg_per_h=phase.rate_mg_per_h,
+                        rate_mg_per_kg_per_h=phase.rate_mg_per_kg_per_h,
+                    )
+                )
+            at += duration
+    return tuple(steps)
 
 
 def _time_above(values: list[float], times: list[float], threshold: float) -> float:

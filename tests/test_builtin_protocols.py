@@ -810,7 +810,7 @@ SERIES = [
     ("chronic-pain", 1, (1, 1), None),  # site policy
     ("neuropathic-pain", 3, (7, 7), 1440.0),  # 2.4: daily, one day per step
     ("fibromyalgia", 1, (1, 1), None),  # site policy
-    ("migraine", 10, (7, 7), None),  # 0.1 -> 1.0 mg/kg/h in 0.1 steps = 10 steps
+    ("migraine", 1, (1, 1), None),  # 2.4: one inpatient stay; its [titration] steps within it
     ("acute-pain", 1, (1, 1), None),  # site policy
 ]
 
@@ -837,21 +837,8 @@ ESCALATION: list[tuple[str, list[Step]]] = [
         [(2, None, (Kind.RATE_PER_KG, 0.4), None), (3, None, (Kind.RATE_PER_KG, 0.6), None)],
     ),
     ("fibromyalgia", []),
-    # 2.4 (Lauritsen 2016, Pomeroy 2017): +0.1 mg/kg/h per step up to 1 mg/kg/h
-    (
-        "migraine",
-        [
-            (2, None, (Kind.RATE_PER_KG, 0.2), None),
-            (3, None, (Kind.RATE_PER_KG, 0.3), None),
-            (4, None, (Kind.RATE_PER_KG, 0.4), None),
-            (5, None, (Kind.RATE_PER_KG, 0.5), None),
-            (6, None, (Kind.RATE_PER_KG, 0.6), None),
-            (7, None, (Kind.RATE_PER_KG, 0.7), None),
-            (8, None, (Kind.RATE_PER_KG, 0.8), None),
-            (9, None, (Kind.RATE_PER_KG, 0.9), None),
-            (10, None, (Kind.RATE_PER_KG, 1.0), None),
-        ],
-    ),
+    # 2.4 (Lauritsen 2016): one stay, stepped by its [titration], not by session steps
+    ("migraine", []),
     ("acute-pain", []),
 ]
 
@@ -905,16 +892,16 @@ class TestEscalationData:
         ]
         assert actual == steps
 
-    def test_migraine_steps_are_0_1_apart(self, library: ProtocolLibrary) -> None:
-        # Lauritsen: +0.1 mg/kg/h per step, from the 0.1 mg/kg/h start to Pomeroy's 1 mg/kg/h
+    def test_migraine_rungs_are_0_1_apart(self, library: ProtocolLibrary) -> None:
+        # Lauritsen: +0.1 mg/kg/h per step from 0.1 mg/kg/h; Pomeroy's maximum 1 mg/kg/h
         protocol = entry_for(library, "migraine").protocol
+        assert protocol.titration is not None
         assert protocol.phases[0].rate is not None
-        rates = [protocol.phases[0].rate.value]
-        for step in protocol.escalation:
-            assert step.rate is not None
-            rates.append(step.rate.value)
-        assert rates == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-        assert max(rates) == 1.0
+        assert protocol.phases[0].rate.value == protocol.titration.start.rate.value == 0.1
+        assert protocol.titration.rungs == pytest.approx(
+            [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        )
+        assert protocol.titration.maximum.rate.value == 1.0
 
 
 class TestEscalatedDoses:

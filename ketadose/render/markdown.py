@@ -149,9 +149,30 @@ def plan(result: Plan) -> str:
     if result.dosing_weight is not None:
         weight = result.dosing_weight
         lines.append(f"- Dosing weight: {_num(weight.kg, 'kg', 0.01)} ({weight.basis.value})")
+    stay = result.titration
+    count = (
+        f"one inpatient stay, {len(result.sessions)} rungs of one continuous infusion"
+        if stay is not None
+        else f"{len(result.sessions)} sessions"
+    )
     lines += [
-        f"- Start {result.start.isoformat()}, {len(result.sessions)} sessions, "
+        f"- Start {result.start.isoformat()}, {count}, "
         f"{_num(result.accumulated_dose_mg, 'mg', 0.01)} in all",
+        *(
+            [
+                f"- Titration: each rung {escape(stay.interval)}; target {escape(stay.target)}; "
+                f"never above {escape(stay.maximum)}; stay at most {escape(stay.maximum_stay)}",
+                "- Rates: "
+                + ", ".join(
+                    f"{_num(r.rate_mg_per_kg_per_h, 'mg/kg/h', 0.001)} from "
+                    f"{_num(r.at_h, 'h', 0.01)} [{r.evidence}]"
+                    for r in stay.rungs
+                ),
+                *([f"- **STOPPED**: {escape(stay.stopped)}"] if stay.stopped else []),
+            ]
+            if stay is not None
+            else []
+        ),
         _library("Limits", result.library),
         _library("Protocols", result.protocol_library),
         *(

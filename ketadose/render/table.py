@@ -13,7 +13,7 @@ from rich.text import Text
 from ketadose.clock import label
 from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
-from ketadose.planning import Plan
+from ketadose.planning import Plan, TitrationPlan
 from ketadose.protocols import Protocol, ProtocolEntry
 from ketadose.units import format_number
 
@@ -398,9 +398,15 @@ def plan(result: Plan, console: Console) -> None:
         console: Where to print.
     """
     protocol = result.protocol
+    stay = result.titration
+    count = (
+        f"one inpatient stay, {len(result.sessions)} rungs of one continuous infusion"
+        if stay is not None
+        else f"{len(result.sessions)} sessions"
+    )
     lines = [
         Text.assemble((protocol.name, "bold"), f"  [{protocol.id}, {protocol.route}]"),
-        Text(f"Start {result.start.isoformat()}, {len(result.sessions)} sessions"),
+        Text(f"Start {result.start.isoformat()}, {count}"),
     ]
     if result.dosing_weight is not None:
         weight = result.dosing_weight
@@ -408,7 +414,68 @@ def plan(result: Plan, console: Console) -> None:
     lines.append(Text.assemble("Limits: ", library_line(result.library)))
     lines.append(Text.assemble("Protocols: ", library_line(result.protocol_library)))
     console.print(Panel(Group(*lines), expand=False))
+    if stay is not None:
+        _titration(result, stay, console)
+    else:
+        _sessions(result, console)
+    if result.pk_model:
+        console.print(
+            Text(f"Peak: predicted plasma peak ({result.pk_model} model, an estimate; simulate)")
+        )
+    _plan_notes(result, console)
 
+
+def _titration(result: Plan, stay: TitrationPlan, console: Console) -> None:
+    """The rungs of one stay: when each may start, its rate per kg and per hour, the pump."""
+    begin = stay.infusion_start
+    table = Table(
+        title=f"Titration from {begin:%a %Y-%m-%d %H:%M} {label(begin)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("From\nh", justify="right", no_wrap=True)
+    table.add_column("At", no_wrap=True)
+    for header in ("Rate\nmg/kg/h", "Rate\nmg/h", "Pump\nmL/h", "Bag\nmg/mL", "Total\nmg"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Basis", no_wrap=True)
+    table.add_column("Peak\nng/mL", justify="right", no_wrap=True)
+    for rung, session in zip(stay.rungs, result.sessions, strict=True):
+        phase = session.phases[0]
+        bag = session.preparation
+        style = {"ok": "green", "soft": "yellow", "hard": "bold red"}[session.status]
+        table.add_row(
+            str(rung.number),
+            _num(rung.at_h, step=0.01),
+            f"{session.start:%a %H:%M}",
+            _num(rung.rate_mg_per_kg_per_h, step=0.001),
+            _num(phase.rate_mg_per_h, step=0.01),
+            _num(phase.pump_rate_ml_per_h_rounded, step=0.01),
+            _num(None if bag is None else bag.final_mg_per_ml, step=0.01),
+            _num(session.accumulated_dose_mg, step=0.01),
+            Text(session.status, style=style),
+            rung.evidence,
+            _num(session.predicted_peak_ng_per_ml, step=1),
+        )
+    console.print(table)
+    notes = [
+        f"Each rung {stay.interval}; a step up only {result.sessions[-1].condition}"
+        if len(result.sessions) > 1
+        else f"Each rung {stay.interval}",
+        f"Target: {stay.target} ({stay.scale}); then hold the rate. Never above "
+        f"{stay.maximum}; the stay lasts at most {stay.maximum_stay}.",
+        stay.untolerated,
+        "Basis: the evidence each rate rests on (COMPUTED: no cohort reported it).",
+    ]
+    if stay.stopped is not None:
+        notes.append(f"STOPPED: {stay.stopped}")
+    for note in notes:
+        console.print(Text(f"  {note}", style="bold red" if note.startswith("STOP") else ""))
+
+
+def _sessions(result: Plan, console: Console) -> None:
+    """One row per session of a series."""
     # No vertical rules: the columns must fit 80 characters without truncating a number.
     table = Table(title="Sessions", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("#", justify="right", no_wrap=True)
@@ -440,10 +507,10 @@ def plan(result: Plan, console: Console) -> None:
             _num(session.predicted_peak_ng_per_ml, step=1),
         )
     console.print(table)
-    if result.pk_model:
-        console.print(
-            Text(f"Peak: predicted plasma peak ({result.pk_model} model, an estimate; simulate)")
-        )
+
+
+def _plan_notes(result: Plan, console: Console) -> None:
+    """What surrounds a plan: escalation, evaluation, notes, cost, findings, the verdict."""
 
     def section(title: str, items: list[str]) -> None:
         if items:
