@@ -211,6 +211,40 @@ RULES: tuple[Rule, ...] = (
         "SITE-POLICY: hold never changes the dose.",
     ),
 )
+#: Within a continuous titration (one stay, the rate stepped every few hours): the rules of
+#: :func:`ketadose.titration.next_rate`, each decision under one of these.
+RULES += (
+    Rule(
+        "titration-step-up",
+        "titrate",
+        "Within a stay: the interval since the last step has passed, a pain score since it is "
+        "above the target, the infusion tolerated on evidence: one step up, never past the "
+        "maximum.",
+        "The protocol's [titration] and its sources (migraine: Lauritsen C et al. J Headache "
+        "Pain 2016 [HIGH]; maximum Pomeroy 2017 [MED]).",
+    ),
+    Rule(
+        "titration-hold",
+        "hold",
+        "Within a stay: at target, no score since the last step, too soon, at the maximum, or "
+        "tolerability not in evidence: keep the rate.",
+        "The protocol's [titration] and its sources.",
+    ),
+    Rule(
+        "titration-reduce",
+        "reduce",
+        "Within a stay: not tolerated: one step down, for a clinician to review.",
+        "The protocol's [titration] untolerated note (Lauritsen 2016: a hallucination resolved "
+        "after the rate was decreased [HIGH]).",
+    ),
+    Rule(
+        "titration-stop",
+        "stop",
+        "Within a stay: not tolerated at the start rate, a life-threatening event, or the "
+        "maximum stay reached: stop.",
+        "The protocol's [titration] (stay: Pomeroy 2017 [MED]); at the start rate SITE-POLICY.",
+    ),
+)
 _RULES = {rule.id: rule for rule in RULES}
 
 
@@ -273,6 +307,7 @@ class _Target:
 
     level: int | None
     amount: float | None = None
+    rate: float | None = None  # mg/kg/h, within a continuous titration
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +364,8 @@ def decide(
     levels = _levels(entry, request)
     if not sessions:
         choice = _Choice("start", _Target(0), ("no session given yet: start at the programme",))
+    elif protocol.titration is not None:
+        choice = _within_stay(entry, sessions, limits, at)
     else:
         choice = _choose(entry, patient, sessions, levels, limits, at)
 
@@ -347,7 +384,11 @@ def decide(
     if choice.decision in ("escalate", "titrate"):
         blocking = _blocking(decided.findings)
         if blocking is not None:
-            held = _hold(entry, sessions[-1], levels)
+            held = (
+                _hold(entry, sessions[-1], levels)
+                if protocol.titration is None
+                else _Target(None, rate=_rate_of(sessions[-1]))
+            )
             choice = _Choice(
                 "hold-limit",
                 held,
@@ -528,6 +569,9 @@ def _request_for(
 ) -> DoseRequest:
     if target.level is not None:
         return at_step(request, levels[target.level].step)
+    if target.rate is not None:
+        rate = target.rate
+        return replace(request, rate=Quantity(Kind.RATE_PER_KG, rate, f"{rate} mg/kg/h"))
     assert target.amount is not None
     phases = entry.protocol.phases
     per_kg = entry.protocol.weight_based
@@ -716,6 +760,74 @@ def _choose(
         + ("" if step is None else f" ({step.condition})")
     )
     return _Choice("escalate", _Target(next_up), tuple(reasons))
+
+
+def _end(session: SessionRecord) -> datetime:
+    return shift(session.at, timedelta(minutes=session.duration_min or 0.0))
+
+
+def _rate_of(session: SessionRecord) -> float:
+    """The mg/kg/h a session of a continuous titration ran at (its programme, or its dose)."""
+    import json
+
+    try:
+        phases = json.loads(session.phases_json)
+        rate = phases[0]["rate_mg_per_kg_per_h"] if phases else None
+    except (ValueError, KeyError, TypeError, IndexError):
+        rate = None
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+        return float(rate)
+    per_kg = session.planned_dose_mg_per_kg or session.dose_mg_per_kg
+    if per_kg is None or not session.duration_min:
+        raise InputError(
+            f"the session on {session.at:%Y-%m-%d %H:%M} records no rate (mg/kg and duration)"
+        )
+    return per_kg / (session.duration_min / 60)
+
+
+def _within_stay(
+    entry: ProtocolEntry, sessions: list[SessionRecord], limits: LimitLibrary, at: datetime
+) -> _Choice:
+    """The next rate within a continuous titration (each rung recorded as a session)."""
+    from ketadose.planning import titration_interval
+    from ketadose.titration import next_rate
+
+    protocol = entry.protocol
+    last = sessions[-1]
+    tolerance = tolerability(protocol, limits, last)
+    current = _rate_of(last)
+    if tolerance.kind == "ungraded":
+        return _Choice("reassess-ungraded", _Target(None, rate=current), (tolerance.reason,))
+    if tolerance.kind == "stop":
+        return _Choice("titration-stop", _Target(None, rate=current), (tolerance.reason,))
+    step = next_rate(
+        protocol,
+        started=sessions[0].at,
+        at=at,
+        current_rate_mg_per_kg_h=current,
+        last_step_at=last.at,
+        # A rung's score is taken at its end (the pain the rung left), never after now.
+        pain_scores=[
+            (min(_end(s), at, key=instant), s.score) for s in sessions if s.score is not None
+        ],
+        tolerated=tolerance.kind not in ("severe", "not-tolerated"),
+        min_interval=timedelta(minutes=titration_interval(entry, limits)),
+    )
+    reasons = [step.reason]
+    if step.action == "step-up" and not tolerance.escalation_allowed:
+        reasons.append(f"{tolerance.reason}: no step up")
+        return _Choice("titration-hold", _Target(None, rate=current), tuple(reasons))
+    rule_id = {
+        "step-up": "titration-step-up",
+        "hold": "titration-hold",
+        "target-reached": "titration-hold",
+        "reduce": "titration-reduce",
+        "stop": "titration-stop",
+    }[step.action]
+    if tolerance.kind in ("severe", "not-tolerated"):
+        reasons.insert(0, tolerance.reason)
+    rate = step.rate_mg_per_kg_h if step.action != "stop" else current
+    return _Choice(rule_id, _Target(None, rate=rate), tuple(reasons))
 
 
 def _scheduled_level(levels: list[_Level], session_number: int) -> int | None:

@@ -535,11 +535,12 @@ def readings(draw: st.DrawFn, start: datetime, minutes: float) -> tuple[Reading,
     timeline = []
     for at in sorted(kept):
         answer = draw(st.sampled_from(_ANSWERS))
+        systolic = draw(st.integers(90, 210))
         timeline.append(
             Reading(
                 at=at,
-                systolic=float(draw(st.integers(90, 210))),
-                diastolic=float(draw(st.integers(50, 125))),
+                systolic=float(systolic),
+                diastolic=float(draw(st.integers(50, min(125, systolic - 10)))),
                 heart_rate=float(draw(st.integers(45, 150))),
                 spo2=float(draw(st.integers(88, 100))),
                 sedation=draw(st.none() | st.integers(0, 5)),
@@ -548,6 +549,11 @@ def readings(draw: st.DrawFn, start: datetime, minutes: float) -> tuple[Reading,
             )
         )
     return tuple(timeline)
+
+
+def _pressure(draw: st.DrawFn) -> BloodPressure:
+    systolic = draw(st.integers(100, 210))
+    return BloodPressure(float(systolic), float(draw(st.integers(60, min(125, systolic - 10)))))
 
 
 @st.composite
@@ -601,11 +607,7 @@ def session_histories(
                 dose_mg=per_kg * basis.kg * (0.5 if stopped else 1.0),
                 dose_mg_per_kg=per_kg * (0.5 if stopped else 1.0),
                 duration_min=20.0 if stopped else 40.0,
-                bp_peak=BloodPressure(
-                    float(draw(st.integers(100, 210))), float(draw(st.integers(60, 125)))
-                )
-                if summary
-                else None,
+                bp_peak=_pressure(draw) if summary else None,
                 heart_rate=draw(st.none() | st.integers(0, 150).map(float)) if summary else None,
                 spo2=draw(st.none() | st.integers(85, 100).map(float)) if summary else None,
                 score=draw(st.none() | st.integers(0, 60).map(float)),

@@ -1,21 +1,32 @@
-"""Tests for ketadose.escalation: the next-session decision over a table of histories."""
+"""Tests for ketadose.escalation: the next-session decision, rule by rule, on its own basis."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketadose.escalation import decide
-from ketadose.models import Severity
-from ketadose.records import BloodPressure, PatientRecord, SessionRecord
+from ketadose.escalation import GOES_AHEAD, LEVEL_TOLERANCE, RULES, NextSession, decide
+from ketadose.events import AdverseEvent, Grade, parse
+from ketadose.limits import load_library as load_limits
+from ketadose.models import WeightPolicy
+from ketadose.monitoring import tolerability
+from ketadose.protocols import load_library
+from ketadose.records import BloodPressure, PatientRecord, Reading, SessionRecord
+from ketadose.render.json import document
+from ketadose.render.records import history_json, read_history_file
+from ketadose.store import Store
+from ketadose.strategies import session_histories
 from tests.factories import SRC, limits_library, protocol
 
 LIMITS = limits_library()
-# Depression-like: 0.5 mg/kg over 40 min; 0.75 over 45 min from session 4 if < 50% after 3.
+# Depression-like: 0.5 mg/kg over 40 min; 0.75 over 45 min, then 1 mg/kg, if < 50% after 3.
 ENTRY = protocol(
     {"kind": "timed", "dose": "0.5 mg/kg", "duration": "40 min"},
     protocol_id="depression",
@@ -38,169 +49,500 @@ ENTRY = protocol(
     response={"scale": "MADRS", "threshold": ">= 50% fall", "threshold_pct": 50, **SRC},
     rules={"sessions_per_step": 3, "max_gap": "14 d", **SRC},
 )
-PATIENT = PatientRecord(id="P1", protocol="depression", baseline=30, weight_kg=80)
-START = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+ZONE = ZoneInfo("Europe/Berlin")
+START = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)
+# 110 kg, 170 cm, female; worked by hand (clinical.md 7):
+#   ideal (Devine) 45.5 + 2.3 x (170 / 2.54 - 60) = 61.437008 kg
+#   adjusted 61.437008 + 0.4 x (110 - 61.437008) = 80.862205 kg
+#   lean (Janmahasatian) 9270 x 110 / (8780 + 244 x 38.062284) = 56.43921 kg
+WOMAN = PatientRecord(
+    id="P1", protocol="depression", baseline=30, weight_kg=110, height_cm=170, sex="female"
+)
+BASIS = {
+    WeightPolicy.ACTUAL: 110.0,
+    WeightPolicy.IDEAL: 61.437008,
+    WeightPolicy.ADJUSTED: 80.862205,
+    WeightPolicy.LEAN: 56.43921,
+}
+TOLERATED = {"bp_peak": BloodPressure(135, 85), "heart_rate": 82.0, "spo2": 97.0}
 
 
-def given_sessions(
-    *doses: float, scores: list[float | None] | None = None, **last: object
+def sessions(
+    *doses: float,
+    kg: float = 80.0,
+    policy: WeightPolicy | None = None,
+    scores: list[float | None] | None = None,
+    vitals: bool = True,
+    **last: object,
 ) -> list[SessionRecord]:
-    sessions = []
+    """Sessions two days apart at these mg/kg on ``kg``; ``last`` replaces fields of the last."""
+    made = []
     for i, per_kg in enumerate(doses):
-        score = None if scores is None else scores[i]
-        sessions.append(
+        made.append(
             SessionRecord(
                 patient_id="P1",
                 at=START + timedelta(days=2 * i),
                 protocol="depression",
-                dose_mg=per_kg * 80,
+                dose_mg=per_kg * kg,
                 dose_mg_per_kg=per_kg,
-                score=score,
+                score=None if scores is None else scores[i],
+                weight_policy=None if policy is None else policy.value,
+                dosing_weight_kg=None if policy is None else kg,
+                **(TOLERATED if vitals else {}),  # type: ignore[arg-type]
             )
         )
-    if last and sessions:
-        sessions[-1] = SessionRecord(
-            **{**{f: getattr(sessions[-1], f) for f in SessionRecord.__slots__}, **last}
-        )
-    return sessions
+    if last and made:
+        made[-1] = replace(made[-1], **last)  # type: ignore[arg-type]
+    return made
 
 
-class TestDecisions:
-    """Each rule of the table, with the dose it recommends."""
+def next_for(
+    history: list[SessionRecord], patient: PatientRecord = WOMAN, **kw: object
+) -> NextSession:
+    at = history[-1].at + timedelta(days=3) if history else START
+    return decide(ENTRY, patient, history, LIMITS, at=at, **kw)  # type: ignore[arg-type]
 
-    def test_no_history_starts(self) -> None:
-        result = decide(ENTRY, PATIENT, [], LIMITS, at=START)
-        assert (result.decision, result.level, result.dose_mg_per_kg) == ("start", 0, 0.5)
 
-    def test_responder_holds(self) -> None:
-        result = decide(
-            ENTRY,
-            PATIENT,
-            given_sessions(0.5, 0.5, 0.5, scores=[25, 20, 12]),
-            LIMITS,
-            at=START + timedelta(days=7),
-        )
-        assert (result.decision, result.level) == ("hold", 0)
-        assert result.improvement_pct == pytest.approx(60)
-        assert any("responding" in r for r in result.reasons)
+NON_RESPONDER = [28.0, 27.0, 25.0]  # 16.7 % below a baseline of 30
 
-    def test_non_responder_tolerated_escalates_one_step(self) -> None:
-        result = decide(
-            ENTRY,
-            PATIENT,
-            given_sessions(0.5, 0.5, 0.5, scores=[29, 27, 25]),
-            LIMITS,
-            at=START + timedelta(days=7),
-        )
-        assert (result.decision, result.level) == ("escalate", 1)
+
+class TestBasis:
+    """The dose is carried on the dosing weight the sessions used, whatever today's weight."""
+
+    def test_the_issue_example_escalates_on_the_adjusted_weight(self) -> None:
+        """40.4 mg = 0.5 mg/kg on 80.8 kg: 0.75 mg/kg is 60.6 mg there, not 82.5 mg."""
+        history = sessions(0.5, 0.5, 0.5, kg=80.8, scores=NON_RESPONDER)
+        result = next_for(history)
+        assert result.decision == "escalate"
+        assert result.total_dose_mg == pytest.approx(60.6)
         assert result.dose_mg_per_kg == pytest.approx(0.75)
-        assert result.total_dose_mg == pytest.approx(60)
-        assert result.status == "ok"
+        assert result.basis.dosing_weight_kg == pytest.approx(80.8)
+        assert result.basis.kept_from == "recorded-dose"
 
-    def test_too_few_sessions_at_the_dose_holds(self) -> None:
-        result = decide(
+    @pytest.mark.parametrize("policy", list(WeightPolicy))
+    @pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "mg-over-mg-per-kg"])
+    def test_escalate_hold_and_reduce_on_every_policy(
+        self, policy: WeightPolicy, recorded: bool
+    ) -> None:
+        kg = BASIS[policy]
+        kept = policy if recorded else None
+        escalate = next_for(sessions(0.5, 0.5, 0.5, kg=kg, policy=kept, scores=NON_RESPONDER))
+        assert escalate.decision == "escalate"
+        assert escalate.total_dose_mg == pytest.approx(0.75 * kg)
+        hold = next_for(sessions(0.5, 0.5, kg=kg, policy=kept, scores=NON_RESPONDER[:2]))
+        assert hold.decision == "hold"
+        assert hold.total_dose_mg == pytest.approx(0.5 * kg)
+        severe = parse("dissociation:severe")
+        reduce = next_for(
+            sessions(0.5, 0.5, 0.5, 0.75, kg=kg, policy=kept, adverse_events=(severe,))
+        )
+        assert (reduce.decision, reduce.ready) == ("reduce", False)
+        assert reduce.total_dose_mg == pytest.approx(0.5 * kg)
+
+    def test_a_reweighed_patient_keeps_the_basis_and_is_told(self) -> None:
+        history = sessions(
+            0.5, 0.5, 0.5, kg=80.862205, policy=WeightPolicy.ADJUSTED, scores=NON_RESPONDER
+        )
+        result = next_for(history, replace(WOMAN, weight_kg=100))
+        assert result.total_dose_mg == pytest.approx(0.75 * 80.862205)
+        # 61.437008 + 0.4 x 38.562992 = 76.862205 kg today
+        assert result.basis.today_kg == pytest.approx(76.862205)
+        assert any("76.9 kg" in reason and "basis is kept" in reason for reason in result.reasons)
+
+    def test_rebasing_is_a_decision_the_output_states(self) -> None:
+        history = sessions(0.5, 0.5, kg=80.8, scores=NON_RESPONDER[:2])
+        result = next_for(history, rebase=WeightPolicy.IDEAL)
+        assert result.decision == "hold"
+        assert result.total_dose_mg == pytest.approx(0.5 * 61.437008)
+        assert result.basis.kept_from == "rebased"
+        assert "dosing basis changed to ideal weight, 61.4 kg" in result.reasons[0]
+
+
+class TestHold:
+    """Hold never changes the dose."""
+
+    def test_off_ladder_dose_is_held_as_given(self) -> None:
+        """After 3 x 0.4 mg/kg with no score, hold stays at 0.4 mg/kg, not the 0.5 rung."""
+        result = next_for(sessions(0.4, 0.4, 0.4, kg=80.0))
+        assert result.decision == "hold"
+        assert result.dose_mg_per_kg == pytest.approx(0.4)
+        assert result.total_dose_mg == pytest.approx(32.0)
+        assert result.level is None
+
+    def test_adjusted_weight_patient_holds_at_her_dose(self) -> None:
+        """40.4 mg on adjusted weight holds at 40.4 mg, not 55 mg on actual weight."""
+        result = next_for(sessions(0.5, kg=80.8, scores=[29.0]))
+        assert result.decision == "hold"
+        assert result.total_dose_mg == pytest.approx(40.4)
+
+    def test_responder_holds_at_the_escalated_dose(self) -> None:
+        result = next_for(sessions(0.5, 0.5, 0.5, 0.75, kg=80, scores=[25, 22, 20, 12]))
+        assert (result.decision, result.rule) == ("hold", "hold-responding")
+        assert result.total_dose_mg == pytest.approx(60.0)
+
+
+class TestTolerability:
+    """Escalation needs evidence that the sessions were tolerated."""
+
+    def test_no_vitals_recorded_holds(self) -> None:
+        result = next_for(sessions(0.5, 0.5, 0.5, kg=80, scores=NON_RESPONDER, vitals=False))
+        assert (result.decision, result.rule) == ("hold", "hold-not-tolerated")
+        assert result.total_dose_mg == pytest.approx(40.0)
+        assert "not in evidence" in result.reasons[-1]
+
+    def test_one_untolerated_session_at_the_dose_blocks_escalation(self) -> None:
+        history = sessions(0.5, 0.5, 0.5, kg=80, scores=NON_RESPONDER)
+        history[0] = replace(history[0], heart_rate=None)
+        result = next_for(history)
+        assert (result.decision, result.total_dose_mg) == ("hold", pytest.approx(40.0))
+
+    def test_a_heart_rate_of_zero_is_not_tolerated(self) -> None:
+        result = next_for(sessions(0.5, 0.75, kg=80, scores=[28, 27], heart_rate=0.0))
+        assert result.decision == "reduce"
+        assert result.total_dose_mg == pytest.approx(40.0)
+        assert "0 bpm" in result.reasons[1]
+
+    @pytest.mark.parametrize("grade", [Grade.MODERATE])
+    def test_moderate_event_holds(self, grade: Grade) -> None:
+        event = AdverseEvent("nausea", grade)
+        result = next_for(
+            sessions(0.5, 0.5, 0.5, kg=80, scores=NON_RESPONDER, adverse_events=(event,))
+        )
+        assert (result.decision, result.total_dose_mg) == ("hold", pytest.approx(40.0))
+
+    def test_mild_event_does_not_block(self) -> None:
+        event = AdverseEvent("nausea", Grade.MILD)
+        result = next_for(
+            sessions(0.5, 0.5, 0.5, kg=80, scores=NON_RESPONDER, adverse_events=(event,))
+        )
+        assert result.decision == "escalate"
+
+    def test_timeline_with_every_scheduled_reading_is_evidence(self) -> None:
+        monitored = replace(
             ENTRY,
-            PATIENT,
-            given_sessions(0.5, 0.5, scores=[29, 28]),
-            LIMITS,
-            at=START + timedelta(days=5),
+            protocol=ENTRY.protocol.model_copy(
+                update={"monitoring": load_library()["depression"].protocol.monitoring}
+            ),
         )
-        assert (result.decision, result.level) == ("hold", 0)
-        assert any("2 of 3 sessions" in r for r in result.reasons)
-
-    def test_non_responder_not_tolerated_reduces(self) -> None:
-        sessions = given_sessions(
-            0.5, 0.5, 0.5, 0.75, scores=[29, 27, 26, 25], bp_peak=BloodPressure(195, 105)
+        session = sessions(0.5, kg=80, vitals=False, duration_min=40.0)[0]
+        # before; during +10..+40; no observation here, so the reading before discharge
+        # is one more, within 5 min before the end.
+        times = [-10, 10, 20, 30, 38, 40]
+        full = replace(
+            session,
+            readings=tuple(
+                Reading(at=session.at + timedelta(minutes=t), systolic=130, diastolic=80)
+                for t in times
+            ),
         )
-        result = decide(ENTRY, PATIENT, sessions, LIMITS, at=START + timedelta(days=9))
-        assert (result.decision, result.level) == ("reduce", 0)
-        assert result.dose_mg_per_kg == pytest.approx(0.5)
-        assert any("systolic" in r for r in result.reasons)
+        assert tolerability(monitored.protocol, LIMITS, full).kind == "tolerated"
+        gap = replace(full, readings=full.readings[:2] + full.readings[3:])  # no +20
+        judged = tolerability(monitored.protocol, LIMITS, gap)
+        assert judged.kind == "not-shown"
+        assert "during +20 min" in judged.reason
 
-    def test_hypertension_at_the_starting_dose_reassesses(self) -> None:
-        sessions = given_sessions(0.5, scores=[29], bp_peak=BloodPressure(205, 100))
-        result = decide(ENTRY, PATIENT, sessions, LIMITS, at=START + timedelta(days=3))
-        assert result.decision == "reassess"
 
-    def test_severe_adverse_event_counts_as_not_tolerated(self) -> None:
-        sessions = given_sessions(
-            0.5, 0.5, 0.5, 0.75, scores=[29, 27, 26, 25], adverse_events=("dissociation:severe",)
+class TestSevere:
+    """A severe event or a during-session stop: reduce or stop, never ready."""
+
+    def test_severe_event_after_escalation_reduces_without_a_programme(self) -> None:
+        result = next_for(
+            sessions(0.5, 0.5, 0.5, 0.75, kg=80, adverse_events=(parse("dissociation:severe"),))
         )
-        result = decide(ENTRY, PATIENT, sessions, LIMITS, at=START + timedelta(days=9))
+        assert (result.decision, result.ready, result.status) == ("reduce", False, "soft")
+        assert result.total_dose_mg == pytest.approx(40.0)
+        assert result.session is not None
+        assert all(p.pump_rate_ml_per_h is None for p in result.phases)
+        assert result.session.preparation is None
+
+    def test_severe_event_at_the_first_rung_stops(self) -> None:
+        result = next_for(sessions(0.5, kg=80, adverse_events=(parse("dissociation:severe"),)))
+        assert (result.decision, result.ready, result.status) == ("stop", False, "hard")
+        assert result.session is None and result.total_dose_mg is None
+
+    def test_life_threatening_event_stops_at_any_rung(self) -> None:
+        event = parse("respiratory depression:life-threatening")
+        result = next_for(sessions(0.5, 0.5, 0.5, 0.75, kg=80, adverse_events=(event,)))
+        assert (result.decision, result.rule) == ("stop", "stop-life-threatening")
+
+    def test_a_reading_that_answered_stop_reduces(self) -> None:
+        stop = Reading(at=START + timedelta(days=6, minutes=20), systolic=210, diastolic=100)
+        result = next_for(
+            sessions(0.5, 0.5, 0.5, 0.75, kg=80, readings=(replace(stop, answer="stop"),))
+        )
         assert result.decision == "reduce"
 
-    def test_missing_scores_hold(self) -> None:
-        result = decide(
-            ENTRY, PATIENT, given_sessions(0.5, 0.5, 0.5), LIMITS, at=START + timedelta(days=7)
+    def test_an_infusion_stopped_early_reduces(self) -> None:
+        result = next_for(
+            sessions(0.5, 0.75, kg=80, stopped_at=START + timedelta(days=2, minutes=15))
         )
-        assert result.decision == "hold"
-        assert any("no score" in r for r in result.reasons)
+        assert (result.decision, result.total_dose_mg) == ("reduce", pytest.approx(40.0))
 
-    def test_gap_longer_than_the_protocol_allows_reassesses(self) -> None:
-        result = decide(
-            ENTRY,
-            PATIENT,
-            given_sessions(0.5, 0.5, scores=[29, 28]),
-            LIMITS,
-            at=START + timedelta(days=30),
+    def test_ungraded_event_asks_for_its_grade(self) -> None:
+        result = next_for(sessions(0.5, kg=80, adverse_events=(AdverseEvent("nausea", None),)))
+        assert (result.decision, result.rule, result.ready) == (
+            "reassess",
+            "reassess-ungraded",
+            False,
         )
-        assert result.decision == "reassess"
-        assert any("more than 14 d" in r for r in result.reasons)
+
+
+class TestRules:
+    """The other rules, each with the reason that decided."""
+
+    def test_too_few_sessions_at_the_dose_holds(self) -> None:
+        result = next_for(sessions(0.5, 0.5, kg=80, scores=[28, 27]))
+        assert (result.decision, result.rule) == ("hold", "hold-too-few")
+
+    def test_never_past_the_top_rung(self) -> None:
+        history = sessions(0.5, 0.5, 0.5, 0.75, 0.75, 0.75, kg=80, scores=[28] * 6)
+        history = [replace(s, at=START + timedelta(days=i)) for i, s in enumerate(history)]
+        extended = replace(
+            ENTRY,
+            protocol=ENTRY.protocol.model_copy(
+                update={"series": ENTRY.protocol.series.model_copy(update={"sessions": 12})}
+            ),
+        )
+        top = [*history, *sessions(1.0, 1.0, 1.0, kg=80, scores=[28] * 3)]
+        top = [replace(s, at=START + timedelta(days=2 * i)) for i, s in enumerate(top)]
+        result = decide(extended, WOMAN, top, LIMITS, at=top[-1].at + timedelta(days=3))
+        assert (result.decision, result.rule) == ("hold", "hold-top")
+        assert result.total_dose_mg == pytest.approx(80.0)
+
+    def test_gap_reassesses_without_a_programme(self) -> None:
+        history = sessions(0.5, kg=80, scores=[28])
+        result = decide(ENTRY, WOMAN, history, LIMITS, at=START + timedelta(days=20))
+        assert (result.decision, result.ready) == ("reassess", False)
+        assert all(p.pump_rate_ml_per_h is None for p in result.phases)
 
     def test_series_complete_without_response_reassesses(self) -> None:
-        sessions = given_sessions(0.5, 0.5, 0.5, 0.75, 1.0, 1.0, scores=[29, 28, 27, 26, 26, 25])
-        result = decide(ENTRY, PATIENT, sessions, LIMITS, at=START + timedelta(days=14))
-        assert result.decision == "reassess"
+        history = sessions(0.5, 0.5, 0.5, 0.75, 0.75, 0.75, kg=80, scores=[28] * 6)
+        assert next_for(history).rule == "reassess-series"
 
-    def test_earliest_date_keeps_the_interval(self) -> None:
-        sessions = given_sessions(0.5, scores=[29])
-        result = decide(ENTRY, PATIENT, sessions, LIMITS, at=sessions[-1].at + timedelta(hours=1))
-        assert result.earliest_date == sessions[-1].at + timedelta(
-            hours=40
-        )  # test limits: 40 h soft minimum
+    def test_blocked_escalation_names_the_finding_that_blocked_it(self) -> None:
+        # A library whose escalation-step hard limit is 0.2 mg/kg: 0.5 -> 0.75 is refused.
+        text = Path("tests/data/limits.toml").read_text(encoding="utf-8")
+        strict = text.replace(
+            'upper_soft = "0.25 mg/kg"\nupper_hard = "0.5 mg/kg"',
+            'upper_soft = "0.1 mg/kg"\nupper_hard = "0.2 mg/kg"',
+        )
+        assert strict != text
+        from ketadose.limits import load_file
+
+        library = load_file(strict.encode(), "strict.toml")
+        history = sessions(0.5, 0.5, 0.5, kg=80, scores=NON_RESPONDER)
+        result = decide(ENTRY, WOMAN, history, library, at=history[-1].at + timedelta(days=3))
+        assert (result.decision, result.rule) == ("hold", "hold-limit")
+        assert "escalation" in result.reasons[-1] and "0.2 mg/kg" in result.reasons[-1]
+        assert result.total_dose_mg == pytest.approx(40.0)
+
+    def test_absolute_target_counts_as_response(self) -> None:
+        target = replace(
+            ENTRY,
+            protocol=ENTRY.protocol.model_copy(
+                update={
+                    "response": ENTRY.protocol.response.model_copy(  # type: ignore[union-attr]
+                        update={"threshold_pct": None, "target_max": 3.0}
+                    )
+                }
+            ),
+        )
+        patient = replace(WOMAN, baseline=8)
+        at_target = sessions(0.5, 0.5, 0.5, kg=80, scores=[6, 5, 3])
+        above = sessions(0.5, 0.5, 0.5, kg=80, scores=[6, 5, 4])
+        when = at_target[-1].at + timedelta(days=3)
+        assert decide(target, patient, at_target, LIMITS, at=when).rule == "hold-responding"
+        assert decide(target, patient, above, LIMITS, at=when).decision == "escalate"
+
+    def test_session_after_the_decision_time_is_refused(self) -> None:
+        from ketadose.errors import InputError
+
+        history = sessions(0.5, kg=80)
+        with pytest.raises(InputError, match="after"):
+            decide(ENTRY, WOMAN, history, LIMITS, at=START - timedelta(days=1))
+
+    def test_every_rule_has_a_source(self) -> None:
+        assert len({rule.id for rule in RULES}) == len(RULES)
+        assert all(len(rule.source) > 5 and len(rule.text) > 10 for rule in RULES)
 
 
-histories = st.lists(
-    st.tuples(
-        st.sampled_from([0.5, 0.75, 1.0, 0.6, 1.4]),
-        st.one_of(st.none(), st.floats(min_value=0, max_value=40)),
-        st.one_of(st.none(), st.integers(min_value=100, max_value=230)),
-        st.booleans(),
-    ),
-    max_size=8,
-)
+SHIPPED = load_library()
+SHIPPED_LIMITS = load_limits()
+
+
+class TestShippedProtocols:
+    """Hand-worked histories on the shipped protocols."""
+
+    def test_neuropathic_titration_day_2_is_0_4(self) -> None:
+        entry = SHIPPED["neuropathic-pain"]
+        patient = PatientRecord("P1", "neuropathic-pain", 6, 80)
+        day1 = SessionRecord(
+            patient_id="P1",
+            at=START,
+            protocol="neuropathic-pain",
+            dose_mg=0.2 * 4 * 80,
+            dose_mg_per_kg=0.8,
+            duration_min=240,
+            **TOLERATED,  # type: ignore[arg-type]
+        )
+        result = decide(entry, patient, [day1], SHIPPED_LIMITS, at=START + timedelta(days=1))
+        assert (result.decision, result.rule) == ("titrate", "titrate")
+        # 0.4 mg/kg/h for 4 h on 80 kg = 128 mg
+        assert result.total_dose_mg == pytest.approx(128.0)
+        assert result.phases[0].rate_mg_per_kg_per_h == pytest.approx(0.4)
+        untolerated = replace(day1, heart_rate=None)
+        held = decide(entry, patient, [untolerated], SHIPPED_LIMITS, at=START + timedelta(days=1))
+        assert (held.decision, held.total_dose_mg) == ("hold", pytest.approx(64.0))
+
+    def test_depression_futility_after_session_4(self) -> None:
+        entry = SHIPPED["depression"]
+        patient = PatientRecord("P1", "depression", 30, 80)
+        history = sessions(0.5, 0.5, 0.5, 0.75, kg=80, scores=[29, 28, 28, 27])
+        result = decide(
+            entry, patient, history, SHIPPED_LIMITS, at=history[-1].at + timedelta(days=3)
+        )
+        assert (result.decision, result.rule, result.ready) == ("reassess", "futility", False)
+
+    def test_migraine_steps_within_the_stay(self) -> None:
+        entry = SHIPPED["migraine"]
+        patient = PatientRecord("P1", "migraine", 8, 70)
+        first = SessionRecord(
+            patient_id="P1",
+            at=START,
+            protocol="migraine",
+            dose_mg=0.1 * 4 * 70,
+            dose_mg_per_kg=0.4,
+            duration_min=240,
+            score=7.0,
+            **TOLERATED,  # type: ignore[arg-type]
+        )
+        result = decide(entry, patient, [first], SHIPPED_LIMITS, at=START + timedelta(hours=4))
+        assert (result.decision, result.rule) == ("titrate", "titration-step-up")
+        assert result.phases[0].rate_mg_per_kg_per_h == pytest.approx(0.2)
+        assert result.phases[0].rate_mg_per_h == pytest.approx(14.0)
+        at_target = replace(first, score=3.0)
+        held = decide(entry, patient, [at_target], SHIPPED_LIMITS, at=START + timedelta(hours=4))
+        assert (held.decision, held.phases[0].rate_mg_per_kg_per_h) == ("hold", pytest.approx(0.1))
+
+
+class TestHistoryFile:
+    """History files are read by the same rules as the store: nothing guessed."""
+
+    def write(self, tmp_path: Path, events: object) -> Path:
+        path = tmp_path / "h.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "patient": {
+                        "id": "P1",
+                        "protocol": "depression",
+                        "baseline": 30,
+                        "weight_kg": 80,
+                    },
+                    "sessions": [
+                        {"date": "2026-11-02T09:00", "total_dose_mg": 40, "adverse_events": events}
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
+        return path
+
+    @pytest.mark.parametrize(
+        ("events", "message"),
+        [
+            (["severe dissociation"], "no grade"),
+            (["dissociation (severe)"], "no grade"),
+            ("dissociation:severe", "must be a list"),
+            (["dissociation:awful"], "unknown grade"),
+            (["wobbles:mild"], "not in the adverse-event vocabulary"),
+            ([3], "is text"),
+        ],
+    )
+    def test_unreadable_events_are_refused(
+        self, tmp_path: Path, events: object, message: str
+    ) -> None:
+        from ketadose.errors import InputError
+
+        with pytest.raises(InputError, match=message):
+            read_history_file(self.write(tmp_path, events), "P1", ZONE)
+
+    def test_graded_events_read(self, tmp_path: Path) -> None:
+        _, read = read_history_file(
+            self.write(tmp_path, ["Dissociation: Severe", "high blood pressure:moderate"]),
+            "P1",
+            ZONE,
+        )
+        assert read[0].adverse_events == (
+            AdverseEvent("dissociation", Grade.SEVERE),
+            AdverseEvent("hypertension", Grade.MODERATE),
+        )
+
+
+def _amount(session: SessionRecord) -> float:
+    return session.planned_dose_mg_per_kg or session.dose_mg_per_kg or 0.0
 
 
 class TestProperties:
-    """For any history: never past a hard limit, never more than one step, never after intolerance."""
+    """Over generated histories on the shipped depression protocol and limits."""
 
-    @given(histories, st.floats(min_value=1, max_value=20))
-    def test_invariants(
-        self, rows: list[tuple[float, float | None, int | None, bool]], days_after: float
+    @given(history=session_histories("depression"), days=st.integers(2, 20))
+    @settings(max_examples=150)
+    def test_next_is_safe_by_construction(
+        self, history: tuple[PatientRecord, list[SessionRecord]], days: int
     ) -> None:
-        sessions = [
-            SessionRecord(
-                patient_id="P1",
-                at=START + timedelta(days=3 * i),
-                protocol="depression",
-                dose_mg=per_kg * 80,
-                dose_mg_per_kg=per_kg,
-                score=score,
-                bp_peak=None if systolic is None else BloodPressure(systolic, 80),
-                adverse_events=("nausea:severe",) if severe else (),
-            )
-            for i, (per_kg, score, systolic, severe) in enumerate(rows)
-        ]
-        at = (sessions[-1].at if sessions else START) + timedelta(days=days_after)
-        result = decide(ENTRY, PATIENT, sessions, LIMITS, at=at)
-        assert result.status != "hard" or result.decision != "escalate"
-        if result.decision == "escalate":
-            assert sessions
-            last = sessions[-1]
-            levels = [0.5, 0.75, 1.0]
-            current = max(i for i, v in enumerate(levels) if v <= (last.dose_mg_per_kg or 0) * 1.02)
-            assert result.level == current + 1
-            assert not last.adverse_events
-            assert last.bp_peak is None or last.bp_peak.systolic <= 180
-        if result.status != "hard":
-            assert not [f for f in result.findings if f.severity is Severity.HARD]
+        patient, given_sessions = history
+        entry = SHIPPED["depression"]
+        at = (given_sessions[-1].at if given_sessions else START) + timedelta(days=days)
+        result = decide(entry, patient, given_sessions, SHIPPED_LIMITS, at=at)
+        # Never a programme past a hard limit, never ready with one; a withheld decision is
+        # never ready.
+        if result.status == "hard":
+            assert not result.ready
+            assert all(p.pump_rate_ml_per_h is None for p in result.phases)
+        if result.decision not in GOES_AHEAD:
+            assert not result.ready
+            assert all(p.pump_rate_ml_per_h is None for p in result.phases)
+        if not given_sessions or result.dose_mg_per_kg is None:
+            return
+        last = given_sessions[-1]
+        given_amount = _amount(last)
+        ladder = [0.5, 0.75]
+        # Never more than one rung up.
+        above = [rung for rung in ladder if rung > given_amount * (1 + LEVEL_TOLERANCE)]
+        ceiling = min(above) if above else given_amount
+        assert result.dose_mg_per_kg <= ceiling * (1 + LEVEL_TOLERANCE)
+        # Never up after a session that was not tolerated on evidence.
+        if not tolerability(entry.protocol, SHIPPED_LIMITS, last).escalation_allowed:
+            assert result.dose_mg_per_kg <= given_amount * (1 + LEVEL_TOLERANCE)
+        # Hold never changes the dose, on its basis.
+        if result.decision == "hold":
+            assert result.dose_mg_per_kg == pytest.approx(given_amount, rel=LEVEL_TOLERANCE)
+            basis = last.basis_kg
+            assert basis is not None and result.total_dose_mg is not None
+            assert result.total_dose_mg == pytest.approx(result.dose_mg_per_kg * basis)
+
+    @given(history=session_histories("depression", max_sessions=5))
+    @settings(max_examples=40)
+    def test_store_and_history_file_give_the_same_answer(
+        self,
+        tmp_path_factory: pytest.TempPathFactory,
+        history: tuple[PatientRecord, list[SessionRecord]],
+    ) -> None:
+        patient, given_sessions = history
+        folder = tmp_path_factory.mktemp("same")
+        with Store.open(folder / "s.sqlite3", zone=ZONE) as db:
+            db.add_patient(patient, at=START - timedelta(days=30))
+            for session in given_sessions:
+                db.record_session(session)
+            stored_patient, stored = db.patient(patient.id), db.sessions(patient.id)
+        path = folder / "h.json"
+        path.write_text(history_json(stored_patient, stored), encoding="utf-8")
+        file_patient, from_file = read_history_file(path, patient.id, ZONE)
+        at = (given_sessions[-1].at if given_sessions else START) + timedelta(days=3)
+        entry = SHIPPED["depression"]
+        a = decide(entry, stored_patient, stored, SHIPPED_LIMITS, at=at)
+        b = decide(entry, file_patient, from_file, SHIPPED_LIMITS, at=at)
+        # The same document: a history file holds numbers to 15 significant digits, as every
+        # JSON output does, so the answers are compared as documents.
+        assert document(a) == document(b)

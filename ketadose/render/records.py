@@ -124,35 +124,40 @@ class HistoryReading(BaseModel):
 
     at: AwareDatetime
     bp: str | None
-    heart_rate: Real | None
-    spo2: Real | None
+    heart_rate: float | None
+    spo2: float | None
     sedation: int | None
     answer: str
     findings: tuple[str, ...]
 
 
 class HistorySession(BaseModel):
-    """One session of the ``history`` document, with its improvement from baseline."""
+    """One session of the ``history`` document, with its improvement from baseline.
+
+    Numbers are written as stored, to the last digit (plain floats, not cleaned to 15
+    significant digits): ``next --history`` reads this document back and must decide
+    exactly as it would from the store.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     date: AwareDatetime
-    total_dose_mg: Real
-    dose_mg_per_kg: Real | None
-    duration_min: Real | None
-    score: Real | None
-    improvement_pct: Real | None
+    total_dose_mg: float
+    dose_mg_per_kg: float | None
+    duration_min: float | None
+    score: float | None
+    improvement_pct: float | None
     bp_before: str | None
     bp_peak: str | None
     bp_after: str | None
-    heart_rate: Real | None
-    spo2: Real | None
+    heart_rate: float | None
+    spo2: float | None
     adverse_events: tuple[str, ...]
     notes: str | None
     weight_policy: str | None
-    dosing_weight_kg: Real | None
-    planned_dose_mg: Real | None
-    planned_dose_mg_per_kg: Real | None
+    dosing_weight_kg: float | None
+    planned_dose_mg: float | None
+    planned_dose_mg_per_kg: float | None
     stopped_at: AwareDatetime | None
     stop_reason: str | None
     discharged_at: AwareDatetime | None
