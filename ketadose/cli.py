@@ -519,7 +519,9 @@ def session_command(
     med: Annotated[
         list[str] | None,
         typer.Option(
-            "--med", help="Medication taken, NAME[:TIME SINCE LAST DOSE] (bare time: hours)."
+            "--med",
+            help="Medication taken, NAME[:TIME SINCE LAST DOSE] (bare time: hours) or "
+            "NAME@LAST DOSE TIME (2026-11-26T08:00); a hold is measured from the last dose.",
         ),
     ] = None,
     condition: Annotated[
@@ -586,14 +588,15 @@ def session_command(
     zone = _zone()
     history = [inputs.previous(text, zone) for text in given]
     # The clock is read here, at the edge, and handed to the pure checker.
-    moment = inputs.moment(at, field="--at", zone=zone) if at else _now()
-    if any(instant(p.at) > instant(moment) for p in history):
+    session_at = inputs.moment(at, field="--at", zone=zone) if at else _now()
+    if any(instant(p.at) > instant(session_at) for p in history):
         raise InputError("a previous session is later than this session")
     context = CheckContext(
-        at=moment,
+        at=session_at,
         vitals=inputs.vitals(bp, hr, spo2),
         during=during,
-        medications=tuple(inputs.medication(text) for text in med or []),
+        # A hold is measured from the last dose: NAME:TIME-SINCE or NAME@LAST-DOSE-TIME.
+        medications=tuple(inputs.medication(text, at=session_at, zone=zone) for text in med or []),
         conditions=tuple(inputs.condition(text) for text in condition or []),
         history=tuple(history),
     )

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ketadose.clock import localize
+from ketadose.clock import aware, instant, localize
 from ketadose.errors import InputError
 from ketadose.libfile import Quantity
 from ketadose.models import MedicationUse, PreviousSession, Vitals
@@ -120,22 +120,46 @@ def vitals(bp: str | None, hr: str | None, spo2: str | None) -> Vitals | None:
     return Vitals(systolic=systolic, diastolic=diastolic, heart_rate=heart_rate, spo2=saturation)
 
 
-def medication(text: str) -> MedicationUse:
-    """Parse ``--med NAME[:TIME_SINCE_LAST_DOSE]``; a bare time is in hours.
+def medication(
+    text: str, *, at: datetime | None = None, zone: tzinfo | None = None
+) -> MedicationUse:
+    """Parse ``--med NAME[:TIME_SINCE_LAST_DOSE]`` or ``--med NAME@LAST_DOSE_TIME``.
+
+    A hold is measured from the last dose, so the time given is when the last dose was: how
+    long before the session (``:12``, ``:90min``, ``:2d``; a bare number is hours), or the
+    moment itself (``@2026-11-26T08:00``), counted to the session time ``at``.
 
     Args:
-        text: ``"lorazepam"``, ``"lorazepam:12"`` or ``"lorazepam:90min"``.
+        text: ``"lorazepam"``, ``"lorazepam:12"``, ``"lorazepam:90min"`` or
+            ``"theophylline@2026-09-01T08:00"``.
+        at: The session time, which a last-dose moment is counted to (needed with ``@``).
+        zone: The clinic's time zone, for a moment without a UTC offset (needed with ``@``).
 
     Returns:
         The medication and the hours since its last dose (None when not given).
 
     Raises:
-        InputError: For an empty name or a malformed time.
+        InputError: For an empty name, a malformed time, or a last dose after the session.
     """
+    example = "e.g. lorazepam:12 (12 h since the last dose) or lorazepam@2026-11-26T08:00"
+    if "@" in text:
+        name, _, when = text.partition("@")
+        name = name.strip()
+        if not name or not name.isprintable():
+            raise InputError(f'--med "{text}" needs a name, {example}')
+        if at is None or zone is None:
+            raise InputError(f'--med "{text}": a last-dose time needs the session time')
+        last = moment(when, field=f"last dose of {name}", zone=zone)
+        hours = (instant(aware(at, "the session time")) - instant(last)).total_seconds() / 3600
+        if hours < 0:
+            raise InputError(
+                f'--med "{text}": the last dose is after the session ({at.isoformat()})'
+            )
+        return MedicationUse(name=name, hours_since=hours)
     name, sep, since = text.partition(":")
     name = name.strip()
     if not name or not name.isprintable():
-        raise InputError(f'--med "{text}" needs a name, e.g. lorazepam:12 (12 h since last dose)')
+        raise InputError(f'--med "{text}" needs a name, {example}')
     if not sep:
         return MedicationUse(name=name)
     if since.strip(" ") in ("0", "0h", "0 h"):  # taken just now: a real answer, not a typo

@@ -10,12 +10,17 @@ where it does not, the default's applies.
 :func:`check` takes a computed session and what is known around it (patient, vitals,
 medications, conditions, previous sessions) and returns every finding. It is monotone: moving a
 value further beyond a side never makes its finding less severe. A value exactly at a limit
-passes; a value within ``TOLERANCE`` (relative, :func:`slack`) of a limit counts as at it, so
-float representation (0.1 x 3 = 0.30000000000000004) never turns a boundary dose into a finding.
+passes ("not more than 25 mg/h", "excluded above 115 kg"), unless the limit names that side
+``inclusive``: a limit written "65 and over" includes 65, so a value exactly at it is past it.
+A value within ``TOLERANCE`` (relative, :func:`slack`) of a limit counts as at it, so float
+representation (0.1 x 3 = 0.30000000000000004) never turns a boundary dose into a finding, nor
+keeps one from an inclusive side. A limit with a ``step`` (a 28-mg nasal device) also refuses a
+value that is not a whole number of steps.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +74,7 @@ def slack(limit: float) -> float:
 
 
 SIDES = ("lower_hard", "lower_soft", "upper_soft", "upper_hard")
+Side = Literal["lower_hard", "lower_soft", "upper_soft", "upper_hard"]
 #: Sides in the order they are tried (hard before soft), with the sign that means "beyond".
 _ORDER = (
     ("upper_hard", Severity.HARD, 1.0),
@@ -87,19 +93,37 @@ class Bounds:
     lower_soft: float | None = None
     upper_soft: float | None = None
     upper_hard: float | None = None
+    #: The sides whose limit value is itself past the limit ("65 and over" includes 65).
+    inclusive: frozenset[str] = frozenset()
+    #: A value must be a whole number of these (e.g. 28 mg, one nasal device), or None.
+    step: float | None = None
     #: The sides given, in the order :func:`classify` tries them, each with the sign that
-    #: means "beyond" and its tolerance: worked out once, used ~60 times a planned series.
-    order: tuple[tuple[str, Severity, float, float, float], ...] = field(
+    #: means "beyond", its tolerance and whether the limit value itself is beyond: worked out
+    #: once, used ~60 times a planned series.
+    order: tuple[tuple[str, Severity, float, float, float, bool], ...] = field(
         init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         order = tuple(
-            (side, severity, sign, limit, slack(limit))
+            (side, severity, sign, limit, slack(limit), side in self.inclusive)
             for side, severity, sign in _ORDER
             if (limit := getattr(self, side)) is not None
         )
         object.__setattr__(self, "order", order)
+
+    def off_step(self, value: float) -> bool:
+        """Whether a value is not a whole number of ``step`` (False without a step).
+
+        Args:
+            value: The value, in ``kind.unit``.
+
+        Returns:
+            True when the value lies further than float noise from every multiple of the step.
+        """
+        if self.step is None:
+            return False
+        return abs(value - round(value / self.step) * self.step) > slack(value)
 
     @property
     def unit(self) -> str:
@@ -112,6 +136,12 @@ class Limit(Sourced):
 
     Sides are quantity strings (``"25 mg/h"``), or whole numbers for counts
     (``sessions_per_7d``). The parameter's field decides which unit kinds are accepted.
+
+    ``inclusive`` names the sides whose own value is past the limit, for a limit worded
+    "65 and over" or "at least 2 h" of a finding (by default a value exactly at a side passes,
+    as "not more than" and "excluded above" read). ``step`` is a quantity in the sides' kind:
+    a value that is not a whole number of steps is refused (hard), e.g. a nasal spray dose
+    that is not a whole number of 28-mg devices.
     """
 
     # StrictInt: TOML ``true`` would otherwise be read as the count 1.
@@ -119,6 +149,8 @@ class Limit(Sourced):
     lower_soft: str | StrictInt | None = None
     upper_soft: str | StrictInt | None = None
     upper_hard: str | StrictInt | None = None
+    inclusive: tuple[Side, ...] = ()
+    step: str | None = None
     note: str | None = None
     _bounds: Bounds | None = PrivateAttr(default=None)
 
@@ -168,8 +200,26 @@ def _sides(*kinds: Kind) -> Callable[[Limit | None], Limit | None]:
                 )
             found = kind
             values[side] = value
-        if not values:
-            raise ValueError("a limit needs at least one of " + ", ".join(SIDES))
+        step: float | None = None
+        if limit.step is not None:
+            if not kinds:
+                raise ValueError("step: a count has no step")
+            try:
+                step_kind, step = parse(limit.step, *kinds)
+            except QuantityError as error:
+                raise ValueError(f"step: {error}") from None
+            if found is not None and step_kind is not found:
+                raise ValueError(
+                    f"step: {limit.step} is in {step_kind.unit}, the sides in {found.unit}"
+                )
+            if step <= 0:
+                raise ValueError(f"step: {limit.step} must be above 0")
+            found = step_kind
+        if not values and step is None:
+            raise ValueError("a limit needs at least one of " + ", ".join((*SIDES, "step")))
+        missing = [side for side in limit.inclusive if side not in values]
+        if missing:
+            raise ValueError(f"inclusive names {', '.join(missing)}, which the limit does not give")
         ordered = [(side, values[side]) for side in SIDES if side in values]
         for (low_side, low), (high_side, high) in pairwise(ordered):
             if low > high:
@@ -178,7 +228,12 @@ def _sides(*kinds: Kind) -> Callable[[Limit | None], Limit | None]:
                     f"({format_number(high)}): need lower_hard <= lower_soft <= upper_soft "
                     "<= upper_hard"
                 )
-        limit._bounds = Bounds(kind=found if kinds else None, **values)
+        limit._bounds = Bounds(
+            kind=found if kinds else None,
+            inclusive=frozenset(limit.inclusive),
+            step=step,
+            **values,
+        )
         return limit
 
     return validate
@@ -191,6 +246,7 @@ RateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.RATE))]
 DurationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.DURATION))]
 ConcentrationLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.CONCENTRATION))]
 PumpRateLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.PUMP_RATE))]
+VolumeLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.VOLUME))]
 PlasmaLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.PLASMA))]
 WeightLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.WEIGHT))]
 AgeLimit = Annotated[Limit | None, AfterValidator(_sides(Kind.AGE))]
@@ -230,6 +286,9 @@ class SessionLimits(Strict):
     total_duration: DurationLimit = None
     final_concentration: ConcentrationLimit = None
     pump_rate: PumpRateLimit = None
+    #: The volume of each injection that is not infused (IM, SC): what one site receives,
+    #: from the rounded draw.
+    injection_volume: VolumeLimit = None
     #: The predicted plasma peak (ng/mL, the default PK model; ``ketadose simulate``).
     predicted_peak: PlasmaLimit = None
 
@@ -247,6 +306,9 @@ class SeriesLimits(Strict):
 
     dose_per_24h: AccumulatedLimit = None
     dose_per_7d: AccumulatedLimit = None
+    #: The session's total when no previous session is known: the first of a series (e.g.
+    #: esketamine: "84 mg only after an initial 56-mg dose").
+    first_session_dose: AccumulatedLimit = None
     sessions_per_7d: CountLimit = None
     interval: DurationLimit = None
     escalation_step: DosePerKgLimit = None
@@ -617,6 +679,8 @@ _LABELS = {
     "total_duration": "session duration",
     "final_concentration": "final concentration",
     "pump_rate": "pump rate",
+    "injection_volume": "injection volume",
+    "first_session_dose": "first-session dose (no previous session)",
     "predicted_peak": "predicted plasma peak",
     "weight": "weight",
     "age": "age",
@@ -642,10 +706,12 @@ def classify(value: float, bounds: Bounds) -> tuple[Severity, str] | None:
 
     Returns:
         ``(severity, side)`` for the most severe side crossed (``upper_hard`` before
-        ``upper_soft``), or None within limits. Exactly at a limit is within it.
+        ``upper_soft``), or None within limits. Exactly at a limit is within it, unless the
+        limit names that side ``inclusive`` ("65 and over"): then exactly at it is past it.
     """
-    for side, severity, sign, limit, tolerance in bounds.order:
-        if sign * (value - limit) > tolerance:
+    for side, severity, sign, limit, tolerance, inclusive in bounds.order:
+        beyond = sign * (value - limit)
+        if beyond > tolerance or (inclusive and beyond >= -tolerance):
             return severity, side
     return None
 
@@ -655,6 +721,13 @@ _SIDE_WORDS = {
     "upper_soft": ("exceeds", "soft maximum"),
     "lower_hard": ("is below", "hard minimum"),
     "lower_soft": ("is below", "soft minimum"),
+}
+#: For an inclusive side the limit value itself is past it: "is at or above the soft limit".
+_INCLUSIVE_WORDS = {
+    "upper_hard": ("is at or above", "hard limit"),
+    "upper_soft": ("is at or above", "soft limit"),
+    "lower_hard": ("is at or below", "hard limit"),
+    "lower_soft": ("is at or below", "soft limit"),
 }
 
 
@@ -709,6 +782,8 @@ class _Checker:
         if limit is None:
             return
         bounds = limit.bounds
+        if bounds.step is not None:
+            self._step(section, parameter, limit, value, delivered, what)
         found = None if value is None else classify(value, bounds)
         late = None if delivered is None else classify(delivered, bounds)
         # The worse of the two decides; a tie goes to the value as prescribed.
@@ -719,7 +794,7 @@ class _Checker:
             return
         severity, side = found
         limit_value = getattr(bounds, side)
-        verb, noun = _SIDE_WORDS[side]
+        verb, noun = (_INCLUSIVE_WORDS if side in bounds.inclusive else _SIDE_WORDS)[side]
         label = _LABELS[parameter] + (f" ({what})" if what else "")
         if shown_value is delivered and how:
             label += f" delivered {how if isinstance(how, str) else how()}"
@@ -738,6 +813,44 @@ class _Checker:
                 value=shown_value,
                 limit=limit_value,
                 side=side,
+                unit=bounds.unit or None,
+                source=limit.source,
+            )
+        )
+
+    def _step(
+        self,
+        section: str,
+        parameter: str,
+        limit: Limit,
+        value: float | None,
+        delivered: float | None,
+        what: str,
+    ) -> None:
+        """Refuse a value that is not a whole number of the limit's ``step`` (hard)."""
+        bounds = limit.bounds
+        step = bounds.step
+        off = next((v for v in (value, delivered) if v is not None and bounds.off_step(v)), None)
+        if step is None or off is None:
+            return
+        unit = f" {bounds.unit}" if bounds.unit else ""
+        below = math.floor(off / step) * step
+        label = _LABELS[parameter] + (f" ({what})" if what else "")
+        choices = [c for c in (below, below + step) if c > 0]
+        message = (
+            f"{label} {show(off)}{unit} is not a whole number of {show(step)}{unit} steps for "
+            f"{self.protocol_id}: give "
+            + " or ".join(f"{show(c)}{unit}" for c in choices)
+            + f" ({_evidence(limit.evidence, self.library.ref.approved)})"
+        )
+        self.findings.append(
+            Finding(
+                severity=Severity.HARD,
+                code=f"{parameter.replace('_', '-')}-step",
+                message=message,
+                parameter=f"{section}.{parameter}",
+                value=off,
+                limit=step,
                 unit=bounds.unit or None,
                 source=limit.source,
             )
@@ -872,6 +985,13 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
                 )
 
     drawn = "from the rounded draw"
+    preparation = session.preparation
+    # The rounded draw over the exact one: how much more (or less) each phase's volume holds.
+    drawn_share = (
+        None
+        if preparation is None or preparation.draw_ml <= 0
+        else preparation.draw_ml_rounded / preparation.draw_ml
+    )
     totals = ("total_dose_per_kg", "total_dose", "total_dose_per_kg_actual")
     amount(totals, session.total_dose_mg, session.delivered_total_mg, how=drawn)
     checker.value("session", "total_duration", session.total_duration_min)
@@ -895,6 +1015,16 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
         # The pump is programmed with the rounded rate: that is the one checked.
         programmed = phase.pump_rate_ml_per_h_rounded or phase.pump_rate_ml_per_h
         checker.value("session", "pump_rate", programmed, label)
+        if not infused and phase.volume_ml is not None:
+            # An injection (IM, SC): the volume one site receives, as drawn.
+            checker.value(
+                "session",
+                "injection_volume",
+                phase.volume_ml,
+                label,
+                delivered=None if drawn_share is None else phase.volume_ml * drawn_share,
+                how=drawn,
+            )
     if len(boluses) > 1:
         # Several boluses are one dose given fast: their sum meets the bolus limits too.
         total = sum(phase.dose_mg for phase in boluses)
@@ -916,8 +1046,10 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     if context.at is not None:
         aware(context.at, "the session time")
     if not context.history:
-        # Without previous sessions, a 24-h or 7-day total is this session's own dose.
+        # Without previous sessions, a 24-h or 7-day total is this session's own dose, and
+        # this session is the first of its series.
         _accumulated(checker, session, [], None)
+        _first_session(checker, session)
         return
     if context.at is None:
         raise InputError("previous sessions need the session time to be known")
@@ -939,6 +1071,7 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     checker.value("series", "sessions_per_7d", float(_busiest(others, at, timedelta(days=7))))
     _accumulated(checker, session, others, at)
     if not before:
+        _first_session(checker, session)  # the first of its series, others recorded after it
         return
     last = before[-1][1]
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
@@ -968,6 +1101,23 @@ def _windows(
 def _busiest(others: list[tuple[datetime, PreviousSession]], at: datetime, width: timedelta) -> int:
     """The most sessions, this one included, in any window of ``width`` that contains it."""
     return 1 + max(len(window) for window in _windows(others, at, width))
+
+
+def _first_session(checker: _Checker, session: DosedSession) -> None:
+    """The first session of a series (no previous one known) against its own dose limit."""
+    limit = checker.library.limit(
+        checker.protocol_id, "series", "first_session_dose", checker.route
+    )
+    if limit is None:
+        return
+    mg = _given_mg(session)
+    if limit.bounds.kind is Kind.DOSE_PER_KG:
+        kg = None if session.dosing_weight is None else session.dosing_weight.kg
+        if kg is None:
+            return
+        checker.value("series", "first_session_dose", mg / kg)
+        return
+    checker.value("series", "first_session_dose", mg)
 
 
 def _given_mg(session: DosedSession) -> float:
@@ -1101,38 +1251,45 @@ def _check_medications(
         severity = Severity(medication.severity)
         name = f"{use.name} ({medication.drug_class})"
         hold = medication.hold
+        code = f"medication-{_slug(medication.name)}"
         if hold is None:
-            checker.note(
-                severity,
-                f"medication-{_slug(medication.name)}",
-                f"{name}: {medication.message}",
-                medication.source,
+            # No hold in the library: the entry says nothing about how long ago is long ago,
+            # so a medication taken is screened as current, whenever its last dose was.
+            since = (
+                ""
+                if use.hours_since is None
+                else f" (last dose {format_number(use.hours_since, 0.1)} h ago; the library "
+                "gives no hold for it, so it is screened as current)"
             )
+            checker.note(severity, code, f"{name}{since}: {medication.message}", medication.source)
             continue
-        hold_h = hold.value / 60
         hold_text = hold.text.strip()
         if use.hours_since is None:
             checker.note(
                 severity,
-                f"medication-{_slug(medication.name)}",
-                f"{name}: time of last dose not given; hold {hold_text} before a session: "
-                f"{medication.message}",
+                code,
+                f"{name}: time of last dose not given; hold {hold_text} before a session, "
+                f"measured from the last dose: {medication.message}",
                 medication.source,
             )
-        elif use.hours_since < hold_h:
+        # A hold is "no dose within this time before": a last dose exactly the hold ago is
+        # outside it. Compared in minutes, the unit the hold is kept in.
+        elif use.hours_since * 60 < hold.value - slack(hold.value):
             checker.note(
                 severity,
-                f"medication-{_slug(medication.name)}",
+                code,
                 f"{name}: last dose {format_number(use.hours_since, 0.1)} h ago, hold "
-                f"{hold_text}: {medication.message}",
+                f"{hold_text} from the last dose "
+                f"({format_number(hold.value / 60 - use.hours_since, 0.1)} h to go): "
+                f"{medication.message}",
                 medication.source,
             )
         else:
             checker.note(
                 Severity.INFO,
-                f"medication-{_slug(medication.name)}-held",
+                f"{code}-held",
                 f"{name}: last dose {format_number(use.hours_since, 0.1)} h ago, at least the "
-                f"{hold_text} hold",
+                f"{hold_text} hold: not a current interaction",
                 medication.source,
             )
 

@@ -118,14 +118,16 @@ MODELS: dict[str, Model] = {
         ),
         Model(
             id="kamp",
-            name="Kamp 2020 meta-analysis (1-compartment from its pooled means)",
+            name="Kamp 2020 meta-analysis (1-compartment stand-in from its pooled means)",
             source="Kamp J et al. Anesthesiology 2020;133:1192: weighted mean Vd 252 L and CL "
-            "79 L/h at 70 kg (clinical.md 9.1, HIGH abstract); one compartment built from "
-            "them (COMPUTED), so no distribution phase: it underestimates the peak",
+            "79 L/h at 70 kg [HIGH, abstract]. Not the published model: a one-compartment "
+            "stand-in built from those two pooled means (COMPUTED), so it has no distribution "
+            "phase and underestimates the peak",
             evidence="COMPUTED",
             scaling="V = 252 L x (weight/70), linear: volumes scale with body mass; CL = 79 L/h "
-            "x (weight/70)^0.75, allometric: the usual scaling of clearance with metabolic rate "
-            "(7% apart from linear at 110 kg)",
+            "x (weight/70)^0.75, allometric: the usual scaling of clearance with metabolic rate. "
+            "At 110 kg the clearance is 10.7% below linear scaling ((110/70)^-0.25 = 0.893), so "
+            "a mg/kg dose gives about 12% more exposure than at 70 kg",
             v1_l_per_kg=KAMP_V_L / 70,
             k10=KAMP_CL_L_PER_MIN / KAMP_V_L,
             weight_linear=False,

@@ -340,6 +340,8 @@ LIMIT_UNITS = {
     "infusion_duration": "min",
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
+    "injection_volume": "mL",
+    "first_session_dose": "mg",
     "predicted_peak": "ng/mL",
     "weight": "kg",
     "age": "y",

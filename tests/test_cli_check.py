@@ -534,3 +534,54 @@ class TestReviewRegressions:
             )
         assert done.returncode == 2
         assert done.stderr.startswith("ketadose: error: cannot write output:")
+
+
+class TestShippedCorrections:
+    """Issue 12's corrected shipped data through the command line (exit codes and findings)."""
+
+    def shipped(self, *args: str) -> tuple[int, list[tuple[str, str]]]:
+        result = run(*args, "--at", "2026-12-07T09:00", "--json", env={"KETADOSE_LIMITS": None})
+        findings = json.loads(result.stdout)["findings"]
+        return result.exit_code, [
+            (f["code"], f["severity"]) for f in findings if f["severity"] != "info"
+        ]
+
+    NASAL = ("check", "-p", "esketamine-nasal", "--weight", "70kg", "--age", "40y")
+
+    def test_esketamine_70_mg_is_refused(self) -> None:
+        code, found = self.shipped(
+            *self.NASAL, "--dose", "70mg", "--previous", "2026-12-03T21:00=56mg"
+        )
+        assert (code, found) == (4, [("total-dose-step", "hard")])
+
+    def test_esketamine_84_mg_on_day_one_is_refused(self) -> None:
+        code, found = self.shipped(*self.NASAL, "--dose", "84mg")
+        assert (code, found) == (4, [("first-session-dose-high", "hard")])
+
+    def test_esketamine_84_mg_after_56_mg_passes(self) -> None:
+        code, found = self.shipped(
+            *self.NASAL, "--dose", "84mg", "--previous", "2026-12-03T21:00=56mg"
+        )
+        assert (code, found) == (0, [])
+
+    @pytest.mark.parametrize(
+        ("med", "exit_code"),
+        [
+            ("theophylline:2000", 0),
+            ("theophylline:48h", 0),
+            ("theophylline:47h", 4),
+            ("theophylline@2026-12-05T09:00", 0),  # exactly 48 h before --at
+            ("theophylline@2026-12-05T09:01", 4),
+        ],
+    )
+    def test_theophylline_hold_from_the_last_dose(self, med: str, exit_code: int) -> None:
+        code, _ = self.shipped(
+            "check", "-p", "depression", "--weight", "70kg", "--age", "40y", "--med", med
+        )
+        assert code == exit_code
+
+    def test_im_injection_over_5_ml_needs_a_reason(self) -> None:
+        code, found = self.shipped(
+            "check", "-p", "depression-im", "--weight", "110kg", "--age", "40y"
+        )
+        assert (code, found) == (3, [("injection-volume-high", "soft")])

@@ -126,3 +126,40 @@ class TestTimes:
         )
         with pytest.raises(InputError, match="has no unit"):
             previous("2026-11-25T09:00=40", BERLIN)
+
+
+class TestMedicationLastDose:
+    """--med NAME@TIME: the hold is measured from the last dose to the session time."""
+
+    BERLIN = ZoneInfo("Europe/Berlin")
+
+    def at(self, text: str) -> datetime:
+        return moment(text, field="--at", zone=self.BERLIN)
+
+    def test_hours_to_the_session(self) -> None:
+        use = medication(
+            "theophylline@2026-12-05T09:00", at=self.at("2026-12-07T09:00"), zone=self.BERLIN
+        )
+        assert use == MedicationUse("theophylline", 48)
+
+    def test_elapsed_across_a_daylight_saving_change(self) -> None:
+        # Clocks go forward on 29 March 2026 in Berlin: two wall-clock days are 47 h.
+        use = medication(
+            "aminophylline@2026-03-28T09:00", at=self.at("2026-03-30T09:00"), zone=self.BERLIN
+        )
+        assert use.hours_since == 47
+
+    def test_a_last_dose_after_the_session_is_refused(self) -> None:
+        with pytest.raises(InputError, match="after the session"):
+            medication(
+                "lorazepam@2026-12-08T09:00", at=self.at("2026-12-07T09:00"), zone=self.BERLIN
+            )
+
+    def test_a_last_dose_time_needs_the_session_time(self) -> None:
+        with pytest.raises(InputError, match="needs the session time"):
+            medication("lorazepam@2026-12-05T09:00")
+
+    @pytest.mark.parametrize("text", ["@2026-12-05T09:00", "lorazepam@yesterday"])
+    def test_malformed(self, text: str) -> None:
+        with pytest.raises(InputError):
+            medication(text, at=self.at("2026-12-07T09:00"), zone=self.BERLIN)

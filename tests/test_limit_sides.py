@@ -48,6 +48,8 @@ UNITS = {
     "total_duration": "min",
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
+    "injection_volume": "mL",
+    "first_session_dose": "mg",
     "predicted_peak": "ng/mL",
     "weight": "kg",
     "age": "y",
@@ -146,6 +148,12 @@ PROBES: dict[str, Probe] = {
         )
     ),
     "pump_rate": lambda x: plain(timed("0.5 mg/kg", bag=f"{x} mL")),
+    # x mL of the 10 mg/mL vial, injected IM undiluted.
+    "injection_volume": lambda x: plain(
+        dose_for(protocol({"kind": "bolus", "dose": f"{x * 10} mg"}, route="im"))
+    ),
+    # No previous session: this one is the first of its series.
+    "first_session_dose": lambda x: (timed(f"{x} mg"), CheckContext(at=AT)),
     # A 40-min infusion whose own predicted peak (default model, 80 kg) is x ng/mL: peaks are
     # proportional to the dose.
     "predicted_peak": lambda x: plain(timed(f"{x / PEAK_PER_MG:.12f} mg", minutes=40)),

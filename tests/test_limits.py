@@ -248,7 +248,9 @@ class TestSeries:
         for offset in (timedelta(0), timedelta(hours=1), timedelta(days=1)):
             alone = check(dose_for(protocol(TIMED), 80), LIMITS, CheckContext(at=AT))
             history = (PreviousSession(at=AT + offset, dose_mg=40.0),)
-            found = check(dose_for(protocol(TIMED), 80), LIMITS, CheckContext(at=AT, history=history))
+            found = check(
+                dose_for(protocol(TIMED), 80), LIMITS, CheckContext(at=AT, history=history)
+            )
             assert [f for f in found if f.parameter == "series.interval"], offset
             assert len(found) > len(alone)
 

@@ -212,3 +212,23 @@ class TestProperties:
             at += duration
         general = _peaks_overlapping(MODELS[model], weight, sessions)
         assert peaks(MODELS[model], weight, sessions) == pytest.approx(general, rel=1e-9, abs=1e-9)
+
+
+class TestKampDescription:
+    """The kamp model says what it is: a one-compartment stand-in, 10.7 % from linear at 110 kg."""
+
+    def test_the_stated_difference_is_the_computed_one(self) -> None:
+        kamp = MODELS["kamp"]
+        linear = 110 / 70
+        allometric = (110 / 70) ** 0.75
+        assert round(1 - allometric / linear, 3) == 0.107
+        assert "10.7%" in kamp.scaling
+        # The model's own clearance at 110 kg, against the 70-kg one scaled linearly.
+        v70, k70, *_ = kamp.constants(70)
+        v110, k110, *_ = kamp.constants(110)
+        assert 1 - (v110 * k110) / (v70 * k70 * linear) == pytest.approx(0.10685, abs=1e-5)
+
+    def test_it_says_it_is_a_stand_in_for_the_published_model(self) -> None:
+        kamp = MODELS["kamp"]
+        assert "one-compartment stand-in" in kamp.source
+        assert "Not the published model" in kamp.source
