@@ -255,6 +255,7 @@ RENDERERS: dict[str, dict[OutputFormat, str]] = {
         OutputFormat.json: "records.history_json",
         OutputFormat.csv: "records.history_csv",
         OutputFormat.markdown: "markdown.history",
+        OutputFormat.html: "records.history_html",
     },
 }
 
@@ -1556,7 +1557,13 @@ def session_record(
 def _session_of(
     db: "Store", patient_id: str, number: int | None, at: "datetime | None"
 ) -> "SessionRecord":
-    """``--session N``, else the patient's latest session started by ``at`` (or at all)."""
+    """``--session N``, else the latest session started by ``at`` or starting soon after it.
+
+    A reading up to :data:`READING_LEAD_H` hours before a session's start belongs to that
+    session (the reading before the dose).
+    """
+    from datetime import timedelta
+
     from ketadose.clock import instant
     from ketadose.errors import InputError
 
@@ -1566,11 +1573,15 @@ def _session_of(
         if not found:
             raise InputError(f"patient {patient_id} has no session {number}")
         return found[0]
-    started = [s for s in sessions if at is None or instant(s.at) <= instant(at)]
+    lead = timedelta(hours=READING_LEAD_H)
+    started = [s for s in sessions if at is None or instant(s.at) - lead <= instant(at)]
     if not started:
         raise InputError(f"patient {patient_id} has no session started by then: give --session N")
     return started[-1]
 
+
+#: Hours before its start that a reading still belongs to a session (the reading before dosing).
+READING_LEAD_H = 2
 
 SessionNumber = Annotated[
     int | None,
@@ -1770,13 +1781,14 @@ def history(
     with _open_store(store) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
+        scores = db.scores(patient_id)
     _emit(
         "history",
         chosen,
         output,
         force,
-        (record, sessions),
-        lambda console: records.history_table(record, sessions, console),
+        (record, sessions, scores),
+        lambda console: records.history_table(record, sessions, console, scores),
     )
 
 
@@ -1824,12 +1836,16 @@ def next_session(
     library = _library(protocols)
     limit_library = _limits(limits, library)
     if history_file is not None:
-        record, sessions = records.read_history_file(history_file, patient_id, _zone())
+        record, sessions, scores = records.read_history_file(history_file, patient_id, _zone())
     else:
         with _open_store(store) as db:
             record = db.patient(patient_id)
             sessions = db.sessions(patient_id)
+            scores = db.scores(patient_id)
     entry = library.get_protocol(record.protocol)
+    response = entry.protocol.response
+    # The protocol's instrument drives the decision, beside the sessions' own scores.
+    instrument = None if response is None else response.instrument
     result = decide(
         entry,
         record,
@@ -1837,6 +1853,7 @@ def next_session(
         limit_library,
         at=at,
         rebase=None if rebase is None else WeightPolicy(rebase.value),
+        scores=[(s.at, float(s.total)) for s in scores if s.instrument == instrument],
     )
     # Every recommendation is logged, from the store or from a history file alike.
     with _open_store(store) as db:

@@ -330,6 +330,7 @@ def decide(
     at: datetime,
     base: DoseRequest | None = None,
     rebase: WeightPolicy | None = None,
+    scores: Sequence[tuple[datetime, float]] = (),
 ) -> NextSession:
     """Recommend the next session for a patient.
 
@@ -343,6 +344,9 @@ def decide(
             ``patient``.
         rebase: Change the dosing basis to this policy on today's weight (said in the
             reasons); None keeps the sessions' basis.
+        scores: ``(time, total)`` of the protocol's instrument (``score record``): each
+            counts as the score of the session it was taken for (from 12 h before that
+            session's start to 12 h before the next one's) where the session has none.
 
     Returns:
         The decision, the rule that made it, its reasons, the recommended dose (checked) and
@@ -353,7 +357,9 @@ def decide(
     """
     protocol = entry.protocol
     aware(at, "the time of the next session")
-    sessions = sorted(history, key=lambda s: instant(aware(s.at, "a session given")))
+    sessions = _scored(
+        sorted(history, key=lambda s: instant(aware(s.at, "a session given"))), scores, at
+    )
     if sessions and instant(sessions[-1].at) > instant(at):
         raise InputError(
             f"a session is recorded after {at.isoformat()} ({sessions[-1].at.isoformat()}): "
@@ -430,6 +436,35 @@ def decide(
         basis=basis,
         session=session,
     )
+
+
+#: How long before a session's start a questionnaire still counts as that session's score.
+SCORE_LEAD = timedelta(hours=12)
+
+
+def _scored(
+    sessions: list[SessionRecord], scores: Sequence[tuple[datetime, float]], at: datetime
+) -> list[SessionRecord]:
+    """The sessions with each one's questionnaire score where it recorded none itself."""
+    if not scores:
+        return sessions
+    taken = sorted(
+        (pair for pair in scores if instant(pair[0]) <= instant(at)),
+        key=lambda pair: instant(pair[0]),
+    )
+    scored = []
+    for index, session in enumerate(sessions):
+        start = instant(session.at) - SCORE_LEAD
+        end = instant(sessions[index + 1].at) - SCORE_LEAD if index + 1 < len(sessions) else None
+        own = [
+            total
+            for when, total in taken
+            if start <= instant(when) and (end is None or instant(when) < end)
+        ]
+        if session.score is None and own:
+            session = replace(session, score=own[-1])
+        scored.append(session)
+    return scored
 
 
 def rule(rule_id: str) -> Rule:

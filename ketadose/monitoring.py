@@ -137,7 +137,8 @@ def schedule(protocol: Protocol, session: SessionRecord) -> tuple[Due, ...]:
     """The protocol's scheduled readings for a session, each with the reading that met it.
 
     A reading meets at most one scheduled time (the nearest unmet one in its window), so
-    one reading cannot stand for several.
+    one reading cannot stand for several; only the reading before discharge may also be the
+    last one scheduled after the infusion.
     """
     monitoring = protocol.monitoring
     if monitoring is None:
@@ -180,10 +181,13 @@ def _match(
     used: set[int] = set()
     dues = []
     for label, at, earliest, latest in slots:
+        # The reading before discharge may be the last scheduled one after the infusion.
+        shared = label == "before discharge"
         candidates = [
             (abs(elapsed(r.at, at)), index)
             for index, r in enumerate(readings)
-            if index not in used and instant(earliest) <= instant(r.at) <= instant(latest)
+            if (shared or index not in used)
+            and instant(earliest) <= instant(r.at) <= instant(latest)
         ]
         chosen = min(candidates, default=None)
         reading = None

@@ -146,6 +146,12 @@ class Response(Sourced):
     threshold: str
     threshold_pct: Score | None = Field(default=None, gt=0, le=100)
     target_max: Score | None = Field(default=None, ge=0)
+    instrument: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="The questionnaire (ketadose/data/instruments.toml) whose scores drive "
+        "the decisions, read from `score record` beside the sessions' own scores.",
+    )
 
 
 class TitrationRate(Sourced):

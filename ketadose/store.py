@@ -45,7 +45,7 @@ from urllib.parse import quote
 from ketadose.clock import aware, problem
 from ketadose.clock import name as zone_name
 from ketadose.errors import InputError, KetadoseError, StoreError
-from ketadose.events import AdverseEvent
+from ketadose.events import TERMS, AdverseEvent
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, Reading, SessionRecord
 from ketadose.scores import ScoreRecord
@@ -1274,6 +1274,13 @@ def _check_session(session: SessionRecord) -> None:
         _finite(name, getattr(session, name))
     for timed in session.readings:
         _check_reading(timed)
+    for event in session.adverse_events:
+        # Only the migration to version 3 keeps an event ungraded; a new one is always read by
+        # the one event reader (ketadose.events.parse), so it is in the vocabulary and graded.
+        if event.term not in TERMS or event.grade is None:
+            raise InputError(
+                f"adverse event {str(event)!r} is not a graded event of the vocabulary"
+            )
 
 
 def _check_reading(reading: Reading) -> None:

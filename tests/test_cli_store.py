@@ -38,6 +38,10 @@ def record(day: str, score: str, *extra: str) -> Any:
         "40min",
         "--bp-peak",
         "150/92",
+        "--hr",
+        "88",
+        "--spo2",
+        "97",
         "--score",
         score,
         *extra,
@@ -252,6 +256,9 @@ def row(day: str, per_kg: float = 0.5, score: float | None = 27, **extra: Any) -
         "total_dose_mg": per_kg * 80,
         "dose_mg_per_kg": per_kg,
         "score": score,
+        "bp_peak": "150/92",
+        "heart_rate": 88,
+        "spo2": 97,
         **extra,
     }
 
@@ -285,10 +292,11 @@ class TestReviewRegressions:
         assert record("2026-11-02", "27", "--ae", spelling).exit_code == 0
         rows = json.loads(run("history", "P1", "--json").stdout)["sessions"]
         assert rows[0]["adverse_events"] == ["dissociation:severe"]
-        assert (
-            json.loads(run("next", "P1", "--date", "2026-11-05T09:00", "--json").stdout)["decision"]
-            == "reassess"
-        )
+        # A severe event at the first rung: stop, exit 4, no programme.
+        result = run("next", "P1", "--date", "2026-11-05T09:00", "--json")
+        assert result.exit_code == 4
+        data = json.loads(result.stdout)
+        assert (data["decision"], data["ready"], data["session"]) == ("stop", False, None)
 
     def test_severity_without_a_colon_is_refused(self) -> None:
         add_patient()

@@ -91,36 +91,11 @@ class TestCitations:
 
     @pytest.mark.parametrize("word", NOT_CITED)
     @pytest.mark.parametrize(
-        "protocol_id",
-        [
-            "",
-            *(
-                pid
-                for pid in _protocol_blocks((DATA / "protocols.toml").read_text(encoding="utf-8"))
-                if pid not in ("", "migraine")
-            ),
-        ],
+        "protocol_id", list(_protocol_blocks((DATA / "protocols.toml").read_text(encoding="utf-8")))
     )
     def test_protocol_library(self, word: str, protocol_id: str) -> None:
         block = _protocol_blocks((DATA / "protocols.toml").read_text(encoding="utf-8"))
         assert word not in block[protocol_id].lower()
-
-    @pytest.mark.parametrize(
-        "word",
-        [
-            pytest.param(
-                "clinical.md",
-                # Strict: when the migraine rewrite (issue 12, another branch) drops its
-                # "(clinical.md ...)" mentions, this XPASSes and the marker must go.
-                marks=pytest.mark.xfail(reason="migraine block: rewritten on another branch"),
-            ),
-            "reference/",
-            "droracle",
-        ],
-    )
-    def test_migraine_block(self, word: str) -> None:
-        block = _protocol_blocks((DATA / "protocols.toml").read_text(encoding="utf-8"))
-        assert word not in block["migraine"].lower()
 
     def test_depression_response_and_trigger_cite_primary_sources(self) -> None:
         from ketadose.protocols import load_library

@@ -25,6 +25,7 @@ from ketadose import cli
 from ketadose.atomic import write_new
 from ketadose.cli import app
 from ketadose.errors import InputError
+from ketadose.events import AdverseEvent, Grade
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, PatientRecord, SessionRecord
 from ketadose.store import Store
@@ -342,7 +343,7 @@ def filled_store(path: Path) -> None:
                 protocol="depression",
                 dose_mg=40,
                 score=20,
-                adverse_events=("nausea",),
+                adverse_events=(AdverseEvent("nausea", Grade.MILD),),
             )
         )
         db.append_audit(

@@ -61,7 +61,7 @@ class TestReadme:
 
     def test_store_walk_through_runs_in_order(self) -> None:
         lines = readme_examples([STORE_BLOCK])
-        assert len(lines) == 5
+        assert len(lines) == 11
         for line in lines:
             expected, result = invoke(line)
             assert result.exit_code == expected, (line, result.stderr)

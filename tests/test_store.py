@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ketadose.errors import InputError, StoreError
+from ketadose.events import TERMS, AdverseEvent, Grade
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
 from ketadose.scores import ScoreRecord
 from ketadose.store import (
@@ -67,7 +68,10 @@ def session_for(number: int, patient_id: str = "p-001", events: int = 3) -> Sess
         heart_rate=97.0,
         spo2=96.0,
         score=float(number),
-        adverse_events=tuple(f"event-{number}-{k}" for k in range(events)),
+        adverse_events=tuple(
+            AdverseEvent(sorted(TERMS)[(number + k) % len(TERMS)], Grade((k % 4) + 1))
+            for k in range(events)
+        ),
         notes=f"session {number}",
     )
 
@@ -207,7 +211,12 @@ class TestSessions:
         assert store.sessions("p-001") == [replace(bare, id=row_id)]
 
     def test_adverse_events_keep_their_order(self, store: Store) -> None:
-        events = ("nausea", "hypertension", "dissociation:severe", "nausea")
+        events = (
+            AdverseEvent("nausea", Grade.MILD),
+            AdverseEvent("hypertension", Grade.MODERATE),
+            AdverseEvent("dissociation", Grade.SEVERE),
+            AdverseEvent("nausea", Grade.LIFE_THREATENING),
+        )
         store.record_session(replace(session_for(1), adverse_events=events))
         assert store.sessions("p-001")[0].adverse_events == events
 
@@ -240,8 +249,9 @@ class TestSessions:
 
     def test_a_refused_adverse_event_leaves_no_session_row(self, store: Store, path: Path) -> None:
         # the session row is inserted before the event that fails: the transaction undoes it
-        with pytest.raises(InputError, match="length"):
-            store.record_session(replace(session_for(1), adverse_events=("nausea", "")))
+        bad = (AdverseEvent("nausea", Grade.MILD), AdverseEvent("", Grade.MILD))
+        with pytest.raises(InputError, match="vocabulary"):
+            store.record_session(replace(session_for(1), adverse_events=bad))
         with raw(path) as conn:
             assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
             assert conn.execute("SELECT count(*) FROM session_adverse_events").fetchone() == (0,)

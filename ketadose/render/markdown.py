@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ketadose.escalation import NextSession
     from ketadose.planning import Plan
     from ketadose.records import PatientRecord, SessionRecord
+    from ketadose.scores import ScoreRecord
 
 #: Escaped wherever outside text lands: emphasis, code, links, HTML and table cells. Every
 #: such text follows "- " or sits in a cell, so line-start markers (#, 1.) cannot take effect.
@@ -264,17 +265,20 @@ def next_session(result: NextSession) -> str:
     return "\n".join(lines) + session(result.session)
 
 
-def history(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
+def history(
+    patient: PatientRecord, sessions: list[SessionRecord], scores: Sequence[ScoreRecord] = ()
+) -> str:
     """The ``history --format markdown`` text.
 
     Args:
         patient: The patient.
         sessions: Their sessions.
+        scores: Their questionnaire scores (a sparkline per instrument).
 
     Returns:
         Markdown.
     """
-    from ketadose.render.records import history_rows
+    from ketadose.render.records import history_rows, sparklines
 
     lines = [
         f"## History of {escape(patient.id)} ({patient.protocol})",
@@ -297,4 +301,7 @@ def history(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
             for row in history_rows(patient, sessions)
         ),
     )
+    trends = sparklines(sorted(scores, key=lambda score: score.at.timestamp()))
+    if trends:
+        lines += ["", *(f"- {escape(line)}" for line in trends)]
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -21,6 +22,7 @@ from ketadose.records import (
     SessionRecord,
     improvement_pct,
 )
+from ketadose.scores import ScoreRecord
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ CSV_COLUMNS = (
     "stop_reason",
     "discharged_at",
     "readings",
+    "questionnaires",
 )
 
 
@@ -164,21 +167,70 @@ class HistorySession(BaseModel):
     readings: tuple[HistoryReading, ...]
 
 
+class HistoryScore(BaseModel):
+    """One questionnaire score of the ``history`` document (``score record``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    date: AwareDatetime
+    instrument: str
+    items: tuple[int, ...] | None
+    total: int
+
+
 class History(BaseModel):
-    """The ``history --json`` document (plus ``schema_version``)."""
+    """The ``history --json`` document (plus ``schema_version``).
+
+    ``scores`` holds every questionnaire score (what ``next --history`` reads back);
+    ``trends`` each instrument's trend: band, change from the first score, response and
+    remission where sourced.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     patient: PatientRecord
     sessions: tuple[HistorySession, ...]
+    scores: tuple[HistoryScore, ...] = ()
+    trends: dict[str, list[dict[str, Any]]] = {}
 
 
-def history_json(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
+def _trends(scores: Sequence[ScoreRecord]) -> dict[str, list[dict[str, Any]]]:
+    """Each recorded instrument's trend rows, by instrument id (none without scores)."""
+    if not scores:
+        return {}
+    from ketadose.instruments import load_instruments
+    from ketadose.render.scores import trend_rows
+
+    library = load_instruments()
+    present = dict.fromkeys(score.instrument for score in scores)
+    return {name: trend_rows(library.get_stored(_first(scores, name)), scores) for name in present}
+
+
+def _first(scores: Sequence[ScoreRecord], instrument: str) -> ScoreRecord:
+    return next(score for score in scores if score.instrument == instrument)
+
+
+def sparklines(scores: Sequence[ScoreRecord]) -> list[str]:
+    """One terminal sparkline per recorded instrument, scaled to its whole range."""
+    if not scores:
+        return []
+    from ketadose.instruments import load_instruments
+    from ketadose.render.scores import sparkline
+
+    library = load_instruments()
+    present = dict.fromkeys(score.instrument for score in scores)
+    return [sparkline(library.get_stored(_first(scores, name)), scores) for name in present]
+
+
+def history_json(
+    patient: PatientRecord, sessions: list[SessionRecord], scores: Sequence[ScoreRecord] = ()
+) -> str:
     """The ``history --json`` document.
 
     Args:
         patient: The patient.
         sessions: The sessions.
+        scores: Their questionnaire scores.
 
     Returns:
         JSON text.
@@ -186,34 +238,68 @@ def history_json(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
     from ketadose.render.json import document
 
     rows = tuple(HistorySession(**row) for row in history_rows(patient, sessions))
-    return document(History(patient=patient, sessions=rows))
+    ordered = sorted(scores, key=lambda score: instant(score.at))
+    return document(
+        History(
+            patient=patient,
+            sessions=rows,
+            scores=tuple(
+                HistoryScore(date=s.at, instrument=s.instrument, items=s.items, total=s.total)
+                for s in ordered
+            ),
+            trends=_trends(ordered),
+        )
+    )
 
 
-def history_csv(patient: PatientRecord, sessions: list[SessionRecord]) -> str:
+def history_csv(
+    patient: PatientRecord, sessions: list[SessionRecord], scores: Sequence[ScoreRecord] = ()
+) -> str:
     """One CSV row per session, stable headers, RFC 4180 quoting.
+
+    ``questionnaires`` lists the scores taken for each session (from 12 h before it to 12 h
+    before the next one, as ``next`` counts them): ``madrs=28;phq9=14``.
 
     Args:
         patient: The patient.
         sessions: The sessions.
+        scores: Their questionnaire scores.
 
     Returns:
         CSV text.
     """
+    from ketadose.escalation import SCORE_LEAD
     from ketadose.render import csv
 
     rows = history_rows(patient, sessions)
+    ordered = sorted(scores, key=lambda score: instant(score.at))
+    starts = [instant(datetime.fromisoformat(r["date"])) - SCORE_LEAD for r in rows]
+
+    def taken(index: int) -> str:
+        end = starts[index + 1] if index + 1 < len(starts) else None
+        return ";".join(
+            f"{s.instrument}={s.total}"
+            for s in ordered
+            if starts[index] <= instant(s.at) and (end is None or instant(s.at) < end)
+        )
+
     return csv.write(
         CSV_COLUMNS,
         (
-            {**r, "adverse_events": ";".join(r["adverse_events"]), "readings": len(r["readings"])}
-            for r in rows
+            {
+                **r,
+                "adverse_events": ";".join(r["adverse_events"]),
+                "readings": len(r["readings"]),
+                "questionnaires": taken(index) or None,
+            }
+            for index, r in enumerate(rows)
         ),
     )
 
 
 def read_history_file(
     path: Path, patient_id: str, zone: tzinfo
-) -> tuple[PatientRecord, list[SessionRecord]]:
+) -> tuple[PatientRecord, list[SessionRecord], list[ScoreRecord]]:
     """Read ``next --history FILE.json``: ``{"patient": {...}, "sessions": [...]}``.
 
     The patient has ``id``, ``protocol``, ``baseline``, ``weight_kg`` and optionally
@@ -250,6 +336,10 @@ def read_history_file(
         if not isinstance(rows, list):
             raise InputError("sessions must be a list")
         sessions = [_session(row, f"sessions[{i}]", patient, zone) for i, row in enumerate(rows)]
+        given = data.get("scores", [])
+        if not isinstance(given, list):
+            raise InputError("scores must be a list")
+        scores = [_score(row, f"scores[{i}]", patient, zone) for i, row in enumerate(given)]
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
     except RecursionError:
@@ -261,7 +351,38 @@ def read_history_file(
         raise InputError(f"{path} holds patient {patient.id!r}, not {patient_id!r}")
     if patient.sex not in (None, "male", "female"):
         raise InputError(f"{path}: sex must be male or female")
-    return patient, sessions
+    return patient, sessions, scores
+
+
+def _score(row: object, where: str, patient: PatientRecord, zone: tzinfo) -> ScoreRecord:
+    """One questionnaire score of a history file, validated against its instrument."""
+    from ketadose.inputs import moment
+    from ketadose.instruments import load_instruments, score, score_total
+
+    if not isinstance(row, dict) or not isinstance(row.get("date"), str):
+        raise InputError(f"{where} must be an object with a 'date'")
+    instrument = load_instruments().get(str(row.get("instrument")))
+    items = row.get("items")
+    total = row.get("total")
+    if items is not None:
+        if not isinstance(items, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in items
+        ):
+            raise InputError(f"{where}.items must be a list of whole numbers")
+        result = score(instrument, tuple(items))
+    else:
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise InputError(f"{where}.total must be a whole number")
+        result = score_total(instrument, total)
+    if total is not None and total != result.total:
+        raise InputError(f"{where}.total {total} is not the sum of its items ({result.total})")
+    return ScoreRecord(
+        patient_id=patient.id,
+        at=moment(row["date"], field=f"{where}.date", zone=zone),
+        instrument=instrument.id,
+        items=None if items is None else tuple(items),
+        total=result.total,
+    )
 
 
 _POLICIES = ("actual", "ideal", "adjusted", "lean")
@@ -410,13 +531,19 @@ def _optional(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def history_table(patient: PatientRecord, sessions: list[SessionRecord], console: Console) -> None:
-    """Print a patient and their sessions.
+def history_table(
+    patient: PatientRecord,
+    sessions: list[SessionRecord],
+    console: Console,
+    scores: Sequence[ScoreRecord] = (),
+) -> None:
+    """Print a patient and their sessions, then each questionnaire's trend as a sparkline.
 
     Args:
         patient: The patient.
         sessions: The sessions.
         console: Where to print.
+        scores: Their questionnaire scores.
     """
     from rich.table import Table
     from rich.text import Text
@@ -443,6 +570,8 @@ def history_table(patient: PatientRecord, sessions: list[SessionRecord], console
             ", ".join(row["adverse_events"]) or "-",
         )
     console.print(table)
+    for line in sparklines(sorted(scores, key=lambda score: instant(score.at))):
+        console.print(Text(line))
 
 
 def _local(text: str) -> str:
@@ -694,3 +823,59 @@ def session_report_table(report: SessionReport, console: Console) -> None:
         console.print(Text("Not ready for discharge: " + "; ".join(report.discharge_reasons)))
     for criterion in report.discharge_criteria:
         console.print(Text(f"  - {criterion}"))
+
+
+def history_html(
+    patient: PatientRecord, sessions: list[SessionRecord], scores: Sequence[ScoreRecord] = ()
+) -> str:
+    """``history --format html``: the sessions and a chart of each questionnaire's trend.
+
+    One self-contained page (inline SVG, no script, no external resource) for the chart.
+
+    Args:
+        patient: The patient.
+        sessions: The sessions.
+        scores: Their questionnaire scores.
+
+    Returns:
+        HTML text.
+    """
+    from html import escape
+
+    from ketadose.instruments import load_instruments
+    from ketadose.render.scores import trend_chart
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "&ndash;"
+        if isinstance(value, float):
+            return escape(format_number(value, 0.01))
+        return escape(str(value))
+
+    ordered = sorted(scores, key=lambda score: instant(score.at))
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{cell(r[key])}</td>"
+            for key in ("date", "total_dose_mg", "dose_mg_per_kg", "score", "bp_peak")
+        )
+        + f"<td>{escape(', '.join(r['adverse_events'])) or '&ndash;'}</td></tr>"
+        for r in history_rows(patient, sessions)
+    )
+    library = load_instruments()
+    charts = "".join(
+        f"<section><h2>{escape(library.get_stored(_first(ordered, name)).label)}</h2>"
+        f"{trend_chart(library.get_stored(_first(ordered, name)), ordered)}</section>"
+        for name in dict.fromkeys(score.instrument for score in ordered)
+    )
+    title = f"History of {escape(patient.id)} ({escape(patient.protocol)})"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:2px 6px;text-align:right}</style></head><body>"
+        f"<h1>{title}</h1><p>Baseline {escape(format_number(patient.baseline))}, weight "
+        f"{escape(format_number(patient.weight_kg, 0.1))} kg</p>"
+        "<table><tr><th>Date</th><th>Dose mg</th><th>mg/kg</th><th>Score</th><th>BP peak</th>"
+        f"<th>Adverse events</th></tr>{rows}</table>{charts}</body></html>\n"
+    )
