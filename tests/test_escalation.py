@@ -474,7 +474,7 @@ class TestHistoryFile:
             read_history_file(self.write(tmp_path, events), "P1", ZONE)
 
     def test_graded_events_read(self, tmp_path: Path) -> None:
-        _, read = read_history_file(
+        _, read, _ = read_history_file(
             self.write(tmp_path, ["Dissociation: Severe", "high blood pressure:moderate"]),
             "P1",
             ZONE,
@@ -544,7 +544,7 @@ class TestProperties:
             stored_patient, stored = db.patient(patient.id), db.sessions(patient.id)
         path = folder / "h.json"
         path.write_text(history_json(stored_patient, stored), encoding="utf-8")
-        file_patient, from_file = read_history_file(path, patient.id, ZONE)
+        file_patient, from_file, _ = read_history_file(path, patient.id, ZONE)
         at = (given_sessions[-1].at if given_sessions else START) + timedelta(days=3)
         entry = SHIPPED["depression"]
         a = decide(entry, stored_patient, stored, SHIPPED_LIMITS, at=at)
