@@ -552,3 +552,98 @@ class TestProperties:
         # The same document: a history file holds numbers to 15 significant digits, as every
         # JSON output does, so the answers are compared as documents.
         assert document(a) == document(b)
+
+
+# A 95 kg, 165 cm woman, worked by hand: ideal 45.5 + 2.3 x (165 / 2.54 - 60) = 56.909449 kg;
+# adjusted 56.909449 + 0.4 x (95 - 56.909449) = 72.145669 kg; lean 9270 x 95 /
+# (8780 + 244 x 34.894399) = 50.921042 kg.
+WOMAN_95 = {
+    WeightPolicy.ACTUAL: 95.0,
+    WeightPolicy.IDEAL: 56.909449,
+    WeightPolicy.ADJUSTED: 72.145669,
+    WeightPolicy.LEAN: 50.921042,
+}
+
+
+def _programme_mg(protocol_id: str, kg: float, rate_per_kg_h: float | None = None) -> float:
+    """A protocol's session total for a dosing weight, from its phases: dose x kg, or rate x kg
+    (within the phase's mg/h cap) x hours; a rate may be replaced (a titration rung)."""
+    total = 0.0
+    for phase in SHIPPED[protocol_id].protocol.phases:
+        if phase.dose is not None:
+            total += phase.dose.value * (kg if phase.per_kg else 1.0)
+            continue
+        assert phase.rate is not None and phase.duration is not None
+        per_kg = rate_per_kg_h if rate_per_kg_h is not None else phase.rate.value
+        mg_per_h = per_kg * kg
+        if phase.cap is not None:
+            mg_per_h = min(mg_per_h, phase.cap.value)
+        total += mg_per_h * phase.duration.value / 60
+    return total
+
+
+def _first_session(protocol_id: str, policy: WeightPolicy, **extra: object) -> SessionRecord:
+    kg = WOMAN_95[policy]
+    mg = _programme_mg(protocol_id, kg)
+    weight_based = SHIPPED[protocol_id].protocol.weight_based
+    return SessionRecord(
+        patient_id="P1",
+        at=START,
+        protocol=protocol_id,
+        dose_mg=mg,
+        dose_mg_per_kg=mg / kg if weight_based else None,
+        duration_min=240.0 if SHIPPED[protocol_id].protocol.phases[-1].kind == "rate" else 40.0,
+        weight_policy=policy.value if weight_based else None,
+        dosing_weight_kg=kg if weight_based else None,
+        planned_dose_mg=mg,
+        planned_dose_mg_per_kg=mg / kg if weight_based else None,
+        **{**TOLERATED, **extra},  # type: ignore[arg-type]
+    )
+
+
+class TestEveryProtocol:
+    """Hand-worked first sessions of every shipped protocol, on every weight policy."""
+
+    PATIENT = PatientRecord("P1", "x", 30, 95, 165, "female")
+
+    def next_after(self, protocol_id: str, session: SessionRecord, hours: float) -> NextSession:
+        patient = replace(self.PATIENT, protocol=protocol_id)
+        return decide(
+            SHIPPED[protocol_id], patient, [session], SHIPPED_LIMITS,
+            at=START + timedelta(hours=hours),
+        )  # fmt: skip
+
+    @pytest.mark.parametrize("policy", list(WeightPolicy))
+    @pytest.mark.parametrize("protocol_id", list(SHIPPED))
+    def test_after_a_tolerated_first_session(self, protocol_id: str, policy: WeightPolicy) -> None:
+        protocol = SHIPPED[protocol_id].protocol
+        kg = WOMAN_95[policy]
+        result = self.next_after(protocol_id, _first_session(protocol_id, policy), 72)
+        if protocol_id == "neuropathic-pain":  # the scheduled titration: 0.2 -> 0.4 mg/kg/h
+            expected, decision = _programme_mg(protocol_id, kg, 0.4), "titrate"
+        elif protocol_id == "migraine":  # within the stay: no pain score since the rung
+            expected, decision = _programme_mg(protocol_id, kg), "hold"
+        elif protocol.series.sessions == 1:  # a one-session series is complete: reassess
+            expected, decision = _programme_mg(protocol_id, kg), "reassess"
+        else:  # too few sessions, or no score: hold, the same dose
+            expected, decision = _programme_mg(protocol_id, kg), "hold"
+        assert result.decision == decision
+        assert result.total_dose_mg == pytest.approx(expected)
+        if protocol.weight_based:
+            assert result.dose_mg_per_kg == pytest.approx(expected / kg)
+            assert result.basis.dosing_weight_kg == pytest.approx(kg)
+        if decision == "reassess":
+            assert not result.ready
+
+    @pytest.mark.parametrize("policy", [WeightPolicy.ACTUAL, WeightPolicy.ADJUSTED])
+    @pytest.mark.parametrize("protocol_id", list(SHIPPED))
+    def test_severe_and_ungraded_events(self, protocol_id: str, policy: WeightPolicy) -> None:
+        severe = _first_session(protocol_id, policy, adverse_events=(parse("sedation:severe"),))
+        stopped = self.next_after(protocol_id, severe, 72)
+        assert (stopped.decision, stopped.ready, stopped.session) == ("stop", False, None)
+        ungraded = _first_session(
+            protocol_id, policy, adverse_events=(AdverseEvent("nausea", None),)
+        )
+        review = self.next_after(protocol_id, ungraded, 72)
+        assert (review.decision, review.ready) == ("reassess", False)
+        assert all(p.pump_rate_ml_per_h is None for p in review.phases)
