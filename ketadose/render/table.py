@@ -286,6 +286,23 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
             prep.evidence,
             prep.source,
         )
+    if p.observation is not None:
+        o = p.observation
+        table.add_row("observation", f"at least {o.minimum}", o.evidence, o.source)
+    if p.monitoring is not None:
+        from ketadose.monitoring import monitoring_text
+
+        m = p.monitoring
+        scale = "" if m.sedation_scale is None else f"; sedation on the {m.sedation_scale}"
+        table.add_row("monitoring", monitoring_text(m) + scale, m.evidence, m.source)
+    if p.rules is not None and p.rules.futility is not None:
+        f = p.rules.futility
+        table.add_row(
+            "futility (option)",
+            f"under {f.below_pct:g}% improvement after session {f.after_session}: reassess",
+            f.evidence,
+            f.source,
+        )
     console.print(table)
     console.print(Text("References:", style="bold"))
     for reference in p.references:
