@@ -401,8 +401,9 @@ def decide(
                 (*choice.reasons, f"{choice.decision} not recommended: {blocking.message}"),
             )
             prepared, decided = through_gate(held)
-    reasons = (*basis_reasons, *choice.reasons)
     decision = choice.decision
+    # A stop shows no dose, so no dosing basis either.
+    reasons = choice.reasons if decision == "stop" else (*basis_reasons, *choice.reasons)
     session: SessionDose | None = None
     if decision in GOES_AHEAD:
         session = checked(prepared, decided, limits, context)
