@@ -120,7 +120,15 @@ class TestDefinitions:
         patient, sessions = history
         last = sessions[-1].at if sessions else patient_created(patient)
         result = decide(LIBRARY.get_protocol("depression"), patient, sessions, LIMITS, at=last)
-        assert result.decision in ("start", "escalate", "titrate", "hold", "reduce", "stop", "reassess")
+        assert result.decision in (
+            "start",
+            "escalate",
+            "titrate",
+            "hold",
+            "reduce",
+            "stop",
+            "reassess",
+        )
 
 
 def patient_created(patient: PatientRecord) -> Any:
