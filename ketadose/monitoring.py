@@ -248,10 +248,13 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
             f"({', '.join(stopped[0].findings)})",
         )
     summary = _summary(session)
+    # Every summary value recorded is checked, even when the others were not: a lowest SpO2
+    # of 80 % is past a limit whether or not the peak blood pressure was written down.
+    recorded = _recorded_summary(session)
     summary_findings = (
         ()
-        if summary is None
-        else tuple(check_vitals(limits, protocol.id, protocol.route, summary, during=True))
+        if recorded is None
+        else tuple(check_vitals(limits, protocol.id, protocol.route, recorded, during=True))
     )
     hard = [f for f in summary_findings if f.severity is Severity.HARD]
     if hard:
@@ -303,6 +306,19 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
         )
     return Tolerability(
         "tolerated", f"tolerated on {day}: peak blood pressure, heart rate and SpO2 in limits"
+    )
+
+
+def _recorded_summary(session: SessionRecord) -> Vitals | None:
+    """The summary vitals that were recorded (any of peak BP, highest HR, lowest SpO2)."""
+    peak = session.bp_peak
+    if peak is None and session.heart_rate is None and session.spo2 is None:
+        return None
+    return Vitals(
+        systolic=None if peak is None else peak.systolic,
+        diastolic=None if peak is None else peak.diastolic,
+        heart_rate=session.heart_rate,
+        spo2=session.spo2,
     )
 
 
