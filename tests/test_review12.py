@@ -557,3 +557,41 @@ def test_migraine_next_days_after_the_infusion_ended_does_not_step_up() -> None:
     result = _next_migraine(history, START + timedelta(days=5))
     assert result.decision != "titrate"
     assert result.phases == () or result.phases[0].rate_mg_per_kg_per_h <= 0.4 + 1e-9
+
+
+# --- scheduled readings and the futility rule ----------------------------------------------
+
+
+def test_summary_vitals_alone_are_not_the_protocols_scheduled_readings() -> None:
+    """Input: 3 depression sessions recorded with ``--bp-peak 135/85 --hr 82 --spo2 97`` and no
+    timeline (every scheduled reading missing); non-responding.
+
+    Observed: 'tolerated: peak blood pressure, heart rate and SpO2 in limits': escalate.
+    Expected (issue 12: 'escalation needs ... the protocol's scheduled readings present'):
+    hold. Note: tests/test_cli_session.py::...test_questionnaire_scores_drive_next_... asserts
+    the opposite and would change with the fix.
+    """
+    history = [
+        replace(s, readings=(), bp_peak=BloodPressure(135, 85), heart_rate=82.0, spo2=97.0)
+        for s in depression(0.5, 0.5, 0.5, scores=NON_RESPONDER)
+    ]
+    result = next_for("depression", history)
+    assert result.decision == "hold"
+
+
+def test_futility_is_judged_on_a_score_after_the_fourth_infusion() -> None:
+    """Input: the README's workflow: MADRS at 08:40 before each 09:00 session (28, 27, 26, 26),
+    four sessions given (the fourth at 0.75 mg/kg), no MADRS after the fourth infusion.
+
+    The rule (Translational Psychiatry 2024): '< 20 % MADRS improvement at 24 h after the
+    fourth infusion'. Observed: the 08:40 score before infusion 4 counts as session 4's, so
+    REASSESS 'futility rule ... after session 4' on a score that reflects three infusions.
+    Expected: the futility rule is not applied without a score taken after infusion 4.
+    """
+    history = depression(0.5, 0.5, 0.5, 0.75)
+    scores = [
+        (s.at - timedelta(minutes=20), total)
+        for s, total in zip(history, (28.0, 27.0, 26.0, 26.0), strict=True)
+    ]
+    result = next_for("depression", history, scores=scores)
+    assert result.rule != "futility"
