@@ -160,9 +160,7 @@ def test_a_later_questionnaire_score_is_not_ignored_for_the_sessions_own() -> No
     Expected: the latest score (MADRS 6, responding) holds the dose.
     """
     history = depression(0.5, 0.5, 0.5, scores=(27.0, 27.0, 27.0))
-    result = next_for(
-        "depression", history, scores=[(history[-1].at + timedelta(days=1), 6.0)]
-    )
+    result = next_for("depression", history, scores=[(history[-1].at + timedelta(days=1), 6.0)])
     assert (result.decision, result.rule) == ("hold", "hold-responding")
     assert result.total_dose_mg == pytest.approx(40.0)
 
@@ -324,9 +322,7 @@ def test_history_file_session_numbers_are_range_checked(
 
 def test_history_file_patient_height_huge_is_a_message_not_a_crash(tmp_path: Path) -> None:
     """Input: patient.height_cm 1e300. Observed: OverflowError, exit 1. Expected: exit 2."""
-    result = _next_file(
-        _history_file(tmp_path, lambda d: d["patient"].update(height_cm=1e300))
-    )
+    result = _next_file(_history_file(tmp_path, lambda d: d["patient"].update(height_cm=1e300)))
     assert result.exit_code == 2
 
 
@@ -523,9 +519,7 @@ def _rung(at: datetime, rate: float, score: float | None = None) -> SessionRecor
 
 
 def _next_migraine(history: list[SessionRecord], at: datetime) -> Any:
-    return decide(
-        PROTOCOLS["migraine"], patient("migraine", baseline=8), history, LIMITS, at=at
-    )
+    return decide(PROTOCOLS["migraine"], patient("migraine", baseline=8), history, LIMITS, at=at)
 
 
 def test_migraine_never_steps_up_on_the_previous_rungs_score() -> None:
