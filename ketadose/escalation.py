@@ -842,9 +842,18 @@ def _within_stay(
         at=at,
         current_rate_mg_per_kg_h=current,
         last_step_at=last.at,
-        # A rung's score is taken at its end (the pain the rung left), never after now.
+        # A rung's score is taken at its end (the pain the rung left), never after now and
+        # never after the next rung started (it cannot be a score "since" a later step).
         pain_scores=[
-            (min(_end(s), at, key=instant), s.score) for s in sessions if s.score is not None
+            (
+                min(
+                    (_end(s), at, *(n.at for n in sessions[i + 1 : i + 2])),
+                    key=instant,
+                ),
+                s.score,
+            )
+            for i, s in enumerate(sessions)
+            if s.score is not None
         ],
         tolerated=tolerance.kind not in ("severe", "not-tolerated"),
         min_interval=timedelta(minutes=titration_interval(entry, limits)),

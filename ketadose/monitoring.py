@@ -248,10 +248,13 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
             f"({', '.join(stopped[0].findings)})",
         )
     summary = _summary(session)
+    # Every summary value recorded is checked, even when the others were not: a lowest SpO2
+    # of 80 % is past a limit whether or not the peak blood pressure was written down.
+    recorded = _recorded_summary(session)
     summary_findings = (
         ()
-        if summary is None
-        else tuple(check_vitals(limits, protocol.id, protocol.route, summary, during=True))
+        if recorded is None
+        else tuple(check_vitals(limits, protocol.id, protocol.route, recorded, during=True))
     )
     hard = [f for f in summary_findings if f.severity is Severity.HARD]
     if hard:
@@ -306,6 +309,19 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
     )
 
 
+def _recorded_summary(session: SessionRecord) -> Vitals | None:
+    """The summary vitals that were recorded (any of peak BP, highest HR, lowest SpO2)."""
+    peak = session.bp_peak
+    if peak is None and session.heart_rate is None and session.spo2 is None:
+        return None
+    return Vitals(
+        systolic=None if peak is None else peak.systolic,
+        diastolic=None if peak is None else peak.diastolic,
+        heart_rate=session.heart_rate,
+        spo2=session.spo2,
+    )
+
+
 def _summary(session: SessionRecord) -> Vitals | None:
     """The session's summary vitals (peak BP, highest HR, lowest SpO2), if all were recorded."""
     peak = session.bp_peak
@@ -350,22 +366,37 @@ def readiness(
             f"observation not over: {format_number(wait, 1)} min more (until {leave:%H:%M})"
         )
     end = infusion_end(session)
-    latest = max(
+    since = sorted(
         (r for r in session.readings if instant(end) <= instant(r.at) <= instant(at)),
         key=lambda r: instant(r.at),
-        default=None,
     )
+    latest = since[-1] if since else None
     if latest is None:
         reasons.append("no reading since dosing ended")
     else:
+        # The latest value of each vital sign, so that a later reading of SpO2 alone does not
+        # hide a blood pressure still past the limits.
+        def last(name: str) -> float | None:
+            return next(
+                (getattr(r, name) for r in reversed(since) if getattr(r, name) is not None),
+                None,
+            )
+
+        pressure = next((r for r in reversed(since) if r.systolic is not None), None)
+        current = Vitals(
+            systolic=None if pressure is None else pressure.systolic,
+            diastolic=None if pressure is None else pressure.diastolic,
+            heart_rate=last("heart_rate"),
+            spo2=last("spo2"),
+        )
         found = [
             f
-            for f in check_vitals(limits, protocol.id, protocol.route, latest.vitals, during=False)
+            for f in check_vitals(limits, protocol.id, protocol.route, current, during=False)
             if f.severity is not Severity.INFO
         ]
         if found:
             reasons.append(
-                f"the reading at {latest.at:%H:%M} is not back within the pre-session limits: "
+                f"the readings to {latest.at:%H:%M} are not back within the pre-session limits: "
                 f"{found[0].message}"
             )
     criteria = tuple(note.text for note in protocol.discharge)

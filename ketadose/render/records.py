@@ -505,8 +505,10 @@ def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]
         raise bad("patient.baseline must be a score from 0 to 1000")
     if not (math.isfinite(patient.weight_kg) and patient.weight_kg > 0):
         raise bad("patient.weight_kg must be a positive number")
+    if not patient.weight_kg <= LARGEST:
+        raise bad("patient.weight_kg is out of range")
     if patient.height_cm is not None and not (
-        math.isfinite(patient.height_cm) and patient.height_cm > 0
+        math.isfinite(patient.height_cm) and 0 < patient.height_cm <= LARGEST
     ):
         raise bad("patient.height_cm must be a positive number")
     for index, session in enumerate(sessions):
@@ -525,6 +527,28 @@ def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]
         ):
             if value is not None and not (math.isfinite(value) and 0 <= value <= high):
                 raise bad(f"{where}.{name} is out of range")
+        # What next computes the dose from (the basis, the planned amount, the duration):
+        # positive and finite, so a NaN or 0 can never reach the gate or a division.
+        for name, value, high in (
+            ("dosing_weight_kg", session.dosing_weight_kg, LARGEST),
+            ("planned_dose_mg", session.planned_dose_mg, LARGEST),
+            ("planned_dose_mg_per_kg", session.planned_dose_mg_per_kg, 1000.0),
+            ("duration_min", session.duration_min, LARGEST),
+        ):
+            if value is not None and not (math.isfinite(value) and 0 < value <= high):
+                raise bad(f"{where}.{name} must be a positive number, not {value}")
+        for number, reading in enumerate(session.readings):
+            for name, value, high in (
+                ("heart_rate", reading.heart_rate, 400.0),
+                ("spo2", reading.spo2, 100.0),
+            ):
+                if value is not None and not (math.isfinite(value) and 0 < value <= high):
+                    raise bad(f"{where}.readings[{number}].{name} is out of range")
+
+
+#: The largest weight (kg), height (cm), dose (mg) or duration (min) a history file may give:
+#: far above any real one, small enough that no computation on it overflows.
+LARGEST = 1e6
 
 
 def _optional(value: object) -> float | None:
