@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from ketadose.dosing import DoseRequest
     from ketadose.limits import LimitLibrary
     from ketadose.models import Finding, Patient, Status
-    from ketadose.protocols import ProtocolLibrary
-    from ketadose.records import AuditEntry, SessionRecord
+    from ketadose.protocols import Protocol, ProtocolLibrary
+    from ketadose.records import AuditEntry, Reading, SessionRecord
     from ketadose.store import Store
 
 P = ParamSpec("P")
@@ -1443,6 +1443,7 @@ def session_record(
     """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
     import json as jsonlib
     from dataclasses import replace
+    from datetime import timedelta
 
     from ketadose import events as ae_vocabulary
     from ketadose import gate, inputs
@@ -1500,6 +1501,15 @@ def session_record(
         kg = None if checked.dosing_weight is None else checked.dosing_weight.kg
         given_mg = checked.delivered_total_mg or checked.total_dose_mg
         given_min = checked.total_duration_min
+        if (
+            stopped is not None
+            and given_min is not None
+            and elapsed(stopped, at) >= timedelta(minutes=given_min)
+        ):
+            raise InputError(
+                f"--stop {stopped:%H:%M} is not early: the programme of {given_min:g} min ended "
+                "by then (record the session without --stop)"
+            )
         if stopped is not None:
             given_min = elapsed(stopped, at).total_seconds() / 60
             given_mg = delivered_mg(checked.phases, given_min)
@@ -1580,8 +1590,32 @@ def _session_of(
     return started[-1]
 
 
-#: Hours before its start that a reading still belongs to a session (the reading before dosing).
+#: Hours before its start that a reading still belongs to a session (the reading before dosing),
+#: and after the end of its observation (when no discharge is recorded).
 READING_LEAD_H = 2
+
+
+def _within_session(
+    protocol: "Protocol", session: "SessionRecord", readings: "Sequence[Reading]"
+) -> None:
+    """Refuse a reading that falls outside a session: it is never filed under another one."""
+    from datetime import timedelta
+
+    from ketadose.clock import instant, shift
+    from ketadose.errors import InputError
+    from ketadose.monitoring import observation_end
+
+    lead = timedelta(hours=READING_LEAD_H)
+    first = shift(session.at, -lead)
+    last = session.discharged_at or shift(observation_end(protocol, session), lead)
+    for reading in readings:
+        if not instant(first) <= instant(reading.at) <= instant(last):
+            raise InputError(
+                f"the reading at {reading.at:%Y-%m-%d %H:%M} is not during session {session.id} "
+                f"({first:%Y-%m-%d %H:%M} to {last:%H:%M}): record its session first, or give "
+                "--session N"
+            )
+
 
 SessionNumber = Annotated[
     int | None,
@@ -1640,6 +1674,7 @@ def session_vitals(
         protocol = library.get_protocol(record.protocol).protocol
         session = _session_of(db, patient_id, number, rows[0].at)
         assert session.id is not None
+        _within_session(protocol, session, rows)
         readings = []
         for row in rows:
             answer, found = check_reading(

@@ -204,7 +204,7 @@ RULES: tuple[Rule, ...] = (
         "The limit library.",
     ),
     Rule(
-        "hold-off-ladder",
+        "reassess-off-ladder",
         "reassess",
         "The last dose is not on the ladder and cannot be repeated as one dose of this "
         "protocol: reassess.",
@@ -236,6 +236,13 @@ RULES += (
         "Within a stay: not tolerated: one step down, for a clinician to review.",
         "The protocol's [titration] untolerated note (Lauritsen 2016: a hallucination resolved "
         "after the rate was decreased [HIGH]).",
+    ),
+    Rule(
+        "reassess-stay",
+        "reassess",
+        "Within a continuous titration: the last rung ended longer ago than a stay allows "
+        "between rungs: the stay is over; a new one starts at the start rate, after review.",
+        "SITE-POLICY (a stay is one continuous infusion: Lauritsen 2016 [HIGH]).",
     ),
     Rule(
         "titration-stop",
@@ -309,6 +316,11 @@ class _Target:
     amount: float | None = None
     rate: float | None = None  # mg/kg/h, within a continuous titration
 
+    @property
+    def shown(self) -> bool:
+        """Whether there is a dose to show (a reassessment may propose none)."""
+        return self.level is not None or self.amount is not None or self.rate is not None
+
 
 @dataclass(frozen=True, slots=True)
 class _Choice:
@@ -373,7 +385,7 @@ def decide(
     elif protocol.titration is not None:
         choice = _within_stay(entry, sessions, limits, at)
     else:
-        choice = _choose(entry, patient, sessions, levels, limits, at)
+        choice = _choose(entry, patient, sessions, levels, limits, at, scores)
 
     earliest = _earliest(entry, limits, sessions, at)
     previous = tuple(
@@ -383,6 +395,8 @@ def decide(
     context = CheckContext(at=earliest, history=previous)
 
     def through_gate(target: _Target) -> tuple[Prepared, Verdict]:
+        # Without a dose to propose, the programme is gated (a verdict is sealed) but not shown.
+        target = target if target.shown else _Target(0)
         prepared = prepare_session(entry, _request_for(entry, request, levels, target), limits)
         return prepared, gate_decide(prepared, limits, context)
 
@@ -418,7 +432,7 @@ def decide(
                 source=_RULES[choice.rule].source,
             ),
         )
-        if decision != "stop":
+        if decision != "stop" and choice.target.shown:
             session = checked(prepared, decided, limits, context)
     return seal(
         NextSession,
@@ -446,7 +460,7 @@ SCORE_LEAD = timedelta(hours=12)
 def _scored(
     sessions: list[SessionRecord], scores: Sequence[tuple[datetime, float]], at: datetime
 ) -> list[SessionRecord]:
-    """The sessions with each one's questionnaire score where it recorded none itself."""
+    """The sessions, each with the latest score taken for it: its own or a questionnaire's."""
     if not scores:
         return sessions
     taken = sorted(
@@ -458,12 +472,15 @@ def _scored(
         start = instant(session.at) - SCORE_LEAD
         end = instant(sessions[index + 1].at) - SCORE_LEAD if index + 1 < len(sessions) else None
         own = [
-            total
+            (instant(when), total)
             for when, total in taken
             if start <= instant(when) and (end is None or instant(when) < end)
         ]
-        if session.score is None and own:
-            session = replace(session, score=own[-1])
+        if session.score is not None:
+            own.append((instant(session.at), session.score))
+        if own:
+            # The latest score taken for the session, its own or a questionnaire's.
+            session = replace(session, score=max(own, key=lambda pair: pair[0])[1])
         scored.append(session)
     return scored
 
@@ -513,6 +530,19 @@ def _basis(
                 f"{format_number(today, 0.1)} kg",
             ),
         )
+    actual = request.patient.weight_kg
+    if actual is not None and kg > actual * (1 + BASIS_TOLERANCE):
+        # No dosing weight is above the patient's own: the patient has lost weight since.
+        today = _today_kg(replace(request, policy=policy), policy)
+        return (
+            replace(request, policy=policy),
+            DoseBasis(weight_policy=policy.value, dosing_weight_kg=today, kept_from="rebased"),
+            (
+                f"the sessions' basis, {format_number(kg, 0.1)} kg, is above today's weight "
+                f"({format_number(actual, 0.1)} kg): dosed on today's {policy.value} weight, "
+                f"{format_number(today, 0.1)} kg",
+            ),
+        )
     kept_from: Literal["last-session", "recorded-dose"] = (
         "last-session"
         if last is not None and last.dosing_weight_kg is not None
@@ -555,15 +585,38 @@ def _levels(entry: ProtocolEntry, request: DoseRequest) -> list[_Level]:
     steps = sorted(entry.protocol.escalation, key=lambda s: s.from_session)
     per_kg = entry.protocol.weight_based
     levels = []
+    by_rate = _by_rate(entry)
     for number, step in enumerate([None, *steps]):
         dosed = session_dose(entry, at_step(request, step))
+        phase = dosed.phases[0]
+        if by_rate:
+            rate = phase.rate_mg_per_kg_per_h if per_kg else phase.rate_mg_per_h
+            assert rate is not None
+            levels.append(_Level(number, step, rate))
+            continue
         amount = dosed.total_dose_mg_per_kg if per_kg else dosed.total_dose_mg
         levels.append(_Level(number, step, amount if amount is not None else dosed.total_dose_mg))
     return levels
 
 
+def _by_rate(entry: ProtocolEntry) -> bool:
+    """Whether the ladder is one of rates (a protocol of one rate phase).
+
+    Rungs are then compared in mg/kg/h (or mg/h), so a session stopped early holds at its
+    rate, not at its smaller total.
+    """
+    phases = entry.protocol.phases
+    return len(phases) == 1 and phases[0].kind == "rate"
+
+
 def _amount(entry: ProtocolEntry, session: SessionRecord) -> float:
-    """A session's prescribed amount (mg/kg when weight-based and known, else mg)."""
+    """A session's prescribed amount: its rate on a rate ladder, else mg/kg or mg."""
+    if _by_rate(entry):
+        if entry.protocol.weight_based:
+            return _rate_of(session)
+        if not session.duration_min:
+            raise InputError(f"the session on {session.at:%Y-%m-%d %H:%M} records no duration")
+        return session.dose_mg / (session.duration_min / 60)
     if entry.protocol.weight_based:
         per_kg = session.planned_dose_mg_per_kg or session.dose_mg_per_kg
         if per_kg is not None:
@@ -616,8 +669,7 @@ def _request_for(
         kind = Kind.DOSE_PER_KG if per_kg else Kind.DOSE
         unit = "mg/kg" if per_kg else "mg"
         return replace(request, dose=Quantity(kind, target.amount, f"{target.amount} {unit}"))
-    hours = (phase.duration.value if phase.duration else 60.0) / 60
-    rate = target.amount / hours
+    rate = target.amount  # a rate ladder's amount is its rate
     kind = Kind.RATE_PER_KG if per_kg else Kind.RATE
     unit = "mg/kg/h" if per_kg else "mg/h"
     return replace(request, rate=Quantity(kind, rate, f"{rate} {unit}"))
@@ -656,16 +708,20 @@ def _choose(
     levels: list[_Level],
     limits: LimitLibrary,
     at: datetime,
+    scores: Sequence[tuple[datetime, float]],
 ) -> _Choice:
     protocol = entry.protocol
     last = sessions[-1]
+    # Sessions are counted by their start: one recorded twice is one infusion.
+    given = _count(sessions)
     amount = _amount(entry, last)
     rung = _rung(amount, levels)
     hold = _hold(entry, last, levels)
     if rung is None and not _repeatable(entry):
+        below = _below(amount, levels)
         return _Choice(
-            "hold-off-ladder",
-            _Target(_below(amount, levels) or 0),
+            "reassess-off-ladder",
+            _Target(below),
             (
                 f"the last dose ({format_number(amount, 0.001)}) is on no rung of the "
                 "protocol's ladder and cannot be repeated as one dose: decide the dose",
@@ -714,19 +770,15 @@ def _choose(
         improvement is not None and threshold is not None and improvement >= threshold
     ) or (latest is not None and target is not None and latest <= target)
     futility = None if rules is None else rules.futility
-    if (
-        futility is not None
-        and not responding
-        and len(sessions) >= futility.after_session
-        and improvement is not None
-        and improvement < futility.below_pct
-    ):
+    judged = None if futility is None else _score_after(sessions, scores, futility.after_session)
+    fall = None if judged is None else improvement_pct(patient.baseline, judged)
+    if futility is not None and not responding and fall is not None and fall < futility.below_pct:
         reasons.append(
             f"futility rule: under {format_number(futility.below_pct)}% improvement after "
             f"session {futility.after_session} predicted non-response ({futility.source})"
         )
         return _Choice("futility", hold, tuple(reasons))
-    if len(sessions) >= protocol.series.sessions and not responding:
+    if given >= protocol.series.sessions and not responding:
         reasons.append(f"induction series of {protocol.series.sessions} complete without response")
         return _Choice("reassess-series", hold, tuple(reasons))
     if responding:
@@ -740,14 +792,14 @@ def _choose(
     next_up = rung + 1 if rung is not None and rung + 1 < len(levels) else None
     if rung is None:
         next_up = _above(amount, levels)
-    due = _scheduled_level(levels, len(sessions) + 1)
+    due = _scheduled_level(levels, given + 1)
     if due is not None and (rung is None or due > rung) and next_up is not None:
         if not tolerance.escalation_allowed:
             reasons.append(f"{tolerance.reason}: no titration step")
             return _Choice("hold-not-tolerated", hold, tuple(reasons))
         step = levels[next_up].step
         reasons.append(
-            f"scheduled titration for session {len(sessions) + 1}: one rung up"
+            f"scheduled titration for session {given + 1}: one rung up"
             + ("" if step is None else f" ({step.condition})")
         )
         return _Choice("titrate", _Target(next_up), tuple(reasons))
@@ -771,18 +823,19 @@ def _choose(
         )
         return _Choice("hold-too-few", hold, tuple(reasons))
     per_step = DEFAULT_SESSIONS_PER_STEP if rules is None else rules.sessions_per_step
-    at_dose = 0
+    run: list[SessionRecord] = []
     for session in reversed(sessions):
         if not _same(_amount(entry, session), amount):
             break
-        at_dose += 1
+        run.append(session)
+    at_dose = _count(run)
     if at_dose < per_step:
         reasons.append(f"{at_dose} of {per_step} sessions at this dose before escalating")
         return _Choice("hold-too-few", hold, tuple(reasons))
     untolerated: Tolerability | None = next(
         (
             found
-            for found in (tolerability(protocol, limits, s) for s in sessions[-at_dose:])
+            for found in (tolerability(protocol, limits, s) for s in run)
             if not found.escalation_allowed
         ),
         None,
@@ -796,6 +849,24 @@ def _choose(
         + ("" if step is None else f" ({step.condition})")
     )
     return _Choice("escalate", _Target(next_up), tuple(reasons))
+
+
+#: The longest pause between the end of one rung and the next within one stay, and after
+#: the last rung: beyond it the continuous infusion is over (SITE-POLICY).
+STAY_GAP = timedelta(hours=12)
+
+
+def _stay(sessions: list[SessionRecord]) -> list[SessionRecord]:
+    """The rungs of the current stay.
+
+    The last run of sessions each started within :data:`STAY_GAP` of the end of the one before.
+    """
+    stay = [sessions[-1]]
+    for earlier in reversed(sessions[:-1]):
+        if elapsed(stay[0].at, _end(earlier)) > STAY_GAP:
+            break
+        stay.insert(0, earlier)
+    return stay
 
 
 def _end(session: SessionRecord) -> datetime:
@@ -813,7 +884,8 @@ def _rate_of(session: SessionRecord) -> float:
         rate = None
     if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
         return float(rate)
-    per_kg = session.planned_dose_mg_per_kg or session.dose_mg_per_kg
+    # What was given over the time it ran: the rate, also for an infusion stopped early.
+    per_kg = session.dose_mg_per_kg
     if per_kg is None or not session.duration_min:
         raise InputError(
             f"the session on {session.at:%Y-%m-%d %H:%M} records no rate (mg/kg and duration)"
@@ -832,13 +904,24 @@ def _within_stay(
     last = sessions[-1]
     tolerance = tolerability(protocol, limits, last)
     current = _rate_of(last)
+    since = elapsed(at, _end(last))
+    if since > STAY_GAP:
+        return _Choice(
+            "reassess-stay",
+            _Target(0),
+            (
+                f"the last rung ended {format_number(since.total_seconds() / 3600, 0.1)} h ago: "
+                "the stay is over; a new stay starts at the start rate, after review",
+            ),
+        )
+    stay = _stay(sessions)
     if tolerance.kind == "ungraded":
         return _Choice("reassess-ungraded", _Target(None, rate=current), (tolerance.reason,))
     if tolerance.kind == "stop":
         return _Choice("titration-stop", _Target(None, rate=current), (tolerance.reason,))
     step = next_rate(
         protocol,
-        started=sessions[0].at,
+        started=stay[0].at,
         at=at,
         current_rate_mg_per_kg_h=current,
         last_step_at=last.at,
@@ -847,12 +930,12 @@ def _within_stay(
         pain_scores=[
             (
                 min(
-                    (_end(s), at, *(n.at for n in sessions[i + 1 : i + 2])),
+                    (_end(s), at, *(n.at for n in stay[i + 1 : i + 2])),
                     key=instant,
                 ),
                 s.score,
             )
-            for i, s in enumerate(sessions)
+            for i, s in enumerate(stay)
             if s.score is not None
         ],
         tolerated=tolerance.kind not in ("severe", "not-tolerated"),
@@ -873,6 +956,30 @@ def _within_stay(
         reasons.insert(0, tolerance.reason)
     rate = step.rate_mg_per_kg_h if step.action != "stop" else current
     return _Choice(rule_id, _Target(None, rate=rate), tuple(reasons))
+
+
+def _count(sessions: Sequence[SessionRecord]) -> int:
+    """How many infusions: sessions with distinct start times."""
+    return len({instant(s.at) for s in sessions})
+
+
+def _score_after(
+    sessions: list[SessionRecord], scores: Sequence[tuple[datetime, float]], number: int
+) -> float | None:
+    """The latest score taken after the start of the ``number``-th infusion, if any.
+
+    A questionnaire after that start, or the own score of a later session: the futility rule
+    judges the response to that infusion, never a score taken before it.
+    """
+    starts = sorted({instant(s.at) for s in sessions})
+    if len(starts) < number:
+        return None
+    after = starts[number - 1]
+    taken = [(instant(when), total) for when, total in scores if instant(when) > after]
+    taken += [
+        (instant(s.at), s.score) for s in sessions if instant(s.at) > after and s.score is not None
+    ]
+    return max(taken, key=lambda pair: pair[0])[1] if taken else None
 
 
 def _scheduled_level(levels: list[_Level], session_number: int) -> int | None:

@@ -183,10 +183,12 @@ def _match(
     for label, at, earliest, latest in slots:
         # The reading before discharge may be the last scheduled one after the infusion.
         shared = label == "before discharge"
+        # The schedule is a blood-pressure schedule: a reading without one does not meet it.
         candidates = [
             (abs(elapsed(r.at, at)), index)
             for index, r in enumerate(readings)
-            if (shared or index not in used)
+            if r.systolic is not None
+            and (shared or index not in used)
             and instant(earliest) <= instant(r.at) <= instant(latest)
         ]
         chosen = min(candidates, default=None)
@@ -240,7 +242,13 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
         return Tolerability("stop", f"life-threatening adverse event on {day}: {worst}")
     if grade is Grade.SEVERE:
         return Tolerability("severe", f"severe adverse event on {day}: {worst}")
-    stopped = [r for r in session.readings if r.answer == "stop"]
+    # Each reading is answered again against the limits in effect: a stored or written answer
+    # is never trusted to be the safe one (a history file may say "continue" for 250/140).
+    answered = [
+        (r, _worse(r.answer, check_reading(limits, protocol, r.vitals, period(session, r.at))))
+        for r in session.readings
+    ]
+    stopped = [r for r, answer in answered if answer == "stop"]
     if stopped:
         return Tolerability(
             "severe",
@@ -273,7 +281,7 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
         )
     if grade is Grade.MODERATE:
         return Tolerability("not-tolerated", f"moderate adverse event on {day}: {worst}")
-    paused = [r for r in session.readings if r.answer == "pause"]
+    paused = [r for r, answer in answered if answer == "pause"]
     if paused:
         return Tolerability(
             "not-tolerated",
@@ -298,6 +306,12 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
                 "tolerability is not in evidence",
             )
         return Tolerability("tolerated", f"tolerated on {day}: every scheduled reading in limits")
+    if protocol.monitoring is not None:
+        return Tolerability(
+            "not-shown",
+            f"no timed readings on {day}: the protocol's monitoring schedule is not in evidence"
+            + ("" if summary is None else " (summary vitals alone are not the schedule)"),
+        )
     if summary is None:
         return Tolerability(
             "not-shown",
@@ -307,6 +321,13 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
     return Tolerability(
         "tolerated", f"tolerated on {day}: peak blood pressure, heart rate and SpO2 in limits"
     )
+
+
+_ANSWERS: tuple[Answer, ...] = ("continue", "pause", "stop")
+
+
+def _worse(recorded: Answer, checked: tuple[Answer, tuple[Finding, ...]]) -> Answer:
+    return max(recorded, checked[0], key=_ANSWERS.index)
 
 
 def _recorded_summary(session: SessionRecord) -> Vitals | None:
@@ -356,9 +377,16 @@ def readiness(
 
     Ready when the protocol's observation time has elapsed since dosing ended, the latest
     reading (taken after dosing ended) is within the pre-session soft limits, and the
-    clinician confirms the protocol's discharge criteria.
+    clinician confirms the protocol's discharge criteria. Never after a life-threatening
+    adverse event: that discharge is a clinician's decision, not a readiness check.
     """
     reasons: list[str] = []
+    threatening = [e for e in session.adverse_events if e.grade is Grade.LIFE_THREATENING]
+    if threatening:
+        reasons.append(
+            f"a life-threatening adverse event ({threatening[0]}): discharge is a clinician's "
+            "decision after review, not a readiness check"
+        )
     leave = observation_end(protocol, session)
     if instant(at) < instant(leave):
         wait = elapsed(leave, at).total_seconds() / 60

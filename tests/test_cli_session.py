@@ -233,8 +233,9 @@ class TestNext:
         for day in ("2026-11-30", "2026-12-02", "2026-12-04"):
             ok("score", "record", "P1", "--instrument", "madrs", "--total", "28", "--date",
                f"{day}T08:40")  # fmt: skip
-            ok("session", "record", "P1", "--date", f"{day}T09:00", "--bp-peak", "140/88",
-               "--hr", "82", "--spo2", "97")  # fmt: skip
+            ok("session", "record", "P1", "--date", f"{day}T09:00")
+            for minute in ("08:55", "09:10", "09:20", "09:30", "09:40", "09:55", "10:10"):
+                ok("session", "vitals", "P1", "--at", f"{day}T{minute}", "--bp", "130/80")
         from_store = json.loads(ok("next", "P1", "--date", "2026-12-07T09:00", "--json").stdout)
         assert from_store["decision"] == "escalate"
         assert from_store["improvement_pct"] == pytest.approx(100 * 2 / 30)

@@ -25,7 +25,34 @@ def add_patient() -> None:
     assert result.exit_code == 0, result.stderr
 
 
+#: The depression protocol's schedule for a 09:00 infusion of 40 min with 30 min observation:
+#: before, every 10 min during, every 15 min after (the last one also before discharge).
+SCHEDULE = ("08:55", "09:10", "09:20", "09:30", "09:40", "09:55", "10:10")
+
+
+def timeline(day: str) -> list[dict[str, Any]]:
+    """A history file's readings for the whole schedule, in limits."""
+    return [
+        {"at": f"{day}T{t}:00", "bp": "130/80", "heart_rate": 80, "spo2": 98} for t in SCHEDULE
+    ]
+
+
 def record(day: str, score: str, *extra: str) -> Any:
+    """Record a 09:00 depression session, then its whole timeline of readings in limits."""
+    import tempfile
+
+    result = record_only(day, score, *extra)
+    if result.exit_code not in (0, 3, 4):
+        return result
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as file:
+        file.write("at,bp,hr,spo2\n")
+        file.writelines(f"{day}T{t},130/80,80,98\n" for t in SCHEDULE)
+    readings = run("session", "vitals", "P1", "--file", file.name)
+    assert readings.exit_code == 0, readings.stderr
+    return result
+
+
+def record_only(day: str, score: str, *extra: str) -> Any:
     return run(
         "session",
         "record",
@@ -259,6 +286,7 @@ def row(day: str, per_kg: float = 0.5, score: float | None = 27, **extra: Any) -
         "bp_peak": "150/92",
         "heart_rate": 88,
         "spo2": 97,
+        "readings": timeline(day),
         **extra,
     }
 

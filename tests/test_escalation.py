@@ -17,7 +17,7 @@ from ketadose.escalation import GOES_AHEAD, LEVEL_TOLERANCE, RULES, NextSession,
 from ketadose.events import AdverseEvent, Grade, parse
 from ketadose.limits import load_library as load_limits
 from ketadose.models import WeightPolicy
-from ketadose.monitoring import tolerability
+from ketadose.monitoring import schedule, tolerability
 from ketadose.protocols import load_library
 from ketadose.records import BloodPressure, PatientRecord, Reading, SessionRecord
 from ketadose.render.json import document
@@ -105,6 +105,26 @@ def next_for(
 
 
 NON_RESPONDER = [28.0, 27.0, 25.0]  # 16.7 % below a baseline of 30
+
+
+def timeline(protocol_id: str, session: SessionRecord) -> tuple[Reading, ...]:
+    """A reading in limits at every time the protocol's schedule asks for one."""
+    protocol = load_library()[protocol_id].protocol
+    return tuple(
+        Reading(
+            at=due.at - timedelta(minutes=5) if due.label == "before" else due.at,
+            systolic=130,
+            diastolic=80,
+            heart_rate=80,
+            spo2=98,
+        )
+        for due in schedule(protocol, session)
+    )
+
+
+def monitored(protocol_id: str, session: SessionRecord) -> SessionRecord:
+    """The session with its full timeline."""
+    return replace(session, readings=timeline(protocol_id, session))
 
 
 class TestBasis:
@@ -387,14 +407,14 @@ class TestShippedProtocols:
             dose_mg=0.2 * 4 * 80,
             dose_mg_per_kg=0.8,
             duration_min=240,
-            **TOLERATED,  # type: ignore[arg-type]
         )
+        day1 = monitored("neuropathic-pain", day1)
         result = decide(entry, patient, [day1], SHIPPED_LIMITS, at=START + timedelta(days=1))
         assert (result.decision, result.rule) == ("titrate", "titrate")
         # 0.4 mg/kg/h for 4 h on 80 kg = 128 mg
         assert result.total_dose_mg == pytest.approx(128.0)
         assert result.phases[0].rate_mg_per_kg_per_h == pytest.approx(0.4)
-        untolerated = replace(day1, heart_rate=None)
+        untolerated = replace(day1, readings=day1.readings[1:])  # no reading before the dose
         held = decide(entry, patient, [untolerated], SHIPPED_LIMITS, at=START + timedelta(days=1))
         assert held.decision == "hold"
         assert held.total_dose_mg == pytest.approx(64.0)
@@ -403,10 +423,14 @@ class TestShippedProtocols:
         entry = SHIPPED["depression"]
         patient = PatientRecord("P1", "depression", 30, 80)
         history = sessions(0.5, 0.5, 0.5, 0.75, kg=80, scores=[29, 28, 28, 27])
-        result = decide(
-            entry, patient, history, SHIPPED_LIMITS, at=history[-1].at + timedelta(days=3)
-        )
+        when = history[-1].at + timedelta(days=3)
+        # The MADRS of the day after infusion 4 judges it: 27 is a 10 % fall.
+        after = [(history[-1].at + timedelta(days=1), 27.0)]
+        result = decide(entry, patient, history, SHIPPED_LIMITS, at=when, scores=after)
         assert (result.decision, result.rule, result.ready) == ("reassess", "futility", False)
+        # Scores taken before infusion 4 do not judge it.
+        before = decide(entry, patient, history, SHIPPED_LIMITS, at=when)
+        assert before.rule != "futility"
 
     def test_migraine_steps_within_the_stay(self) -> None:
         entry = SHIPPED["migraine"]
@@ -419,8 +443,8 @@ class TestShippedProtocols:
             dose_mg_per_kg=0.4,
             duration_min=240,
             score=7.0,
-            **TOLERATED,  # type: ignore[arg-type]
         )
+        first = monitored("migraine", first)
         result = decide(entry, patient, [first], SHIPPED_LIMITS, at=START + timedelta(hours=4))
         assert (result.decision, result.rule) == ("titrate", "titration-step-up")
         assert result.phases[0].rate_mg_per_kg_per_h == pytest.approx(0.2)
@@ -586,19 +610,21 @@ def _first_session(protocol_id: str, policy: WeightPolicy, **extra: object) -> S
     kg = WOMAN_95[policy]
     mg = _programme_mg(protocol_id, kg)
     weight_based = SHIPPED[protocol_id].protocol.weight_based
-    return SessionRecord(
+    phases = SHIPPED[protocol_id].protocol.phases
+    session = SessionRecord(
         patient_id="P1",
         at=START,
         protocol=protocol_id,
         dose_mg=mg,
         dose_mg_per_kg=mg / kg if weight_based else None,
-        duration_min=240.0 if SHIPPED[protocol_id].protocol.phases[-1].kind == "rate" else 40.0,
+        duration_min=sum(p.duration.value for p in phases if p.duration) or None,
         weight_policy=policy.value if weight_based else None,
         dosing_weight_kg=kg if weight_based else None,
         planned_dose_mg=mg,
         planned_dose_mg_per_kg=mg / kg if weight_based else None,
-        **{**TOLERATED, **extra},  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
     )
+    return monitored(protocol_id, session)
 
 
 class TestEveryProtocol:
@@ -608,6 +634,8 @@ class TestEveryProtocol:
 
     def next_after(self, protocol_id: str, session: SessionRecord, hours: float) -> NextSession:
         patient = replace(self.PATIENT, protocol=protocol_id)
+        if protocol_id == "migraine":
+            hours = 4  # the next rung of the stay, not days later
         return decide(
             SHIPPED[protocol_id], patient, [session], SHIPPED_LIMITS,
             at=START + timedelta(hours=hours),

@@ -471,20 +471,21 @@ def _rate_session(protocol: str, at: datetime, rate: float, minutes: float, **kw
 
 
 def test_crps_hold_keeps_the_rate_given() -> None:
-    """Input: one CRPS session at 0.35 mg/kg/h run for 2 h (--duration 2h), no score.
+    """Input: one CRPS session at 0.3 mg/kg/h (24 mg/h at 80 kg, under the protocol's 25 mg/h
+    cap) run for 2 h (--duration 2h), no score.
 
-    Observed: HOLD at 0.175 mg/kg/h over 4 h (the total mg/kg kept, the rate halved and the
-    duration doubled). Expected: hold keeps the programme given: 0.35 mg/kg/h.
+    Observed: HOLD at half the rate over 4 h (the total mg/kg kept, the rate halved and the
+    duration doubled). Expected: hold keeps the rate given: 0.3 mg/kg/h.
     """
     history = [
         _rate_session(
-            "crps", START, 0.35, 120.0,
+            "crps", START, 0.3, 120.0,
             bp_peak=BloodPressure(135, 85), heart_rate=82.0, spo2=97.0,
         )
     ]  # fmt: skip
     result = next_for("crps", history, days=1, patient=patient("crps", baseline=8))
     assert result.decision == "hold"
-    assert result.phases[0].rate_mg_per_kg_per_h == pytest.approx(0.35)
+    assert result.phases[0].rate_mg_per_kg_per_h == pytest.approx(0.3)
 
 
 def test_off_ladder_multi_phase_reassess_never_proposes_more_than_was_given() -> None:

@@ -323,14 +323,20 @@ def read_history_file(
 
     try:
         data = json.loads(read_file(path).decode("utf-8-sig"), object_pairs_hook=_unique_keys)
+        if not isinstance(data, dict):
+            raise InputError("not a history file (a JSON object with patient and sessions)")
+        _known(data, _TOP_KEYS, "the file")
         person = data["patient"]
+        if not isinstance(person, dict):
+            raise InputError("patient must be an object")
+        _known(person, _PATIENT_KEYS, "patient")
         patient = PatientRecord(
-            id=str(person["id"]),
-            protocol=str(person["protocol"]),
-            baseline=float(person["baseline"]),
-            weight_kg=float(person["weight_kg"]),
-            height_cm=None if person.get("height_cm") is None else float(person["height_cm"]),
-            sex=person.get("sex"),
+            id=_text(person, "id", "patient", required=True) or "",
+            protocol=_text(person, "protocol", "patient", required=True) or "",
+            baseline=_number(person, "baseline", "patient", required=True) or 0.0,
+            weight_kg=_number(person, "weight_kg", "patient", required=True) or 0.0,
+            height_cm=_number(person, "height_cm", "patient"),
+            sex=_text(person, "sex", "patient"),
         )
         rows = data["sessions"]
         if not isinstance(rows, list):
@@ -409,6 +415,9 @@ def _session(
             raise InputError(f"{where}.{key} must be a string")
         return value
 
+    if not isinstance(row, dict):
+        raise InputError(f"{where} must be an object")
+    _known(row, _SESSION_KEYS, where)
     if not isinstance(row.get("date"), str):
         raise InputError(f"{where}.date must be a string")
     policy = text("weight_policy")
@@ -424,21 +433,21 @@ def _session(
         patient_id=patient.id,
         at=at,
         protocol=patient.protocol,
-        dose_mg=float(row["total_dose_mg"]),
-        dose_mg_per_kg=_optional(row.get("dose_mg_per_kg")),
-        duration_min=_optional(row.get("duration_min")),
-        score=_optional(row.get("score")),
+        dose_mg=_number(row, "total_dose_mg", where, required=True) or 0.0,
+        dose_mg_per_kg=_number(row, "dose_mg_per_kg", where),
+        duration_min=_number(row, "duration_min", where),
+        score=_number(row, "score", where),
         bp_before=_pressure(row.get("bp_before")),
         bp_peak=None if peak is None else BloodPressure(*blood_pressure(str(peak))),
         bp_after=_pressure(row.get("bp_after")),
-        heart_rate=_optional(row.get("heart_rate")),
-        spo2=_optional(row.get("spo2")),
+        heart_rate=_number(row, "heart_rate", where),
+        spo2=_number(row, "spo2", where),
         adverse_events=parse_list(row.get("adverse_events", []), field=f"{where}.adverse_events"),
         notes=text("notes"),
         weight_policy=policy,
-        dosing_weight_kg=_optional(row.get("dosing_weight_kg")),
-        planned_dose_mg=_optional(row.get("planned_dose_mg")),
-        planned_dose_mg_per_kg=_optional(row.get("planned_dose_mg_per_kg")),
+        dosing_weight_kg=_number(row, "dosing_weight_kg", where),
+        planned_dose_mg=_number(row, "planned_dose_mg", where),
+        planned_dose_mg_per_kg=_number(row, "planned_dose_mg_per_kg", where),
         stopped_at=when("stopped_at"),
         stop_reason=text("stop_reason"),
         discharged_at=when("discharged_at"),
@@ -459,6 +468,7 @@ def _reading(row: object, where: str, zone: tzinfo) -> Reading:
 
     if not isinstance(row, dict) or not isinstance(row.get("at"), str):
         raise InputError(f"{where} must be an object with an 'at' time")
+    _known(row, _READING_KEYS, where)
     bp = _pressure(row.get("bp"))
     answer = row.get("answer", "continue")
     if answer not in ("continue", "pause", "stop"):
@@ -475,8 +485,8 @@ def _reading(row: object, where: str, zone: tzinfo) -> Reading:
         at=moment(row["at"], field=f"{where}.at", zone=zone),
         systolic=None if bp is None else bp.systolic,
         diastolic=None if bp is None else bp.diastolic,
-        heart_rate=_optional(row.get("heart_rate")),
-        spo2=_optional(row.get("spo2")),
+        heart_rate=_number(row, "heart_rate", where),
+        spo2=_number(row, "spo2", where),
         sedation=sedation,
         answer=answer,
         findings=tuple(findings),
@@ -551,8 +561,45 @@ def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]
 LARGEST = 1e6
 
 
-def _optional(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+#: The keys a history file may have (``history --json`` writes them); any other is refused,
+#: so a misspelt ``adverse_event`` is an error, not events silently left out.
+_TOP_KEYS = frozenset({"schema_version", "patient", "sessions", "scores", "trends"})
+_PATIENT_KEYS = frozenset(
+    {"id", "protocol", "baseline", "weight_kg", "height_cm", "sex", "created_at"}
+)
+_SESSION_KEYS = frozenset(HistorySession.model_fields)
+_READING_KEYS = frozenset(HistoryReading.model_fields)
+
+
+def _known(row: dict[str, Any], keys: frozenset[str], where: str) -> None:
+    unknown = sorted(set(row) - keys)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key {unknown[0]!r}; the keys are {', '.join(sorted(keys))}"
+        )
+
+
+def _number(row: dict[str, Any], key: str, where: str, *, required: bool = False) -> float | None:
+    """A JSON number (not a string, not true or false), or None when absent and optional."""
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise InputError(f"{where}.{key} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}.{key} must be a number, not {json.dumps(value)[:40]}")
+    return float(value)
+
+
+def _text(row: dict[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise InputError(f"{where}.{key} is missing")
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{where}.{key} must be a string")
+    return value
 
 
 def history_table(
