@@ -1475,6 +1475,12 @@ def session_record(
         record = db.patient(patient_id)
         new_weight = inputs.amount(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
+        titration = entry.protocol.titration
+        if score is not None and titration is not None and score > titration.target.scale_max:
+            raise InputError(
+                f"--score must be on the {titration.scale} scale, 0 to "
+                f"{titration.target.scale_max:g}"
+            )
         # Every other session counts, on both sides of this one: a session recorded at the
         # same time as another, or back-filled between two, is checked with its neighbours.
         history = db.sessions(patient_id)

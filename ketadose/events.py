@@ -84,6 +84,8 @@ _LOOKUP: dict[str, str] = {
 _GRADES: dict[str, Grade] = {grade.word: grade for grade in Grade} | {
     "life threatening": Grade.LIFE_THREATENING
 }
+#: How an event kept without a grade is written (``history --json``), so it reads back as such.
+UNGRADED = "ungraded"
 _HOW = "write TERM:GRADE, e.g. nausea:mild (grades: mild, moderate, severe, life-threatening)"
 
 
@@ -101,7 +103,7 @@ class AdverseEvent:
     grade: Grade | None
 
     def __str__(self) -> str:
-        return self.term if self.grade is None else f"{self.term}:{self.grade.word}"
+        return f"{self.term}:{UNGRADED if self.grade is None else self.grade.word}"
 
     @property
     def ungraded(self) -> bool:
@@ -109,12 +111,14 @@ class AdverseEvent:
         return self.grade is None
 
 
-def parse(text: object, *, field: str = "--ae") -> AdverseEvent:
+def parse(text: object, *, field: str = "--ae", ungraded: bool = False) -> AdverseEvent:
     """Read one adverse event, ``TERM:GRADE``.
 
     Args:
         text: As written (a non-string is refused, naming its type).
         field: How to name the input in a message (``--ae``, ``sessions[2].adverse_events``).
+        ungraded: Also read ``TERM:ungraded``, an event an older store kept without a grade,
+            as ``history --json`` writes it (never for a new event).
 
     Returns:
         The event, with the vocabulary's term for any alias.
@@ -131,7 +135,10 @@ def parse(text: object, *, field: str = "--ae") -> AdverseEvent:
         graded = [g for g in _GRADES if g in words.replace("(", " ").replace(")", " ")]
         hint = f" (the grade goes after a colon: {_HOW})" if graded else f": {_HOW}"
         raise InputError(f"{field} {text!r} has no grade{hint}")
-    grade = _GRADES.get(" ".join(word.split()).casefold())
+    said = " ".join(word.split()).casefold()
+    if ungraded and said == UNGRADED:
+        return AdverseEvent(name.strip(), None)
+    grade = _GRADES.get(said)
     if grade is None:
         raise InputError(f"{field} {text!r}: unknown grade {word.strip()!r}; {_HOW}")
     term = _LOOKUP.get(words)
@@ -149,7 +156,9 @@ def parse_list(value: object, *, field: str) -> tuple[AdverseEvent, ...]:
         raise InputError(
             f'{field} must be a list of events such as ["nausea:mild"], not {type(value).__name__}'
         )
-    return tuple(parse(item, field=f"{field}[{index}]") for index, item in enumerate(value))
+    return tuple(
+        parse(item, field=f"{field}[{index}]", ungraded=True) for index, item in enumerate(value)
+    )
 
 
 def legacy(text: str) -> AdverseEvent:

@@ -444,6 +444,13 @@ def reading(
         raise InputError(f"{prefix}{error}") from None
     if measured is None:
         raise InputError(f"{prefix}a reading needs a blood pressure, heart rate or SpO2")
+    for name, value, high in (
+        ("systolic BP", measured.systolic, PLAUSIBLE_READING["systolic"]),
+        ("diastolic BP", measured.diastolic, PLAUSIBLE_READING["diastolic"]),
+        ("heart rate", measured.heart_rate, PLAUSIBLE_READING["heart_rate"]),
+    ):
+        if value is not None and value > high:
+            raise InputError(f"{prefix}{name} {format_number(value)} is not a plausible reading")
     return Reading(
         at=when,
         systolic=measured.systolic,
@@ -453,6 +460,10 @@ def reading(
         sedation=score,
     )
 
+
+#: Above these a timed reading is a typing error, not a value to answer "stop" to (the
+#: highest blood pressures and heart rates recorded in people are well below them).
+PLAUSIBLE_READING = {"systolic": 350.0, "diastolic": 250.0, "heart_rate": 350.0}
 
 #: The columns of a readings CSV (``session vitals --file``).
 READING_COLUMNS = ("at", "bp", "hr", "spo2", "sedation")

@@ -308,3 +308,59 @@ class TestMigration:
         )
         assert (first.dosing_weight_kg, second.dosing_weight_kg) == (80.0, 80.0)
         assert list(store_path.parent.glob("*.bak-v2"))
+
+
+class TestEdges:
+    """Values a reading, a score or an exported event can never be."""
+
+    @pytest.mark.usefixtures("patient")
+    @pytest.mark.parametrize(
+        ("option", "value"), [("--hr", "1000"), ("--bp", "999999/80"), ("--bp", "200/260")]
+    )
+    def test_implausible_readings_are_refused(self, option: str, value: str) -> None:
+        ok("session", "record", "P1", "--date", "2026-11-30T09:00")
+        result = run("session", "vitals", "P1", "--at", "2026-11-30T09:10", option, value)
+        assert result.exit_code == 2
+        assert "not a plausible reading" in result.stderr or "not below" in result.stderr
+
+    def test_a_migraine_score_is_on_the_pain_scale(self) -> None:
+        ok("patient", "add", "M", "-p", "migraine", "--weight", "70kg", "--baseline", "8")
+        base = ("session", "record", "M", "--date", "2026-11-30T09:00", "--score")
+        result = run(*base, "27")
+        assert result.exit_code == 2 and "0 to 10" in result.stderr
+        ok(*base, "7")
+
+    def test_an_ungraded_event_round_trips_through_a_history_file(
+        self, store_path: Path, tmp_path: Path
+    ) -> None:
+        old = MIGRATIONS[: MIGRATIONS.index(_migrate_to_v3)]
+        with Store._open(store_path, read_only=False, migrations=old, zone=ZONE) as db:
+            db.add_patient(
+                PatientRecord("P1", "depression", 30.0, 80.0), at=datetime(2026, 11, 1, tzinfo=ZONE)
+            )
+        with sqlite3.connect(store_path) as conn:
+            cursor = conn.execute(
+                "INSERT INTO sessions (patient_id, at, protocol, dose_mg, dose_mg_per_kg,"
+                " phases_json) VALUES ('P1', '2026-11-02T09:00:00+01:00', 'depression', 40,"
+                " 0.5, '[]')"
+            )
+            conn.execute(
+                "INSERT INTO session_adverse_events (session_id, position, event)"
+                " VALUES (?, 0, 'nausea')",
+                (cursor.lastrowid,),
+            )
+        exported = tmp_path / "h.json"
+        exported.write_text(ok("history", "P1", "--json").stdout)
+        assert json.loads(exported.read_text())["sessions"][0]["adverse_events"] == [
+            "nausea:ungraded"
+        ]
+        args = ("next", "P1", "--date", "2026-11-05T09:00", "--json")
+        from_store = run(*args)
+        from_file = run(*args, "--history", str(exported))
+        assert from_store.exit_code == from_file.exit_code == 3
+        assert json.loads(from_store.stdout) == json.loads(from_file.stdout)
+        # A new session never takes an ungraded event.
+        refused = run(
+            "session", "record", "P1", "--date", "2026-11-06T09:00", "--ae", "nausea:ungraded"
+        )
+        assert refused.exit_code == 2

@@ -32,9 +32,7 @@ SCHEDULE = ("08:55", "09:10", "09:20", "09:30", "09:40", "09:55", "10:10")
 
 def timeline(day: str) -> list[dict[str, Any]]:
     """A history file's readings for the whole schedule, in limits."""
-    return [
-        {"at": f"{day}T{t}:00", "bp": "130/80", "heart_rate": 80, "spo2": 98} for t in SCHEDULE
-    ]
+    return [{"at": f"{day}T{t}:00", "bp": "130/80", "heart_rate": 80, "spo2": 98} for t in SCHEDULE]
 
 
 def record(day: str, score: str, *extra: str) -> Any:
