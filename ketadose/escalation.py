@@ -613,10 +613,13 @@ def _amount(entry: ProtocolEntry, session: SessionRecord) -> float:
     """A session's prescribed amount: its rate on a rate ladder, else mg/kg or mg."""
     if _by_rate(entry):
         if entry.protocol.weight_based:
-            return _rate_of(session)
-        if not session.duration_min:
+            duration = entry.protocol.phases[0].duration
+            return _rate_of(session, None if duration is None else duration.value)
+        duration = entry.protocol.phases[0].duration
+        minutes = session.duration_min or (None if duration is None else duration.value)
+        if not minutes:
             raise InputError(f"the session on {session.at:%Y-%m-%d %H:%M} records no duration")
-        return session.dose_mg / (session.duration_min / 60)
+        return session.dose_mg / (minutes / 60)
     if entry.protocol.weight_based:
         per_kg = session.planned_dose_mg_per_kg or session.dose_mg_per_kg
         if per_kg is not None:
@@ -873,8 +876,12 @@ def _end(session: SessionRecord) -> datetime:
     return shift(session.at, timedelta(minutes=session.duration_min or 0.0))
 
 
-def _rate_of(session: SessionRecord) -> float:
-    """The mg/kg/h a session of a continuous titration ran at (its programme, or its dose)."""
+def _rate_of(session: SessionRecord, programme_min: float | None = None) -> float:
+    """The mg/kg/h a session of a rate protocol ran at (its programme, or its dose).
+
+    A session that records no duration (a history file) ran for ``programme_min``, the
+    protocol's, when given.
+    """
     import json
 
     try:
@@ -886,11 +893,12 @@ def _rate_of(session: SessionRecord) -> float:
         return float(rate)
     # What was given over the time it ran: the rate, also for an infusion stopped early.
     per_kg = session.dose_mg_per_kg
-    if per_kg is None or not session.duration_min:
+    minutes = session.duration_min or programme_min
+    if per_kg is None or not minutes:
         raise InputError(
             f"the session on {session.at:%Y-%m-%d %H:%M} records no rate (mg/kg and duration)"
         )
-    return per_kg / (session.duration_min / 60)
+    return per_kg / (minutes / 60)
 
 
 def _within_stay(

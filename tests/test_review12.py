@@ -60,7 +60,9 @@ def patient(protocol: str = "depression", **fields: Any) -> PatientRecord:
     return PatientRecord(**values)
 
 
-def timeline(at: datetime, times: tuple[int, ...] = DEPRESSION_TIMES, **vitals: Any) -> tuple:
+def timeline(
+    at: datetime, times: tuple[int, ...] = DEPRESSION_TIMES, **vitals: Any
+) -> tuple[Reading, ...]:
     values = {**IN_LIMITS, **vitals}
     return tuple(Reading(at=at + timedelta(minutes=t), **values) for t in times)
 
@@ -452,7 +454,9 @@ def test_discharge_is_not_ready_after_a_life_threatening_event() -> None:
 # --- hold on other protocols --------------------------------------------------------------
 
 
-def _rate_session(protocol: str, at: datetime, rate: float, minutes: float, **kw: Any) -> Any:
+def _rate_session(
+    protocol: str, at: datetime, rate: float, minutes: float, **kw: Any
+) -> SessionRecord:
     per_kg = rate * minutes / 60
     return SessionRecord(
         patient_id="P1",
