@@ -10,21 +10,29 @@ The rules, in order of precedence (:data:`RULES` gives each with its source):
 
 1. no session yet: **start** at level 0;
 2. a life-threatening adverse event at the last session: **stop**;
-3. a severe adverse event, a reading past a hard during-session limit, or an infusion stopped
-   early: **reduce** one rung, or **stop** at the first rung;
+3. a severe adverse event, a reading past a hard during-session limit (answered again against
+   the limits, never trusted as recorded), or an infusion stopped early: **reduce** one rung,
+   or **stop** at the first rung;
 4. an adverse event recorded without a grade: **reassess** (grade it first);
 5. a gap longer than the protocol's ``rules.max_gap``: **reassess**;
-6. the protocol's futility rule (an option): **reassess**;
+6. the protocol's futility rule (an option), judged on a score taken after its infusion:
+   **reassess**;
 7. the induction series complete without response: **reassess**;
 8. responding (improvement at or above the threshold, or at the absolute target): **hold**;
 9. a scheduled titration step due, the last session tolerated: **titrate** one rung;
-10. tolerability not in evidence (readings missing, a moderate event, a soft limit passed):
-    **hold**;
+10. tolerability not in evidence (a scheduled blood pressure missing, a moderate event, a soft
+    limit passed): **hold**;
 11. no score to judge by, or no response rule: **hold**;
 12. at the top of the ladder: **hold**;
-13. fewer than ``rules.sessions_per_step`` sessions at this dose: **hold**;
+13. fewer than ``rules.sessions_per_step`` sessions (distinct start times) at this dose:
+    **hold**;
 14. below the threshold after enough sessions at this dose, every one tolerated:
     **escalate** one rung.
+
+A dose off the ladder that cannot be repeated as one dose is **reassessed**, never proposing
+more than was given. A protocol with a continuous titration (migraine) decides within the stay
+instead (:func:`ketadose.titration.next_rate`): step up, hold, reduce or stop, and reassess
+once the stay is over.
 
 **Hold never changes the dose**: it repeats the last session's dose on its basis, on the
 ladder or not. Escalation and titration go one rung at most and never past the top. Every
@@ -210,10 +218,8 @@ RULES: tuple[Rule, ...] = (
         "protocol: reassess.",
         "SITE-POLICY: hold never changes the dose.",
     ),
-)
-#: Within a continuous titration (one stay, the rate stepped every few hours): the rules of
-#: :func:`ketadose.titration.next_rate`, each decision under one of these.
-RULES += (
+    # Within a continuous titration (one stay, the rate stepped every few hours): the rules of
+    # ketadose.titration.next_rate, each decision under one of these.
     Rule(
         "titration-step-up",
         "titrate",
