@@ -147,6 +147,11 @@ def schedule(protocol: Protocol, session: SessionRecord) -> tuple[Due, ...]:
     end = infusion_end(session)
     leave = observation_end(protocol, session)
     window = timedelta(minutes=monitoring.window.value)
+
+    def around(at: datetime) -> tuple[datetime, datetime]:
+        # Elapsed time either side: wall-clock arithmetic is an hour off across a clock change.
+        return shift(at, -window), shift(at, window)
+
     slots: list[tuple[str, datetime, datetime, datetime]] = []
     if monitoring.before:
         slots.append(
@@ -160,17 +165,17 @@ def schedule(protocol: Protocol, session: SessionRecord) -> tuple[Due, ...]:
     during = elapsed(end, start).total_seconds() / 60
     for minute in _ticks(monitoring.during, during):
         at = shift(start, timedelta(minutes=minute))
-        slots.append((f"during +{format_number(minute)} min", at, at - window, at + window))
+        slots.append((f"during +{format_number(minute)} min", at, *around(at)))
     after = elapsed(leave, end).total_seconds() / 60
     for minute in _ticks(monitoring.after, after):
         at = shift(end, timedelta(minutes=minute))
-        slots.append((f"after +{format_number(minute)} min", at, at - window, at + window))
+        slots.append((f"after +{format_number(minute)} min", at, *around(at)))
     for fixed in monitoring.at:
         at = shift(start, timedelta(minutes=fixed.value))
-        slots.append((f"at {fixed}", at, at - window, at + window))
+        slots.append((f"at {fixed}", at, *around(at)))
     if monitoring.before_discharge:
         discharge = session.discharged_at or leave
-        slots.append(("before discharge", discharge, discharge - window, discharge))
+        slots.append(("before discharge", discharge, shift(discharge, -window), discharge))
     slots.sort(key=lambda slot: instant(slot[1]))
     return _match(slots, session.readings)
 
