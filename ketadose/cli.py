@@ -1770,6 +1770,7 @@ def session_discharge(
 ) -> None:
     """Discharge after a session, once the patient is ready (vitals, observation, criteria)."""
     from ketadose import inputs
+    from ketadose.errors import InputError
     from ketadose.monitoring import readiness
 
     moment = inputs.moment(at, field="--at", zone=_zone()) if at else _now()
@@ -1780,6 +1781,8 @@ def session_discharge(
         session = _session_of(db, patient_id, number, moment)
         assert session.id is not None
         protocol = library.get_protocol(record.protocol).protocol
+        if session.discharged_at is not None:
+            raise InputError(f"session {session.id} is discharged already")
         ready = readiness(protocol, limit_library, session, moment, confirmed=confirm)
         if not ready.ready:
             raise _fail("not ready for discharge: " + "; ".join(ready.reasons), ExitCode.SOFT_LIMIT)
@@ -1806,6 +1809,7 @@ def session_discharge(
 def history(
     patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
     store: StoreFile = None,
+    protocols: ProtocolsFile = None,
     json: JsonFlag = False,
     csv: Annotated[
         bool, typer.Option("--csv", help="One CSV row per session (--format csv).")
@@ -1815,7 +1819,9 @@ def history(
     force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
-    """Show a patient's sessions: doses, scores, improvement from baseline."""
+    """Show a patient's sessions: doses, scores, improvement from baseline, trends."""
+    from ketadose.clock import instant
+    from ketadose.escalation import with_scores
     from ketadose.render import records
 
     chosen = _format("history", output_format, output, force, json=json, csv=csv)
@@ -1823,6 +1829,14 @@ def history(
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
         scores = db.scores(patient_id)
+    # Each session shows the score `next` decides on: its own, or its protocol's questionnaire.
+    protocol = _library(protocols).get(record.protocol)
+    response = None if protocol is None else protocol.protocol.response
+    instrument = None if response is None else response.instrument
+    sessions = with_scores(
+        sorted(sessions, key=lambda s: instant(s.at)),
+        [(s.at, float(s.total)) for s in scores if s.instrument == instrument],
+    )
     _emit(
         "history",
         chosen,
@@ -1868,6 +1882,7 @@ def next_session(
     """Recommend the next session (start, escalate, titrate, hold, reduce, stop, reassess)."""
     from ketadose import inputs
     from ketadose.escalation import decide
+    from ketadose.instruments import unacknowledged
     from ketadose.models import WeightPolicy
     from ketadose.render import records
 
@@ -1895,6 +1910,7 @@ def next_session(
         at=at,
         rebase=None if rebase is None else WeightPolicy(rebase.value),
         scores=[(s.at, float(s.total)) for s in scores if s.instrument == instrument],
+        safety=unacknowledged(scores),
     )
     # Every recommendation is logged, from the store or from a history file alike.
     with _open_store(store) as db:

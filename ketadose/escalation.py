@@ -349,6 +349,7 @@ def decide(
     base: DoseRequest | None = None,
     rebase: WeightPolicy | None = None,
     scores: Sequence[tuple[datetime, float]] = (),
+    safety: Sequence[str] = (),
 ) -> NextSession:
     """Recommend the next session for a patient.
 
@@ -365,6 +366,8 @@ def decide(
         scores: ``(time, total)`` of the protocol's instrument (``score record``): each
             counts as the score of the session it was taken for (from 12 h before that
             session's start to 12 h before the next one's) where the session has none.
+        safety: Open safety findings of questionnaires (an unacknowledged PHQ-9 item 9): while
+            any is open the recommendation is not ready (exit 3), whatever the rule.
 
     Returns:
         The decision, the rule that made it, its reasons, the recommended dose (checked) and
@@ -375,7 +378,7 @@ def decide(
     """
     protocol = entry.protocol
     aware(at, "the time of the next session")
-    sessions = _scored(
+    sessions = with_scores(
         sorted(history, key=lambda s: instant(aware(s.at, "a session given"))), scores, at
     )
     if sessions and instant(sessions[-1].at) > instant(at):
@@ -425,7 +428,19 @@ def decide(
     # A stop shows no dose, so no dosing basis either.
     reasons = choice.reasons if decision == "stop" else (*basis_reasons, *choice.reasons)
     session: SessionDose | None = None
-    if decision in GOES_AHEAD:
+    reasons = (*reasons, *safety)
+    if decision in GOES_AHEAD and safety:
+        decided = held_back(
+            decided,
+            Finding(
+                severity=Severity.SOFT,
+                code="questionnaire-safety-unacknowledged",
+                message=f"not ready: {safety[0]}",
+                source="PHQ-9 item 9 >= 1 is a safety flag (clinic systems; instruments.toml)",
+            ),
+        )
+        session = checked(prepared, decided, limits, context)
+    elif decision in GOES_AHEAD:
         session = checked(prepared, decided, limits, context)
     else:
         severity = Severity.HARD if decision == "stop" else Severity.SOFT
@@ -463,14 +478,21 @@ def decide(
 SCORE_LEAD = timedelta(hours=12)
 
 
-def _scored(
-    sessions: list[SessionRecord], scores: Sequence[tuple[datetime, float]], at: datetime
+def with_scores(
+    sessions: list[SessionRecord],
+    scores: Sequence[tuple[datetime, float]],
+    at: datetime | None = None,
 ) -> list[SessionRecord]:
-    """The sessions, each with the latest score taken for it: its own or a questionnaire's."""
+    """The sessions (in time order), each with the latest score taken for it.
+
+    A session's score is its own or a questionnaire's (taken from :data:`SCORE_LEAD` before
+    it to that before the next one), whichever was taken last, up to ``at``: what ``next``
+    decides on, and what ``history`` shows.
+    """
     if not scores:
         return sessions
     taken = sorted(
-        (pair for pair in scores if instant(pair[0]) <= instant(at)),
+        (pair for pair in scores if at is None or instant(pair[0]) <= instant(at)),
         key=lambda pair: instant(pair[0]),
     )
     scored = []

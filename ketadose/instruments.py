@@ -467,3 +467,29 @@ def rescore(instrument: Instrument, record: ScoreRecord) -> Score:
             f"score {record.id} of patient {record.patient_id!r} does not fit "
             f"{instrument.label}: {error}; the row was changed outside ketadose"
         ) from None
+
+
+def unacknowledged(records: Sequence[ScoreRecord]) -> list[str]:
+    """A line for each recorded score whose safety finding nobody has acknowledged yet.
+
+    ``next`` is not ready while one is open (PHQ-9 item 9 above 0 must be seen by a
+    clinician before the next dose is decided).
+
+    Raises:
+        StoreError: A stored score does not fit its instrument.
+    """
+    library = load_instruments()
+    open_findings = []
+    for record in records:
+        if record.acknowledged:
+            continue
+        instrument = library.get_stored(record)
+        for flag in rescore(instrument, record).safety:
+            number = "" if record.id is None else f" (score {record.id})"
+            open_findings.append(
+                f"{instrument.label} item {flag.item} ({flag.label}) answered {flag.value} on "
+                f"{record.at:%Y-%m-%d %H:%M}{number} is not acknowledged: ketadose score "
+                f"acknowledge {record.patient_id} {record.id if record.id is not None else 'N'} "
+                '--text "..."'
+            )
+    return open_findings

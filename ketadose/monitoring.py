@@ -381,8 +381,9 @@ def readiness(
     """Discharge readiness at ``at``.
 
     Ready when the protocol's observation time has elapsed since dosing ended, the latest
-    reading (taken after dosing ended) is within the pre-session soft limits, and the
-    clinician confirms the protocol's discharge criteria. Never after a life-threatening
+    reading (taken after dosing ended) is within the pre-session soft limits and, where the
+    schedule asks for one, a blood pressure was taken within its window before discharge, and
+    the clinician confirms the protocol's discharge criteria. Never after a life-threatening
     adverse event: that discharge is a clinician's decision, not a readiness check.
     """
     reasons: list[str] = []
@@ -416,6 +417,14 @@ def readiness(
             )
 
         pressure = next((r for r in reversed(since) if r.systolic is not None), None)
+        monitoring = protocol.monitoring
+        if monitoring is not None and monitoring.before_discharge:
+            window = timedelta(minutes=monitoring.window.value)
+            if pressure is None or elapsed(at, pressure.at) > window:
+                reasons.append(
+                    f"no blood pressure in the {monitoring.window} before discharge (the "
+                    "protocol's reading before discharge)"
+                )
         current = Vitals(
             systolic=None if pressure is None else pressure.systolic,
             diastolic=None if pressure is None else pressure.diastolic,

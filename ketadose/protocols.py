@@ -385,6 +385,9 @@ class Protocol(Strict):
                 raise ValueError("every phase of an iv protocol needs a duration (for the pump)")
         if self.titration is not None:
             self._titration_fits(self.titration)
+        if self.monitoring is not None and self.monitoring.after and self.observation is None:
+            # Without an observation time "after" is empty and discharge could follow dosing.
+            raise ValueError("a [monitoring] schedule with readings after needs an [observation]")
         for step in self.escalation:
             if step.from_session > self.series.sessions:
                 raise ValueError(

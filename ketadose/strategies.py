@@ -516,13 +516,33 @@ def adverse_events(draw: st.DrawFn) -> AdverseEvent:
 
 
 @st.composite
-def readings(draw: st.DrawFn, start: datetime, minutes: float) -> tuple[Reading, ...]:
-    """A vitals timeline for a session from ``start``: complete every 10 min, or with gaps.
+def readings(
+    draw: st.DrawFn, start: datetime, minutes: float, *, clean: bool = False
+) -> tuple[Reading, ...]:
+    """A vitals timeline for a session from ``start``: complete, or with gaps.
 
-    Readings run from 15 min before the start to 45 min after the end, values plausible or
-    past a limit, each answered as the shipped limits would (continue, pause or stop are
-    drawn, not computed: the decision must use what was recorded).
+    Readings run from 15 min before the start to 45 min after the end. A ``clean`` timeline is
+    every 5 min (so it meets every schedule the shipped protocols have) with values inside
+    the shipped limits, answered continue: the evidence an escalation needs. Otherwise values
+    are plausible or past a limit, with answers drawn, not computed (the decision must check
+    what was recorded).
     """
+    if clean:
+        times = [start + timedelta(minutes=t) for t in range(-15, int(minutes) + 46, 5)]
+        timeline = []
+        for at in times:
+            systolic = draw(st.integers(110, 139))
+            timeline.append(
+                Reading(
+                    at=at,
+                    systolic=float(systolic),
+                    diastolic=float(draw(st.integers(60, 85))),
+                    heart_rate=float(draw(st.integers(60, 95))),
+                    spo2=float(draw(st.integers(96, 100))),
+                    sedation=draw(st.none() | st.integers(3, 5)),
+                )
+            )
+        return tuple(timeline)
     every = draw(st.sampled_from((5, 10, 15, 30)))
     times = [start - timedelta(minutes=15)]
     t = float(every)
@@ -553,9 +573,19 @@ def readings(draw: st.DrawFn, start: datetime, minutes: float) -> tuple[Reading,
     return tuple(timeline)
 
 
-def _pressure(draw: st.DrawFn) -> BloodPressure:
-    systolic = draw(st.integers(100, 210))
-    return BloodPressure(float(systolic), float(draw(st.integers(60, min(125, systolic - 10)))))
+def _pressure(draw: st.DrawFn, clean: bool = False) -> BloodPressure:
+    """A peak blood pressure: inside the shipped limits when ``clean``, else up to 210/125."""
+    systolic = draw(st.integers(110, 139) if clean else st.integers(100, 210))
+    high = 85 if clean else min(125, systolic - 10)
+    return BloodPressure(float(systolic), float(draw(st.integers(60, high))))
+
+
+def _rate(clean: bool) -> st.SearchStrategy[float]:
+    return (st.integers(60, 95) if clean else st.integers(0, 150)).map(float)
+
+
+def _saturation(clean: bool) -> st.SearchStrategy[float]:
+    return (st.integers(96, 100) if clean else st.integers(85, 100)).map(float)
 
 
 @st.composite
@@ -598,8 +628,15 @@ def session_histories(
     for _ in range(draw(st.integers(0, max_sessions))):
         at += timedelta(days=draw(st.integers(1, 7)))
         per_kg = draw(st.sampled_from((0.3, 0.4, 0.5, 0.5, 0.6, 0.75, 0.75, 1.0)))
-        events = draw(st.lists(adverse_events(), max_size=2, unique_by=lambda e: e.term))
-        stopped = draw(st.booleans()) and draw(st.booleans())
+        # About half the sessions are clean (tolerated on evidence, so escalation can come up);
+        # the others carry events of any grade, early stops and partial or bad timelines.
+        clean = draw(st.booleans())
+        events = (
+            []
+            if clean
+            else draw(st.lists(adverse_events(), max_size=2, unique_by=lambda e: e.term))
+        )
+        stopped = not clean and draw(st.booleans()) and draw(st.booleans())
         summary = draw(st.booleans())
         sessions.append(
             SessionRecord(
@@ -609,9 +646,9 @@ def session_histories(
                 dose_mg=per_kg * basis.kg * (0.5 if stopped else 1.0),
                 dose_mg_per_kg=per_kg * (0.5 if stopped else 1.0),
                 duration_min=20.0 if stopped else 40.0,
-                bp_peak=_pressure(draw) if summary else None,
-                heart_rate=draw(st.none() | st.integers(0, 150).map(float)) if summary else None,
-                spo2=draw(st.none() | st.integers(85, 100).map(float)) if summary else None,
+                bp_peak=(_pressure(draw, clean) if summary else None),
+                heart_rate=draw(st.none() | _rate(clean)) if summary else None,
+                spo2=draw(st.none() | _saturation(clean)) if summary else None,
                 score=draw(st.none() | st.integers(0, 60).map(float)),
                 adverse_events=tuple(events),
                 weight_policy=policy.value if recorded else None,
@@ -619,7 +656,9 @@ def session_histories(
                 planned_dose_mg=per_kg * basis.kg if recorded else None,
                 planned_dose_mg_per_kg=per_kg if recorded else None,
                 stopped_at=at + timedelta(minutes=20) if stopped else None,
-                readings=draw(readings(at, 40.0)) if draw(st.booleans()) else (),
+                readings=draw(readings(at, 40.0, clean=True))
+                if clean
+                else (draw(readings(at, 40.0)) if draw(st.booleans()) else ()),
             )
         )
     return patient, sessions

@@ -176,6 +176,9 @@ class HistoryScore(BaseModel):
     instrument: str
     items: tuple[int, ...] | None
     total: int
+    acknowledged_by: str | None = None
+    acknowledged_at: AwareDatetime | None = None
+    acknowledgement: str | None = None
 
 
 class History(BaseModel):
@@ -244,7 +247,15 @@ def history_json(
             patient=patient,
             sessions=rows,
             scores=tuple(
-                HistoryScore(date=s.at, instrument=s.instrument, items=s.items, total=s.total)
+                HistoryScore(
+                    date=s.at,
+                    instrument=s.instrument,
+                    items=s.items,
+                    total=s.total,
+                    acknowledged_by=s.acknowledged_by,
+                    acknowledged_at=s.acknowledged_at,
+                    acknowledgement=s.acknowledgement,
+                )
                 for s in ordered
             ),
             trends=_trends(ordered),
@@ -382,7 +393,17 @@ def _score(row: object, where: str, patient: PatientRecord, zone: tzinfo) -> Sco
         result = score_total(instrument, total)
     if total is not None and total != result.total:
         raise InputError(f"{where}.total {total} is not the sum of its items ({result.total})")
+    _known(row, _SCORE_KEYS, where)
+    by, text = _text(row, "acknowledged_by", where), _text(row, "acknowledgement", where)
+    stamp = _text(row, "acknowledged_at", where)
+    if (by is None) != (text is None) or (by is None) != (stamp is None):
+        raise InputError(f"{where}: an acknowledgement has acknowledged_by, _at and the text")
     return ScoreRecord(
+        acknowledged_by=by,
+        acknowledged_at=None
+        if stamp is None
+        else moment(stamp, field=f"{where}.acknowledged_at", zone=zone),
+        acknowledgement=text,
         patient_id=patient.id,
         at=moment(row["date"], field=f"{where}.date", zone=zone),
         instrument=instrument.id,
@@ -569,6 +590,7 @@ _PATIENT_KEYS = frozenset(
 )
 _SESSION_KEYS = frozenset(HistorySession.model_fields)
 _READING_KEYS = frozenset(HistoryReading.model_fields)
+_SCORE_KEYS = frozenset(HistoryScore.model_fields)
 
 
 def _known(row: dict[str, Any], keys: frozenset[str], where: str) -> None:
