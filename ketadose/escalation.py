@@ -429,18 +429,17 @@ def decide(
     reasons = choice.reasons if decision == "stop" else (*basis_reasons, *choice.reasons)
     session: SessionDose | None = None
     reasons = (*reasons, *safety)
-    if decision in GOES_AHEAD and safety:
-        decided = held_back(
-            decided,
-            Finding(
-                severity=Severity.SOFT,
-                code="questionnaire-safety-unacknowledged",
-                message=f"not ready: {safety[0]}",
-                source="PHQ-9 item 9 >= 1 is a safety flag (clinic systems; instruments.toml)",
-            ),
-        )
-        session = checked(prepared, decided, limits, context)
-    elif decision in GOES_AHEAD:
+    if decision in GOES_AHEAD:
+        if safety:
+            decided = held_back(
+                decided,
+                Finding(
+                    severity=Severity.SOFT,
+                    code="questionnaire-safety-unacknowledged",
+                    message=f"not ready: {safety[0]}",
+                    source="PHQ-9 item 9 >= 1 is a safety flag (clinic systems; instruments.toml)",
+                ),
+            )
         session = checked(prepared, decided, limits, context)
     else:
         severity = Severity.HARD if decision == "stop" else Severity.SOFT
@@ -464,7 +463,7 @@ def decide(
         rule=choice.rule,
         reasons=reasons,
         level=choice.target.level,
-        sessions_given=len(sessions),
+        sessions_given=_count(sessions),
         improvement_pct=_improvement(patient, sessions),
         earliest_date=earliest,
         dose_mg_per_kg=None if session is None else session.total_dose_mg_per_kg,
