@@ -433,7 +433,8 @@ RateOpt = Annotated[
 ]
 DurationOpt = Annotated[str | None, typer.Option(help="Replace the phase duration: 40min, 4h.")]
 VialOpt = Annotated[
-    str | None, typer.Option(help="Vial strength: 10mg/mL (default), 50mg/mL, 100mg/mL.")
+    str | None,
+    typer.Option(help="Vial strength: 10mg/mL (default; sc: 100mg/mL), 50mg/mL, 100mg/mL."),
 ]
 BagOpt = Annotated[str | None, typer.Option(help="Final volume the drug is made up to: 100mL.")]
 DropFactorOpt = Annotated[

@@ -39,7 +39,7 @@ class DoseRequest:
         dose: Replaces the amount of the protocol's one bolus/timed/fixed phase.
         rate: Replaces the rate of the protocol's one rate phase.
         duration_min: Replaces the duration of the one phase (or of the one rate phase).
-        vial_mg_per_ml: Vial strength (default 10 mg/mL).
+        vial_mg_per_ml: Vial strength (default 10 mg/mL; 100 mg/mL for sc).
         final_volume_ml: Volume the drug is made up to (default: the protocol's).
         drop_factor: Gravity-set drops/mL, for drops/min.
         rounding: Display increments.

@@ -38,6 +38,11 @@ _OPTIONS_BY_ROUTE = {
     "sc": ("--vial",),
 }
 DEFAULT_VIAL_MG_PER_ML = 10.0
+#: Where a route's injection volume per site rules out the 10 mg/mL vial: SC is drawn from
+#: 100 mg/mL by default. The SC volume per site is 1.5 mL soft, 3 mL hard (limits.toml,
+#: routes.sc); 1 mg/kg SC (Glue 2017/2018 [HIGH]) at 115 kg is 115 mg: 11.5 mL of 10 mg/mL,
+#: 2.3 mL of 50 mg/mL, 1.15 mL of 100 mg/mL [COMPUTED]. The choice of default is SITE-POLICY.
+DEFAULT_VIAL_BY_ROUTE = {"sc": 100.0}
 DEFAULT_DILUENT = "0.9% sodium chloride"
 
 
@@ -184,7 +189,7 @@ def programme(
         phases: The session's phases as dosed (mg, mg/h).
         route: The protocol's route; only ``iv`` gets a pump programme, ``im``/``sc`` get a
             draw volume, the others no preparation at all.
-        vial_mg_per_ml: Vial strength; None means the default 10 mg/mL.
+        vial_mg_per_ml: Vial strength; None means the default 10 mg/mL (100 mg/mL for sc).
         final_volume_ml: Volume the drug is made up to (IV); required for ``iv``.
         diluent: What it is made up with.
         drop_factor: Drops per mL of a gravity set, to add drops/min.
@@ -227,7 +232,11 @@ def programme(
         given_as_is = tuple(revised(phase, delivered_dose_mg=phase.dose_mg) for phase in phases)
         return None, given_as_is, findings
 
-    vial = DEFAULT_VIAL_MG_PER_ML if vial_mg_per_ml is None else vial_mg_per_ml
+    vial = (
+        DEFAULT_VIAL_BY_ROUTE.get(route, DEFAULT_VIAL_MG_PER_ML)
+        if vial_mg_per_ml is None
+        else vial_mg_per_ml
+    )
     if vial not in VIAL_STRENGTHS_MG_PER_ML:
         strengths = ", ".join(format_number(v) for v in VIAL_STRENGTHS_MG_PER_ML)
         raise InputError(f"vial {format_number(vial)} mg/mL is not made; use {strengths} mg/mL")

@@ -68,6 +68,8 @@ REQUIRED_IDS = (
     "alcohol-use-disorder",
     "cocaine-use-disorder",
     "depression-im",
+    "anxiety-sc",
+    "depression-sc",
     "esketamine-nasal",
     "crps",
     "chronic-pain",

@@ -132,7 +132,7 @@ def codes(result: DosedSession) -> set[str]:
 
 
 class TestLibraryContents:
-    """The shipped library holds exactly the sixteen protocols worked through below."""
+    """The shipped library holds exactly the eighteen protocols worked through below."""
 
     def test_ids(self, library: ProtocolLibrary) -> None:
         assert sorted(library) == sorted(BUILTIN_IDS)
@@ -805,6 +805,8 @@ SERIES = [
     ("alcohol-use-disorder", 1, (1, 1), None),  # 1.9: one infusion in week 2 of MET
     ("cocaine-use-disorder", 1, (1, 1), None),  # 1.9: one 0.71 mg/kg session
     ("depression-im", 1, (1, 1), None),  # 4: no IM series given
+    ("anxiety-sc", 3, (1, 1), None),  # 1.10 (Glue 2017): weekly 0.25 -> 0.5 -> 1 mg/kg
+    ("depression-sc", 8, (2, 2), None),  # 1.3 (registry): twice weekly for 1 month
     ("esketamine-nasal", 8, (2, 2), None),  # 3: twice weekly x 4 weeks
     ("crps", 10, (7, 7), 1440.0),  # 2.3: daily x 10 days; 1 d = 24 x 60 = 1440 min
     ("chronic-pain", 1, (1, 1), None),  # site policy
@@ -827,6 +829,16 @@ ESCALATION: list[tuple[str, list[Step]]] = [
     ("alcohol-use-disorder", []),
     ("cocaine-use-disorder", []),
     ("depression-im", []),
+    # 1.10 (Glue 2017): SC 0.25 -> 0.5 -> 1 mg/kg weekly
+    (
+        "anxiety-sc",
+        [(2, (Kind.DOSE_PER_KG, 0.5), None, None), (3, (Kind.DOSE_PER_KG, 1.0), None, None)],
+    ),
+    # 1.3 (registry): 0.5 -> 0.75 -> 1.0 mg/kg SC, response-guided
+    (
+        "depression-sc",
+        [(3, (Kind.DOSE_PER_KG, 0.75), None, None), (5, (Kind.DOSE_PER_KG, 1.0), None, None)],
+    ),
     # 3: day 1 = 56 mg, then 56 or 84 mg
     ("esketamine-nasal", [(2, (Kind.DOSE, 84.0), None, None)]),
     ("crps", []),

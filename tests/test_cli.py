@@ -283,7 +283,7 @@ class TestProtocolsCommands:
         data = json.loads(result.stdout)
         ids = [p["id"] for p in data["protocols"]]
         assert "depression" in ids
-        assert len(ids) == 16
+        assert len(ids) == 18
         crps = next(p for p in data["protocols"] if p["id"] == "crps")
         assert crps["phases"][0]["rate"] == "0.35 mg/kg/h"
         assert crps["phases"][0]["cap"] == "25 mg/h"

@@ -649,6 +649,8 @@ class TestEveryProtocol:
         result = self.next_after(protocol_id, _first_session(protocol_id, policy), 72)
         if protocol_id == "neuropathic-pain":  # the scheduled titration: 0.2 -> 0.4 mg/kg/h
             expected, decision = _programme_mg(protocol_id, kg, 0.4), "titrate"
+        elif protocol_id == "anxiety-sc":  # Glue's scheduled ladder: 0.25 -> 0.5 mg/kg SC
+            expected, decision = 0.5 * kg, "titrate"
         elif protocol_id == "migraine":  # within the stay: no pain score since the rung
             expected, decision = _programme_mg(protocol_id, kg), "hold"
         elif protocol.series.sessions == 1:  # a one-session series is complete: reassess
