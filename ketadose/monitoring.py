@@ -350,15 +350,10 @@ def _recorded_summary(session: SessionRecord) -> Vitals | None:
 
 def _summary(session: SessionRecord) -> Vitals | None:
     """The session's summary vitals (peak BP, highest HR, lowest SpO2), if all were recorded."""
-    peak = session.bp_peak
-    if peak is None or session.heart_rate is None or session.spo2 is None:
+    recorded = _recorded_summary(session)
+    if recorded is None or None in (recorded.systolic, recorded.heart_rate, recorded.spo2):
         return None
-    return Vitals(
-        systolic=peak.systolic,
-        diastolic=peak.diastolic,
-        heart_rate=session.heart_rate,
-        spo2=session.spo2,
-    )
+    return recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ketadose.escalation import NextSession
+    from ketadose.instruments import Instrument
     from ketadose.limits import LimitLibrary
     from ketadose.protocols import Protocol
 
@@ -197,32 +198,29 @@ class History(BaseModel):
     trends: dict[str, list[dict[str, Any]]] = {}
 
 
-def _trends(scores: Sequence[ScoreRecord]) -> dict[str, list[dict[str, Any]]]:
-    """Each recorded instrument's trend rows, by instrument id (none without scores)."""
+def _instruments(scores: Sequence[ScoreRecord]) -> list[Instrument]:
+    """The instruments the scores were taken on, in the order first taken."""
     if not scores:
-        return {}
+        return []
     from ketadose.instruments import load_instruments
-    from ketadose.render.scores import trend_rows
 
     library = load_instruments()
-    present = dict.fromkeys(score.instrument for score in scores)
-    return {name: trend_rows(library.get_stored(_first(scores, name)), scores) for name in present}
+    first = {score.instrument: score for score in reversed(scores)}
+    return [library.get_stored(first[name]) for name in dict.fromkeys(s.instrument for s in scores)]
 
 
-def _first(scores: Sequence[ScoreRecord], instrument: str) -> ScoreRecord:
-    return next(score for score in scores if score.instrument == instrument)
+def _trends(scores: Sequence[ScoreRecord]) -> dict[str, list[dict[str, Any]]]:
+    """Each recorded instrument's trend rows, by instrument id (none without scores)."""
+    from ketadose.render.scores import trend_rows
+
+    return {i.id: trend_rows(i, scores) for i in _instruments(scores)}
 
 
 def sparklines(scores: Sequence[ScoreRecord]) -> list[str]:
     """One terminal sparkline per recorded instrument, scaled to its whole range."""
-    if not scores:
-        return []
-    from ketadose.instruments import load_instruments
     from ketadose.render.scores import sparkline
 
-    library = load_instruments()
-    present = dict.fromkeys(score.instrument for score in scores)
-    return [sparkline(library.get_stored(_first(scores, name)), scores) for name in present]
+    return [sparkline(i, scores) for i in _instruments(scores)]
 
 
 def history_json(
@@ -935,7 +933,6 @@ def history_html(
     """
     from html import escape
 
-    from ketadose.instruments import load_instruments
     from ketadose.render.scores import trend_chart
 
     def cell(value: object) -> str:
@@ -955,11 +952,9 @@ def history_html(
         + f"<td>{escape(', '.join(r['adverse_events'])) or '&ndash;'}</td></tr>"
         for r in history_rows(patient, sessions)
     )
-    library = load_instruments()
     charts = "".join(
-        f"<section><h2>{escape(library.get_stored(_first(ordered, name)).label)}</h2>"
-        f"{trend_chart(library.get_stored(_first(ordered, name)), ordered)}</section>"
-        for name in dict.fromkeys(score.instrument for score in ordered)
+        f"<section><h2>{escape(i.label)}</h2>{trend_chart(i, ordered)}</section>"
+        for i in _instruments(ordered)
     )
     title = f"History of {escape(patient.id)} ({escape(patient.protocol)})"
     return (
