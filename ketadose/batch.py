@@ -172,6 +172,7 @@ def _request(cells: dict[str, str], template: PlanRequest) -> PlanRequest:
         rate=quantity("rate", Kind.RATE_PER_KG, Kind.RATE),
         duration_min=number("duration", Kind.DURATION),
         vial_mg_per_ml=base.vial_mg_per_ml,
+        strength=base.strength,
         final_volume_ml=base.final_volume_ml,
         drop_factor=base.drop_factor,
         rounding=base.rounding,

@@ -437,6 +437,13 @@ VialOpt = Annotated[
     typer.Option(help="Vial strength: 10mg/mL (default; sc: 100mg/mL), 50mg/mL, 100mg/mL."),
 ]
 BagOpt = Annotated[str | None, typer.Option(help="Final volume the drug is made up to: 100mL.")]
+StrengthOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Sublingual or oral: the strength the dose is measured from, one the protocol "
+        "lists: 100mg/mL (a solution) or 25mg (a tablet)."
+    ),
+]
 DropFactorOpt = Annotated[
     int | None, typer.Option("--drop-factor", help="Gravity set drops/mL: 10, 15, 20, 60.")
 ]
@@ -464,13 +471,15 @@ def _dose_request(
     drop_factor: int | None,
     pump_step: str,
     draw_step: str,
+    *,
+    strength: str | None = None,
 ) -> "DoseRequest":
     """Parse the patient and dose options every dosing command shares."""
     from ketadose.dosing import DoseRequest
     from ketadose.inputs import amount, quantity
     from ketadose.models import Patient, Sex, WeightPolicy
     from ketadose.preparation import rounding
-    from ketadose.units import Kind, parse_as
+    from ketadose.units import Kind, parse, parse_as
 
     return DoseRequest(
         patient=Patient(
@@ -484,6 +493,9 @@ def _dose_request(
         rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
         duration_min=amount(duration, Kind.DURATION),
         vial_mg_per_ml=amount(vial, Kind.CONCENTRATION),
+        strength=None
+        if strength is None
+        else parse(strength, Kind.CONCENTRATION, Kind.DOSE, field="--strength")[1],
         final_volume_ml=amount(bag, Kind.VOLUME),
         drop_factor=drop_factor,
         rounding=rounding(
@@ -505,6 +517,7 @@ def session_command(
     rate: RateOpt = None,
     duration: DurationOpt = None,
     vial: VialOpt = None,
+    strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
     pump_step: PumpStepOpt = "0.1mL/h",
@@ -584,6 +597,7 @@ def session_command(
         drop_factor,
         pump_step,
         draw_step,
+        strength=strength,
     )
     # --last-session is a previous session like any other (with or without =DOSE).
     given = [*(previous or []), *([] if last_session is None else [last_session])]
@@ -660,6 +674,7 @@ def plan(
     rate: RateOpt = None,
     duration: DurationOpt = None,
     vial: VialOpt = None,
+    strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
     pump_step: PumpStepOpt = "0.1mL/h",
@@ -726,6 +741,7 @@ def plan(
             drop_factor,
             pump_step,
             draw_step,
+            strength=strength,
         ),
         start=inputs.day(start, field="--start"),
         zone=_zone(),
@@ -992,6 +1008,7 @@ def batch(
     ] = None,
     dosing_weight: PolicyOpt = PolicyOption.actual,
     vial: VialOpt = None,
+    strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
     pump_step: PumpStepOpt = "0.1mL/h",
@@ -1059,6 +1076,7 @@ def batch(
             drop_factor,
             pump_step,
             draw_step,
+            strength=strength,
         ),
         start=first,
         zone=zone,

@@ -20,10 +20,11 @@ from ketadose.models import (
     ProtocolRef,
     Rounding,
     Severity,
+    Systemic,
     WeightPolicy,
     revised,
 )
-from ketadose.preparation import DEFAULT_DILUENT, NO_STEERING, Steering, programme
+from ketadose.preparation import DEFAULT_DILUENT, NO_STEERING, Steering, measure, programme
 from ketadose.protocols import EscalationStep, Phase, ProtocolEntry
 from ketadose.units import Kind, format_number, show
 from ketadose.weight import dosing_weight
@@ -40,6 +41,8 @@ class DoseRequest:
         rate: Replaces the rate of the protocol's one rate phase.
         duration_min: Replaces the duration of the one phase (or of the one rate phase).
         vial_mg_per_ml: Vial strength (default 10 mg/mL; 100 mg/mL for sc).
+        strength: The strength of a sublingual or oral form (mg/mL for a solution, mg a
+            tablet), one the protocol's form lists (default: its first).
         final_volume_ml: Volume the drug is made up to (default: the protocol's).
         drop_factor: Gravity-set drops/mL, for drops/min.
         rounding: Display increments.
@@ -55,6 +58,7 @@ class DoseRequest:
     rate: Quantity | None = None
     duration_min: float | None = None
     vial_mg_per_ml: float | None = None
+    strength: float | None = None
     final_volume_ml: float | None = None
     drop_factor: int | None = None
     rounding: Rounding = field(default_factory=Rounding)
@@ -167,6 +171,7 @@ def dose(entry: ProtocolEntry, request: DoseRequest) -> DosedSession:
         total_dose_mg_per_kg=None if kg is None else total_mg / kg,
         total_duration_min=None if None in durations else sum(d for d in durations if d),
         preparation=None,
+        systemic=systemic(entry, total_mg),
         rounding=request.rounding,
         findings=tuple(findings),
         protocol_library=entry.library,
@@ -194,6 +199,13 @@ def prepare(
         InputError: For preparation options that cannot be made up.
     """
     protocol = entry.protocol
+    if protocol.form is not None:
+        return _measured(dosed, entry, request, steer)
+    if request.strength is not None:
+        raise InputError(
+            f"--strength does not apply to the {protocol.route} route"
+            + (": use --vial" if protocol.route in ("iv", "im", "sc") else "")
+        )
     preparation, phases, prep_findings = programme(
         dosed.phases,
         route=protocol.route,
@@ -216,9 +228,69 @@ def prepare(
         dosed,
         phases=phases,
         preparation=preparation,
+        systemic=systemic(entry, delivered),
         delivered_total_mg=delivered,
         delivered_total_mg_per_kg=None if kg is None else delivered / kg,
         findings=(*dosed.findings, *prep_findings),
+    )
+
+
+def _measured(
+    dosed: DosedSession, entry: ProtocolEntry, request: DoseRequest, steer: Steering
+) -> DosedSession:
+    """A sublingual or oral dose measured out of the protocol's form (liquid or tablets)."""
+    protocol = entry.protocol
+    assert protocol.form is not None
+    measured, phases, findings = measure(
+        dosed.phases,
+        route=protocol.route,
+        form=protocol.form,
+        strength=request.strength,
+        given={
+            "--vial": request.vial_mg_per_ml,
+            "--bag": request.final_volume_ml,
+            "--drop-factor": request.drop_factor,
+        },
+        steer=steer,
+    )
+    delivered = measured.delivered_mg
+    kg = None if dosed.dosing_weight is None else dosed.dosing_weight.kg
+    return revised(
+        dosed,
+        phases=phases,
+        measured=measured,
+        systemic=systemic(entry, delivered),
+        delivered_total_mg=delivered,
+        delivered_total_mg_per_kg=None if kg is None else delivered / kg,
+        findings=(*dosed.findings, *findings),
+    )
+
+
+def systemic(entry: ProtocolEntry, delivered_mg: float) -> Systemic | None:
+    """The source's estimate of the systemic dose of a non-IV dose, or None (IV, or no source).
+
+    Args:
+        entry: The protocol (its bioavailability, and the file that set it).
+        delivered_mg: The dose as delivered.
+
+    Returns:
+        The estimate, shown beside the dose and never dosed on.
+    """
+    found = entry.protocol.bioavailability
+    if found is None:
+        return None
+    library = entry.bioavailability_from or entry.library
+    return Systemic(
+        route=entry.protocol.route,
+        percent=found.percent,
+        percent_high=found.percent_high,
+        mg=delivered_mg * found.percent / 100,
+        mg_high=None if found.percent_high is None else delivered_mg * found.percent_high / 100,
+        cite=found.cite,
+        source=found.source,
+        evidence=found.evidence,
+        equivalence=found.equivalence,
+        library=library.path,
     )
 
 

@@ -51,6 +51,7 @@ from ketadose.models import (
     During,
     Finding,
     LibraryRef,
+    Measured,
     Patient,
     PhaseDose,
     Preparation,
@@ -107,6 +108,7 @@ class Verdict:
         phases: The phases as they may be shown: without a pump programme when refused or
             when the question was a reading during a session.
         preparation: The preparation as it may be shown (None likewise).
+        measured: The measured liquid or tablets as they may be shown (None likewise).
         during: The answer to a during-session reading, or None.
     """
 
@@ -116,6 +118,7 @@ class Verdict:
     override_reason: str | None
     phases: tuple[PhaseDose, ...]
     preparation: Preparation | None
+    measured: Measured | None
     during: During | None
 
     def __init__(
@@ -128,6 +131,7 @@ class Verdict:
         override_reason: str | None,
         phases: tuple[PhaseDose, ...],
         preparation: Preparation | None,
+        measured: Measured | None,
         during: During | None,
     ) -> None:
         if key is not _KEY:
@@ -139,6 +143,7 @@ class Verdict:
             ("override_reason", override_reason),
             ("phases", phases),
             ("preparation", preparation),
+            ("measured", measured),
             ("during", during),
         ):
             object.__setattr__(self, name, value)
@@ -173,6 +178,8 @@ def seal(model: type[S], decided: Verdict, **fields: Any) -> S:
     names = model.model_fields
     if "preparation" in names:
         values["preparation"] = decided.preparation
+    if "measured" in names:
+        values["measured"] = decided.measured
     if "during" in names:
         values["during"] = decided.during
     if "override_reason" in names:
@@ -346,6 +353,7 @@ def decide(
         override_reason=reason,
         phases=session.phases if shown else withheld(session.phases),
         preparation=session.preparation if shown else None,
+        measured=session.measured if shown else None,
         during=during,
     )
 
@@ -372,6 +380,7 @@ def held_back(decided: Verdict, finding: Finding) -> Verdict:
         override_reason=decided.override_reason,
         phases=withheld(decided.phases),
         preparation=None,
+        measured=None,
         during=decided.during,
     )
 
@@ -433,6 +442,7 @@ def checked(
         total_duration_min=dosed.total_duration_min,
         delivered_total_mg=dosed.delivered_total_mg,
         delivered_total_mg_per_kg=dosed.delivered_total_mg_per_kg,
+        systemic=dosed.systemic,
         rounding=dosed.rounding,
         at=None if context is None else context.at,
         context=context,
@@ -502,12 +512,16 @@ def _steering(entry: ProtocolEntry, dosed: DosedSession, limits: LimitLibrary) -
         if cap is not None:
             rate = rate + Sides(((cap.value, f"the protocol's {cap} cap"),))
         rates.append(rate)
+    form = entry.protocol.form
     return Steering(
         total=total,
         concentration=sides("final_concentration"),
         doses=tuple(doses),
         rates=tuple(rates),
         pump=sides("pump_rate"),
+        measured=NO_SIDES
+        if form is None
+        else sides("liquid_volume" if form.kind == "solution" else "tablet_count"),
     )
 
 

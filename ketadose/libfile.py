@@ -85,6 +85,8 @@ MassRate = Annotated[Quantity, *quantity_field(Kind.RATE)]
 Duration = Annotated[Quantity, *quantity_field(Kind.DURATION)]
 Volume = Annotated[Quantity, *quantity_field(Kind.VOLUME)]
 Concentration = Annotated[Quantity, *quantity_field(Kind.CONCENTRATION)]
+#: What a dose form holds: mg/mL for a liquid, mg for a tablet.
+Strength = Annotated[Quantity, *quantity_field(Kind.CONCENTRATION, Kind.DOSE)]
 
 #: A whole number in a library file: TOML ``true`` is not 1, and ``3.0`` is not 3.
 Count = StrictInt

@@ -289,6 +289,11 @@ class SessionLimits(Strict):
     #: The volume of each injection that is not infused (IM, SC): what one site receives,
     #: from the rounded draw.
     injection_volume: VolumeLimit = None
+    #: The volume of a liquid dose taken by mouth or held under the tongue (sublingual, oral),
+    #: as measured.
+    liquid_volume: VolumeLimit = None
+    #: The tablets (troches, lozenges, capsules) of one dose, as counted.
+    tablet_count: CountLimit = None
     #: The predicted plasma peak (ng/mL, the default PK model; ``ketadose simulate``).
     predicted_peak: PlasmaLimit = None
 
@@ -311,7 +316,9 @@ class SeriesLimits(Strict):
     first_session_dose: AccumulatedLimit = None
     sessions_per_7d: CountLimit = None
     interval: DurationLimit = None
-    escalation_step: DosePerKgLimit = None
+    #: The step from the previous session's dose: per kg (weight-based) or in mg (a fixed
+    #: dose, e.g. an oral ladder of +25 mg).
+    escalation_step: AccumulatedLimit = None
 
 
 class VitalLimits(Strict):
@@ -441,6 +448,21 @@ REQUIRED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
 )
 
+#: What each route's protocols need limited beyond ``REQUIRED``: what one injection site
+#: receives (IM, SC), and what a dose measured out of a liquid or tablets holds.
+REQUIRED_BY_ROUTE: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "im": (("session", "injection_volume", ("upper_hard",)),),
+    "sc": (("session", "injection_volume", ("upper_hard",)),),
+    "sublingual": (
+        ("session", "liquid_volume", ("upper_hard",)),
+        ("session", "tablet_count", ("upper_hard",)),
+    ),
+    "oral": (
+        ("session", "liquid_volume", ("upper_hard",)),
+        ("session", "tablet_count", ("upper_hard",)),
+    ),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class LimitLibrary:
@@ -551,7 +573,7 @@ class LimitLibrary:
             ``section.parameter.side`` for each hard side that no profile in effect gives.
         """
         gaps = []
-        for section, parameter, sides in REQUIRED:
+        for section, parameter, sides in (*REQUIRED, *REQUIRED_BY_ROUTE.get(route, ())):
             limit = self.limit(protocol_id, section, parameter, route)
             for side in sides:
                 if limit is None or getattr(limit.bounds, side) is None:
@@ -680,6 +702,8 @@ _LABELS = {
     "final_concentration": "final concentration",
     "pump_rate": "pump rate",
     "injection_volume": "injection volume",
+    "liquid_volume": "liquid volume",
+    "tablet_count": "tablets",
     "first_session_dose": "first-session dose (no previous session)",
     "predicted_peak": "predicted plasma peak",
     "weight": "weight",
@@ -1032,6 +1056,18 @@ def _check_session(checker: _Checker, session: DosedSession) -> None:
         amount(bolus, total, given_total, f"{len(boluses)} boluses together")
     if boluses:
         checker.value("session", "bolus_count", float(len(boluses)))
+    measured = session.measured
+    if measured is not None:
+        # What is measured out: the exact amount as prescribed, the measured one as given.
+        parameter = "liquid_volume" if measured.unit == "mL" else "tablet_count"
+        checker.value(
+            "session",
+            parameter,
+            measured.amount,
+            measured.name,
+            delivered=measured.amount_rounded,
+            how="as measured",
+        )
     if session.preparation is not None:
         checker.value(
             "session",
@@ -1079,7 +1115,11 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     if previous_per_kg is None and last.dose_mg is not None and kg is not None:
         previous_per_kg = last.dose_mg / kg
     # The step between two prescribed doses: a draw rounded by 0.01 mL is not a step.
-    if previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
+    step = checker.library.limit(checker.protocol_id, "series", "escalation_step", checker.route)
+    if step is not None and step.bounds.kind is Kind.DOSE:
+        if last.dose_mg is not None:
+            checker.value("series", "escalation_step", session.total_dose_mg - last.dose_mg)
+    elif previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
         checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
 
 

@@ -273,6 +273,95 @@ class Preparation(_Frozen):
     delivered_mg_per_ml: Real
 
 
+class Measured(_Frozen):
+    """How a dose taken by mouth or under the tongue is measured out: a liquid or tablets.
+
+    A liquid is measured in mL of a ``strength`` in mg/mL, in steps of ``step`` mL (an oral
+    syringe's graduation); tablets (troches, lozenges, capsules) are counted in steps of
+    ``step`` tablet (1: whole only, 0.5: scored halves) of ``strength`` mg each.
+
+    Attributes:
+        form: ``solution`` (measured in mL) or ``tablet`` (counted).
+        name: The dose form as the protocol names it ("sublingual solution").
+        strength: mg/mL for a solution, mg per tablet for tablets.
+        amount: What the dose is exactly, in ``unit``.
+        amount_rounded: What is measured out: ``amount`` rounded to ``step``, toward the
+            safe side of the nearest limit.
+        step: The smallest amount that can be measured, in ``unit``.
+        unit: ``mL`` or ``tablet``.
+        delivered_mg: What the measured amount holds: ``amount_rounded * strength``.
+    """
+
+    form: Literal["solution", "tablet"]
+    name: str
+    strength: Real
+    amount: Real
+    amount_rounded: Real
+    step: Real
+    unit: Literal["mL", "tablet"]
+    delivered_mg: Real
+
+    @property
+    def strength_unit(self) -> str:
+        """``mg/mL`` for a solution, ``mg`` (per tablet) for tablets."""
+        return "mg/mL" if self.form == "solution" else "mg"
+
+    @property
+    def text(self) -> str:
+        """"0.1 mL of sublingual solution 100 mg/mL (10 mg)", "1.5 tablets of 50 mg (75 mg)"."""
+        from ketadose.units import format_number
+
+        amount = format_number(self.amount_rounded, self.step)
+        strength = f"{format_number(self.strength)} {self.strength_unit}"
+        delivered = f"{format_number(self.delivered_mg, 0.01)} mg"
+        if self.form == "solution":
+            return f"{amount} mL of {self.name} {strength} ({delivered})"
+        tablets = "tablet" if self.amount_rounded == 1 else "tablets"
+        return f"{amount} {tablets} of {self.name} {strength} ({delivered})"
+
+
+class Systemic(_Frozen):
+    """The source's estimate of how much of a non-IV dose reaches the circulation.
+
+    Shown beside the dose, never dosed on: ``mg`` is the delivered dose times the protocol's
+    bioavailability (``percent``, or the range ``percent`` to ``percent_high``).
+
+    Attributes:
+        route: The route the bioavailability is for.
+        percent: Bioavailability, %, or the low end of the source's range.
+        percent_high: The high end of the range, when the source gives one.
+        mg: The delivered dose times ``percent``; ``mg_high`` times ``percent_high``.
+        cite: The short citation shown beside the dose ("Chong 2006").
+        source: The full source; ``evidence`` its level.
+        equivalence: The source's own estimate of an equivalent IV dose, as it states it:
+            shown, never applied.
+        library: The file that set the value (the shipped protocols or a clinic's file).
+    """
+
+    route: str
+    percent: Real
+    percent_high: Real | None = None
+    mg: Real
+    mg_high: Real | None = None
+    cite: str
+    source: str
+    evidence: str
+    equivalence: str | None = None
+    library: str
+
+    @property
+    def text(self) -> str:
+        """"about 12 mg systemic at 30 % (Chong 2006)"."""
+        from ketadose.units import format_number
+
+        mg = format_number(self.mg, 0.1)
+        pct = format_number(self.percent, 1)
+        if self.percent_high is not None and self.mg_high is not None:
+            mg += f"-{format_number(self.mg_high, 0.1)}"
+            pct += f"-{format_number(self.percent_high, 1)}"
+        return f"about {mg} mg systemic at {pct} % ({self.cite})"
+
+
 class LibraryRef(_Frozen):
     """Which library file a number came from: enough to trace any output back to its data.
 
@@ -389,7 +478,8 @@ class DosedSession(_Frozen):
 
     Attributes:
         delivered_total_mg: What the patient can receive: the rounded draw times the vial
-            strength (vial routes), else the computed total.
+            strength (vial routes), the measured amount times its strength (a liquid or
+            tablets), else the computed total.
         delivered_total_mg_per_kg: The same per kg of the dosing weight.
     """
 
@@ -403,6 +493,8 @@ class DosedSession(_Frozen):
     delivered_total_mg: Real | None = None
     delivered_total_mg_per_kg: Real | None = None
     preparation: Preparation | None
+    measured: Measured | None = None
+    systemic: Systemic | None = None
     rounding: Rounding
     findings: tuple[Finding, ...]
     protocol_library: LibraryRef
@@ -453,6 +545,8 @@ class SessionDose(Sealed):
     delivered_total_mg: Real | None
     delivered_total_mg_per_kg: Real | None
     preparation: Preparation | None
+    measured: Measured | None = None
+    systemic: Systemic | None = None
     rounding: Rounding
     at: AwareDatetime | None = None
     context: CheckContext | None = None

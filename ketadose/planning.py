@@ -36,6 +36,7 @@ from ketadose.models import (
     DosingWeight,
     Finding,
     LibraryRef,
+    Measured,
     Patient,
     PhaseDose,
     Preparation,
@@ -45,6 +46,7 @@ from ketadose.models import (
     Sealed,
     Severity,
     Status,
+    Systemic,
     significant,
 )
 from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
@@ -131,6 +133,8 @@ class PlannedSession(Sealed):
     dose_mg_per_kg: float | None
     total_duration_min: float | None
     preparation: Preparation | None
+    measured: Measured | None = None
+    systemic: Systemic | None = None
     status: Status
     ready: bool
     findings: tuple[Finding, ...]
@@ -161,6 +165,8 @@ class CheckedStep(Sealed):
     total_dose_mg: float
     dose_mg_per_kg: float | None
     preparation: Preparation | None
+    measured: Measured | None = None
+    systemic: Systemic | None = None
     status: Status
     ready: bool
     findings: tuple[Finding, ...]
@@ -386,6 +392,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
                 total_dose_mg=dose.total_dose_mg,
                 dose_mg_per_kg=dose.total_dose_mg_per_kg,
                 total_duration_min=dose.total_duration_min,
+                systemic=dose.systemic,
                 condition=conditions[number - 1],
                 accumulated_dose_mg=accumulated,
                 predicted_peak_ng_per_ml=None if predicted is None else predicted[number - 1],
@@ -737,6 +744,7 @@ def _check_steps(
                     text=_step_text(step),
                     total_dose_mg=prepared.session.total_dose_mg,
                     dose_mg_per_kg=prepared.session.total_dose_mg_per_kg,
+                    systemic=prepared.session.systemic,
                 )
             )
         previous = prepared.session

@@ -9,11 +9,13 @@ final volume. Rounded values sit beside exact ones; nothing is rounded inside a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ketadose.errors import InputError
 from ketadose.limits import slack
 from ketadose.models import (
     Finding,
+    Measured,
     PhaseDose,
     Preparation,
     Rounding,
@@ -22,6 +24,9 @@ from ketadose.models import (
     step_problem,
 )
 from ketadose.units import format_number, round_to, show
+
+if TYPE_CHECKING:
+    from ketadose.protocols import Form
 
 #: Ketalar vial strengths (Ketalar PI; Handbook on Injectable Drugs) [HIGH].
 VIAL_STRENGTHS_MG_PER_ML = (10.0, 50.0, 100.0)
@@ -36,6 +41,8 @@ _OPTIONS_BY_ROUTE = {
     "iv": ("--vial", "--bag", "--drop-factor"),
     "im": ("--vial",),
     "sc": ("--vial",),
+    "sublingual": ("--strength",),
+    "oral": ("--strength",),
 }
 DEFAULT_VIAL_MG_PER_ML = 10.0
 #: Where a route's injection volume per site rules out the 10 mg/mL vial: SC is drawn from
@@ -88,6 +95,7 @@ class Steering:
             every phase more).
         rates: Each phase's limits in mg/h, in phase order (they steer its pump rate).
         pump: Limits on the pump rate, in mL/h.
+        measured: Limits on a measured amount (a liquid's mL or a tablet count), in its unit.
     """
 
     total: Sides = NO_SIDES
@@ -95,6 +103,7 @@ class Steering:
     doses: tuple[Sides, ...] = ()
     rates: tuple[Sides, ...] = ()
     pump: Sides = NO_SIDES
+    measured: Sides = NO_SIDES
 
     def dose(self, index: int) -> Sides:
         """Phase ``index``'s limits in mg (none given: no limit steers it)."""
@@ -403,3 +412,85 @@ def _pump(
         delivered_rate_mg_per_h=delivered_rate,
         delivered_dose_mg=delivered_rate * phase.duration_min / 60,
     )
+
+
+def measure(
+    phases: tuple[PhaseDose, ...],
+    *,
+    route: str,
+    form: Form,
+    strength: float | None,
+    given: dict[str, object],
+    steer: Steering = NO_STEERING,
+) -> tuple[Measured, tuple[PhaseDose, ...], list[Finding]]:
+    """Measure a dose out of a liquid or tablets, rounded toward the safe side of the limits.
+
+    The dose is ``amount = total mg / strength`` mL or tablets; what can be measured is a
+    whole number of the form's steps (a syringe's graduation, a tablet's parts), rounded as
+    :func:`round_safe` does, so ``delivered_mg`` is the measured amount times the strength.
+
+    Args:
+        phases: The session's phases as dosed (mg).
+        route: The protocol's route (for messages).
+        form: What the protocol's doses are measured from.
+        strength: The strength chosen (``--strength``), mg/mL or mg a tablet; None: the
+            form's first.
+        given: Preparation options given on the command line, by option name (those that
+            do not apply to the route are refused).
+        steer: The limits that steer the rounding.
+
+    Returns:
+        The measured amount, the phases with their delivered values, and info findings.
+
+    Raises:
+        InputError: For a strength the form does not list, an option that does not apply,
+            or a dose that rounds to nothing.
+    """
+    wrong = [
+        name
+        for name, value in given.items()
+        if value is not None and name not in _OPTIONS_BY_ROUTE.get(route, ())
+    ]
+    if wrong:
+        raise InputError(f"{', '.join(wrong)} does not apply to the {route} route")
+    unit = "mL" if form.kind == "solution" else "tablet"
+    per = "mg/mL" if form.kind == "solution" else "mg"
+    listed = [s.value for s in form.strengths]
+    chosen = listed[0] if strength is None else strength
+    if chosen not in listed:
+        names = ", ".join(f"{format_number(v)} {per}" for v in listed)
+        raise InputError(
+            f"{form.name}: {format_number(chosen)} {per} is not a strength this protocol lists; "
+            f"use {names}"
+        )
+    total_mg = sum(phase.dose_mg for phase in phases)
+    amount = total_mg / chosen
+    sides = steer.total.scaled(1 / chosen) + steer.measured
+    for index, phase in enumerate(phases):
+        if phase.dose_mg:
+            sides = sides + steer.dose(index).scaled(amount / phase.dose_mg)
+    step = form.increment
+    rounded, why = round_safe(amount, step, sides)
+    what = f"{form.name} {format_number(chosen)} {per}"
+    if rounded <= 0:
+        raise InputError(
+            f"{show(total_mg)} mg is {show(amount)} {unit} of {what}: it rounds to nothing at "
+            f"{format_number(step)} {unit} steps; use a weaker strength"
+        )
+    findings: list[Finding] = []
+    if why is not None:
+        findings.append(_turned("measure", "measured", amount, rounded, step, unit, why))
+    delivered = rounded * chosen
+    measured = Measured(
+        form=form.kind,
+        name=form.name,
+        strength=chosen,
+        amount=amount,
+        amount_rounded=rounded,
+        step=step,
+        unit=unit,
+        delivered_mg=delivered,
+    )
+    share = delivered / total_mg
+    given_out = tuple(revised(phase, delivered_dose_mg=phase.dose_mg * share) for phase in phases)
+    return measured, given_out, findings

@@ -11,7 +11,7 @@ file and the field.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,6 +29,7 @@ from ketadose.libfile import (
     Rate,
     Route,
     Sourced,
+    Strength,
     Strict,
     Volume,
     read_file,
@@ -343,6 +344,91 @@ class Monitoring(Sourced):
     note: str | None = None
 
 
+FormKind = Literal["solution", "tablet"]
+#: Routes whose doses are measured out from a form the protocol names (not a vial or device).
+FORM_ROUTES = ("sublingual", "oral")
+
+
+class Form(Sourced):
+    """What a dose taken by mouth or under the tongue is measured out from.
+
+    A ``solution`` is measured in mL of one of its ``strengths`` (mg/mL) in steps of
+    ``step`` (the graduation of the syringe or dropper used); a ``tablet`` (troche,
+    lozenge, capsule) is counted in ``1 / split`` tablets of one of its ``strengths`` (mg).
+    The first strength is the default; ``--strength`` chooses another of the list, never one
+    the list does not name (10 for 100 mg/mL is a typing error that changes the dose tenfold).
+    """
+
+    kind: FormKind
+    name: str = Field(min_length=3, description="The dose form, e.g. sublingual solution.")
+    strengths: tuple[Strength, ...] = Field(min_length=1)
+    step: Volume | None = None
+    split: Count | None = Field(default=None, ge=1, le=4)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Form:
+        wanted = Kind.CONCENTRATION if self.kind == "solution" else Kind.DOSE
+        for strength in self.strengths:
+            if strength.kind is not wanted:
+                unit = "mg/mL" if self.kind == "solution" else "mg per tablet"
+                raise ValueError(f"a {self.kind}'s strengths are in {unit}, not {strength}")
+            if strength.value <= 0:
+                raise ValueError("a strength must be above 0")
+        if len({s.value for s in self.strengths}) != len(self.strengths):
+            raise ValueError("a strength is listed twice")
+        if self.kind == "solution":
+            if self.step is None or self.split is not None:
+                raise ValueError("a solution is measured in a step of mL (step), not split")
+            if not 0.001 <= self.step.value <= 5:
+                raise ValueError("a solution's measuring step is 0.001 to 5 mL")
+        elif self.split is None or self.step is not None:
+            raise ValueError("tablets are counted in parts (split = 1, 2 or 4), not a step")
+        elif self.split == 3:
+            raise ValueError("tablets are split in 1, 2 or 4 parts")
+        return self
+
+    @property
+    def increment(self) -> float:
+        """The smallest amount that can be measured: mL, or a fraction of a tablet."""
+        if self.step is not None:
+            return self.step.value
+        assert self.split is not None  # guaranteed by validation
+        return 1 / self.split
+
+
+class Bioavailability(Sourced):
+    """How much of a non-IV dose reaches the circulation, as a source gives it.
+
+    Shown beside every dose of the route as the source's estimate ("about 12 mg systemic at
+    30 % (Chong 2006)"); never used to change a dose. ``equivalence`` is the source's own
+    statement of an equivalent IV dose, shown as it is written, never applied.
+    """
+
+    percent: Annotated[float, PydanticStrict()] = Field(gt=0, le=100)
+    percent_high: Annotated[float, PydanticStrict()] | None = Field(default=None, gt=0, le=100)
+    cite: str = Field(min_length=3, max_length=60, description="Short citation: Chong 2006.")
+    equivalence: str | None = Field(default=None, min_length=3)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bioavailability:
+        if self.percent_high is not None and self.percent_high < self.percent:
+            raise ValueError("percent_high must be at or above percent")
+        return self
+
+
+class RouteBioavailability(Bioavailability):
+    """A clinic's own bioavailability for a route: every protocol of that route in effect."""
+
+    route: Route
+
+    @model_validator(mode="after")
+    def _not_iv(self) -> RouteBioavailability:
+        if self.route == "iv":
+            raise ValueError("IV is the reference (100 %): it takes no bioavailability")
+        return self
+
+
 class PreparationDefaults(Sourced):
     """How the protocol's sources made the drug up (bag or syringe volume, diluent)."""
 
@@ -368,6 +454,15 @@ class Protocol(Strict):
     rules: Rules | None = None
     monitoring: Monitoring | None = None
     titration: Titration | None = None
+    form: Form | None = None
+    bioavailability: Bioavailability | None = None
+    setting: Literal["clinic", "take-home"] = Field(
+        default="clinic",
+        description="take-home: the patient takes each dose away from the clinic, on any day.",
+    )
+    instructions: tuple[Note, ...] = Field(
+        default=(), description="How the patient takes each dose, as the sources give it."
+    )
     adjuncts: tuple[Adjunct, ...] = ()
     before: tuple[Note, ...] = Field(default=(), description="Pre-session instructions.")
     discharge: tuple[Note, ...] = Field(default=(), description="Discharge criteria.")
@@ -383,6 +478,17 @@ class Protocol(Strict):
                 raise ValueError("an iv protocol needs a [preparation] final_volume")
             if any(p.duration is None for p in self.phases):
                 raise ValueError("every phase of an iv protocol needs a duration (for the pump)")
+        if self.route in FORM_ROUTES and self.form is None:
+            raise ValueError(f"a {self.route} protocol needs a [form] its doses are measured from")
+        if self.route not in FORM_ROUTES and self.form is not None:
+            raise ValueError(f"[form] applies to sublingual and oral protocols, not {self.route}")
+        if self.route == "iv" and self.bioavailability is not None:
+            raise ValueError("IV is the reference (100 %): it takes no [bioavailability]")
+        if self.setting == "take-home":
+            if self.route not in FORM_ROUTES:
+                raise ValueError(f"a take-home protocol is sublingual or oral, not {self.route}")
+            if self.monitoring is not None or self.observation is not None:
+                raise ValueError("a take-home dose has no clinic monitoring or observation")
         if self.titration is not None:
             self._titration_fits(self.titration)
         if self.monitoring is not None and self.monitoring.after and self.observation is None:
@@ -422,15 +528,23 @@ class ProtocolFile(Strict):
     """The whole of one protocol file."""
 
     library: LibraryHeader
-    protocol: tuple[Protocol, ...] = Field(min_length=1)
+    protocol: tuple[Protocol, ...] = Field(default=(), description="Protocols, by id.")
+    bioavailability: tuple[RouteBioavailability, ...] = Field(
+        default=(), description="A clinic's own bioavailability for a route's protocols."
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ProtocolFile:
+        if not self.protocol and not self.bioavailability:
+            raise ValueError("a protocol file gives at least one [[protocol]] or [[bioavailability]]")
         seen: set[str] = set()
         for protocol in self.protocol:
             if protocol.id in seen:
                 raise ValueError(f'protocol id "{protocol.id}" appears twice')
             seen.add(protocol.id)
+        routes = [b.route for b in self.bioavailability]
+        if len(set(routes)) != len(routes):
+            raise ValueError("a route's [[bioavailability]] appears twice")
         return self
 
 
@@ -441,6 +555,9 @@ class ProtocolEntry:
     protocol: Protocol
     library: LibraryRef
     overrides_shipped: bool = False
+    #: The file the protocol's bioavailability came from, when a clinic's [[bioavailability]]
+    #: replaced the protocol's own.
+    bioavailability_from: LibraryRef | None = None
 
 
 class ProtocolLibrary(Mapping[str, ProtocolEntry]):
@@ -520,4 +637,13 @@ def load_library(clinic_file: Path | None = None) -> ProtocolLibrary:
             entries[protocol.id] = ProtocolEntry(
                 protocol, clinic_ref, overrides_shipped=protocol.id in entries
             )
+        for own in clinic.bioavailability:
+            value = Bioavailability.model_validate(own.model_dump(exclude={"route"}))
+            for pid, entry in entries.items():
+                if entry.protocol.route == own.route:
+                    entries[pid] = replace(
+                        entry,
+                        protocol=entry.protocol.model_copy(update={"bioavailability": value}),
+                        bioavailability_from=clinic_ref,
+                    )
     return ProtocolLibrary(entries)

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from ketadose.events import AdverseEvent, Grade
-from ketadose.limits import REQUIRED, SECTIONS, SIDES, LimitLibrary
+from ketadose.limits import REQUIRED, REQUIRED_BY_ROUTE, SECTIONS, SIDES, LimitLibrary
 from ketadose.models import MedicationUse, Patient, Sex, Vitals, WeightPolicy
 from ketadose.records import Answer, BloodPressure, PatientRecord, Reading, SessionRecord
 from ketadose.units import Kind
@@ -341,6 +341,8 @@ LIMIT_UNITS = {
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
     "injection_volume": "mL",
+    "liquid_volume": "mL",
+    "tablet_count": "",
     "first_session_dose": "mg",
     "predicted_peak": "ng/mL",
     "weight": "kg",
@@ -401,7 +403,8 @@ def _complete(draw: st.DrawFn, tables: LimitTables) -> None:
     required parameter gets the hard sides it lacks (a protocol's limit replaces the
     default's whole), each beyond the sides already drawn, so the order still holds.
     """
-    for section, parameter, needed in REQUIRED:
+    route_required = [r for required in REQUIRED_BY_ROUTE.values() for r in required]
+    for section, parameter, needed in (*REQUIRED, *dict.fromkeys(route_required)):
         profiles = {profile for profile, sec, par in tables if (sec, par) == (section, parameter)}
         for profile in profiles | {"default"}:
             sides = tables.setdefault((profile, section, parameter), {})
@@ -409,6 +412,11 @@ def _complete(draw: st.DrawFn, tables: LimitTables) -> None:
                 if side in sides:
                     continue
                 upper = side.startswith("upper")
+                if not LIMIT_UNITS[parameter]:  # a count
+                    counts = [int(v) for v in sides.values()]
+                    low, high = (max(counts, default=0), 50) if upper else (0, min(counts, default=50))
+                    sides[side] = draw(st.integers(low, high))
+                    continue
                 present = [v for v in sides.values() if isinstance(v, Decimal)]
                 if upper:
                     floor = max(present, default=Decimal("0.001"))

@@ -14,6 +14,7 @@ from ketadose.clock import label
 from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.planning import Plan, TitrationPlan
+from ketadose.render import route_lines
 from ketadose.protocols import Protocol, ProtocolEntry
 from ketadose.units import format_number
 
@@ -147,6 +148,10 @@ def session_dose(result: SessionDose, console: Console) -> None:
         else:
             text += ", undiluted"
         console.print(Text("Preparation: ", style="bold") + Text(text))
+    if result.measured is not None:
+        console.print(Text("Measure: ", style="bold") + Text(result.measured.text))
+    for line in route_lines(result.protocol.route, result.systemic):
+        console.print(Text(line))
     if result.findings:
         console.print(findings_table(result.findings))
 
