@@ -475,11 +475,12 @@ def _dose_request(
     strength: str | None = None,
 ) -> "DoseRequest":
     """Parse the patient and dose options every dosing command shares."""
+    from ketadose import inputs
     from ketadose.dosing import DoseRequest
     from ketadose.inputs import amount, quantity
     from ketadose.models import Patient, Sex, WeightPolicy
     from ketadose.preparation import rounding
-    from ketadose.units import Kind, parse, parse_as
+    from ketadose.units import Kind, parse_as
 
     return DoseRequest(
         patient=Patient(
@@ -493,9 +494,7 @@ def _dose_request(
         rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
         duration_min=amount(duration, Kind.DURATION),
         vial_mg_per_ml=amount(vial, Kind.CONCENTRATION),
-        strength=None
-        if strength is None
-        else parse(strength, Kind.CONCENTRATION, Kind.DOSE, field="--strength")[1],
+        strength=inputs.strength(strength),
         final_volume_ml=amount(bag, Kind.VOLUME),
         drop_factor=drop_factor,
         rounding=rounding(
@@ -832,7 +831,7 @@ def simulate(
     from ketadose.clock import elapsed
     from ketadose.errors import InputError
     from ketadose.planning import RECOVERY_MIN
-    from ketadose.simulation import Given, infusion_end
+    from ketadose.simulation import Given, infusion_end, simulation_refusal
     from ketadose.simulation import simulate as run
     from ketadose.units import Kind, parse_as
 
@@ -843,9 +842,7 @@ def simulate(
     library = _library(protocols)
     entry = library.get_protocol(protocol)
     if entry.protocol.route != "iv":
-        raise InputError(
-            f"the models are of IV racemic ketamine; {protocol} is given {entry.protocol.route}"
-        )
+        raise InputError(simulation_refusal(entry.protocol))
     limit_library = _limits(limits, library)
     observation = entry.protocol.observation
     after = max(RECOVERY_MIN, 0.0 if observation is None else observation.minimum.value)
@@ -1432,6 +1429,7 @@ def session_record(
         str | None, typer.Option(help="Rate given, if not the protocol's: 0.3mg/kg/h.")
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Infusion time: 40min.")] = None,
+    strength: StrengthOpt = None,
     dosing_weight: PolicyOpt = PolicyOption.actual,
     stop: Annotated[
         str | None,
@@ -1450,6 +1448,14 @@ def session_record(
         list[str] | None,
         typer.Option("--ae", help="Adverse event TERM:GRADE: nausea:mild, dissociation:severe."),
     ] = None,
+    reported: Annotated[
+        bool,
+        typer.Option(
+            "--reported",
+            help="The adverse events were asked about and are complete as given (none when no "
+            "--ae): the report a take-home dose is judged on.",
+        ),
+    ] = False,
     notes: Annotated[str | None, typer.Option(help="Free notes.")] = None,
     weight: Annotated[str | None, typer.Option(help="Weight today, if it changed: 79kg.")] = None,
     clinician: ClinicianOpt = None,
@@ -1511,6 +1517,7 @@ def session_record(
             dose=inputs.quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
             rate=inputs.quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
             duration_min=inputs.amount(duration, Kind.DURATION),
+            strength=inputs.strength(strength),
         )
         peak = inputs.vitals(bp_peak, hr, spo2)
         context = CheckContext(
@@ -1554,6 +1561,7 @@ def session_record(
             score=score,
             adverse_events=events,
             notes=notes,
+            reported=reported,
             weight_policy=None if kg is None else dosing_weight.value,
             dosing_weight_kg=kg,
             planned_dose_mg=checked.total_dose_mg,

@@ -58,7 +58,7 @@ class DoseRequest:
     rate: Quantity | None = None
     duration_min: float | None = None
     vial_mg_per_ml: float | None = None
-    strength: float | None = None
+    strength: Quantity | None = None
     final_volume_ml: float | None = None
     drop_factor: int | None = None
     rounding: Rounding = field(default_factory=Rounding)

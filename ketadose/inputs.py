@@ -390,6 +390,22 @@ def amount(text: str | None, kind: Kind, *, field: str | None = None) -> float |
     return None if text is None else parse_as(text, kind, field=field)
 
 
+def strength(text: str | None, *, field: str = "--strength") -> Quantity | None:
+    """An optional dose-form strength: mg/mL for a solution or mg for a tablet.
+
+    Args:
+        text: As typed (``100mg/mL``, ``25mg``), or None.
+        field: The name shown in messages.
+
+    Returns:
+        The strength with its kind; the protocol's form says which it must be.
+
+    Raises:
+        QuantityError: For anything but a concentration or a mass.
+    """
+    return quantity(text, Kind.CONCENTRATION, Kind.DOSE, field=field)
+
+
 def quantity(text: str | None, *kinds: Kind, field: str | None = None) -> Quantity | None:
     """An optional override that may be one of several kinds (a dose in mg/kg or mg).
 

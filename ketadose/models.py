@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from ketadose.units import format_number
+
 #: Bumped only when a key changes meaning; keys are added, never renamed.
 SCHEMA_VERSION = 1
 #: Significant digits a computed float keeps: all a double holds for sure (DBL_DIG), as many as
@@ -308,9 +310,7 @@ class Measured(_Frozen):
 
     @property
     def text(self) -> str:
-        """"0.1 mL of sublingual solution 100 mg/mL (10 mg)", "1.5 tablets of 50 mg (75 mg)"."""
-        from ketadose.units import format_number
-
+        """The amount as measured: ``0.1 mL of sublingual solution 100 mg/mL (10 mg)``."""
         amount = format_number(self.amount_rounded, self.step)
         strength = f"{format_number(self.strength)} {self.strength_unit}"
         delivered = f"{format_number(self.delivered_mg, 0.01)} mg"
@@ -351,9 +351,7 @@ class Systemic(_Frozen):
 
     @property
     def text(self) -> str:
-        """"about 12 mg systemic at 30 % (Chong 2006)"."""
-        from ketadose.units import format_number
-
+        """The estimate as shown: ``about 12 mg systemic at 30 % (Chong 2006)``."""
         mg = format_number(self.mg, 0.1)
         pct = format_number(self.percent, 1)
         if self.percent_high is not None and self.mg_high is not None:

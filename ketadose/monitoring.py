@@ -296,6 +296,19 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
     soft = [f for f in summary_findings if f.severity is Severity.SOFT]
     if soft:
         return Tolerability("not-tolerated", f"not tolerated on {day}: {soft[0].message}")
+    if protocol.setting == "take-home" and not session.readings and summary is None:
+        # Taken away from the clinic: no one measured it, so the patient's report decides.
+        if not session.reported:
+            return Tolerability(
+                "not-shown",
+                f"the take-home dose of {day} has no report: record the patient's report of "
+                "adverse events (session record --reported) before the next dose is decided",
+            )
+        return Tolerability(
+            "tolerated",
+            f"tolerated on {day}: the patient reported "
+            + ("no adverse event" if not session.adverse_events else "mild adverse events only"),
+        )
     if session.readings:
         gaps = missing(schedule(protocol, session))
         if protocol.monitoring is None and not any(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -276,7 +277,8 @@ class SeriesPlan(_Out):
                 worst = next(f for f in step.findings if f.severity is Severity.SOFT)
                 lines.append(f"{text}: needs an override reason: {worst.message}")
             else:
-                lines.append(f"{text}: checked, within the limit library")
+                measure = "" if step.measured is None else f" ({step.measured.text})"
+                lines.append(f"{text}: checked, within the limit library{measure}")
         return tuple(lines)
 
     @model_validator(mode="after")
@@ -298,6 +300,10 @@ class Plan(SeriesPlan):
     before: tuple[Note, ...]
     discharge: tuple[Note, ...]
     references: tuple[str, ...]
+    #: ``take-home``: each dose is taken away from the clinic, on the dates shown.
+    setting: Literal["clinic", "take-home"] = "clinic"
+    #: How the patient takes each dose, as the sources give it.
+    instructions: tuple[Note, ...] = ()
 
 
 def parse_days(text: str) -> frozenset[int]:
@@ -342,7 +348,9 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
-    days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
+    # A take-home dose is taken on any day; clinic sessions on weekdays unless asked.
+    every_day = per_week >= 7 or protocol.setting == "take-home"
+    days = request.days or (frozenset(range(7)) if every_day else frozenset(range(5)))
     starts = _dates(
         request.start,
         request.session_time,
@@ -438,6 +446,8 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         before=protocol.before,
         discharge=protocol.discharge,
         references=protocol.references,
+        setting=protocol.setting,
+        instructions=protocol.instructions,
         library=limits.ref,
         protocol_library=entry.library,
     )

@@ -26,6 +26,7 @@ from ketadose.models import (
 from ketadose.units import format_number, round_to, show
 
 if TYPE_CHECKING:
+    from ketadose.libfile import Quantity
     from ketadose.protocols import Form
 
 #: Ketalar vial strengths (Ketalar PI; Handbook on Injectable Drugs) [HIGH].
@@ -419,7 +420,7 @@ def measure(
     *,
     route: str,
     form: Form,
-    strength: float | None,
+    strength: Quantity | None,
     given: dict[str, object],
     steer: Steering = NO_STEERING,
 ) -> tuple[Measured, tuple[PhaseDose, ...], list[Finding]]:
@@ -456,7 +457,12 @@ def measure(
     unit = "mL" if form.kind == "solution" else "tablet"
     per = "mg/mL" if form.kind == "solution" else "mg"
     listed = [s.value for s in form.strengths]
-    chosen = listed[0] if strength is None else strength
+    if strength is not None and strength.kind is not form.strengths[0].kind:
+        raise InputError(
+            f"{form.name}: --strength {strength} is not a {form.kind} strength; write it in "
+            f"{per}, e.g. {form.strengths[0]}"
+        )
+    chosen = listed[0] if strength is None else strength.value
     if chosen not in listed:
         names = ", ".join(f"{format_number(v)} {per}" for v in listed)
         raise InputError(

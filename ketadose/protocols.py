@@ -42,6 +42,13 @@ from ketadose.units import Kind
 
 SHIPPED_FILE = "protocols.toml"
 
+#: Routes the source article names for treatment that no shipped protocol uses, and why.
+ROUTES_NOT_SHIPPED = {
+    "rectal": "the primary sources found give it only for anaesthesia in young children "
+    "(9 mg/kg, bioavailability 0.25: Malinovsky JM et al. Br J Anaesth 1996;77:203-207); "
+    "none gives a rectal dose for depression or pain in adults",
+}
+
 Category = Literal["psychiatric", "pain", "substance-use"]
 PhaseKind = Literal["bolus", "timed", "rate", "fixed"]
 
@@ -536,7 +543,9 @@ class ProtocolFile(Strict):
     @model_validator(mode="after")
     def _unique_ids(self) -> ProtocolFile:
         if not self.protocol and not self.bioavailability:
-            raise ValueError("a protocol file gives at least one [[protocol]] or [[bioavailability]]")
+            raise ValueError(
+                "a protocol file gives at least one [[protocol]] or [[bioavailability]]"
+            )
         seen: set[str] = set()
         for protocol in self.protocol:
             if protocol.id in seen:

@@ -121,6 +121,8 @@ class SessionRecord:
         stop_reason: Why it was stopped.
         readings: The vitals timeline, in time order.
         discharged_at: When the patient was discharged (None: not yet recorded).
+        reported: The adverse events were asked about and are complete as listed (none when
+            the list is empty): the evidence a take-home dose is judged on.
     """
 
     patient_id: str
@@ -147,6 +149,7 @@ class SessionRecord:
     stop_reason: str | None = None
     readings: tuple[Reading, ...] = ()
     discharged_at: datetime | None = None
+    reported: bool = False
 
     @property
     def basis_kg(self) -> float | None:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketadose.errors import InputError
 from ketadose.models import PhaseDose, ProtocolRef, Real, significant
 from ketadose.pk import MODELS, Infusion, concentrations, session_infusions
+
+if TYPE_CHECKING:
+    from ketadose.protocols import Protocol
 
 #: Most points in one series (10 days at one minute is 14,400).
 MAX_POINTS = 200_000
@@ -228,3 +232,28 @@ def infusion_end(phases: Sequence[PhaseDose], start_min: float = 0.0) -> float:
     """
     infusions: list[Infusion] = session_infusions(phases, start_min)
     return max((i.start_min + i.duration_min for i in infusions), default=start_min)
+
+
+def simulation_refusal(protocol: Protocol) -> str:
+    """Why a non-IV protocol is not simulated: what a source would have to give.
+
+    A route is simulated only where one source gives both an absorption rate and a
+    bioavailability for it; none of the sources seen gives an absorption rate for any non-IV
+    route (Rolan 2014 and Chong 2006 report F and Tmax, not a model), so every one is refused.
+
+    Args:
+        protocol: A protocol whose route is not IV.
+
+    Returns:
+        The one-line reason.
+    """
+    found = protocol.bioavailability
+    have = (
+        f"its bioavailability ({found.percent:g} %, {found.cite}) has no absorption rate beside it"
+        if found is not None
+        else f"no {protocol.route} bioavailability is in the sources either"
+    )
+    return (
+        f"{protocol.id} is given {protocol.route}: the models are IV models of racemic ketamine, "
+        f"and no source gives an absorption rate for the {protocol.route} route ({have})"
+    )

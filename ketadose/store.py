@@ -380,12 +380,25 @@ def _migrate_scores(conn: sqlite3.Connection, context: MigrationContext) -> None
         conn.execute(statement)
 
 
+def _migrate_reports(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """Version 5: whether the adverse events of a session were reported as complete.
+
+    A take-home dose is not observed: its tolerability rests on the patient's report, and an
+    empty list of events is a report only when it says so (``reported = 1``). Sessions
+    recorded before keep NULL: not reported.
+    """
+    conn.execute(
+        "ALTER TABLE sessions ADD COLUMN reported INTEGER CHECK (reported IS NULL OR reported = 1)"
+    )
+
+
 #: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
 MIGRATIONS: tuple[Migration, ...] = (
     _migrate_to_v1,
     _migrate_to_v2,
     _migrate_to_v3,
     _migrate_scores,
+    _migrate_reports,
 )
 
 #: The schema version this code reads and writes.
@@ -399,7 +412,7 @@ _SESSION_COLUMNS = (
     "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
     "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes, "
     "weight_policy, dosing_weight_kg, planned_dose_mg, planned_dose_mg_per_kg, stopped_at, "
-    "stop_reason, discharged_at"
+    "stop_reason, discharged_at, reported"
 )
 _READING_COLUMNS = (
     "session_id, at, systolic, diastolic, heart_rate, spo2, sedation, answer, findings_json"
@@ -1017,7 +1030,7 @@ class Store:
     def _insert_session(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
         with _known_patient(session.patient_id):
             cursor = conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 25)})",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 26)})",
                 (
                     None,
                     session.patient_id,
@@ -1043,6 +1056,7 @@ class Store:
                     None
                     if session.discharged_at is None
                     else _stamp(session.discharged_at, "the discharge time"),
+                    1 if session.reported else None,
                 ),
             )
         session_id = _row_id(cursor)
@@ -1525,6 +1539,7 @@ def _session_from_row(
         stop_reason=check.optional_text("stop_reason", row[23]),
         readings=tuple(_reading_from_row(path, reading, zone) for reading in readings),
         discharged_at=None if row[24] is None else check.moment("discharged_at", row[24]),
+        reported=check.choice("reported", row[25], (None, 1)) == 1,
     )
 
 

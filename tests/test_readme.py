@@ -19,12 +19,14 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
 
 
-STORE_BLOCK = next(block for block in BLOCKS if "ketadose patient add" in block)
+#: Walk-throughs: blocks that add a patient and go on from there, run in order on one store.
+WALKS = [block for block in BLOCKS if "ketadose patient add" in block]
+STORE_BLOCK = WALKS[0]
 
 
 def readme_examples(blocks: list[str] | None = None) -> list[str]:
-    """The `ketadose ...` lines of the README's sh blocks (the store walk-through apart)."""
-    chosen = [b for b in BLOCKS if b is not STORE_BLOCK] if blocks is None else blocks
+    """The `ketadose ...` lines of the README's sh blocks (the walk-throughs apart)."""
+    chosen = [b for b in BLOCKS if b not in WALKS] if blocks is None else blocks
     lines = [line.strip() for block in chosen for line in block.splitlines()]
     return [line for line in lines if line.startswith("ketadose ")]
 
@@ -65,6 +67,20 @@ class TestReadme:
         for line in lines:
             expected, result = invoke(line)
             assert result.exit_code == expected, (line, result.stderr)
+
+    @pytest.mark.parametrize("block", WALKS[1:], ids=["subcutaneous", "sublingual"])
+    def test_route_walk_throughs_run_in_order(
+        self, block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("KETADOSE_STORE", str(tmp_path / "store.sqlite3"))
+        lines = readme_examples([block])
+        assert len(lines) == 7
+        for line in lines:
+            expected, result = invoke(line)
+            assert result.exit_code == expected, (line, result.stderr)
+        decision = re.search(r"# (\w+)", lines[-1])
+        assert decision is not None
+        assert "Next for " in result.stdout and decision[1] in result.stdout
 
     def test_there_are_usage_examples(self) -> None:
         assert len(readme_examples()) >= 8

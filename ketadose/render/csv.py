@@ -13,7 +13,15 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ketadose.models import SIGNIFICANT_DIGITS, Finding, SessionDose, significant
+from ketadose.models import (
+    SIGNIFICANT_DIGITS,
+    Finding,
+    Measured,
+    SessionDose,
+    Systemic,
+    significant,
+)
+from ketadose.units import format_number
 
 if TYPE_CHECKING:
     from ketadose.batch import BatchRecord
@@ -22,6 +30,9 @@ if TYPE_CHECKING:
 
 Row = Mapping[str, object]
 
+#: A sublingual or oral dose as measured, and the source's systemic estimate (added at the end:
+#: columns before them keep their places).
+MEASURED_COLUMNS = ("measured_amount", "measured_unit", "strength", "systemic_mg")
 SESSION_COLUMNS = (
     "protocol",
     "weight_kg",
@@ -44,6 +55,7 @@ SESSION_COLUMNS = (
     "ready",
     "findings",
     "library_sha256",
+    *MEASURED_COLUMNS,
 )
 PLAN_COLUMNS = (
     "patient_id",
@@ -66,6 +78,7 @@ PLAN_COLUMNS = (
     "condition",
     "library_sha256",
     "predicted_peak_ng_per_ml",
+    *MEASURED_COLUMNS,
 )
 #: A batch's CSV: the row's line in the batch file, the plan's columns, and an error.
 BATCH_COLUMNS = ("line", *PLAN_COLUMNS, "error")
@@ -170,9 +183,22 @@ def session_rows(result: SessionDose) -> list[Row]:
             "ready": result.ready,
             "findings": _codes(result.findings),
             "library_sha256": None if result.library is None else result.library.sha256,
+            **_measured(result.measured, result.systemic),
         }
         for number, phase in enumerate(result.phases, 1)
     ]
+
+
+def _measured(measured: Measured | None, systemic: Systemic | None) -> Row:
+    """The measured-dose columns: amount, its unit and strength, and the systemic estimate."""
+    return {
+        "measured_amount": None if measured is None else measured.amount_rounded,
+        "measured_unit": None if measured is None else measured.unit,
+        "strength": None
+        if measured is None
+        else f"{format_number(measured.strength)} {measured.strength_unit}",
+        "systemic_mg": None if systemic is None else systemic.mg,
+    }
 
 
 def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
@@ -209,6 +235,7 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
         "condition": session.condition,
         "library_sha256": plan.library.sha256,
         "predicted_peak_ng_per_ml": session.predicted_peak_ng_per_ml,
+        **_measured(session.measured, session.systemic),
     }
 
 

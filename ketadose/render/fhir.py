@@ -25,13 +25,16 @@ from ketadose.models import (
     DosingWeight,
     Finding,
     LibraryRef,
+    Measured,
     PhaseDose,
     Preparation,
     ProtocolRef,
     SessionDose,
+    Systemic,
     significant,
 )
 from ketadose.planning import Plan
+from ketadose.render import route_lines
 from ketadose.units import format_number
 
 UCUM = "http://unitsofmeasure.org"
@@ -50,6 +53,16 @@ ROUTES: dict[str, tuple[str, str]] = {
     "sublingual": ("37839007", "Sublingual route"),
 }
 _ROUTE_TEXT = {"iv": "IV", "im": "IM", "sc": "SC"}
+#: SNOMED CT dose forms by route and measured form (None: the route's only form). A non-IV
+#: request references a contained Medication carrying its form; a form not listed (a
+#: sublingual solution or tablet: no code was confirmed) gets text only.
+DOSE_FORMS: dict[tuple[str, str | None], tuple[str, str]] = {
+    ("im", None): ("385219001", "Conventional release solution for injection"),
+    ("sc", None): ("385219001", "Conventional release solution for injection"),
+    ("intranasal", None): ("385157007", "Conventional release nasal spray"),
+    ("oral", "solution"): ("385023001", "Conventional release oral solution"),
+    ("oral", "tablet"): ("421026006", "Oral tablet"),
+}
 
 
 def session_bundle(session: SessionDose, limits: LimitLibrary) -> str:
@@ -67,6 +80,8 @@ def session_bundle(session: SessionDose, limits: LimitLibrary) -> str:
         phases=session.phases,
         weight=session.dosing_weight,
         preparation=session.preparation,
+        measured=session.measured,
+        systemic=session.systemic,
         findings=session.findings,
         status=session.status,
         ready=session.ready,
@@ -98,6 +113,8 @@ def plan_bundle(plan: Plan, limits: LimitLibrary) -> str:
             phases=session.phases,
             weight=plan.dosing_weight,
             preparation=session.preparation,
+            measured=session.measured,
+            systemic=session.systemic,
             findings=session.findings,
             status=session.status,
             ready=session.ready,
@@ -150,6 +167,8 @@ def _medication_request(
     phases: tuple[PhaseDose, ...],
     weight: DosingWeight | None,
     preparation: Preparation | None,
+    measured: Measured | None,
+    systemic: Systemic | None,
     findings: tuple[Finding, ...],
     status: str,
     ready: bool,
@@ -173,6 +192,9 @@ def _medication_request(
         texts.append("Pump programme and preparation withheld: a hard limit is exceeded.")
     elif preparation is not None:
         texts.append(_preparation_text(preparation))
+    elif measured is not None:
+        texts.append(f"Measure {measured.text}.")
+    texts += [f"{line}." for line in route_lines(protocol.route, systemic)]
     if maximum is not None:
         texts.append(
             f"maxDosePerAdministration {format_number(maximum)} mg: the session total dose "
@@ -183,11 +205,28 @@ def _medication_request(
         _library_text("limit library", limits.ref),
         _library_text("protocol library", protocol_library),
     ]
+    medication: dict[str, Any] = {"medicationCodeableConcept": _medication(protocol)}
+    if protocol.route != "iv":
+        # The dose form lives on a Medication: a contained one, referenced.
+        form = DOSE_FORMS.get((protocol.route, None if measured is None else measured.form))
+        medication = {
+            "contained": [
+                {
+                    "resourceType": "Medication",
+                    "id": "medication",
+                    "code": _medication(protocol),
+                    "form": {"text": measured.name if measured else protocol.route}
+                    if form is None
+                    else _code(SNOMED, *form),
+                }
+            ],
+            "medicationReference": {"reference": "#medication"},
+        }
     return {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "proposal",
-        "medicationCodeableConcept": _medication(protocol),
+        **medication,
         "subject": subject,
         "dosageInstruction": dosages,
         "note": [{"text": text} for text in texts],

@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from ketadose.clock import label
+from ketadose.render import route_lines
 from ketadose.render.svg import curve_chart, dose_chart
 from ketadose.units import format_number
 
@@ -141,6 +142,7 @@ def _environment() -> Environment:
     env.filters["day"] = day
     env.filters["weekday"] = weekday
     env.filters["clock"] = clock
+    env.globals["route_lines"] = route_lines
     return env
 
 

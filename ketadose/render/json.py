@@ -66,6 +66,10 @@ def protocols_document(entries: list[ProtocolEntry], *, single: bool = False) ->
         for entry in entries
     ]
     body: dict[str, Any] = {"protocol": items[0]} if single else {"protocols": items}
+    if not single:
+        from ketadose.protocols import ROUTES_NOT_SHIPPED
+
+        body["routes_not_shipped"] = ROUTES_NOT_SHIPPED
     return _dumps({"schema_version": SCHEMA_VERSION, **body})
 
 

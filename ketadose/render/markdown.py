@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ketadose.clock import label
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
+from ketadose.render import given, route_lines
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
@@ -129,6 +130,11 @@ def session(result: SessionDose) -> str:
             f"{_num(prep.delivered_mg_per_ml, 'mg/mL', 0.001)}",
             "",
         ]
+    if result.measured is not None:
+        lines += [f"Measure: {escape(result.measured.text)}", ""]
+    extra = route_lines(result.protocol.route, result.systemic)
+    if extra:
+        lines += [*(escape(line) for line in extra), ""]
     lines += _findings(result.findings)
     lines.append(_status(result.status, result.ready, result.override_reason))
     return "\n".join(lines) + "\n"
@@ -184,7 +190,7 @@ def plan(result: Plan) -> str:
         "",
     ]
     lines += _table(
-        ("#", "Date", "Dose", "mg/kg", "Time", "Pump", "Check", "Chair", "Peak"),
+        ("#", "Date", "Dose", "mg/kg", "Time", "Give", "Check", "Chair", "Peak"),
         (
             (
                 str(s.number),
@@ -192,16 +198,11 @@ def plan(result: Plan) -> str:
                 _num(s.total_dose_mg, "mg", 0.01),
                 _num(s.dose_mg_per_kg, "mg/kg", 0.001),
                 _num(s.total_duration_min, "min"),
-                "/".join(
-                    _num(p.pump_rate_ml_per_h_rounded)
-                    for p in s.phases
-                    if p.pump_rate_ml_per_h_rounded
-                )
-                + " mL/h"
-                if s.preparation
-                else "withheld",
+                given(s.status, s.phases, s.preparation, s.measured),
                 s.status,
-                f"{s.timeline.arrive:%H:%M}–{s.timeline.discharge_earliest:%H:%M} "
+                "at home"
+                if result.setting == "take-home"
+                else f"{s.timeline.arrive:%H:%M}–{s.timeline.discharge_earliest:%H:%M} "
                 f"{label(s.timeline.discharge_earliest)}",
                 _num(s.predicted_peak_ng_per_ml, "ng/mL", 1),
             )
@@ -220,6 +221,16 @@ def plan(result: Plan) -> str:
     section(
         "Adjuncts",
         (f"{escape(a.name)} {escape(a.dose)}: {escape(a.purpose)}" for a in result.adjuncts),
+    )
+    section(
+        "Systemic dose",
+        [escape(line) for line in route_lines(protocol.route, result.sessions[0].systemic)]
+        if result.sessions
+        else [],
+    )
+    section(
+        "Take-home: how each dose is taken" if result.setting == "take-home" else "Each dose",
+        (f"{escape(n.text)} [{n.evidence}]" for n in result.instructions),
     )
     section("Before each session", (escape(n.text) for n in result.before))
     section("Discharge", (escape(n.text) for n in result.discharge))

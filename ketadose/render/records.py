@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ketadose.clock import instant, label
 from ketadose.errors import InputError
@@ -56,6 +56,7 @@ CSV_COLUMNS = (
     "discharged_at",
     "readings",
     "questionnaires",
+    "reported",
 )
 
 
@@ -102,6 +103,7 @@ def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[
             "stopped_at": None if s.stopped_at is None else s.stopped_at.isoformat(),
             "stop_reason": s.stop_reason,
             "discharged_at": None if s.discharged_at is None else s.discharged_at.isoformat(),
+            "reported": s.reported,
             "readings": [
                 {
                     "at": r.at.isoformat(),
@@ -165,6 +167,9 @@ class HistorySession(BaseModel):
     stopped_at: AwareDatetime | None
     stop_reason: str | None
     discharged_at: AwareDatetime | None
+    reported: bool = Field(
+        default=False, description="The adverse events were reported as complete (take-home)."
+    )
     readings: tuple[HistoryReading, ...]
 
 
@@ -470,10 +475,19 @@ def _session(
         stopped_at=when("stopped_at"),
         stop_reason=text("stop_reason"),
         discharged_at=when("discharged_at"),
+        reported=_flag(row, "reported", where),
         readings=tuple(
             _reading(reading, f"{where}.readings[{i}]", zone) for i, reading in enumerate(readings)
         ),
     )
+
+
+def _flag(row: dict[str, Any], key: str, where: str) -> bool:
+    """A yes/no of a history row: JSON true or false (absent: false), never 1 or "yes"."""
+    value = row.get(key, False)
+    if not isinstance(value, bool):
+        raise InputError(f"{where}.{key} must be true or false")
+    return value
 
 
 def _pressure(value: object) -> BloodPressure | None:

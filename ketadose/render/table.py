@@ -14,8 +14,8 @@ from ketadose.clock import label
 from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.planning import Plan, TitrationPlan
-from ketadose.render import route_lines
-from ketadose.protocols import Protocol, ProtocolEntry
+from ketadose.protocols import ROUTES_NOT_SHIPPED, Protocol, ProtocolEntry
+from ketadose.render import given, route_lines
 from ketadose.units import format_number
 
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.SOFT: "yellow", Severity.HARD: "bold red"}
@@ -219,6 +219,8 @@ def protocol_list(entries: Iterable[ProtocolEntry], console: Console) -> None:
             entry.library.name,
         )
     console.print(table)
+    for route, why in ROUTES_NOT_SHIPPED.items():
+        console.print(Text(f"Not shipped: {route}: {why}"))
 
 
 def programme_text(protocol: Protocol) -> str:
@@ -291,6 +293,24 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
             prep.evidence,
             prep.source,
         )
+    if p.form is not None:
+        form = p.form
+        strengths = ", ".join(str(strength) for strength in form.strengths)
+        measure = f"in steps of {form.step}" if form.step is not None else f"split in {form.split}"
+        table.add_row("form", f"{form.name}: {strengths}; {measure}", form.evidence, form.source)
+    if p.bioavailability is not None:
+        b = p.bioavailability
+        high = "" if b.percent_high is None else f"-{b.percent_high:g}"
+        value = f"{b.percent:g}{high} % ({b.cite}): shown beside each dose, never dosed on"
+        if b.equivalence:
+            value += f"; {b.equivalence}"
+        table.add_row("bioavailability", value, b.evidence, b.source)
+    elif p.route != "iv":
+        table.add_row("bioavailability", f"none in the sources for {p.route}", "-", "-")
+    if p.setting == "take-home":
+        table.add_row("setting", "take-home: each dose is taken away from the clinic", "-", "-")
+    for note in p.instructions:
+        table.add_row("each dose", note.text, note.evidence, note.source)
     if p.observation is not None:
         o = p.observation
         table.add_row("observation", f"at least {o.minimum}", o.evidence, o.source)
@@ -502,17 +522,24 @@ def _sessions(result: Plan, console: Console) -> None:
     table = Table(title="Sessions", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("Date", no_wrap=True)
-    for header in ("Dose\nmg", "Dose\nmg/kg", "Time\nmin", "Pump\nmL/h", "Total\nmg"):
+    pumped = result.protocol.route == "iv"
+    give = "Pump\nmL/h" if pumped else "Give"
+    for header in ("Dose\nmg", "Dose\nmg/kg", "Time\nmin", give, "Total\nmg"):
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Chair", no_wrap=True, min_width=11)
     table.add_column("Peak\nng/mL", justify="right", no_wrap=True)
+    home = result.setting == "take-home"
     for session in result.sessions:
         pumps = "/".join(
             _num(p.pump_rate_ml_per_h_rounded, step=0.01)
             for p in session.phases
             if p.pump_rate_ml_per_h_rounded
         )
+        if not pumped:
+            # The strength is said once below the table; the cell keeps the amount.
+            pumps = given(session.status, session.phases, session.preparation, session.measured)
+            pumps = pumps.split(" of ")[0].replace("tablets", "tab").replace("tablet", "tab")
         timeline = session.timeline
         style = {"ok": "green", "soft": "yellow", "hard": "bold red"}[session.status]
         table.add_row(
@@ -524,11 +551,24 @@ def _sessions(result: Plan, console: Console) -> None:
             pumps or "-",
             _num(session.accumulated_dose_mg, step=0.01),
             Text(session.status, style=style),
-            f"{timeline.arrive:%H:%M}-{timeline.discharge_earliest:%H:%M} "
+            "at home"
+            if home
+            else f"{timeline.arrive:%H:%M}-{timeline.discharge_earliest:%H:%M} "
             f"{label(timeline.discharge_earliest)}",
             _num(session.predicted_peak_ng_per_ml, step=1),
         )
     console.print(table)
+    measured = next((s.measured for s in result.sessions if s.measured is not None), None)
+    if measured is not None:
+        console.print(
+            Text(
+                f"Give: measured from {measured.name} {_num(measured.strength)} "
+                f"{measured.strength_unit}, in steps of {_num(measured.step)} {measured.unit}"
+            )
+        )
+    if result.sessions:
+        for line in route_lines(result.protocol.route, result.sessions[0].systemic):
+            console.print(Text(line))
 
 
 def _plan_notes(result: Plan, console: Console) -> None:
@@ -546,6 +586,10 @@ def _plan_notes(result: Plan, console: Console) -> None:
     section(
         "Adjuncts",
         [f"{a.name} {a.dose}: {a.purpose} [{a.evidence}]" for a in result.adjuncts],
+    )
+    section(
+        "Take-home: how each dose is taken" if result.setting == "take-home" else "Each dose",
+        [f"{n.text} [{n.evidence}]" for n in result.instructions],
     )
     section("Before each session", [f"{n.text} [{n.evidence}]" for n in result.before])
     section("Discharge", [f"{n.text} [{n.evidence}]" for n in result.discharge])
