@@ -342,7 +342,9 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
-    days = request.days or (frozenset(range(7)) if per_week >= 7 else frozenset(range(5)))
+    # A take-home dose is taken on any day (Protocol.setting): only a clinic keeps Mon-Fri.
+    every_day = per_week >= 7 or protocol.setting == "take-home"
+    days = request.days or (frozenset(range(7)) if every_day else frozenset(range(5)))
     starts = _dates(
         request.start,
         request.session_time,
