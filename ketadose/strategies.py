@@ -790,3 +790,221 @@ def argument_vectors(draw: st.DrawFn, command: str) -> list[str]:
         )
     argv += draw(st.sampled_from(([], [], ["--bogus"], ["--weight", "80kg", "--weight", "90kg"])))
     return argv
+
+
+@st.composite
+def form_protocol_definitions(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid sublingual or oral protocol definition (one ``[[protocol]]`` table) as a dict.
+
+    Args:
+        draw: (hypothesis)
+
+    Returns:
+        A dict that ``Protocol.model_validate`` accepts: one fixed (mg) or bolus (mg/kg) phase
+        measured from a solution (strengths in mg/mL, a step in mL) or tablets (strengths in
+        mg, split 1, 2 or 4), optionally with escalation steps in mg, a bioavailability, and
+        a take-home setting.
+    """
+    route = draw(st.sampled_from(("sublingual", "oral")))
+    kind = draw(st.sampled_from(("solution", "tablet")))
+    if kind == "solution":
+        strength = st.decimals(min_value="0.5", max_value="200", places=1).map(
+            lambda d: f"{d:f} mg/mL"
+        )
+        step = draw(st.sampled_from(("0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1")))
+        measure: dict[str, Any] = {"step": f"{step} mL"}
+    else:
+        strength = st.sampled_from((1, 2.5, 5, 10, 12.5, 20, 25, 50, 100)).map(lambda v: f"{v} mg")
+        measure = {"split": draw(st.sampled_from((1, 2, 4)))}
+    strengths = draw(
+        st.lists(strength, min_size=1, max_size=3, unique_by=lambda s: float(s.split()[0]))
+    )
+    form = {"kind": kind, "name": f"{route} {kind}", "strengths": strengths, **measure}
+    if draw(st.booleans()):
+        mg = draw(st.decimals(min_value="1", max_value="400", places=1))
+        phase = {"kind": "fixed", "dose": f"{mg:f} mg", "label": "dose"}
+    else:
+        per_kg = draw(st.decimals(min_value="0.05", max_value="5", places=2))
+        phase = {"kind": "bolus", "dose": f"{per_kg:f} mg/kg", "label": "dose"}
+    sessions = draw(st.integers(1, 12))
+    steps = []
+    if sessions >= 2 and draw(st.booleans()):
+        froms = draw(st.lists(st.integers(2, sessions), min_size=1, max_size=3, unique=True))
+        doses = draw(
+            st.lists(
+                st.decimals(min_value="1", max_value="400", places=1),
+                min_size=len(froms),
+                max_size=len(froms),
+                unique=True,
+            )
+        )
+        for number, mg in zip(sorted(froms), sorted(doses), strict=True):
+            step_dose = {
+                "from_session": number,
+                "dose": f"{mg:f} mg",
+                "condition": "not responding",
+            }
+            steps.append({**_SOURCE, **step_dose, "scheduled": draw(st.booleans())})
+    low = draw(st.integers(1, 7))
+    high = draw(st.integers(low, 7))
+    definition: dict[str, Any] = {
+        "id": draw(st.from_regex(r"\Aclinic-[a-z0-9]{1,12}\Z")),
+        "name": "Generated protocol",
+        "category": "psychiatric",
+        "route": route,
+        "setting": draw(st.sampled_from(("clinic", "take-home"))),
+        "summary": "generated",
+        "references": ["generated"],
+        "phases": [{**_SOURCE, **phase}],
+        "form": {**_SOURCE, **form},
+        "series": {"sessions": sessions, "per_week": [low, high], **_SOURCE},
+    }
+    if steps:
+        definition["escalation"] = steps
+    if draw(st.booleans()):
+        percent = draw(st.integers(1, 100))
+        bio: dict[str, Any] = {"percent": float(percent), "cite": "Generated 2026"}
+        if draw(st.booleans()):
+            bio["percent_high"] = float(draw(st.integers(percent, 100)))
+        definition["bioavailability"] = {**_SOURCE, **bio}
+    return definition
+
+
+def _toml_value(value: Any) -> str:
+    """One value of a generated protocol as TOML (strings, numbers, booleans, lists)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def protocol_toml(definitions: list[dict[str, Any]]) -> str:
+    """A clinic protocol file holding these ``[[protocol]]`` definitions.
+
+    Args:
+        definitions: As :func:`protocol_definitions` or :func:`form_protocol_definitions`
+            draw them (a table is a dict, an array of tables a list of dicts).
+
+    Returns:
+        TOML text.
+    """
+    lines = ['[library]\nname = "generated"\nversion = "1"\n']
+    for definition in definitions:
+        lines.append("[[protocol]]")
+        tables = {k: v for k, v in definition.items() if isinstance(v, dict)}
+        arrays = {
+            k: v
+            for k, v in definition.items()
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+        }
+        for key, value in definition.items():
+            if key not in tables and key not in arrays:
+                lines.append(f"{key} = {_toml_value(value)}")
+        for key, table in tables.items():
+            lines.append(f"\n[protocol.{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+        for key, rows in arrays.items():
+            for row in rows:
+                lines.append(f"\n[[protocol.{key}]]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in row.items())
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def form_protocol_cases(draw: st.DrawFn) -> dict[str, Any]:
+    """A sublingual or oral clinic protocol, a limit library and a patient to dose by them.
+
+    The limits are :func:`limit_tables` with a profile of the protocol's own (of its route),
+    whose total dose, per-kg total and liquid volume or tablet count are often drawn near
+    what the dose measures, so that rounding to the form's step meets a limit; the profile's
+    escalation step is in mg.
+
+    Args:
+        draw: (hypothesis)
+
+    Returns:
+        ``protocol`` (the definition), ``protocols_toml``, ``limits_toml``, ``weight_kg``,
+        ``strength`` (None: the form's first), ``level`` (0: the programme; n: escalation
+        step n, given after the level below), ``override_reason`` (None, or one that
+        acknowledges every soft finding).
+    """
+    protocol = draw(form_protocol_definitions())
+    pid, route = protocol["id"], protocol["route"]
+    # Random libraries refuse almost every dose on some limit; a permissive one (every
+    # required hard side wide) lets the limits drawn near the dose decide.
+    tables = draw(limit_tables(profiles=(pid,)) if draw(st.booleans()) else _wide_tables())
+    weight_sides = tables.get((pid, "patient", "weight"), tables[("default", "patient", "weight")])
+    # A weight the library allows where it can (else any adult's: the gate refuses it).
+    low = max(math.ceil(weight_sides.get("lower_hard", 30)), 30)
+    high = min(math.floor(weight_sides.get("upper_hard", 250)), 250)
+    weight = draw(st.integers(low, high) if low <= high else st.integers(30, 250))
+    form = protocol["form"]
+    values = [float(s.split()[0]) for s in form["strengths"]]
+    strength = draw(st.sampled_from([None, *values]))
+    levels = [protocol["phases"][0]["dose"], *(s["dose"] for s in protocol.get("escalation", ()))]
+    level = draw(st.integers(0, len(levels) - 1))
+    value, unit = levels[level].split()
+    mg = float(value) * (float(weight) if unit == "mg/kg" else 1.0)
+    exact = mg / (values[0] if strength is None else strength)
+    if draw(st.sampled_from((True, True, False))):
+        # A hard maximum near the dose: rounding to the form's step may have to go down.
+        measured = "liquid_volume" if form["kind"] == "solution" else "tablet_count"
+        step = float(form["step"].split()[0]) if "step" in form else 1 / form["split"]
+        above = math.ceil(exact / step - 1e-9) * step  # the step at or above the exact amount
+        if draw(st.booleans()):  # between the exact amount and the step above it
+            limit = exact + draw(st.floats(0, 1)) * (above - exact)
+        else:
+            limit = exact * draw(st.floats(0.9, 1.1))
+        if measured == "tablet_count":
+            tables[(pid, "session", measured)] = {"upper_hard": max(0, math.floor(limit))}
+        else:
+            near = Decimal(str(max(round(limit, 3), 0.001)))
+            tables[(pid, "session", measured)] = {"upper_hard": near}
+        which = draw(st.sampled_from(("total_dose", "total_dose_per_kg", None)))
+        if which is not None:
+            per = mg if which == "total_dose" else mg / float(weight)
+            near = Decimal(str(max(round(per * draw(st.floats(0.95, 1.05)), 3), 0.001)))
+            tables[(pid, "session", which)] = {"upper_hard": near}
+    text = limits_toml(tables, routes={pid: route})
+    # The protocol's escalation step in mg: the unit of a fixed-dose ladder.
+    header = f"[profiles.{pid}.series.escalation_step]"
+    if header in text:
+        head, _, tail = text.partition(header)
+        block, sep, rest = tail.partition("\n\n")
+        text = head + header + block.replace(' mg/kg"', ' mg"') + sep + rest
+    return {
+        "protocol": protocol,
+        "protocols_toml": protocol_toml([protocol]),
+        "limits_toml": text,
+        "weight_kg": float(weight),
+        "strength": strength,
+        "level": level,
+        "override_reason": draw(st.sampled_from((None, "generated: clinic policy"))),
+    }
+
+
+@st.composite
+def _wide_tables(draw: st.DrawFn) -> LimitTables:
+    """Limit tables of the default profile with every required hard side far from any dose."""
+    tables: LimitTables = {}
+    route_required = [r for required in REQUIRED_BY_ROUTE.values() for r in required]
+    for section, parameter, needed in (*REQUIRED, *dict.fromkeys(route_required)):
+        count = not LIMIT_UNITS[parameter]
+        wide: dict[str, Decimal | int] = {
+            side: (0 if count else Decimal("0.001"))
+            if side.startswith("lower")
+            else (50 if count else Decimal("9999"))
+            for side in needed
+        }
+        tables[("default", section, parameter)] = {s: wide[s] for s in SIDES if s in wide}
+    if draw(st.booleans()):  # a soft maximum somewhere below, to be acknowledged
+        parameter = draw(st.sampled_from(("total_dose", "liquid_volume", "tablet_count")))
+        sides = tables[("default", "session", parameter)]
+        soft = draw(st.integers(1, 20))
+        sides = {"upper_soft": soft if parameter == "tablet_count" else Decimal(soft), **sides}
+        tables[("default", "session", parameter)] = sides
+    return tables
