@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 
-from ketadose import strategies as ks
 from ketadose import inputs
+from ketadose import strategies as ks
 from ketadose.dosing import DoseRequest, at_step
 from ketadose.errors import InputError
 from ketadose.gate import session
