@@ -479,7 +479,7 @@ def _dose_request(
     from ketadose.inputs import amount, quantity
     from ketadose.models import Patient, Sex, WeightPolicy
     from ketadose.preparation import rounding
-    from ketadose.units import Kind, parse, parse_as
+    from ketadose.units import Kind, parse_as
 
     return DoseRequest(
         patient=Patient(
@@ -493,9 +493,7 @@ def _dose_request(
         rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
         duration_min=amount(duration, Kind.DURATION),
         vial_mg_per_ml=amount(vial, Kind.CONCENTRATION),
-        strength=None
-        if strength is None
-        else parse(strength, Kind.CONCENTRATION, Kind.DOSE, field="--strength")[1],
+        strength=quantity(strength, Kind.CONCENTRATION, Kind.DOSE, field="--strength"),
         final_volume_ml=amount(bag, Kind.VOLUME),
         drop_factor=drop_factor,
         rounding=rounding(

@@ -308,7 +308,7 @@ class Measured(_Frozen):
 
     @property
     def text(self) -> str:
-        """"0.1 mL of sublingual solution 100 mg/mL (10 mg)", "1.5 tablets of 50 mg (75 mg)"."""
+        """As shown: "0.1 mL of sublingual solution 100 mg/mL (10 mg)", "1.5 tablets of 50 mg"."""
         from ketadose.units import format_number
 
         amount = format_number(self.amount_rounded, self.step)
@@ -351,7 +351,7 @@ class Systemic(_Frozen):
 
     @property
     def text(self) -> str:
-        """"about 12 mg systemic at 30 % (Chong 2006)"."""
+        """As shown: "about 12 mg systemic at 30 % (Chong 2006)"."""
         from ketadose.units import format_number
 
         mg = format_number(self.mg, 0.1)

@@ -26,6 +26,7 @@ from ketadose.models import (
 from ketadose.units import format_number, round_to, show
 
 if TYPE_CHECKING:
+    from ketadose.libfile import Quantity
     from ketadose.protocols import Form
 
 #: Ketalar vial strengths (Ketalar PI; Handbook on Injectable Drugs) [HIGH].
@@ -419,7 +420,7 @@ def measure(
     *,
     route: str,
     form: Form,
-    strength: float | None,
+    strength: Quantity | None,
     given: dict[str, object],
     steer: Steering = NO_STEERING,
 ) -> tuple[Measured, tuple[PhaseDose, ...], list[Finding]]:
@@ -433,8 +434,8 @@ def measure(
         phases: The session's phases as dosed (mg).
         route: The protocol's route (for messages).
         form: What the protocol's doses are measured from.
-        strength: The strength chosen (``--strength``), mg/mL or mg a tablet; None: the
-            form's first.
+        strength: The strength chosen (``--strength``), mg/mL for a solution or mg a tablet
+            (another kind is refused); None: the form's first.
         given: Preparation options given on the command line, by option name (those that
             do not apply to the route are refused).
         steer: The limits that steer the rounding.
@@ -456,9 +457,15 @@ def measure(
     unit = "mL" if form.kind == "solution" else "tablet"
     per = "mg/mL" if form.kind == "solution" else "mg"
     listed = [s.value for s in form.strengths]
-    chosen = listed[0] if strength is None else strength
+    names = ", ".join(f"{format_number(v)} {per}" for v in listed)
+    if strength is not None and strength.kind is not form.strengths[0].kind:
+        # 10 mg (a tablet) for a solution of 10 mg/mL names another dose form, not a strength.
+        raise InputError(
+            f"{form.name}: --strength {strength.text} is not in {per}, the unit of a "
+            f"{form.kind}'s strength; use {names}"
+        )
+    chosen = listed[0] if strength is None else strength.value
     if chosen not in listed:
-        names = ", ".join(f"{format_number(v)} {per}" for v in listed)
         raise InputError(
             f"{form.name}: {format_number(chosen)} {per} is not a strength this protocol lists; "
             f"use {names}"

@@ -536,7 +536,9 @@ class ProtocolFile(Strict):
     @model_validator(mode="after")
     def _unique_ids(self) -> ProtocolFile:
         if not self.protocol and not self.bioavailability:
-            raise ValueError("a protocol file gives at least one [[protocol]] or [[bioavailability]]")
+            raise ValueError(
+                "a protocol file gives at least one [[protocol]] or [[bioavailability]]"
+            )
         seen: set[str] = set()
         for protocol in self.protocol:
             if protocol.id in seen:

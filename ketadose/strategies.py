@@ -414,7 +414,9 @@ def _complete(draw: st.DrawFn, tables: LimitTables) -> None:
                 upper = side.startswith("upper")
                 if not LIMIT_UNITS[parameter]:  # a count
                     counts = [int(v) for v in sides.values()]
-                    low, high = (max(counts, default=0), 50) if upper else (0, min(counts, default=50))
+                    low, high = (
+                        (max(counts, default=0), 50) if upper else (0, min(counts, default=50))
+                    )
                     sides[side] = draw(st.integers(low, high))
                     continue
                 present = [v for v in sides.values() if isinstance(v, Decimal)]
