@@ -42,7 +42,8 @@ class DoseRequest:
         duration_min: Replaces the duration of the one phase (or of the one rate phase).
         vial_mg_per_ml: Vial strength (default 10 mg/mL; 100 mg/mL for sc).
         strength: The strength of a sublingual or oral form (mg/mL for a solution, mg a
-            tablet), one the protocol's form lists (default: its first).
+            tablet), one the protocol's form lists (default: its first); its kind must be
+            the form's (100 mg is not 100 mg/mL).
         final_volume_ml: Volume the drug is made up to (default: the protocol's).
         drop_factor: Gravity-set drops/mL, for drops/min.
         rounding: Display increments.

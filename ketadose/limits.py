@@ -1117,8 +1117,12 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     # The step between two prescribed doses: a draw rounded by 0.01 mL is not a step.
     step = checker.library.limit(checker.protocol_id, "series", "escalation_step", checker.route)
     if step is not None and step.bounds.kind is Kind.DOSE:
-        if last.dose_mg is not None:
-            checker.value("series", "escalation_step", session.total_dose_mg - last.dose_mg)
+        # A step in mg: a previous dose given per kg is in mg at this session's weight.
+        previous_mg = last.dose_mg
+        if previous_mg is None and last.dose_mg_per_kg is not None and kg is not None:
+            previous_mg = last.dose_mg_per_kg * kg
+        if previous_mg is not None:
+            checker.value("series", "escalation_step", session.total_dose_mg - previous_mg)
     elif previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
         checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
 

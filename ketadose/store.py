@@ -1539,7 +1539,7 @@ def _session_from_row(
         stop_reason=check.optional_text("stop_reason", row[23]),
         readings=tuple(_reading_from_row(path, reading, zone) for reading in readings),
         discharged_at=None if row[24] is None else check.moment("discharged_at", row[24]),
-        reported=check.choice("reported", row[25], (None, 1)) == 1,
+        reported=row[25] is not None and check.integer("reported", row[25]) == 1,
     )
 
 

@@ -80,9 +80,10 @@ REQUIRED_IDS = (
 )
 
 
-#: Wide plausibility sides for every parameter a limit library must limit (limits.REQUIRED),
-#: so a test library written for one parameter is still a valid library.
-WIDE = {
+#: Wide plausibility sides for every parameter a limit library must limit (limits.REQUIRED,
+#: and limits.REQUIRED_BY_ROUTE for the shipped routes), so a test library written for one
+#: parameter is still a valid library. A string is a quantity; an int is a count.
+WIDE: dict[tuple[str, str], dict[str, str | int]] = {
     ("session", "total_dose_per_kg"): {"upper_hard": "100 mg/kg"},
     ("session", "total_dose"): {"upper_hard": "10000 mg"},
     ("session", "rate_per_kg"): {"upper_hard": "100 mg/kg/h"},
@@ -91,10 +92,13 @@ WIDE = {
     ("session", "final_concentration"): {"upper_hard": "100 mg/mL"},
     ("session", "pump_rate"): {"upper_hard": "9999 mL/h"},
     ("session", "infusion_duration"): {"upper_hard": "24 h"},
+    ("session", "injection_volume"): {"upper_hard": "100 mL"},
+    ("session", "liquid_volume"): {"upper_hard": "1000 mL"},
+    ("session", "tablet_count"): {"upper_hard": 100},
     ("patient", "weight"): {"lower_hard": "1 kg", "upper_hard": "1000 kg"},
     ("patient", "age"): {"lower_hard": "1 y", "upper_hard": "150 y"},
     **{
-        (section, parameter): sides
+        (section, parameter): dict[str, str | int](sides)
         for section in ("vitals_pre", "vitals_during")
         for parameter, sides in (
             ("systolic", {"lower_hard": "40 mmHg", "upper_hard": "300 mmHg"}),
@@ -112,7 +116,10 @@ def complete(text: str) -> str:
     for (section, parameter), sides in WIDE.items():
         if f"[profiles.default.{section}.{parameter}]" in text:
             continue
-        lines = "".join(f'{side} = "{value}"\n' for side, value in sides.items())
+        lines = "".join(
+            f"{side} = {value}\n" if isinstance(value, int) else f'{side} = "{value}"\n'
+            for side, value in sides.items()
+        )
         blocks.append(
             f"\n[profiles.default.{section}.{parameter}]\n{lines}"
             'source = "wide test bound"\nevidence = "SITE-POLICY"\n'

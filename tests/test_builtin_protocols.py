@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from ketadose.dosing import DoseRequest, session_dose
+from ketadose.errors import InputError
 from ketadose.libfile import Quantity
 from ketadose.models import DosedSession, Patient, PhaseDose, Preparation
 from ketadose.protocols import ProtocolEntry, ProtocolLibrary, load_library
@@ -22,7 +23,8 @@ from tests.factories import REQUIRED_IDS
 
 REL = 1e-9
 
-BUILTIN_IDS = REQUIRED_IDS
+#: The required protocols and those issue 13 added (KADS SC ladder, sublingual, oral).
+BUILTIN_IDS = (*REQUIRED_IDS, "depression-sc-kads", "depression-sublingual", "depression-oral")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,7 @@ def codes(result: DosedSession) -> set[str]:
 
 
 class TestLibraryContents:
-    """The shipped library holds exactly the eighteen protocols worked through below."""
+    """The shipped library holds exactly the twenty-one protocols worked through below."""
 
     def test_ids(self, library: ProtocolLibrary) -> None:
         assert sorted(library) == sorted(BUILTIN_IDS)
@@ -532,6 +534,116 @@ class TestEsketamineNasal:
         assert codes(result) == {"protocol-library-unapproved", "no-preparation"}
 
 
+class TestDepressionScKads:
+    """KADS SC 0.5 mg/kg, drawn undiluted from the 100 mg/mL vial (the SC default)."""
+
+    def test_80kg(self, library: ProtocolLibrary) -> None:
+        result = dose(library, "depression-sc-kads", 80)
+        (phase,) = result.phases
+        # 0.5 mg/kg x 80 kg = 40 mg; one SC injection: no duration, rate or pump
+        assert_phase(
+            phase,
+            kind="bolus",
+            dose_mg=40.0,
+            dose_mg_per_kg=0.5,
+            duration_min=None,
+            rate_mg_per_h=None,
+            rate_mg_per_kg_per_h=None,
+            pump_rate_ml_per_h=None,
+            pump_rate_ml_per_h_rounded=None,
+            volume_ml=0.4,  # 40 mg / 100 mg/mL
+        )
+        assert_totals(result, total_dose_mg=40.0, total_dose_mg_per_kg=0.5, total_duration_min=None)
+        # undiluted: 40 / 100 = 0.4 mL of 100 mg/mL (not assert_preparation: its vial is 10)
+        preparation = result.preparation
+        assert preparation is not None
+        assert preparation.vial_mg_per_ml == 100.0
+        assert preparation.draw_ml == pytest.approx(0.4, rel=REL)
+        assert preparation.draw_ml_rounded == 0.4
+        assert preparation.final_volume_ml == pytest.approx(0.4, rel=REL)
+        assert preparation.final_mg_per_ml == 100.0
+        assert preparation.diluent_ml == 0
+        assert result.measured is None
+        assert codes(result) == {"protocol-library-unapproved"}
+
+
+def measured_dose(
+    library: ProtocolLibrary,
+    protocol_id: str,
+    weight_kg: float | None,
+    strength: str | None = None,
+) -> DosedSession:
+    """A sublingual or oral session, ``--strength`` parsed as the CLI parses it."""
+    request = DoseRequest(
+        patient=Patient(weight_kg=weight_kg),
+        strength=override(strength, Kind.CONCENTRATION, Kind.DOSE),
+    )
+    return session_dose(entry_for(library, protocol_id), request)
+
+
+class TestDepressionSublingual:
+    """Lara 2013: a fixed 10 mg measured from the 100 mg/mL solution, no preparation."""
+
+    def test_without_weight(self, library: ProtocolLibrary) -> None:
+        result = measured_dose(library, "depression-sublingual", None)
+        (phase,) = result.phases
+        assert (phase.kind, phase.dose_mg, phase.dose_mg_per_kg) == ("fixed", 10.0, None)
+        assert result.preparation is None
+        measured = result.measured
+        assert measured is not None
+        # 10 mg / 100 mg/mL = 0.1 mL, a whole number of 0.01-mL steps: nothing to round
+        assert (measured.form, measured.strength, measured.unit) == ("solution", 100.0, "mL")
+        assert measured.amount == pytest.approx(0.1, rel=REL)
+        assert measured.amount_rounded == 0.1
+        assert measured.step == 0.01
+        assert measured.delivered_mg == pytest.approx(10.0, rel=REL)
+        assert result.delivered_total_mg == pytest.approx(10.0, rel=REL)
+        # about 30 % systemic (Chong 2006; Rolan 2014): 10 x 0.30 = 3 mg, shown, never dosed on
+        systemic = result.systemic
+        assert systemic is not None
+        assert (systemic.percent, systemic.percent_high) == (30.0, None)
+        assert systemic.mg == pytest.approx(3.0, rel=REL)
+        assert codes(result) == {"protocol-library-unapproved"}
+
+
+class TestDepressionOral:
+    """Al Shirawi 2017: a fixed 50 mg measured from an oral solution (50 or 10 mg/mL)."""
+
+    def test_50mg_per_ml(self, library: ProtocolLibrary) -> None:
+        result = measured_dose(library, "depression-oral", 80)
+        (phase,) = result.phases
+        # fixed 50 mg; 50 / 80 = 0.625 mg/kg for information
+        assert (phase.kind, phase.dose_mg, phase.dose_mg_per_kg) == ("fixed", 50.0, 0.625)
+        measured = result.measured
+        assert measured is not None
+        # the first listed strength: 50 mg / 50 mg/mL = 1 mL (0.1-mL steps)
+        assert (measured.strength, measured.amount_rounded, measured.step) == (50.0, 1.0, 0.1)
+        assert measured.delivered_mg == pytest.approx(50.0, rel=REL)
+        # 20-25 % systemic: 50 x 0.20 = 10 mg to 50 x 0.25 = 12.5 mg
+        systemic = result.systemic
+        assert systemic is not None
+        assert (systemic.percent, systemic.percent_high) == (20.0, 25.0)
+        assert systemic.mg == pytest.approx(10.0, rel=REL)
+        assert systemic.mg_high == pytest.approx(12.5, rel=REL)
+        assert systemic.equivalence is not None
+        assert codes(result) == {"protocol-library-unapproved"}
+
+    def test_10mg_per_ml(self, library: ProtocolLibrary) -> None:
+        measured = measured_dose(library, "depression-oral", 80, "10mg/mL").measured
+        assert measured is not None
+        # 50 mg / 10 mg/mL = 5 mL
+        assert (measured.strength, measured.amount_rounded) == (10.0, 5.0)
+
+    def test_a_strength_not_listed_is_refused(self, library: ProtocolLibrary) -> None:
+        with pytest.raises(InputError, match="5 mg/mL is not a strength this protocol lists"):
+            measured_dose(library, "depression-oral", 80, "5mg/mL")
+
+    def test_a_tablet_strength_for_a_solution_is_refused(self, library: ProtocolLibrary) -> None:
+        # Regression: "10mg" (a tablet's strength) was taken as the listed 10 mg/mL.
+        with pytest.raises(InputError, match="--strength 10mg is not in mg/mL"):
+            measured_dose(library, "depression-oral", 80, "10mg")
+
+
 # ---------------------------------------------------------------------------------------------
 # Pain, IV (clinical.md 2)
 # ---------------------------------------------------------------------------------------------
@@ -807,6 +919,11 @@ SERIES = [
     ("depression-im", 1, (1, 1), None),  # 4: no IM series given
     ("anxiety-sc", 3, (1, 1), None),  # 1.10 (Glue 2017): weekly 0.25 -> 0.5 -> 1 mg/kg
     ("depression-sc", 8, (2, 2), None),  # 1.3 (registry): twice weekly for 1 month
+    ("depression-sc-kads", 8, (2, 2), None),  # KADS (Loo 2023): twice weekly for 4 weeks
+    # Lara 2013: every 2-3 days or weekly; 48 h = 2 x 24 x 60 = 2880 min
+    ("depression-sublingual", 8, (1, 3), 2880.0),
+    # Al Shirawi 2017: every 3 days; 72 h = 3 x 24 x 60 = 4320 min
+    ("depression-oral", 12, (2, 3), 4320.0),
     ("esketamine-nasal", 8, (2, 2), None),  # 3: twice weekly x 4 weeks
     ("crps", 10, (7, 7), 1440.0),  # 2.3: daily x 10 days; 1 d = 24 x 60 = 1440 min
     ("chronic-pain", 1, (1, 1), None),  # site policy
@@ -839,6 +956,20 @@ ESCALATION: list[tuple[str, list[Step]]] = [
         "depression-sc",
         [(3, (Kind.DOSE_PER_KG, 0.75), None, None), (5, (Kind.DOSE_PER_KG, 1.0), None, None)],
     ),
+    # KADS (Loo 2023; step list LOW): 0.5 -> 0.6 -> 0.75 -> 0.9 mg/kg SC, two sessions a step
+    (
+        "depression-sc-kads",
+        [
+            (3, (Kind.DOSE_PER_KG, 0.6), None, None),
+            (5, (Kind.DOSE_PER_KG, 0.75), None, None),
+            (7, (Kind.DOSE_PER_KG, 0.9), None, None),
+        ],
+    ),
+    # Lara 2013 gives no dose increase
+    ("depression-sublingual", []),
+    # Al Shirawi 2017: 50 mg, +25 mg each session (every 3 days) to 300 mg (Andrade 2019):
+    # session n is 50 + 25 (n - 1) mg, so 75 mg at 2 ... 300 mg at 11
+    ("depression-oral", [(n, (Kind.DOSE, 50.0 + 25 * (n - 1)), None, None) for n in range(2, 12)]),
     # 3: day 1 = 56 mg, then 56 or 84 mg
     ("esketamine-nasal", [(2, (Kind.DOSE, 84.0), None, None)]),
     ("crps", []),

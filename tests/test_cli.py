@@ -274,6 +274,27 @@ class TestExitCodes:
         assert isinstance(result.exception, RuntimeError)
 
 
+class TestStrength:
+    """--strength names one of the protocol's strengths, in the unit of its form."""
+
+    def test_a_listed_strength(self) -> None:
+        result = run("dose", "-p", "depression-oral", "--weight", "80kg", "--strength", "10mg/mL", "--json")  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        # 50 mg / 10 mg/mL = 5 mL
+        assert json.loads(result.stdout)["measured"]["amount_rounded"] == 5.0
+
+    def test_a_tablet_strength_for_a_solution_is_refused(self) -> None:
+        # Regression: "10mg" (mg per tablet) was taken for the oral solution's 10 mg/mL.
+        result = run("dose", "-p", "depression-oral", "--weight", "80kg", "--strength", "10mg")
+        assert result.exit_code == 2
+        assert "--strength 10mg is not in mg/mL" in result.stderr
+
+    def test_not_for_a_vial_route(self) -> None:
+        result = run("dose", "-p", "depression", "--weight", "80kg", "--strength", "10mg/mL")
+        assert result.exit_code == 2
+        assert "--strength does not apply to the iv route: use --vial" in result.stderr
+
+
 class TestProtocolsCommands:
     """The library can be listed and shown, with sources and evidence."""
 
@@ -283,7 +304,7 @@ class TestProtocolsCommands:
         data = json.loads(result.stdout)
         ids = [p["id"] for p in data["protocols"]]
         assert "depression" in ids
-        assert len(ids) == 18
+        assert len(ids) == 21  # 18 required (issue 2) + depression-sc-kads, -sublingual, -oral
         crps = next(p for p in data["protocols"] if p["id"] == "crps")
         assert crps["phases"][0]["rate"] == "0.35 mg/kg/h"
         assert crps["phases"][0]["cap"] == "25 mg/h"

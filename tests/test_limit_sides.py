@@ -29,7 +29,7 @@ from ketadose.models import (
     Vitals,
 )
 from ketadose.pk import DEFAULT_MODEL, MODELS, Infusion, peaks, session_infusions
-from tests.factories import dose_for, protocol
+from tests.factories import SRC, dose_for, protocol
 
 AT = datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
 UNITS = {
@@ -49,6 +49,8 @@ UNITS = {
     "final_concentration": "mg/mL",
     "pump_rate": "mL/h",
     "injection_volume": "mL",
+    "liquid_volume": "mL",
+    "tablet_count": "",
     "first_session_dose": "mg",
     "predicted_peak": "ng/mL",
     "weight": "kg",
@@ -151,6 +153,38 @@ PROBES: dict[str, Probe] = {
     # x mL of the 10 mg/mL vial, injected IM undiluted.
     "injection_volume": lambda x: plain(
         dose_for(protocol({"kind": "bolus", "dose": f"{x * 10} mg"}, route="im"))
+    ),
+    # x mL of a 10 mg/mL sublingual solution, measured in 0.01 mL steps: x * 10 mg.
+    "liquid_volume": lambda x: plain(
+        dose_for(
+            protocol(
+                {"kind": "fixed", "dose": f"{x * 10} mg"},
+                route="sublingual",
+                form={
+                    "kind": "solution",
+                    "name": "test solution",
+                    "strengths": ["10 mg/mL"],
+                    "step": "0.01 mL",
+                    **SRC,
+                },
+            )
+        )
+    ),
+    # x whole tablets of 10 mg, taken by mouth: x * 10 mg.
+    "tablet_count": lambda x: plain(
+        dose_for(
+            protocol(
+                {"kind": "fixed", "dose": f"{x * 10} mg"},
+                route="oral",
+                form={
+                    "kind": "tablet",
+                    "name": "test tablet",
+                    "strengths": ["10 mg"],
+                    "split": 1,
+                    **SRC,
+                },
+            )
+        )
     ),
     # No previous session: this one is the first of its series.
     "first_session_dose": lambda x: (timed(f"{x} mg"), CheckContext(at=AT)),
@@ -267,3 +301,45 @@ class TestEveryParameter:
         limits = {"lower_hard": 10, "lower_soft": 20, "upper_soft": 30, "upper_hard": 40}
         assert finding.limit == limits[str(side)]
         assert finding.source == "test"
+
+
+def library_in_mg(section: str, parameter: str) -> LimitLibrary:
+    """``library_for`` with the sides written in mg (a fixed-dose limit)."""
+    sides = "\n".join(
+        f'{side} = "{value} mg"'
+        for side, value in (("lower_hard", 10), ("lower_soft", 20), ("upper_soft", 30), ("upper_hard", 40))
+    )  # fmt: skip
+    text = (
+        '[library]\nname = "sides"\nversion = "1"\n\n'
+        f'[profiles.default.{section}.{parameter}]\n{sides}\nsource = "test"\nevidence = "SITE-POLICY"\n'
+    )
+    return load_file(text.encode(), "sides.toml")
+
+
+class TestEscalationStepInMg:
+    """An escalation step limited in mg (a fixed-dose ladder) is checked in mg on every side."""
+
+    @pytest.mark.parametrize("previous", ["mg", "per kg"])
+    @pytest.mark.parametrize(("value", "severity", "side"), EXPECTED, ids=lambda v: str(v))
+    def test_sides(
+        self, previous: str, value: float, severity: Severity | None, side: str | None
+    ) -> None:
+        # 50 mg before, 50 + x mg now. Given per kg, the previous dose is 0.625 mg/kg at this
+        # session's 80 kg = 50 mg (regression: it used to leave the step unchecked).
+        given = (
+            PreviousSession(at=AT - timedelta(days=3), dose_mg=50)
+            if previous == "mg"
+            else PreviousSession(at=AT - timedelta(days=3), dose_mg_per_kg=0.625)
+        )
+        session = timed(f"{50 + value} mg")
+        findings = [
+            f
+            for f in check(session, library_in_mg("series", "escalation_step"), history(given))
+            if f.parameter == "series.escalation_step"
+        ]
+        if severity is None:
+            assert findings == []
+            return
+        (finding,) = findings
+        assert (finding.severity, finding.side, finding.unit) == (severity, side, "mg")
+        assert finding.value == pytest.approx(value, rel=1e-9)

@@ -23,6 +23,7 @@ from ketadose.limits import (
     status,
 )
 from ketadose.models import CheckContext, Finding, MedicationUse, PreviousSession, Severity, Vitals
+from ketadose.protocols import load_library as load_protocols
 from ketadose.units import Kind
 from tests.factories import (
     CRPS,
@@ -564,6 +565,30 @@ class TestRouteProfiles:
         assert "session.total_dose.upper_hard" in library.missing("depression", "iv")
         assert "session.total_dose_per_kg.upper_hard" not in library.missing("depression", "iv")
         load_file(complete(text).encode(), "ok.toml").check_protocols({"depression": "iv"})
+
+    def test_each_route_needs_its_own_limits(self) -> None:
+        # An injection's volume (IM, SC); a measured liquid's volume and tablet count
+        # (sublingual, oral), each an upper hard side; an IV protocol needs none of them.
+        by_route = ("injection_volume", "liquid_volume", "tablet_count")
+        text = "\n".join(
+            block
+            for block in complete(LIBRARY_HEAD).split("\n\n")
+            if not any(parameter in block for parameter in by_route)
+        )
+        library = load_file(text.encode(), "thin.toml")
+        assert library.missing("p", "iv") == []
+        for route in ("im", "sc"):
+            assert library.missing("p", route) == ["session.injection_volume.upper_hard"]
+        for route in ("sublingual", "oral"):
+            assert library.missing("p", route) == [
+                "session.liquid_volume.upper_hard",
+                "session.tablet_count.upper_hard",
+            ]
+
+    def test_the_wide_test_library_serves_every_shipped_protocol(self) -> None:
+        # tests.factories.complete is the one helper test libraries are completed with.
+        routes = {pid: entry.protocol.route for pid, entry in load_protocols().items()}
+        load_file(complete(LIBRARY_HEAD).encode(), "wide.toml").check_protocols(routes)
 
     def test_limits_show_lists_routes_and_profile_routes(self) -> None:
         result = CliRunner().invoke(

@@ -45,7 +45,7 @@ class TestShipped:
     def test_no_problem(self) -> None:
         result = runner.invoke(app, ["limits", "verify"])
         assert result.exit_code == 0, result.stdout
-        assert "18 protocols, 200 patients each (seed 0), 0 problem(s)" in result.stdout
+        assert "21 protocols, 200 patients each (seed 0), 0 problem(s)" in result.stdout
 
 
 class TestContradictory:
