@@ -321,13 +321,55 @@ class TestSessionBundle:
 
     def test_esketamine_is_text_only_and_fixed_in_mg(self) -> None:
         (request,) = requests(validate(session_bundle(make_session("esketamine-nasal"), LIMITS)))
-        assert request.medicationCodeableConcept.coding is None
-        assert request.medicationCodeableConcept.text == "esketamine"
+        # A non-IV request references a contained Medication that carries the dose form.
+        assert request.medicationReference.reference == "#medication"
+        (medication,) = request.contained
+        assert medication.code.coding is None
+        assert medication.code.text == "esketamine"
+        assert (medication.form.coding[0].code, medication.form.text) == (
+            "385157007",
+            "Conventional release nasal spray",
+        )
         (dosage,) = request.dosageInstruction
         assert dosage.route.coding[0].code == "46713006"
         assert quantity(by_type(dosage, "ordered").doseQuantity)[:2] == (56, "mg")
         # esketamine-nasal: total_dose upper_hard 84 mg.
         assert quantity(dosage.maxDosePerAdministration)[0] == 84
+
+
+@pytest.mark.parametrize(
+    ("protocol", "route", "form"),
+    [
+        ("depression-im", "78421000", ("385219001", "Conventional release solution for injection")),
+        ("anxiety-sc", "34206005", ("385219001", "Conventional release solution for injection")),
+        ("depression-oral", "26643006", ("385023001", "Conventional release oral solution")),
+        # No SNOMED code for a sublingual solution was confirmed: the form is text only.
+        ("depression-sublingual", "37839007", (None, "sublingual solution")),
+    ],
+)
+def test_every_route_has_its_route_code_and_dose_form(
+    protocol: str, route: str, form: tuple[str | None, str]
+) -> None:
+    (request,) = requests(validate(session_bundle(make_session(protocol), LIMITS)))
+    (medication,) = request.contained
+    assert medication.code.coding[0].code == "6130"  # RxNorm ketamine
+    code = None if medication.form.coding is None else medication.form.coding[0].code
+    assert (code, medication.form.text) == form
+    (dosage,) = request.dosageInstruction
+    assert dosage.route.coding[0].code == route
+    notes = " ".join(note.text for note in request.note)
+    if protocol == "depression-oral":
+        # 50 mg = 1 mL of 50 mg/mL; 20-25 % of 50 mg = 10-12.5 mg.
+        assert "Measure 1 mL of oral solution 50 mg/mL (50 mg)." in notes
+        assert "about 10-12.5 mg systemic at 20-25 %" in notes
+    if protocol == "anxiety-sc":
+        assert "Systemic: not estimated (no sc bioavailability in the sources)." in notes
+
+
+def test_an_iv_request_keeps_its_medication_code() -> None:
+    (request,) = requests(validate(session_bundle(make_session("depression"), LIMITS)))
+    assert request.medicationCodeableConcept.coding[0].code == "6130"
+    assert request.contained is None
 
 
 def literals(text: str) -> list[str]:

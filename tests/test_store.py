@@ -31,6 +31,7 @@ from ketadose.store import (
     SCHEMA_VERSION,
     MigrationContext,
     Store,
+    _migrate_reports,
     _migrate_scores,
 )
 
@@ -957,6 +958,70 @@ class TestScores:
             )
 
 
+def write_as_schema_4(path: Path, session: SessionRecord) -> int:
+    """Record a session as the code of schema 3 and 4 wrote it: no ``reported`` column."""
+    columns = (
+        "patient_id, at, protocol, dose_mg, dose_mg_per_kg, duration_min, phases_json, "
+        "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
+        "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes"
+    )
+    pressures = [
+        value
+        for bp in (session.bp_before, session.bp_peak, session.bp_after)
+        for value in ((None, None) if bp is None else (bp.systolic, bp.diastolic))
+    ]
+    values = (
+        session.patient_id,
+        session.at.isoformat(),
+        session.protocol,
+        session.dose_mg,
+        session.dose_mg_per_kg,
+        session.duration_min,
+        session.phases_json,
+        *pressures,
+        session.heart_rate,
+        session.spo2,
+        session.score,
+        session.notes,
+    )
+    with raw(path) as conn:
+        cursor = conn.execute(
+            f"INSERT INTO sessions ({columns}) VALUES ({', '.join('?' * len(values))})", values
+        )
+        session_id = cursor.lastrowid
+        assert session_id is not None
+        conn.executemany(
+            "INSERT INTO session_adverse_events (session_id, position, event, grade)"
+            " VALUES (?, ?, ?, ?)",
+            [
+                (session_id, n, e.term, None if e.grade is None else e.grade.word)
+                for n, e in enumerate(session.adverse_events)
+            ],
+        )
+    return session_id
+
+
+class TestReportsMigration:
+    """Schema 5: a store of schema 4 gains ``reported``, backed up first; old sessions unreported."""
+
+    def test_schema_4_store_keeps_its_sessions_unreported(self, path: Path) -> None:
+        before = MIGRATIONS[: MIGRATIONS.index(_migrate_reports)]
+        with Store._open(path, read_only=False, migrations=before) as old:
+            old.add_patient(patient(), at=T0)
+        session_id = write_as_schema_4(path, session_for(1))
+        with Store.open(path) as store:
+            (kept,) = store.sessions("p-001")
+            assert kept == replace(session_for(1), id=session_id)
+            assert kept.reported is False
+            store.record_session(replace(session_for(2), reported=True))
+            assert [s.reported for s in store.sessions("p-001")] == [False, True]
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            with pytest.raises(sqlite3.IntegrityError):
+                conn.execute("UPDATE sessions SET reported = 2")
+        assert path.with_name(f"ketadose.db.bak-v{len(before)}").exists()
+
+
 class TestScoresMigration:
     """A store from before the scores table gains it, backed up first, every session kept."""
 
@@ -964,7 +1029,7 @@ class TestScoresMigration:
         before = MIGRATIONS[: MIGRATIONS.index(_migrate_scores)]
         with Store._open(path, read_only=False, migrations=before) as old:
             old.add_patient(patient(), at=T0)
-            session_id = old.record_session(session_for(1))
+        session_id = write_as_schema_4(path, session_for(1))
         with Store.open(path) as store:
             assert store.sessions("p-001") == [replace(session_for(1), id=session_id)]
             assert store.scores("p-001") == []

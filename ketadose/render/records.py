@@ -54,9 +54,9 @@ CSV_COLUMNS = (
     "stopped_at",
     "stop_reason",
     "discharged_at",
+    "reported",
     "readings",
     "questionnaires",
-    "reported",
 )
 
 
