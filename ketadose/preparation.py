@@ -457,14 +457,15 @@ def measure(
     unit = "mL" if form.kind == "solution" else "tablet"
     per = "mg/mL" if form.kind == "solution" else "mg"
     listed = [s.value for s in form.strengths]
+    names = ", ".join(f"{format_number(v)} {per}" for v in listed)
     if strength is not None and strength.kind is not form.strengths[0].kind:
+        # 10 mg (a tablet) for a solution of 10 mg/mL names another dose form, not a strength.
         raise InputError(
-            f"{form.name}: --strength {strength} is not a {form.kind} strength; write it in "
-            f"{per}, e.g. {form.strengths[0]}"
+            f"{form.name}: --strength {strength} is not in {per}, the unit of a "
+            f"{form.kind}'s strength; use {names}"
         )
     chosen = listed[0] if strength is None else strength.value
     if chosen not in listed:
-        names = ", ".join(f"{format_number(v)} {per}" for v in listed)
         raise InputError(
             f"{form.name}: {format_number(chosen)} {per} is not a strength this protocol lists; "
             f"use {names}"

@@ -254,6 +254,6 @@ def simulation_refusal(protocol: Protocol) -> str:
         else f"no {protocol.route} bioavailability is in the sources either"
     )
     return (
-        f"{protocol.id} is given {protocol.route}: the models are IV models of racemic ketamine, "
+        f"{protocol.id} is given {protocol.route}: the models are of IV racemic ketamine, "
         f"and no source gives an absorption rate for the {protocol.route} route ({have})"
     )
