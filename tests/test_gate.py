@@ -440,6 +440,7 @@ class TestSealedTypes:
                 override_reason=None,
                 phases=(),
                 preparation=None,
+                measured=None,
                 during=None,
             )
 

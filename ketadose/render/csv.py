@@ -214,6 +214,9 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
     rates = [p.pump_rate_ml_per_h_rounded for p in session.phases]
     volumes = [p.volume_ml for p in session.phases if p.volume_ml is not None]
     preparation = session.preparation
+    from ketadose.planning import Plan
+
+    home = isinstance(plan, Plan) and plan.setting == "take-home"
     return {
         "patient_id": plan.patient_id,
         "protocol": plan.protocol.id,
@@ -226,9 +229,10 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
         "final_mg_per_ml": None if preparation is None else preparation.final_mg_per_ml,
         "volume_ml": sum(volumes) if volumes else None,
         "accumulated_dose_mg": session.accumulated_dose_mg,
-        "arrive": session.timeline.arrive.isoformat(),
+        # A take-home dose has no chair: no arrival or discharge, only when it is taken.
+        "arrive": None if home else session.timeline.arrive.isoformat(),
         "infusion_start": session.timeline.infusion_start.isoformat(),
-        "discharge_earliest": session.timeline.discharge_earliest.isoformat(),
+        "discharge_earliest": None if home else session.timeline.discharge_earliest.isoformat(),
         "status": session.status,
         "ready": session.ready,
         "findings": _codes(session.findings),
