@@ -163,7 +163,11 @@ def dose(entry: ProtocolEntry, request: DoseRequest) -> DosedSession:
     durations = [p.duration_min for p in dosed]
     return DosedSession(
         protocol=ProtocolRef(
-            id=protocol.id, name=protocol.name, category=protocol.category, route=protocol.route
+            id=protocol.id,
+            name=protocol.name,
+            category=protocol.category,
+            route=protocol.route,
+            form=None if protocol.form is None else protocol.form.kind,
         ),
         patient=request.patient,
         dosing_weight=weight,

@@ -1114,17 +1114,32 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     previous_per_kg = last.dose_mg_per_kg
     if previous_per_kg is None and last.dose_mg is not None and kg is not None:
         previous_per_kg = last.dose_mg / kg
-    # The step between two prescribed doses: a draw rounded by 0.01 mL is not a step.
+    # The step between two prescribed doses: a draw rounded by 0.01 mL is not a step. A dose
+    # measured out of tablets or a liquid is also checked as measured: half a 200-mg tablet
+    # is a 100-mg step of its own.
+    measured = None if session.measured is None else session.delivered_total_mg
     step = checker.library.limit(checker.protocol_id, "series", "escalation_step", checker.route)
     if step is not None and step.bounds.kind is Kind.DOSE:
-        # A step in mg: a previous dose given per kg is in mg at this session's weight.
+        # A previous dose recorded per kg is a dose in mg at this patient's weight.
         previous_mg = last.dose_mg
         if previous_mg is None and last.dose_mg_per_kg is not None and kg is not None:
             previous_mg = last.dose_mg_per_kg * kg
         if previous_mg is not None:
-            checker.value("series", "escalation_step", session.total_dose_mg - previous_mg)
+            checker.value(
+                "series",
+                "escalation_step",
+                session.total_dose_mg - previous_mg,
+                delivered=None if measured is None else measured - previous_mg,
+                how="as measured",
+            )
     elif previous_per_kg is not None and session.total_dose_mg_per_kg is not None:
-        checker.value("series", "escalation_step", session.total_dose_mg_per_kg - previous_per_kg)
+        checker.value(
+            "series",
+            "escalation_step",
+            session.total_dose_mg_per_kg - previous_per_kg,
+            delivered=None if measured is None or kg is None else measured / kg - previous_per_kg,
+            how="as measured",
+        )
 
 
 def _windows(

@@ -380,12 +380,19 @@ class LibraryRef(_Frozen):
 
 
 class ProtocolRef(_Frozen):
-    """The protocol a result was computed for."""
+    """The protocol a result was computed for.
+
+    Attributes:
+        form: What a sublingual or oral dose is measured from (``solution`` or ``tablet``),
+            None for the other routes: the dose form of the medication, even when a refused
+            dose is not measured.
+    """
 
     id: str
     name: str
     category: str
     route: str
+    form: Literal["solution", "tablet"] | None = None
 
 
 # --- what the checker is given (plain dataclasses: built per run, never validated) ---

@@ -296,8 +296,10 @@ def tolerability(protocol: Protocol, limits: LimitLibrary, session: SessionRecor
     soft = [f for f in summary_findings if f.severity is Severity.SOFT]
     if soft:
         return Tolerability("not-tolerated", f"not tolerated on {day}: {soft[0].message}")
-    if protocol.setting == "take-home" and not session.readings and summary is None:
-        # Taken away from the clinic: no one measured it, so the patient's report decides.
+    if protocol.setting == "take-home":
+        # Taken away from the clinic: the patient's report of adverse events decides. Vitals
+        # recorded (checked above) can only hold a dose back: in limits, they say nothing of
+        # the nausea or dissociation that only the patient can report.
         if not session.reported:
             return Tolerability(
                 "not-shown",

@@ -349,7 +349,8 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     # A take-home dose is taken on any day; clinic sessions on weekdays unless asked.
-    every_day = per_week >= 7 or protocol.setting == "take-home"
+    home = protocol.setting == "take-home"
+    every_day = per_week >= 7 or home
     days = request.days or (frozenset(range(7)) if every_day else frozenset(range(5)))
     starts = _dates(
         request.start,
@@ -404,7 +405,11 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
                 condition=conditions[number - 1],
                 accumulated_dose_mg=accumulated,
                 predicted_peak_ng_per_ml=None if predicted is None else predicted[number - 1],
-                timeline=_timeline(
+                # A take-home dose takes no chair: it is taken at ``start``, with no intake,
+                # infusion or recovery around it.
+                timeline=_timeline(start, None, 0.0, 0.0, 0.0)
+                if home
+                else _timeline(
                     start,
                     dose.total_duration_min,
                     request.intake_min,

@@ -1380,10 +1380,10 @@ class _Row:
             raise self.error(column, f"is {_shown(value)}, not a text")
         return value
 
-    def choice(self, column: str, value: object, choices: Sequence[str | None]) -> Any:
+    def choice(self, column: str, value: object, choices: Sequence[str | int | None]) -> Any:
         """One of ``choices``."""
         if value not in choices:
-            shown = ", ".join("NULL" if c is None else c for c in choices)
+            shown = ", ".join("NULL" if c is None else str(c) for c in choices)
             raise self.error(column, f"is {_shown(value)}, not one of {shown}")
         return value
 

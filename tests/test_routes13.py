@@ -295,7 +295,7 @@ def test_sc_kads_plan_stays_at_0_5_and_checks_each_step(kg: float, mgs: list[flo
 
 # --- next: the oral ladder from the store --------------------------------------------------------
 
-TOLERATED = ("--bp-peak", "130/80", "--hr", "80", "--spo2", "98")
+TOLERATED = ("--bp-peak", "130/80", "--hr", "80", "--spo2", "98", "--reported")
 
 
 def ok(*args: str) -> Any:

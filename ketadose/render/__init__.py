@@ -8,18 +8,22 @@ from ketadose.models import Measured, PhaseDose, Preparation, Systemic
 from ketadose.units import format_number
 
 
-def route_lines(route: str, systemic: Systemic | None) -> list[str]:
+def route_lines(route: str, systemic: Systemic | None, *, refused: bool = False) -> list[str]:
     """What a non-IV dose is shown with: the source's systemic estimate, or that none is sourced.
 
     Args:
         route: The protocol's route.
-        systemic: The estimate, or None.
+        systemic: The estimate, or None (no bioavailability in the sources).
+        refused: The dose is refused (a hard limit): no amount of it is shown as reaching
+            the patient.
 
     Returns:
         No lines for IV; otherwise one or two.
     """
     if route == "iv":
         return []
+    if refused:
+        return ["Systemic: not shown, the dose is refused"]
     if systemic is None:
         return [f"Systemic: not estimated (no {route} bioavailability in the sources)"]
     lines = [f"Systemic: {systemic.text} [{systemic.evidence}], the source's estimate"]

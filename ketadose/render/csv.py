@@ -183,14 +183,17 @@ def session_rows(result: SessionDose) -> list[Row]:
             "ready": result.ready,
             "findings": _codes(result.findings),
             "library_sha256": None if result.library is None else result.library.sha256,
-            **_measured(result.measured, result.systemic),
+            **_measured(result.measured, None if result.status == "hard" else result.systemic),
         }
         for number, phase in enumerate(result.phases, 1)
     ]
 
 
 def _measured(measured: Measured | None, systemic: Systemic | None) -> Row:
-    """The measured-dose columns: amount, its unit and strength, and the systemic estimate."""
+    """The measured-dose columns: amount, its unit and strength, and the systemic estimate.
+
+    A refused dose has neither: nothing of it is measured or reaches the patient.
+    """
     return {
         "measured_amount": None if measured is None else measured.amount_rounded,
         "measured_unit": None if measured is None else measured.unit,
@@ -214,6 +217,9 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
     rates = [p.pump_rate_ml_per_h_rounded for p in session.phases]
     volumes = [p.volume_ml for p in session.phases if p.volume_ml is not None]
     preparation = session.preparation
+    from ketadose.planning import Plan
+
+    home = isinstance(plan, Plan) and plan.setting == "take-home"
     return {
         "patient_id": plan.patient_id,
         "protocol": plan.protocol.id,
@@ -226,16 +232,17 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
         "final_mg_per_ml": None if preparation is None else preparation.final_mg_per_ml,
         "volume_ml": sum(volumes) if volumes else None,
         "accumulated_dose_mg": session.accumulated_dose_mg,
-        "arrive": session.timeline.arrive.isoformat(),
+        # A take-home dose has no chair: no arrival or discharge, only when it is taken.
+        "arrive": None if home else session.timeline.arrive.isoformat(),
         "infusion_start": session.timeline.infusion_start.isoformat(),
-        "discharge_earliest": session.timeline.discharge_earliest.isoformat(),
+        "discharge_earliest": None if home else session.timeline.discharge_earliest.isoformat(),
         "status": session.status,
         "ready": session.ready,
         "findings": _codes(session.findings),
         "condition": session.condition,
         "library_sha256": plan.library.sha256,
         "predicted_peak_ng_per_ml": session.predicted_peak_ng_per_ml,
-        **_measured(session.measured, session.systemic),
+        **_measured(session.measured, None if session.status == "hard" else session.systemic),
     }
 
 

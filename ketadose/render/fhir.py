@@ -194,7 +194,7 @@ def _medication_request(
         texts.append(_preparation_text(preparation))
     elif measured is not None:
         texts.append(f"Measure {measured.text}.")
-    texts += [f"{line}." for line in route_lines(protocol.route, systemic)]
+    texts += [f"{line}." for line in route_lines(protocol.route, systemic, refused=withheld)]
     if maximum is not None:
         texts.append(
             f"maxDosePerAdministration {format_number(maximum)} mg: the session total dose "
@@ -208,14 +208,15 @@ def _medication_request(
     medication: dict[str, Any] = {"medicationCodeableConcept": _medication(protocol)}
     if protocol.route != "iv":
         # The dose form lives on a Medication: a contained one, referenced.
-        form = DOSE_FORMS.get((protocol.route, None if measured is None else measured.form))
+        form = DOSE_FORMS.get((protocol.route, protocol.form))
+        text = f"{protocol.route} {protocol.form or 'form'}"
         medication = {
             "contained": [
                 {
                     "resourceType": "Medication",
                     "id": "medication",
                     "code": _medication(protocol),
-                    "form": {"text": measured.name if measured else protocol.route}
+                    "form": {"text": measured.name if measured else text}
                     if form is None
                     else _code(SNOMED, *form),
                 }

@@ -132,7 +132,7 @@ def session(result: SessionDose) -> str:
         ]
     if result.measured is not None:
         lines += [f"Measure: {escape(result.measured.text)}", ""]
-    extra = route_lines(result.protocol.route, result.systemic)
+    extra = route_lines(result.protocol.route, result.systemic, refused=result.status == "hard")
     if extra:
         lines += [*(escape(line) for line in extra), ""]
     lines += _findings(result.findings)
@@ -224,7 +224,14 @@ def plan(result: Plan) -> str:
     )
     section(
         "Systemic dose",
-        [escape(line) for line in route_lines(protocol.route, result.sessions[0].systemic)]
+        [
+            escape(line)
+            for line in route_lines(
+                protocol.route,
+                result.sessions[0].systemic,
+                refused=all(s.status == "hard" for s in result.sessions),
+            )
+        ]
         if result.sessions
         else [],
     )

@@ -150,7 +150,9 @@ def session_dose(result: SessionDose, console: Console) -> None:
         console.print(Text("Preparation: ", style="bold") + Text(text))
     if result.measured is not None:
         console.print(Text("Measure: ", style="bold") + Text(result.measured.text))
-    for line in route_lines(result.protocol.route, result.systemic):
+    for line in route_lines(
+        result.protocol.route, result.systemic, refused=result.status == "hard"
+    ):
         console.print(Text(line))
     if result.findings:
         console.print(findings_table(result.findings))
@@ -567,7 +569,11 @@ def _sessions(result: Plan, console: Console) -> None:
             )
         )
     if result.sessions:
-        for line in route_lines(result.protocol.route, result.sessions[0].systemic):
+        for line in route_lines(
+            result.protocol.route,
+            result.sessions[0].systemic,
+            refused=all(s.status == "hard" for s in result.sessions),
+        ):
             console.print(Text(line))
 
 
