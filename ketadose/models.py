@@ -385,14 +385,15 @@ class ProtocolRef(_Frozen):
     Attributes:
         form: What a sublingual or oral dose is measured from (``solution`` or ``tablet``),
             None for the other routes: the dose form of the medication, even when a refused
-            dose is not measured.
+            dose is not measured. Not serialised: the JSON ``protocol`` object keeps its four
+            keys, and a measured dose names its form in ``measured``.
     """
 
     id: str
     name: str
     category: str
     route: str
-    form: Literal["solution", "tablet"] | None = None
+    form: Literal["solution", "tablet"] | None = Field(default=None, exclude=True)
 
 
 # --- what the checker is given (plain dataclasses: built per run, never validated) ---
