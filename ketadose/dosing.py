@@ -228,16 +228,7 @@ def prepare(
     # leaves drug in it that a pump left running would still give).
     pumped = sum(p.delivered_dose_mg or 0.0 for p in phases)
     delivered = pumped if preparation is None else max(preparation.delivered_mg, pumped)
-    kg = None if dosed.dosing_weight is None else dosed.dosing_weight.kg
-    return revised(
-        dosed,
-        phases=phases,
-        preparation=preparation,
-        systemic=systemic(entry, delivered),
-        delivered_total_mg=delivered,
-        delivered_total_mg_per_kg=None if kg is None else delivered / kg,
-        findings=(*dosed.findings, *prep_findings),
-    )
+    return _given(dosed, entry, delivered, prep_findings, phases=phases, preparation=preparation)
 
 
 def _measured(
@@ -258,15 +249,24 @@ def _measured(
         },
         steer=steer,
     )
-    delivered = measured.delivered_mg
+    return _given(dosed, entry, measured.delivered_mg, findings, phases=phases, measured=measured)
+
+
+def _given(
+    dosed: DosedSession,
+    entry: ProtocolEntry,
+    delivered_mg: float,
+    findings: list[Finding],
+    **made: object,
+) -> DosedSession:
+    """The session as made (``made``: phases and preparation or measure) and what it delivers."""
     kg = None if dosed.dosing_weight is None else dosed.dosing_weight.kg
     return revised(
         dosed,
-        phases=phases,
-        measured=measured,
-        systemic=systemic(entry, delivered),
-        delivered_total_mg=delivered,
-        delivered_total_mg_per_kg=None if kg is None else delivered / kg,
+        **made,
+        systemic=systemic(entry, delivered_mg),
+        delivered_total_mg=delivered_mg,
+        delivered_total_mg_per_kg=None if kg is None else delivered_mg / kg,
         findings=(*dosed.findings, *findings),
     )
 
