@@ -3,7 +3,7 @@
 Each target takes arbitrary bytes and checks what ketadose promises for any input: a value it
 reads is finite, positive, of the kind asked, and reads back the same from its own formatting;
 anything else is refused with ``QuantityError`` (or ``ConfigError`` for a library file), never
-another exception. atheris (the ``test`` extra; or ``pip install atheris``) reports any input
+another exception. atheris (the ``fuzz`` extra; or ``pip install atheris``) reports any input
 that breaks this as a crash, with the input saved to a file::
 
     python -m ketadose.fuzzing units -runs=100000
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import atheris
     except ImportError:
-        raise SystemExit("atheris is not installed: pip install 'ketadose[test]'") from None
+        raise SystemExit("atheris is not installed: pip install 'ketadose[fuzz]'") from None
     target = TARGETS[args[1]]
     with atheris.instrument_imports(include=["ketadose"]):  # coverage guidance for our code
         target(b"")  # imports what the target uses
