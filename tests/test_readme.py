@@ -98,9 +98,20 @@ class TestExamples:
             check=True,
         )
         rows = out.stdout.splitlines()
-        assert rows[0] == "weight_kg,total_dose_mg,draw_ml,pump_rate_ml_per_h"
-        assert "70,35,3.5,150.0" in rows
+        assert rows[0] == "weight_kg,total_dose_mg,draw_ml,pump_rate_ml_per_h,status,ready"
+        assert "70,35,3.5,150.0,ok,true" in rows
         assert len(rows) == 9
+
+    def test_weight_table_checks_every_row(self) -> None:
+        # 400 kg x 0.5 mg/kg = 200 mg: past the weight's hard limit, so no draw and no pump rate.
+        script = ROOT / "examples" / "weight_table.py"
+        out = subprocess.run(
+            [sys.executable, str(script), "depression", "400", "400", "1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.splitlines()[1] == "400,200,,,hard,false"
 
     @pytest.mark.parametrize(
         ("output", "args", "code"),
