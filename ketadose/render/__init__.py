@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ketadose.models import Measured, PhaseDose, Preparation, Systemic
 from ketadose.units import format_number
@@ -68,3 +69,63 @@ def given(
             f"{format_number(measured.strength)} {measured.strength_unit}"
         )
     return "-"
+
+
+def draw_text(preparation: Preparation) -> str:
+    """What to draw and make up, in one line.
+
+    E.g. "draw 3.5 mL of 10 mg/mL, add 96.5 mL 0.9% sodium chloride to 100 mL (0.35 mg/mL)",
+    or "draw 0.4 mL of 100 mg/mL, undiluted".
+
+    Args:
+        preparation: A session's preparation.
+
+    Returns:
+        One line a nurse reads: vial strength, volume drawn, diluent and final concentration.
+    """
+    text = (
+        f"draw {format_number(preparation.draw_ml_rounded)} mL of "
+        f"{format_number(preparation.vial_mg_per_ml)} mg/mL"
+    )
+    if preparation.diluent_ml <= 0:
+        return f"{text}, undiluted"
+    return (
+        f"{text}, add {format_number(preparation.diluent_ml, 0.01)} mL "
+        f"{preparation.diluent or 'diluent'} to {format_number(preparation.final_volume_ml)} mL "
+        f"({format_number(preparation.delivered_mg_per_ml, 0.001)} mg/mL)"
+    )
+
+
+def preparation_lines(sessions: Sequence[Any]) -> list[str]:
+    """A plan's preparations, once each, with the sessions they are for.
+
+    Args:
+        sessions: The plan's sessions (``number``, ``preparation``).
+
+    Returns:
+        "Sessions 1-6: draw ..." lines, in session order; none when nothing is drawn.
+    """
+    groups: dict[str, list[int]] = {}
+    for session in sessions:
+        if session.preparation is not None:
+            groups.setdefault(draw_text(session.preparation), []).append(session.number)
+    lines = []
+    for text, numbers in groups.items():
+        ranges = _ranges(numbers)
+        label = "Session" if len(numbers) == 1 else "Sessions"
+        lines.append(f"{label} {ranges}: {text}")
+    return lines
+
+
+def _ranges(numbers: list[int]) -> str:
+    """1, 2, 3, 5 -> "1-3, 5"."""
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    return ", ".join(parts)

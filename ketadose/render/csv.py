@@ -17,6 +17,7 @@ from ketadose.models import (
     SIGNIFICANT_DIGITS,
     Finding,
     Measured,
+    Preparation,
     SessionDose,
     Systemic,
     significant,
@@ -33,6 +34,8 @@ Row = Mapping[str, object]
 #: A sublingual or oral dose as measured, and the source's systemic estimate (added at the end:
 #: columns before them keep their places).
 MEASURED_COLUMNS = ("measured_amount", "measured_unit", "strength", "systemic_mg")
+#: What to draw from the vial and make up (added at the end, after the measured columns).
+DRAW_COLUMNS = ("vial_mg_per_ml", "draw_ml", "diluent_ml", "diluent")
 SESSION_COLUMNS = (
     "protocol",
     "weight_kg",
@@ -56,6 +59,7 @@ SESSION_COLUMNS = (
     "findings",
     "library_sha256",
     *MEASURED_COLUMNS,
+    *DRAW_COLUMNS,
 )
 PLAN_COLUMNS = (
     "patient_id",
@@ -79,6 +83,7 @@ PLAN_COLUMNS = (
     "library_sha256",
     "predicted_peak_ng_per_ml",
     *MEASURED_COLUMNS,
+    *DRAW_COLUMNS,
 )
 #: A batch's CSV: the row's line in the batch file, the plan's columns, and an error.
 BATCH_COLUMNS = ("line", *PLAN_COLUMNS, "error")
@@ -184,9 +189,22 @@ def session_rows(result: SessionDose) -> list[Row]:
             "findings": _codes(result.findings),
             "library_sha256": None if result.library is None else result.library.sha256,
             **_measured(result.measured, None if result.status == "hard" else result.systemic),
+            **_drawn(preparation),
         }
         for number, phase in enumerate(result.phases, 1)
     ]
+
+
+def _drawn(preparation: Preparation | None) -> Row:
+    """The draw columns: vial strength, volume drawn (as rounded), diluent added and which."""
+    if preparation is None:
+        return dict.fromkeys(DRAW_COLUMNS)
+    return {
+        "vial_mg_per_ml": preparation.vial_mg_per_ml,
+        "draw_ml": preparation.draw_ml_rounded,
+        "diluent_ml": preparation.diluent_ml,
+        "diluent": preparation.diluent if preparation.diluent_ml > 0 else None,
+    }
 
 
 def _measured(measured: Measured | None, systemic: Systemic | None) -> Row:
@@ -243,6 +261,7 @@ def plan_row(plan: SeriesPlan, session: PlannedSession) -> Row:
         "library_sha256": plan.library.sha256,
         "predicted_peak_ng_per_ml": session.predicted_peak_ng_per_ml,
         **_measured(session.measured, None if session.status == "hard" else session.systemic),
+        **_drawn(preparation),
     }
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ketadose.clock import label
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
-from ketadose.render import given, route_lines
+from ketadose.render import given, preparation_lines, route_lines
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
@@ -215,6 +215,7 @@ def plan(result: Plan) -> str:
         if items:
             lines.extend([f"### {title}", "", *items, ""])
 
+    section("Preparation", (escape(line) for line in preparation_lines(result.sessions)))
     section("Escalation", (escape(t) for t in result.escalation_lines()))
     section("Evaluation", [escape(result.evaluation)])
     section("Maintenance options", (f"{escape(n.text)} [{n.evidence}]" for n in result.maintenance))

@@ -15,7 +15,7 @@ from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.planning import Plan, TitrationPlan
 from ketadose.protocols import ROUTES_NOT_SHIPPED, Protocol, ProtocolEntry
-from ketadose.render import given, route_lines
+from ketadose.render import given, preparation_lines, route_lines
 from ketadose.units import format_number
 
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.SOFT: "yellow", Severity.HARD: "bold red"}
@@ -586,6 +586,7 @@ def _plan_notes(result: Plan, console: Console) -> None:
             for item in items:
                 console.print(Text(f"  - {item}"))
 
+    section("Preparation", preparation_lines(result.sessions))
     section("Escalation", list(result.escalation_lines()))
     section("Evaluation", [result.evaluation])
     section("Maintenance options", [f"{n.text} [{n.evidence}]" for n in result.maintenance])
