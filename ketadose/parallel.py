@@ -1,17 +1,23 @@
-"""Chunks of work on forked worker processes, their output written in input order (``batch``).
+"""Chunks of work on worker processes, their output written in input order (``batch``).
 
 Python runs one thread of Python code at a time, so a batch uses the machine's cores through
-processes. Workers are forked, so they start with the libraries already loaded. Each chunk's
-output is written by the worker that made it, straight to the output's file descriptor, when
-every earlier chunk has been written (a turn counter under a lock): the text never passes
-through the parent, which only hands out rows and counts what comes back. At most ``2 * jobs``
-chunks are in flight, so memory stays flat however long the input.
+processes. Where ``fork`` is safe (Linux and the other POSIX systems but macOS), workers are
+forked, so they start with the libraries already loaded, and each chunk's output is written by
+the worker that made it, straight to the output's file descriptor, when every earlier chunk
+has been written (a turn counter under a lock): the text never passes through the parent,
+which only hands out rows and counts what comes back. Elsewhere (Windows, macOS, where
+``fork`` is missing or unsafe) workers are spawned: they import ketadose afresh, the function
+travels to them pickled, and the parent writes each chunk's bytes in order. A function that
+cannot be pickled runs in this process. At most ``2 * jobs`` chunks are in flight either way,
+so memory stays flat however long the input.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from itertools import chain, islice
@@ -26,6 +32,19 @@ CHUNK = 200
 #: What the workers need, set before they are forked (so never pickled): the function, the
 #: output descriptor, the index of the next chunk to write, and the lock guarding it.
 _shared: tuple[Callable[[Any], tuple[Any, bytes]], int, Any, Any] | None = None
+
+
+def cpus() -> int:
+    """The cores this process may run on: its affinity where the OS tells it, else the count."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    if affinity is not None:
+        return max(1, len(affinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def forks() -> bool:
+    """Whether workers are forked: ``fork`` exists and is safe (not on macOS)."""
+    return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -98,6 +117,9 @@ def ordered_write(
             yield meta
         return
     sink.flush()  # what the parent wrote so far goes first
+    if not forks():
+        yield from _spawned(function, chain([first], chunks), sink, jobs)
+        return
     context = multiprocessing.get_context("fork")
     turn = context.Value("q", 0, lock=False)
     _shared = (function, fd, turn, context.Condition())
@@ -112,3 +134,43 @@ def ordered_write(
                 yield pending.popleft().get()
     finally:
         _shared = None
+
+
+def _call(task: tuple[Callable[[Any], tuple[Any, bytes]], Any]) -> tuple[Any, bytes]:
+    """In a spawned worker: the function on its chunk."""
+    function, chunk = task
+    return function(chunk)
+
+
+def _spawned(
+    function: Callable[[list[T]], tuple[U, bytes]],
+    chunks: Iterable[list[T]],
+    sink: BinaryIO,
+    jobs: int,
+) -> Generator[U, None, None]:
+    """Spawned workers; the parent writes each chunk's bytes in input order.
+
+    A function that cannot be pickled (a closure) cannot travel to a spawned worker: it runs
+    here, one chunk after another, as with one job.
+    """
+    try:
+        pickle.dumps(function)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        for part in chunks:
+            meta, data = function(part)
+            sink.write(data)
+            yield meta
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs) as pool:
+        pending: deque[Any] = deque()
+        for part in chunks:
+            pending.append(pool.apply_async(_call, ((function, part),)))
+            if len(pending) >= 2 * jobs:
+                meta, data = pending.popleft().get()
+                sink.write(data)
+                yield meta
+        while pending:
+            meta, data = pending.popleft().get()
+            sink.write(data)
+            yield meta
