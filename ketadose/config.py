@@ -1,0 +1,122 @@
+"""The clinic's defaults file: what a workstation uses when a flag and the environment are silent.
+
+A TOML file (the user config directory, ``platformdirs``; or the file ``KETADOSE_CONFIG``
+names) with top-level keys only: ``limits``, ``protocols``, ``store``, ``clinician``, ``tz``,
+``paper``, ``pump_step``, ``draw_step``. An unknown key, a value of the wrong type or a file
+that is not UTF-8 TOML is refused (:class:`~ketadose.errors.ConfigError`, exit 5): a typo never
+becomes a silent default. Each value is resolved flag > environment > config file > built-in,
+and :func:`resolve` says where the effective one came from (``ketadose config show``).
+
+Pure: the edge reads the file and the environment and hands them in.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ketadose.errors import ConfigError
+
+#: The keys a config file may set, each with the environment variable that beats it.
+ENVIRONMENT = {
+    "limits": "KETADOSE_LIMITS",
+    "protocols": "KETADOSE_PROTOCOLS",
+    "store": "KETADOSE_STORE",
+    "clinician": "KETADOSE_CLINICIAN",
+    "tz": "KETADOSE_TZ",
+    "paper": "KETADOSE_PAPER",
+    "pump_step": "KETADOSE_PUMP_STEP",
+    "draw_step": "KETADOSE_DRAW_STEP",
+}
+
+Source = Literal["flag", "environment", "config file", "built-in"]
+
+
+class Config(BaseModel):
+    """The config file's values (None: not set there)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    limits: str | None = Field(default=None, min_length=1)
+    protocols: str | None = Field(default=None, min_length=1)
+    store: str | None = Field(default=None, min_length=1)
+    clinician: str | None = Field(default=None, min_length=1, max_length=200)
+    tz: str | None = Field(default=None, min_length=1)
+    paper: Literal["a4", "letter"] | None = None
+    pump_step: str | None = Field(default=None, min_length=1, description="e.g. 0.1mL/h")
+    draw_step: str | None = Field(default=None, min_length=1, description="e.g. 0.01mL")
+
+
+NO_CONFIG = Config()
+
+
+def parse(data: bytes, path: str) -> Config:
+    """Read a config file's bytes.
+
+    Args:
+        data: The file's bytes.
+        path: How to name the file in messages.
+
+    Returns:
+        Its values.
+
+    Raises:
+        ConfigError: Not UTF-8 TOML, an unknown key, or a value of the wrong type.
+    """
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"not a TOML config file: {error}", path=path) from None
+    unknown = sorted(set(table) - set(Config.model_fields))
+    if unknown:
+        known = ", ".join(Config.model_fields)
+        raise ConfigError(f"unknown key {unknown[0]!r}; the keys are {known}", path=path)
+    try:
+        return Config.model_validate(table)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{where}: {first['msg']}", path=path, location=where) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One effective value and where it came from."""
+
+    key: str
+    value: str | None
+    source: Source
+
+
+def resolve(
+    key: str,
+    *,
+    flag: str | None,
+    environment: dict[str, str],
+    config: Config,
+    default: str | None,
+) -> Setting:
+    """The effective value of ``key``: flag > environment > config file > built-in.
+
+    Args:
+        key: A config key (``store``, ``tz``, ...).
+        flag: The command-line value, or None when the flag was not given.
+        environment: The process environment (only the key's variable is read).
+        config: The config file's values.
+        default: The built-in default.
+
+    Returns:
+        The value and its source.
+    """
+    if flag is not None:
+        return Setting(key, flag, "flag")
+    variable = ENVIRONMENT[key]
+    if environment.get(variable):
+        return Setting(key, environment[variable], "environment")
+    found = getattr(config, key)
+    if found is not None:
+        return Setting(key, found, "config file")
+    return Setting(key, default, "built-in")

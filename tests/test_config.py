@@ -1,0 +1,84 @@
+"""The clinic's config file: strict keys, and flag > environment > config file > built-in."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ketadose.config import ENVIRONMENT, NO_CONFIG, Config, parse, resolve
+from ketadose.errors import ConfigError
+
+GOOD = b"""
+limits = "/srv/clinic/limits.toml"
+store = "/srv/clinic/store.sqlite3"
+clinician = "RN Example"
+tz = "Europe/Berlin"
+paper = "letter"
+pump_step = "0.1mL/h"
+draw_step = "0.01mL"
+"""
+
+
+def test_a_whole_file() -> None:
+    config = parse(GOOD, "ketadose.toml")
+    assert config.limits == "/srv/clinic/limits.toml"
+    assert (config.paper, config.tz, config.protocols) == ("letter", "Europe/Berlin", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'limts = "x"', "unknown key 'limts'"),
+        (b"[store]\npath = 'x'", "store: Input should be a valid string"),
+        (b'paper = "A3"', "paper"),
+        (b"tz = 1", "tz"),
+        (b'clinician = ""', "clinician"),
+        (b"not = toml = here", "not a TOML config file"),
+        (b"\xff\xfe", "not a TOML config file"),
+    ],
+)
+def test_refused_with_exit_5(data: bytes, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        parse(data, "ketadose.toml")
+    assert refused.value.exit_code == 5
+    assert "ketadose.toml" in str(refused.value)
+
+
+def test_precedence() -> None:
+    config = Config(store="from-config")
+    env = {"KETADOSE_STORE": "from-env"}
+    assert (
+        resolve("store", flag="from-flag", environment=env, config=config, default="d").source
+        == "flag"
+    )
+    assert (
+        resolve("store", flag=None, environment=env, config=config, default="d").value == "from-env"
+    )
+    found = resolve("store", flag=None, environment={}, config=config, default="d")
+    assert (found.value, found.source) == ("from-config", "config file")
+    found = resolve("store", flag=None, environment={}, config=NO_CONFIG, default="d")
+    assert (found.value, found.source) == ("d", "built-in")
+
+
+def test_an_empty_variable_is_not_set() -> None:
+    found = resolve(
+        "tz", flag=None, environment={"KETADOSE_TZ": ""}, config=Config(tz="UTC"), default=None
+    )
+    assert (found.value, found.source) == ("UTC", "config file")
+
+
+@given(
+    key=st.sampled_from(sorted(ENVIRONMENT)),
+    flag=st.none() | st.text(min_size=1, max_size=5),
+    env=st.none() | st.text(min_size=1, max_size=5),
+    file=st.none() | st.text(min_size=1, max_size=5),
+)
+def test_the_first_given_wins(
+    key: str, flag: str | None, env: str | None, file: str | None
+) -> None:
+    environment = {} if env is None else {ENVIRONMENT[key]: env}
+    config = NO_CONFIG.model_copy(update={key: file})
+    found = resolve(key, flag=flag, environment=environment, config=config, default="built")
+    expected = next(v for v in (flag, env, file, "built") if v is not None)
+    assert found.value == expected
