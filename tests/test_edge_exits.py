@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from ketadose import cli
+from ketadose.cli import application, env
 from ketadose.atomic import write_new
 from ketadose.cli import app
 from ketadose.errors import InputError
@@ -486,7 +486,7 @@ class TestInterrupt:
         def interrupted(path: Path | None) -> Any:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(cli, "_library", interrupted)
+        monkeypatch.setattr(env, "library", interrupted)
         result = runner.invoke(app, [*DOSE, "--json"])
         assert result.exit_code == 130
         assert one_line(result.stderr, "ketadose: ") == "ketadose: interrupted"
@@ -494,13 +494,13 @@ class TestInterrupt:
     def test_in_main(
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        def interrupted() -> None:
+        def interrupted(args: list[str]) -> None:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(cli, "_main_command", interrupted)
-        monkeypatch.setattr(cli, "_standard_streams", lambda: None)
+        monkeypatch.setattr(application, "_main_command", interrupted)
+        monkeypatch.setattr(application, "standard_streams", lambda: None)
         with pytest.raises(SystemExit) as done:
-            cli.main()
+            application.main()
         assert done.value.code == 130
         assert capsys.readouterr().err == "ketadose: interrupted\n"
 
