@@ -4,9 +4,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command
 from ketadose.cli.options import (
@@ -15,6 +12,9 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import terminal, write
+
+if TYPE_CHECKING:
+    pass
 
 
 @command

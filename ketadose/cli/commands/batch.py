@@ -14,31 +14,35 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO, TextIO
 
 import typer
 
-from ketadose.errors import ExitCode
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
 from ketadose.cli import env
-from ketadose.cli.exits import command, fail
+from ketadose.cli.exits import batch_outcome, command
 from ketadose.cli.options import (
+    DRAW_STEP,
+    PUMP_STEP,
     BagOpt,
+    ClosedOpt,
+    DaysOpt,
     DrawStepOpt,
     DropFactorOpt,
     ForceFlag,
+    HolidaysOpt,
     LimitsFile,
     OutputFile,
+    PerWeekOpt,
     PolicyOpt,
     PolicyOption,
     ProtocolsFile,
     PumpStepOpt,
     StrengthOpt,
+    TimeOfDayOpt,
     TzOpt,
     VialOpt,
     dose_request,
 )
 from ketadose.cli.output import check_output
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class BatchFormat(StrEnum):
@@ -71,26 +75,16 @@ def batch(
     strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
-    pump_step: PumpStepOpt = "0.1mL/h",
-    draw_step: DrawStepOpt = "0.01mL",
-    time_of_day: Annotated[
-        str, typer.Option("--time", help="Time of day of the sessions: 09:00.")
-    ] = "09:00",
+    pump_step: PumpStepOpt = PUMP_STEP,
+    draw_step: DrawStepOpt = DRAW_STEP,
+    time_of_day: TimeOfDayOpt = "09:00",
     sessions: Annotated[
         int | None, typer.Option(help="Number of sessions (default: each protocol's series).")
     ] = None,
-    per_week: Annotated[
-        int | None, typer.Option("--per-week", help="Most sessions in any 7 days.")
-    ] = None,
-    days: Annotated[
-        str | None, typer.Option(help="Clinic days: mon,wed,fri (default: Mon-Fri, or daily).")
-    ] = None,
-    holidays: Annotated[
-        str | None, typer.Option(help="Skip the public holidays of a country: US, GB, DE...")
-    ] = None,
-    closed: Annotated[
-        list[str] | None, typer.Option("--closed", help="A day the clinic is closed: 2026-12-24.")
-    ] = None,
+    per_week: PerWeekOpt = None,
+    days: DaysOpt = None,
+    holidays: HolidaysOpt = None,
+    closed: ClosedOpt = None,
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     output_format: Annotated[
@@ -174,12 +168,7 @@ def batch(
         )
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     typer.echo(f"ketadose: {sum(counts.values())} rows: {summary or 'none'}", err=True)
-    if counts["hard"]:
-        raise fail("refused: a plan crosses a hard limit (see its record)", ExitCode.HARD_LIMIT)
-    if counts["error"]:
-        raise fail("some rows were refused (see their error records)", ExitCode.USAGE)
-    if counts["soft"]:
-        raise fail("soft limit exceeded in some plans: review them", ExitCode.SOFT_LIMIT)
+    batch_outcome(counts)
 
 
 class _BatchInput:

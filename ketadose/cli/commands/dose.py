@@ -4,13 +4,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-
 from ketadose.cli import env
 from ketadose.cli.exits import finish
 from ketadose.cli.options import (
+    DRAW_STEP,
+    PUMP_STEP,
     AgeOpt,
     BagOpt,
     ClinicianOpt,
@@ -41,6 +39,9 @@ from ketadose.cli.options import (
 )
 from ketadose.cli.output import choose_format, emit
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 def session_command(
     ctx: typer.Context,
@@ -57,8 +58,8 @@ def session_command(
     strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
-    pump_step: PumpStepOpt = "0.1mL/h",
-    draw_step: DrawStepOpt = "0.01mL",
+    pump_step: PumpStepOpt = PUMP_STEP,
+    draw_step: DrawStepOpt = DRAW_STEP,
     bp: Annotated[
         str | None, typer.Option("--bp", help="Blood pressure, systolic/diastolic mmHg: 150/95.")
     ] = None,

@@ -5,9 +5,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
@@ -17,6 +14,7 @@ from ketadose.cli.options import (
     JsonFlag,
     LimitsFile,
     OutputFile,
+    PatientArg,
     PolicyOption,
     ProtocolsFile,
     StoreFile,
@@ -24,10 +22,13 @@ from ketadose.cli.options import (
 )
 from ketadose.cli.output import choose_format, emit
 
+if TYPE_CHECKING:
+    pass
+
 
 @command
 def history(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     store: StoreFile = None,
     protocols: ProtocolsFile = None,
     json: JsonFlag = False,
@@ -69,7 +70,7 @@ def history(
 
 @command
 def next_session(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     date: Annotated[
         str | None, typer.Option("--date", help="From when (default: now): 2026-12-01T09:00.")
     ] = None,

@@ -5,11 +5,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ketadose.errors import ExitCode
-
-if TYPE_CHECKING:
-    from ketadose.models import Patient
-
 from ketadose.cli import env
 from ketadose.cli.exits import command, fail
 from ketadose.cli.options import (
@@ -18,6 +13,10 @@ from ketadose.cli.options import (
     ProtocolsFile,
 )
 from ketadose.cli.output import terminal, write
+from ketadose.errors import ExitCode
+
+if TYPE_CHECKING:
+    from ketadose.models import Patient
 
 
 @command

@@ -4,14 +4,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command
 from ketadose.cli.options import (
     HeightOpt,
     JsonFlag,
+    PatientArg,
     ProtocolId,
     ProtocolsFile,
     SexOpt,
@@ -19,6 +17,9 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import terminal, write
+
+if TYPE_CHECKING:
+    pass
 
 
 @command
@@ -60,7 +61,7 @@ def patient_add(
 
 @command
 def patient_show(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     store: StoreFile = None,
     json: JsonFlag = False,
     tz: TzOpt = None,

@@ -4,16 +4,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-
 from ketadose.cli import env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
+    DRAW_STEP,
+    PUMP_STEP,
     AgeOpt,
     BagOpt,
     ClinicianOpt,
+    ClosedOpt,
+    DaysOpt,
     DoseOpt,
     DrawStepOpt,
     DropFactorOpt,
@@ -21,10 +21,12 @@ from ketadose.cli.options import (
     ForceFlag,
     FormatOpt,
     HeightOpt,
+    HolidaysOpt,
     JsonFlag,
     LimitsFile,
     OutputFile,
     OverrideOpt,
+    PerWeekOpt,
     PolicyOpt,
     PolicyOption,
     ProtocolId,
@@ -34,12 +36,16 @@ from ketadose.cli.options import (
     SexOpt,
     StoreFile,
     StrengthOpt,
+    TimeOfDayOpt,
     TzOpt,
     VialOpt,
     WeightOpt,
     dose_request,
 )
 from ketadose.cli.output import choose_format, emit
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @command
@@ -58,26 +64,16 @@ def plan(
     strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
-    pump_step: PumpStepOpt = "0.1mL/h",
-    draw_step: DrawStepOpt = "0.01mL",
-    time_of_day: Annotated[
-        str, typer.Option("--time", help="Time of day of the sessions: 09:00.")
-    ] = "09:00",
+    pump_step: PumpStepOpt = PUMP_STEP,
+    draw_step: DrawStepOpt = DRAW_STEP,
+    time_of_day: TimeOfDayOpt = "09:00",
     sessions: Annotated[
         int | None, typer.Option(help="Number of sessions (default: the protocol's series).")
     ] = None,
-    per_week: Annotated[
-        int | None, typer.Option("--per-week", help="Most sessions in any 7 days.")
-    ] = None,
-    days: Annotated[
-        str | None, typer.Option(help="Clinic days: mon,wed,fri (default: Mon-Fri, or daily).")
-    ] = None,
-    holidays: Annotated[
-        str | None, typer.Option(help="Skip the public holidays of a country: US, GB, DE...")
-    ] = None,
-    closed: Annotated[
-        list[str] | None, typer.Option("--closed", help="A day the clinic is closed: 2026-12-24.")
-    ] = None,
+    per_week: PerWeekOpt = None,
+    days: DaysOpt = None,
+    holidays: HolidaysOpt = None,
+    closed: ClosedOpt = None,
     intake: Annotated[str, typer.Option(help="Chair time before the infusion.")] = "20min",
     recovery: Annotated[
         str, typer.Option(help="Chair time after it (at least the protocol's observation).")

@@ -4,9 +4,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command
 from ketadose.cli.options import (
@@ -14,6 +11,9 @@ from ketadose.cli.options import (
     ProtocolsFile,
 )
 from ketadose.cli.output import terminal, write
+
+if TYPE_CHECKING:
+    pass
 
 
 @command

@@ -5,11 +5,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli.exits import command
 from ketadose.cli.output import write
+
+if TYPE_CHECKING:
+    pass
 
 
 class SchemaName(StrEnum):

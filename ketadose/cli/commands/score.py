@@ -4,11 +4,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ketadose.errors import ExitCode
-
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command, fail
 from ketadose.cli.options import (
@@ -19,6 +14,10 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import terminal, write
+from ketadose.errors import ExitCode
+
+if TYPE_CHECKING:
+    pass
 
 
 def _one_line_text(text: str, option: str) -> str:

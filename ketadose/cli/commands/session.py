@@ -5,6 +5,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ketadose.cli import env
+from ketadose.cli.exits import command, fail, readings_outcome
+from ketadose.cli.options import (
+    ClinicianOpt,
+    JsonFlag,
+    LimitsFile,
+    PatientArg,
+    ProtocolsFile,
+    StoreFile,
+    TzOpt,
+)
+from ketadose.cli.output import terminal, write
 from ketadose.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -14,18 +26,6 @@ if TYPE_CHECKING:
     from ketadose.protocols import Protocol
     from ketadose.records import Reading, SessionRecord
     from ketadose.store import Store
-
-from ketadose.cli import env
-from ketadose.cli.exits import command, fail
-from ketadose.cli.options import (
-    ClinicianOpt,
-    JsonFlag,
-    LimitsFile,
-    ProtocolsFile,
-    StoreFile,
-    TzOpt,
-)
-from ketadose.cli.output import terminal, write
 
 
 def _session_of(
@@ -89,7 +89,7 @@ SessionNumber = Annotated[
 
 @command
 def session_vitals(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     at: Annotated[
         str | None, typer.Option("--at", help="When it was taken: 2026-12-07T09:10.")
     ] = None,
@@ -172,15 +172,12 @@ def session_vitals(
     for when, answer, flagged in answers:
         why = "" if not flagged else ": " + "; ".join(f.message for f in flagged)
         typer.echo(f"{when:%Y-%m-%d %H:%M} {answer.upper()}{why}")
-    if worst == "stop":
-        raise fail("stop: a reading is past a hard during-session limit", ExitCode.HARD_LIMIT)
-    if worst == "pause":
-        raise fail("pause: a reading is past a soft limit; recheck", ExitCode.SOFT_LIMIT)
+    readings_outcome(worst)
 
 
 @command
 def session_show(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     number: SessionNumber = None,
     at: Annotated[
         str | None, typer.Option("--at", help="As of (default: now), for discharge readiness.")
@@ -211,7 +208,7 @@ def session_show(
 
 @command
 def session_discharge(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     at: Annotated[str | None, typer.Option("--at", help="When (default: now).")] = None,
     confirm: Annotated[
         bool, typer.Option("--confirm", help="The protocol's discharge criteria are met.")

@@ -4,15 +4,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command
 from ketadose.cli.options import (
     ClinicianOpt,
     LimitsFile,
     OverrideOpt,
+    PatientArg,
     PolicyOpt,
     PolicyOption,
     ProtocolsFile,
@@ -21,10 +19,13 @@ from ketadose.cli.options import (
     TzOpt,
 )
 
+if TYPE_CHECKING:
+    pass
+
 
 @command
 def session_record(
-    patient_id: Annotated[str, typer.Argument(metavar="ID", help="The patient's id.")],
+    patient_id: PatientArg,
     date: Annotated[str, typer.Option("--date", help="When it started: 2026-11-30T09:00.")],
     dose_: Annotated[
         str | None,

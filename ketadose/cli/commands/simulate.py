@@ -5,9 +5,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
 from ketadose.cli import env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
@@ -28,6 +25,9 @@ from ketadose.cli.options import (
     dose_request,
 )
 from ketadose.cli.output import write
+
+if TYPE_CHECKING:
+    pass
 
 
 class ModelOption(StrEnum):
