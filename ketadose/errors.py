@@ -1,7 +1,7 @@
 """The one exception hierarchy and the documented exit codes.
 
 Every error the core raises is a :class:`KetadoseError`; the CLI maps it to its
-:class:`ExitCode` in one place (``ketadose.cli``). Each error class also inherits
+:class:`ExitCode` in one place (``ketadose.cli.exits``). Each error class also inherits
 the builtin a caller would naturally catch (``ValueError``, ``OSError``), as pint
 does, so library users need not learn our names to handle bad input.
 """

@@ -19,11 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from ketadose import cli
 from ketadose.atomic import write_new
-from ketadose.cli import app
+from ketadose.cli import app, application, env, exits
 from ketadose.errors import InputError
 from ketadose.events import AdverseEvent, Grade
 from ketadose.inputs import DATE_RANGE
@@ -486,7 +486,7 @@ class TestInterrupt:
         def interrupted(path: Path | None) -> Any:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(cli, "_library", interrupted)
+        monkeypatch.setattr(env, "library", interrupted)
         result = runner.invoke(app, [*DOSE, "--json"])
         assert result.exit_code == 130
         assert one_line(result.stderr, "ketadose: ") == "ketadose: interrupted"
@@ -494,13 +494,35 @@ class TestInterrupt:
     def test_in_main(
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        def interrupted() -> None:
+        def interrupted(args: list[str]) -> None:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(cli, "_main_command", interrupted)
-        monkeypatch.setattr(cli, "_standard_streams", lambda: None)
+        monkeypatch.setattr(application, "_main_command", interrupted)
+        monkeypatch.setattr(application, "standard_streams", lambda: None)
         with pytest.raises(SystemExit) as done:
-            cli.main()
+            application.main()
+        assert done.value.code == 130
+        assert capsys.readouterr().err == "ketadose: interrupted\n"
+
+    def test_through_main(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The console script's own path (main(argv), Click, the command): 130, not 1."""
+
+        def interrupted(path: Path | None) -> Any:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(env, "library", interrupted)
+        monkeypatch.setattr(application, "standard_streams", lambda: None)
+        with pytest.raises(SystemExit) as done:
+            application.main([*DOSE, "--json"])
+        assert done.value.code == 130
+        assert capsys.readouterr() == ("", "ketadose: interrupted\n")
+
+    def test_click_abort(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Click's Abort (Ctrl-C at a prompt, outside a command's body) is 130 too."""
+        with pytest.raises(SystemExit) as done, exits.parsing():
+            raise typer.Abort
         assert done.value.code == 130
         assert capsys.readouterr().err == "ketadose: interrupted\n"
 

@@ -1,0 +1,175 @@
+"""ketadose history and next: a patient's sessions, and the next one recommended."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ketadose.cli import env
+from ketadose.cli.exits import command, finish
+from ketadose.cli.options import (
+    ClinicianOpt,
+    ForceFlag,
+    FormatOpt,
+    JsonFlag,
+    LimitsFile,
+    OutputFile,
+    PatientArg,
+    PolicyOption,
+    ProtocolsFile,
+    StoreFile,
+    TzOpt,
+)
+from ketadose.cli.output import choose_format, emit
+
+if TYPE_CHECKING:
+    pass
+
+
+@command
+def history(
+    patient_id: PatientArg,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    json: JsonFlag = False,
+    csv: Annotated[
+        bool, typer.Option("--csv", help="One CSV row per session (--format csv).")
+    ] = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
+    tz: TzOpt = None,
+) -> None:
+    """Show a patient's sessions: doses, scores, improvement from baseline, trends."""
+    from ketadose.clock import instant
+    from ketadose.escalation import with_scores
+    from ketadose.render import records
+
+    chosen = choose_format("history", output_format, output, force, json=json, csv=csv)
+    with env.open_store(store) as db:
+        record = db.patient(patient_id)
+        sessions = db.sessions(patient_id)
+        scores = db.scores(patient_id)
+    # Each session shows the score `next` decides on: its own, or its protocol's questionnaire.
+    protocol = env.library(protocols).get(record.protocol)
+    response = None if protocol is None else protocol.protocol.response
+    instrument = None if response is None else response.instrument
+    sessions = with_scores(
+        sorted(sessions, key=lambda s: instant(s.at)),
+        [(s.at, float(s.total)) for s in scores if s.instrument == instrument],
+    )
+    emit(
+        "history",
+        chosen,
+        output,
+        force,
+        (record, sessions, scores),
+        lambda console: records.history_table(record, sessions, console, scores),
+    )
+
+
+@command
+def next_session(
+    patient_id: PatientArg,
+    date: Annotated[
+        str | None, typer.Option("--date", help="From when (default: now): 2026-12-01T09:00.")
+    ] = None,
+    history_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="Patient and sessions from a JSON file, not the store.",
+            dir_okay=False,
+        ),
+    ] = None,
+    rebase: Annotated[
+        PolicyOption | None,
+        typer.Option(
+            "--dosing-weight",
+            help="Change the dosing basis to this weight (default: keep the sessions' basis).",
+        ),
+    ] = None,
+    clinician: ClinicianOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
+    tz: TzOpt = None,
+) -> None:
+    """Recommend the next session (start, escalate, titrate, hold, reduce, stop, reassess)."""
+    from ketadose import inputs
+    from ketadose.escalation import decide
+    from ketadose.instruments import unacknowledged
+    from ketadose.models import WeightPolicy
+    from ketadose.render import records
+
+    chosen = choose_format("next", output_format, output, force, json=json)
+
+    at = inputs.moment(date, field="--date", zone=env.zone()) if date else env.now()
+    library = env.library(protocols)
+    limit_library = env.limits(limits, library)
+    if history_file is not None:
+        record, sessions, scores = records.read_history_file(history_file, patient_id, env.zone())
+    else:
+        with env.open_store(store) as db:
+            record = db.patient(patient_id)
+            sessions = db.sessions(patient_id)
+            scores = db.scores(patient_id)
+    entry = library.get_protocol(record.protocol)
+    response = entry.protocol.response
+    # The protocol's instrument drives the decision, beside the sessions' own scores.
+    instrument = None if response is None else response.instrument
+    result = decide(
+        entry,
+        record,
+        sessions,
+        limit_library,
+        at=at,
+        rebase=None if rebase is None else WeightPolicy(rebase.value),
+        scores=[(s.at, float(s.total)) for s in scores if s.instrument == instrument],
+        safety=unacknowledged(scores),
+    )
+    # Every recommendation is logged, from the store or from a history file alike.
+    with env.open_store(store) as db:
+        db.append_audit(
+            env.audit_entry(
+                clinician,
+                "next",
+                patient_id,
+                {
+                    "date": date,
+                    "history": history_file,
+                    "dosing_weight": None if rebase is None else rebase.value,
+                    "decision": result.decision,
+                    "rule": result.rule,
+                    "total_dose_mg": result.total_dose_mg,
+                },
+                result.findings,
+                result.status,
+                None,
+                limit_library.ref.sha256,
+            )
+        )
+    emit(
+        "next",
+        chosen,
+        output,
+        force,
+        (result,),
+        lambda console: records.next_table(result, console),
+    )
+    refused = (
+        f"{result.decision}: no dose to start (see the reasons)"
+        if result.decision == "stop"
+        else "the recommended dose exceeds a hard limit"
+    )
+    soft = (
+        f"{result.decision}: review before the next session (see the reasons); no programme "
+        "is ready to start"
+        if result.decision in ("reduce", "reassess")
+        else "soft limit exceeded by the recommended dose: review it (see the findings)"
+    )
+    finish(result.status, result.ready, refused, soft=soft)

@@ -1,0 +1,142 @@
+"""ketadose limits show, validate, verify and init: the limit library."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ketadose.cli import env
+from ketadose.cli.exits import command, fail
+from ketadose.cli.options import (
+    JsonFlag,
+    LimitsFile,
+    ProtocolsFile,
+)
+from ketadose.cli.output import terminal, write
+from ketadose.errors import ExitCode
+
+if TYPE_CHECKING:
+    from ketadose.models import Patient
+
+
+@command
+def limits_show(
+    protocol: Annotated[
+        str | None,
+        typer.Option("--protocol", "-p", help="Show the limits in effect for this protocol."),
+    ] = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show the limit library: every limit with its source, medications and conditions."""
+    protocol_library = env.library(protocols)
+    library = env.limits(limits, protocol_library)
+    profile = None
+    if protocol is not None:
+        entry = protocol_library.get_protocol(protocol)  # an unknown id is an input error
+        profile = library.profile(protocol, entry.protocol.route)
+    if json:
+        from ketadose.render.json import limits_document
+
+        write(limits_document(library, protocol, profile))
+    else:
+        from ketadose.render import table
+
+        table.limit_library(library, protocol, profile, terminal())
+
+
+@command
+def limits_validate(
+    path: Annotated[Path, typer.Argument(help="The limit library file.", dir_okay=False)],
+    protocols: ProtocolsFile = None,
+) -> None:
+    """Validate a limit library file; exit 0 when valid, 5 naming the file and field if not."""
+    library = env.limits(path, env.library(protocols))
+    content, ref = library.content, library.ref
+    approval = "approved" if ref.approved else "UNAPPROVED (no approved_by/approved_on)"
+    write(
+        f"valid: {ref.name} {ref.version} sha256 {ref.sha256} {approval}; "
+        f"{len(content.profiles)} profiles, {len(content.medications)} medications, "
+        f"{len(content.conditions)} conditions\n"
+    )
+
+
+@command
+def limits_verify(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The limit library (default: --limits, KETADOSE_LIMITS, else the shipped one).",
+            dir_okay=False,
+        ),
+    ] = None,
+    examples: Annotated[
+        int, typer.Option("--examples", help="Random patients tried per protocol.")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the patient generator.")] = 0,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    json: JsonFlag = False,
+) -> None:
+    """Fuzz a limit library against the protocols: reachable hard limits, contradictions.
+
+    Exit 0 when no problem is found; else 5, with each problem and a minimal patient.
+    """
+    from ketadose.verify import verify
+
+    library = env.library(protocols)
+    limit_library = env.limits(path or limits, library)
+    result = verify(library, limit_library, examples=examples, seed=seed)
+    if json:
+        from ketadose.render.json import document
+
+        write(document(result))
+    else:
+        lines = [
+            f"{result.library.name} {result.library.version}: {result.protocols} protocols, "
+            f"{result.examples} patients each (seed {result.seed}), "
+            f"{len(result.problems)} problem(s)"
+        ]
+        for problem in result.problems:
+            patient = problem.patient
+            who = "" if patient is None else f"\n    patient: {_patient_text(patient)}"
+            lines.append(f"  {problem.code}: {problem.message}{who}")
+        write("\n".join(lines) + "\n")
+    if result.problems:
+        first = result.problems[0]
+        raise fail(
+            f"{limit_library.ref.path}: {len(result.problems)} problem(s), first: "
+            f"{first.protocol} {first.parameter} ({first.code})",
+            ExitCode.CONFIG,
+        )
+
+
+def _patient_text(patient: "Patient") -> str:
+    """A counterexample patient in one line: only what it has."""
+    parts = [f"{patient.weight_kg:g} kg"]
+    if patient.height_cm is not None:
+        parts.append(f"{patient.height_cm:g} cm")
+    if patient.sex is not None:
+        parts.append(patient.sex.value)
+    if patient.age_years is not None:
+        parts.append(f"{patient.age_years:g} y")
+    return ", ".join(parts)
+
+
+@command
+def limits_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the copy.", dir_okay=False)],
+) -> None:
+    """Write an annotated copy of the example limit library to edit; never overwrites."""
+    from ketadose.atomic import write_new
+    from ketadose.limits import shipped_bytes
+
+    header = (
+        "# A copy of ketadose's EXAMPLE limit library. Review every number with your\n"
+        "# pharmacy and medical leads, set library.name and library.version, and add\n"
+        '# approved_by = "..." and approved_on = YYYY-MM-DD only once it is approved.\n'
+        "# Check it with: ketadose limits validate THIS_FILE\n\n"
+    )
+    write_new(path, header.encode() + shipped_bytes())
+    typer.echo(f"ketadose: wrote {path}", err=True)

@@ -1,0 +1,203 @@
+"""ketadose session record: a session given, checked, recorded and logged."""
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ketadose.cli import env
+from ketadose.cli.exits import command
+from ketadose.cli.options import (
+    ClinicianOpt,
+    LimitsFile,
+    OverrideOpt,
+    PatientArg,
+    PolicyOpt,
+    PolicyOption,
+    ProtocolsFile,
+    StoreFile,
+    StrengthOpt,
+    TzOpt,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@command
+def session_record(
+    patient_id: PatientArg,
+    date: Annotated[str, typer.Option("--date", help="When it started: 2026-11-30T09:00.")],
+    dose_: Annotated[
+        str | None,
+        typer.Option("--dose", help="Dose given, if not the protocol's: 40mg or 0.5mg/kg."),
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Rate given, if not the protocol's: 0.3mg/kg/h.")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(help="Infusion time: 40min.")] = None,
+    strength: StrengthOpt = None,
+    dosing_weight: PolicyOpt = PolicyOption.actual,
+    stop: Annotated[
+        str | None,
+        typer.Option("--stop", help="Stopped early at: 2026-11-30T09:25 (mg given to then)."),
+    ] = None,
+    stop_reason: Annotated[str | None, typer.Option("--stop-reason", help="Why.")] = None,
+    bp_before: Annotated[str | None, typer.Option("--bp-before", help="150/95.")] = None,
+    bp_peak: Annotated[str | None, typer.Option("--bp-peak", help="Highest: 150/95.")] = None,
+    bp_after: Annotated[str | None, typer.Option("--bp-after", help="At discharge.")] = None,
+    hr: Annotated[str | None, typer.Option("--hr", help="Highest heart rate: 95.")] = None,
+    spo2: Annotated[str | None, typer.Option("--spo2", help="Lowest SpO2: 96.")] = None,
+    score: Annotated[
+        float | None, typer.Option(help="Response score on the protocol's scale.")
+    ] = None,
+    ae: Annotated[
+        list[str] | None,
+        typer.Option("--ae", help="Adverse event TERM:GRADE: nausea:mild, dissociation:severe."),
+    ] = None,
+    reported: Annotated[
+        bool,
+        typer.Option(
+            "--reported",
+            help="The adverse events were asked about and are complete as given (none when no "
+            "--ae): the report a take-home dose is judged on.",
+        ),
+    ] = False,
+    notes: Annotated[str | None, typer.Option(help="Free notes.")] = None,
+    weight: Annotated[str | None, typer.Option(help="Weight today, if it changed: 79kg.")] = None,
+    clinician: ClinicianOpt = None,
+    override_reason: OverrideOpt = None,
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+    tz: TzOpt = None,
+) -> None:
+    """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
+    import json as jsonlib
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from ketadose import events as ae_vocabulary
+    from ketadose import gate, inputs
+    from ketadose.clock import elapsed, instant
+    from ketadose.dosing import DoseRequest
+    from ketadose.errors import InputError
+    from ketadose.models import CheckContext, PreviousSession, WeightPolicy
+    from ketadose.monitoring import delivered_mg
+    from ketadose.records import BloodPressure, SessionRecord
+    from ketadose.units import Kind
+
+    zone = env.zone()
+    at = inputs.moment(date, field="--date", zone=zone)
+    stopped = None if stop is None else inputs.moment(stop, field="--stop", zone=zone)
+    if stopped is not None and instant(stopped) <= instant(at):
+        raise InputError("--stop must be after --date (the start)")
+    if stop_reason is not None and stopped is None:
+        raise InputError("--stop-reason goes with --stop (when the infusion was stopped)")
+    events = tuple(ae_vocabulary.parse(event) for event in ae or [])
+    if score is not None and not 0 <= score <= 1000:
+        raise InputError("--score must be from 0 to 1000")
+
+    def pressure(text: str | None) -> BloodPressure | None:
+        return None if text is None else BloodPressure(*inputs.blood_pressure(text))
+
+    library = env.library(protocols)
+    limit_library = env.limits(limits, library)
+    with env.open_store(store) as db:
+        record = db.patient(patient_id)
+        new_weight = inputs.amount(weight, Kind.WEIGHT)
+        entry = library.get_protocol(record.protocol)
+        titration = entry.protocol.titration
+        if score is not None and titration is not None and score > titration.target.scale_max:
+            raise InputError(
+                f"--score must be on the {titration.scale} scale, 0 to "
+                f"{titration.target.scale_max:g}"
+            )
+        # Every other session counts, on both sides of this one: a session recorded at the
+        # same time as another, or back-filled between two, is checked with its neighbours.
+        history = db.sessions(patient_id)
+        request = DoseRequest(
+            patient=(
+                record if new_weight is None else replace(record, weight_kg=new_weight)
+            ).as_patient(),
+            policy=WeightPolicy(dosing_weight.value),
+            dose=inputs.quantity(dose_, Kind.DOSE_PER_KG, Kind.DOSE),
+            rate=inputs.quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
+            duration_min=inputs.amount(duration, Kind.DURATION),
+            strength=inputs.strength(strength),
+        )
+        peak = inputs.vitals(bp_peak, hr, spo2)
+        context = CheckContext(
+            at=at,
+            vitals=inputs.vitals(bp_before, None, None),
+            peak=peak,
+            history=tuple(
+                PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
+                for s in history
+            ),
+        )
+        checked = gate.session(entry, request, limit_library, context, override_reason)
+        kg = None if checked.dosing_weight is None else checked.dosing_weight.kg
+        given_mg = checked.delivered_total_mg or checked.total_dose_mg
+        given_min = checked.total_duration_min
+        if (
+            stopped is not None
+            and given_min is not None
+            and elapsed(stopped, at) >= timedelta(minutes=given_min)
+        ):
+            raise InputError(
+                f"--stop {stopped:%H:%M} is not early: the programme of {given_min:g} min ended "
+                "by then (record the session without --stop)"
+            )
+        if stopped is not None:
+            given_min = elapsed(stopped, at).total_seconds() / 60
+            given_mg = delivered_mg(checked.phases, given_min)
+        session = SessionRecord(
+            patient_id=patient_id,
+            at=at,
+            protocol=entry.protocol.id,
+            dose_mg=given_mg,
+            dose_mg_per_kg=None if not kg else given_mg / kg,
+            duration_min=given_min,
+            phases_json=jsonlib.dumps([p.model_dump(mode="json") for p in checked.phases]),
+            bp_before=pressure(bp_before),
+            bp_peak=pressure(bp_peak),
+            bp_after=pressure(bp_after),
+            heart_rate=None if peak is None else peak.heart_rate,
+            spo2=None if peak is None else peak.spo2,
+            score=score,
+            adverse_events=events,
+            notes=notes,
+            reported=reported,
+            weight_policy=None if kg is None else dosing_weight.value,
+            dosing_weight_kg=kg,
+            planned_dose_mg=checked.total_dose_mg,
+            planned_dose_mg_per_kg=checked.total_dose_mg_per_kg,
+            stopped_at=stopped,
+            stop_reason=stop_reason,
+        )
+        audit = env.audit_entry(
+            clinician,
+            "session record",
+            patient_id,
+            {
+                "date": date,
+                "dose": dose_,
+                "rate": rate,
+                "duration": duration,
+                "weight": weight,
+                "dosing_weight": dosing_weight.value,
+                "stop": stop,
+                "adverse_events": ";".join(str(e) for e in events) or None,
+            },
+            checked.findings,
+            checked.status,
+            checked.override_reason,
+            limit_library.ref.sha256,
+        )
+        number = db.record_session_with_audit(session, audit, weight_kg=new_weight)
+    flagged = [f for f in checked.findings if f.severity.value != "info"]
+    typer.echo(
+        f"ketadose: recorded session {number} for {patient_id} ({checked.status}"
+        f"{', ' + str(len(flagged)) + ' finding(s) in the audit log' if flagged else ''})",
+        err=True,
+    )

@@ -1,0 +1,181 @@
+"""Output: the format asked for, the renderers, writing to stdout or a file, the console.
+
+Renderers (``ketadose.render``, rich or json) are imported only when a command emits.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import Console
+
+    from ketadose.limits import LimitLibrary
+
+
+#: Tables are laid out for at least this many columns, so no number is ever truncated.
+MIN_WIDTH = 100
+
+
+class OutputFormat(StrEnum):
+    """Choices for --format."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
+    fhir = "fhir"
+
+
+_SESSION = {
+    OutputFormat.json: "json.document",
+    OutputFormat.csv: "csv.session",
+    OutputFormat.markdown: "markdown.session",
+    OutputFormat.html: "html.session_sheet",
+    OutputFormat.fhir: "fhir.session_bundle",
+}
+
+
+#: Each command's renderers (``module.function`` in ketadose.render, imported only when used)
+#: beside its table; a format not named here is refused, never ignored.
+RENDERERS: dict[str, dict[OutputFormat, str]] = {
+    "dose": _SESSION,
+    "check": _SESSION,
+    "plan": {
+        OutputFormat.json: "json.document",
+        OutputFormat.csv: "csv.plan",
+        OutputFormat.markdown: "markdown.plan",
+        OutputFormat.html: "html.plan_sheet",
+        OutputFormat.fhir: "fhir.plan_bundle",
+    },
+    "next": {
+        OutputFormat.json: "json.document",
+        OutputFormat.csv: "csv.next_session",
+        OutputFormat.markdown: "markdown.next_session",
+    },
+    "history": {
+        OutputFormat.json: "records.history_json",
+        OutputFormat.csv: "records.history_csv",
+        OutputFormat.markdown: "markdown.history",
+        OutputFormat.html: "records.history_html",
+    },
+}
+
+
+def choose_format(
+    command_name: str,
+    chosen: OutputFormat | None,
+    output: Path | None,
+    force: bool,
+    *,
+    json: bool = False,
+    csv: bool = False,
+) -> OutputFormat:
+    """The one output format asked for, checked before any work is done."""
+    from ketadose.errors import InputError
+
+    asked = {
+        f"--{f}": f for f, flag in ((OutputFormat.json, json), (OutputFormat.csv, csv)) if flag
+    }
+    if chosen is not None:
+        asked[f"--format {chosen}"] = chosen
+    if len(set(asked.values())) > 1:
+        raise InputError(f"{' and '.join(asked)}: choose one")
+    result = next(iter(asked.values()), OutputFormat.table)
+    allowed = [OutputFormat.table, *RENDERERS[command_name]]
+    if result not in allowed:
+        raise InputError(
+            f"--format {result} does not fit ketadose {command_name}: use " + ", ".join(allowed)
+        )
+    check_output(output, force)
+    return result
+
+
+def check_output(output: Path | None, force: bool) -> None:
+    """Refuse a bad ``--output`` before any work is done, and without opening it.
+
+    Refused: ``--force`` alone, an existing file without it, anything but a regular file with
+    it (a FIFO, a device, a socket, a directory, a symbolic link: see
+    :func:`ketadose.atomic.check_target`), a missing directory.
+    """
+    from ketadose.errors import InputError
+
+    if force and output is None:
+        raise InputError("--force replaces an --output file: give -o FILE too")
+    if output is None:
+        return
+    if not force and os.path.lexists(output):
+        raise InputError(f"{output} exists: use --force to replace it")
+    from ketadose.atomic import check_target
+
+    check_target(output, replace=force)
+
+
+def emit(
+    command_name: str,
+    chosen: OutputFormat,
+    output: Path | None,
+    force: bool,
+    subject: "Sequence[Any]",
+    table: "Callable[[Console], None]",
+    limits: "LimitLibrary | None" = None,
+) -> None:
+    """Write the result: to stdout, or whole to ``output`` (atomically); nothing else there.
+
+    ``subject`` are the renderer's arguments; a FHIR renderer also gets the limit library
+    (its ``maxDosePerAdministration``).
+    """
+    if chosen is OutputFormat.table and output is None:
+        table(terminal())
+        return
+    if chosen is OutputFormat.table:
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        table(Console(file=buffer, width=MIN_WIDTH, color_system=None, highlight=False))
+        text = buffer.getvalue()
+    else:
+        import importlib
+
+        module, function = RENDERERS[command_name][chosen].split(".")
+        render = getattr(importlib.import_module(f"ketadose.render.{module}"), function)
+        text = render(*subject, *([limits] if chosen is OutputFormat.fhir else []))
+    if output is None:
+        write(text)
+        return
+    from ketadose.atomic import write_new
+
+    write_new(output, text.encode(), replace=force)
+    typer.echo(f"ketadose: wrote {output}", err=True)
+
+
+def write(text: str) -> None:
+    """Write a command's whole text output to stdout."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def terminal() -> "Console":
+    """The console a table is printed on: stdout, at least :data:`MIN_WIDTH` columns."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 without a word; let the command's error mapping say it.
+            raise BrokenPipeError
+
+    console = _Console(highlight=False, soft_wrap=False)
+    if console.width < MIN_WIDTH:
+        # Narrower, rich would cut numbers short ("15…"); a wrapped line hides nothing.
+        console = _Console(highlight=False, soft_wrap=False, width=MIN_WIDTH)
+    return console
