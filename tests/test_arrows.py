@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ketadose"
 #: The modules that may read os.environ, the clock and the OS user: the edge environment.
-EDGE_ENVIRONMENT = {"ketadose.cli", "ketadose.cli.env"}
+EDGE_ENVIRONMENT = {"ketadose.cli.env"}
 
 
 def modules() -> dict[str, ast.Module]:
