@@ -89,3 +89,7 @@ class StoreError(KetadoseError, OSError):
     """The record store cannot be read or written; nothing was half-written (exit 6)."""
 
     exit_code = ExitCode.STORE
+
+
+class StoreMigrationError(StoreError):
+    """A store of an older schema was opened read-only: it must be migrated first (exit 6)."""

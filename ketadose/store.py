@@ -44,7 +44,7 @@ from urllib.parse import quote
 
 from ketadose.clock import aware, problem
 from ketadose.clock import name as zone_name
-from ketadose.errors import InputError, KetadoseError, StoreError
+from ketadose.errors import InputError, KetadoseError, StoreError, StoreMigrationError
 from ketadose.events import TERMS, AdverseEvent
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, Reading, SessionRecord
@@ -541,7 +541,7 @@ class Store:
             self._conn.execute("PRAGMA synchronous = FULL")
         if version < target:
             if read_only:
-                raise StoreError(
+                raise StoreMigrationError(
                     f"{self._path} has store schema version {version} and needs migrating to "
                     f"version {target}; open it once without read-only"
                 )

@@ -410,7 +410,9 @@ class TestZoneChoice:
 
     def test_table_shows_the_zone_abbreviation(self) -> None:
         result = run("next", "P0", "--tz", "Europe/Berlin")
-        assert result.exit_code == 2  # no such patient: the zone itself was fine
+        # The zone itself was fine: what is missing is the store (a read fails closed).
+        assert result.exit_code == 6
+        assert "no store at" in result.stderr
         out = run(
             "plan", "-p", "depression", "--weight", "80kg", "--start", "2026-11-30",
             "--format", "markdown",

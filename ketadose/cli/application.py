@@ -35,9 +35,10 @@ app = typer.Typer(
     help="Weight-based ketamine session doses and pump programmes from a protocol library.\n\n"
     "Decision support for licensed clinicians; the shipped library is an unapproved example.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 patient_app = typer.Typer(
     help="Add and show pseudonymous patients in the record store.", no_args_is_help=True
@@ -62,10 +63,28 @@ limits_app = typer.Typer(
 app.add_typer(limits_app, name="limits")
 
 
+def _version(value: bool) -> None:
+    """``--version``: the package's one version, then exit 0."""
+    if value:
+        from ketadose import __version__
+
+        typer.echo(f"ketadose {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show the version and exit.",
+        ),
     ] = False,
     tz: Annotated[str | None, typer.Option("--tz", metavar="ZONE", help=TZ_HELP)] = None,
 ) -> None:

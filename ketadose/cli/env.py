@@ -146,11 +146,24 @@ def system_zone() -> "tzinfo":
     return local
 
 
-def open_store(path: Path | None) -> "Store":
-    """Open the record store in the clinic's zone; say on stderr what a migration did."""
+def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
+    """Open the record store in the clinic's zone; say on stderr what a migration did.
+
+    ``read_only`` (the commands that only read: patient show, history, next, audit) fails
+    closed: a store that does not exist is refused (exit 6, "no store at PATH"), never created
+    empty, so a mistyped ``--store`` cannot look like a patient without sessions. A store of an
+    older schema is still migrated, backed up first, as by any other command.
+    """
+    from ketadose.errors import StoreMigrationError
     from ketadose.store import Store
 
-    db = Store.open(store_path(path), zone=zone())
+    target = store_path(path)
+    try:
+        db = Store.open(target, read_only=read_only, zone=zone())
+    except StoreMigrationError:
+        # An older store is migrated (backed up first) as any command does; only a store
+        # that does not exist is refused.
+        db = Store.open(target, zone=zone())
     for notice in db.notices:
         typer.echo(f"ketadose: {notice}", err=True)
     return db
@@ -176,12 +189,30 @@ def audit_entry(
         user=user(clinician),
         command=command_name,
         patient_id=patient_id,
-        inputs_json=jsonlib.dumps({k: str(v) for k, v in inputs.items() if v is not None}),
+        inputs_json=jsonlib.dumps({k: json_value(v) for k, v in inputs.items() if v is not None}),
         findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in findings]),
         status=status,
         override_reason=override_reason,
         library_sha256=library_sha256,
     )
+
+
+def json_value(value: object) -> object:
+    """An audit input as a JSON value: a list stays a list, a flag a boolean, a number a number.
+
+    Never the Python repr (``"['lorazepam:12']"``, ``"False"``): a reviewer's tool reads the
+    log as JSON. Paths, enums, times and quantities are their text.
+    """
+    from enum import Enum
+
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return json_value(value.value)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [json_value(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    return str(value)
 
 
 def audit(

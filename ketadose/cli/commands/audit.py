@@ -27,7 +27,7 @@ def audit(
     """Read the audit log (append-only): findings, overrides and reasons, who and when."""
     from ketadose.render import records
 
-    with env.open_store(store) as db:
+    with env.open_store(store, read_only=True) as db:
         entries = db.audit(patient)
     if json:
         write(records.audit_json(entries))

@@ -46,7 +46,7 @@ def history(
     from ketadose.render import records
 
     chosen = choose_format("history", output_format, output, force, json=json, csv=csv)
-    with env.open_store(store) as db:
+    with env.open_store(store, read_only=True) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
         scores = db.scores(patient_id)
@@ -114,7 +114,7 @@ def next_session(
     if history_file is not None:
         record, sessions, scores = records.read_history_file(history_file, patient_id, env.zone())
     else:
-        with env.open_store(store) as db:
+        with env.open_store(store, read_only=True) as db:
             record = db.patient(patient_id)
             sessions = db.sessions(patient_id)
             scores = db.scores(patient_id)

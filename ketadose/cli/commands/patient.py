@@ -67,7 +67,7 @@ def patient_show(
     tz: TzOpt = None,
 ) -> None:
     """Show a patient and the sessions recorded."""
-    with env.open_store(store) as db:
+    with env.open_store(store, read_only=True) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
     from ketadose.render import records
