@@ -33,4 +33,10 @@ def store_path(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.delenv("KETADOSE_LIMITS", raising=False)
     # One clinic zone for every test, whatever the machine's: outputs carry its UTC offset.
     monkeypatch.setenv("KETADOSE_TZ", "Europe/Berlin")
+    # Never the user's own clinic defaults: an empty config directory, no named file.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    for name in ("KETADOSE_CONFIG", "KETADOSE_PROTOCOLS", "KETADOSE_CLINICIAN", "KETADOSE_PAPER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("KETADOSE_PUMP_STEP", raising=False)
+    monkeypatch.delenv("KETADOSE_DRAW_STEP", raising=False)
     return path

@@ -14,6 +14,7 @@ from ketadose.cli import env, exits
 from ketadose.cli.commands import (
     audit,
     batch,
+    config,
     dose,
     history,
     limits,
@@ -61,6 +62,11 @@ limits_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(limits_app, name="limits")
+config_app = typer.Typer(
+    help="Show the clinic defaults in effect (the config file, the environment).",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:
@@ -115,6 +121,7 @@ session_app.command("discharge")(session.session_discharge)
 app.command()(history.history)
 app.command("next")(history.next_session)
 app.command()(audit.audit)
+config_app.command("show")(config.config_show)
 score_app.command("record")(score.score_record)
 score_app.command("acknowledge")(score.score_acknowledge)
 score_app.command("show")(score.score_show)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime, tzinfo
 
+    from ketadose.config import Config, Setting
     from ketadose.limits import LimitLibrary
     from ketadose.models import Finding
     from ketadose.protocols import ProtocolLibrary
@@ -29,6 +30,54 @@ _tz: dict[str, str | None] = {"app": None, "command": None}
 def set_app_tz(value: str | None) -> None:
     """The app's --tz (before the command); a new run forgets the previous command's."""
     _tz.update(app=value, command=None)
+    _config.clear()  # a new run reads the config file again, if it needs a value from it
+
+
+#: The config file of this run, read on first need (never when no value is asked of it).
+_config: dict[str, "Config"] = {}
+
+
+def config_path() -> tuple[Path, bool]:
+    """The config file: the one KETADOSE_CONFIG names (True), else the user config directory."""
+    named = os.environ.get("KETADOSE_CONFIG")
+    if named:
+        return Path(named), True
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("ketadose")) / "config.toml", False
+
+
+def config() -> "Config":
+    """The clinic's config file, once per run; none there is no config (unless one is named).
+
+    Raises:
+        ConfigError: A named file that does not exist, an unreadable or invalid one (exit 5).
+    """
+    if "file" in _config:
+        return _config["file"]
+    from ketadose.config import NO_CONFIG, parse
+    from ketadose.errors import ConfigError
+
+    path, named = config_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if named:
+            raise ConfigError("no config file there", path=str(path)) from None
+        found = NO_CONFIG
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path=str(path)) from None
+    else:
+        found = parse(data, str(path))
+    _config["file"] = found
+    return found
+
+
+def setting(key: str, flag: str | None, default: str | None) -> "Setting":
+    """One effective value and its source: flag > environment > config file > built-in."""
+    from ketadose.config import resolve
+
+    return resolve(key, flag=flag, environment=dict(os.environ), config=config(), default=default)
 
 
 def command_tz(value: str | None) -> str | None:
@@ -37,10 +86,29 @@ def command_tz(value: str | None) -> str | None:
     return value
 
 
+def paper() -> str:
+    """The sheets' paper: KETADOSE_PAPER, else the config file's, else A4.
+
+    Raises:
+        ConfigError: KETADOSE_PAPER neither ``a4`` nor ``letter`` (exit 5).
+    """
+    found = setting("paper", None, "a4").value or "a4"
+    if found not in ("a4", "letter"):
+        from ketadose.errors import ConfigError
+
+        raise ConfigError(f"is {found!r}, not a4 or letter", path="KETADOSE_PAPER")
+    return found
+
+
 def library(path: Path | None) -> "ProtocolLibrary":
-    """The protocol library: the shipped one, with --protocols added."""
+    """The protocol library: the shipped one, with a clinic's file added.
+
+    The file is --protocols, else KETADOSE_PROTOCOLS, else the config file's.
+    """
     from ketadose.protocols import load_library
 
+    if path is None and (named := setting("protocols", None, None).value) is not None:
+        path = Path(named)  # KETADOSE_PROTOCOLS, else the config file's
     return load_library(path)
 
 
@@ -60,21 +128,26 @@ def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
             "is set but empty; unset it to use the shipped example", path="KETADOSE_LIMITS"
         )
 
+    if path is None and (named := config().limits) is not None:
+        path = Path(named)
     library = load_library(path)
     library.check_protocols({pid: entry.protocol.route for pid, entry in protocols.items()})
     return library
 
 
 def store_path(path: Path | None) -> Path:
-    """--store, else KETADOSE_STORE (via typer), else the per-user data directory."""
+    """--store, else KETADOSE_STORE (via typer), else the config file's, else the user data dir."""
     if path is not None:
         return path
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "ketadose" / "store.sqlite3"
+    if (named := config().store) is not None:
+        return Path(named)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ketadose")) / "store.sqlite3"
 
 
 def user(clinician: str | None) -> str:
-    """Who is acting: --clinician, else the OS user (the one place it is read)."""
+    """Who is acting: --clinician, else the config file's, else the OS user (read only here)."""
     import getpass
 
     if clinician is not None:
@@ -83,6 +156,8 @@ def user(clinician: str | None) -> str:
 
             raise InputError("--clinician must be a name on one line")
         return clinician.strip()
+    if (named := setting("clinician", None, None).value) is not None:
+        return named.strip()  # KETADOSE_CLINICIAN, else the config file's
     try:
         return getpass.getuser()
     except (OSError, KeyError):
@@ -97,7 +172,7 @@ def now() -> "datetime":
 
 
 def zone() -> "tzinfo":
-    """The clinic's zone: --tz (the command's, then the app's), else KETADOSE_TZ, else the system's.
+    """The clinic's zone: --tz (command's, app's), KETADOSE_TZ, the config file's, the system's.
 
     Raises:
         InputError: An unknown zone, or KETADOSE_TZ set but blank (exit 2).
@@ -114,7 +189,16 @@ def zone() -> "tzinfo":
 
             raise InputError("KETADOSE_TZ is set but empty; unset it to use the system's zone")
         return clock.zone(env)
+    if (named := config().tz) is not None:
+        return clock.zone(named)
     return system_zone()
+
+
+def zone_name() -> str:
+    """The clinic's zone by name, as ``config show`` reports it."""
+    from ketadose import clock
+
+    return clock.name(zone())
 
 
 def system_zone() -> "tzinfo":

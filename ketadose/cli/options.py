@@ -164,10 +164,24 @@ DropFactorOpt = Annotated[
 ]
 
 
-PumpStepOpt = Annotated[str, typer.Option("--pump-step", help="Pump rate display increment.")]
+PumpStepOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pump-step",
+        help="Pump rate display increment (else KETADOSE_PUMP_STEP, the config file's).",
+        show_default=PUMP_STEP,
+    ),
+]
 
 
-DrawStepOpt = Annotated[str, typer.Option("--draw-step", help="Draw volume display increment.")]
+DrawStepOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--draw-step",
+        help="Draw volume display increment (else KETADOSE_DRAW_STEP, the config file's).",
+        show_default=DRAW_STEP,
+    ),
+]
 
 
 OverrideOpt = Annotated[
@@ -209,8 +223,8 @@ def dose_request(
     strength: str | None = None,
     bag: str | None = None,
     drop_factor: int | None = None,
-    pump_step: str = PUMP_STEP,
-    draw_step: str = DRAW_STEP,
+    pump_step: str | None = None,
+    draw_step: str | None = None,
 ) -> "DoseRequest":
     """Parse the patient and dose options every dosing command shares (each by its name)."""
     from ketadose import inputs
@@ -236,7 +250,15 @@ def dose_request(
         final_volume_ml=amount(bag, Kind.VOLUME),
         drop_factor=drop_factor,
         rounding=rounding(
-            parse_as(pump_step, Kind.PUMP_RATE, field="pump step"),
-            parse_as(draw_step, Kind.VOLUME, field="draw step"),
+            parse_as(_step("pump_step", pump_step, PUMP_STEP), Kind.PUMP_RATE, field="pump step"),
+            parse_as(_step("draw_step", draw_step, DRAW_STEP), Kind.VOLUME, field="draw step"),
         ),
     )
+
+
+def _step(key: str, flag: str | None, default: str) -> str:
+    """A display step: the flag, else its environment variable or the config file's."""
+    from ketadose.cli import env
+
+    found = env.setting(key, flag, default).value
+    return default if found is None else found

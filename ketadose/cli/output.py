@@ -149,7 +149,12 @@ def emit(
 
         module, function = RENDERERS[command_name][chosen].split(".")
         render = getattr(importlib.import_module(f"ketadose.render.{module}"), function)
-        text = render(*subject, *([limits] if chosen is OutputFormat.fhir else []))
+        options: dict[str, Any] = {}
+        if module == "html":  # the printable sheets: A4, or Letter from KETADOSE_PAPER/config
+            from ketadose.cli import env
+
+            options["paper"] = env.paper()
+        text = render(*subject, *([limits] if chosen is OutputFormat.fhir else []), **options)
     if output is None:
         write(text)
         return

@@ -17,8 +17,6 @@ import typer
 from ketadose.cli import env
 from ketadose.cli.exits import batch_outcome, command
 from ketadose.cli.options import (
-    DRAW_STEP,
-    PUMP_STEP,
     BagOpt,
     ClosedOpt,
     DaysOpt,
@@ -75,8 +73,8 @@ def batch(
     strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
-    pump_step: PumpStepOpt = PUMP_STEP,
-    draw_step: DrawStepOpt = DRAW_STEP,
+    pump_step: PumpStepOpt = None,
+    draw_step: DrawStepOpt = None,
     time_of_day: TimeOfDayOpt = "09:00",
     sessions: Annotated[
         int | None, typer.Option(help="Number of sessions (default: each protocol's series).")

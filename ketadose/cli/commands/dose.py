@@ -7,8 +7,6 @@ import typer
 from ketadose.cli import env
 from ketadose.cli.exits import finish
 from ketadose.cli.options import (
-    DRAW_STEP,
-    PUMP_STEP,
     AgeOpt,
     BagOpt,
     ClinicianOpt,
@@ -58,8 +56,8 @@ def session_command(
     strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
-    pump_step: PumpStepOpt = PUMP_STEP,
-    draw_step: DrawStepOpt = DRAW_STEP,
+    pump_step: PumpStepOpt = None,
+    draw_step: DrawStepOpt = None,
     bp: Annotated[
         str | None, typer.Option("--bp", help="Blood pressure, systolic/diastolic mmHg: 150/95.")
     ] = None,

@@ -7,8 +7,6 @@ import typer
 from ketadose.cli import env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
-    DRAW_STEP,
-    PUMP_STEP,
     AgeOpt,
     BagOpt,
     ClinicianOpt,
@@ -64,8 +62,8 @@ def plan(
     strength: StrengthOpt = None,
     bag: BagOpt = None,
     drop_factor: DropFactorOpt = None,
-    pump_step: PumpStepOpt = PUMP_STEP,
-    draw_step: DrawStepOpt = DRAW_STEP,
+    pump_step: PumpStepOpt = None,
+    draw_step: DrawStepOpt = None,
     time_of_day: TimeOfDayOpt = "09:00",
     sessions: Annotated[
         int | None, typer.Option(help="Number of sessions (default: the protocol's series).")
