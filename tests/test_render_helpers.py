@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ketadose.models import Preparation
-from ketadose.render import _ranges, draw_text, preparation_lines, route_lines
+from ketadose.render import draw_text, preparation_lines, ranges, route_lines
 
 
 def prep(draw: float, vial: float = 10.0, final: float = 100.0) -> Preparation:
@@ -53,8 +53,9 @@ def test_a_plans_preparations_once_each_with_their_sessions() -> None:
 
 
 def test_ranges() -> None:
-    assert _ranges([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
-    assert _ranges([4]) == "4"
+    assert ranges([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
+    assert ranges([4]) == "4"
+    assert ranges([1, 2], dash="–") == "1–2"
 
 
 def test_route_lines() -> None:

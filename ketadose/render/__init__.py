@@ -111,21 +111,20 @@ def preparation_lines(sessions: Sequence[Any]) -> list[str]:
             groups.setdefault(draw_text(session.preparation), []).append(session.number)
     lines = []
     for text, numbers in groups.items():
-        ranges = _ranges(numbers)
         label = "Session" if len(numbers) == 1 else "Sessions"
-        lines.append(f"{label} {ranges}: {text}")
+        lines.append(f"{label} {ranges(numbers)}: {text}")
     return lines
 
 
-def _ranges(numbers: list[int]) -> str:
-    """1, 2, 3, 5 -> "1-3, 5"."""
+def ranges(numbers: list[int], *, dash: str = "-") -> str:
+    """Session numbers as ranges: 1, 2, 3, 5 -> "1-3, 5"."""
     parts: list[str] = []
     start = previous = numbers[0]
     for number in [*numbers[1:], None]:
         if number is not None and number == previous + 1:
             previous = number
             continue
-        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        parts.append(str(start) if start == previous else f"{start}{dash}{previous}")
         if number is not None:
             start = previous = number
     return ", ".join(parts)

@@ -17,7 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from ketadose.clock import label
-from ketadose.render import route_lines
+from ketadose.render import ranges, route_lines
 from ketadose.render.svg import curve_chart, dose_chart
 from ketadose.units import format_number
 
@@ -208,17 +208,8 @@ def clock(value: datetime, on: date | None = None, *, zoned: bool = False) -> st
 
 
 def _ranges(numbers: list[int]) -> str:
-    """Session numbers as ranges: ``[1, 2, 3, 5]`` -> ``"1-3, 5"``."""
-    parts: list[str] = []
-    start = previous = numbers[0]
-    for number in [*numbers[1:], None]:
-        if number is not None and number == previous + 1:
-            previous = number
-            continue
-        parts.append(str(start) if start == previous else f"{start}–{previous}")
-        if number is not None:
-            start = previous = number
-    return ", ".join(parts)
+    """Session numbers as ranges, with an en dash: ``[1, 2, 3, 5]`` -> ``"1–3, 5"``."""
+    return ranges(numbers, dash="–")
 
 
 def _first_session_curve(plan: Plan) -> str:
