@@ -8,6 +8,7 @@ final volume. Rounded values sit beside exact ones; nothing is rounded inside a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -224,13 +225,7 @@ def programme(
         "--bag": final_volume_ml,
         "--drop-factor": drop_factor,
     }
-    wrong = [
-        name
-        for name, value in given.items()
-        if value is not None and name not in _OPTIONS_BY_ROUTE.get(route, ())
-    ]
-    if wrong:
-        raise InputError(f"{', '.join(wrong)} does not apply to the {route} route")
+    _refuse_other_routes_options(given, route)
     if route not in VIAL_ROUTES:
         findings.append(
             Finding(
@@ -347,6 +342,17 @@ def programme(
     return preparation, pumped, findings
 
 
+def _refuse_other_routes_options(given: Mapping[str, object], route: str) -> None:
+    """Refuse preparation options given for another route (``--bag`` on an oral dose)."""
+    wrong = [
+        name
+        for name, value in given.items()
+        if value is not None and name not in _OPTIONS_BY_ROUTE.get(route, ())
+    ]
+    if wrong:
+        raise InputError(f"{', '.join(wrong)} does not apply to the {route} route")
+
+
 def _turned(
     code: str, what: str, exact: float, rounded: float, step: float, unit: str, why: object
 ) -> Finding:
@@ -447,13 +453,7 @@ def measure(
         InputError: For a strength the form does not list, an option that does not apply,
             or a dose that rounds to nothing.
     """
-    wrong = [
-        name
-        for name, value in given.items()
-        if value is not None and name not in _OPTIONS_BY_ROUTE.get(route, ())
-    ]
-    if wrong:
-        raise InputError(f"{', '.join(wrong)} does not apply to the {route} route")
+    _refuse_other_routes_options(given, route)
     unit = "mL" if form.kind == "solution" else "tablet"
     per = "mg/mL" if form.kind == "solution" else "mg"
     listed = [s.value for s in form.strengths]

@@ -38,6 +38,8 @@ def given(
     phases: Sequence[PhaseDose],
     preparation: Preparation | None,
     measured: Measured | None,
+    *,
+    short: bool = False,
 ) -> str:
     """What a session gives, in a few words: pump rates, a draw, a measured amount, or none.
 
@@ -46,6 +48,8 @@ def given(
         phases: Its phases (their rounded pump rates).
         preparation: Its preparation (a vial draw), or None.
         measured: Its measured liquid or tablets, or None.
+        short: Only the amount ("draw 0.4 mL", "1.5 mL", "2 tab"), where the strength is said
+            once elsewhere (the terminal's narrow column).
 
     Returns:
         "withheld", "30/60 mL/h", "draw 0.4 mL of 100 mg/mL", "1.5 mL of 50 mg/mL", or "-".
@@ -56,18 +60,15 @@ def given(
     if pumps:
         return "/".join(format_number(rate) for rate in pumps) + " mL/h"
     if preparation is not None:
-        return (
-            f"draw {format_number(preparation.draw_ml_rounded)} mL of "
-            f"{format_number(preparation.vial_mg_per_ml)} mg/mL"
-        )
+        draw = f"draw {format_number(preparation.draw_ml_rounded)} mL"
+        return draw if short else f"{draw} of {format_number(preparation.vial_mg_per_ml)} mg/mL"
     if measured is not None:
-        unit = "mL" if measured.unit == "mL" else "tablet"
-        if unit == "tablet" and measured.amount_rounded != 1:
+        unit = "mL" if measured.unit == "mL" else "tab" if short else "tablet"
+        if unit != "mL" and not short and measured.amount_rounded != 1:
             unit = "tablets"
-        return (
-            f"{format_number(measured.amount_rounded, measured.step)} {unit} of "
-            f"{format_number(measured.strength)} {measured.strength_unit}"
-        )
+        amount = f"{format_number(measured.amount_rounded, measured.step)} {unit}"
+        strength = f"{format_number(measured.strength)} {measured.strength_unit}"
+        return amount if short else f"{amount} of {strength}"
     return "-"
 
 

@@ -540,8 +540,9 @@ def _sessions(result: Plan, console: Console) -> None:
         )
         if not pumped:
             # The strength is said once below the table; the cell keeps the amount.
-            pumps = given(session.status, session.phases, session.preparation, session.measured)
-            pumps = pumps.split(" of ")[0].replace("tablets", "tab").replace("tablet", "tab")
+            pumps = given(
+                session.status, session.phases, session.preparation, session.measured, short=True
+            )
         timeline = session.timeline
         style = {"ok": "green", "soft": "yellow", "hard": "bold red"}[session.status]
         table.add_row(
