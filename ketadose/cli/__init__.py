@@ -16,7 +16,19 @@ or json) when it runs, so ``ketadose --help`` loads neither pint nor the protoco
 - :mod:`ketadose.cli.commands`: one module per command group.
 """
 
-from ketadose.cli.application import app, main
+from typing import Any
+
+from ketadose.cli.application import main
 from ketadose.cli.output import RENDERERS
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the whole Typer app, built on first use (a run builds only its command)."""
+    if name == "app":
+        from ketadose.cli import application
+
+        return application.app
+    raise AttributeError(name)
+
 
 __all__ = ["RENDERERS", "app", "main"]

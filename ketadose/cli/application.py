@@ -11,62 +11,60 @@ from typing import Annotated, Any
 import typer
 
 from ketadose.cli import env, exits
-from ketadose.cli.commands import (
-    audit,
-    batch,
-    config,
-    dose,
-    history,
-    limits,
-    patient,
-    plan,
-    protocols,
-    schema,
-    score,
-    session,
-    session_record,
-    simulate,
-)
-from ketadose.cli.exits import command
 from ketadose.cli.options import TZ_HELP
 from ketadose.cli.streams import standard_streams
 
-app = typer.Typer(
-    name="ketadose",
-    help="Weight-based ketamine session doses and pump programmes from a protocol library.\n\n"
-    "Decision support for licensed clinicians; the shipped library is an unapproved example.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+#: The command groups, in the order ``--help`` lists them, with their help.
+GROUPS = {
+    "protocols": "List and show the protocol library, with sources and evidence.",
+    "patient": "Add and show pseudonymous patients in the record store.",
+    "session": "Record sessions given, in the record store.",
+    "score": "Record and show questionnaires scored item by item (PHQ-9, GAD-7, PCL-5, MADRS).",
+    "limits": "Show, validate and start a limit library (soft and hard limits, screening).",
+    "config": "Show the clinic defaults in effect (the config file, the environment).",
+}
+
+#: Every command, in the order ``--help`` lists them: (group or None, name, the module under
+#: ketadose.cli.commands and its function, the help when it is not the function's docstring).
+COMMANDS: tuple[tuple[str | None, str, str, str | None], ...] = (
+    (
+        None,
+        "dose",
+        "dose.session_command",
+        "Compute one session's dose and pump programme for a patient, checked against the "
+        "limit library.",
+    ),
+    (
+        None,
+        "check",
+        "dose.session_command",
+        "Check a session (dose, patient, vitals, medications, conditions, previous sessions) "
+        "against the limit library; prints the findings first.",
+    ),
+    (None, "plan", "plan.plan", None),
+    (None, "simulate", "simulate.simulate", None),
+    (None, "schema", "schema.schema", None),
+    (None, "batch", "batch.batch", None),
+    ("patient", "add", "patient.patient_add", None),
+    ("patient", "show", "patient.patient_show", None),
+    ("session", "record", "session_record.session_record", None),
+    ("session", "vitals", "session.session_vitals", None),
+    ("session", "show", "session.session_show", None),
+    ("session", "discharge", "session.session_discharge", None),
+    (None, "history", "history.history", None),
+    (None, "next", "history.next_session", None),
+    (None, "audit", "audit.audit", None),
+    ("config", "show", "config.config_show", None),
+    ("score", "record", "score.score_record", None),
+    ("score", "acknowledge", "score.score_acknowledge", None),
+    ("score", "show", "score.score_show", None),
+    ("protocols", "list", "protocols.protocols_list", None),
+    ("protocols", "show", "protocols.protocols_show", None),
+    ("limits", "show", "limits.limits_show", None),
+    ("limits", "validate", "limits.limits_validate", None),
+    ("limits", "verify", "limits.limits_verify", None),
+    ("limits", "init", "limits.limits_init", None),
 )
-patient_app = typer.Typer(
-    help="Add and show pseudonymous patients in the record store.", no_args_is_help=True
-)
-session_app = typer.Typer(help="Record sessions given, in the record store.", no_args_is_help=True)
-protocols_app = typer.Typer(
-    help="List and show the protocol library, with sources and evidence.",
-    no_args_is_help=True,
-)
-app.add_typer(protocols_app, name="protocols")
-app.add_typer(patient_app, name="patient")
-app.add_typer(session_app, name="session")
-score_app = typer.Typer(
-    help="Record and show questionnaires scored item by item (PHQ-9, GAD-7, PCL-5, MADRS).",
-    no_args_is_help=True,
-)
-app.add_typer(score_app, name="score")
-limits_app = typer.Typer(
-    help="Show, validate and start a limit library (soft and hard limits, screening).",
-    no_args_is_help=True,
-)
-app.add_typer(limits_app, name="limits")
-config_app = typer.Typer(
-    help="Show the clinic defaults in effect (the config file, the environment).",
-    no_args_is_help=True,
-)
-app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:
@@ -78,7 +76,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
@@ -98,39 +95,69 @@ def _main(
     env.set_app_tz(tz)
 
 
-app.command(
-    "dose",
-    help="Compute one session's dose and pump programme for a patient, checked against the "
-    "limit library.",
-)(command(dose.session_command))
-app.command(
-    "check",
-    help="Check a session (dose, patient, vitals, medications, conditions, previous sessions) "
-    "against the limit library; prints the findings first.",
-)(command(dose.session_command))
-app.command()(plan.plan)
-app.command()(simulate.simulate)
-app.command()(schema.schema)
-app.command()(batch.batch)
-patient_app.command("add")(patient.patient_add)
-patient_app.command("show")(patient.patient_show)
-session_app.command("record")(session_record.session_record)
-session_app.command("vitals")(session.session_vitals)
-session_app.command("show")(session.session_show)
-session_app.command("discharge")(session.session_discharge)
-app.command()(history.history)
-app.command("next")(history.next_session)
-app.command()(audit.audit)
-config_app.command("show")(config.config_show)
-score_app.command("record")(score.score_record)
-score_app.command("acknowledge")(score.score_acknowledge)
-score_app.command("show")(score.score_show)
-protocols_app.command("list")(protocols.protocols_list)
-protocols_app.command("show")(protocols.protocols_show)
-limits_app.command("show")(limits.limits_show)
-limits_app.command("validate")(limits.limits_validate)
-limits_app.command("verify")(limits.limits_verify)
-limits_app.command("init")(limits.limits_init)
+def build(only: tuple[str, ...] | None = None) -> typer.Typer:
+    """The Typer app: every command, or (``only``) just the one a run names.
+
+    A run builds, and imports the module of, only the command it runs: Click would otherwise
+    build all of them on every start (about a tenth of ``dose --json``'s start-up). ``only`` is
+    ``("dose",)`` or ``("session", "record")``; help, completion and a name that is not a
+    command get the whole app, so what they say is unchanged.
+    """
+    import importlib
+
+    app = typer.Typer(
+        name="ketadose",
+        help="Weight-based ketamine session doses and pump programmes from a protocol "
+        "library.\n\nDecision support for licensed clinicians; the shipped library is an "
+        "unapproved example.",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_main)
+    groups = {
+        name: typer.Typer(help=text, no_args_is_help=True)
+        for name, text in GROUPS.items()
+        if only is None or only[0] == name
+    }
+    for name, group in groups.items():
+        app.add_typer(group, name=name)
+    for group_name, name, target, text in COMMANDS:
+        if only is not None and only != tuple(filter(None, (group_name, name))):
+            continue
+        module, function = target.split(".")
+        body = getattr(importlib.import_module(f"ketadose.cli.commands.{module}"), function)
+        owner = app if group_name is None else groups[group_name]
+        owner.command(name, help=text)(body)
+    return app
+
+
+def _named(args: list[str]) -> tuple[str, ...] | None:
+    """The command a run names (``("dose",)``, ``("session", "record")``), if it names one.
+
+    None (build everything) for the app's help or completion, or when the words before the
+    options do not name a command (Click then says what is wrong, as always).
+    """
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-h", "--help", "--version") or env.completing():
+            return None
+        if arg == "--tz":
+            next(rest, None)  # the app's --tz takes a value
+        elif arg == "--debug" or arg.startswith("--tz="):
+            continue
+        elif arg.startswith("-") or len(words) == 2:
+            break
+        else:
+            words.append(arg)
+            if len(words) == 1 and arg not in GROUPS:
+                break
+    named = tuple(words)
+    known = {tuple(filter(None, (group, name))) for group, name, _, _ in COMMANDS}
+    return named if named in known else None
 
 
 def _repeated_option(command: Any, args: list[str]) -> str | None:
@@ -167,16 +194,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     with exits.entry_point():
         standard_streams()
+        _without_pydantic_plugins()
         _main_command(list(sys.argv[1:] if argv is None else argv))
+
+
+def _without_pydantic_plugins() -> None:
+    """Run the command line without pydantic plugins.
+
+    Pydantic loads a plugin from any installed package's ``pydantic`` entry point and runs it
+    on every validation; a dosing tool's validation is not to be changed by whatever else is
+    installed. Looking the entry points up also costs ``importlib.metadata``, about 5 % of a
+    dose's start-up. The library, imported by a program of its own, leaves plugins as that
+    program has them.
+    """
+    import types
+
+    loader = types.ModuleType("pydantic.plugin._loader")
+    loader.get_plugins = tuple  # type: ignore[attr-defined]  # no plugins: ()
+    sys.modules.setdefault("pydantic.plugin._loader", loader)
 
 
 def _main_command(args: list[str]) -> None:
     from typer.main import get_command
 
-    command = get_command(app)  # built once: checked for repeats, then run
+    command = get_command(build(_named(args)))  # built once: checked for repeats, then run
     repeated = _repeated_option(command, args)
     if repeated is not None:
         raise exits.usage(repeated)
     with exits.parsing():
         code = command.main(args=args, prog_name="ketadose", standalone_mode=False)
     sys.exit(int(code or 0))
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``, the whole Typer app (CliRunner tests, documentation), built on first use."""
+    if name == "app":
+        globals()["app"] = whole = build()
+        return whole
+    raise AttributeError(name)

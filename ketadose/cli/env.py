@@ -80,6 +80,11 @@ def setting(key: str, flag: str | None, default: str | None) -> "Setting":
     return resolve(key, flag=flag, environment=dict(os.environ), config=config(), default=default)
 
 
+def completing() -> bool:
+    """Whether this run is the shell asking for completions (Click's ``_KETADOSE_COMPLETE``)."""
+    return "_KETADOSE_COMPLETE" in os.environ
+
+
 def command_tz(value: str | None) -> str | None:
     """The command's --tz (a Typer callback: it wins over the app's)."""
     _tz["command"] = value

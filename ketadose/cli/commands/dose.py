@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ketadose.cli import env
-from ketadose.cli.exits import finish
+from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
     AgeOpt,
     BagOpt,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+@command
 def session_command(
     ctx: typer.Context,
     protocol: ProtocolId,
