@@ -38,7 +38,8 @@ Source = Literal["flag", "environment", "config file", "built-in"]
 class Config(BaseModel):
     """The config file's values (None: not set there)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # Its validator is built only when a file is read: no file must cost nothing at start-up.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
     limits: str | None = Field(default=None, min_length=1)
     protocols: str | None = Field(default=None, min_length=1)
@@ -50,7 +51,8 @@ class Config(BaseModel):
     draw_step: str | None = Field(default=None, min_length=1, description="e.g. 0.01mL")
 
 
-NO_CONFIG = Config()
+#: No config file: every value unset (built without validation, so without the validator).
+NO_CONFIG = Config.model_construct()
 
 
 def parse(data: bytes, path: str) -> Config:
