@@ -11,17 +11,23 @@ during-session limits, and answered continue, pause (a soft limit) or stop (a ha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ketadose.clock import elapsed, instant, shift
+from ketadose.errors import InputError
 from ketadose.events import Grade
 from ketadose.limits import LimitLibrary, check_vitals
 from ketadose.models import Finding, PhaseDose, Severity, Vitals
 from ketadose.protocols import Cadence, Monitoring, Protocol
 from ketadose.records import Answer, Reading, SessionRecord
 from ketadose.units import format_number
+
+if TYPE_CHECKING:
+    from ketadose.events import AdverseEvent
+    from ketadose.models import SessionDose
+    from ketadose.records import BloodPressure
 
 #: The sedation scales a protocol may name, with their range (lowest, highest).
 SEDATION_SCALES: dict[str, tuple[int, int]] = {
@@ -81,6 +87,222 @@ def delivered_mg(phases: Sequence[PhaseDose], minutes: float) -> float:
         given += dose if length <= 0 else dose * min(1.0, (minutes - start) / length)
         start += length
     return given
+
+
+def check_stop(at: datetime, stopped: datetime | None, stop_reason: str | None = None) -> None:
+    """Refuse an early stop that is not after the start, or a reason without a stop.
+
+    Args:
+        at: When the session started.
+        stopped: When its infusion was stopped early, if it was.
+        stop_reason: Why.
+
+    Raises:
+        InputError: A stop at or before the start; a reason without a stop.
+    """
+    if stopped is not None and instant(stopped) <= instant(at):
+        raise InputError("--stop must be after --date (the start)")
+    if stop_reason is not None and stopped is None:
+        raise InputError("--stop-reason goes with --stop (when the infusion was stopped)")
+
+
+def session_given(
+    checked: SessionDose,
+    *,
+    patient_id: str,
+    at: datetime,
+    stopped: datetime | None = None,
+    stop_reason: str | None = None,
+    bp_before: BloodPressure | None = None,
+    bp_peak: BloodPressure | None = None,
+    bp_after: BloodPressure | None = None,
+    peak: Vitals | None = None,
+    score: float | None = None,
+    adverse_events: tuple[AdverseEvent, ...] = (),
+    notes: str | None = None,
+    reported: bool = False,
+) -> SessionRecord:
+    """The record of a checked session as given: in full, or to its early stop.
+
+    A session stopped early records what its programme had delivered by the stop (phases in
+    order, each evenly over its time) and the stop as its duration, beside the dose planned.
+
+    Args:
+        checked: The session as the gate checked it (with the observed vitals).
+        patient_id: Whose session.
+        at: When it started.
+        stopped: When its infusion was stopped early, if it was.
+        stop_reason: Why.
+        bp_before: Blood pressure before it.
+        bp_peak: Highest during it.
+        bp_after: At discharge.
+        peak: The readings during it (heart rate and SpO2 are recorded from it).
+        score: Response score on the protocol's scale.
+        adverse_events: Graded events.
+        notes: Free notes.
+        reported: The adverse events were asked about and are complete as given.
+
+    Returns:
+        The record to store.
+
+    Raises:
+        InputError: A stop not after the start, or not early (the programme had ended by
+            then); a reason without a stop.
+    """
+    import json
+
+    check_stop(at, stopped, stop_reason)
+    weight = checked.dosing_weight
+    kg = None if weight is None else weight.kg
+    given_mg = checked.delivered_total_mg or checked.total_dose_mg
+    given_min = checked.total_duration_min
+    if stopped is not None:
+        if given_min is not None and elapsed(stopped, at) >= timedelta(minutes=given_min):
+            raise InputError(
+                f"--stop {stopped:%H:%M} is not early: the programme of {given_min:g} min ended "
+                "by then (record the session without --stop)"
+            )
+        given_min = elapsed(stopped, at).total_seconds() / 60
+        given_mg = delivered_mg(checked.phases, given_min)
+    return SessionRecord(
+        patient_id=patient_id,
+        at=at,
+        protocol=checked.protocol.id,
+        dose_mg=given_mg,
+        dose_mg_per_kg=None if not kg else given_mg / kg,
+        duration_min=given_min,
+        phases_json=json.dumps([p.model_dump(mode="json") for p in checked.phases]),
+        bp_before=bp_before,
+        bp_peak=bp_peak,
+        bp_after=bp_after,
+        heart_rate=None if peak is None else peak.heart_rate,
+        spo2=None if peak is None else peak.spo2,
+        score=score,
+        adverse_events=adverse_events,
+        notes=notes,
+        reported=reported,
+        weight_policy=None if weight is None else weight.basis.value,
+        dosing_weight_kg=kg,
+        planned_dose_mg=checked.total_dose_mg,
+        planned_dose_mg_per_kg=checked.total_dose_mg_per_kg,
+        stopped_at=stopped,
+        stop_reason=stop_reason,
+    )
+
+
+#: Hours before its start that a reading still belongs to a session (the reading before dosing),
+#: and after the end of its observation (when no discharge is recorded).
+READING_LEAD_H = 2
+
+
+def session_of(
+    sessions: Sequence[SessionRecord], patient_id: str, number: int | None, at: datetime | None
+) -> SessionRecord:
+    """Session ``number``, else the latest started by ``at`` or starting soon after it.
+
+    A reading up to :data:`READING_LEAD_H` hours before a session's start belongs to that
+    session (the reading before the dose).
+
+    Args:
+        sessions: The patient's sessions, in time order.
+        patient_id: Whose (for messages).
+        number: The session's number (``--session N``), if given.
+        at: When (None: the latest session of all).
+
+    Returns:
+        The session.
+
+    Raises:
+        InputError: No session of that number, or none started by then.
+    """
+    if number is not None:
+        found = [s for s in sessions if s.id == number]
+        if not found:
+            raise InputError(f"patient {patient_id} has no session {number}")
+        return found[0]
+    lead = timedelta(hours=READING_LEAD_H)
+    started = [s for s in sessions if at is None or instant(s.at) - lead <= instant(at)]
+    if not started:
+        raise InputError(f"patient {patient_id} has no session started by then: give --session N")
+    return started[-1]
+
+
+def within_session(protocol: Protocol, session: SessionRecord, readings: Sequence[Reading]) -> None:
+    """Refuse a reading that falls outside a session: it is never filed under another one.
+
+    A session's readings run from :data:`READING_LEAD_H` hours before its start to its
+    discharge, or, not yet discharged, that long after the end of its observation.
+
+    Args:
+        protocol: The session's protocol (its observation).
+        session: The session.
+        readings: The readings.
+
+    Raises:
+        InputError: For the first reading outside it.
+    """
+    lead = timedelta(hours=READING_LEAD_H)
+    first = shift(session.at, -lead)
+    last = session.discharged_at or shift(observation_end(protocol, session), lead)
+    for reading in readings:
+        if not instant(first) <= instant(reading.at) <= instant(last):
+            raise InputError(
+                f"the reading at {reading.at:%Y-%m-%d %H:%M} is not during session {session.id} "
+                f"({first:%Y-%m-%d %H:%M} to {last:%H:%M}): record its session first, or give "
+                "--session N"
+            )
+
+
+#: The answers to readings, mildest first.
+ANSWERS: tuple[Answer, ...] = ("continue", "pause", "stop")
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """Readings checked for one session: each as stored, its answer and what it crossed.
+
+    Attributes:
+        readings: The readings to store, each with its answer and the codes it crossed.
+        flagged: For each reading, its findings above ``info``.
+        worst: The most severe answer of all.
+    """
+
+    readings: tuple[Reading, ...]
+    flagged: tuple[tuple[Finding, ...], ...]
+    worst: Answer
+
+    @property
+    def status(self) -> str:
+        """The audit status of the worst answer: ``ok``, ``soft`` (pause) or ``hard`` (stop)."""
+        return {"continue": "ok", "pause": "soft", "stop": "hard"}[self.worst]
+
+
+def answer_readings(
+    limits: LimitLibrary,
+    protocol: Protocol,
+    session: SessionRecord,
+    rows: Sequence[Reading],
+) -> Answered:
+    """Check each reading of a session against the limits for its period and answer it.
+
+    Args:
+        limits: The limit library.
+        protocol: The session's protocol.
+        session: The session the readings belong to (see :func:`within_session`).
+        rows: The readings as parsed (answered ``continue``), at least one.
+
+    Returns:
+        The readings with their answers, and the worst.
+    """
+    readings = []
+    flagged = []
+    for row in rows:
+        answer, found = check_reading(limits, protocol, row.vitals, period(session, row.at))
+        crossed = tuple(f for f in found if f.severity.value != "info")
+        readings.append(replace(row, answer=answer, findings=tuple(f.code for f in crossed)))
+        flagged.append(crossed)
+    worst = max((r.answer for r in readings), key=ANSWERS.index)
+    return Answered(readings=tuple(readings), flagged=tuple(flagged), worst=worst)
 
 
 def infusion_end(session: SessionRecord) -> datetime:

@@ -6,12 +6,16 @@ these classes at start-up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ketadose.events import AdverseEvent
 from ketadose.models import Patient, Sex, Vitals
+
+if TYPE_CHECKING:
+    from ketadose.models import Finding
 
 #: What a reading during a session answered (the gate's during-session limits).
 Answer = Literal["continue", "pause", "stop"]
@@ -188,6 +192,75 @@ class AuditEntry:
     override_reason: str | None
     library_sha256: str
     id: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        at: datetime,
+        user: str,
+        command: str,
+        patient_id: str | None,
+        inputs: Mapping[str, object],
+        findings: Sequence[Finding],
+        status: str,
+        override_reason: str | None,
+        library_sha256: str,
+    ) -> AuditEntry:
+        """An entry from a command's inputs and findings, both written as JSON.
+
+        Args:
+            at: When it is written.
+            user: Who acted.
+            command: The command, e.g. ``session record``.
+            patient_id: The patient concerned, if any.
+            inputs: The command's inputs by name; those that are None are left out, the rest
+                written as JSON values (:func:`json_value`).
+            findings: The findings to log.
+            status: ``ok``, ``soft`` or ``hard``.
+            override_reason: The reason given for overriding soft findings, if any.
+            library_sha256: The limit library's sha256.
+
+        Returns:
+            The entry, not yet stored.
+        """
+        import json
+
+        return cls(
+            at=at,
+            user=user,
+            command=command,
+            patient_id=patient_id,
+            inputs_json=json.dumps({k: json_value(v) for k, v in inputs.items() if v is not None}),
+            findings_json=json.dumps([f.model_dump(mode="json") for f in findings]),
+            status=status,
+            override_reason=override_reason,
+            library_sha256=library_sha256,
+        )
+
+
+def json_value(value: object) -> object:
+    """An audit input as a JSON value: a list stays a list, a flag a boolean, a number a number.
+
+    Never the Python repr (``"['lorazepam:12']"``, ``"False"``): a reviewer's tool reads the
+    log as JSON. Paths, enums, times and quantities are their text.
+
+    Args:
+        value: An input's value.
+
+    Returns:
+        What ``json.dumps`` writes for it.
+    """
+    from enum import Enum
+
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return json_value(value.value)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [json_value(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    return str(value)
 
 
 def improvement_pct(baseline: float, score: float | None) -> float | None:

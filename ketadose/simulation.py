@@ -17,7 +17,12 @@ from ketadose.models import PhaseDose, ProtocolRef, Real, significant
 from ketadose.pk import MODELS, Infusion, concentrations, session_infusions
 
 if TYPE_CHECKING:
-    from ketadose.protocols import Protocol
+    from datetime import date, tzinfo
+
+    from ketadose.dosing import DoseRequest
+    from ketadose.limits import LimitLibrary
+    from ketadose.models import DosingWeight, Status
+    from ketadose.protocols import Protocol, ProtocolEntry
 
 #: Most points in one series (10 days at one minute is 14,400).
 MAX_POINTS = 200_000
@@ -256,4 +261,141 @@ def simulation_refusal(protocol: Protocol) -> str:
     return (
         f"{protocol.id} is given {protocol.route}: the models are of IV racemic ketamine, "
         f"and no source gives an absorption rate for the {protocol.route} route ({have})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationOutcome:
+    """What ``simulate`` shows: the curve, and the checked dose it was computed from.
+
+    Attributes:
+        result: The curve and its summary (the ``simulate --json`` document).
+        status: The verdict of the session (or the worst of the series) simulated.
+        ready: Whether that session (or series) may go ahead.
+        dosing_weight: The weight the dose was based on.
+        body_weight_kg: The weight the model scales with, the patient's total body weight.
+        protocol_name: The protocol's name, for the text output.
+        stay: The protocol is one continuous stay (a titration's rungs), not sessions.
+    """
+
+    result: Simulation
+    status: Status
+    ready: bool
+    dosing_weight: DosingWeight
+    body_weight_kg: float
+    protocol_name: str
+    stay: bool
+
+
+def simulate_session(
+    entry: ProtocolEntry,
+    request: DoseRequest,
+    limits: LimitLibrary,
+    *,
+    model: str,
+    series: bool = False,
+    start: date | None = None,
+    zone: tzinfo | None = None,
+    step_min: float = 1.0,
+    until_min: float | None = None,
+    threshold_ng_per_ml: float | None = None,
+) -> SimulationOutcome:
+    """Check a session (or plan its series) through the gate, then predict its concentration.
+
+    One session is given at minute 0 and the patient may leave at the end of its infusion plus
+    the longer of the chair's recovery time and the protocol's observation. A series
+    (``series``) is planned from ``start`` and its sessions superposed, discharge after the
+    last. A protocol of one continuous stay (a titration) is always planned: its rungs as one
+    stepped infusion, with no planned discharge (the inpatient team decides its end).
+
+    Args:
+        entry: The protocol (IV only).
+        request: Patient and dose options.
+        limits: The limit library the dose is checked against.
+        model: A key of ``pk.MODELS``.
+        series: Simulate the whole planned series (needs ``start``).
+        start: The first day a session may take place (with ``series``).
+        zone: The clinic's zone, the series' sessions are placed in (with ``start``).
+        step_min: Time between points.
+        until_min: Last point (default: 4 h after the last infusion ends).
+        threshold_ng_per_ml: Report the time spent above this concentration.
+
+    Returns:
+        The curve, the verdict of the dose behind it and how it was dosed.
+
+    Raises:
+        InputError: For a route that is not IV, ``start`` without ``series`` (or ``series``
+            without ``start``), no weight, and whatever the gate, the plan or
+            :func:`simulate` refuse.
+    """
+    from ketadose import gate
+    from ketadose.planning import RECOVERY_MIN
+
+    if entry.protocol.route != "iv":
+        raise InputError(simulation_refusal(entry.protocol))
+    observation = entry.protocol.observation
+    after = max(RECOVERY_MIN, 0.0 if observation is None else observation.minimum.value)
+    stay = entry.protocol.titration is not None  # one continuous infusion, stepped
+    if series or stay:
+        from datetime import UTC
+        from datetime import date as day_of
+
+        from ketadose.clock import elapsed
+        from ketadose.planning import PlanRequest
+        from ketadose.planning import plan as make_plan
+
+        if start is None and not stay:
+            raise InputError("--plan needs --start: the first day a session may take place")
+        if start is not None and zone is None:
+            raise ValueError("a start day needs the clinic's zone")  # a caller's bug
+        # A stay's rungs are elapsed time from its start: without --start, any day in UTC.
+        planned = make_plan(
+            entry,
+            PlanRequest(
+                dose=request,
+                start=day_of(2026, 1, 5) if start is None else start,
+                zone=UTC if start is None or zone is None else zone,
+            ),
+            limits,
+        )
+        zero = planned.sessions[0].timeline.infusion_start
+        given = [
+            Given(elapsed(s.timeline.infusion_start, zero).total_seconds() / 60, s.phases)
+            for s in planned.sessions
+        ]
+        last = planned.sessions[-1].timeline
+        # A stay ends at its end point, as the inpatient team decides: no planned discharge.
+        discharge = None if stay else elapsed(last.discharge_earliest, zero).total_seconds() / 60
+        status, ready, kg = planned.status, planned.ready, planned.dosing_weight
+        simulated = planned.protocol
+    else:
+        if start is not None:
+            raise InputError("--start is for --plan")
+        session = gate.session(entry, request, limits)
+        given = [Given(0.0, session.phases)]
+        discharge = infusion_end(session.phases) + after
+        status, ready, kg = session.status, session.ready, session.dosing_weight
+        simulated = session.protocol
+    body = request.patient.weight_kg
+    if kg is None or body is None:
+        raise InputError("the models need the patient's weight: --weight")
+    result = simulate(
+        model,
+        simulated,
+        body,  # the models scale with total body weight, whatever the dose was based on
+        given,
+        step_min=step_min,
+        until_min=until_min,
+        discharge_min=discharge,
+        threshold_ng_per_ml=threshold_ng_per_ml,
+        titration=stay,
+    )
+    return SimulationOutcome(
+        result=result,
+        status=status,
+        ready=ready,
+        dosing_weight=kg,
+        body_weight_kg=body,
+        protocol_name=entry.protocol.name,
+        stay=stay,
     )

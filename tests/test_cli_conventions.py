@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import ketadose
 from ketadose.cli import app
-from ketadose.cli.env import json_value
+from ketadose.records import json_value
 
 runner = CliRunner()
 

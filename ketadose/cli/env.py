@@ -199,13 +199,6 @@ def zone() -> "tzinfo":
     return system_zone()
 
 
-def zone_name() -> str:
-    """The clinic's zone by name, as ``config show`` reports it."""
-    from ketadose import clock
-
-    return clock.name(zone())
-
-
 def system_zone() -> "tzinfo":
     """The system's zone by its IANA name (TZ, /etc/localtime, /etc/timezone).
 
@@ -268,40 +261,20 @@ def audit_entry(
     override_reason: str | None,
     library_sha256: str,
 ) -> "AuditEntry":
-    """One audit-log line: who, when, which command, its inputs, findings and library."""
-    import json as jsonlib
-
+    """One audit-log line: the core builds it; who (``user``) and when (``now``) are read here."""
     from ketadose.records import AuditEntry
 
-    return AuditEntry(
+    return AuditEntry.of(
         at=now(),
         user=user(clinician),
         command=command_name,
         patient_id=patient_id,
-        inputs_json=jsonlib.dumps({k: json_value(v) for k, v in inputs.items() if v is not None}),
-        findings_json=jsonlib.dumps([f.model_dump(mode="json") for f in findings]),
+        inputs=inputs,
+        findings=findings,
         status=status,
         override_reason=override_reason,
         library_sha256=library_sha256,
     )
-
-
-def json_value(value: object) -> object:
-    """An audit input as a JSON value: a list stays a list, a flag a boolean, a number a number.
-
-    Never the Python repr (``"['lorazepam:12']"``, ``"False"``): a reviewer's tool reads the
-    log as JSON. Paths, enums, times and quantities are their text.
-    """
-    from enum import Enum
-
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Enum):
-        return json_value(value.value)
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [json_value(item) for item in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    return str(value)
 
 
 def audit(

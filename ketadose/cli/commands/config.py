@@ -18,6 +18,7 @@ def config_show(
     """Show each clinic default in effect (flag > environment > config file > built-in)."""
     import json as jsonlib
 
+    from ketadose import clock
     from ketadose.config import ENVIRONMENT
 
     path, named = env.config_path()
@@ -27,7 +28,7 @@ def config_show(
         "protocols": "the shipped protocols",
         "store": str(env.store_path(None)),
         "clinician": env.user(None),
-        "tz": env.zone_name(),
+        "tz": clock.name(env.zone()),
         "paper": "a4",
         "pump_step": PUMP_STEP,
         "draw_step": DRAW_STEP,

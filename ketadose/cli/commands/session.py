@@ -1,7 +1,7 @@
 """ketadose session vitals, show and discharge: a recorded session's readings and end."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -18,68 +18,6 @@ from ketadose.cli.options import (
 )
 from ketadose.cli.output import terminal, write
 from ketadose.errors import ExitCode
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from datetime import datetime
-
-    from ketadose.protocols import Protocol
-    from ketadose.records import Reading, SessionRecord
-    from ketadose.store import Store
-
-
-def _session_of(
-    db: "Store", patient_id: str, number: int | None, at: "datetime | None"
-) -> "SessionRecord":
-    """``--session N``, else the latest session started by ``at`` or starting soon after it.
-
-    A reading up to :data:`READING_LEAD_H` hours before a session's start belongs to that
-    session (the reading before the dose).
-    """
-    from datetime import timedelta
-
-    from ketadose.clock import instant
-    from ketadose.errors import InputError
-
-    sessions = db.sessions(patient_id)
-    if number is not None:
-        found = [s for s in sessions if s.id == number]
-        if not found:
-            raise InputError(f"patient {patient_id} has no session {number}")
-        return found[0]
-    lead = timedelta(hours=READING_LEAD_H)
-    started = [s for s in sessions if at is None or instant(s.at) - lead <= instant(at)]
-    if not started:
-        raise InputError(f"patient {patient_id} has no session started by then: give --session N")
-    return started[-1]
-
-
-#: Hours before its start that a reading still belongs to a session (the reading before dosing),
-#: and after the end of its observation (when no discharge is recorded).
-READING_LEAD_H = 2
-
-
-def _within_session(
-    protocol: "Protocol", session: "SessionRecord", readings: "Sequence[Reading]"
-) -> None:
-    """Refuse a reading that falls outside a session: it is never filed under another one."""
-    from datetime import timedelta
-
-    from ketadose.clock import instant, shift
-    from ketadose.errors import InputError
-    from ketadose.monitoring import observation_end
-
-    lead = timedelta(hours=READING_LEAD_H)
-    first = shift(session.at, -lead)
-    last = session.discharged_at or shift(observation_end(protocol, session), lead)
-    for reading in readings:
-        if not instant(first) <= instant(reading.at) <= instant(last):
-            raise InputError(
-                f"the reading at {reading.at:%Y-%m-%d %H:%M} is not during session {session.id} "
-                f"({first:%Y-%m-%d %H:%M} to {last:%H:%M}): record its session first, or give "
-                "--session N"
-            )
-
 
 SessionNumber = Annotated[
     int | None,
@@ -115,8 +53,7 @@ def session_vitals(
     """Add timed readings to a session; each is checked and answered continue, pause or stop."""
     from ketadose import inputs
     from ketadose.errors import InputError
-    from ketadose.monitoring import check_reading, period
-    from ketadose.records import Reading
+    from ketadose.monitoring import answer_readings, session_of, within_session
 
     zone = env.zone()
     if file is not None:
@@ -131,48 +68,28 @@ def session_vitals(
         rows = [inputs.reading(at, bp, hr, spo2, sedation, zone=zone, where="")]
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
-    answers = []
     with env.open_store(store) as db:
         record = db.patient(patient_id)
         protocol = library.get_protocol(record.protocol).protocol
-        session = _session_of(db, patient_id, number, rows[0].at)
+        session = session_of(db.sessions(patient_id), patient_id, number, rows[0].at)
         assert session.id is not None
-        _within_session(protocol, session, rows)
-        readings = []
-        for row in rows:
-            answer, found = check_reading(
-                limit_library, protocol, row.vitals, period(session, row.at)
-            )
-            flagged = tuple(f for f in found if f.severity.value != "info")
-            readings.append(
-                Reading(
-                    at=row.at,
-                    systolic=row.systolic,
-                    diastolic=row.diastolic,
-                    heart_rate=row.heart_rate,
-                    spo2=row.spo2,
-                    sedation=row.sedation,
-                    answer=answer,
-                    findings=tuple(f.code for f in flagged),
-                )
-            )
-            answers.append((row.at, answer, flagged))
-        worst = max((a for _, a, _ in answers), key=("continue", "pause", "stop").index)
+        within_session(protocol, session, rows)
+        answered = answer_readings(limit_library, protocol, session, rows)
         entry = env.audit_entry(
             clinician,
             "session vitals",
             patient_id,
-            {"session": session.id, "readings": len(readings), "answer": worst},
-            [f for _, _, flagged in answers for f in flagged],
-            {"continue": "ok", "pause": "soft", "stop": "hard"}[worst],
+            {"session": session.id, "readings": len(answered.readings), "answer": answered.worst},
+            [f for flagged in answered.flagged for f in flagged],
+            answered.status,
             None,
             limit_library.ref.sha256,
         )
-        db.add_readings(session.id, tuple(readings), entry)
-    for when, answer, flagged in answers:
+        db.add_readings(session.id, answered.readings, entry)
+    for reading, flagged in zip(answered.readings, answered.flagged, strict=True):
         why = "" if not flagged else ": " + "; ".join(f.message for f in flagged)
-        typer.echo(f"{when:%Y-%m-%d %H:%M} {answer.upper()}{why}")
-    readings_outcome(worst)
+        typer.echo(f"{reading.at:%Y-%m-%d %H:%M} {reading.answer.upper()}{why}")
+    readings_outcome(answered.worst)
 
 
 @command
@@ -190,6 +107,7 @@ def session_show(
 ) -> None:
     """Show a session: dose planned and given with its basis, readings, what is missing."""
     from ketadose import inputs
+    from ketadose.monitoring import session_of
     from ketadose.render import records
 
     moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
@@ -197,7 +115,7 @@ def session_show(
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:
         record = db.patient(patient_id)
-        session = _session_of(db, patient_id, number, None)
+        session = session_of(db.sessions(patient_id), patient_id, number, None)
     protocol = library.get_protocol(record.protocol).protocol
     report = records.session_report(protocol, limit_library, session, moment)
     if json:
@@ -223,14 +141,14 @@ def session_discharge(
     """Discharge after a session, once the patient is ready (vitals, observation, criteria)."""
     from ketadose import inputs
     from ketadose.errors import InputError
-    from ketadose.monitoring import readiness
+    from ketadose.monitoring import readiness, session_of
 
     moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:
         record = db.patient(patient_id)
-        session = _session_of(db, patient_id, number, moment)
+        session = session_of(db.sessions(patient_id), patient_id, number, moment)
         assert session.id is not None
         protocol = library.get_protocol(record.protocol).protocol
         if session.discharged_at is not None:

@@ -1,6 +1,6 @@
 """ketadose session record: a session given, checked, recorded and logged."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -18,9 +18,6 @@ from ketadose.cli.options import (
     StrengthOpt,
     TzOpt,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @command
@@ -72,27 +69,21 @@ def session_record(
     tz: TzOpt = None,
 ) -> None:
     """Record a session given, check it and log it; one past a hard limit is kept, flagged."""
-    import json as jsonlib
     from dataclasses import replace
-    from datetime import timedelta
 
     from ketadose import events as ae_vocabulary
     from ketadose import gate, inputs
-    from ketadose.clock import elapsed, instant
     from ketadose.dosing import DoseRequest
     from ketadose.errors import InputError
     from ketadose.models import CheckContext, PreviousSession, WeightPolicy
-    from ketadose.monitoring import delivered_mg
-    from ketadose.records import BloodPressure, SessionRecord
+    from ketadose.monitoring import check_stop, session_given
+    from ketadose.records import BloodPressure
     from ketadose.units import Kind
 
     zone = env.zone()
     at = inputs.moment(date, field="--date", zone=zone)
     stopped = None if stop is None else inputs.moment(stop, field="--stop", zone=zone)
-    if stopped is not None and instant(stopped) <= instant(at):
-        raise InputError("--stop must be after --date (the start)")
-    if stop_reason is not None and stopped is None:
-        raise InputError("--stop-reason goes with --stop (when the infusion was stopped)")
+    check_stop(at, stopped, stop_reason)
     events = tuple(ae_vocabulary.parse(event) for event in ae or [])
     if score is not None and not 0 <= score <= 1000:
         raise InputError("--score must be from 0 to 1000")
@@ -136,44 +127,20 @@ def session_record(
             ),
         )
         checked = gate.session(entry, request, limit_library, context, override_reason)
-        kg = None if checked.dosing_weight is None else checked.dosing_weight.kg
-        given_mg = checked.delivered_total_mg or checked.total_dose_mg
-        given_min = checked.total_duration_min
-        if (
-            stopped is not None
-            and given_min is not None
-            and elapsed(stopped, at) >= timedelta(minutes=given_min)
-        ):
-            raise InputError(
-                f"--stop {stopped:%H:%M} is not early: the programme of {given_min:g} min ended "
-                "by then (record the session without --stop)"
-            )
-        if stopped is not None:
-            given_min = elapsed(stopped, at).total_seconds() / 60
-            given_mg = delivered_mg(checked.phases, given_min)
-        session = SessionRecord(
+        session = session_given(
+            checked,
             patient_id=patient_id,
             at=at,
-            protocol=entry.protocol.id,
-            dose_mg=given_mg,
-            dose_mg_per_kg=None if not kg else given_mg / kg,
-            duration_min=given_min,
-            phases_json=jsonlib.dumps([p.model_dump(mode="json") for p in checked.phases]),
+            stopped=stopped,
+            stop_reason=stop_reason,
             bp_before=pressure(bp_before),
             bp_peak=pressure(bp_peak),
             bp_after=pressure(bp_after),
-            heart_rate=None if peak is None else peak.heart_rate,
-            spo2=None if peak is None else peak.spo2,
+            peak=peak,
             score=score,
             adverse_events=events,
             notes=notes,
             reported=reported,
-            weight_policy=None if kg is None else dosing_weight.value,
-            dosing_weight_kg=kg,
-            planned_dose_mg=checked.total_dose_mg,
-            planned_dose_mg_per_kg=checked.total_dose_mg_per_kg,
-            stopped_at=stopped,
-            stop_reason=stop_reason,
         )
         audit = env.audit_entry(
             clinician,
