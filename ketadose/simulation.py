@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.models import PhaseDose, ProtocolRef, Real, significant
 from ketadose.pk import MODELS, Infusion, concentrations, session_infusions
 
@@ -132,10 +132,12 @@ def simulate(
     end = max(i.start_min + i.duration_min for i in infusions)
     until = end + 240 if until_min is None else until_min
     if not 0.01 <= step_min <= 1440:
-        raise InputError("--step: from 0.01 min to 24 h")
+        raise InputError(InputField.STEP, ": from 0.01 min to 24 h")
     count = int(until / step_min + 1e-9) + 1
     if until <= 0 or count > MAX_POINTS:
-        raise InputError(f"--until / --step: 1 to {MAX_POINTS} points (asked {count})")
+        raise InputError(
+            InputField.UNTIL, " / ", InputField.STEP, f": 1 to {MAX_POINTS} points (asked {count})"
+        )
     grid = [round(n * step_min, 9) for n in range(count)]
     marks = sorted({end, *(i.start_min + i.duration_min for i in infusions)})
     extra = [*marks, *([] if discharge_min is None else [discharge_min])]

@@ -17,7 +17,7 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import terminal, write
-from ketadose.errors import ExitCode
+from ketadose.errors import ExitCode, InputField
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -192,7 +192,7 @@ def session_show(
     from ketadose import inputs
     from ketadose.render import records
 
-    moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
+    moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:
@@ -225,7 +225,7 @@ def session_discharge(
     from ketadose.errors import InputError
     from ketadose.monitoring import readiness
 
-    moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
+    moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:

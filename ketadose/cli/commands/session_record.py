@@ -18,6 +18,7 @@ from ketadose.cli.options import (
     StrengthOpt,
     TzOpt,
 )
+from ketadose.errors import InputField
 
 if TYPE_CHECKING:
     pass
@@ -87,8 +88,8 @@ def session_record(
     from ketadose.units import Kind
 
     zone = env.zone()
-    at = inputs.moment(date, field="--date", zone=zone)
-    stopped = None if stop is None else inputs.moment(stop, field="--stop", zone=zone)
+    at = inputs.moment(date, field=InputField.DATE, zone=zone)
+    stopped = None if stop is None else inputs.moment(stop, field=InputField.STOP, zone=zone)
     if stopped is not None and instant(stopped) <= instant(at):
         raise InputError("--stop must be after --date (the start)")
     if stop_reason is not None and stopped is None:

@@ -25,6 +25,7 @@ from ketadose.cli.options import (
     dose_request,
 )
 from ketadose.cli.output import write
+from ketadose.errors import InputField
 
 if TYPE_CHECKING:
     pass
@@ -111,7 +112,7 @@ def simulate(
         if start is None and not stay:
             raise InputError("--plan needs --start: the first day a session may take place")
         # A stay's rungs are elapsed time from its start: without --start, any day in UTC.
-        day = date(2026, 1, 5) if start is None else inputs.day(start, field="--start")
+        day = date(2026, 1, 5) if start is None else inputs.day(start, field=InputField.START)
         planned = make_plan(
             entry,
             PlanRequest(dose=request, start=day, zone=UTC if start is None else env.zone()),
@@ -143,8 +144,8 @@ def simulate(
         simulated,
         body,  # the models scale with total body weight, whatever the dose was based on
         given,
-        step_min=parse_as(step, Kind.DURATION, field="--step"),
-        until_min=None if until is None else parse_as(until, Kind.DURATION, field="--until"),
+        step_min=parse_as(step, Kind.DURATION, field=InputField.STEP),
+        until_min=None if until is None else parse_as(until, Kind.DURATION, field=InputField.UNTIL),
         discharge_min=discharge,
         threshold_ng_per_ml=None if threshold is None else parse_as(threshold, Kind.PLASMA),
         titration=stay,
