@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 
 
 def _kind(mode: int) -> str:
@@ -57,8 +57,9 @@ def check_target(path: Path, *, replace: bool = False) -> None:
         return
     if mode is not None:
         raise InputError(
-            f"{path} is a {_kind(mode)}, not a regular file: --force replaces regular files "
-            "only; write to a new file name"
+            f"{path} is a {_kind(mode)}, not a regular file: ",
+            InputField.FORCE,
+            " replaces regular files only; write to a new file name",
         )
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():

@@ -20,7 +20,7 @@ on. No override reason can be given to a batch: each soft finding is for a clini
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Literal
 
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ketadose import inputs
 from ketadose.dosing import DoseRequest
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField, plain
 from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary
 from ketadose.models import Patient, Sex, WeightPolicy
@@ -48,6 +48,12 @@ COLUMNS = (
     "duration",
     "dosing_weight",
 )
+#: The fields a row's cells give: a row's error names them by column ("the weight column").
+_CELLS = {
+    field: field.value.replace(" ", "_")
+    for field in InputField
+    if field.value.replace(" ", "_") in COLUMNS
+}
 #: A longer row is refused as a row (csv would otherwise read a 1 GB line whole).
 MAX_FIELD = 1000
 
@@ -186,6 +192,8 @@ def record(
     protocol: str | None,
     library: ProtocolLibrary,
     limits: LimitLibrary,
+    *,
+    option: Callable[[InputField], str] = plain,
 ) -> BatchRecord:
     """Plan one row.
 
@@ -195,6 +203,8 @@ def record(
         protocol: The protocol of rows without a ``protocol`` cell (None: each row names one).
         library: The protocol library.
         limits: The limit library each plan is checked against.
+        option: How an error names a field that is not a column (a vial, a pump step): the
+            command line passes its flags (``ketadose.cli.exits.flag``).
 
     Returns:
         The row's record: its checked plan, or the reason it has none.
@@ -205,12 +215,15 @@ def record(
     try:
         row_protocol = cells.get("protocol", "").strip() or protocol
         if row_protocol is None:
-            raise InputError("no protocol: give a protocol column or --protocol")
+            raise InputError("no protocol: give a protocol column or ", InputField.DEFAULT_PROTOCOL)
         result = plan(library.get_protocol(row_protocol), _request(cells, template), limits)
     except InputError as error:
         raw = cells.get("id", "").strip()
         shown = raw if raw.isprintable() and len(raw) <= 64 else ""
-        return BatchRecord(line=line, id=shown or None, status="error", error=str(error), plan=None)
+        error_text = error.spelled(
+            lambda f: f"the {_CELLS[f]} column" if f in _CELLS else option(f)
+        )
+        return BatchRecord(line=line, id=shown or None, status="error", error=error_text, plan=None)
     return BatchRecord(
         line=line, id=result.patient_id, status=result.status, error=None, plan=result
     )

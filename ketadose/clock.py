@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, Part
 
 
 class NaiveTimeError(InputError):
@@ -117,7 +117,7 @@ def problem(naive: datetime, where: tzinfo) -> str | None:
     return "repeated"
 
 
-def localize(naive: datetime, where: tzinfo, *, field: str) -> datetime:
+def localize(naive: datetime, where: tzinfo, *, field: Part) -> datetime:
     """A local wall-clock time in ``where``, refusing one that does not exist or is ambiguous.
 
     Args:
@@ -138,13 +138,15 @@ def localize(naive: datetime, where: tzinfo, *, field: str) -> datetime:
     stamp = naive.isoformat(timespec="minutes")
     if found == "skipped":
         raise InputError(
-            f"{field} {stamp} does not exist in {name(where)}: the clocks skip it "
-            "(daylight-saving change); give a time that exists"
+            field,
+            f" {stamp} does not exist in {name(where)}: the clocks skip it "
+            "(daylight-saving change); give a time that exists",
         )
     first, second = (naive.replace(tzinfo=where, fold=fold) for fold in (0, 1))
     raise InputError(
-        f"{field} {stamp} happens twice in {name(where)} (the clocks go back); give the UTC "
-        f"offset: {stamp}{_offset(first)} or {stamp}{_offset(second)}"
+        field,
+        f" {stamp} happens twice in {name(where)} (the clocks go back); give the UTC "
+        f"offset: {stamp}{_offset(first)} or {stamp}{_offset(second)}",
     )
 
 

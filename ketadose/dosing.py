@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.libfile import Quantity
 from ketadose.models import (
     DosedSession,
@@ -208,8 +208,9 @@ def prepare(
         return _measured(dosed, entry, request, steer)
     if request.strength is not None:
         raise InputError(
-            f"--strength does not apply to the {protocol.route} route"
-            + (": use --vial" if protocol.route in ("iv", "im", "sc") else "")
+            InputField.STRENGTH,
+            f" does not apply to the {protocol.route} route",
+            *((": use ", InputField.VIAL) if protocol.route in ("iv", "im", "sc") else ()),
         )
     preparation, phases, prep_findings = programme(
         dosed.phases,
@@ -243,9 +244,9 @@ def _measured(
         form=protocol.form,
         strength=request.strength,
         given={
-            "--vial": request.vial_mg_per_ml,
-            "--bag": request.final_volume_ml,
-            "--drop-factor": request.drop_factor,
+            InputField.VIAL: request.vial_mg_per_ml,
+            InputField.BAG: request.final_volume_ml,
+            InputField.DROP_FACTOR: request.drop_factor,
         },
         steer=steer,
     )
@@ -309,14 +310,16 @@ def _apply_overrides(
     """Replace the dose, rate or duration of the one phase each override can mean."""
     result = list(phases)
     if request.dose is not None:
-        index = _only(result, AMOUNT_KINDS, "--dose", "bolus, timed or fixed", protocol_id)
+        index = _only(result, AMOUNT_KINDS, InputField.DOSE, "bolus, timed or fixed", protocol_id)
         phase = result[index]
         if phase.kind == "fixed" and request.dose.kind is not Kind.DOSE:
-            raise InputError(f'protocol "{protocol_id}" gives fixed doses: write --dose in mg')
+            raise InputError(
+                f'protocol "{protocol_id}" gives fixed doses: write ', InputField.DOSE, " in mg"
+            )
         findings.append(_changed("dose", phase.dose, request.dose))
         result[index] = phase.model_copy(update={"dose": request.dose})
     if request.rate is not None:
-        index = _only(result, ("rate",), "--rate", "rate", protocol_id)
+        index = _only(result, ("rate",), InputField.RATE, "rate", protocol_id)
         phase = result[index]
         findings.append(_changed("rate", phase.rate, request.rate))
         result[index] = phase.model_copy(update={"rate": request.rate})
@@ -324,7 +327,7 @@ def _apply_overrides(
         if len(result) == 1:
             index = 0
         else:
-            index = _only(result, ("rate",), "--duration", "rate", protocol_id)
+            index = _only(result, ("rate",), InputField.DURATION, "rate", protocol_id)
         phase = result[index]
         text = f"{show(request.duration_min)} min"
         new = Quantity(Kind.DURATION, request.duration_min, text)
@@ -334,14 +337,15 @@ def _apply_overrides(
 
 
 def _only(
-    phases: list[Phase], kinds: tuple[str, ...], option: str, what: str, protocol_id: str
+    phases: list[Phase], kinds: tuple[str, ...], option: InputField, what: str, protocol_id: str
 ) -> int:
     """Index of the single phase of ``kinds``; an override that could mean two is refused."""
     matches = [i for i, phase in enumerate(phases) if phase.kind in kinds]
     if len(matches) != 1:
         found = " + ".join(f"{p.kind} {p.title}" for p in phases)
         raise InputError(
-            f'{option} needs a protocol with exactly one {what} phase; "{protocol_id}" has: {found}'
+            option,
+            f' needs a protocol with exactly one {what} phase; "{protocol_id}" has: {found}',
         )
     return matches[0]
 

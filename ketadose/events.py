@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField, Part
 
 #: Where the grades and terms come from (shown by ``session show`` and the docs).
 SOURCE = (
@@ -111,12 +111,15 @@ class AdverseEvent:
         return self.grade is None
 
 
-def parse(text: object, *, field: str = "--ae", ungraded: bool = False) -> AdverseEvent:
+def parse(
+    text: object, *, field: Part = InputField.ADVERSE_EVENT, ungraded: bool = False
+) -> AdverseEvent:
     """Read one adverse event, ``TERM:GRADE``.
 
     Args:
         text: As written (a non-string is refused, naming its type).
-        field: How to name the input in a message (``--ae``, ``sessions[2].adverse_events``).
+        field: How to name the input in a message (``InputField.ADVERSE_EVENT``,
+            ``sessions[2].adverse_events``).
         ungraded: Also read ``TERM:ungraded``, an event an older store kept without a grade,
             as ``history --json`` writes it (never for a new event).
 
@@ -128,24 +131,25 @@ def parse(text: object, *, field: str = "--ae", ungraded: bool = False) -> Adver
             write it.
     """
     if not isinstance(text, str):
-        raise InputError(f"{field}: an adverse event is text ({_HOW}), not {type(text).__name__}")
+        raise InputError(field, f": an adverse event is text ({_HOW}), not {type(text).__name__}")
     name, sep, word = text.partition(":")
     words = " ".join(name.split()).casefold()
     if not sep:
         graded = [g for g in _GRADES if g in words.replace("(", " ").replace(")", " ")]
         hint = f" (the grade goes after a colon: {_HOW})" if graded else f": {_HOW}"
-        raise InputError(f"{field} {text!r} has no grade{hint}")
+        raise InputError(field, f" {text!r} has no grade{hint}")
     said = " ".join(word.split()).casefold()
     if ungraded and said == UNGRADED:
         return AdverseEvent(name.strip(), None)
     grade = _GRADES.get(said)
     if grade is None:
-        raise InputError(f"{field} {text!r}: unknown grade {word.strip()!r}; {_HOW}")
+        raise InputError(field, f" {text!r}: unknown grade {word.strip()!r}; {_HOW}")
     term = _LOOKUP.get(words)
     if term is None:
         raise InputError(
-            f"{field} {text!r}: {name.strip()!r} is not in the adverse-event vocabulary; "
-            f"terms: {', '.join(sorted(TERMS))}"
+            field,
+            f" {text!r}: {name.strip()!r} is not in the adverse-event vocabulary; "
+            f"terms: {', '.join(sorted(TERMS))}",
         )
     return AdverseEvent(term, grade)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ketadose.clock import aware, instant, localize
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField, Part
 from ketadose.libfile import Quantity
 from ketadose.models import MedicationUse, PreviousSession, Vitals
 from ketadose.units import BARE_NUMBER, Kind, format_number, parse, parse_as
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 DATE_RANGE: tuple[date, date] = (date(2000, 1, 1), date(2099, 12, 31))
 
 
-def plausible(value: date, *, field: str) -> None:
+def plausible(value: date, *, field: Part) -> None:
     """Refuse a date (or date and time) outside :data:`DATE_RANGE`.
 
     Args:
@@ -42,12 +42,13 @@ def plausible(value: date, *, field: str) -> None:
     day_of = value.date() if isinstance(value, datetime) else value
     if not first <= day_of <= last:
         raise InputError(
-            f'{field} "{value.isoformat()}" is not a plausible treatment date: '
-            f"give a date from {first.isoformat()} to {last.isoformat()}"
+            field,
+            f' "{value.isoformat()}" is not a plausible treatment date: '
+            f"give a date from {first.isoformat()} to {last.isoformat()}",
         )
 
 
-def implied(text: str, kind: Kind, unit: str, *, field: str) -> float:
+def implied(text: str, kind: Kind, unit: str, *, field: Part) -> float:
     """Parse a value whose option fixes the unit: ``"80"`` or ``"80bpm"`` for a heart rate.
 
     A bare number takes ``unit``; anything else must parse as ``kind`` by the usual rules.
@@ -146,20 +147,23 @@ def medication(
         name, _, when = text.partition("@")
         name = name.strip()
         if not name or not name.isprintable():
-            raise InputError(f'--med "{text}" needs a name, {example}')
+            raise InputError(InputField.MEDICATION, f' "{text}" needs a name, {example}')
         if at is None or zone is None:
-            raise InputError(f'--med "{text}": a last-dose time needs the session time')
+            raise InputError(
+                InputField.MEDICATION, f' "{text}": a last-dose time needs the session time'
+            )
         last = moment(when, field=f"last dose of {name}", zone=zone)
         hours = (instant(aware(at, "the session time")) - instant(last)).total_seconds() / 3600
         if hours < 0:
             raise InputError(
-                f'--med "{text}": the last dose is after the session ({at.isoformat()})'
+                InputField.MEDICATION,
+                f' "{text}": the last dose is after the session ({at.isoformat()})',
             )
         return MedicationUse(name=name, hours_since=hours)
     name, sep, since = text.partition(":")
     name = name.strip()
     if not name or not name.isprintable():
-        raise InputError(f'--med "{text}" needs a name, {example}')
+        raise InputError(InputField.MEDICATION, f' "{text}" needs a name, {example}')
     if not sep:
         return MedicationUse(name=name)
     if since.strip(" ") in ("0", "0h", "0 h"):  # taken just now: a real answer, not a typo
@@ -182,11 +186,13 @@ def condition(text: str) -> str:
     """
     name = text.strip()
     if not name or not name.isprintable():
-        raise InputError(f"--condition {text!r} must be a name on one line, e.g. pregnancy")
+        raise InputError(
+            InputField.CONDITION, f" {text!r} must be a name on one line, e.g. pregnancy"
+        )
     return name
 
 
-def moment(text: str, *, field: str, zone: tzinfo) -> datetime:
+def moment(text: str, *, field: Part, zone: tzinfo) -> datetime:
     """Parse a date and time in the clinic's zone, ``2026-11-26T09:00`` or ``2026-11-26 09:00``.
 
     A time with a UTC offset (``2026-11-26T09:00+01:00``) is that moment, shown in ``zone``.
@@ -208,10 +214,10 @@ def moment(text: str, *, field: str, zone: tzinfo) -> datetime:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(
-            f'{field} "{text}" is not a date and time; write e.g. 2026-11-26T09:00'
+            field, f' "{text}" is not a date and time; write e.g. 2026-11-26T09:00'
         ) from None
     if len(text.strip()) <= 10:
-        raise InputError(f'{field} "{text}" needs a time of day, e.g. 2026-11-26T09:00')
+        raise InputError(field, f' "{text}" needs a time of day, e.g. 2026-11-26T09:00')
     plausible(value, field=field)
     if value.tzinfo is not None:
         return value.astimezone(zone)
@@ -241,7 +247,7 @@ def previous(text: str, zone: tzinfo) -> PreviousSession:
     return PreviousSession(at=at, dose_mg_per_kg=value)
 
 
-def day(text: str, *, field: str) -> date:
+def day(text: str, *, field: Part) -> date:
     """Parse a calendar day, ``2026-11-30``.
 
     Args:
@@ -257,7 +263,7 @@ def day(text: str, *, field: str) -> date:
     try:
         value = date.fromisoformat(text.strip())
     except ValueError:
-        raise InputError(f'{field} "{text}" is not a date; write e.g. 2026-11-30') from None
+        raise InputError(field, f' "{text}" is not a date; write e.g. 2026-11-30') from None
     plausible(value, field=field)
     return value
 
@@ -277,9 +283,11 @@ def clock(text: str) -> time:
     try:
         value = time.fromisoformat(text.strip())
     except ValueError:
-        raise InputError(f'--time "{text}" is not a time of day; write e.g. 09:00') from None
+        raise InputError(
+            InputField.TIME_OF_DAY, f' "{text}" is not a time of day; write e.g. 09:00'
+        ) from None
     if value.tzinfo is not None:
-        raise InputError(f'--time "{text}": write local time without a time zone')
+        raise InputError(InputField.TIME_OF_DAY, f' "{text}": write local time without a time zone')
     return value
 
 
@@ -297,7 +305,7 @@ def closed_days(texts: list[str], country: str | None, start: date) -> frozenset
     Raises:
         InputError: For a bad date or an unknown country.
     """
-    closed = {day(text, field="--closed") for text in texts}
+    closed = {day(text, field=InputField.CLOSED) for text in texts}
     if country is not None:
         import holidays
 
@@ -307,8 +315,9 @@ def closed_days(texts: list[str], country: str | None, start: date) -> frozenset
             )
         except NotImplementedError:
             raise InputError(
-                f'--holidays "{country}" is not a country the holidays package knows; '
-                "use an ISO code such as US, GB or DE"
+                InputField.HOLIDAYS,
+                f' "{country}" is not a country the holidays package knows; '
+                "use an ISO code such as US, GB or DE",
             ) from None
         closed |= set(calendar)
     return frozenset(closed)
@@ -330,14 +339,14 @@ def price(text: str) -> tuple[float, float]:
     if not 1 <= len(parts) <= 2 or not all(
         BARE_NUMBER.fullmatch(p) and not p.startswith(".") for p in parts
     ):
-        raise InputError(f'--price "{text}" is not LOW-HIGH, e.g. 400-800')
+        raise InputError(InputField.PRICE, f' "{text}" is not LOW-HIGH, e.g. 400-800')
     low, high = float(parts[0]), float(parts[-1])
     if low > high:
-        raise InputError(f'--price "{text}": the low price is above the high one')
+        raise InputError(InputField.PRICE, f' "{text}": the low price is above the high one')
     return low, high
 
 
-def chair_time(text: str, field: str) -> float:
+def chair_time(text: str, field: Part) -> float:
     """Parse ``--intake`` or ``--recovery``: a duration of at most 24 h, in minutes.
 
     Args:
@@ -352,7 +361,7 @@ def chair_time(text: str, field: str) -> float:
     """
     minutes = parse_as(text, Kind.DURATION, field=field)
     if minutes > 24 * 60:
-        raise InputError(f'{field} "{text}" is longer than a day')
+        raise InputError(field, f' "{text}" is longer than a day')
     return minutes
 
 
@@ -373,7 +382,7 @@ def patient_id(text: str) -> str:
     return text.strip()
 
 
-def amount(text: str | None, kind: Kind, *, field: str | None = None) -> float | None:
+def amount(text: str | None, kind: Kind, *, field: Part | None = None) -> float | None:
     """An optional quantity of one kind, in ``kind.unit`` (None when not given).
 
     Args:
@@ -390,7 +399,7 @@ def amount(text: str | None, kind: Kind, *, field: str | None = None) -> float |
     return None if text is None else parse_as(text, kind, field=field)
 
 
-def strength(text: str | None, *, field: str = "--strength") -> Quantity | None:
+def strength(text: str | None, *, field: Part = InputField.STRENGTH) -> Quantity | None:
     """An optional dose-form strength: mg/mL for a solution or mg for a tablet.
 
     Args:
@@ -406,7 +415,7 @@ def strength(text: str | None, *, field: str = "--strength") -> Quantity | None:
     return quantity(text, Kind.CONCENTRATION, Kind.DOSE, field=field)
 
 
-def quantity(text: str | None, *kinds: Kind, field: str | None = None) -> Quantity | None:
+def quantity(text: str | None, *kinds: Kind, field: Part | None = None) -> Quantity | None:
     """An optional override that may be one of several kinds (a dose in mg/kg or mg).
 
     Args:
@@ -457,7 +466,7 @@ def reading(
                 raise InputError(f"sedation {text!r} is not a MOAA/S score from 0 to 5")
             score = int(text)
     except InputError as error:
-        raise InputError(f"{prefix}{error}") from None
+        raise InputError(prefix, *error.parts) from None
     if measured is None:
         raise InputError(f"{prefix}a reading needs a blood pressure, heart rate or SpO2")
     for name, value, high in (

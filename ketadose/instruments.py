@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ketadose.errors import InputError, StoreError
+from ketadose.errors import InputError, InputField, Part, StoreError
 from ketadose.libfile import Count, Flag, LibraryHeader, Sourced, Strict, read_shipped
 from ketadose.models import Finding, LibraryRef, Severity
 from ketadose.scores import ScoreRecord
@@ -263,22 +263,33 @@ def _shown(text: str) -> str:
     return shown if len(shown) <= 24 else shown[:21] + "..."
 
 
-def _whole(token: str, what: str, instrument: Instrument) -> int:
+def _items_only(instrument: Instrument) -> InputError:
+    """The refusal of a total alone for an instrument scored item by item."""
+    return InputError(
+        f"{instrument.label} is scored item by item: give ",
+        InputField.ITEMS,
+        ", not ",
+        InputField.TOTAL,
+    )
+
+
+def _whole(token: str, what: Part, instrument: Instrument) -> int:
     """One whole number as typed, or an InputError saying what it is instead."""
     if token == "":
-        raise InputError(f"{what} is empty: {_form(instrument)}")
+        raise InputError(what, f" is empty: {_form(instrument)}")
     if _NUMBER.fullmatch(token):
         return int(token)
     if re.fullmatch(r"-[0-9]+", token):
         raise InputError(
-            f"{what} is negative ({token}): {instrument.label} items are "
-            f"{instrument.item_min} to {instrument.item_max}"
+            what,
+            f" is negative ({token}): {instrument.label} items are "
+            f"{instrument.item_min} to {instrument.item_max}",
         )
     if re.fullmatch(r"[0-9]+", token):
-        raise InputError(f"{what} {token!r} has a leading zero: write it without one")
+        raise InputError(what, f" {token!r} has a leading zero: write it without one")
     if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", token):
-        raise InputError(f"{what} {_shown(token)} is not a whole number")
-    raise InputError(f"{what} {_shown(token)} is not a whole number: {_form(instrument)}")
+        raise InputError(what, f" {_shown(token)} is not a whole number")
+    raise InputError(what, f" {_shown(token)} is not a whole number: {_form(instrument)}")
 
 
 def _form(instrument: Instrument) -> str:
@@ -310,14 +321,18 @@ def parse_items(text: str, instrument: Instrument) -> tuple[int, ...]:
             ``x``), a negative item, the wrong count, an item out of range.
     """
     if len(text) > MAX_TEXT:
-        raise InputError(f"--items is {len(text)} characters long: {_form(instrument)}")
+        raise InputError(InputField.ITEMS, f" is {len(text)} characters long: {_form(instrument)}")
     if text == "":
-        raise InputError(f"--items is empty: {_form(instrument)}")
+        raise InputError(InputField.ITEMS, f" is empty: {_form(instrument)}")
     if any(c.isspace() for c in text):
-        raise InputError(f"--items {_shown(text)} contains whitespace: {_form(instrument)}")
+        raise InputError(
+            InputField.ITEMS, f" {_shown(text)} contains whitespace: {_form(instrument)}"
+        )
     tokens = text.split(",")
     if len(tokens) > 1 and tokens[-1] == "":
-        raise InputError(f"--items {_shown(text)} ends with a comma: {_form(instrument)}")
+        raise InputError(
+            InputField.ITEMS, f" {_shown(text)} ends with a comma: {_form(instrument)}"
+        )
     values = [_whole(t, f"item {n}", instrument) for n, t in enumerate(tokens, start=1)]
     if len(values) != instrument.items:
         raise InputError(f"{instrument.label} has {instrument.items} items; {len(values)} given")
@@ -338,14 +353,15 @@ def parse_total(text: str, instrument: Instrument) -> int:
             number in the total's range.
     """
     if not instrument.total_only:
-        raise InputError(f"{instrument.label} is scored item by item: give --items, not --total")
+        raise _items_only(instrument)
     if len(text) > MAX_TEXT or any(c.isspace() for c in text) or "," in text:
-        raise InputError(f"--total {_shown(text)} must be one whole number")
-    value = _whole(text, "--total", instrument)
+        raise InputError(InputField.TOTAL, f" {_shown(text)} must be one whole number")
+    value = _whole(text, InputField.TOTAL, instrument)
     if not instrument.total_min <= value <= instrument.total_max:
         raise InputError(
-            f"--total is {value}: {instrument.label} totals are {instrument.total_min} to "
-            f"{instrument.total_max}"
+            InputField.TOTAL,
+            f" is {value}: {instrument.label} totals are {instrument.total_min} to "
+            f"{instrument.total_max}",
         )
     return value
 
@@ -393,7 +409,7 @@ def score_total(instrument: Instrument, total: int) -> Score:
         InputError: The instrument is scored item by item only, or the total is out of range.
     """
     if not instrument.total_only:
-        raise InputError(f"{instrument.label} is scored item by item: give --items, not --total")
+        raise _items_only(instrument)
     if (
         isinstance(total, bool)
         or not isinstance(total, int)
@@ -464,8 +480,9 @@ def rescore(instrument: Instrument, record: ScoreRecord) -> Score:
         return score(instrument, record.items)
     except InputError as error:
         raise StoreError(
-            f"score {record.id} of patient {record.patient_id!r} does not fit "
-            f"{instrument.label}: {error}; the row was changed outside ketadose"
+            f"score {record.id} of patient {record.patient_id!r} does not fit {instrument.label}: ",
+            *error.parts,
+            "; the row was changed outside ketadose",
         ) from None
 
 

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PrivateAttr, StrictInt, model_validator
 
 from ketadose.clock import aware, instant
-from ketadose.errors import ConfigError, InputError, QuantityError
+from ketadose.errors import ConfigError, InputError, InputField, QuantityError
 from ketadose.libfile import (
     Duration,
     LibraryHeader,
@@ -1409,7 +1409,7 @@ def clean_reason(reason: str | None) -> str | None:
         return None
     text = reason.strip()
     if not text or not text.isprintable():
-        raise InputError("--override-reason must be one line of text saying why")
+        raise InputError(InputField.OVERRIDE_REASON, " must be one line of text saying why")
     return text
 
 

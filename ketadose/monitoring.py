@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from ketadose.clock import elapsed, instant, shift
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.events import Grade
 from ketadose.limits import LimitLibrary, check_vitals
 from ketadose.models import Finding, PhaseDose, Severity, Vitals
@@ -101,9 +101,14 @@ def check_stop(at: datetime, stopped: datetime | None, stop_reason: str | None =
         InputError: A stop at or before the start; a reason without a stop.
     """
     if stopped is not None and instant(stopped) <= instant(at):
-        raise InputError("--stop must be after --date (the start)")
+        raise InputError(InputField.STOP, " must be after ", InputField.DATE, " (the start)")
     if stop_reason is not None and stopped is None:
-        raise InputError("--stop-reason goes with --stop (when the infusion was stopped)")
+        raise InputError(
+            InputField.STOP_REASON,
+            " goes with ",
+            InputField.STOP,
+            " (when the infusion was stopped)",
+        )
 
 
 def session_given(
@@ -159,8 +164,11 @@ def session_given(
     if stopped is not None:
         if given_min is not None and elapsed(stopped, at) >= timedelta(minutes=given_min):
             raise InputError(
-                f"--stop {stopped:%H:%M} is not early: the programme of {given_min:g} min ended "
-                "by then (record the session without --stop)"
+                InputField.STOP,
+                f" {stopped:%H:%M} is not early: the programme of {given_min:g} min ended by "
+                "then (record the session without ",
+                InputField.STOP,
+                ")",
             )
         given_min = elapsed(stopped, at).total_seconds() / 60
         given_mg = delivered_mg(checked.phases, given_min)
@@ -223,7 +231,11 @@ def session_of(
     lead = timedelta(hours=READING_LEAD_H)
     started = [s for s in sessions if at is None or instant(s.at) - lead <= instant(at)]
     if not started:
-        raise InputError(f"patient {patient_id} has no session started by then: give --session N")
+        raise InputError(
+            f"patient {patient_id} has no session started by then: give ",
+            InputField.SESSION_NUMBER,
+            " N",
+        )
     return started[-1]
 
 
@@ -248,8 +260,9 @@ def within_session(protocol: Protocol, session: SessionRecord, readings: Sequenc
         if not instant(first) <= instant(reading.at) <= instant(last):
             raise InputError(
                 f"the reading at {reading.at:%Y-%m-%d %H:%M} is not during session {session.id} "
-                f"({first:%Y-%m-%d %H:%M} to {last:%H:%M}): record its session first, or give "
-                "--session N"
+                f"({first:%Y-%m-%d %H:%M} to {last:%H:%M}): record its session first, or give ",
+                InputField.SESSION_NUMBER,
+                " N",
             )
 
 

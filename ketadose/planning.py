@@ -27,7 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from ketadose.clock import elapsed, instant, on_day, problem, shift
 from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.gate import Prepared, decide, prepare_session, seal
 from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary, clean_reason, status
@@ -321,7 +321,7 @@ def parse_days(text: str) -> frozenset[int]:
     names = [part.strip().lower() for part in text.split(",")]
     unknown = [name for name in names if name not in WEEKDAYS]
     if unknown or not names:
-        raise InputError(f'--days "{text}": use mon,tue,wed,thu,fri,sat,sun')
+        raise InputError(InputField.DAYS, f' "{text}": use mon,tue,wed,thu,fri,sat,sun')
     return frozenset(WEEKDAYS.index(name) for name in names)
 
 
@@ -345,7 +345,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         return _titration_plan(entry, protocol.titration, request, limits)
     count = protocol.series.sessions if request.sessions is None else request.sessions
     if not 1 <= count <= 100:
-        raise InputError(f"--sessions {count}: plan 1 to 100 sessions")
+        raise InputError(InputField.SESSIONS, f" {count}: plan 1 to 100 sessions")
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     # A take-home dose is taken on any day; clinic sessions on weekdays unless asked.
@@ -481,8 +481,8 @@ def _titration_plan(
     """One inpatient stay: the ladder's rungs one after another, each through the gate.
 
     Raises:
-        InputError: For options that do not fit one stay (--sessions, --per-week, --dose,
-            --rate, --duration).
+        InputError: For options that do not fit one stay (sessions, sessions per week, dose,
+            rate, duration).
     """
     protocol = entry.protocol
     _refuse_for_stay(protocol.id, request)
@@ -642,24 +642,30 @@ def _refuse_for_stay(protocol_id: str, request: PlanRequest) -> None:
     """Options that mean a series of sessions, or replace what the titration sets."""
     if request.sessions not in (None, 1):
         raise InputError(
-            f"--sessions {request.sessions}: {protocol_id} is one inpatient stay of one "
-            "continuous infusion, not a series of sessions"
+            InputField.SESSIONS,
+            f" {request.sessions}: {protocol_id} is one inpatient stay of one "
+            "continuous infusion, not a series of sessions",
         )
     if request.per_week is not None:
-        raise InputError(f"--per-week: {protocol_id} is one inpatient stay, not weekly sessions")
+        raise InputError(
+            InputField.PER_WEEK, f": {protocol_id} is one inpatient stay, not weekly sessions"
+        )
     given = [
         option
         for option, value in (
-            ("--dose", request.dose.dose),
-            ("--rate", request.dose.rate),
-            ("--duration", request.dose.duration_min),
+            (InputField.DOSE, request.dose.dose),
+            (InputField.RATE, request.dose.rate),
+            (InputField.DURATION, request.dose.duration_min),
         )
         if value is not None
     ]
     if given:
         raise InputError(
-            f"{given[0]}: {protocol_id} is a titration; its rungs set every rate and how long "
-            "each runs (ketadose dose takes --rate for one rate)"
+            given[0],
+            f": {protocol_id} is a titration; its rungs set every rate and how long "
+            "each runs (ketadose dose takes ",
+            InputField.RATE,
+            " for one rate)",
         )
 
 
@@ -693,26 +699,33 @@ def _hours(minutes: float) -> str:
 def _refuse_shadowed_overrides(
     entry: ProtocolEntry, request: DoseRequest, steps: list[EscalationStep], count: int
 ) -> None:
-    """Refuse a --dose, --rate or --duration that a scheduled titration would replace.
+    """Refuse a dose, rate or duration override that a scheduled titration would replace.
 
     An override is meant for the whole series; a scheduled step that sets the same thing
     would silently limit it to the sessions before the step.
     """
     given = {
-        "--dose": request.dose is not None,
-        "--rate": request.rate is not None,
-        "--duration": request.duration_min is not None,
+        InputField.DOSE: request.dose is not None,
+        InputField.RATE: request.rate is not None,
+        InputField.DURATION: request.duration_min is not None,
     }
     for step in steps:
         if not step.scheduled or step.from_session > count:
             continue
-        sets = {"--dose": step.dose, "--rate": step.rate, "--duration": step.duration}
+        sets = {
+            InputField.DOSE: step.dose,
+            InputField.RATE: step.rate,
+            InputField.DURATION: step.duration,
+        }
         for option, value in sets.items():
             if given[option] and value is not None:
                 raise InputError(
-                    f"{option} would apply to sessions before {step.from_session} only: "
-                    f"{entry.protocol.id} titrates it ({_step_text(step)}); plan without "
-                    f"{option}, or fewer --sessions"
+                    option,
+                    f" would apply to sessions before {step.from_session} only: "
+                    f"{entry.protocol.id} titrates it ({_step_text(step)}); plan without ",
+                    option,
+                    ", or fewer ",
+                    InputField.SESSIONS,
                 )
 
 
@@ -791,11 +804,12 @@ def _per_week(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) 
     if request.per_week is None:
         return cap
     if not 1 <= request.per_week <= 7:
-        raise InputError(f"--per-week {request.per_week}: 1 to 7 sessions a week")
+        raise InputError(InputField.PER_WEEK, f" {request.per_week}: 1 to 7 sessions a week")
     if request.per_week > cap:
         raise InputError(
-            f"--per-week {request.per_week} is above the {cap} sessions in 7 days that the "
-            f"protocol and the limit library allow for {entry.protocol.id}"
+            InputField.PER_WEEK,
+            f" {request.per_week} is above the {cap} sessions in 7 days that the "
+            f"protocol and the limit library allow for {entry.protocol.id}",
         )
     return request.per_week
 
@@ -851,9 +865,13 @@ def _dates(
                 found = problem(datetime.combine(day, session_time), zone)
                 what = "does not exist" if found == "skipped" else "happens twice"
                 raise InputError(
-                    f"--time {session_time:%H:%M} {what} on {day.isoformat()} in "
-                    f"{clock_name(zone)} (daylight-saving change): choose another --time, or "
-                    f"close that day with --closed {day.isoformat()}"
+                    InputField.TIME_OF_DAY,
+                    f" {session_time:%H:%M} {what} on {day.isoformat()} in "
+                    f"{clock_name(zone)} (daylight-saving change): choose another ",
+                    InputField.TIME_OF_DAY,
+                    ", or close that day with ",
+                    InputField.CLOSED,
+                    f" {day.isoformat()}",
                 )
             week = [s for s in chosen if elapsed(start, s) < timedelta(days=7)]
             if (not chosen or elapsed(start, chosen[-1]) >= gap) and len(week) < per_week:

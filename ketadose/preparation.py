@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField, joined
 from ketadose.limits import slack
 from ketadose.models import (
     Finding,
@@ -40,11 +40,11 @@ DROP_FACTORS = (10, 15, 20, 60)
 VIAL_ROUTES = ("iv", "im", "sc")
 #: Preparation options that mean something for each route (the rest are refused).
 _OPTIONS_BY_ROUTE = {
-    "iv": ("--vial", "--bag", "--drop-factor"),
-    "im": ("--vial",),
-    "sc": ("--vial",),
-    "sublingual": ("--strength",),
-    "oral": ("--strength",),
+    "iv": (InputField.VIAL, InputField.BAG, InputField.DROP_FACTOR),
+    "im": (InputField.VIAL,),
+    "sc": (InputField.VIAL,),
+    "sublingual": (InputField.STRENGTH,),
+    "oral": (InputField.STRENGTH,),
 }
 DEFAULT_VIAL_MG_PER_ML = 10.0
 #: Where a route's injection volume per site rules out the 10 mg/mL vial: SC is drawn from
@@ -221,9 +221,9 @@ def programme(
     rounding = rounding or Rounding()
     findings: list[Finding] = []
     given = {
-        "--vial": vial_mg_per_ml,
-        "--bag": final_volume_ml,
-        "--drop-factor": drop_factor,
+        InputField.VIAL: vial_mg_per_ml,
+        InputField.BAG: final_volume_ml,
+        InputField.DROP_FACTOR: drop_factor,
     }
     _refuse_other_routes_options(given, route)
     if route not in VIAL_ROUTES:
@@ -249,7 +249,9 @@ def programme(
         factors = ", ".join(str(f) for f in DROP_FACTORS)
         raise InputError(f"drop factor {drop_factor} is not a standard set; use {factors}")
     if route == "iv" and final_volume_ml is None:
-        raise InputError("an iv session needs the volume the drug is made up to: --bag 100mL")
+        raise InputError(
+            "an iv session needs the volume the drug is made up to: ", InputField.BAG, " 100mL"
+        )
 
     total_mg = sum(phase.dose_mg for phase in phases)
     draw_ml = total_mg / vial
@@ -268,7 +270,8 @@ def programme(
     if draw <= 0:
         raise InputError(
             f"draw volume {show(draw_ml)} mL rounds to 0 at {format_number(rounding.draw_ml)} mL "
-            "steps: use a weaker vial or a finer --draw-step"
+            "steps: use a weaker vial or a finer ",
+            InputField.DRAW_STEP,
         )
     if why is not None:
         findings.append(_turned("draw", "draw", draw_ml, draw, rounding.draw_ml, "mL", why))
@@ -296,13 +299,15 @@ def programme(
     if draw_ml > final_volume_ml:
         raise InputError(
             f"{format_number(draw_ml, 0.01)} mL of {format_number(vial)} mg/mL does not fit in "
-            f"{format_number(final_volume_ml)} mL: use a stronger vial or a larger --bag"
+            f"{format_number(final_volume_ml)} mL: use a stronger vial or a larger ",
+            InputField.BAG,
         )
     diluent_ml = final_volume_ml - draw_ml
     if vial >= MUST_DILUTE_MG_PER_ML:
         if diluent_ml <= 0:
             raise InputError(
-                f"{format_number(vial)} mg/mL must be diluted before IV use: use a larger --bag"
+                f"{format_number(vial)} mg/mL must be diluted before IV use: use a larger ",
+                InputField.BAG,
             )
         findings.append(
             Finding(
@@ -342,15 +347,15 @@ def programme(
     return preparation, pumped, findings
 
 
-def _refuse_other_routes_options(given: Mapping[str, object], route: str) -> None:
-    """Refuse preparation options given for another route (``--bag`` on an oral dose)."""
+def _refuse_other_routes_options(given: Mapping[InputField, object], route: str) -> None:
+    """Refuse preparation options given for another route (a bag on an oral dose)."""
     wrong = [
         name
         for name, value in given.items()
         if value is not None and name not in _OPTIONS_BY_ROUTE.get(route, ())
     ]
     if wrong:
-        raise InputError(f"{', '.join(wrong)} does not apply to the {route} route")
+        raise InputError(*joined(wrong, ", "), f" does not apply to the {route} route")
 
 
 def _turned(
@@ -393,8 +398,10 @@ def _pump(
     if rounded <= 0:
         raise InputError(
             f"{phase.label}: pump rate {show(pump)} mL/h rounds to 0 at "
-            f"{format_number(rounding.pump_rate_ml_per_h)} mL/h steps: use a larger --bag or a "
-            "finer --pump-step"
+            f"{format_number(rounding.pump_rate_ml_per_h)} mL/h steps: use a larger ",
+            InputField.BAG,
+            " or a finer ",
+            InputField.PUMP_STEP,
         )
     if why is not None:
         findings.append(
@@ -427,7 +434,7 @@ def measure(
     route: str,
     form: Form,
     strength: Quantity | None,
-    given: dict[str, object],
+    given: dict[InputField, object],
     steer: Steering = NO_STEERING,
 ) -> tuple[Measured, tuple[PhaseDose, ...], list[Finding]]:
     """Measure a dose out of a liquid or tablets, rounded toward the safe side of the limits.
@@ -440,10 +447,10 @@ def measure(
         phases: The session's phases as dosed (mg).
         route: The protocol's route (for messages).
         form: What the protocol's doses are measured from.
-        strength: The strength chosen (``--strength``), mg/mL or mg a tablet; None: the
+        strength: The strength chosen, mg/mL or mg a tablet; None: the
             form's first.
-        given: Preparation options given on the command line, by option name (those that
-            do not apply to the route are refused).
+        given: Preparation options given, by field (those that do not apply to the route
+            are refused).
         steer: The limits that steer the rounding.
 
     Returns:
@@ -461,8 +468,9 @@ def measure(
     if strength is not None and strength.kind is not form.strengths[0].kind:
         # 10 mg (a tablet) for a solution of 10 mg/mL names another dose form, not a strength.
         raise InputError(
-            f"{form.name}: --strength {strength} is not in {per}, the unit of a "
-            f"{form.kind}'s strength; use {names}"
+            f"{form.name}: ",
+            InputField.STRENGTH,
+            f" {strength} is not in {per}, the unit of a {form.kind}'s strength; use {names}",
         )
     chosen = listed[0] if strength is None else strength.value
     if chosen not in listed:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.models import PhaseDose, ProtocolRef, Real, significant
 from ketadose.pk import MODELS, Infusion, concentrations, session_infusions
 
@@ -137,10 +137,12 @@ def simulate(
     end = max(i.start_min + i.duration_min for i in infusions)
     until = end + 240 if until_min is None else until_min
     if not 0.01 <= step_min <= 1440:
-        raise InputError("--step: from 0.01 min to 24 h")
+        raise InputError(InputField.STEP, ": from 0.01 min to 24 h")
     count = int(until / step_min + 1e-9) + 1
     if until <= 0 or count > MAX_POINTS:
-        raise InputError(f"--until / --step: 1 to {MAX_POINTS} points (asked {count})")
+        raise InputError(
+            InputField.UNTIL, " / ", InputField.STEP, f": 1 to {MAX_POINTS} points (asked {count})"
+        )
     grid = [round(n * step_min, 9) for n in range(count)]
     marks = sorted({end, *(i.start_min + i.duration_min for i in infusions)})
     extra = [*marks, *([] if discharge_min is None else [discharge_min])]
@@ -345,7 +347,12 @@ def simulate_session(
         from ketadose.planning import plan as make_plan
 
         if start is None and not stay:
-            raise InputError("--plan needs --start: the first day a session may take place")
+            raise InputError(
+                InputField.SERIES,
+                " needs ",
+                InputField.START,
+                ": the first day a session may take place",
+            )
         if start is not None and zone is None:
             raise ValueError("a start day needs the clinic's zone")  # a caller's bug
         # A stay's rungs are elapsed time from its start: without --start, any day in UTC.
@@ -370,7 +377,7 @@ def simulate_session(
         simulated = planned.protocol
     else:
         if start is not None:
-            raise InputError("--start is for --plan")
+            raise InputError(InputField.START, " is for ", InputField.SERIES)
         session = gate.session(entry, request, limits)
         given = [Given(0.0, session.phases)]
         discharge = infusion_end(session.phases) + after
@@ -378,7 +385,7 @@ def simulate_session(
         simulated = session.protocol
     body = request.patient.weight_kg
     if kg is None or body is None:
-        raise InputError("the models need the patient's weight: --weight")
+        raise InputError("the models need the patient's weight: ", InputField.WEIGHT)
     result = simulate(
         model,
         simulated,

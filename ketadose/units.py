@@ -31,7 +31,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
-from ketadose.errors import QuantityError
+from ketadose.errors import Part, QuantityError
 
 MAX_TEXT_LENGTH = 64
 MAX_SIGNIFICANT_DIGITS = 15
@@ -145,14 +145,15 @@ _EXPONENT = re.compile(r"[0-9.]+[eE][+-]?[0-9]", re.ASCII)
 _ALLOWED_CHARS = re.compile(r"[0-9A-Za-z./ µμ²^%]*", re.ASCII)
 
 
-def parse(text: str, kind: Kind, *more: Kind, field: str | None = None) -> tuple[Kind, float]:
+def parse(text: str, kind: Kind, *more: Kind, field: Part | None = None) -> tuple[Kind, float]:
     """Parse a quantity that may be any of several kinds (e.g. a dose in mg or in mg/kg).
 
     Args:
         text: The quantity as typed, e.g. ``"0.5mg/kg"``.
         kind: A kind the quantity may have.
         *more: Further kinds it may have; the unit's shape decides which one it is.
-        field: The name shown in messages; defaults to the first kind's label.
+        field: The name shown in messages (a :class:`~ketadose.errors.InputField` or text); defaults
+            to the first kind's label.
 
     Returns:
         The kind the unit matched, and the value in that kind's unit (``kind.unit``).
@@ -166,7 +167,7 @@ def parse(text: str, kind: Kind, *more: Kind, field: str | None = None) -> tuple
 
 
 @lru_cache(maxsize=4096)
-def _parse(text: str, kinds: tuple[Kind, ...], name: str) -> tuple[Kind, float]:
+def _parse(text: str, kinds: tuple[Kind, ...], name: Part) -> tuple[Kind, float]:
     """:func:`parse`, cached: a batch file repeats its heights, weights and doses."""
     examples = " or ".join(dict.fromkeys(k.example for k in kinds))
     number, unit = _split(text, name, examples)
@@ -176,14 +177,16 @@ def _parse(text: str, kinds: tuple[Kind, ...], name: str) -> tuple[Kind, float]:
             value = float(number * factor / _canonical_factor(candidate))
             return candidate, value
     raise QuantityError(
-        f'{name} "{text}" has unit {unit.replace(" ", "")}, which is not a {name}; '
-        f"write e.g. {examples}",
+        name,
+        f' "{text}" has unit {unit.replace(" ", "")}, which is not a ',
+        name,
+        f"; write e.g. {examples}",
         text=text,
         field=name,
     )
 
 
-def parse_as(text: str, kind: Kind, *, field: str | None = None) -> float:
+def parse_as(text: str, kind: Kind, *, field: Part | None = None) -> float:
     """Parse a quantity of exactly one kind and return its value in ``kind.unit``.
 
     Args:
@@ -201,11 +204,11 @@ def parse_as(text: str, kind: Kind, *, field: str | None = None) -> float:
     return parse(text, kind, field=field)[1]
 
 
-def _split(text: str, name: str, examples: str) -> tuple[Fraction, str]:
+def _split(text: str, name: Part, examples: str) -> tuple[Fraction, str]:
     """Split text into an exact number and a unit string, refusing anything misreadable."""
 
     def refuse(why: str) -> QuantityError:
-        return QuantityError(f"{name} {why}; write e.g. {examples}", text=text, field=name)
+        return QuantityError(name, f" {why}; write e.g. {examples}", text=text, field=name)
 
     shown = text if len(text) <= MAX_TEXT_LENGTH else text[:MAX_TEXT_LENGTH] + "..."
     stripped = text.strip(" ")
@@ -244,7 +247,7 @@ def _describe(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
-def _resolve(unit: str, text: str, name: str, examples: str) -> tuple[_Shape, Fraction]:
+def _resolve(unit: str, text: str, name: Part, examples: str) -> tuple[_Shape, Fraction]:
     """Resolve ``"mg/kg/h"`` into its shape and its factor in base units."""
     names: list[str] = []
     for position, part in enumerate(unit.split("/")):
@@ -260,7 +263,8 @@ def _resolve(unit: str, text: str, name: str, examples: str) -> tuple[_Shape, Fr
         dimension, unit_factor = _unit(unit_name, text, name, examples)
         if position > 0 and dimension == MASS and unit_factor not in _BODY_MASS_FACTORS:
             raise QuantityError(
-                f'{name} "{text}": per body weight is written /kg or /lb, not /{unit_name}; '
+                name,
+                f' "{text}": per body weight is written /kg or /lb, not /{unit_name}; '
                 f"write e.g. {examples}",
                 text=text,
                 field=name,
@@ -271,18 +275,18 @@ def _resolve(unit: str, text: str, name: str, examples: str) -> tuple[_Shape, Fr
     return shape, factor
 
 
-def _unit(unit_name: str, text: str, name: str, examples: str) -> tuple[str, Fraction]:
+def _unit(unit_name: str, text: str, name: Part, examples: str) -> tuple[str, Fraction]:
     """Dimension and base-unit factor of one unit name (``_COMMON`` first, then pint)."""
     known = _COMMON.get(unit_name)
     if known is not None:
         return known
     if unit_name in _REFUSED:
-        raise QuantityError(f'{name} "{text}": {_REFUSED[unit_name]}', text=text, field=name)
+        raise QuantityError(name, f' "{text}": {_REFUSED[unit_name]}', text=text, field=name)
     resolved = _pint_unit(unit_name)
     if resolved is None:
         hint = _case_hint(unit_name) or f"; write e.g. {examples}"
         raise QuantityError(
-            f'{name} "{text}": unknown unit "{unit_name}"{hint}', text=text, field=name
+            name, f' "{text}": unknown unit "{unit_name}"{hint}', text=text, field=name
         )
     return resolved
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from ketadose.dosing import DoseRequest, at_step
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.gate import prepare_session
 from ketadose.limits import LimitLibrary
 from ketadose.models import LibraryRef, Patient, Real, Severity, Sex, significant
@@ -100,7 +100,7 @@ def verify(
         parameter and kind).
     """
     if not 1 <= examples <= 100_000:
-        raise InputError(f"--examples {examples}: try 1 to 100000 patients")
+        raise InputError(InputField.EXAMPLES, f" {examples}: try 1 to 100000 patients")
     rng = random.Random(seed)
     problems: list[Problem] = []
     for protocol_id in sorted(protocols):

@@ -12,7 +12,7 @@ exceeds actual. Sources and evidence: ``reference/clinical.md`` section 7.
 
 from __future__ import annotations
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField, joined
 from ketadose.models import DosingWeight, Finding, Patient, Severity, Sex, WeightPolicy
 from ketadose.units import format_number
 
@@ -73,15 +73,21 @@ def dosing_weight(patient: Patient, policy: WeightPolicy) -> tuple[DosingWeight,
     """
     weight = patient.weight_kg
     if weight is None:
-        raise InputError("this protocol doses by body weight: give --weight, e.g. 80kg")
+        raise InputError(
+            "this protocol doses by body weight: give ", InputField.WEIGHT, ", e.g. 80kg"
+        )
     if policy is WeightPolicy.ACTUAL:
         return DosingWeight(basis=policy, kg=weight), []
     height, sex = patient.height_cm, patient.sex
     if height is None or sex is None:
-        missing = " and ".join(
-            name for name, v in (("--height", height), ("--sex", sex)) if v is None
+        missing = [
+            name for name, v in ((InputField.HEIGHT, height), (InputField.SEX, sex)) if v is None
+        ]
+        raise InputError(
+            f"dosing weight {policy.value} needs ",
+            *joined(missing, " and "),
+            " (e.g. 178cm, male)",
         )
-        raise InputError(f"dosing weight {policy.value} needs {missing} (e.g. 178cm, male)")
     findings: list[Finding] = []
     if policy is WeightPolicy.LEAN:
         lean = lean_body_weight(weight, height, sex)
@@ -98,8 +104,9 @@ def dosing_weight(patient: Patient, policy: WeightPolicy) -> tuple[DosingWeight,
     ibw = ideal_body_weight(height, sex)
     if ibw <= 0:
         raise InputError(
-            f"height {format_number(height)} cm gives no usable ideal body weight; "
-            "use --dosing-weight actual"
+            f"height {format_number(height)} cm gives no usable ideal body weight; use ",
+            InputField.DOSING_WEIGHT,
+            " actual",
         )
     if weight <= ibw:
         note = f"actual weight is not above ideal ({format_number(ibw, 0.01)} kg): actual used"

@@ -12,16 +12,23 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
-from ketadose.batch import COLUMNS, header, rows
+from ketadose.batch import COLUMNS, header, record, rows
 from ketadose.cli import app
+from ketadose.dosing import DoseRequest
 from ketadose.errors import InputError
+from ketadose.limits import load_library as load_limits
+from ketadose.models import Patient
 from ketadose.parallel import ordered_write
+from ketadose.planning import PlanRequest
+from ketadose.protocols import load_library
 from ketadose.render import csv as csv_render
 
 runner = CliRunner()
@@ -103,6 +110,53 @@ class TestRows:
         result = batch(path)
         assert result.exit_code == 0, result.stderr
         assert records(result.stdout)[0]["id"] == "P1"
+
+
+class TestRowErrorsNameColumnsAndFlags:
+    """A row's error names a field its cells give by column, any other by its flag."""
+
+    def test_a_missing_weight_is_the_weight_column(self, tmp_path: Path) -> None:
+        result = batch(write(tmp_path, "id,weight,dosing_weight\nP1,,\nP2,80kg,ideal\n"))
+        assert result.exit_code == 2
+        first, second = (r["error"] for r in records(result.stdout))
+        assert first == "this protocol doses by body weight: give the weight column, e.g. 80kg"
+        assert second == (
+            "dosing weight ideal needs the height column and the sex column (e.g. 178cm, male)"
+        )
+
+    def test_an_override_the_titration_sets_is_its_column(self, tmp_path: Path) -> None:
+        text = "id,weight,protocol,rate\nP1,80kg,migraine,0.2mg/kg/h\n"
+        result = runner.invoke(app, ["batch", str(write(tmp_path, text)), *START])
+        (row,) = records(result.stdout)
+        assert row["error"].startswith("the rate column: migraine is a titration")
+        assert row["error"].endswith("(ketadose dose takes the rate column for one rate)")
+
+    def test_a_bad_option_is_its_flag(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id,weight\nP1,80kg\n")
+        result = runner.invoke(
+            app, ["batch", str(path), "-p", "depression-oral", *START, "--vial", "10mg/mL"]
+        )
+        assert result.exit_code == 2
+        assert [r["error"] for r in records(result.stdout)] == [
+            "--vial does not apply to the oral route"
+        ]
+        both = ["--vial", "10mg/mL", "--bag", "100mL"]
+        result = runner.invoke(app, ["batch", str(path), "-p", "depression-oral", *START, *both])
+        (row,) = records(result.stdout)
+        assert row["error"] == "--vial, --bag does not apply to the oral route"
+
+    def test_a_library_caller_reads_plain_names(self) -> None:
+        library, limits = load_library(), load_limits()
+        template = PlanRequest(
+            dose=DoseRequest(patient=Patient(), vial_mg_per_ml=10.0),
+            start=date(2026, 11, 30),
+            zone=ZoneInfo("Europe/Berlin"),
+        )
+        row = (2, {"id": "P1", "weight": "80kg"})
+        found = record(row, template, "depression-oral", library, limits)
+        assert found.error == "vial does not apply to the oral route"
+        missing = record((3, {"id": "P2"}), template, None, library, limits)
+        assert missing.error == "no protocol: give a protocol column or default protocol"
 
 
 class TestRefusedFiles:

@@ -640,7 +640,7 @@ class TestDepressionOral:
 
     def test_a_tablet_strength_for_a_solution_is_refused(self, library: ProtocolLibrary) -> None:
         # Regression: "10mg" (a tablet's strength) was taken as the listed 10 mg/mL.
-        with pytest.raises(InputError, match="--strength 10mg is not in mg/mL"):
+        with pytest.raises(InputError, match="strength 10mg is not in mg/mL"):
             measured_dose(library, "depression-oral", 80, "10mg")
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketadose.dosing import DoseRequest, session_dose
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.libfile import Quantity
 from ketadose.models import Patient, Sex, WeightPolicy
 from ketadose.units import Kind
@@ -109,8 +109,9 @@ class TestOverrides:
             dose_for(entry, 80, dose=Quantity(Kind.DOSE_PER_KG, 0.5, "0.5mg/kg"))
 
     def test_weight_based_protocol_without_weight(self) -> None:
-        with pytest.raises(InputError, match="give --weight"):
+        with pytest.raises(InputError, match="give weight") as refused:
             dose_for(protocol(TIMED), None)
+        assert refused.value.fields == (InputField.WEIGHT,)
 
 
 weights = st.floats(min_value=20, max_value=300, allow_nan=False)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ketadose.cli import app
-from ketadose.errors import ConfigError, InputError
+from ketadose.errors import ConfigError, InputError, InputField
 from ketadose.libfile import Quantity
 from ketadose.limits import (
     Bounds,
@@ -361,8 +361,9 @@ class TestOverrides:
 
     @pytest.mark.parametrize("reason", ["", "   ", "two\nlines"])
     def test_blank_or_multiline_reason_is_refused(self, reason: str) -> None:
-        with pytest.raises(InputError, match="override-reason"):
+        with pytest.raises(InputError, match="^override reason must be one line") as refused:
             override(self.FINDINGS, reason)
+        assert refused.value.fields == (InputField.OVERRIDE_REASON,)
 
     def test_status(self) -> None:
         assert status(self.FINDINGS) == "hard"

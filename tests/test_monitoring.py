@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ketadose import gate
+from ketadose.cli.exits import flag
 from ketadose.dosing import DoseRequest
 from ketadose.errors import InputError
 from ketadose.events import parse as adverse_event
@@ -56,9 +57,9 @@ class TestCheckStop:
     """An early stop comes after the start; a reason only with a stop."""
 
     def test_refusals(self) -> None:
-        with pytest.raises(InputError, match=r"^--stop must be after --date \(the start\)$"):
+        with pytest.raises(InputError, match=r"^stop time must be after date \(the start\)$"):
             check_stop(START, START)
-        with pytest.raises(InputError, match="^--stop-reason goes with --stop"):
+        with pytest.raises(InputError, match="^stop reason goes with stop time"):
             check_stop(START, None, "nausea")
         check_stop(START, minutes(1), "nausea")
         check_stop(START, None)
@@ -106,11 +107,12 @@ class TestSessionGiven:
     def test_a_stop_that_is_not_early_is_refused(self, checked: SessionDose) -> None:
         with pytest.raises(InputError) as error:
             session_given(checked, patient_id="P1", at=START, stopped=minutes(40))
-        assert str(error.value) == (
+        assert error.value.spelled(flag) == (
             "--stop 09:40 is not early: the programme of 40 min ended by then (record the "
             "session without --stop)"
         )
-        with pytest.raises(InputError, match="^--stop must be after --date"):
+        assert str(error.value).startswith("stop time 09:40 is not early")
+        with pytest.raises(InputError, match="^stop time must be after date"):
             session_given(checked, patient_id="P1", at=START, stopped=minutes(-5))
 
 
@@ -134,7 +136,7 @@ class TestSessionOf:
     def test_refusals(self) -> None:
         with pytest.raises(InputError, match="^patient P1 has no session 7$"):
             session_of(self.SESSIONS, "P1", 7, None)
-        with pytest.raises(InputError, match="no session started by then: give --session N"):
+        with pytest.raises(InputError, match="no session started by then: give session number N"):
             session_of(self.SESSIONS, "P1", None, START - timedelta(hours=3))
         with pytest.raises(InputError, match="no session started by then"):
             session_of((), "P1", None, None)
@@ -152,7 +154,7 @@ class TestWithinSession:
             within_session(depression.protocol, session, [Reading(minutes(121))])
         assert str(error.value) == (
             "the reading at 2026-11-30 11:01 is not during session 1 (2026-11-30 07:00 to "
-            "11:00): record its session first, or give --session N"
+            "11:00): record its session first, or give session number N"
         )
         with pytest.raises(InputError, match="the reading at 2026-11-30 06:59"):
             within_session(depression.protocol, session, [Reading(minutes(-121))])

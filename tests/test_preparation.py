@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.models import DRAW_STEPS_ML, PUMP_STEPS_ML_PER_H, PhaseDose, Rounding
 from ketadose.preparation import Sides, Steering, programme, round_safe, rounding
 from ketadose.units import round_to
@@ -180,8 +180,9 @@ class TestRoutesAndRefusals:
         assert [f.code for f in findings] == ["no-preparation"]
 
     def test_bag_for_intranasal_is_refused(self) -> None:
-        with pytest.raises(InputError, match="--bag does not apply to the intranasal route"):
+        with pytest.raises(InputError, match="^bag does not apply to the intranasal route") as no:
             programme((timed(56, 5),), route="intranasal", vial_mg_per_ml=None, final_volume_ml=100)
+        assert no.value.fields == (InputField.BAG,)
 
     @pytest.mark.parametrize("vial", [20.0, 1.0, 500.0])
     def test_vial_strength_that_is_not_made_is_refused(self, vial: float) -> None:
@@ -193,8 +194,9 @@ class TestRoutesAndRefusals:
             programme((timed(350, 40),), route="iv", vial_mg_per_ml=10, final_volume_ml=20)
 
     def test_iv_without_final_volume_is_refused(self) -> None:
-        with pytest.raises(InputError, match="--bag"):
+        with pytest.raises(InputError, match="made up to: bag 100mL") as refused:
             programme((timed(35, 40),), route="iv", vial_mg_per_ml=10, final_volume_ml=None)
+        assert refused.value.fields == (InputField.BAG,)
 
     def test_nonstandard_drop_factor_is_refused(self) -> None:
         with pytest.raises(InputError, match="drop factor 13"):

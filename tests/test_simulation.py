@@ -84,16 +84,16 @@ class TestSimulateSession:
         with pytest.raises(InputError, match="depression-sc is given sc: the models are of IV"):
             simulate_session(library.get_protocol("depression-sc"), at_70kg(), limits, model="kamp")
         depression = library.get_protocol("depression")
-        with pytest.raises(InputError, match="^--plan needs --start"):
+        with pytest.raises(InputError, match="^whole series needs start date"):
             simulate_session(depression, at_70kg(), limits, model="kamp", series=True)
-        with pytest.raises(InputError, match="^--start is for --plan$"):
+        with pytest.raises(InputError, match="^start date is for whole series$"):
             simulate_session(
                 depression, at_70kg(), limits, model="kamp", start=date(2026, 12, 7), zone=BERLIN
             )
 
     def test_a_dose_in_mg_still_needs_the_weight(self) -> None:
         entry = protocol({"kind": "timed", "dose": "35 mg", "duration": "40 min"})
-        with pytest.raises(InputError, match="the models need the patient's weight: --weight"):
+        with pytest.raises(InputError, match="the models need the patient.s weight: weight$"):
             simulate_session(
                 entry, DoseRequest(patient=Patient()), limits_library(), model="clements250"
             )

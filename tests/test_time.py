@@ -323,11 +323,11 @@ class TestPlanAcrossDaylightSaving:
             sessions=1,
         )
         with pytest.raises(
-            InputError, match="--time 02:30 does not exist on 2026-03-29 in Europe/Berlin"
+            InputError, match="time of day 02:30 does not exist on 2026-03-29 in Europe/Berlin"
         ):
             plan(PROTOCOLS["crps"], request, load_limits())
         autumn = dataclasses.replace(request, start=date(2026, 10, 25))
-        with pytest.raises(InputError, match="--time 02:30 happens twice on 2026-10-25"):
+        with pytest.raises(InputError, match="time of day 02:30 happens twice on 2026-10-25"):
             plan(PROTOCOLS["crps"], autumn, load_limits())
 
     def test_cli_plan_json_and_csv_carry_offsets(self) -> None:

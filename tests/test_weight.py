@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketadose.errors import InputError
+from ketadose.errors import InputError, InputField
 from ketadose.models import Patient, Sex, WeightPolicy
 from ketadose.weight import dosing_weight, ideal_body_weight, lean_body_weight
 
@@ -69,14 +69,17 @@ class TestPolicies:
         "policy", [WeightPolicy.IDEAL, WeightPolicy.ADJUSTED, WeightPolicy.LEAN]
     )
     def test_policy_without_height_or_sex_is_an_input_error(self, policy: WeightPolicy) -> None:
-        with pytest.raises(InputError, match="needs --height and --sex"):
+        with pytest.raises(InputError, match="needs height and sex") as both:
             dosing_weight(Patient(weight_kg=80), policy)
-        with pytest.raises(InputError, match="needs --sex"):
+        assert both.value.fields == (InputField.HEIGHT, InputField.SEX)
+        with pytest.raises(InputError, match="needs sex") as one:
             dosing_weight(Patient(weight_kg=80, height_cm=170), policy)
+        assert one.value.fields == (InputField.SEX,)
 
     def test_no_weight_is_an_input_error(self) -> None:
-        with pytest.raises(InputError, match="give --weight"):
+        with pytest.raises(InputError, match="give weight, e.g. 80kg") as refused:
             dosing_weight(Patient(), WeightPolicy.ACTUAL)
+        assert refused.value.fields == (InputField.WEIGHT,)
 
 
 patients = st.builds(

@@ -4,7 +4,8 @@ The codes are documented in :class:`ketadose.errors.ExitCode`. A command's body 
 :func:`command`; the entry point (:func:`ketadose.cli.application.main`) runs inside
 :func:`entry_point` and Click's parsing inside :func:`parsing`; a checked result ends through
 :func:`finish`, a batch through :func:`batch_outcome`, timed readings through
-:func:`readings_outcome`. Each ends with one ``ketadose:`` line on stderr.
+:func:`readings_outcome`. Each ends with one ``ketadose:`` line on stderr, where a core
+error's fields are spelled as their flags (:func:`flag`).
 """
 
 import contextlib
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import typer
 
 from ketadose.cli.streams import discard_stdout
-from ketadose.errors import ExitCode, KetadoseError
+from ketadose.errors import ExitCode, InputField, KetadoseError
 
 if TYPE_CHECKING:
     from ketadose.models import Status
@@ -26,6 +27,32 @@ R = TypeVar("R")
 
 #: Set by ``--debug``: internal errors (and core errors) raise with their traceback.
 _state = {"debug": False}
+
+
+#: The flags that are not ``--`` and the field's name with hyphens.
+_FLAGS = {
+    InputField.MEDICATION: "--med",
+    InputField.ADVERSE_EVENT: "--ae",
+    InputField.DEFAULT_PROTOCOL: "--protocol",
+    InputField.SESSION_TIME: "--at",
+    InputField.STOP: "--stop",
+    InputField.SESSION_NUMBER: "--session",
+    InputField.SERIES: "--plan",
+    InputField.START: "--start",
+    InputField.TIME_OF_DAY: "--time",
+    InputField.CLOSED: "--closed",
+    InputField.DAYS: "--days",
+    InputField.PER_WEEK: "--per-week",
+    InputField.STEP: "--step",
+    InputField.UNTIL: "--until",
+    InputField.INTAKE: "--intake",
+    InputField.RECOVERY: "--recovery",
+}
+
+
+def flag(field: InputField) -> str:
+    """The command-line flag of a field the core names: ``--pump-step`` for "pump step"."""
+    return _FLAGS.get(field) or "--" + field.value.replace(" ", "-")
 
 
 def set_debug(debug: bool) -> None:
@@ -73,7 +100,7 @@ def command(function: Callable[P, R]) -> Callable[P, R]:
         except KetadoseError as error:
             if _state["debug"]:
                 raise
-            raise fail(f"error: {error}", error.exit_code) from None
+            raise fail(f"error: {error.spelled(flag)}", error.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", ExitCode.INTERRUPTED) from None
         except BrokenPipeError:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO, TextIO
 import typer
 
 from ketadose.cli import env
-from ketadose.cli.exits import batch_outcome, command
+from ketadose.cli.exits import batch_outcome, command, flag
 from ketadose.cli.options import (
     BagOpt,
     ClosedOpt,
@@ -38,6 +38,7 @@ from ketadose.cli.options import (
     dose_request,
 )
 from ketadose.cli.output import check_output
+from ketadose.errors import InputField
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -112,7 +113,7 @@ def batch(
 
     check_output(output, force)
     zone = env.zone()
-    first = inputs.day(start, field="--start") if start else env.now().date()
+    first = inputs.day(start, field=InputField.START) if start else env.now().date()
     template = PlanRequest(
         dose=dose_request(
             dosing_weight=dosing_weight,
@@ -149,7 +150,9 @@ def batch(
 
     def work(items: "list[tuple[int, dict[str, str] | str]]") -> tuple[list[str], bytes]:
         # Runs in the worker processes: plan, check and encode a chunk of rows.
-        results = [record(item, template, protocol, library, limit_library) for item in items]
+        results = [
+            record(item, template, protocol, library, limit_library, option=flag) for item in items
+        ]
         return [r.status for r in results], "".join(map(encode, results)).encode()
 
     header = csv.write(csv.BATCH_COLUMNS, []) if output_format is BatchFormat.csv else ""

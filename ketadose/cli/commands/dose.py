@@ -36,6 +36,7 @@ from ketadose.cli.options import (
     dose_request,
 )
 from ketadose.cli.output import choose_format, emit
+from ketadose.errors import InputField
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,7 +142,7 @@ def session_command(
     zone = env.zone()
     history = [inputs.previous(text, zone) for text in given]
     # The clock is read here, at the edge, and handed to the pure checker.
-    session_at = inputs.moment(at, field="--at", zone=zone) if at else env.now()
+    session_at = inputs.moment(at, field=InputField.SESSION_TIME, zone=zone) if at else env.now()
     if any(instant(p.at) > instant(session_at) for p in history):
         raise InputError("a previous session is later than this session")
     context = CheckContext(

@@ -21,6 +21,7 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import choose_format, emit
+from ketadose.errors import InputField
 
 if TYPE_CHECKING:
     pass
@@ -108,7 +109,7 @@ def next_session(
 
     chosen = choose_format("next", output_format, output, force, json=json)
 
-    at = inputs.moment(date, field="--date", zone=env.zone()) if date else env.now()
+    at = inputs.moment(date, field=InputField.DATE, zone=env.zone()) if date else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     if history_file is not None:

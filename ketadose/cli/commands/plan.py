@@ -41,6 +41,7 @@ from ketadose.cli.options import (
     dose_request,
 )
 from ketadose.cli.output import choose_format, emit
+from ketadose.errors import InputField
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -118,15 +119,17 @@ def plan(
             pump_step=pump_step,
             draw_step=draw_step,
         ),
-        start=inputs.day(start, field="--start"),
+        start=inputs.day(start, field=InputField.START),
         zone=env.zone(),
         session_time=inputs.clock(time_of_day),
         sessions=sessions,
         per_week=per_week,
         days=None if days is None else parse_days(days),
-        closed=inputs.closed_days(closed or [], holidays, inputs.day(start, field="--start")),
-        intake_min=inputs.chair_time(intake, "--intake"),
-        recovery_min=inputs.chair_time(recovery, "--recovery"),
+        closed=inputs.closed_days(
+            closed or [], holidays, inputs.day(start, field=InputField.START)
+        ),
+        intake_min=inputs.chair_time(intake, InputField.INTAKE),
+        recovery_min=inputs.chair_time(recovery, InputField.RECOVERY),
         price=None if price is None else inputs.price(price),
         currency=currency,
         override_reason=override_reason,

@@ -14,7 +14,7 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import terminal, write
-from ketadose.errors import ExitCode
+from ketadose.errors import ExitCode, InputField
 
 if TYPE_CHECKING:
     pass
@@ -72,7 +72,7 @@ def score_record(
         if items is not None
         else score_total(instrument, parse_total(total or "", instrument))
     )
-    at = inputs.moment(date, field="--date", zone=env.zone())
+    at = inputs.moment(date, field=InputField.DATE, zone=env.zone())
     if acknowledge is not None:
         acknowledge = _one_line_text(acknowledge, "--acknowledge")
         if not result.safety:

@@ -17,7 +17,7 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import terminal, write
-from ketadose.errors import ExitCode
+from ketadose.errors import ExitCode, InputField
 
 SessionNumber = Annotated[
     int | None,
@@ -110,7 +110,7 @@ def session_show(
     from ketadose.monitoring import session_of
     from ketadose.render import records
 
-    moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
+    moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:
@@ -143,7 +143,7 @@ def session_discharge(
     from ketadose.errors import InputError
     from ketadose.monitoring import readiness, session_of
 
-    moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
+    moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:

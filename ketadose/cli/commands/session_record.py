@@ -18,6 +18,7 @@ from ketadose.cli.options import (
     StrengthOpt,
     TzOpt,
 )
+from ketadose.errors import InputField
 
 
 @command
@@ -81,8 +82,8 @@ def session_record(
     from ketadose.units import Kind
 
     zone = env.zone()
-    at = inputs.moment(date, field="--date", zone=zone)
-    stopped = None if stop is None else inputs.moment(stop, field="--stop", zone=zone)
+    at = inputs.moment(date, field=InputField.DATE, zone=zone)
+    stopped = None if stop is None else inputs.moment(stop, field=InputField.STOP, zone=zone)
     check_stop(at, stopped, stop_reason)
     events = tuple(ae_vocabulary.parse(event) for event in ae or [])
     if score is not None and not 0 <= score <= 1000:

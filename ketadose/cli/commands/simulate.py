@@ -25,6 +25,7 @@ from ketadose.cli.options import (
     dose_request,
 )
 from ketadose.cli.output import write
+from ketadose.errors import InputField
 
 
 class ModelOption(StrEnum):
@@ -88,7 +89,7 @@ def simulate(
         duration=duration,
     )
     library = env.library(protocols)
-    day = None if start is None else inputs.day(start, field="--start")
+    day = None if start is None else inputs.day(start, field=InputField.START)
     outcome = simulate_session(
         library.get_protocol(protocol),
         request,
@@ -97,8 +98,8 @@ def simulate(
         series=series,
         start=day,
         zone=None if day is None else env.zone(),
-        step_min=parse_as(step, Kind.DURATION, field="--step"),
-        until_min=None if until is None else parse_as(until, Kind.DURATION, field="--until"),
+        step_min=parse_as(step, Kind.DURATION, field=InputField.STEP),
+        until_min=None if until is None else parse_as(until, Kind.DURATION, field=InputField.UNTIL),
         threshold_ng_per_ml=None if threshold is None else parse_as(threshold, Kind.PLASMA),
     )
     if json:
