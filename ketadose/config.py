@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,6 +54,23 @@ class Config(BaseModel):
 
 #: No config file: every value unset (built without validation, so without the validator).
 NO_CONFIG = Config.model_construct()
+
+
+def read(path: Path, named: bool) -> Config:
+    """Read the config file at ``path``; none there is no config, unless it was ``named``.
+
+    Raises:
+        ConfigError: A named file that does not exist, an unreadable or invalid one (exit 5).
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if named:
+            raise ConfigError("no config file there", path=str(path)) from None
+        return NO_CONFIG
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path=str(path)) from None
+    return parse(data, str(path))
 
 
 def parse(data: bytes, path: str) -> Config:

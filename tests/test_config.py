@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ketadose import config
 from ketadose.config import ENVIRONMENT, NO_CONFIG, Config, parse, resolve
 from ketadose.errors import ConfigError
 
@@ -82,3 +85,22 @@ def test_the_first_given_wins(
     found = resolve(key, flag=flag, environment=environment, config=config, default="built")
     expected = next(v for v in (flag, env, file, "built") if v is not None)
     assert found.value == expected
+
+
+def test_read_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('tz = "Europe/Berlin"\n', encoding="utf-8")
+    assert config.read(path, named=True).tz == "Europe/Berlin"
+
+
+def test_no_file_is_no_config_unless_named(tmp_path: Path) -> None:
+    missing = tmp_path / "config.toml"
+    assert config.read(missing, named=False) is config.NO_CONFIG
+    with pytest.raises(ConfigError, match="no config file there") as error:
+        config.read(missing, named=True)
+    assert error.value.exit_code == 5
+
+
+def test_an_unreadable_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.read(tmp_path, named=False)  # a directory

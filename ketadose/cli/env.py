@@ -48,29 +48,12 @@ def config_path() -> tuple[Path, bool]:
 
 
 def config() -> "Config":
-    """The clinic's config file, once per run; none there is no config (unless one is named).
+    """The clinic's config file, once per run (:func:`ketadose.config.read`)."""
+    if "file" not in _config:
+        from ketadose.config import read
 
-    Raises:
-        ConfigError: A named file that does not exist, an unreadable or invalid one (exit 5).
-    """
-    if "file" in _config:
-        return _config["file"]
-    from ketadose.config import NO_CONFIG, parse
-    from ketadose.errors import ConfigError
-
-    path, named = config_path()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        if named:
-            raise ConfigError("no config file there", path=str(path)) from None
-        found = NO_CONFIG
-    except OSError as error:
-        raise ConfigError(f"cannot read: {error.strerror}", path=str(path)) from None
-    else:
-        found = parse(data, str(path))
-    _config["file"] = found
-    return found
+        _config["file"] = read(*config_path())
+    return _config["file"]
 
 
 def setting(key: str, flag: str | None, default: str | None) -> "Setting":
