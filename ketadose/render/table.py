@@ -15,7 +15,7 @@ from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.planning import Plan, TitrationPlan
 from ketadose.protocols import ROUTES_NOT_SHIPPED, Protocol, ProtocolEntry
-from ketadose.render import given, preparation_lines, route_lines
+from ketadose.render import draw_text, given, preparation_lines, route_lines
 from ketadose.units import format_number
 
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.SOFT: "yellow", Severity.HARD: "bold red"}
@@ -134,19 +134,8 @@ def session_dose(result: SessionDose, console: Console) -> None:
     )
     console.print(table)
 
-    prep = result.preparation
-    if prep is not None:
-        draw = _num(prep.draw_ml_rounded, "mL", result.rounding.draw_ml)
-        vial = _num(prep.vial_mg_per_ml, "mg/mL")
-        text = f"Draw {draw} of {vial} ({_num(prep.delivered_mg, 'mg', 0.01)})"
-        if prep.diluent_ml > 0:
-            text += (
-                f", make up to {_num(prep.final_volume_ml, 'mL')} "
-                f"(add {_num(prep.diluent_ml, 'mL', result.rounding.draw_ml)} {prep.diluent}): "
-                f"{_num(prep.delivered_mg_per_ml, 'mg/mL', 0.001)}"
-            )
-        else:
-            text += ", undiluted"
+    if result.preparation is not None:
+        text = draw_text(result.preparation, step=result.rounding.draw_ml)
         console.print(Text("Preparation: ", style="bold") + Text(text))
     if result.measured is not None:
         console.print(Text("Measure: ", style="bold") + Text(result.measured.text))
