@@ -28,6 +28,7 @@ from ketadose.cli.commands import (
     simulate,
 )
 from ketadose.cli.exits import command
+from ketadose.cli.metavars import ReadableGroup
 from ketadose.cli.options import TZ_HELP
 from ketadose.cli.streams import standard_streams
 
@@ -40,6 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=ReadableGroup,
 )
 patient_app = typer.Typer(
     help="Add and show pseudonymous patients in the record store.", no_args_is_help=True

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ketadose.units import format_number
-
 if TYPE_CHECKING:
     from ketadose.models import Measured, PhaseDose, Preparation, Systemic
+
+
+def format_number(value: float, step: float | None = None) -> str:
+    """:func:`ketadose.units.format_number`, imported on first use.
+
+    The command line reads :mod:`ketadose.render.schema` (its document names) at start-up, and
+    this package with it: the unit code loads only when something is formatted.
+    """
+    from ketadose.units import format_number as formatted
+
+    return formatted(value, step)
 
 
 def route_lines(route: str, systemic: Systemic | None, *, refused: bool = False) -> list[str]:
@@ -105,6 +114,7 @@ def draw_text(
         One line a nurse reads: vial strength, volume drawn, the mg in it, diluent and final
         concentration.
     """
+
     def amount(value: float, unit: str, at: float | None = None) -> str:
         return f"{format_number(value, at)}{space}{unit}"
 
