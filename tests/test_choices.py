@@ -39,7 +39,7 @@ class TestOneDefinition:
 
     def test_help_lists_the_choices(self) -> None:
         dose = CliRunner().invoke(app, ["dose", "--help"]).stdout
-        assert "[male|female]" in dose and "[actual|ideal|adjusted|lean]" in dose
+        assert "--sex male|female" in dose and "--dosing-weight actual|ideal|adjusted|lean" in dose
         simulate = CliRunner().invoke(app, ["simulate", "--help"]).stdout
         assert "clements250|domino|hijazi|kamp" in simulate
 
