@@ -22,6 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+# Defined in the light module the command line reads its choices from; named here as well.
+from ketadose.choices import DEFAULT_DRAW_STEP_ML, DEFAULT_PUMP_STEP_ML_PER_H
+from ketadose.choices import DRAW_STEPS_ML as DRAW_STEPS_ML
+from ketadose.choices import PUMP_STEPS_ML_PER_H as PUMP_STEPS_ML_PER_H
+from ketadose.choices import Sex as Sex
+from ketadose.choices import WeightPolicy as WeightPolicy
 from ketadose.units import format_number
 
 #: Bumped only when a key changes meaning; keys are added, never renamed.
@@ -72,22 +78,6 @@ def revised(model: M, **changes: object) -> M:
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class Sex(StrEnum):
-    """Sex as used by the dosing-weight formulas (Devine, Janmahasatian)."""
-
-    MALE = "male"
-    FEMALE = "female"
-
-
-class WeightPolicy(StrEnum):
-    """Which body weight a mg/kg dose is multiplied by."""
-
-    ACTUAL = "actual"
-    IDEAL = "ideal"
-    ADJUSTED = "adjusted"
-    LEAN = "lean"
 
 
 class Severity(StrEnum):
@@ -170,12 +160,6 @@ class DosingWeight(_Frozen):
     note: str | None = None
 
 
-#: The increments a pump is programmed in (mL/h): infusion pumps take 0.01, 0.1 or 1 mL/h.
-PUMP_STEPS_ML_PER_H = (0.01, 0.1, 1.0)
-#: The graduations a syringe is read to (mL): 0.01 (1 mL), 0.02, 0.05 and 0.1 (3-10 mL).
-DRAW_STEPS_ML = (0.01, 0.02, 0.05, 0.1)
-
-
 class Rounding(_Frozen):
     """Display increments; exact values are always kept beside the rounded ones.
 
@@ -185,8 +169,8 @@ class Rounding(_Frozen):
 
     """
 
-    pump_rate_ml_per_h: Real = Field(default=0.1, gt=0)
-    draw_ml: Real = Field(default=0.01, gt=0)
+    pump_rate_ml_per_h: Real = Field(default=DEFAULT_PUMP_STEP_ML_PER_H, gt=0)
+    draw_ml: Real = Field(default=DEFAULT_DRAW_STEP_ML, gt=0)
 
     @model_validator(mode="after")
     def _sensible(self) -> Rounding:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ketadose.choices import DEFAULT_PK_MODEL, PkModel
+
 #: ng/mL per mg/L.
 NG_PER_ML = 1000.0
 
@@ -79,7 +81,7 @@ MODELS: dict[str, Model] = {
     model.id: model
     for model in (
         Model(
-            id="clements250",
+            id=PkModel.CLEMENTS250.value,
             name="Clements & Nimmo 1981 (250 mcg/kg bolus data)",
             source="Clements JA, Nimmo WS. Br J Anaesth 1981;53:27 (PMID 7459184); parameters "
             "as implemented in opentiva Clements250 (clinical.md 9.1)",
@@ -91,7 +93,7 @@ MODELS: dict[str, Model] = {
             k21=0.0137,
         ),
         Model(
-            id="domino",
+            id=PkModel.DOMINO.value,
             name="Domino 1984 (3-compartment)",
             source="Domino EF et al. Clin Pharmacol Ther 1984;36:645 (PMID 6488686); parameters "
             "identical in stanpumpR, opentiva, STANPUMP and fus_anes (clinical.md 9.1)",
@@ -105,7 +107,7 @@ MODELS: dict[str, Model] = {
             k31=0.0146,
         ),
         Model(
-            id="hijazi",
+            id=PkModel.HIJAZI.value,
             name="Hijazi 2003 (2-compartment)",
             source="Hijazi Y et al. Br J Anaesth 2003;90:155 (PMID 12538370); parameters as "
             "implemented in opentiva Hijazi (clinical.md 9.1)",
@@ -117,7 +119,7 @@ MODELS: dict[str, Model] = {
             k21=0.0030,
         ),
         Model(
-            id="kamp",
+            id=PkModel.KAMP.value,
             name="Kamp 2020 meta-analysis (1-compartment stand-in from its pooled means)",
             source="Kamp J et al. Anesthesiology 2020;133:1192: weighted mean Vd 252 L and CL "
             "79 L/h at 70 kg [HIGH, abstract]. Not the published model: a one-compartment "
@@ -134,9 +136,8 @@ MODELS: dict[str, Model] = {
         ),
     )
 }
-#: The default: its predicted peak after 0.5 mg/kg over 40 min (177 ng/mL at 70 kg) is the
-#: closest to the ~185 ng/mL measured (Zarate 2006, in Zanos 2018; clinical.md 9.3).
-DEFAULT_MODEL = "clements250"
+#: The default (why: :data:`ketadose.choices.DEFAULT_PK_MODEL`).
+DEFAULT_MODEL = DEFAULT_PK_MODEL.value
 
 
 @dataclass(frozen=True, slots=True)

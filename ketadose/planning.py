@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from ketadose.choices import DEFAULT_SESSION_TIME
 from ketadose.clock import elapsed, instant, on_day, problem, shift
 from ketadose.clock import name as clock_name
 from ketadose.dosing import DoseRequest, at_step
@@ -90,7 +91,7 @@ class PlanRequest:
     dose: DoseRequest
     start: date
     zone: tzinfo
-    session_time: time = time(9, 0)
+    session_time: time = DEFAULT_SESSION_TIME
     sessions: int | None = None
     per_week: int | None = None
     days: frozenset[int] | None = None

@@ -189,7 +189,7 @@ class TestTable:
         assert "UNAPPROVED EXAMPLE LIBRARY" in out
         assert "mg/kg" in out
         assert "mL/h" in out
-        assert "Draw 3.5 mL of 10 mg/mL (35 mg)" in out
+        assert "Preparation: draw 3.5 mL of 10 mg/mL (35 mg), add 96.5 mL" in out
 
 
 class TestExitCodes:

@@ -309,7 +309,10 @@ class TestSessionBundle:
             in text
         )
         assert "Overridden, reason: responder at 1.2 mg/kg" in text
-        assert "Preparation: draw 9.6 mL of 10 mg/mL, make up to 100 mL" in text
+        assert (
+            "Preparation: draw 9.6 mL of 10 mg/mL (96 mg), add 90.4 mL 0.9% sodium chloride "
+            "to make 100 mL of 0.96 mg/mL." in text
+        )
 
     def test_intramuscular_has_no_pump_rate_and_no_withholding(self) -> None:
         (request,) = requests(validate(session_bundle(make_session("depression-im"), LIMITS)))

@@ -146,8 +146,8 @@ class TestPlanContent:
         for number, day in enumerate(days, 1):
             row = (
                 f"{number} {day} 09:00 CET 40 mg 0.5 mg/kg 40 min infusion (timed): 40 mg over 40 min "
-                "0.75 mg/kg/h pump 150 mL/h · 100 mL draw 4 mL of 10 mg/mL; make up to 100 mL "
-                "with 0.9% sodium chloride (add 96 mL) = 0.4 mg/mL arrive 09:00 "
+                "0.75 mg/kg/h pump 150 mL/h · 100 mL draw 4 mL of 10 mg/mL (40 mg), add 96 mL "
+                "0.9% sodium chloride to make 100 mL of 0.4 mg/mL arrive 09:00 "
                 "infusion 09:20–10:00 discharge ≥ 10:30 (observation 30 min) ok "
                 f"{40 * number} mg"
             )
@@ -366,7 +366,7 @@ class TestSessionSheet:
         )
         assert "Total 40 mg 0.5 mg/kg 40 min" in text
         assert "programmed in steps of 0.1 mL/h; volumes are drawn in steps of 0.01 mL" in text
-        assert "draw 4 mL of 10 mg/mL; make up to 100 mL" in text
+        assert "draw 4 mL of 10 mg/mL (40 mg), add 96 mL 0.9% sodium chloride to make" in text
 
     def test_what_it_was_checked_with(self, checked: str) -> None:
         text = read(checked).text
@@ -407,4 +407,4 @@ class TestSessionSheet:
         entry = load_library(None).get_protocol("depression-im")
         result = assess(entry, DoseRequest(patient=Patient(weight_kg=80.0)), SHIPPED_LIMITS)
         text = read(session_sheet(result)).text
-        assert "draw 4 mL of 10 mg/mL, undiluted (4 mL of 10 mg/mL)" in text
+        assert "draw 4 mL of 10 mg/mL (40 mg), undiluted" in text

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ketadose.cli import env, exits
+from ketadose.cli.metavars import ReadableGroup
 from ketadose.cli.options import TZ_HELP
 from ketadose.cli.streams import standard_streams
 
@@ -115,6 +116,7 @@ def build(only: tuple[str, ...] | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
+        cls=ReadableGroup,
     )
     app.callback()(_main)
     groups = {

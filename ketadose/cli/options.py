@@ -3,37 +3,33 @@
 (No ``from __future__ import annotations``: Typer reads these annotations at run time.)
 """
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ketadose.choices import (
+    DEFAULT_DRAW_STEP_ML,
+    DEFAULT_PUMP_STEP_ML_PER_H,
+    DEFAULT_SESSION_TIME,
+    Sex,
+    WeightPolicy,
+)
 from ketadose.cli import env
 from ketadose.cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from ketadose.dosing import DoseRequest
 
-#: The display increments a programme is rounded to unless --pump-step / --draw-step say.
-PUMP_STEP = "0.1mL/h"
-DRAW_STEP = "0.01mL"
+#: The display increments a programme is rounded to unless --pump-step / --draw-step say,
+#: and the time of a planned session unless --time says: the core's defaults, as flags spell them.
+PUMP_STEP = f"{DEFAULT_PUMP_STEP_ML_PER_H:g}mL/h"
+DRAW_STEP = f"{DEFAULT_DRAW_STEP_ML:g}mL"
+SESSION_TIME = f"{DEFAULT_SESSION_TIME:%H:%M}"
 
-
-class SexOption(StrEnum):
-    """Choices for --sex."""
-
-    male = "male"
-    female = "female"
-
-
-class PolicyOption(StrEnum):
-    """Choices for --dosing-weight."""
-
-    actual = "actual"
-    ideal = "ideal"
-    adjusted = "adjusted"
-    lean = "lean"
+#: The choices of --sex and --dosing-weight: the core's own enums (one definition, light).
+SexOption = Sex
+PolicyOption = WeightPolicy
 
 
 TZ_HELP = (
@@ -215,7 +211,7 @@ def dose_request(
     height: str | None = None,
     sex: SexOption | None = None,
     age: str | None = None,
-    dosing_weight: PolicyOption = PolicyOption.actual,
+    dosing_weight: PolicyOption = PolicyOption.ACTUAL,
     dose: str | None = None,
     rate: str | None = None,
     duration: str | None = None,
@@ -230,7 +226,7 @@ def dose_request(
     from ketadose import inputs
     from ketadose.dosing import DoseRequest
     from ketadose.inputs import amount, quantity
-    from ketadose.models import Patient, Sex, WeightPolicy
+    from ketadose.models import Patient
     from ketadose.preparation import rounding
     from ketadose.units import Kind, parse_as
 
@@ -238,10 +234,10 @@ def dose_request(
         patient=Patient(
             weight_kg=amount(weight, Kind.WEIGHT),
             height_cm=amount(height, Kind.HEIGHT),
-            sex=None if sex is None else Sex(sex.value),
+            sex=sex,
             age_years=amount(age, Kind.AGE),
         ),
-        policy=WeightPolicy(dosing_weight.value),
+        policy=dosing_weight,
         dose=quantity(dose, Kind.DOSE_PER_KG, Kind.DOSE),
         rate=quantity(rate, Kind.RATE_PER_KG, Kind.RATE),
         duration_min=amount(duration, Kind.DURATION),

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from ketadose.limits import LimitLibrary
 
 
-#: Tables are laid out for at least this many columns, so no number is ever truncated.
-MIN_WIDTH = 100
+#: Tables are laid out for the terminal's width, and for at least this many columns: the width
+#: every table is tested at (nothing a nurse reads wraps mid-number or mid-word there). A table
+#: written to a file (-o) is laid out at exactly this width, the classic text width, so the file
+#: is the same whatever terminal wrote it, and prints, mails and diffs without re-wrapping.
+MIN_WIDTH = 80
 
 
 class OutputFormat(StrEnum):
@@ -171,7 +174,11 @@ def write(text: str) -> None:
 
 
 def terminal() -> "Console":
-    """The console a table is printed on: stdout, at least :data:`MIN_WIDTH` columns."""
+    """The console a table is printed on: stdout, at its real width, at least :data:`MIN_WIDTH`.
+
+    Below :data:`MIN_WIDTH` the terminal wraps what rich laid out at 80, rather than rich
+    cutting numbers short ("15…").
+    """
     from rich.console import Console
 
     class _Console(Console):
@@ -181,6 +188,5 @@ def terminal() -> "Console":
 
     console = _Console(highlight=False, soft_wrap=False)
     if console.width < MIN_WIDTH:
-        # Narrower, rich would cut numbers short ("15…"); a wrapped line hides nothing.
         console = _Console(highlight=False, soft_wrap=False, width=MIN_WIDTH)
     return console

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ketadose.models import Measured, PhaseDose, Preparation, Systemic
-from ketadose.units import format_number
+if TYPE_CHECKING:
+    from ketadose.models import Measured, PhaseDose, Preparation, Systemic
+
+
+def format_number(value: float, step: float | None = None) -> str:
+    """:func:`ketadose.units.format_number`, imported on first use.
+
+    The command line reads :mod:`ketadose.render.schema` (its document names) at start-up, and
+    this package with it: the unit code loads only when something is formatted.
+    """
+    from ketadose.units import format_number as formatted
+
+    return formatted(value, step)
 
 
 def route_lines(route: str, systemic: Systemic | None, *, refused: bool = False) -> list[str]:
@@ -72,29 +83,64 @@ def given(
     return "-"
 
 
-def draw_text(preparation: Preparation) -> str:
-    """What to draw and make up, in one line.
+def _plain(text: str) -> str:
+    return text
 
-    E.g. "draw 3.5 mL of 10 mg/mL, add 96.5 mL 0.9% sodium chloride to 100 mL (0.35 mg/mL)",
-    or "draw 0.4 mL of 100 mg/mL, undiluted".
+
+def draw_text(
+    preparation: Preparation,
+    *,
+    step: float | None = None,
+    escape: Callable[[str], str] = _plain,
+    strong: Callable[[str], str] = _plain,
+    space: str = " ",
+) -> str:
+    """What to draw and make up, in one line: the one wording every format uses.
+
+    E.g. "draw 3.5 mL of 10 mg/mL (35 mg), add 96.5 mL 0.9% sodium chloride to make 100 mL
+    of 0.35 mg/mL", or "draw 0.4 mL of 100 mg/mL (40 mg), undiluted". "To make" says the
+    final volume is the bag's, not a volume the diluent is added to.
 
     Args:
         preparation: A session's preparation.
+        step: The syringe graduation the draw and the diluent are shown in (the session's
+            ``rounding.draw_ml``); None shows them as rounded, 0.01 mL for the diluent.
+        escape: Applied to the free text (the diluent's name): Markdown or HTML escaping.
+        strong: Applied to the two numbers a nurse acts on (the volume drawn, the final
+            concentration): bold in HTML.
+        space: Between a number and its unit (HTML: a no-break space).
 
     Returns:
-        One line a nurse reads: vial strength, volume drawn, diluent and final concentration.
+        One line a nurse reads: vial strength, volume drawn, the mg in it, diluent and final
+        concentration.
     """
+
+    def amount(value: float, unit: str, at: float | None = None) -> str:
+        return f"{format_number(value, at)}{space}{unit}"
+
+    draw = strong(amount(preparation.draw_ml_rounded, "mL", step))
     text = (
-        f"draw {format_number(preparation.draw_ml_rounded)} mL of "
-        f"{format_number(preparation.vial_mg_per_ml)} mg/mL"
+        f"draw {draw} of {amount(preparation.vial_mg_per_ml, 'mg/mL')} "
+        f"({amount(preparation.delivered_mg, 'mg', 0.01)})"
     )
     if preparation.diluent_ml <= 0:
         return f"{text}, undiluted"
+    diluent = escape(preparation.diluent or "diluent")
+    final = strong(amount(preparation.delivered_mg_per_ml, "mg/mL", 0.001))
     return (
-        f"{text}, add {format_number(preparation.diluent_ml, 0.01)} mL "
-        f"{preparation.diluent or 'diluent'} to {format_number(preparation.final_volume_ml)} mL "
-        f"({format_number(preparation.delivered_mg_per_ml, 0.001)} mg/mL)"
+        f"{text}, add {amount(preparation.diluent_ml, 'mL', step or 0.01)} {diluent} "
+        f"to make {amount(preparation.final_volume_ml, 'mL')} of {final}"
     )
+
+
+def preparation_line(
+    preparation: Preparation,
+    *,
+    step: float | None = None,
+    escape: Callable[[str], str] = _plain,
+) -> str:
+    """A single session's preparation line: "Preparation: draw ..." (see :func:`draw_text`)."""
+    return "Preparation: " + draw_text(preparation, step=step, escape=escape)
 
 
 def preparation_lines(sessions: Sequence[Any]) -> list[str]:

@@ -34,7 +34,7 @@ from ketadose.models import (
     significant,
 )
 from ketadose.planning import Plan
-from ketadose.render import route_lines
+from ketadose.render import preparation_line, route_lines
 from ketadose.units import format_number
 
 UCUM = "http://unitsofmeasure.org"
@@ -191,7 +191,7 @@ def _medication_request(
     if withheld:
         texts.append("Pump programme and preparation withheld: a hard limit is exceeded.")
     elif preparation is not None:
-        texts.append(_preparation_text(preparation))
+        texts.append(f"{preparation_line(preparation)}.")
     elif measured is not None:
         texts.append(f"Measure {measured.text}.")
     texts += [f"{line}." for line in route_lines(protocol.route, systemic, refused=withheld)]
@@ -357,19 +357,6 @@ def _finding_text(finding: Finding) -> str:
 def _library_text(what: str, library: LibraryRef) -> str:
     approval = "approved" if library.approved else "UNAPPROVED EXAMPLE LIBRARY"
     return f"{what}: {library.name} {library.version} sha256 {library.sha256} ({approval})"
-
-
-def _preparation_text(preparation: Preparation) -> str:
-    text = (
-        f"Preparation: draw {format_number(preparation.draw_ml_rounded)} mL of "
-        f"{format_number(preparation.vial_mg_per_ml)} mg/mL"
-    )
-    if preparation.diluent_ml > 0:
-        text += (
-            f", make up to {format_number(preparation.final_volume_ml)} mL with "
-            f"{preparation.diluent or 'diluent'}"
-        )
-    return text + f" ({format_number(preparation.delivered_mg_per_ml)} mg/mL)."
 
 
 def _code(system: str, code: str, display: str) -> dict[str, Any]:

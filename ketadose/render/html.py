@@ -17,14 +17,15 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from ketadose.clock import label
-from ketadose.render import ranges, route_lines
+from ketadose.render import draw_text, ranges, route_lines
 from ketadose.render.svg import curve_chart, dose_chart
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+    from markupsafe import Markup
 
-    from ketadose.models import Finding, SessionDose
+    from ketadose.models import Finding, Preparation, SessionDose
     from ketadose.planning import Plan
 
 Paper = Literal["a4", "letter"]
@@ -143,7 +144,23 @@ def _environment() -> Environment:
     env.filters["weekday"] = weekday
     env.filters["clock"] = clock
     env.globals["route_lines"] = route_lines
+    env.globals["draw_text"] = _draw_html
     return env
+
+
+def _draw_html(preparation: Preparation, step: float | None = None) -> Markup:
+    """:func:`ketadose.render.draw_text` in HTML: escaped, the draw and the result in bold."""
+    from markupsafe import Markup, escape
+
+    return Markup(
+        draw_text(
+            preparation,
+            step=step,
+            escape=lambda text: str(escape(text)),
+            strong=lambda text: f"<strong>{text}</strong>",
+            space="\N{NO-BREAK SPACE}",
+        )
+    )
 
 
 def num(value: float | None, unit: str = "", step: float | None = None) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ketadose.clock import label
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
-from ketadose.render import given, preparation_lines, route_lines
+from ketadose.render import given, preparation_line, preparation_lines, route_lines
 from ketadose.units import format_number
 
 if TYPE_CHECKING:
@@ -121,15 +121,9 @@ def session(result: SessionDose) -> str:
             for p in result.phases
         ),
     )
-    prep = result.preparation
-    if prep is not None:
-        lines += [
-            f"Preparation: draw {_num(prep.draw_ml_rounded, 'mL')} of "
-            f"{_num(prep.vial_mg_per_ml, 'mg/mL')} ketamine, make up to "
-            f"{_num(prep.final_volume_ml, 'mL')} with {escape(prep.diluent or 'diluent')}: "
-            f"{_num(prep.delivered_mg_per_ml, 'mg/mL', 0.001)}",
-            "",
-        ]
+    if result.preparation is not None:
+        step = result.rounding.draw_ml
+        lines += [preparation_line(result.preparation, step=step, escape=escape), ""]
     if result.measured is not None:
         lines += [f"Measure: {escape(result.measured.text)}", ""]
     extra = route_lines(result.protocol.route, result.systemic, refused=result.status == "hard")

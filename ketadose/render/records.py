@@ -653,6 +653,8 @@ def history_table(
     from rich.table import Table
     from rich.text import Text
 
+    from ketadose.render.wrap import Prose, fit
+
     console.print(
         Text(
             f"Patient {patient.id}: {patient.protocol}, baseline "
@@ -661,10 +663,10 @@ def history_table(
     )
     table = Table(title="Sessions", title_justify="left")
     for header in ("Date", "Dose mg", "mg/kg", "Score", "Improvement", "BP peak", "Events"):
-        table.add_column(header, no_wrap=header != "Events")
+        table.add_column(header, no_wrap=header not in ("Date", "Events"))
     for row in history_rows(patient, sessions):
         table.add_row(
-            _local(row["date"]),
+            Prose(_local(row["date"])),
             format_number(row["total_dose_mg"], 0.01),
             "-" if row["dose_mg_per_kg"] is None else format_number(row["dose_mg_per_kg"], 0.001),
             "-" if row["score"] is None else format_number(row["score"]),
@@ -672,9 +674,9 @@ def history_table(
             if row["improvement_pct"] is None
             else f"{format_number(row['improvement_pct'], 0.1)}%",
             row["bp_peak"] or "-",
-            ", ".join(row["adverse_events"]) or "-",
+            Prose(", ".join(row["adverse_events"]) or "-"),
         )
-    console.print(table)
+    console.print(fit(table, console))
     for line in sparklines(sorted(scores, key=lambda score: instant(score.at))):
         console.print(Text(line))
 
@@ -695,16 +697,19 @@ def next_table(result: NextSession, console: Console) -> None:
     from rich.text import Text
 
     from ketadose.render import table
+    from ketadose.render.wrap import Prose
 
     console.print(Text(f"Next for {result.patient_id}: {result.decision.upper()}", style="bold"))
     for reason in result.reasons:
-        console.print(Text(f"  - {reason}"))
+        console.print(Prose(f"  - {reason}", indent=4))
     earliest = result.earliest_date
     console.print(Text(f"Earliest: {earliest:%a %Y-%m-%d %H:%M} {label(earliest)}"))
     if result.session is None:
         for finding in result.findings:
             if finding.severity.value != "info":
-                console.print(Text(f"{finding.severity.value.upper()}: {finding.message}"))
+                console.print(
+                    Prose(f"{finding.severity.value.upper()}: {finding.message}", indent=2)
+                )
         return
     table.checked_session(result.session, console, findings_first=False)
 
@@ -738,20 +743,25 @@ def audit_table(entries: list[AuditEntry], console: Console) -> None:
     """
     from rich.table import Table
 
+    from ketadose.render.wrap import Prose, fit
+
     table = Table(title="Audit log", title_justify="left")
     for header in ("#", "When", "Who", "Command", "Patient", "Status", "Override reason"):
-        table.add_column(header, overflow="fold")
+        table.add_column(header, no_wrap=header in ("#", "Status"))
     for entry in entries:
-        table.add_row(
-            str(entry.id),
+        cells = (
             f"{entry.at.isoformat(sep=' ')} {label(entry.at)}",
             entry.user,
             entry.command,
             entry.patient_id or "-",
-            entry.status,
-            entry.override_reason or "-",
         )
-    console.print(table)
+        table.add_row(
+            str(entry.id),
+            *map(Prose, cells),
+            entry.status,
+            Prose(entry.override_reason or "-"),
+        )
+    console.print(fit(table, console))
 
 
 class ScheduledReading(BaseModel):

@@ -6,12 +6,10 @@ real outputs against these schemas. ``schema_version`` moves only when a key cha
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from ketadose.models import SCHEMA_VERSION
+if TYPE_CHECKING:  # the command line reads DOCUMENTS at start-up: no pydantic here
+    from pydantic import BaseModel
 
 #: The commands whose JSON output has a schema, and what each document is about.
 DOCUMENTS = {
@@ -65,6 +63,8 @@ def schema(name: str) -> dict[str, Any]:
     Returns:
         The schema, with ``schema_version`` as a required first property.
     """
+    from ketadose.models import SCHEMA_VERSION
+
     generated = _model(name).model_json_schema(mode="serialization")
     properties = {
         "schema_version": {"const": SCHEMA_VERSION, "type": "integer"},
@@ -90,4 +90,6 @@ def text(name: str) -> str:
     Returns:
         JSON text.
     """
+    import json
+
     return json.dumps(schema(name), indent=2, ensure_ascii=False) + "\n"

@@ -334,10 +334,12 @@ def scores_table(
     from rich.table import Table
     from rich.text import Text
 
+    from ketadose.render.wrap import Prose, fit
+
     table = Table(title=f"Scores of {patient_id}", title_justify="left")
     for header in ("#", "Date", "Instrument", "Items", "Total", "Band", "Safety"):
-        wraps = header in ("Items", "Safety")
-        table.add_column(header, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+        # The item list, the safety note and the date wrap at spaces; the rest never.
+        table.add_column(header, no_wrap=header not in ("Date", "Items", "Safety"))
     ordered = sorted(scores, key=lambda s: (instant(s.at), s.id or 0))
     for record, row in zip(ordered, score_rows(library, ordered), strict=True):
         instrument = library.instruments[row["instrument"]]
@@ -350,14 +352,14 @@ def scores_table(
                 safety = Text(f"{flags}: acknowledged by {row['acknowledged_by']}")
         table.add_row(
             str(row["id"]),
-            f"{record.at:%Y-%m-%d %H:%M} {label(record.at)}",
+            Prose(f"{record.at:%Y-%m-%d %H:%M} {label(record.at)}"),
             instrument.label,
-            "total only" if row["items"] is None else ",".join(map(str, row["items"])),
+            Prose("total only" if row["items"] is None else ", ".join(map(str, row["items"]))),
             str(row["total"]),
             row["band"] or "-",
-            safety,
+            Prose(safety),
         )
-    console.print(table)
+    console.print(fit(table, console))
     for instrument in library.instruments.values():
         if any(s.instrument == instrument.id for s in scores):
             console.print(Text(sparkline(instrument, scores)))

@@ -15,7 +15,8 @@ from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
 from ketadose.planning import Plan, TitrationPlan
 from ketadose.protocols import ROUTES_NOT_SHIPPED, Protocol, ProtocolEntry
-from ketadose.render import given, preparation_lines, route_lines
+from ketadose.render import draw_text, given, preparation_lines, route_lines
+from ketadose.render.wrap import Prose, fit
 from ketadose.units import format_number
 
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.SOFT: "yellow", Severity.HARD: "bold red"}
@@ -41,9 +42,9 @@ def library_line(library: LibraryRef) -> Text:
 def findings_table(findings: Iterable[Finding]) -> Table:
     """Findings as a table: severity, code, message."""
     table = Table(title="Findings", title_justify="left", show_edge=False, expand=False)
-    table.add_column("Severity")
-    table.add_column("Code")
-    table.add_column("Message", overflow="fold")
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Code", no_wrap=True)
+    table.add_column("Message")
     for finding in findings:
         style = _SEVERITY_STYLE[finding.severity]
         severity = Text(finding.severity.value, style=style)
@@ -51,7 +52,7 @@ def findings_table(findings: Iterable[Finding]) -> Table:
         if finding.overridden:
             severity.append(" (overridden)")
             message += f" [override: {finding.override_reason}]"
-        table.add_row(severity, finding.code, message)
+        table.add_row(severity, finding.code, Prose(message))
     return table
 
 
@@ -95,7 +96,7 @@ def session_dose(result: SessionDose, console: Console) -> None:
     if result.library is not None:
         lines.append(Text.assemble("Limits: ", library_line(result.library)))
     lines.append(Text.assemble("Protocols: ", library_line(result.protocol_library)))
-    console.print(Panel(Group(*lines), expand=False))
+    console.print(_panel(lines))
 
     pump_step = result.rounding.pump_rate_ml_per_h
     # Units sit in the headers so the cells stay narrow numbers; every column names its unit.
@@ -132,30 +133,24 @@ def session_dose(result: SessionDose, console: Console) -> None:
         _num(result.total_duration_min),
         *([""] * (len(headers) - 3)),
     )
-    console.print(table)
+    console.print(fit(table, console))
 
-    prep = result.preparation
-    if prep is not None:
-        draw = _num(prep.draw_ml_rounded, "mL", result.rounding.draw_ml)
-        vial = _num(prep.vial_mg_per_ml, "mg/mL")
-        text = f"Draw {draw} of {vial} ({_num(prep.delivered_mg, 'mg', 0.01)})"
-        if prep.diluent_ml > 0:
-            text += (
-                f", make up to {_num(prep.final_volume_ml, 'mL')} "
-                f"(add {_num(prep.diluent_ml, 'mL', result.rounding.draw_ml)} {prep.diluent}): "
-                f"{_num(prep.delivered_mg_per_ml, 'mg/mL', 0.001)}"
-            )
-        else:
-            text += ", undiluted"
-        console.print(Text("Preparation: ", style="bold") + Text(text))
+    if result.preparation is not None:
+        text = draw_text(result.preparation, step=result.rounding.draw_ml)
+        console.print(Prose(Text("Preparation: ", style="bold") + Text(text), indent=2))
     if result.measured is not None:
-        console.print(Text("Measure: ", style="bold") + Text(result.measured.text))
+        console.print(Prose(Text("Measure: ", style="bold") + Text(result.measured.text), indent=2))
     for line in route_lines(
         result.protocol.route, result.systemic, refused=result.status == "hard"
     ):
-        console.print(Text(line))
+        console.print(Prose(line, indent=2))
     if result.findings:
         console.print(findings_table(result.findings))
+
+
+def _panel(lines: list[Text]) -> Panel:
+    """The header box: each line wrapped as prose (a number stays with its unit)."""
+    return Panel(Group(*(Prose(line, indent=2) for line in lines)), expand=False)
 
 
 _STATUS = {
@@ -190,12 +185,12 @@ def checked_session(result: SessionDose, console: Console, *, findings_first: bo
         for reason in result.during.reasons:
             banner.append(f"\n  {reason}", style="")
     if findings_first:
-        console.print(banner)
+        console.print(Prose(banner, indent=2))
         console.print(findings_table(result.findings))
         session_dose(result.model_copy(update={"findings": ()}), console)
     else:
         session_dose(result, console)
-        console.print(banner)
+        console.print(Prose(banner, indent=2))
 
 
 def protocol_list(entries: Iterable[ProtocolEntry], console: Console) -> None:
@@ -207,22 +202,24 @@ def protocol_list(entries: Iterable[ProtocolEntry], console: Console) -> None:
 
     """
     table = Table(title="Protocols", title_justify="left")
-    for header in ("Id", "Name", "Category", "Route", "Session", "Series", "Library"):
-        table.add_column(header, overflow="fold")
+    # The id a command takes leads; the name, a sentence, wraps below it.
+    table.add_column("Protocol")
+    table.add_column("Kind, route")
+    table.add_column("Session")
+    table.add_column("Series")
+    table.add_column("Library")
     for entry in entries:
         p = entry.protocol
         table.add_row(
-            p.id,
-            p.name,
-            p.category,
-            p.route,
-            programme_text(p),
-            f"{p.series.sessions} x, {p.series.per_week[0]}-{p.series.per_week[1]}/week",
-            entry.library.name,
+            Prose(Text(p.id, style="bold") + Text(f"\n{p.name}")),
+            Prose(f"{p.category}, {p.route}"),
+            Prose(programme_text(p)),
+            Prose(f"{p.series.sessions} x, {p.series.per_week[0]}-{p.series.per_week[1]}/week"),
+            Prose(entry.library.name),
         )
-    console.print(table)
+    console.print(fit(table, console))
     for route, why in ROUTES_NOT_SHIPPED.items():
-        console.print(Text(f"Not shipped: {route}: {why}"))
+        console.print(Prose(f"Not shipped: {route}: {why}", indent=2))
 
 
 def programme_text(protocol: Protocol) -> str:
@@ -249,26 +246,29 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
     """
     p = entry.protocol
     console.print(
-        Panel(
-            Group(
+        _panel(
+            [
                 Text.assemble((p.name, "bold"), f"  [{p.id}, {p.category}, {p.route}]"),
                 Text(p.summary),
                 Text.assemble("Library: ", library_line(entry.library)),
-            ),
-            expand=False,
+            ]
         )
     )
     table = Table(title="Sourced numbers", title_justify="left")
     table.add_column("Item")
-    table.add_column("Value", overflow="fold")
-    table.add_column("Evidence")
-    table.add_column("Source", overflow="fold")
+    table.add_column("Value")
+    table.add_column("Evidence", no_wrap=True)
+    table.add_column("Source")
+
+    def add_row(item: str, value: str, evidence: str, source: str) -> None:
+        table.add_row(Prose(item), Prose(value), evidence, Prose(source))
+
     for i, phase in enumerate(p.phases, 1):
         value = programme_text(p.model_copy(update={"phases": (phase,)}))
-        table.add_row(f"phase {i}: {phase.title}", value, phase.evidence, phase.source)
+        add_row(f"phase {i}: {phase.title}", value, phase.evidence, phase.source)
     s = p.series
     interval = f", at least {s.min_interval} apart" if s.min_interval else ""
-    table.add_row(
+    add_row(
         "series",
         f"{s.sessions} sessions, {s.per_week[0]}-{s.per_week[1]} per week{interval}",
         s.evidence,
@@ -278,7 +278,7 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
         change = " ".join(str(v) for v in (step.dose, step.rate) if v is not None) + (
             f" over {step.duration}" if step.duration else ""
         )
-        table.add_row(
+        add_row(
             f"from session {step.from_session}",
             f"{change} if {step.condition}",
             step.evidence,
@@ -286,10 +286,10 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
         )
     if p.response is not None:
         r = p.response
-        table.add_row("response", f"{r.scale}: {r.threshold}", r.evidence, r.source)
+        add_row("response", f"{r.scale}: {r.threshold}", r.evidence, r.source)
     if p.preparation is not None:
         prep = p.preparation
-        table.add_row(
+        add_row(
             "preparation",
             f"made up to {prep.final_volume} {prep.diluent}",
             prep.evidence,
@@ -299,41 +299,41 @@ def protocol_detail(entry: ProtocolEntry, console: Console) -> None:
         form = p.form
         strengths = ", ".join(str(strength) for strength in form.strengths)
         measure = f"in steps of {form.step}" if form.step is not None else f"split in {form.split}"
-        table.add_row("form", f"{form.name}: {strengths}; {measure}", form.evidence, form.source)
+        add_row("form", f"{form.name}: {strengths}; {measure}", form.evidence, form.source)
     if p.bioavailability is not None:
         b = p.bioavailability
         high = "" if b.percent_high is None else f"-{b.percent_high:g}"
         value = f"{b.percent:g}{high} % ({b.cite}): shown beside each dose, never dosed on"
         if b.equivalence:
             value += f"; {b.equivalence}"
-        table.add_row("bioavailability", value, b.evidence, b.source)
+        add_row("bioavailability", value, b.evidence, b.source)
     elif p.route != "iv":
-        table.add_row("bioavailability", f"none in the sources for {p.route}", "-", "-")
+        add_row("bioavailability", f"none in the sources for {p.route}", "-", "-")
     if p.setting == "take-home":
-        table.add_row("setting", "take-home: each dose is taken away from the clinic", "-", "-")
+        add_row("setting", "take-home: each dose is taken away from the clinic", "-", "-")
     for note in p.instructions:
-        table.add_row("each dose", note.text, note.evidence, note.source)
+        add_row("each dose", note.text, note.evidence, note.source)
     if p.observation is not None:
         o = p.observation
-        table.add_row("observation", f"at least {o.minimum}", o.evidence, o.source)
+        add_row("observation", f"at least {o.minimum}", o.evidence, o.source)
     if p.monitoring is not None:
         from ketadose.monitoring import monitoring_text
 
         m = p.monitoring
         scale = "" if m.sedation_scale is None else f"; sedation on the {m.sedation_scale}"
-        table.add_row("monitoring", monitoring_text(m) + scale, m.evidence, m.source)
+        add_row("monitoring", monitoring_text(m) + scale, m.evidence, m.source)
     if p.rules is not None and p.rules.futility is not None:
         f = p.rules.futility
-        table.add_row(
+        add_row(
             "futility (option)",
             f"under {f.below_pct:g}% improvement after session {f.after_session}: reassess",
             f.evidence,
             f.source,
         )
-    console.print(table)
+    console.print(fit(table, console))
     console.print(Text("References:", style="bold"))
     for reference in p.references:
-        console.print(Text(f"  - {reference}"))
+        console.print(Prose(f"  - {reference}", indent=4))
 
 
 def limit_library(
@@ -347,7 +347,7 @@ def limit_library(
         profile: The protocol's effective profile, when one is asked about.
         console: Where to print.
     """
-    console.print(Panel(Text.assemble("Limits: ", library_line(library.ref)), expand=False))
+    console.print(_panel([Text.assemble("Limits: ", library_line(library.ref))]))
     profiles: dict[str, Profile] = (
         {f"{protocol} (in effect)": profile}
         if profile is not None and protocol is not None
@@ -382,9 +382,9 @@ def limit_library(
                 number = sources.setdefault(f"[{limit.evidence}] {limit.source}", len(sources) + 1)
                 unit = bounds.unit or "count"
                 table.add_row(parameter, unit, *cells, str(number))
-            console.print(table)
+            console.print(fit(table, console))
             for source, number in sources.items():
-                console.print(Text(f"  {number}. {source}"))
+                console.print(Prose(f"  {number}. {source}", indent=len(f"  {number}. ")))
     _screening(
         "Medications",
         [
@@ -420,18 +420,19 @@ def limit_library(
 def _screening(title: str, rows: list[tuple[str, ...]], console: Console) -> None:
     """A medication or condition table, sources numbered below it."""
     table = Table(title=title, title_justify="left")
-    table.add_column("Name", overflow="fold")
+    table.add_column("Name")
     table.add_column("Severity", no_wrap=True)
-    table.add_column("Hold", no_wrap=True)
-    table.add_column("Protocols", overflow="fold")
-    table.add_column("Aliases", overflow="fold")
+    table.add_column("Hold")
+    table.add_column("Protocols")
+    table.add_column("Aliases")
     table.add_column("Src", justify="right", no_wrap=True)
     sources: dict[str, int] = {}
-    for *cells, source in rows:
-        table.add_row(*cells, str(sources.setdefault(source, len(sources) + 1)))
-    console.print(table)
+    for name, severity, hold, protocols, aliases, source in rows:
+        cited = str(sources.setdefault(source, len(sources) + 1))
+        table.add_row(Prose(name), severity, Prose(hold), Prose(protocols), Prose(aliases), cited)
+    console.print(fit(table, console))
     for source, number in sources.items():
-        console.print(Text(f"  {number}. {source}"))
+        console.print(Prose(f"  {number}. {source}", indent=len(f"  {number}. ")))
 
 
 def plan(result: Plan, console: Console) -> None:
@@ -457,14 +458,14 @@ def plan(result: Plan, console: Console) -> None:
         lines.append(Text(f"Dosing weight: {_num(weight.kg, 'kg', 0.01)} [{weight.basis.value}]"))
     lines.append(Text.assemble("Limits: ", library_line(result.library)))
     lines.append(Text.assemble("Protocols: ", library_line(result.protocol_library)))
-    console.print(Panel(Group(*lines), expand=False))
+    console.print(_panel(lines))
     if stay is not None:
         _titration(result, stay, console)
     else:
         _sessions(result, console)
     if result.pk_model:
         console.print(
-            Text(f"Peak: predicted plasma peak ({result.pk_model} model, an estimate; simulate)")
+            Prose(f"Peak: predicted plasma peak ({result.pk_model} model, an estimate; simulate)")
         )
     _plan_notes(result, console)
 
@@ -502,7 +503,7 @@ def _titration(result: Plan, stay: TitrationPlan, console: Console) -> None:
             rung.evidence,
             _num(session.predicted_peak_ng_per_ml, step=1),
         )
-    console.print(table)
+    console.print(fit(table, console))
     notes = [
         f"Each rung {stay.interval}; a step up only {result.sessions[-1].condition}"
         if len(result.sessions) > 1
@@ -515,7 +516,8 @@ def _titration(result: Plan, stay: TitrationPlan, console: Console) -> None:
     if stay.stopped is not None:
         notes.append(f"STOPPED: {stay.stopped}")
     for note in notes:
-        console.print(Text(f"  {note}", style="bold red" if note.startswith("STOP") else ""))
+        style = "bold red" if note.startswith("STOP") else ""
+        console.print(Prose(Text(f"  {note}", style=style), indent=4))
 
 
 def _sessions(result: Plan, console: Console) -> None:
@@ -560,13 +562,14 @@ def _sessions(result: Plan, console: Console) -> None:
             f"{label(timeline.discharge_earliest)}",
             _num(session.predicted_peak_ng_per_ml, step=1),
         )
-    console.print(table)
+    console.print(fit(table, console))
     measured = next((s.measured for s in result.sessions if s.measured is not None), None)
     if measured is not None:
         console.print(
-            Text(
+            Prose(
                 f"Give: measured from {measured.name} {_num(measured.strength)} "
-                f"{measured.strength_unit}, in steps of {_num(measured.step)} {measured.unit}"
+                f"{measured.strength_unit}, in steps of {_num(measured.step)} {measured.unit}",
+                indent=2,
             )
         )
     if result.sessions:
@@ -575,7 +578,7 @@ def _sessions(result: Plan, console: Console) -> None:
             result.sessions[0].systemic,
             refused=all(s.status == "hard" for s in result.sessions),
         ):
-            console.print(Text(line))
+            console.print(Prose(line, indent=2))
 
 
 def _plan_notes(result: Plan, console: Console) -> None:
@@ -585,7 +588,7 @@ def _plan_notes(result: Plan, console: Console) -> None:
         if items:
             console.print(Text(title, style="bold"))
             for item in items:
-                console.print(Text(f"  - {item}"))
+                console.print(Prose(f"  - {item}", indent=4))
 
     section("Preparation", preparation_lines(result.sessions))
     section("Escalation", list(result.escalation_lines()))
@@ -618,4 +621,4 @@ def _plan_notes(result: Plan, console: Console) -> None:
     ]
     if flagged:
         console.print(findings_table(flagged))
-    console.print(_banner(result.status, result.ready, result.override_reason))
+    console.print(Prose(_banner(result.status, result.ready, result.override_reason), indent=2))

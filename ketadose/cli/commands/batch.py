@@ -69,7 +69,7 @@ def batch(
     start: Annotated[
         str | None, typer.Option(help="First day a session may take place (default: today).")
     ] = None,
-    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dosing_weight: PolicyOpt = PolicyOption.ACTUAL,
     vial: VialOpt = None,
     strength: StrengthOpt = None,
     bag: BagOpt = None,

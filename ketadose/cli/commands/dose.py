@@ -50,7 +50,7 @@ def session_command(
     height: HeightOpt = None,
     sex: SexOpt = None,
     age: AgeOpt = None,
-    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dosing_weight: PolicyOpt = PolicyOption.ACTUAL,
     dose_: DoseOpt = None,
     rate: RateOpt = None,
     duration: DurationOpt = None,

@@ -7,6 +7,7 @@ import typer
 from ketadose.cli import env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
+    SESSION_TIME,
     AgeOpt,
     BagOpt,
     ClinicianOpt,
@@ -55,7 +56,7 @@ def plan(
     height: HeightOpt = None,
     sex: SexOpt = None,
     age: AgeOpt = None,
-    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dosing_weight: PolicyOpt = PolicyOption.ACTUAL,
     dose_: DoseOpt = None,
     rate: RateOpt = None,
     duration: DurationOpt = None,
@@ -65,7 +66,7 @@ def plan(
     drop_factor: DropFactorOpt = None,
     pump_step: PumpStepOpt = None,
     draw_step: DrawStepOpt = None,
-    time_of_day: TimeOfDayOpt = "09:00",
+    time_of_day: TimeOfDayOpt = SESSION_TIME,
     sessions: Annotated[
         int | None, typer.Option(help="Number of sessions (default: the protocol's series).")
     ] = None,

@@ -7,22 +7,14 @@ import typer
 
 from ketadose.cli.exits import command
 from ketadose.cli.output import write
+from ketadose.render.schema import DOCUMENTS
 
 if TYPE_CHECKING:
     pass
 
 
-class SchemaName(StrEnum):
-    """Choices for schema."""
-
-    dose = "dose"
-    check = "check"
-    plan = "plan"
-    next = "next"
-    history = "history"
-    batch = "batch"
-    verify = "verify"
-    simulate = "simulate"
+#: Choices for schema: the documents ``ketadose.render.schema`` describes (its one table).
+SchemaName = StrEnum("SchemaName", [(name, name) for name in DOCUMENTS])  # type: ignore[misc]
 
 
 @command

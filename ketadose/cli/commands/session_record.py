@@ -34,7 +34,7 @@ def session_record(
     ] = None,
     duration: Annotated[str | None, typer.Option(help="Infusion time: 40min.")] = None,
     strength: StrengthOpt = None,
-    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dosing_weight: PolicyOpt = PolicyOption.ACTUAL,
     stop: Annotated[
         str | None,
         typer.Option("--stop", help="Stopped early at: 2026-11-30T09:25 (mg given to then)."),

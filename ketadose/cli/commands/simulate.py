@@ -1,10 +1,10 @@
 """ketadose simulate: the plasma concentration a PK model predicts."""
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from ketadose.choices import PkModel
 from ketadose.cli import env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
@@ -27,14 +27,8 @@ from ketadose.cli.options import (
 from ketadose.cli.output import write
 from ketadose.errors import InputField
 
-
-class ModelOption(StrEnum):
-    """Choices for --model."""
-
-    clements250 = "clements250"
-    domino = "domino"
-    hijazi = "hijazi"
-    kamp = "kamp"
+#: Choices for --model: the core's PK model ids (``ketadose.choices``, light: no PK code).
+ModelOption = PkModel
 
 
 @command
@@ -44,14 +38,14 @@ def simulate(
     height: HeightOpt = None,
     sex: SexOpt = None,
     age: AgeOpt = None,
-    dosing_weight: PolicyOpt = PolicyOption.actual,
+    dosing_weight: PolicyOpt = PolicyOption.ACTUAL,
     dose_: DoseOpt = None,
     rate: RateOpt = None,
     duration: DurationOpt = None,
     model: Annotated[
         ModelOption,
         typer.Option(help="PK model (default: the one closest to measured levels; README)."),
-    ] = ModelOption.clements250,
+    ] = ModelOption.CLEMENTS250,
     until: Annotated[
         str | None, typer.Option(help="Simulate up to: 6h (default: 4 h after the last infusion).")
     ] = None,
