@@ -1,35 +1,45 @@
 """ketadose schema: the JSON Schema of a command's JSON output."""
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ketadose.cli.exits import command
 from ketadose.cli.output import write
 
-if TYPE_CHECKING:
-    pass
-
-
-class SchemaName(StrEnum):
-    """Choices for schema."""
-
-    dose = "dose"
-    check = "check"
-    plan = "plan"
-    next = "next"
-    history = "history"
-    batch = "batch"
-    verify = "verify"
-    simulate = "simulate"
+#: The documents that have a schema (``ketadose.render.schema.DOCUMENTS``, kept equal by a
+#: test: the render module is not imported for --help).
+SchemaName = StrEnum(
+    "SchemaName",
+    [
+        "dose",
+        "check",
+        "plan",
+        "next",
+        "history",
+        "patient",
+        "batch",
+        "verify",
+        "simulate",
+        "session",
+        "audit",
+        "protocols",
+        "protocol",
+        "limits",
+        "config",
+    ],
+)
 
 
 @command
 def schema(
     name: Annotated[
         SchemaName,
-        typer.Argument(metavar="COMMAND", help="dose, check, plan, next, history or batch."),
+        typer.Argument(
+            metavar="DOCUMENT",
+            help="The command (or subcommand) whose JSON output it describes.",
+        ),
     ],
 ) -> None:
     """Print the JSON Schema (2020-12) of a command's JSON output, made from its models."""

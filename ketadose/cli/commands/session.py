@@ -9,14 +9,18 @@ from ketadose.cli import env
 from ketadose.cli.exits import command, fail, readings_outcome
 from ketadose.cli.options import (
     ClinicianOpt,
+    ForceFlag,
+    FormatOpt,
     JsonFlag,
     LimitsFile,
+    OutputFile,
     PatientArg,
     ProtocolsFile,
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import terminal, write
+from ketadose.cli.output import choose_format, emit
+from ketadose.cli.sources import read, stdin_option
 from ketadose.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -102,7 +106,10 @@ def session_vitals(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", help="Several readings: CSV with at,bp,hr,spo2,sedation.", dir_okay=False
+            "--file",
+            help="Several readings: CSV with at,bp,hr,spo2,sedation; - reads stdin.",
+            dir_okay=False,
+            callback=stdin_option,
         ),
     ] = None,
     number: SessionNumber = None,
@@ -122,7 +129,7 @@ def session_vitals(
     if file is not None:
         if at or bp or hr or spo2 or sedation is not None:
             raise InputError("--file holds the readings: give no --at, --bp, --hr, --spo2")
-        rows = inputs.reading_rows(file, zone)
+        rows = inputs.reading_rows(*read(file), zone)
     else:
         if at is None:
             raise InputError("give --at (when the reading was taken), or --file")
@@ -186,12 +193,16 @@ def session_show(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
     """Show a session: dose planned and given with its basis, readings, what is missing."""
     from ketadose import inputs
     from ketadose.render import records
 
+    chosen = choose_format("session show", output_format, output, force, json=json)
     moment = inputs.moment(at, field="--at", zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
@@ -200,10 +211,14 @@ def session_show(
         session = _session_of(db, patient_id, number, None)
     protocol = library.get_protocol(record.protocol).protocol
     report = records.session_report(protocol, limit_library, session, moment)
-    if json:
-        write(records.session_report_json(report))
-    else:
-        records.session_report_table(report, terminal())
+    emit(
+        "session show",
+        chosen,
+        output,
+        force,
+        (report,),
+        lambda console: records.session_report_table(report, console),
+    )
 
 
 @command

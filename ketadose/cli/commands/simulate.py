@@ -11,9 +11,12 @@ from ketadose.cli.options import (
     AgeOpt,
     DoseOpt,
     DurationOpt,
+    ForceFlag,
+    FormatOpt,
     HeightOpt,
     JsonFlag,
     LimitsFile,
+    OutputFile,
     PolicyOpt,
     PolicyOption,
     ProtocolId,
@@ -24,7 +27,7 @@ from ketadose.cli.options import (
     WeightOpt,
     dose_request,
 )
-from ketadose.cli.output import write
+from ketadose.cli.output import OutputFormat, choose_format, emit
 
 if TYPE_CHECKING:
     pass
@@ -73,9 +76,13 @@ def simulate(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
     """Predict the plasma concentration of a session (or a planned series) from a PK model."""
+    chosen = choose_format("simulate", output_format, output, force, json=json)
     from ketadose import gate, inputs
     from ketadose.clock import elapsed
     from ketadose.errors import InputError
@@ -149,10 +156,8 @@ def simulate(
         threshold_ng_per_ml=None if threshold is None else parse_as(threshold, Kind.PLASMA),
         titration=stay,
     )
-    if json:
-        from ketadose.render.json import document
-
-        write(document(result))
+    if chosen is not OutputFormat.table:
+        emit("simulate", chosen, output, force, (result,), "")
     else:
         from ketadose.render.plot import chart
         from ketadose.units import format_number
@@ -201,5 +206,5 @@ def simulate(
         ]
         lines += ["", chart([(p.time_min, p.concentration_ng_per_ml) for p in result.series])]
         lines.append(result.note)
-        write("\n".join(lines) + "\n")
+        emit("simulate", chosen, output, force, (), "\n".join(lines) + "\n")
     finish(status, ready, "a hard limit is exceeded (see ketadose dose or plan)")
