@@ -20,6 +20,7 @@ from ketadose.cli.commands.schema import SchemaName
 from ketadose.limits import shipped_bytes
 from ketadose.render.records import AUDIT_COLUMNS
 from ketadose.render.schema import DOCUMENTS, schema
+from tests.test_output import closed_objects
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,10 @@ def store() -> None:
     ok("session", "record", "P1", "--date", "2026-11-25T09:00", "--score", "24")
     ok("session", "vitals", "P1", "--at", "2026-11-25T09:10", "--bp", "150/90", "--hr", "80")
     ok("next", "P1", "--date", "2026-11-27T09:00")  # every recommendation is audited
+    phq9 = ("score", "record", "P1", "--instrument", "phq9", "--items")
+    flagged = run(*phq9, "2,2,1,1,1,1,1,1,1", "--date", "2026-11-24T09:00")
+    assert flagged.exit_code == 3  # item 9 answered: stored, flagged for acknowledgement
+    ok(*phq9, "1,1,1,1,1,1,1,1,0", "--date", "2026-11-26T09:00")
 
 
 #: Each data command this issue brings under the shared output code, and its schema.
@@ -70,6 +75,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "limits verify": (("limits", "verify", "--examples", "3"), "verify"),
     "session show": (("session", "show", "P1", "--at", "2026-11-25T12:00"), "session"),
     "config show": (("config", "show"), "config"),
+    "score show": (("score", "show", "P1"), "score"),
 }
 
 
@@ -83,6 +89,7 @@ class TestEveryDataCommand:
         text = ok(*args, "--json").stdout
         data = valid(document, text)
         assert data["schema_version"] == 1
+        assert len(text) > 100 and not closed_objects(schema(document))
         assert ok(*args, "--format", "json").stdout == text
 
     def test_output_file_holds_what_stdout_would(self, name: str, tmp_path: Path) -> None:
@@ -168,8 +175,10 @@ class TestCsv:
         assert tuple(rows[0]) == AUDIT_COLUMNS
         entries = json.loads(ok("audit", "--json").stdout)["entries"]
         assert [r["command"] for r in rows] == [e["command"] for e in entries]
-        assert rows[-1]["command"] == "next"
-        assert json.loads(rows[-1]["inputs"])["decision"] == entries[-1]["inputs"]["decision"]
+        (index,) = [i for i, r in enumerate(rows) if r["command"] == "next"]
+        assert json.loads(rows[index]["inputs"]) == entries[index]["inputs"]
+        assert entries[index]["inputs"]["decision"] in ("escalate", "continue", "hold")
+        assert rows[index]["findings"] == ";".join(f["code"] for f in entries[index]["findings"])
 
     def test_simulate_is_the_curve(self) -> None:
         args = COMMANDS["simulate"][0]
@@ -307,11 +316,16 @@ class TestStdin:
         assert empty.stderr.startswith("ketadose: error: stdin: ")
 
     @pytest.mark.usefixtures("store")
-    def test_next_history(self) -> None:
-        exported = ok("history", "P1", "--json").stdout
+    def test_next_history(self, tmp_path: Path) -> None:
+        exported = tmp_path / "h.json"
+        exported.write_text(ok("history", "P1", "--json").stdout)
         args = ("next", "P1", "--date", "2026-11-27T09:00", "--json")
-        from_stdin = json.loads(ok(*args, "--history", "-", stdin=exported).stdout)
-        assert from_stdin == json.loads(ok(*args).stdout)
+        from_stdin = run(*args, "--history", "-", stdin=exported.read_bytes())
+        from_file = run(*args, "--history", str(exported))
+        # the unacknowledged PHQ-9 item 9 holds it for review (exit 3), from either source
+        assert from_stdin.exit_code == from_file.exit_code == 3
+        assert from_stdin.stdout == from_file.stdout
+        assert json.loads(from_stdin.stdout)["sessions_given"] == 1
         bad = run(*args, "--history", "-", stdin="{}")
         assert bad.exit_code == 2
         assert bad.stderr.startswith("ketadose: error: stdin: ")

@@ -274,6 +274,21 @@ class TestOutputFile:
         assert forced.exit_code == 0
         assert target.read_text().startswith("## Plan:")
 
+    @pytest.mark.parametrize("command", [DOSE, PLAN], ids=["dose", "plan"])
+    def test_dash_is_stdout(
+        self, command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        for fmt in ("json", "csv", "table"):
+            assert ok(*command, "--format", fmt, "-o", "-") == ok(*command, "--format", fmt)
+        assert list(tmp_path.iterdir()) == []
+        assert run(*command, "-o", "-", "--force").exit_code == 2
+
+    @pytest.mark.usefixtures("patient")
+    def test_dash_is_stdout_for_next_and_history(self) -> None:
+        assert ok(*HISTORY, "--csv", "-o", "-") == ok(*HISTORY, "--csv")
+        assert ok(*NEXT, "--json", "-o", "-") == ok(*NEXT, "--json")
+
     def test_force_needs_output(self) -> None:
         result = run(*PLAN, "--force")
         assert result.exit_code == 2

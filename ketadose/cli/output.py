@@ -78,6 +78,7 @@ RENDERERS: dict[str, dict[OutputFormat, str]] = {
     "limits verify": {OutputFormat.json: "json.document"},
     "session show": {OutputFormat.json: "records.session_report_json"},
     "config show": {OutputFormat.json: "json.config_document", OutputFormat.csv: "csv.config"},
+    "score show": {OutputFormat.json: "scores.scores_json"},
 }
 #: ``patient show`` is a patient's history (its scores apart): the same document and formats.
 RENDERERS["patient show"] = RENDERERS["history"]

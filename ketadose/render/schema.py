@@ -35,6 +35,7 @@ DOCUMENTS = {
     "verify": "what limits verify found: each problem with a minimal patient",
     "simulate": "a predicted plasma concentration curve and its summary",
     "session": "session show: a recorded session, its readings and discharge readiness",
+    "score": "score show: a patient's questionnaire scores and each instrument's trend",
     "audit": "the audit log's entries, oldest first",
     "protocols": "protocols list: the protocols in effect, each with its library",
     "protocol": "protocols show: one protocol with its library",
@@ -161,11 +162,59 @@ def _composed(name: str) -> dict[str, Any]:
             "required": list(properties),
             **_d(defs),
         }
+    if name == "score":
+        return _scores()
     return _limits()
 
 
 def _d(defs: dict[str, Any]) -> dict[str, Any]:
     return {"$defs": defs} if defs else {}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object whose every property is always written."""
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _scores() -> dict[str, Any]:
+    """``score show --json``: each stored score with its band and safety items, and trends."""
+    from ketadose.models import LibraryRef
+
+    (library,), defs = _defs((LibraryRef, "serialization"))
+    text, optional, number = {"type": "string"}, {"type": ["string", "null"]}, {"type": "number"}
+    when = {"type": "string", "format": "date-time"}
+    flag = _object(item=number, value=number, at_least=number, label=text)
+    score = _object(
+        id={"type": ["integer", "null"]},
+        date=when,
+        instrument=text,
+        items={"type": ["array", "null"], "items": {"type": "integer"}},
+        total=number,
+        band=optional,
+        safety={"type": "array", "items": flag},
+        needs_acknowledgement={"type": "boolean"},
+        acknowledged_by=optional,
+        acknowledged_at={"type": ["string", "null"], "format": "date-time"},
+        acknowledgement=optional,
+    )
+    trend = _object(
+        date=when,
+        instrument=text,
+        total=number,
+        band=optional,
+        change_from_first_pct={"type": ["number", "null"]},
+        response={"type": ["boolean", "null"]},
+        remission={"type": ["boolean", "null"]},
+        safety_items={"type": "array", "items": number},
+        acknowledged={"type": ["boolean", "null"]},
+    )
+    document = _object(
+        patient_id=text,
+        instruments=library,
+        scores={"type": "array", "items": score},
+        trends={"type": "object", "additionalProperties": {"type": "array", "items": trend}},
+    )
+    return {**document, **_d(defs)}
 
 
 def _limits() -> dict[str, Any]:
@@ -244,7 +293,7 @@ def schema(name: str) -> dict[str, Any]:
         The schema, with ``schema_version`` as a required first property; every key the
         document always writes is required, and no object refuses a key added later.
     """
-    if name in ("audit", "protocols", "protocol", "limits"):
+    if name in ("audit", "protocols", "protocol", "limits", "score"):
         generated = _composed(name)
     else:
         generated = _model(name).model_json_schema(mode="serialization", schema_generator=_Written)

@@ -23,6 +23,7 @@ SchemaName = StrEnum(
         "verify",
         "simulate",
         "session",
+        "score",
         "audit",
         "protocols",
         "protocol",
