@@ -388,3 +388,17 @@ class TestRead:
         monkeypatch.setattr("sys.stdin", big)
         with pytest.raises(ConfigError, match="stdin: larger than 5 MB"):
             sources_module.read(Path("-"))
+
+    def test_data_that_cannot_be_read_is_an_input_error(self, tmp_path: Path) -> None:
+        from ketadose.errors import ConfigError, InputError
+
+        missing = tmp_path / "none.csv"
+        with pytest.raises(InputError, match=f"^{re.escape(str(missing))}: cannot read"):
+            sources_module.read(missing, library=False)
+        with pytest.raises(ConfigError):
+            sources_module.read(missing)
+
+    def test_a_missing_readings_file_is_exit_2(self, tmp_path: Path) -> None:
+        result = run("session", "vitals", "P1", "--file", str(tmp_path / "none.csv"))
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"ketadose: error: {tmp_path / 'none.csv'}: cannot read")

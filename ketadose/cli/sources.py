@@ -18,7 +18,7 @@ DASH = "-"
 
 #: The bytes read from stdin in this run, by the stream they were read from (a new run, or a
 #: test's runner, has a new stream).
-_read: dict[str, Any] = {}
+_stdin: dict[str, Any] = {}
 
 
 def is_dash(path: Path | str | None) -> bool:
@@ -48,35 +48,49 @@ def _name(param: Any) -> str:
     return str(getattr(param, "metavar", None) or str(param.name).upper())
 
 
-def read(path: Path) -> tuple[bytes, str]:
+def read(path: Path, *, library: bool = True) -> tuple[bytes, str]:
     """A file's bytes and the name messages give it; ``-`` reads stdin (once, whole).
 
     A file must be a regular one of at most ``libfile.MAX_FILE_BYTES``; so is what stdin holds.
 
     Args:
         path: The path given, or ``-``.
+        library: A protocol or limit library (a file it cannot read is a configuration
+            error, exit 5); else the patient data of one run (an input error, exit 2).
 
     Returns:
         The bytes, and ``"stdin"`` or the path as given.
 
     Raises:
-        ConfigError: A file that is missing, not a regular file, too large or unreadable;
-            stdin too large or unreadable.
+        ConfigError: A library that is missing, not a regular file, too large or unreadable
+            (stdin too large or unreadable).
+        InputError: The same, for data that is not a library.
     """
+    from ketadose.errors import ConfigError, InputError
+
+    try:
+        return _read_once(path)
+    except ConfigError as error:
+        if library:
+            raise
+        raise InputError(str(error)) from None
+
+
+def _read_once(path: Path) -> tuple[bytes, str]:
     from ketadose.errors import ConfigError
     from ketadose.libfile import MAX_FILE_BYTES, read_file
 
     if not is_dash(path):
         return read_file(path), str(path)
     stream = sys.stdin
-    if _read.get("stream") is not stream:
+    if _stdin.get("stream") is not stream:
         try:
             data = stream.buffer.read(MAX_FILE_BYTES + 1)
         except OSError as error:
             raise ConfigError(f"cannot read: {error.strerror}", path="stdin") from None
         if len(data) > MAX_FILE_BYTES:
             raise ConfigError(f"larger than {MAX_FILE_BYTES // 1_000_000} MB", path="stdin")
-        _read.update(stream=stream, data=data)
-    data = _read["data"]
+        _stdin.update(stream=stream, data=data)
+    data = _stdin["data"]
     assert isinstance(data, bytes)
     return data, "stdin"

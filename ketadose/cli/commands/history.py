@@ -115,7 +115,7 @@ def next_session(
     limit_library = env.limits(limits, library)
     if history_file is not None:
         record, sessions, scores = records.read_history_file(
-            *read(history_file), patient_id, env.zone()
+            *read(history_file, library=False), patient_id, env.zone()
         )
     else:
         with env.open_store(store, read_only=True) as db:

@@ -129,7 +129,7 @@ def session_vitals(
     if file is not None:
         if at or bp or hr or spo2 or sedation is not None:
             raise InputError("--file holds the readings: give no --at, --bp, --hr, --spo2")
-        rows = inputs.reading_rows(*read(file), zone)
+        rows = inputs.reading_rows(*read(file, library=False), zone)
     else:
         if at is None:
             raise InputError("give --at (when the reading was taken), or --file")
