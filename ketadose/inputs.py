@@ -7,7 +7,6 @@ Pure functions from text to the checker's types; every refusal is an
 from __future__ import annotations
 
 from datetime import date, datetime, time, tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ketadose.clock import aware, instant, localize
@@ -494,10 +493,15 @@ PLAUSIBLE_READING = {"systolic": 350.0, "diastolic": 250.0, "heart_rate": 350.0}
 READING_COLUMNS = ("at", "bp", "hr", "spo2", "sedation")
 
 
-def reading_rows(path: Path, zone: tzinfo) -> list[Reading]:
+def reading_rows(data: bytes, name: str, zone: tzinfo) -> list[Reading]:
     """Read a readings CSV (header ``at,bp,hr,spo2,sedation``; blank cells not measured).
 
     Every row is read before any is used: one bad row refuses the file, naming its line.
+
+    Args:
+        data: The file's bytes (the edge reads the file, or stdin).
+        name: How messages name it: its path, or ``stdin``.
+        zone: The clinic's zone, for times without a UTC offset.
 
     Raises:
         InputError: An unreadable file, an unknown or missing column, a bad row, or no row.
@@ -505,21 +509,19 @@ def reading_rows(path: Path, zone: tzinfo) -> list[Reading]:
     import csv
     import io
 
-    from ketadose.libfile import read_file
-
     try:
-        text = read_file(path).decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+        raise InputError(f"{name}: not UTF-8 text") from None
     rows = csv.reader(io.StringIO(text, newline=""))
     header = next(rows, None)
     if header is None:
-        raise InputError(f"{path}: empty; expected a header {','.join(READING_COLUMNS)}")
+        raise InputError(f"{name}: empty; expected a header {','.join(READING_COLUMNS)}")
     names = [name.strip().lower() for name in header]
     unknown = [name for name in names if name not in READING_COLUMNS]
     if unknown or "at" not in names or len(set(names)) != len(names):
         raise InputError(
-            f"{path}: the header must name at and any of bp, hr, spo2, sedation once each"
+            f"{name}: the header must name at and any of bp, hr, spo2, sedation once each"
             + (f" (unknown: {', '.join(unknown)})" if unknown else "")
         )
     found = []
@@ -527,11 +529,11 @@ def reading_rows(path: Path, zone: tzinfo) -> list[Reading]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):
-            raise InputError(f"{path} line {line}: {len(row)} cells, the header has {len(names)}")
+            raise InputError(f"{name} line {line}: {len(row)} cells, the header has {len(names)}")
         cells = {name: (cell.strip() or None) for name, cell in zip(names, row, strict=True)}
         at = cells.get("at")
         if at is None:
-            raise InputError(f"{path} line {line}: no time in the at column")
+            raise InputError(f"{name} line {line}: no time in the at column")
         found.append(
             reading(
                 at,
@@ -540,9 +542,9 @@ def reading_rows(path: Path, zone: tzinfo) -> list[Reading]:
                 cells.get("spo2"),
                 cells.get("sedation"),
                 zone=zone,
-                where=f"{path} line {line}",
+                where=f"{name} line {line}",
             )
         )
     if not found:
-        raise InputError(f"{path}: no readings")
+        raise InputError(f"{name}: no readings")
     return found

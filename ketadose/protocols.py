@@ -638,10 +638,28 @@ def load_library(clinic_file: Path | None = None) -> ProtocolLibrary:
         ConfigError: When a file cannot be read or does not validate.
 
     """
+    if clinic_file is None:
+        return library_from(None)
+    return library_from(read_file(clinic_file), str(clinic_file))
+
+
+def library_from(clinic_data: bytes | None, name: str = "stdin") -> ProtocolLibrary:
+    """The shipped protocols, then a clinic's file given as bytes on top (same id replaces).
+
+    Args:
+        clinic_data: The bytes of a clinic's protocol file, or None for the shipped library.
+        name: How messages name that file (its path, or ``stdin``).
+
+    Returns:
+        The protocols in effect.
+
+    Raises:
+        ConfigError: When the file does not validate.
+    """
     shipped, shipped_ref = _shipped()
     entries = {p.id: ProtocolEntry(p, shipped_ref) for p in shipped.protocol}
-    if clinic_file is not None:
-        clinic, clinic_ref = load_file(read_file(clinic_file), str(clinic_file))
+    if clinic_data is not None:
+        clinic, clinic_ref = load_file(clinic_data, name)
         for protocol in clinic.protocol:
             entries[protocol.id] = ProtocolEntry(
                 protocol, clinic_ref, overrides_shipped=protocol.id in entries

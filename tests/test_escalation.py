@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,8 @@ from ketadose.monitoring import schedule, tolerability
 from ketadose.protocols import load_library
 from ketadose.records import BloodPressure, PatientRecord, Reading, SessionRecord
 from ketadose.render.json import document
-from ketadose.render.records import history_json, read_history_file
+from ketadose.render.records import history_json
+from ketadose.render.records import read_history_file as read_history
 from ketadose.store import Store
 from ketadose.strategies import session_histories
 from tests.factories import SRC, limits_library, protocol
@@ -51,6 +53,13 @@ ENTRY = protocol(
     rules={"sessions_per_step": 3, "max_gap": "14 d", **SRC},
 )
 ZONE = ZoneInfo("Europe/Berlin")
+
+
+def read_history_file(path: Path, patient_id: str, zone: tzinfo) -> Any:
+    """``next --history FILE``'s reader on a file's bytes, named by its path (as the edge does)."""
+    return read_history(path.read_bytes(), str(path), patient_id, zone)
+
+
 START = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)
 # 110 kg, 170 cm, female; worked by hand (clinical.md 7):
 #   ideal (Devine) 45.5 + 2.3 x (170 / 2.54 - 60) = 61.437008 kg

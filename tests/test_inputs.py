@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ketadose.errors import InputError
-from ketadose.inputs import blood_pressure, medication, moment, previous, vitals
+from ketadose.inputs import blood_pressure, medication, moment, previous, reading_rows, vitals
 from ketadose.models import MedicationUse, PreviousSession, Vitals
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -163,3 +163,31 @@ class TestMedicationLastDose:
     def test_malformed(self, text: str) -> None:
         with pytest.raises(InputError):
             medication(text, at=self.at("2026-12-07T09:00"), zone=self.BERLIN)
+
+
+class TestReadingRows:
+    """A readings CSV is read from the bytes given, and messages name it as given."""
+
+    ZONE = ZoneInfo("Europe/Berlin")
+
+    def test_rows_from_bytes(self) -> None:
+        rows = reading_rows(
+            b"\xef\xbb\xbfat,bp,hr\n2026-11-30T09:10,140/90,80\n", "stdin", self.ZONE
+        )
+        assert [(r.at.isoformat(), r.systolic, r.diastolic, r.heart_rate) for r in rows] == [
+            ("2026-11-30T09:10:00+01:00", 140, 90, 80)
+        ]
+
+    @pytest.mark.parametrize(
+        ("data", "message"),
+        [
+            (b"", "stdin: empty; expected a header at,bp,hr,spo2,sedation"),
+            (b"at,bp\n", "stdin: no readings"),
+            (b"\xff", "stdin: not UTF-8 text"),
+            (b"at,bp\n2026-11-30T09:10\n", "stdin line 2: 1 cells, the header has 2"),
+        ],
+    )
+    def test_messages_name_the_source(self, data: bytes, message: str) -> None:
+        with pytest.raises(InputError) as error:
+            reading_rows(data, "stdin", self.ZONE)
+        assert str(error.value) == message

@@ -46,6 +46,16 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(document)
 
 
+def closed_objects(node: Any, where: str = "") -> list[str]:
+    """Where a schema has ``additionalProperties: false`` (none may)."""
+    if isinstance(node, dict):
+        found = [where] if node.get("additionalProperties") is False else []
+        return found + [p for k, v in node.items() for p in closed_objects(v, f"{where}/{k}")]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in closed_objects(v, f"{where}/{i}")]
+    return []
+
+
 @pytest.fixture
 def patient() -> None:
     """P1 in the store with two sessions given (for next and history)."""
@@ -67,12 +77,12 @@ class TestSchemas:
     """Every JSON output has a valid JSON Schema, and real outputs validate against it."""
 
     @pytest.mark.parametrize("name", DOCUMENTS)
-    def test_schema_is_valid_and_strict(self, name: str) -> None:
+    def test_schema_is_valid_and_open(self, name: str) -> None:
         document = json.loads(ok("schema", name))
         Draft202012Validator.check_schema(document)
         assert document["properties"]["schema_version"] == {"const": 1, "type": "integer"}
         assert document["required"][0] == "schema_version"
-        assert document["additionalProperties"] is False
+        assert not closed_objects(document)  # adding a key never breaks a validating consumer
 
     def test_dose_and_check_validate(self) -> None:
         validator("dose").validate(json.loads(ok(*DOSE, "--json")))
@@ -112,10 +122,20 @@ class TestSchemas:
             check.validate(record)
         assert [r["status"] for r in records] == ["ok", "error", "ok"]
 
-    def test_unknown_key_fails_validation(self) -> None:
+    def test_an_added_key_still_validates(self) -> None:
         data = json.loads(ok(*DOSE, "--json"))
         data["surprise"] = 1
-        assert not validator("dose").is_valid(data)
+        data["phases"][0]["surprise"] = {"nested": True}
+        data["library"]["surprise"] = []
+        assert validator("dose").is_valid(data)
+
+    def test_a_missing_key_fails_validation(self) -> None:
+        data = json.loads(ok(*DOSE, "--json"))
+        check = validator("dose")
+        for key in ("status", "ready", "library"):
+            assert not check.is_valid({k: v for k, v in data.items() if k != key}), key
+        del data["phases"][0]["dose_mg"]
+        assert not check.is_valid(data)
 
 
 class TestFormats:
@@ -253,6 +273,21 @@ class TestOutputFile:
         forced = run(*PLAN, "--format", "markdown", "-o", str(target), "--force")
         assert forced.exit_code == 0
         assert target.read_text().startswith("## Plan:")
+
+    @pytest.mark.parametrize("command", [DOSE, PLAN], ids=["dose", "plan"])
+    def test_dash_is_stdout(
+        self, command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        for fmt in ("json", "csv", "table"):
+            assert ok(*command, "--format", fmt, "-o", "-") == ok(*command, "--format", fmt)
+        assert list(tmp_path.iterdir()) == []
+        assert run(*command, "-o", "-", "--force").exit_code == 2
+
+    @pytest.mark.usefixtures("patient")
+    def test_dash_is_stdout_for_next_and_history(self) -> None:
+        assert ok(*HISTORY, "--csv", "-o", "-") == ok(*HISTORY, "--csv")
+        assert ok(*NEXT, "--json", "-o", "-") == ok(*NEXT, "--json")
 
     def test_force_needs_output(self) -> None:
         result = run(*PLAN, "--force")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ketadose.errors import ConfigError, InputError
-from ketadose.protocols import SHIPPED_FILE, load_file, load_library
+from ketadose.protocols import SHIPPED_FILE, library_from, load_file, load_library
 from ketadose.units import Kind
 from tests.factories import REQUIRED_IDS as REQUIRED
 
@@ -130,6 +130,17 @@ class TestClinicFile:
     def test_missing_file_is_a_config_error(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="cannot read"):
             load_library(tmp_path / "missing.toml")
+
+    def test_bytes_named_as_given(self) -> None:
+        """library_from takes the bytes the edge read (a file or stdin) and the name to show."""
+        from_bytes = library_from(CLINIC.read_bytes(), "stdin")
+        from_file = load_library(CLINIC)
+        assert from_bytes["dakwar-test"].library.path == "stdin"
+        assert from_bytes["crps"].protocol == from_file["crps"].protocol
+        assert from_bytes["crps"].library.sha256 == from_file["crps"].library.sha256
+        assert set(library_from(None)) == set(load_library())
+        with pytest.raises(ConfigError, match="^stdin: not valid TOML"):
+            library_from(b"[[protocol", "stdin")
 
 
 class TestValidationErrors:

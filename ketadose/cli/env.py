@@ -91,24 +91,26 @@ def paper() -> str:
 def library(path: Path | None) -> "ProtocolLibrary":
     """The protocol library: the shipped one, with a clinic's file added.
 
-    The file is --protocols, else KETADOSE_PROTOCOLS, else the config file's.
+    The file is --protocols (``-``: stdin), else KETADOSE_PROTOCOLS, else the config file's.
     """
-    from ketadose.protocols import load_library
+    from ketadose.cli.sources import read
+    from ketadose.protocols import library_from
 
     if path is None and (named := setting("protocols", None, None).value) is not None:
         path = Path(named)  # KETADOSE_PROTOCOLS, else the config file's
-    return load_library(path)
+    return library_from(None) if path is None else library_from(*read(path))
 
 
 def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
-    """The limit library (--limits, else KETADOSE_LIMITS, else the shipped example).
+    """The limit library (--limits, ``-`` for stdin, else KETADOSE_LIMITS, else the shipped one).
 
     Raises:
         ConfigError: KETADOSE_LIMITS set but blank, or a library that does not fit the
             protocols (exit 5).
     """
+    from ketadose.cli.sources import read
     from ketadose.errors import ConfigError
-    from ketadose.limits import load_library
+    from ketadose.limits import load_file, load_library
 
     if path is None and os.environ.get("KETADOSE_LIMITS") is not None:
         # Set but blank: a script meant to name a file; never fall back silently.
@@ -118,7 +120,7 @@ def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
 
     if path is None and (named := config().limits) is not None:
         path = Path(named)
-    library = load_library(path)
+    library = load_library() if path is None else load_file(*read(path))
     library.check_protocols({pid: entry.protocol.route for pid, entry in protocols.items()})
     return library
 

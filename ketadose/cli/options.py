@@ -17,6 +17,7 @@ from ketadose.choices import (
 )
 from ketadose.cli import env
 from ketadose.cli.output import OutputFormat
+from ketadose.cli.sources import stdin_option
 
 if TYPE_CHECKING:
     from ketadose.dosing import DoseRequest
@@ -49,6 +50,7 @@ ProtocolsFile = Annotated[
         "--protocols",
         help="A clinic's protocol file (TOML); its protocols add to or replace the shipped ones.",
         dir_okay=False,
+        callback=stdin_option,
     ),
 ]
 
@@ -68,9 +70,7 @@ FormatOpt = Annotated[
 
 OutputFile = Annotated[
     Path | None,
-    typer.Option(
-        "--output", "-o", dir_okay=False, help="Write to FILE (atomically) instead of stdout."
-    ),
+    typer.Option("--output", "-o", dir_okay=False, help="Write to FILE (atomically); - is stdout."),
 ]
 
 
@@ -84,6 +84,7 @@ LimitsFile = Annotated[
         envvar="KETADOSE_LIMITS",
         help="The clinic's limit library (TOML); default: the shipped unapproved example.",
         dir_okay=False,
+        callback=stdin_option,
     ),
 ]
 

@@ -70,7 +70,21 @@ RENDERERS: dict[str, dict[OutputFormat, str]] = {
         OutputFormat.markdown: "markdown.history",
         OutputFormat.html: "records.history_html",
     },
+    "simulate": {OutputFormat.json: "json.document", OutputFormat.csv: "csv.simulation"},
+    "audit": {OutputFormat.json: "records.audit_json", OutputFormat.csv: "records.audit_csv"},
+    "protocols list": {
+        OutputFormat.json: "json.protocols_document",
+        OutputFormat.csv: "csv.protocols",
+    },
+    "protocols show": {OutputFormat.json: "json.protocol_document"},
+    "limits show": {OutputFormat.json: "json.limits_document"},
+    "limits verify": {OutputFormat.json: "json.document"},
+    "session show": {OutputFormat.json: "records.session_report_json"},
+    "config show": {OutputFormat.json: "json.config_document", OutputFormat.csv: "csv.config"},
+    "score show": {OutputFormat.json: "scores.scores_json"},
 }
+#: ``patient show`` is a patient's history (its scores apart): the same document and formats.
+RENDERERS["patient show"] = RENDERERS["history"]
 
 
 def choose_format(
@@ -102,24 +116,29 @@ def choose_format(
     return result
 
 
-def check_output(output: Path | None, force: bool) -> None:
+def check_output(output: Path | None, force: bool) -> Path | None:
     """Refuse a bad ``--output`` before any work is done, and without opening it.
 
-    Refused: ``--force`` alone, an existing file without it, anything but a regular file with
-    it (a FIFO, a device, a socket, a directory, a symbolic link: see
+    Refused: ``--force`` alone (or with ``-o -``), an existing file without it, anything but
+    a regular file with it (a FIFO, a device, a socket, a directory, a symbolic link: see
     :func:`ketadose.atomic.check_target`), a missing directory.
+
+    Returns:
+        The file to write, or None for stdout (no ``-o``, or ``-o -``).
     """
+    from ketadose.cli.sources import is_dash
     from ketadose.errors import InputError
 
-    if force and output is None:
+    if force and (output is None or is_dash(output)):
         raise InputError("--force replaces an --output file: give -o FILE too")
-    if output is None:
-        return
+    if output is None or is_dash(output):
+        return None
     if not force and os.path.lexists(output):
         raise InputError(f"{output} exists: use --force to replace it")
     from ketadose.atomic import check_target
 
     check_target(output, replace=force)
+    return output
 
 
 def emit(
@@ -128,25 +147,33 @@ def emit(
     output: Path | None,
     force: bool,
     subject: "Sequence[Any]",
-    table: "Callable[[Console], None]",
+    table: "Callable[[Console], None] | str",
     limits: "LimitLibrary | None" = None,
 ) -> None:
-    """Write the result: to stdout, or whole to ``output`` (atomically); nothing else there.
+    """Write the result: to stdout (no ``-o``, or ``-o -``), or whole to ``output`` (atomically).
 
     ``subject`` are the renderer's arguments; a FHIR renderer also gets the limit library
-    (its ``maxDosePerAdministration``).
+    (its ``maxDosePerAdministration``). ``table`` prints the table on a console, or is the
+    command's plain text.
     """
-    if chosen is OutputFormat.table and output is None:
-        table(terminal())
-        return
+    from ketadose.cli.sources import is_dash
+
+    if is_dash(output):
+        output = None
     if chosen is OutputFormat.table:
-        import io
+        if isinstance(table, str):
+            text = table
+        elif output is None:
+            table(terminal())
+            return
+        else:
+            import io
 
-        from rich.console import Console
+            from rich.console import Console
 
-        buffer = io.StringIO()
-        table(Console(file=buffer, width=MIN_WIDTH, color_system=None, highlight=False))
-        text = buffer.getvalue()
+            buffer = io.StringIO()
+            table(Console(file=buffer, width=MIN_WIDTH, color_system=None, highlight=False))
+            text = buffer.getvalue()
     else:
         import importlib
 

@@ -26,8 +26,12 @@ from ketadose.units import format_number
 
 if TYPE_CHECKING:
     from ketadose.batch import BatchRecord
+    from ketadose.config import Setting
     from ketadose.escalation import NextSession
     from ketadose.planning import Plan, PlannedSession, SeriesPlan
+    from ketadose.protocols import ProtocolEntry
+    from ketadose.render.json import ConfigFile
+    from ketadose.simulation import Simulation
 
 Row = Mapping[str, object]
 
@@ -314,3 +318,65 @@ def next_session(result: NextSession) -> str:
         "findings": _codes(result.findings),
     }
     return write(NEXT_COLUMNS, [row])
+
+
+SIMULATION_COLUMNS = ("time_min", "concentration_ng_per_ml")
+
+
+def simulation(result: Simulation) -> str:
+    """``simulate --format csv``: the predicted curve, one row per time point."""
+    return write(SIMULATION_COLUMNS, (point.model_dump() for point in result.series))
+
+
+PROTOCOL_COLUMNS = (
+    "id",
+    "name",
+    "category",
+    "route",
+    "weight_based",
+    "sessions",
+    "per_week_low",
+    "per_week_high",
+    "library",
+    "library_version",
+    "library_sha256",
+)
+
+
+def protocols(entries: Sequence[ProtocolEntry]) -> str:
+    """``protocols list --format csv``: one row per protocol in effect."""
+    return write(
+        PROTOCOL_COLUMNS,
+        (
+            {
+                "id": e.protocol.id,
+                "name": e.protocol.name,
+                "category": e.protocol.category,
+                "route": e.protocol.route,
+                "weight_based": e.protocol.weight_based,
+                "sessions": e.protocol.series.sessions,
+                "per_week_low": e.protocol.series.per_week[0],
+                "per_week_high": e.protocol.series.per_week[1],
+                "library": e.library.name,
+                "library_version": e.library.version,
+                "library_sha256": e.library.sha256,
+            }
+            for e in entries
+        ),
+    )
+
+
+CONFIG_COLUMNS = ("key", "value", "source", "variable")
+
+
+def config(config_file: ConfigFile, settings: Sequence[Setting]) -> str:
+    """``config show --format csv``: one row per clinic default (``--json`` names the file too)."""
+    from ketadose.config import ENVIRONMENT
+
+    return write(
+        CONFIG_COLUMNS,
+        (
+            {"key": s.key, "value": s.value, "source": s.source, "variable": ENVIRONMENT[s.key]}
+            for s in settings
+        ),
+    )

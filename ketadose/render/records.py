@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -312,7 +311,7 @@ def history_csv(
 
 
 def read_history_file(
-    path: Path, patient_id: str, zone: tzinfo
+    raw: bytes, name: str, patient_id: str, zone: tzinfo
 ) -> tuple[PatientRecord, list[SessionRecord], list[ScoreRecord]]:
     """Read ``next --history FILE.json``: ``{"patient": {...}, "sessions": [...]}``.
 
@@ -323,7 +322,8 @@ def read_history_file(
     ``spo2`` and ``adverse_events`` (a list). ``history --json`` writes this shape.
 
     Args:
-        path: The file.
+        raw: The file's bytes (the edge reads the file, or stdin).
+        name: How messages name it: its path, or ``stdin``.
         patient_id: The id asked for; it must match the file's.
         zone: The clinic's time zone, for dates without an offset.
 
@@ -333,10 +333,8 @@ def read_history_file(
     Raises:
         InputError: For an unreadable or malformed file, naming what is wrong.
     """
-    from ketadose.libfile import read_file
-
     try:
-        data = json.loads(read_file(path).decode("utf-8-sig"), object_pairs_hook=_unique_keys)
+        data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
         if not isinstance(data, dict):
             raise InputError("not a history file (a JSON object with patient and sessions)")
         _known(data, _TOP_KEYS, "the file")
@@ -361,16 +359,16 @@ def read_history_file(
             raise InputError("scores must be a list")
         scores = [_score(row, f"scores[{i}]", patient, zone) for i, row in enumerate(given)]
     except InputError as error:
-        raise InputError(f"{path}: {error}") from None
+        raise InputError(f"{name}: {error}") from None
     except RecursionError:
-        raise InputError(f"{path}: not a history file (nested too deeply)") from None
+        raise InputError(f"{name}: not a history file (nested too deeply)") from None
     except Exception as error:  # malformed JSON, missing keys, wrong types: all the user's file
-        raise InputError(f"{path}: not a history file ({type(error).__name__}: {error})") from None
-    _plausible(path, patient, sessions)
+        raise InputError(f"{name}: not a history file ({type(error).__name__}: {error})") from None
+    _plausible(name, patient, sessions)
     if patient.id != patient_id:
-        raise InputError(f"{path} holds patient {patient.id!r}, not {patient_id!r}")
+        raise InputError(f"{name} holds patient {patient.id!r}, not {patient_id!r}")
     if patient.sex not in (None, "male", "female"):
-        raise InputError(f"{path}: sex must be male or female")
+        raise InputError(f"{name}: sex must be male or female")
     return patient, sessions, scores
 
 
@@ -535,14 +533,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _plausible(path: Path, patient: PatientRecord, sessions: list[SessionRecord]) -> None:
+def _plausible(source: str, patient: PatientRecord, sessions: list[SessionRecord]) -> None:
     """The same ranges ``patient add`` and ``session record`` enforce."""
     import math
 
     from ketadose.inputs import plausible
 
     def bad(what: str) -> InputError:
-        return InputError(f"{path}: {what}")
+        return InputError(f"{source}: {what}")
 
     if not (math.isfinite(patient.baseline) and 0 <= patient.baseline <= 1000):
         raise bad("patient.baseline must be a score from 0 to 1000")
@@ -732,6 +730,46 @@ def audit_json(entries: list[AuditEntry]) -> str:
         rows.append(row)
     body = {"schema_version": SCHEMA_VERSION, "entries": rows}
     return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+#: ``audit --format csv``: one row per entry; inputs as JSON text, findings by their codes.
+AUDIT_COLUMNS = (
+    "id",
+    "at",
+    "user",
+    "command",
+    "patient_id",
+    "status",
+    "override_reason",
+    "library_sha256",
+    "inputs",
+    "findings",
+)
+
+
+def audit_csv(entries: list[AuditEntry]) -> str:
+    """The ``audit --format csv`` table.
+
+    Args:
+        entries: Audit entries, oldest first.
+
+    Returns:
+        CSV text.
+    """
+    from ketadose.render import csv
+
+    return csv.write(
+        AUDIT_COLUMNS,
+        (
+            {
+                **{key: getattr(entry, key) for key in AUDIT_COLUMNS[:-2]},
+                "at": entry.at.isoformat(),
+                "inputs": entry.inputs_json,
+                "findings": ";".join(f["code"] for f in json.loads(entry.findings_json)),
+            }
+            for entry in entries
+        ),
+    )
 
 
 def audit_table(entries: list[AuditEntry], console: Console) -> None:

@@ -1,26 +1,35 @@
 """``ketadose config show``: each effective clinic default and where it came from."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ketadose.cli import env
 from ketadose.cli.exits import command
-from ketadose.cli.options import DRAW_STEP, PUMP_STEP, JsonFlag
-from ketadose.cli.output import terminal, write
+from ketadose.cli.options import DRAW_STEP, PUMP_STEP, ForceFlag, FormatOpt, JsonFlag, OutputFile
+from ketadose.cli.output import choose_format, emit
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ketadose.config import Setting
+    from ketadose.render.json import ConfigFile
 
 
 @command
 def config_show(
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
     tz: Annotated[str | None, typer.Option("--tz", hidden=True)] = None,
 ) -> None:
     """Show each clinic default in effect (flag > environment > config file > built-in)."""
-    import json as jsonlib
-
     from ketadose import clock
     from ketadose.config import ENVIRONMENT
+    from ketadose.render.json import ConfigFile
 
+    chosen = choose_format("config show", output_format, output, force, json=json)
     path, named = env.config_path()
     env.config()  # an invalid file is refused here (exit 5), as by any command that reads it
     built_in = {
@@ -34,21 +43,27 @@ def config_show(
         "draw_step": DRAW_STEP,
     }
     settings = [env.setting(key, None, built_in[key]) for key in ENVIRONMENT]
-    if json:
-        document = {
-            "config_file": {"path": str(path), "named": named, "exists": path.is_file()},
-            "settings": {
-                s.key: {"value": s.value, "source": s.source, "variable": ENVIRONMENT[s.key]}
-                for s in settings
-            },
-        }
-        write(jsonlib.dumps(document, indent=2) + "\n")
-        return
-    from rich.table import Table
+    found = ConfigFile(path=str(path), named=named, exists=path.is_file())
+    emit(
+        "config show",
+        chosen,
+        output,
+        force,
+        (found, settings),
+        lambda console: _table(found, settings, console),
+    )
 
-    console = terminal()
-    state = "exists" if path.is_file() else "none there"
-    console.print(f"Config file: {path} ({'KETADOSE_CONFIG' if named else 'default'}, {state})")
+
+def _table(found: "ConfigFile", settings: "list[Setting]", console: "Console") -> None:
+    """The config file looked for, then one row per clinic default."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ketadose.config import ENVIRONMENT
+
+    state = "exists" if found.exists else "none there"
+    named = "KETADOSE_CONFIG" if found.named else "default"
+    console.print(Text(f"Config file: {found.path} ({named}, {state})"))
     table = Table(title="Clinic defaults in effect", title_justify="left")
     for header in ("Key", "Value", "Source", "Variable"):
         table.add_column(header, overflow="fold")

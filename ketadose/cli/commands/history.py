@@ -21,6 +21,7 @@ from ketadose.cli.options import (
     TzOpt,
 )
 from ketadose.cli.output import choose_format, emit
+from ketadose.cli.sources import read, stdin_option
 from ketadose.errors import InputField
 
 if TYPE_CHECKING:
@@ -79,8 +80,9 @@ def next_session(
         Path | None,
         typer.Option(
             "--history",
-            help="Patient and sessions from a JSON file, not the store.",
+            help="Patient and sessions from a JSON file, not the store; - reads stdin.",
             dir_okay=False,
+            callback=stdin_option,
         ),
     ] = None,
     rebase: Annotated[
@@ -113,7 +115,9 @@ def next_session(
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     if history_file is not None:
-        record, sessions, scores = records.read_history_file(history_file, patient_id, env.zone())
+        record, sessions, scores = records.read_history_file(
+            *read(history_file, library=False), patient_id, env.zone()
+        )
     else:
         with env.open_store(store, read_only=True) as db:
             record = db.patient(patient_id)

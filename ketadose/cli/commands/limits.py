@@ -8,14 +8,21 @@ import typer
 from ketadose.cli import env
 from ketadose.cli.exits import command, fail
 from ketadose.cli.options import (
+    ForceFlag,
+    FormatOpt,
     JsonFlag,
     LimitsFile,
+    OutputFile,
     ProtocolsFile,
 )
-from ketadose.cli.output import terminal, write
+from ketadose.cli.output import OutputFormat, choose_format, emit, write
+from ketadose.cli.sources import stdin_option
 from ketadose.errors import ExitCode
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ketadose.limits import LimitLibrary, Profile
     from ketadose.models import Patient
 
 
@@ -28,27 +35,44 @@ def limits_show(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
 ) -> None:
     """Show the limit library: every limit with its source, medications and conditions."""
+    chosen = choose_format("limits show", output_format, output, force, json=json)
     protocol_library = env.library(protocols)
     library = env.limits(limits, protocol_library)
     profile = None
     if protocol is not None:
         entry = protocol_library.get_protocol(protocol)  # an unknown id is an input error
         profile = library.profile(protocol, entry.protocol.route)
-    if json:
-        from ketadose.render.json import limits_document
+    emit(
+        "limits show",
+        chosen,
+        output,
+        force,
+        (library, protocol, profile),
+        lambda console: _limits_table(library, protocol, profile, console),
+    )
 
-        write(limits_document(library, protocol, profile))
-    else:
-        from ketadose.render import table
 
-        table.limit_library(library, protocol, profile, terminal())
+def _limits_table(
+    library: "LimitLibrary", protocol: str | None, profile: "Profile | None", console: "Console"
+) -> None:
+    from ketadose.render import table  # with rich, only when a table is printed
+
+    table.limit_library(library, protocol, profile, console)
 
 
 @command
 def limits_validate(
-    path: Annotated[Path, typer.Argument(help="The limit library file.", dir_okay=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The limit library file; - reads stdin.", dir_okay=False, callback=stdin_option
+        ),
+    ],
     protocols: ProtocolsFile = None,
 ) -> None:
     """Validate a limit library file; exit 0 when valid, 5 naming the file and field if not."""
@@ -67,8 +91,10 @@ def limits_verify(
     path: Annotated[
         Path | None,
         typer.Argument(
-            help="The limit library (default: --limits, KETADOSE_LIMITS, else the shipped one).",
+            help="The limit library (default: --limits, KETADOSE_LIMITS, else the shipped one); "
+            "- reads stdin.",
             dir_okay=False,
+            callback=stdin_option,
         ),
     ] = None,
     examples: Annotated[
@@ -78,6 +104,9 @@ def limits_verify(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
 ) -> None:
     """Fuzz a limit library against the protocols: reachable hard limits, contradictions.
 
@@ -85,14 +114,12 @@ def limits_verify(
     """
     from ketadose.verify import verify
 
+    chosen = choose_format("limits verify", output_format, output, force, json=json)
     library = env.library(protocols)
     limit_library = env.limits(path or limits, library)
     result = verify(library, limit_library, examples=examples, seed=seed)
-    if json:
-        from ketadose.render.json import document
-
-        write(document(result))
-    else:
+    lines = []
+    if chosen is OutputFormat.table:
         lines = [
             f"{result.library.name} {result.library.version}: {result.protocols} protocols, "
             f"{result.examples} patients each (seed {result.seed}), "
@@ -102,7 +129,7 @@ def limits_verify(
             patient = problem.patient
             who = "" if patient is None else f"\n    patient: {_patient_text(patient)}"
             lines.append(f"  {problem.code}: {problem.message}{who}")
-        write("\n".join(lines) + "\n")
+    emit("limits verify", chosen, output, force, (result,), "\n".join(lines) + "\n")
     if result.problems:
         first = result.problems[0]
         raise fail(

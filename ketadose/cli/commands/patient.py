@@ -1,14 +1,17 @@
 """ketadose patient add and show: pseudonymous patients in the record store."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ketadose.cli import env
 from ketadose.cli.exits import command
 from ketadose.cli.options import (
+    ForceFlag,
+    FormatOpt,
     HeightOpt,
     JsonFlag,
+    OutputFile,
     PatientArg,
     ProtocolId,
     ProtocolsFile,
@@ -16,10 +19,7 @@ from ketadose.cli.options import (
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import terminal, write
-
-if TYPE_CHECKING:
-    pass
+from ketadose.cli.output import choose_format, emit
 
 
 @command
@@ -64,15 +64,23 @@ def patient_show(
     patient_id: PatientArg,
     store: StoreFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
     """Show a patient and the sessions recorded."""
+    chosen = choose_format("patient show", output_format, output, force, json=json)
     with env.open_store(store, read_only=True) as db:
         record = db.patient(patient_id)
         sessions = db.sessions(patient_id)
     from ketadose.render import records
 
-    if json:
-        write(records.history_json(record, sessions))
-    else:
-        records.history_table(record, sessions, terminal())
+    emit(
+        "patient show",
+        chosen,
+        output,
+        force,
+        (record, sessions),
+        lambda console: records.history_table(record, sessions, console),
+    )

@@ -1,17 +1,13 @@
 """ketadose schema: the JSON Schema of a command's JSON output."""
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ketadose.cli.exits import command
 from ketadose.cli.output import write
 from ketadose.render.schema import DOCUMENTS
-
-if TYPE_CHECKING:
-    pass
-
 
 #: Choices for schema: the documents ``ketadose.render.schema`` describes (its one table).
 SchemaName = StrEnum("SchemaName", [(name, name) for name in DOCUMENTS])  # type: ignore[misc]
@@ -21,7 +17,10 @@ SchemaName = StrEnum("SchemaName", [(name, name) for name in DOCUMENTS])  # type
 def schema(
     name: Annotated[
         SchemaName,
-        typer.Argument(metavar="COMMAND", help="dose, check, plan, next, history or batch."),
+        typer.Argument(
+            metavar="DOCUMENT",
+            help="The command (or subcommand) whose JSON output it describes.",
+        ),
     ],
 ) -> None:
     """Print the JSON Schema (2020-12) of a command's JSON output, made from its models."""

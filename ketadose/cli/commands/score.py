@@ -8,12 +8,15 @@ from ketadose.cli import env
 from ketadose.cli.exits import command, fail
 from ketadose.cli.options import (
     ClinicianOpt,
+    ForceFlag,
+    FormatOpt,
     JsonFlag,
+    OutputFile,
     PatientArg,
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import terminal, write
+from ketadose.cli.output import choose_format, emit
 from ketadose.errors import ExitCode, InputField
 
 if TYPE_CHECKING:
@@ -161,16 +164,27 @@ def score_acknowledge(
 
 @command
 def score_show(
-    patient_id: PatientArg, store: StoreFile = None, json: JsonFlag = False, tz: TzOpt = None
+    patient_id: PatientArg,
+    store: StoreFile = None,
+    json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
+    tz: TzOpt = None,
 ) -> None:
     """Show a patient's scores: items, totals, bands, safety findings, each instrument's trend."""
     from ketadose.instruments import load_instruments
     from ketadose.render import scores as render
 
+    chosen = choose_format("score show", output_format, output, force, json=json)
     with env.open_store(store) as db:
         found = db.scores(patient_id)
     library = load_instruments()
-    if json:
-        write(render.scores_json(patient_id, library, found))
-    else:
-        render.scores_table(patient_id, library, found, terminal())
+    emit(
+        "score show",
+        chosen,
+        output,
+        force,
+        (patient_id, library, found),
+        lambda console: render.scores_table(patient_id, library, found, console),
+    )

@@ -9,14 +9,18 @@ from ketadose.cli import env
 from ketadose.cli.exits import command, fail, readings_outcome
 from ketadose.cli.options import (
     ClinicianOpt,
+    ForceFlag,
+    FormatOpt,
     JsonFlag,
     LimitsFile,
+    OutputFile,
     PatientArg,
     ProtocolsFile,
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import terminal, write
+from ketadose.cli.output import choose_format, emit
+from ketadose.cli.sources import read, stdin_option
 from ketadose.errors import ExitCode, InputField
 
 SessionNumber = Annotated[
@@ -40,7 +44,10 @@ def session_vitals(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", help="Several readings: CSV with at,bp,hr,spo2,sedation.", dir_okay=False
+            "--file",
+            help="Several readings: CSV with at,bp,hr,spo2,sedation; - reads stdin.",
+            dir_okay=False,
+            callback=stdin_option,
         ),
     ] = None,
     number: SessionNumber = None,
@@ -59,7 +66,7 @@ def session_vitals(
     if file is not None:
         if at or bp or hr or spo2 or sedation is not None:
             raise InputError("--file holds the readings: give no --at, --bp, --hr, --spo2")
-        rows = inputs.reading_rows(file, zone)
+        rows = inputs.reading_rows(*read(file, library=False), zone)
     else:
         if at is None:
             raise InputError("give --at (when the reading was taken), or --file")
@@ -103,6 +110,9 @@ def session_show(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
     """Show a session: dose planned and given with its basis, readings, what is missing."""
@@ -110,6 +120,7 @@ def session_show(
     from ketadose.monitoring import session_of
     from ketadose.render import records
 
+    chosen = choose_format("session show", output_format, output, force, json=json)
     moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
@@ -118,10 +129,14 @@ def session_show(
         session = session_of(db.sessions(patient_id), patient_id, number, None)
     protocol = library.get_protocol(record.protocol).protocol
     report = records.session_report(protocol, limit_library, session, moment)
-    if json:
-        write(records.session_report_json(report))
-    else:
-        records.session_report_table(report, terminal())
+    emit(
+        "session show",
+        chosen,
+        output,
+        force,
+        (report,),
+        lambda console: records.session_report_table(report, console),
+    )
 
 
 @command

@@ -11,9 +11,12 @@ from ketadose.cli.options import (
     AgeOpt,
     DoseOpt,
     DurationOpt,
+    ForceFlag,
+    FormatOpt,
     HeightOpt,
     JsonFlag,
     LimitsFile,
+    OutputFile,
     PolicyOpt,
     PolicyOption,
     ProtocolId,
@@ -24,7 +27,7 @@ from ketadose.cli.options import (
     WeightOpt,
     dose_request,
 )
-from ketadose.cli.output import write
+from ketadose.cli.output import OutputFormat, choose_format, emit
 from ketadose.errors import InputField
 
 #: Choices for --model: the core's PK model ids (``ketadose.choices``, light: no PK code).
@@ -65,9 +68,13 @@ def simulate(
     protocols: ProtocolsFile = None,
     limits: LimitsFile = None,
     json: JsonFlag = False,
+    output_format: FormatOpt = None,
+    output: OutputFile = None,
+    force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
     """Predict the plasma concentration of a session (or a planned series) from a PK model."""
+    chosen = choose_format("simulate", output_format, output, force, json=json)
     from ketadose import inputs
     from ketadose.simulation import simulate_session
     from ketadose.units import Kind, parse_as
@@ -96,12 +103,10 @@ def simulate(
         until_min=None if until is None else parse_as(until, Kind.DURATION, field=InputField.UNTIL),
         threshold_ng_per_ml=None if threshold is None else parse_as(threshold, Kind.PLASMA),
     )
-    if json:
-        from ketadose.render.json import document
-
-        write(document(outcome.result))
-    else:
+    if chosen is OutputFormat.table:
         from ketadose.render.simulation import text
 
-        write(text(outcome))
+        emit("simulate", chosen, output, force, (), text(outcome))
+    else:
+        emit("simulate", chosen, output, force, (outcome.result,), "")
     finish(outcome.status, outcome.ready, "a hard limit is exceeded (see ketadose dose or plan)")
