@@ -274,35 +274,40 @@ def _size(stream: BinaryIO | TextIO) -> int | None:
 
 
 @contextlib.contextmanager
-def open_input(file: Path, stdin: BinaryIO | None = None) -> Iterator[BatchInput]:
-    """Open a batch file for :func:`rows`; ``-`` reads ``stdin``, which is left open.
+def open_input(file: Path, stdin: TextIO | None = None) -> Iterator[BatchInput]:
+    """Open a batch file for :func:`rows`; ``-`` reads ``stdin``'s bytes, leaving it open.
 
     Args:
         file: The file, or ``-``.
-        stdin: The standard input, as bytes (the caller's: the core does not reach for it).
+        stdin: The standard input (the caller's: the core does not reach for it).
 
     Yields:
         Its lines.
 
     Raises:
-        InputError: When the file cannot be opened (or ``-`` is given without ``stdin``).
+        InputError: When the file cannot be opened (or ``-`` is given without ``stdin``, or
+            with a closed one).
     """
-    if str(file) == "-":
-        if stdin is None:
-            raise InputError("no standard input to read - from")
-        # newline="": csv reads the line ends itself (a quoted cell may hold one).
-        wrapper = io.TextIOWrapper(stdin, encoding="utf-8-sig", newline="")
+    if str(file) != "-":
         try:
-            yield BatchInput("stdin", wrapper, _size(stdin))
-        finally:
-            wrapper.detach()
+            stream = open(file, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
+        except OSError as error:
+            raise InputError(f"cannot read {file}: {error.strerror}") from None
+        with stream:
+            yield BatchInput(str(file), stream, _size(stream))
         return
+    if stdin is None:
+        raise InputError("no standard input to read - from")
     try:
-        stream = open(file, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
-    except OSError as error:
-        raise InputError(f"cannot read {file}: {error.strerror}") from None
-    with stream:
-        yield BatchInput(str(file), stream, _size(stream))
+        binary = stdin.buffer
+    except OSError as error:  # closed when ketadose started
+        raise InputError(f"cannot read -: {error.strerror}") from None
+    # newline="": csv reads the line ends itself (a quoted cell may hold one).
+    wrapper = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        yield BatchInput("stdin", wrapper, _size(binary))
+    finally:
+        wrapper.detach()
 
 
 @dataclass(frozen=True)

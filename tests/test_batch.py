@@ -313,15 +313,15 @@ class TestInput:
         assert source.stream.closed
 
     def test_stdin_is_read_and_left_open(self) -> None:
-        stdin = io.BytesIO(b"id,weight\nP1,80kg\n")
+        stdin = io.TextIOWrapper(io.BytesIO("\ufeffid,weight\nP1,80kg\n".encode()))
         with open_input(Path("-"), stdin) as source:
             assert (source.name, source.size) == ("stdin", None)  # no size: no fileno
-            assert list(source) == ["id,weight\n", "P1,80kg\n"]
+            assert list(source) == ["id,weight\n", "P1,80kg\n"]  # read as UTF-8, BOM gone
         assert not stdin.closed
 
     def test_stdin_redirected_from_a_file_has_a_size(self, tmp_path: Path) -> None:
         path = write(tmp_path, "id\nP1\n")
-        with path.open("rb") as stdin, open_input(Path("-"), stdin) as source:
+        with path.open() as stdin, open_input(Path("-"), stdin) as source:
             assert source.size == 6
 
     def test_refusals(self, tmp_path: Path) -> None:
@@ -329,6 +329,14 @@ class TestInput:
             open_input(tmp_path / "nothere.csv").__enter__()
         with pytest.raises(InputError, match="no standard input"):
             open_input(Path("-")).__enter__()
+
+        class Closed(io.StringIO):
+            @property
+            def buffer(self) -> Any:
+                raise OSError(9, "stdin is closed")
+
+        with pytest.raises(InputError, match="^cannot read -: stdin is closed$"):
+            open_input(Path("-"), Closed()).__enter__()
         path = tmp_path / "latin1.csv"
         path.write_bytes(b"id\nP1\nJos\xe9\n")
         with open_input(path) as source, pytest.raises(InputError) as caught:

@@ -131,8 +131,7 @@ def batch(
     library = env.library(protocols)
     header, encode = encoding(output_format.value)
     chunk_work = work(template, protocol, library, env.limits(limits, library), encode)
-    stdin = sys.stdin.buffer if str(file) == "-" else None  # a closed stdin fails only if read
-    with open_input(file, stdin) as source, contextlib.ExitStack() as stack:
+    with open_input(file, sys.stdin) as source, contextlib.ExitStack() as stack:
         counts = write(
             chunk_work,
             source,
