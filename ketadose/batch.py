@@ -15,14 +15,23 @@ otherwise be silently ignored):
 An empty cell is "not given". Rows stream through one at a time: memory does not grow with
 the file. A row that cannot be planned becomes an error record naming its line; the run goes
 on. No override reason can be given to a batch: each soft finding is for a clinician to see.
+
+A whole batch: :func:`open_input` reads the file, :func:`work` makes the picklable
+:class:`BatchWork` (plan, check and encode a chunk of rows, on worker processes forked or
+spawned), and :func:`write` writes the records in input order and counts them by status.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
-from typing import Literal
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -58,6 +67,9 @@ _CELLS = {
 MAX_FIELD = 1000
 
 BatchStatus = Literal["ok", "soft", "hard", "error"]
+STATUSES: tuple[BatchStatus, ...] = ("ok", "soft", "hard", "error")
+#: A row as :func:`rows` yields it: its line number, and its cells or why it cannot be read.
+Row = tuple[int, dict[str, str] | str]
 
 
 class BatchRecord(BaseModel):
@@ -227,3 +239,213 @@ def record(
     return BatchRecord(
         line=line, id=result.patient_id, status=result.status, error=None, plan=result
     )
+
+
+class BatchInput:
+    """A batch file's lines (UTF-8, a BOM allowed), how far they have been read, its size.
+
+    Iterating gives the lines, newlines kept; ``read`` counts the characters given so far,
+    ``size`` is the file's size in bytes (None where it has none: a pipe), for a progress bar.
+
+    Args:
+        name: The file's name for messages (``stdin`` for standard input).
+        stream: The text, decoded.
+        size: Its size.
+    """
+
+    def __init__(self, name: str, stream: TextIO, size: int | None = None) -> None:
+        self.name = name
+        self.stream = stream
+        self.size = size
+        self.read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        """The lines.
+
+        Raises:
+            InputError: For bytes that are not UTF-8, naming the last good line.
+        """
+        number = 0
+        try:
+            for number, line in enumerate(self.stream, 1):  # noqa: B007 (used after the loop)
+                self.read += len(line)
+                yield line
+        except UnicodeDecodeError:
+            # Text is decoded a block (8 kB) at a time: the bad byte is after the last line
+            # given, maybe well after it, and in a small file before any line.
+            where = f" (after line {number})" if number else ""
+            raise InputError(f"{self.name}: not UTF-8 text{where}") from None
+
+
+def _size(stream: BinaryIO | TextIO) -> int | None:
+    """A regular file's size in bytes; None for a pipe, a terminal or an in-memory stream."""
+    try:
+        status = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+@contextlib.contextmanager
+def open_input(file: Path, stdin: TextIO | None = None) -> Iterator[BatchInput]:
+    """Open a batch file for :func:`rows`; ``-`` reads ``stdin``'s bytes, leaving it open.
+
+    Args:
+        file: The file, or ``-``.
+        stdin: The standard input (the caller's: the core does not reach for it).
+
+    Yields:
+        Its lines.
+
+    Raises:
+        InputError: When the file cannot be opened (or ``-`` is given without ``stdin``, or
+            with a closed one).
+    """
+    if str(file) != "-":
+        try:
+            stream = open(file, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
+        except OSError as error:
+            raise InputError(f"cannot read {file}: {error.strerror}") from None
+        with stream:
+            yield BatchInput(str(file), stream, _size(stream))
+        return
+    if stdin is None:
+        raise InputError("no standard input to read - from")
+    try:
+        binary = stdin.buffer
+    except OSError as error:  # closed when ketadose started
+        raise InputError(f"cannot read -: {error.strerror}") from None
+    # newline="": csv reads the line ends itself (a quoted cell may hold one).
+    wrapper = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        yield BatchInput("stdin", wrapper, _size(binary))
+    finally:
+        wrapper.detach()
+
+
+@dataclass(frozen=True)
+class BatchWork:
+    """Plan, check and encode a chunk of rows: what a worker process does.
+
+    Picklable (frozen data and a module-level encoder), so it travels whole to workers that
+    are spawned, where ``fork`` is missing (Windows) or unsafe (macOS).
+
+    Attributes:
+        template: Start, calendar and preparation options shared by every row.
+        protocol: The protocol of rows without a ``protocol`` cell.
+        library: The protocol library.
+        limits: The limit library each plan is checked against.
+        encode: One record as text: JSON Lines or CSV rows (from the renderers: the core
+            does not know output formats). A module-level function or a
+            :func:`functools.partial` of one, so that it pickles.
+        option: How a row's error spells a field that is not a column (the command line: its
+            flag); module-level too.
+    """
+
+    template: PlanRequest
+    protocol: str | None
+    library: ProtocolLibrary
+    limits: LimitLibrary
+    encode: Callable[[BatchRecord], str]
+    option: Callable[[InputField], str] = plain
+
+    def __call__(self, items: list[Row]) -> tuple[list[BatchStatus], bytes]:
+        """The chunk's statuses, and its records encoded, as UTF-8."""
+        results = [
+            record(
+                item, self.template, self.protocol, self.library, self.limits, option=self.option
+            )
+            for item in items
+        ]
+        return [r.status for r in results], "".join(map(self.encode, results)).encode()
+
+
+def work(
+    template: PlanRequest,
+    protocol: str | None,
+    library: ProtocolLibrary,
+    limits: LimitLibrary,
+    encode: Callable[[BatchRecord], str],
+    option: Callable[[InputField], str] = plain,
+) -> BatchWork:
+    """The work of a batch, checked before any row is read.
+
+    Args:
+        template: Start, calendar and preparation options shared by every row.
+        protocol: The protocol of rows without a ``protocol`` cell (None: each row names one).
+        library: The protocol library.
+        limits: The limit library.
+        encode: One record as text (see :class:`BatchWork`).
+        option: How a row's error spells a field that is not a column (see :class:`BatchWork`).
+
+    Returns:
+        The work, predicting plasma peaks only where the limit library limits them.
+
+    Raises:
+        InputError: For an unknown ``protocol``.
+    """
+    if protocol is not None:
+        library.get_protocol(protocol)
+    # Predicted peaks cost ~10% of a plan: a batch gives them only where the library limits them.
+    limited = any(p.session.predicted_peak is not None for p in limits.content.profiles.values())
+    return BatchWork(
+        replace(template, predict_peaks=limited), protocol, library, limits, encode, option
+    )
+
+
+def write(
+    chunk_work: Callable[[list[Row]], tuple[list[BatchStatus], bytes]],
+    source: BatchInput,
+    stdout: BinaryIO,
+    *,
+    output: Path | None = None,
+    overwrite: bool = False,
+    header: bytes = b"",
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Plan the rows on ``jobs`` workers and write their records in input order.
+
+    The records go to ``stdout``, or to ``output``, which appears whole at the end or not at
+    all (:func:`ketadose.atomic.atomic_file`). While the rows are planned, garbage is
+    collected rarely (:func:`ketadose.parallel.few_collections`).
+
+    Args:
+        chunk_work: Plans and encodes a chunk of rows (a :class:`BatchWork`).
+        source: The batch file's lines.
+        stdout: Where the records go without ``output``.
+        output: The file to write instead.
+        overwrite: Replace an existing ``output``.
+        header: Written first (the CSV header).
+        jobs: Worker processes.
+        progress: Called after each chunk with how much of ``source`` has been read (the
+            first call comes once any workers have started: a thread the caller starts then
+            is not forked with them).
+
+    Returns:
+        How many records had each status.
+
+    Raises:
+        InputError: For a file that cannot be read as a batch (empty, a bad header, not
+            UTF-8), or an ``output`` that cannot be written.
+    """
+    from ketadose.atomic import atomic_file
+    from ketadose.parallel import few_collections, ordered_write
+
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    with contextlib.ExitStack() as stack:
+        sink = (
+            stdout
+            if output is None
+            else stack.enter_context(atomic_file(output, replace=overwrite))
+        )
+        sink.write(header)
+        with few_collections():
+            items = rows(source, source.name)
+            for statuses in ordered_write(chunk_work, items, sink, jobs=jobs):
+                for status in statuses:
+                    counts[status] += 1
+                if progress is not None:
+                    progress(source.read)
+        sink.flush()
+    return counts

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from ketadose.batch import COLUMNS, header, record, rows
+from ketadose.batch import COLUMNS, BatchWork, header, open_input, record, rows, work
+from ketadose.batch import write as batch_write
 from ketadose.cli import app
 from ketadose.dosing import DoseRequest
 from ketadose.errors import InputError
@@ -30,6 +31,8 @@ from ketadose.parallel import ordered_write
 from ketadose.planning import PlanRequest
 from ketadose.protocols import load_library
 from ketadose.render import csv as csv_render
+from ketadose.render.batch import encoding, jsonl
+from tests.factories import complete
 
 runner = CliRunner()
 START = ("--start", "2026-11-30")
@@ -326,3 +329,219 @@ class TestTerminal:
         os.close(leader)
         assert ANSI.search(seen)  # the bar draws with terminal codes
         assert b"300 rows: 300 ok" in seen
+
+
+def template() -> Any:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from ketadose.dosing import DoseRequest
+    from ketadose.models import Patient
+    from ketadose.planning import PlanRequest
+
+    return PlanRequest(
+        zone=ZoneInfo("Europe/Berlin"),
+        dose=DoseRequest(patient=Patient()),
+        start=date(2026, 11, 30),
+    )
+
+
+def shipped_work(encode: Any = None) -> BatchWork:
+    from ketadose.limits import load_library as load_limits
+    from ketadose.protocols import load_library
+
+    return work(template(), "depression", load_library(None), load_limits(None), encode or jsonl)
+
+
+class TestInput:
+    """The batch file's text: UTF-8 with or without a BOM, from a file or the caller's stdin."""
+
+    def test_a_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "bom.csv"
+        path.write_bytes("\ufeffid,weight\r\nP1,80kg\r\n".encode())
+        with open_input(path) as source:
+            assert (source.name, source.size, source.read) == (str(path), 23, 0)
+            lines = list(source)
+        assert lines == ["id,weight\r\n", "P1,80kg\r\n"]  # the BOM gone, the line ends kept
+        assert source.read == 20
+        assert source.stream.closed
+
+    def test_stdin_is_read_and_left_open(self) -> None:
+        stdin = io.TextIOWrapper(io.BytesIO("\ufeffid,weight\nP1,80kg\n".encode()))
+        with open_input(Path("-"), stdin) as source:
+            assert (source.name, source.size) == ("stdin", None)  # no size: no fileno
+            assert list(source) == ["id,weight\n", "P1,80kg\n"]  # read as UTF-8, BOM gone
+        assert not stdin.closed
+
+    def test_stdin_redirected_from_a_file_has_a_size(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id\nP1\n")
+        with path.open() as stdin, open_input(Path("-"), stdin) as source:
+            assert source.size == 6
+
+    def test_refusals(self, tmp_path: Path) -> None:
+        with pytest.raises(InputError, match=r"^cannot read .*nothere.csv: No such file"):
+            open_input(tmp_path / "nothere.csv").__enter__()
+        with pytest.raises(InputError, match="no standard input"):
+            open_input(Path("-")).__enter__()
+
+        class Closed(io.StringIO):
+            @property
+            def buffer(self) -> Any:
+                raise OSError(9, "stdin is closed")
+
+        with pytest.raises(InputError, match="^cannot read -: stdin is closed$"):
+            open_input(Path("-"), Closed()).__enter__()
+        path = tmp_path / "latin1.csv"
+        path.write_bytes(b"id\nP1\nJos\xe9\n")
+        with open_input(path) as source, pytest.raises(InputError) as caught:
+            list(source)
+        assert str(caught.value) == f"{path}: not UTF-8 text"  # the first block was bad
+        path.write_bytes(b"id\n" + b"P1\n" * 5000 + b"Jos\xe9\n")
+        with open_input(path) as source, pytest.raises(InputError) as caught:
+            list(source)
+        assert re.fullmatch(r".*: not UTF-8 text \(after line \d+\)", str(caught.value))
+        assert source.read > 8000  # the good blocks' lines were given
+
+
+class TestWork:
+    """The work of a batch: checked up front, and picklable, so spawned workers can run it."""
+
+    ITEMS: list[Any] = [(2, {"id": "P1", "weight": "80kg"}), (3, "2 cells where the header has 1")]
+
+    def test_a_chunk(self) -> None:
+        statuses, data = shipped_work()(self.ITEMS)
+        assert statuses == ["ok", "error"]
+        first, second = records(data.decode())
+        assert first["schema_version"] == 1
+        assert (first["id"], first["plan"]["sessions"][0]["total_dose_mg"]) == ("P1", 40)
+        assert (second["line"], second["error"]) == (3, "2 cells where the header has 1")
+
+    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    def test_it_pickles_and_gives_the_same_bytes(self, fmt: str) -> None:
+        import pickle
+
+        _, encode = encoding(fmt)  # type: ignore[arg-type]
+        chunk_work = shipped_work(encode)
+        again = pickle.loads(pickle.dumps(chunk_work))
+        assert again == chunk_work
+        assert again(self.ITEMS) == chunk_work(self.ITEMS)
+
+    def test_checked_up_front(self, tmp_path: Path) -> None:
+        from ketadose.limits import load_library as load_limits
+
+        shipped = shipped_work()
+        # The shipped library limits no predicted peak: a batch does not predict one (~10%).
+        assert shipped.template.predict_peaks is False
+        path = tmp_path / "peak.toml"
+        path.write_text(
+            complete(
+                '[library]\nname = "peak"\nversion = "1"\n'
+                '[profiles.default.session.predicted_peak]\nupper_soft = "170 ng/mL"\n'
+                'upper_hard = "250 ng/mL"\nsource = "site policy"\nevidence = "SITE-POLICY"\n'
+            )
+        )
+        peaks = work(template(), None, shipped.library, load_limits(path), jsonl)
+        assert peaks.template.predict_peaks is True
+        with pytest.raises(InputError, match="nosuch"):
+            work(template(), "nosuch", shipped.library, shipped.limits, jsonl)
+
+
+class TestWrite:
+    """Records written in order after the header, counted by status, atomically to a file."""
+
+    TEXT = "id,weight,dose\nP1,80kg,\nP2,80kg,1.2mg/kg\nP3,eighty,\n"
+
+    def test_to_stdout(self, tmp_path: Path) -> None:
+        stdout = io.BytesIO()
+        seen: list[int] = []
+        header, encode = encoding("csv")
+        with open_input(write(tmp_path, self.TEXT)) as source:
+            counts = batch_write(
+                shipped_work(encode), source, stdout, header=header, progress=seen.append
+            )
+        assert counts == {"ok": 1, "soft": 1, "hard": 0, "error": 1}
+        text = stdout.getvalue().decode()
+        assert text.startswith("line,patient_id,")
+        assert text.count("\r\n") == 1 + 2 * 6 + 1
+        assert seen == [len(self.TEXT)]  # one chunk, every character read
+
+    def test_to_a_file_whole_or_not_at_all(self, tmp_path: Path) -> None:
+        target = tmp_path / "out.jsonl"
+        stdout = io.BytesIO()
+        with open_input(write(tmp_path, self.TEXT)) as source:
+            batch_write(shipped_work(), source, stdout, output=target)
+        assert [r["id"] for r in records(target.read_text())] == ["P1", "P2", "P3"]
+        assert stdout.getvalue() == b""
+        bad = write(tmp_path, "id,wieght\nP1,80kg\n", "bad.csv")
+        with open_input(bad) as source, pytest.raises(InputError, match="unknown column"):
+            batch_write(shipped_work(), source, stdout, output=tmp_path / "new.jsonl")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "bad.csv",
+            "out.jsonl",
+            "patients.csv",
+        ]
+        again = write(tmp_path, self.TEXT.replace("P1", "Q1"), "again.csv")
+        with open_input(again) as source, pytest.raises(InputError, match="exists"):
+            batch_write(shipped_work(), source, stdout, output=target)
+        with open_input(again) as source:
+            batch_write(shipped_work(), source, stdout, output=target, overwrite=True)
+        assert records(target.read_text())[0]["id"] == "Q1"
+
+
+class TestSpawn:
+    """Where fork is missing or unsafe (Windows, macOS), spawned workers give the same bytes."""
+
+    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    def test_spawned_workers_write_what_one_process_writes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+    ) -> None:
+        import multiprocessing
+
+        from ketadose import parallel
+
+        lines = [f"P{i},{40 + i % 90}.{i % 10}kg" for i in range(450)]  # three chunks
+        lines[7] = "P7,bad"
+        path = write(tmp_path, "id,weight\n" + "\n".join(lines) + "\n")
+
+        def run(name: str, *args: str) -> bytes:
+            target = tmp_path / f"{name}.{fmt}"  # a real file: else all runs in this process
+            result = batch(path, "--format", fmt, "-o", str(target), *args)
+            assert result.exit_code == 2, result.stderr
+            assert "450 rows: 349 ok, 100 soft, 1 error" in result.stderr
+            return target.read_bytes()
+
+        one = run("one", "--jobs", "1")
+        forked = run("forked", "--jobs", "2")
+        contexts: list[str | None] = []
+        real = multiprocessing.get_context
+
+        def recording(method: str | None = None) -> Any:
+            contexts.append(method)
+            return real(method)
+
+        monkeypatch.setattr(parallel, "forks", lambda: False)
+        monkeypatch.setattr(multiprocessing, "get_context", recording)
+        spawned = run("spawned", "--jobs", "2")
+        assert contexts == ["spawn"]  # the work travelled: it did not fall back to this process
+        assert spawned == one == forked
+
+
+class TestStreams:
+    """``-o -`` is stdout; stdin can be read by one input only."""
+
+    def test_dash_output_is_stdout(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        path = write(tmp_path, "id,weight\nP1,80kg\n")
+        to_stdout = batch(path, "-o", "-", "--jobs", "1")
+        assert to_stdout.exit_code == 0, to_stdout.stderr
+        assert to_stdout.stdout == batch(path, "--jobs", "1").stdout
+        assert records(to_stdout.stdout)[0]["id"] == "P1"
+        assert not (tmp_path / "-").exists()  # never a file called "-"
+
+    def test_two_readers_of_stdin_are_refused(self) -> None:
+        result = runner.invoke(
+            app, ["batch", "-", "--protocols", "-", "-p", "depression", *START], input="id\nP1\n"
+        )
+        assert result.exit_code == 2
+        assert "reads stdin already" in result.stderr
+        assert result.stdout == ""

@@ -72,3 +72,45 @@ def test_cpus_without_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parallel.cpus() == 8
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert parallel.cpus() == 1
+
+
+def worker_state(chunk: list[int]) -> tuple[tuple[int, tuple[int, ...]], bytes]:
+    """Which process ran the chunk, and its garbage-collection thresholds."""
+    import gc
+
+    return (os.getpid(), gc.get_threshold()), b"%d\n" % len(chunk)
+
+
+class TestSpawned:
+    """Spawned workers get the function once, and collect garbage as the parent does."""
+
+    def test_workers_inherit_the_thresholds(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(parallel, "forks", lambda: False)
+        with tempfile.TemporaryFile() as sink, parallel.few_collections():
+            metas = list(parallel.ordered_write(worker_state, range(400), sink, jobs=2, chunk=100))
+            sink.seek(0)
+            assert sink.read() == b"100\n" * 4
+        assert os.getpid() not in {pid for pid, _ in metas}  # really another process
+        assert {thresholds for _, thresholds in metas} == {parallel.THRESHOLDS}
+
+
+class TestFewCollections:
+    """Garbage is collected rarely inside the block, as usual after it."""
+
+    def test_thresholds_are_given_back(self) -> None:
+        import gc
+
+        before = gc.get_threshold()
+        assert before != parallel.THRESHOLDS
+        with parallel.few_collections():
+            assert gc.get_threshold() == (20_000, 20, 20)
+            assert gc.get_freeze_count() > 0  # what was loaded is never scanned again
+        assert gc.get_threshold() == before
+
+    def test_given_back_after_an_error(self) -> None:
+        import gc
+
+        before = gc.get_threshold()
+        with pytest.raises(KeyError), parallel.few_collections():
+            raise KeyError("x")
+        assert gc.get_threshold() == before

@@ -19,7 +19,9 @@ def schema(
         SchemaName,
         typer.Argument(
             metavar="DOCUMENT",
-            help="The command (or subcommand) whose JSON output it describes.",
+            help="The command (or subcommand) whose JSON output it describes: "
+            + ", ".join(DOCUMENTS)
+            + ".",
         ),
     ],
 ) -> None:
