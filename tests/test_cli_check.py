@@ -321,6 +321,17 @@ class TestLimitsCommands:
         assert target.read_text() == "mine"
         assert [p.name for p in tmp_path.iterdir()] == ["clinic-limits.toml"]
 
+    def test_init_to_stdout_pipes_into_validate(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        copy = run("limits", "init", "-")
+        assert copy.exit_code == 0
+        assert copy.stdout.startswith("# A copy of ketadose's EXAMPLE limit library.")
+        assert list(tmp_path.iterdir()) == []  # no file called "-"
+        checked = runner.invoke(app, ["limits", "validate", "-"], input=copy.stdout)
+        assert checked.exit_code == 0, checked.stderr
+
 
 class TestShippedLibrary:
     """The shipped example library speaks the way the issue asks."""

@@ -153,10 +153,13 @@ def _patient_text(patient: "Patient") -> str:
 
 @command
 def limits_init(
-    path: Annotated[Path, typer.Argument(help="Where to write the copy.", dir_okay=False)],
+    path: Annotated[
+        Path, typer.Argument(help="Where to write the copy; - writes it to stdout.", dir_okay=False)
+    ],
 ) -> None:
     """Write an annotated copy of the example limit library to edit; never overwrites."""
     from ketadose.atomic import write_new
+    from ketadose.cli.sources import is_dash
     from ketadose.limits import shipped_bytes
 
     header = (
@@ -165,5 +168,9 @@ def limits_init(
         '# approved_by = "..." and approved_on = YYYY-MM-DD only once it is approved.\n'
         "# Check it with: ketadose limits validate THIS_FILE\n\n"
     )
-    write_new(path, header.encode() + shipped_bytes())
+    text = header.encode() + shipped_bytes()
+    if is_dash(path):
+        write(text.decode())
+        return
+    write_new(path, text)
     typer.echo(f"ketadose: wrote {path}", err=True)
