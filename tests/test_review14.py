@@ -168,3 +168,55 @@ class TestSimulateWidth:
         assert invoke(*argv, "-o", str(out)).exit_code == 0
         shown = invoke(*argv, env={"COLUMNS": "80"}).stdout
         assert out.read_text() == shown
+
+
+class TestReadsFailClosed:
+    """Every command that only reads the store refuses one that does not exist (exit 6)."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ("session", "show", "P1"),
+            ("score", "show", "P1"),
+            ("patient", "show", "P1"),
+            ("history", "P1"),
+            ("next", "P1"),
+            ("audit",),
+        ],
+    )
+    def test_mistyped_store_is_refused_and_not_created(
+        self, tmp_path: Path, argv: tuple[str, ...]
+    ) -> None:
+        """A mistyped --store: "no store at PATH", exit 6, and no file left behind."""
+        missing = tmp_path / "stroe.sqlite3"
+        result = invoke(*argv, "--store", str(missing))
+        assert result.exit_code == 6
+        assert f"no store at {missing}" in result.stderr
+        assert not missing.exists()
+
+
+class TestOneLineMessages:
+    """Click's own messages come out as one readable line (through ``main``, as the console script)."""
+
+    def run_main(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[Any, str]:
+        from ketadose.cli import main
+
+        with pytest.raises(SystemExit) as exit_:
+            main(list(argv))
+        return exit_.value.code, capsys.readouterr().err
+
+    def test_missing_argument_lists_choices_without_tab_escapes(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``ketadose schema``: "Choose from: dose, check, ...", not "\\x09dose, \\x09check"."""
+        code, err = self.run_main(capsys, "schema")
+        assert code == 2
+        assert err.count("\n") == 1
+        assert "\\x09" not in err
+        assert "Choose from: dose, check, plan," in err
+
+    def test_a_typed_tab_still_shows(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A tab inside what the user typed is shown as its escape, never passed raw."""
+        code, err = self.run_main(capsys, "dose", "-p", "depression", "--weight", "80\tkg")
+        assert code == 2
+        assert "80\\x09kg" in err
