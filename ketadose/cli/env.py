@@ -245,9 +245,10 @@ def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
     """Open the record store in the clinic's zone; say on stderr what a migration did.
 
     ``read_only`` (the commands that only read: patient, session and score show, history,
-    next, audit) fails closed: a store that does not exist is refused (exit 6, "no store at PATH"), never created
-    empty, so a mistyped ``--store`` cannot look like a patient without sessions. A store of an
-    older schema is still migrated, backed up first, as by any other command.
+    next, audit) fails closed: a store that does not exist is refused (exit 6, "no store at
+    PATH"), never created empty, so a mistyped ``--store`` cannot look like a patient without
+    sessions. A store of an older schema is still migrated, backed up first, as by any other
+    command.
     """
     from ketadose.errors import StoreMigrationError
     from ketadose.store import Store

@@ -75,7 +75,7 @@ def session_vitals(
         rows = [inputs.reading(at, bp, hr, spo2, sedation, zone=zone, where="")]
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
-    with env.open_store(store, read_only=True) as db:
+    with env.open_store(store) as db:
         record = db.patient(patient_id)
         protocol = library.get_protocol(record.protocol).protocol
         session = session_of(db.sessions(patient_id), patient_id, number, rows[0].at)
@@ -161,7 +161,7 @@ def session_discharge(
     moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
-    with env.open_store(store, read_only=True) as db:
+    with env.open_store(store) as db:
         record = db.patient(patient_id)
         session = session_of(db.sessions(patient_id), patient_id, number, moment)
         assert session.id is not None
