@@ -220,3 +220,29 @@ class TestOneLineMessages:
         code, err = self.run_main(capsys, "dose", "-p", "depression", "--weight", "80\tkg")
         assert code == 2
         assert "80\\x09kg" in err
+
+
+class TestBlankStoreVariable:
+    """KETADOSE_STORE set but blank is refused, as KETADOSE_LIMITS and KETADOSE_TZ are."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ("history", "P1"),
+            ("patient", "add", "P1", "-p", "depression", "--weight", "80kg", "--baseline", "30"),
+            ("dose", "-p", "depression", "--weight", "80kg", "--dose", "1.2mg/kg"),
+        ],
+    )
+    def test_blank_store_variable_never_falls_back(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: tuple[str, ...]
+    ) -> None:
+        """KETADOSE_STORE="": exit 5 naming the variable; the user's own store is not touched.
+
+        (1.2 mg/kg is past the shipped soft maximum of 1 mg/kg, so ``dose`` has an audit entry to write.)
+        """
+        monkeypatch.setenv("KETADOSE_STORE", "")
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        result = invoke(*argv)
+        assert result.exit_code == 5, (result.exit_code, result.stderr)
+        assert "KETADOSE_STORE: is set but empty" in result.stderr
+        assert not (tmp_path / "data").exists()

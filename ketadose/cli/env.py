@@ -152,9 +152,20 @@ def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
 
 
 def store_path(path: Path | None) -> Path:
-    """--store, else KETADOSE_STORE (via typer), else the config file's, else the user data dir."""
+    """--store, else KETADOSE_STORE (via typer), else the config file's, else the user data dir.
+
+    Raises:
+        ConfigError: KETADOSE_STORE set but blank (exit 5): a script meant to name a store,
+            so its audit entries never go silently to the user's own.
+    """
     if path is not None:
         return path
+    if os.environ.get("KETADOSE_STORE") is not None and not os.environ["KETADOSE_STORE"].strip():
+        from ketadose.errors import ConfigError
+
+        raise ConfigError(
+            "is set but empty; unset it to use the default store", path="KETADOSE_STORE"
+        )
     if (named := config().store) is not None:
         return Path(named)
     import platformdirs
