@@ -99,7 +99,7 @@ def parse(data: bytes, path: str) -> Config:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{where}: {first['msg']}", path=path, location=where) from None
+        raise ConfigError(first["msg"], path=path, location=where) from None
 
 
 @dataclass(frozen=True, slots=True)

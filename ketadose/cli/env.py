@@ -8,12 +8,12 @@ entry is written by who and when.
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime, tzinfo
 
     from ketadose.config import Config, Setting
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ketadose.protocols import ProtocolLibrary
     from ketadose.records import AuditEntry
     from ketadose.store import Store
+
+T = TypeVar("T")
 
 #: --tz before the command (on the app) and after it (on the command); the command's wins.
 _tz: dict[str, str | None] = {"app": None, "command": None}
@@ -61,6 +63,30 @@ def setting(key: str, flag: str | None, default: str | None) -> "Setting":
     from ketadose.config import resolve
 
     return resolve(key, flag=flag, environment=dict(os.environ), config=config(), default=default)
+
+
+def configured(found: "Setting", use: "Callable[[str], T]") -> T:
+    """Use a setting's value; a value the config file gave that is refused is the file's error.
+
+    A bad ``tz`` or ``pump_step`` the user never typed must say where it came from: the config
+    file, by path and key (exit 5), not a bare "unknown time zone" (exit 2).
+
+    Raises:
+        ConfigError: The config file's value is refused (exit 5).
+    """
+    from ketadose.errors import ConfigError, InputError
+
+    try:
+        return use(found.value or "")
+    except InputError as error:
+        if found.source != "config file":
+            raise
+        raise ConfigError(str(error), path=str(config_path()[0]), location=found.key) from None
+
+
+def tz_flag() -> str | None:
+    """The --tz given on this run's command line (the command's, else the app's), if any."""
+    return _tz["command"] or _tz["app"]
 
 
 def completing() -> bool:
@@ -126,9 +152,20 @@ def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
 
 
 def store_path(path: Path | None) -> Path:
-    """--store, else KETADOSE_STORE (via typer), else the config file's, else the user data dir."""
+    """--store, else KETADOSE_STORE (via typer), else the config file's, else the user data dir.
+
+    Raises:
+        ConfigError: KETADOSE_STORE set but blank (exit 5): a script meant to name a store,
+            so its audit entries never go silently to the user's own.
+    """
     if path is not None:
         return path
+    if os.environ.get("KETADOSE_STORE") is not None and not os.environ["KETADOSE_STORE"].strip():
+        from ketadose.errors import ConfigError
+
+        raise ConfigError(
+            "is set but empty; unset it to use the default store", path="KETADOSE_STORE"
+        )
     if (named := config().store) is not None:
         return Path(named)
     import platformdirs
@@ -169,7 +206,7 @@ def zone() -> "tzinfo":
     """
     from ketadose import clock
 
-    name = _tz["command"] or _tz["app"]
+    name = tz_flag()
     if name is not None:
         return clock.zone(name)
     env = os.environ.get("KETADOSE_TZ")
@@ -180,7 +217,9 @@ def zone() -> "tzinfo":
             raise InputError("KETADOSE_TZ is set but empty; unset it to use the system's zone")
         return clock.zone(env)
     if (named := config().tz) is not None:
-        return clock.zone(named)
+        from ketadose.config import Setting
+
+        return configured(Setting("tz", named, "config file"), clock.zone)
     return system_zone()
 
 
@@ -216,10 +255,11 @@ def system_zone() -> "tzinfo":
 def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
     """Open the record store in the clinic's zone; say on stderr what a migration did.
 
-    ``read_only`` (the commands that only read: patient show, history, next, audit) fails
-    closed: a store that does not exist is refused (exit 6, "no store at PATH"), never created
-    empty, so a mistyped ``--store`` cannot look like a patient without sessions. A store of an
-    older schema is still migrated, backed up first, as by any other command.
+    ``read_only`` (the commands that only read: patient, session and score show, history,
+    next, audit) fails closed: a store that does not exist is refused (exit 6, "no store at
+    PATH"), never created empty, so a mistyped ``--store`` cannot look like a patient without
+    sessions. A store of an older schema is still migrated, backed up first, as by any other
+    command.
     """
     from ketadose.errors import StoreMigrationError
     from ketadose.store import Store

@@ -69,7 +69,11 @@ def fail(message: str, code: ExitCode) -> typer.Exit:
     """
     line = "".join(
         c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-        for c in " ".join(message.splitlines())  # one line, spaces (in paths, too) kept
+        # one line, spaces (in paths, too) kept; Click's list indent (a tab after a line
+        # break, "Choose from:\n\tdose,") goes with the break, a tab typed elsewhere shows
+        for c in " ".join(
+            line.lstrip("\t") if n else line for n, line in enumerate(message.splitlines())
+        )
     )
     typer.echo(f"ketadose: {line}", err=True)
     return typer.Exit(int(code))

@@ -11,6 +11,8 @@ from typing import Any
 
 from typer.core import TyperGroup
 
+from ketadose.cli.output import RENDERERS
+
 #: What a value looks like, for the options whose value has a form.
 FORMS = {
     "--med": "NAME[:TIME]",
@@ -54,11 +56,13 @@ def metavar(option: Any) -> str:
     return name.lstrip("-").upper().replace("-", "_")
 
 
-def readable(command: Any) -> None:
+def readable(command: Any, path: str = "") -> None:
     """Set a readable metavar on every option of a command and its subcommands that has none.
 
     Args:
         command: A click command or group (Typer's).
+        path: The command's name under the app ("protocols list"); its ``--format`` shows
+            only the formats that fit it.
     """
     for param in command.params:
         flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
@@ -66,8 +70,23 @@ def readable(command: Any) -> None:
             param.metavar = metavar(param)
         if param.param_type_name == "argument":
             _argument(param)
-    for sub in getattr(command, "commands", {}).values():
-        readable(sub)
+        if param.name == "output_format" and path in RENDERERS:
+            _formats(param, path)
+    for name, sub in getattr(command, "commands", {}).items():
+        readable(sub, f"{path} {name}".strip())
+
+
+#: How --help describes each format.
+_DESCRIBED = {"html": "html (a printable sheet)", "fhir": "fhir (an R4 Bundle)"}
+
+
+def _formats(option: Any, path: str) -> None:
+    """The shared ``--format`` of one command: the formats that fit it, not all six."""
+    fits = [str(f) for f in RENDERERS[path]]
+    option.metavar = "|".join(["table", *fits])
+    named = [_DESCRIBED.get(f, f) for f in fits]
+    listed = ", ".join(["table (default)", *named[:-1]]) + f" or {named[-1]}"
+    option.help = f"{listed}; --json is short for --format json."
 
 
 def _argument(argument: Any) -> None:

@@ -21,6 +21,7 @@ from ketadose.cli.sources import stdin_option
 
 if TYPE_CHECKING:
     from ketadose.dosing import DoseRequest
+    from ketadose.units import Kind
 
 #: The display increments a programme is rounded to unless --pump-step / --draw-step say,
 #: and the time of a planned session unless --time says: the core's defaults, as flags spell them.
@@ -229,7 +230,7 @@ def dose_request(
     from ketadose.inputs import amount, quantity
     from ketadose.models import Patient
     from ketadose.preparation import rounding
-    from ketadose.units import Kind, parse_as
+    from ketadose.units import Kind
 
     return DoseRequest(
         patient=Patient(
@@ -247,15 +248,34 @@ def dose_request(
         final_volume_ml=amount(bag, Kind.VOLUME),
         drop_factor=drop_factor,
         rounding=rounding(
-            parse_as(_step("pump_step", pump_step, PUMP_STEP), Kind.PUMP_RATE, field="pump step"),
-            parse_as(_step("draw_step", draw_step, DRAW_STEP), Kind.VOLUME, field="draw step"),
+            _step("pump_step", pump_step, PUMP_STEP, Kind.PUMP_RATE, "pump step"),
+            _step("draw_step", draw_step, DRAW_STEP, Kind.VOLUME, "draw step"),
         ),
     )
 
 
-def _step(key: str, flag: str | None, default: str) -> str:
-    """A display step: the flag, else its environment variable or the config file's."""
-    from ketadose.cli import env
+def _step(key: str, flag: str | None, default: str, kind: "Kind", field: str) -> float:
+    """A rounding step: the flag, else its environment variable or the config file's.
 
-    found = env.setting(key, flag, default).value
-    return default if found is None else found
+    Each step is checked alone (beside the other's default), so that a step the config file
+    gives and no pump takes is refused as the file's (exit 5, naming it and the key).
+    """
+    from dataclasses import replace
+
+    from ketadose.cli import env
+    from ketadose.preparation import rounding
+    from ketadose.units import parse_as
+
+    found = env.setting(key, flag, default)
+    if found.value is None:
+        found = replace(found, value=default)
+
+    def use(text: str) -> float:
+        value = parse_as(text, kind, field=field)
+        if key == "pump_step":
+            rounding(value, DEFAULT_DRAW_STEP_ML)
+        else:
+            rounding(DEFAULT_PUMP_STEP_ML_PER_H, value)
+        return value
+
+    return env.configured(found, use)

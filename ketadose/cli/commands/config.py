@@ -30,6 +30,7 @@ def config_show(
     from ketadose.render.json import ConfigFile
 
     chosen = choose_format("config show", output_format, output, force, json=json)
+    env.command_tz(tz)  # after the command, as before it: the flag wins, and is checked below
     path, named = env.config_path()
     env.config()  # an invalid file is refused here (exit 5), as by any command that reads it
     built_in = {
@@ -42,7 +43,8 @@ def config_show(
         "pump_step": PUMP_STEP,
         "draw_step": DRAW_STEP,
     }
-    settings = [env.setting(key, None, built_in[key]) for key in ENVIRONMENT]
+    flags = {"tz": env.tz_flag()}  # the one clinic default this command takes as a flag
+    settings = [env.setting(key, flags.get(key), built_in[key]) for key in ENVIRONMENT]
     found = ConfigFile(path=str(path), named=named, exists=path.is_file())
     emit(
         "config show",

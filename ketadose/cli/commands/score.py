@@ -177,7 +177,7 @@ def score_show(
     from ketadose.render import scores as render
 
     chosen = choose_format("score show", output_format, output, force, json=json)
-    with env.open_store(store) as db:
+    with env.open_store(store, read_only=True) as db:
         found = db.scores(patient_id)
     library = load_instruments()
     emit(

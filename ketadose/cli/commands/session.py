@@ -124,7 +124,7 @@ def session_show(
     moment = inputs.moment(at, field=InputField.SESSION_TIME, zone=env.zone()) if at else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
-    with env.open_store(store) as db:
+    with env.open_store(store, read_only=True) as db:
         record = db.patient(patient_id)
         session = session_of(db.sessions(patient_id), patient_id, number, None)
     protocol = library.get_protocol(record.protocol).protocol

@@ -105,8 +105,11 @@ def simulate(
     )
     if chosen is OutputFormat.table:
         from ketadose.render.simulation import text
+        from ketadose.render.wrap import Prose
 
-        emit("simulate", chosen, output, force, (), text(outcome))
+        # Wrapped to the terminal's width (80 at least) as the tables are: never "80 k|g".
+        shown = Prose(text(outcome).removesuffix("\n"))
+        emit("simulate", chosen, output, force, (), lambda console: console.print(shown))
     else:
         emit("simulate", chosen, output, force, (outcome.result,), "")
     finish(outcome.status, outcome.ready, "a hard limit is exceeded (see ketadose dose or plan)")
