@@ -192,3 +192,33 @@ def label(value: datetime) -> str:
 
 def _offset(value: datetime) -> str:
     return value.isoformat()[-6:]
+
+
+def system_zone_named(tz_variable: str | None) -> ZoneInfo | None:
+    """The system's zone by its IANA name, or None when nothing names one this machine knows.
+
+    Looked for in the ``TZ`` variable, else /etc/localtime's target, else /etc/timezone.
+
+    Args:
+        tz_variable: ``TZ`` as the environment has it (None: not set; ``""`` is UTC to the C
+            library).
+    """
+    import contextlib
+    import os
+    from pathlib import Path
+
+    candidates: list[str] = []
+    if tz_variable is not None:
+        candidates.append(tz_variable.removeprefix(":") or "UTC")
+    else:
+        with contextlib.suppress(OSError):
+            target = os.path.realpath("/etc/localtime")
+            if "/zoneinfo/" in target:
+                candidates.append(target.split("/zoneinfo/", 1)[1])
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    for candidate in candidates:
+        key = candidate.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in candidate else candidate
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
+            return ZoneInfo(key)
+    return None

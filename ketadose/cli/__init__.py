@@ -11,7 +11,12 @@ or json) when it runs, so ``ketadose --help`` loads neither pint nor the protoco
 - :mod:`~ketadose.cli.exits`: every exit decision (errors and outcomes to exit codes);
 - :mod:`~ketadose.cli.options`: the shared options, declared once;
 - :mod:`~ketadose.cli.output`: format choice, renderers, writing, the console;
-- :mod:`~ketadose.cli.env`: clock, user, time zone, store, libraries, audit log;
+- :mod:`~ketadose.cli.env`: clock, user, time zone, config, store, libraries (the only reader
+  of the environment);
+- :mod:`~ketadose.cli.audit_log`: the audit entries the commands write;
+- :mod:`~ketadose.cli.sources`: ``-`` for stdin, read once;
+- :mod:`~ketadose.cli.metavars`: readable metavars in help;
+- :mod:`~ketadose.cli.progress`: the batch progress bar;
 - :mod:`~ketadose.cli.streams`: the standard streams made safe;
 - :mod:`ketadose.cli.commands`: one module per command group.
 """

@@ -1,26 +1,23 @@
 """The edge environment: the clock, the OS user, the clinic's zone, the store, the libraries.
 
 The only module of the command line that reads ``os.environ``, the clock or the OS user; the
-core is handed what it needs (``now``, the zone, the user). Also the audit log, since an
-entry is written by who and when.
+core is handed what it needs (``now``, the zone, the user; :mod:`ketadose.cli.audit_log`
+stamps an audit entry with them).
 """
 
-import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from datetime import datetime, tzinfo
 
     from ketadose.config import Config, Setting
     from ketadose.limits import LimitLibrary
-    from ketadose.models import Finding
     from ketadose.protocols import ProtocolLibrary
-    from ketadose.records import AuditEntry
     from ketadose.store import Store
 
 T = TypeVar("T")
@@ -66,13 +63,9 @@ def setting(key: str, flag: str | None, default: str | None) -> "Setting":
 
 
 def configured(found: "Setting", use: "Callable[[str], T]") -> T:
-    """Use a setting's value; a value the config file gave that is refused is the file's error.
+    """Use a setting's value; the config file's value, if refused, is the file's error (exit 5).
 
-    A bad ``tz`` or ``pump_step`` the user never typed must say where it came from: the config
-    file, by path and key (exit 5), not a bare "unknown time zone" (exit 2).
-
-    Raises:
-        ConfigError: The config file's value is refused (exit 5).
+    A bad ``tz`` the user never typed says the file and key, not a bare "unknown time zone".
     """
     from ketadose.errors import ConfigError, InputError
 
@@ -135,15 +128,11 @@ def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
             protocols (exit 5).
     """
     from ketadose.cli.sources import read
-    from ketadose.errors import ConfigError
     from ketadose.limits import load_file, load_library
 
     if path is None and os.environ.get("KETADOSE_LIMITS") is not None:
-        # Set but blank: a script meant to name a file; never fall back silently.
-        raise ConfigError(
-            "is set but empty; unset it to use the shipped example", path="KETADOSE_LIMITS"
-        )
-
+        # Set but not read by typer: blank. A script meant to name a file; never fall back.
+        raise _blank("KETADOSE_LIMITS", "the shipped example")
     if path is None and (named := config().limits) is not None:
         path = Path(named)
     library = load_library() if path is None else load_file(*read(path))
@@ -161,16 +150,22 @@ def store_path(path: Path | None) -> Path:
     if path is not None:
         return path
     if os.environ.get("KETADOSE_STORE") is not None and not os.environ["KETADOSE_STORE"].strip():
-        from ketadose.errors import ConfigError
-
-        raise ConfigError(
-            "is set but empty; unset it to use the default store", path="KETADOSE_STORE"
-        )
+        raise _blank("KETADOSE_STORE", "the default store")
     if (named := config().store) is not None:
         return Path(named)
     import platformdirs
 
     return Path(platformdirs.user_data_dir("ketadose")) / "store.sqlite3"
+
+
+#: A variable set but blank is refused: a script meant to name something; never fall back.
+_BLANK = "is set but empty; unset it to use"
+
+
+def _blank(variable: str, fallback: str) -> Exception:
+    from ketadose.errors import ConfigError
+
+    return ConfigError(f"{_BLANK} {fallback}", path=variable)
 
 
 def user(clinician: str | None) -> str:
@@ -214,7 +209,7 @@ def zone() -> "tzinfo":
         if not env.strip():
             from ketadose.errors import InputError
 
-            raise InputError("KETADOSE_TZ is set but empty; unset it to use the system's zone")
+            raise InputError(f"KETADOSE_TZ {_BLANK} the system's zone")
         return clock.zone(env)
     if (named := config().tz) is not None:
         from ketadose.config import Setting
@@ -224,30 +219,17 @@ def zone() -> "tzinfo":
 
 
 def system_zone() -> "tzinfo":
-    """The system's zone by its IANA name (TZ, /etc/localtime, /etc/timezone).
+    """The system's zone by its IANA name (:func:`ketadose.clock.system_zone_named`, from TZ).
 
     When the system's zone cannot be named, the local UTC offset of now: right today, but it
     does not follow daylight-saving changes (name the zone with --tz for that).
     """
     from datetime import datetime
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    candidates: list[str] = []
-    env = os.environ.get("TZ")
-    if env is not None:
-        candidates.append(env.removeprefix(":") or "UTC")  # TZ="" is UTC to the C library
-    else:
-        with contextlib.suppress(OSError):
-            target = os.path.realpath("/etc/localtime")
-            if "/zoneinfo/" in target:
-                candidates.append(target.split("/zoneinfo/", 1)[1])
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
-    for candidate in candidates:
-        key = candidate.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in candidate else candidate
-        with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
-            return ZoneInfo(key)
-    local = datetime.now().astimezone().tzinfo
+    from ketadose.clock import system_zone_named
+
+    named = system_zone_named(os.environ.get("TZ"))
+    local = named or datetime.now().astimezone().tzinfo
     assert local is not None  # astimezone() always gives a fixed-offset zone
     return local
 
@@ -274,55 +256,3 @@ def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
     for notice in db.notices:
         typer.echo(f"ketadose: {notice}", err=True)
     return db
-
-
-def audit_entry(
-    clinician: str | None,
-    command_name: str,
-    patient_id: str | None,
-    inputs: dict[str, Any],
-    findings: "Sequence[Finding]",
-    status: str,
-    override_reason: str | None,
-    library_sha256: str,
-) -> "AuditEntry":
-    """One audit-log line: the core builds it; who (``user``) and when (``now``) are read here."""
-    from ketadose.records import AuditEntry
-
-    return AuditEntry.of(
-        at=now(),
-        user=user(clinician),
-        command=command_name,
-        patient_id=patient_id,
-        inputs=inputs,
-        findings=findings,
-        status=status,
-        override_reason=override_reason,
-        library_sha256=library_sha256,
-    )
-
-
-def audit(
-    store: Path | None,
-    clinician: str | None,
-    command_name: str,
-    inputs: dict[str, Any],
-    findings: "Sequence[Finding]",
-    status: str,
-    override_reason: str | None,
-    library_sha256: str,
-) -> None:
-    """Append to the audit log when a computation produced findings or an override.
-
-    Nothing is written for a clean result (and the store is not even opened). When the log
-    cannot be written the command fails (exit 6): an override must never go unrecorded.
-    """
-    flagged = [f for f in findings if f.severity.value != "info"]
-    if not flagged and override_reason is None:
-        return  # before any import: a clean run does not load the store at all
-
-    entry = audit_entry(
-        clinician, command_name, None, inputs, flagged, status, override_reason, library_sha256
-    )
-    with open_store(store) as db:
-        db.append_audit(entry)

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
     AgeOpt,
@@ -158,7 +158,7 @@ def session_command(
     entry = library.get_protocol(protocol)
     limit_library = env.limits(limits, library)
     result = gate.session(entry, request, limit_library, context, override_reason)
-    env.audit(
+    audit_log.write(
         store,
         clinician,
         name,

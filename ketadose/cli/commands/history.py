@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
     ClinicianOpt,
@@ -140,7 +140,7 @@ def next_session(
     # Every recommendation is logged, from the store or from a history file alike.
     with env.open_store(store) as db:
         db.append_audit(
-            env.audit_entry(
+            audit_log.entry(
                 clinician,
                 "next",
                 patient_id,

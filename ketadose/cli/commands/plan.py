@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import command, finish
 from ketadose.cli.options import (
     SESSION_TIME,
@@ -140,7 +140,7 @@ def plan(
     entry = library.get_protocol(protocol)
     limit_library = env.limits(limits, library)
     result = make_plan(entry, request, limit_library)
-    env.audit(
+    audit_log.write(
         store,
         clinician,
         "plan",

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import command, fail
 from ketadose.cli.options import (
     ClinicianOpt,
@@ -81,7 +81,7 @@ def score_record(
         if not result.safety:
             raise InputError("--acknowledge: this score raises no safety finding to acknowledge")
     findings = [flag.finding(instrument, acknowledge) for flag in result.safety]
-    audit = env.audit_entry(
+    audit = audit_log.entry(
         clinician,
         "score record",
         patient_id,
@@ -146,7 +146,7 @@ def score_acknowledge(
         result = rescore(instrument, record)
         if not result.safety:
             raise InputError(f"score {score_id} raises no safety finding to acknowledge")
-        audit = env.audit_entry(
+        audit = audit_log.entry(
             clinician,
             "score acknowledge",
             patient_id,

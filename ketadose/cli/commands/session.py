@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import command, fail, readings_outcome
 from ketadose.cli.options import (
     ClinicianOpt,
@@ -82,7 +82,7 @@ def session_vitals(
         assert session.id is not None
         within_session(protocol, session, rows)
         answered = answer_readings(limit_library, protocol, session, rows)
-        entry = env.audit_entry(
+        entry = audit_log.entry(
             clinician,
             "session vitals",
             patient_id,
@@ -171,7 +171,7 @@ def session_discharge(
         ready = readiness(protocol, limit_library, session, moment, confirmed=confirm)
         if not ready.ready:
             raise fail("not ready for discharge: " + "; ".join(ready.reasons), ExitCode.SOFT_LIMIT)
-        entry = env.audit_entry(
+        entry = audit_log.entry(
             clinician,
             "session discharge",
             patient_id,

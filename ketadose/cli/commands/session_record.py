@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import command
 from ketadose.cli.options import (
     ClinicianOpt,
@@ -143,7 +143,7 @@ def session_record(
             notes=notes,
             reported=reported,
         )
-        audit = env.audit_entry(
+        audit = audit_log.entry(
             clinician,
             "session record",
             patient_id,
