@@ -19,6 +19,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -154,7 +155,7 @@ def ordered_write(
     turn = context.Value("q", 0, lock=False)
     _shared = (function, fd, turn, context.Condition())
     try:
-        with context.Pool(jobs) as pool:
+        with context.Pool(jobs, initializer=_leave_interrupts) as pool:
             pending: deque[Any] = deque()
             for index, part in enumerate(chain([first], chunks)):
                 pending.append(pool.apply_async(_apply, (index, part)))
@@ -169,8 +170,18 @@ def ordered_write(
 def _install(function: Callable[[Any], tuple[Any, bytes]], thresholds: tuple[int, ...]) -> None:
     """In a spawned worker, once: keep the function, collect garbage as the parent does."""
     global _installed
+    _leave_interrupts()
     _installed = function
     gc.set_threshold(*thresholds)
+
+
+def _leave_interrupts() -> None:
+    """In a worker: Ctrl-C is the parent's (it stops the pool and says so in one line).
+
+    A worker interrupted too would print its own traceback on stderr, in the middle of the
+    parent's message.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _call(chunk: Any) -> tuple[Any, bytes]:

@@ -114,3 +114,23 @@ class TestFewCollections:
         with pytest.raises(KeyError), parallel.few_collections():
             raise KeyError("x")
         assert gc.get_threshold() == before
+
+
+def worker_interrupts(chunk: list[int]) -> tuple[tuple[int, bool], bytes]:
+    """Which process ran the chunk, and whether it ignores Ctrl-C."""
+    import signal
+
+    return (os.getpid(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN), b"."
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "spawned"])
+def test_ctrl_c_is_the_parents_alone(forked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The parent stops the pool and says "interrupted" once; a worker says nothing.
+    monkeypatch.setattr(parallel, "forks", lambda: forked)
+    with tempfile.TemporaryFile() as sink:
+        metas = list(parallel.ordered_write(worker_interrupts, range(400), sink, jobs=2, chunk=100))
+    assert os.getpid() not in {pid for pid, _ in metas}
+    assert all(ignores for _, ignores in metas)
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the parent's own is kept
