@@ -130,11 +130,17 @@ def resolve(
 
     Returns:
         The value and its source.
+
+    Raises:
+        ConfigError: The key's variable set but blank (exit 5).
     """
     if flag is not None:
         return Setting(key, flag, "flag")
     variable = ENVIRONMENT[key]
-    if environment.get(variable):
+    if variable in environment:
+        if not environment[variable].strip():
+            # Set but blank: a script meant to name something; never fall back silently.
+            raise ConfigError("is set but empty; unset it to use the default", path=variable)
         return Setting(key, environment[variable], "environment")
     found = getattr(config, key)
     if found is not None:

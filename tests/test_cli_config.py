@@ -109,3 +109,14 @@ def test_no_config_file_is_no_config(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["config", "show", "--json"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["config_file"]["exists"] is False
+
+
+def test_an_empty_config_variable_is_refused() -> None:
+    from typer.testing import CliRunner
+
+    from ketadose.cli import app
+
+    result = CliRunner().invoke(app, ["config", "show"], env={"KETADOSE_CONFIG": ""})
+    assert result.exit_code == 5
+    assert "KETADOSE_CONFIG" in result.stderr
+    assert "is set but empty" in result.stderr

@@ -64,17 +64,26 @@ def test_precedence() -> None:
     assert (found.value, found.source) == ("d", "built-in")
 
 
-def test_an_empty_variable_is_not_set() -> None:
-    found = resolve(
-        "tz", flag=None, environment={"KETADOSE_TZ": ""}, config=Config(tz="UTC"), default=None
+@pytest.mark.parametrize("key", sorted(ENVIRONMENT))
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_variable_set_but_blank_is_refused(key: str, blank: str) -> None:
+    # A script meant to name a store, a library, a zone...: never silently the default.
+    with pytest.raises(ConfigError, match="is set but empty") as error:
+        resolve(
+            key, flag=None, environment={ENVIRONMENT[key]: blank}, config=NO_CONFIG, default="x"
+        )
+    assert error.value.exit_code == 5
+    assert ENVIRONMENT[key] in str(error.value)
+    given = resolve(
+        key, flag="f", environment={ENVIRONMENT[key]: blank}, config=NO_CONFIG, default="x"
     )
-    assert (found.value, found.source) == ("UTC", "config file")
+    assert given.value == "f"  # a flag still wins without reading the variable
 
 
 @given(
     key=st.sampled_from(sorted(ENVIRONMENT)),
     flag=st.none() | st.text(min_size=1, max_size=5),
-    env=st.none() | st.text(min_size=1, max_size=5),
+    env=st.none() | st.text(min_size=1, max_size=5).filter(str.strip),
     file=st.none() | st.text(min_size=1, max_size=5),
 )
 def test_the_first_given_wins(

@@ -39,7 +39,9 @@ _config: dict[str, "Config"] = {}
 def config_path() -> tuple[Path, bool]:
     """The config file: the one KETADOSE_CONFIG names (True), else the user config directory."""
     named = os.environ.get("KETADOSE_CONFIG")
-    if named:
+    if named is not None:
+        if not named.strip():
+            raise _blank("KETADOSE_CONFIG", "the user config directory's")
         return Path(named), True
     import platformdirs
 
