@@ -307,6 +307,10 @@ class Plan(SeriesPlan):
     instructions: tuple[Note, ...] = ()
 
 
+#: The most sessions one plan lays out (a benchmark lifts it in-process to measure growth).
+MAX_SESSIONS = 100
+
+
 def parse_days(text: str) -> frozenset[int]:
     """Parse ``mon,wed,fri`` into weekday numbers (Monday = 0).
 
@@ -345,8 +349,8 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     if protocol.titration is not None:
         return _titration_plan(entry, protocol.titration, request, limits)
     count = protocol.series.sessions if request.sessions is None else request.sessions
-    if not 1 <= count <= 100:
-        raise InputError(InputField.SESSIONS, f" {count}: plan 1 to 100 sessions")
+    if not 1 <= count <= MAX_SESSIONS:
+        raise InputError(InputField.SESSIONS, f" {count}: plan 1 to {MAX_SESSIONS} sessions")
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     # A take-home dose is taken on any day; clinic sessions on weekdays unless asked.
