@@ -74,6 +74,7 @@ from ketadose.monitoring import Tolerability, tolerability
 from ketadose.planning import minimum_gap, weekly_cap
 from ketadose.protocols import EscalationStep, ProtocolEntry
 from ketadose.records import PatientRecord, SessionRecord, improvement_pct
+from ketadose.series import History, recent
 from ketadose.units import Kind, format_number
 
 Decision = Literal["start", "escalate", "titrate", "hold", "reduce", "stop", "reassess"]
@@ -397,7 +398,8 @@ def decide(
         choice = _choose(entry, patient, sessions, levels, limits, at, scores)
 
     earliest = _earliest(entry, limits, sessions, at)
-    previous = tuple(
+    # Ordered once for the one or two checks below (the sessions are in time order already).
+    previous = History(
         PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
         for s in sessions
     )
@@ -1041,6 +1043,8 @@ def _earliest(
     earliest = at
     if sessions:
         earliest = max(at, shift(sessions[-1].at, gap).astimezone(at.tzinfo), key=instant)
-    while len([s for s in sessions if elapsed(earliest, s.at) < timedelta(days=7)]) >= cap:
+    # Each candidate hour counts the sessions of the last 7 days by bisection, not by a rescan.
+    moments = sorted(instant(s.at) for s in sessions)
+    while recent(moments, instant(earliest), timedelta(days=7)) >= cap:
         earliest = shift(earliest, timedelta(hours=1))
     return earliest
