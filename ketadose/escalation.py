@@ -43,6 +43,7 @@ Reduce, reassess and stop are never ready: no pump programme is shown (exit 3; s
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -492,19 +493,22 @@ def with_scores(
     """
     if not scores:
         return sessions
+    # Each score's instant once, in order: a session's scores are then a bisected slice.
     taken = sorted(
-        (pair for pair in scores if at is None or instant(pair[0]) <= instant(at)),
-        key=lambda pair: instant(pair[0]),
+        (
+            (instant(when), total)
+            for when, total in scores
+            if at is None or instant(when) <= instant(at)
+        ),
+        key=lambda pair: pair[0],
     )
+    moments = [when for when, _ in taken]
     scored = []
     for index, session in enumerate(sessions):
         start = instant(session.at) - SCORE_LEAD
         end = instant(sessions[index + 1].at) - SCORE_LEAD if index + 1 < len(sessions) else None
-        own = [
-            (instant(when), total)
-            for when, total in taken
-            if start <= instant(when) and (end is None or instant(when) < end)
-        ]
+        low = bisect_left(moments, start)
+        own = taken[low : len(taken) if end is None else max(low, bisect_left(moments, end))]
         if session.score is not None:
             own.append((instant(session.at), session.score))
         if own:

@@ -14,14 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketadose import escalation, limits
+from ketadose import limits
 from ketadose.clock import aware, elapsed, instant, shift
 from ketadose.errors import InputError, KetadoseError
 from ketadose.limits import _LABELS, _Checker, _first_session, _given_mg
 from ketadose.limits import load_library as load_limits
 from ketadose.models import CheckContext, DosedSession, PreviousSession, Severity
 from ketadose.protocols import load_library as load_protocols
-from ketadose.records import SessionRecord
 from ketadose.series import History, recent
 from ketadose.units import Kind
 from tests.factories import dose_for
@@ -163,17 +162,6 @@ def _old_check_series(checker: _Checker, session: DosedSession, context: CheckCo
             delivered=None if measured is None or kg is None else measured / kg - previous_per_kg,
             how="as measured",
         )
-
-
-def _old_earliest(
-    gap: timedelta, cap: int, sessions: list[SessionRecord], at: datetime
-) -> datetime:
-    earliest = at
-    if sessions:
-        earliest = max(at, shift(sessions[-1].at, gap).astimezone(at.tzinfo), key=instant)
-    while len([s for s in sessions if elapsed(earliest, s.at) < timedelta(days=7)]) >= cap:
-        earliest = shift(earliest, timedelta(hours=1))
-    return earliest
 
 
 # --- generated histories ---------------------------------------------------------------------
@@ -368,38 +356,3 @@ class TestRecent:
         """A moment in the first week of year 1 counts without overflowing."""
         first = datetime(1, 1, 2, tzinfo=UTC)
         assert recent([first], first, timedelta(days=7)) == 1
-
-
-class TestEarliest:
-    """``next``'s earliest date is the one the hour-by-hour rescan found."""
-
-    @given(
-        st.lists(moments(ORIGINS[1]), max_size=12),
-        st.integers(1, 4),
-        st.integers(0, 72).map(lambda h: timedelta(hours=h)),
-        offsets,
-    )
-    def test_same_date(
-        self, taken: list[datetime], cap: int, gap: timedelta, after: timedelta
-    ) -> None:
-        """Same moment and zone for any history, weekly cap and minimum interval."""
-        sessions = sorted(
-            (
-                SessionRecord(patient_id="P1", at=m, protocol="depression", dose_mg=35.0)
-                for m in taken
-            ),
-            key=lambda s: instant(s.at),
-        )
-        at = shift(sessions[-1].at, abs(after)) if sessions else AT
-        at = at.astimezone(BERLIN)
-        entry = PROTOCOLS.get_protocol("depression")
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(escalation, "minimum_gap", lambda *_: gap)
-            patch.setattr(escalation, "weekly_cap", lambda *_: cap)
-            found = escalation._earliest(entry, LIBRARY, sessions, at)
-        expected = _old_earliest(gap, cap, sessions, at)
-        assert (found, found.tzinfo, found.utcoffset()) == (
-            expected,
-            expected.tzinfo,
-            expected.utcoffset(),
-        )
