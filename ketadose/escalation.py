@@ -43,6 +43,7 @@ Reduce, reassess and stop are never ready: no pump programme is shown (exit 3; s
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -74,6 +75,7 @@ from ketadose.monitoring import Tolerability, tolerability
 from ketadose.planning import minimum_gap, weekly_cap
 from ketadose.protocols import EscalationStep, ProtocolEntry
 from ketadose.records import PatientRecord, SessionRecord, improvement_pct
+from ketadose.series import History, recent
 from ketadose.units import Kind, format_number
 
 Decision = Literal["start", "escalate", "titrate", "hold", "reduce", "stop", "reassess"]
@@ -397,7 +399,8 @@ def decide(
         choice = _choose(entry, patient, sessions, levels, limits, at, scores)
 
     earliest = _earliest(entry, limits, sessions, at)
-    previous = tuple(
+    # Ordered once for the one or two checks below (the sessions are in time order already).
+    previous = History(
         PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
         for s in sessions
     )
@@ -490,19 +493,22 @@ def with_scores(
     """
     if not scores:
         return sessions
+    # Each score's instant once, in order: a session's scores are then a bisected slice.
     taken = sorted(
-        (pair for pair in scores if at is None or instant(pair[0]) <= instant(at)),
-        key=lambda pair: instant(pair[0]),
+        (
+            (instant(when), total)
+            for when, total in scores
+            if at is None or instant(when) <= instant(at)
+        ),
+        key=lambda pair: pair[0],
     )
+    moments = [when for when, _ in taken]
     scored = []
     for index, session in enumerate(sessions):
         start = instant(session.at) - SCORE_LEAD
         end = instant(sessions[index + 1].at) - SCORE_LEAD if index + 1 < len(sessions) else None
-        own = [
-            (instant(when), total)
-            for when, total in taken
-            if start <= instant(when) and (end is None or instant(when) < end)
-        ]
+        low = bisect_left(moments, start)
+        own = taken[low : len(taken) if end is None else max(low, bisect_left(moments, end))]
         if session.score is not None:
             own.append((instant(session.at), session.score))
         if own:
@@ -1041,6 +1047,8 @@ def _earliest(
     earliest = at
     if sessions:
         earliest = max(at, shift(sessions[-1].at, gap).astimezone(at.tzinfo), key=instant)
-    while len([s for s in sessions if elapsed(earliest, s.at) < timedelta(days=7)]) >= cap:
+    # Each candidate hour counts the sessions of the last 7 days by bisection, not by a rescan.
+    moments = sorted(instant(s.at) for s in sessions)
+    while recent(moments, instant(earliest), timedelta(days=7)) >= cap:
         earliest = shift(earliest, timedelta(hours=1))
     return earliest

@@ -21,7 +21,7 @@ value that is not a whole number of steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
@@ -53,6 +53,7 @@ from ketadose.models import (
     Severity,
     Vitals,
 )
+from ketadose.series import History
 from ketadose.units import Kind, format_number, parse, show
 
 SHIPPED_FILE = "limits.toml"
@@ -1084,7 +1085,7 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     if not context.history:
         # Without previous sessions, a 24-h or 7-day total is this session's own dose, and
         # this session is the first of its series.
-        _accumulated(checker, session, [], None)
+        _accumulated(checker, session, None, None)
         _first_session(checker, session)
         return
     if context.at is None:
@@ -1095,21 +1096,18 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
     # fact, between two others): each limit then takes the worse side, and each window is the
     # worst of every 24-h or 7-day window that contains this session.
     at = instant(aware(context.at, "the session time"))
-    others = sorted(
-        ((instant(aware(p.at, "a previous session")), p) for p in context.history),
-        key=lambda pair: pair[0],
-    )
-    before = [pair for pair in others if pair[0] <= at]
-    after = [pair for pair in others if pair[0] > at]
-    gaps = [at - before[-1][0]] if before else []
-    gaps += [after[0][0] - at] if after else []
+    history = History.of(context.history)  # ordered once: a plan passes one it keeps ordered
+    before = history.until(at)  # the sessions at or before this one come first
+    moments = history.moments
+    gaps = [at - moments[before - 1]] if before else []
+    gaps += [moments[before] - at] if before < len(moments) else []
     checker.value("series", "interval", min(gaps).total_seconds() / 60)
-    checker.value("series", "sessions_per_7d", float(_busiest(others, at, timedelta(days=7))))
-    _accumulated(checker, session, others, at)
+    checker.value("series", "sessions_per_7d", float(history.busiest(at, timedelta(days=7))))
+    _accumulated(checker, session, history, at)
     if not before:
         _first_session(checker, session)  # the first of its series, others recorded after it
         return
-    last = before[-1][1]
+    last = history[before - 1]
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
     previous_per_kg = last.dose_mg_per_kg
     if previous_per_kg is None and last.dose_mg is not None and kg is not None:
@@ -1142,26 +1140,6 @@ def _check_series(checker: _Checker, session: DosedSession, context: CheckContex
         )
 
 
-def _windows(
-    others: list[tuple[datetime, PreviousSession]], at: datetime, width: timedelta
-) -> list[list[PreviousSession]]:
-    """The other sessions in each window of ``width`` that contains ``at``.
-
-    A window starts at ``at`` or at another session less than ``width`` before it; it holds
-    the sessions from its start to less than ``width`` after it.
-    """
-    starts = [at, *(moment for moment, _ in others if at - width < moment <= at)]
-    return [
-        [previous for moment, previous in others if start <= moment < start + width]
-        for start in starts
-    ]
-
-
-def _busiest(others: list[tuple[datetime, PreviousSession]], at: datetime, width: timedelta) -> int:
-    """The most sessions, this one included, in any window of ``width`` that contains it."""
-    return 1 + max(len(window) for window in _windows(others, at, width))
-
-
 def _first_session(checker: _Checker, session: DosedSession) -> None:
     """The first session of a series (no previous one known) against its own dose limit."""
     limit = checker.library.limit(
@@ -1187,12 +1165,13 @@ def _given_mg(session: DosedSession) -> float:
 def _accumulated(
     checker: _Checker,
     session: DosedSession,
-    past: list[tuple[datetime, PreviousSession]],
+    history: History | None,
     at: datetime | None,
 ) -> None:
     """Accumulated dose in 24 h and 7 days, in mg or mg/kg as each limit is written.
 
-    ``past`` pairs each previous session with its moment in UTC, as ``at`` is.
+    The worst of the windows of :meth:`History.windows` around ``at`` (an instant in UTC);
+    without a history, the session's own dose.
     """
     kg = None if session.dosing_weight is None else session.dosing_weight.kg
     for parameter, window in (
@@ -1209,7 +1188,10 @@ def _accumulated(
         own = mg_given / kg if per_kg and kg is not None else mg_given
         worst: float | None = None
         unknown = 0
-        for window_sessions in [[]] if at is None else _windows(past, at, window):
+        windows: Iterable[tuple[PreviousSession, ...]] = (
+            [()] if history is None or at is None else history.windows(at, window)
+        )
+        for window_sessions in windows:
             total = own
             missing = 0
             for previous in window_sessions:

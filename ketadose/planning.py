@@ -18,6 +18,7 @@ sessions before it as history.
 from __future__ import annotations
 
 import functools
+from bisect import insort
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
@@ -53,6 +54,7 @@ from ketadose.models import (
 )
 from ketadose.pk import DEFAULT_MODEL, MODELS, peaks, session_infusions
 from ketadose.protocols import Adjunct, EscalationStep, Note, ProtocolEntry, Titration
+from ketadose.series import History, recent
 from ketadose.titration import Rung, ladder
 from ketadose.units import Kind, format_number
 
@@ -307,6 +309,10 @@ class Plan(SeriesPlan):
     instructions: tuple[Note, ...] = ()
 
 
+#: The most sessions one plan lays out (a benchmark lifts it in-process to measure growth).
+MAX_SESSIONS = 100
+
+
 def parse_days(text: str) -> frozenset[int]:
     """Parse ``mon,wed,fri`` into weekday numbers (Monday = 0).
 
@@ -345,8 +351,8 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     if protocol.titration is not None:
         return _titration_plan(entry, protocol.titration, request, limits)
     count = protocol.series.sessions if request.sessions is None else request.sessions
-    if not 1 <= count <= 100:
-        raise InputError(InputField.SESSIONS, f" {count}: plan 1 to 100 sessions")
+    if not 1 <= count <= MAX_SESSIONS:
+        raise InputError(InputField.SESSIONS, f" {count}: plan 1 to {MAX_SESSIONS} sessions")
     per_week = _per_week(entry, request, limits)
     gap = minimum_gap(entry, limits)
     # A take-home dose is taken on any day; clinic sessions on weekdays unless asked.
@@ -369,7 +375,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     conditions = [_condition(steps, number) for number in range(1, count + 1)]
     scheduled = [_scheduled(steps, number) for number in range(1, count + 1)]
     sessions: list[PlannedSession] = []
-    history: list[PreviousSession] = []
+    history = History()  # ordered as it grows: each check bisects it, none re-sorts it
     accumulated = 0.0
     observation = 0.0 if protocol.observation is None else protocol.observation.minimum.value
     # Sessions at the same step share one prepared dose; each is checked in its own context.
@@ -383,7 +389,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
     for number, start in enumerate(starts, 1):
         prepared = doses[scheduled[number - 1]]
         dose = prepared.session
-        context = CheckContext(at=start, history=tuple(history))
+        context = CheckContext(at=start, history=history)
         decided = decide(
             prepared,
             limits,
@@ -419,7 +425,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
                 ),
             )
         )
-        history.append(
+        history = history.adding(
             PreviousSession(
                 at=instant(start),  # in UTC: each later session's check reads it as it is
                 dose_mg=dose.total_dose_mg,
@@ -519,12 +525,12 @@ def _titration_plan(
         prepared.append(prepare_session(entry, dose_request, limits))
     predicted = _rung_peaks(request, rungs, prepared)
     sessions: list[PlannedSession] = []
-    history: list[PreviousSession] = []
+    history = History()  # ordered as it grows: each check bisects it, none re-sorts it
     accumulated = 0.0
     stopped = None
     for rung, ready in zip(rungs, prepared, strict=True):
         at = shift(infusion_start, timedelta(minutes=rung.at_min))
-        context = CheckContext(at=at, history=tuple(history))
+        context = CheckContext(at=at, history=history)
         peak = None if predicted is None else predicted[rung.number - 1]
         decided = decide(ready, limits, context, request.override_reason, predicted_peak=peak)
         hard = decided.status == "hard"
@@ -562,7 +568,7 @@ def _titration_plan(
                 ),
             )
         )
-        history.append(
+        history = history.adding(
             PreviousSession(
                 at=instant(at),
                 dose_mg=dosed.total_dose_mg,
@@ -858,6 +864,8 @@ def _dates(
             would use (a daylight-saving change), or the series does not fit into a year.
     """
     chosen: list[datetime] = []
+    moments: list[datetime] = []  # the chosen starts' instants, in order, to bisect
+    week = timedelta(days=7)
     day = first
     for _ in range(SEARCH_DAYS):
         if day.weekday() in days and day not in closed:
@@ -874,9 +882,13 @@ def _dates(
                     InputField.CLOSED,
                     f" {day.isoformat()}",
                 )
-            week = [s for s in chosen if elapsed(start, s) < timedelta(days=7)]
-            if (not chosen or elapsed(start, chosen[-1]) >= gap) and len(week) < per_week:
+            # The chosen starts less than 7 days before this one, by bisection.
+            moment = instant(start)
+            if (not chosen or elapsed(start, chosen[-1]) >= gap) and recent(
+                moments, moment, week
+            ) < per_week:
                 chosen.append(start)
+                insort(moments, moment)
                 if len(chosen) == count:
                     return tuple(chosen)
         day += timedelta(days=1)

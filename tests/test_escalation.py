@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketadose.escalation import GOES_AHEAD, LEVEL_TOLERANCE, RULES, NextSession, decide
+from ketadose import escalation
+from ketadose.clock import elapsed, instant, shift
+from ketadose.escalation import (
+    GOES_AHEAD,
+    LEVEL_TOLERANCE,
+    RULES,
+    SCORE_LEAD,
+    NextSession,
+    decide,
+    with_scores,
+)
 from ketadose.events import AdverseEvent, Grade, parse
 from ketadose.limits import load_library as load_limits
 from ketadose.models import WeightPolicy
@@ -686,3 +696,122 @@ class TestEveryProtocol:
         review = self.next_after(protocol_id, ungraded, 72)
         assert (review.decision, review.ready) == ("reassess", False)
         assert all(p.pump_rate_ml_per_h is None for p in review.phases)
+
+
+# --- the one-pass searches against the rescans they replace (issue 15) ------------------------
+
+# Moments around the night clocks go back in Berlin, on a half-hour grid (ties and exact
+# 7-day edges are common) or off it by seconds, in one of several zones.
+ORIGIN = datetime(2026, 10, 22, 9, 0, tzinfo=ZONE)
+MOMENT_ZONES = (ZONE, UTC, timezone(timedelta(hours=-5)))
+offsets = st.one_of(
+    st.integers(-21 * 48, 21 * 48).map(lambda n: timedelta(minutes=30 * n)),
+    st.integers(-21 * 86_400, 21 * 86_400).map(lambda s: timedelta(seconds=s)),
+)
+moments = st.tuples(offsets, st.sampled_from(MOMENT_ZONES)).map(
+    lambda pair: shift(ORIGIN, pair[0]).astimezone(pair[1])
+)
+
+
+def _old_earliest(
+    gap: timedelta, cap: int, sessions: list[SessionRecord], at: datetime
+) -> datetime:
+    earliest = at
+    if sessions:
+        earliest = max(at, shift(sessions[-1].at, gap).astimezone(at.tzinfo), key=instant)
+    while len([s for s in sessions if elapsed(earliest, s.at) < timedelta(days=7)]) >= cap:
+        earliest = shift(earliest, timedelta(hours=1))
+    return earliest
+
+
+def _old_with_scores(
+    sessions: list[SessionRecord],
+    scores: Sequence[tuple[datetime, float]],
+    at: datetime | None = None,
+) -> list[SessionRecord]:
+    if not scores:
+        return sessions
+    taken = sorted(
+        (pair for pair in scores if at is None or instant(pair[0]) <= instant(at)),
+        key=lambda pair: instant(pair[0]),
+    )
+    scored = []
+    for index, session in enumerate(sessions):
+        start = instant(session.at) - SCORE_LEAD
+        end = instant(sessions[index + 1].at) - SCORE_LEAD if index + 1 < len(sessions) else None
+        own = [
+            (instant(when), total)
+            for when, total in taken
+            if start <= instant(when) and (end is None or instant(when) < end)
+        ]
+        if session.score is not None:
+            own.append((instant(session.at), session.score))
+        if own:
+            session = replace(session, score=max(own, key=lambda pair: pair[0])[1])
+        scored.append(session)
+    return scored
+
+
+def _given(taken: list[datetime], scores: list[float | None]) -> list[SessionRecord]:
+    return sorted(
+        (
+            SessionRecord(patient_id="P1", at=m, protocol="depression", dose_mg=35.0, score=score)
+            for m, score in zip(taken, scores, strict=False)
+        ),
+        key=lambda s: instant(s.at),
+    )
+
+
+class TestEarliestInOnePass:
+    """``next``'s earliest date is the one the hour-by-hour rescan found."""
+
+    @given(
+        st.lists(moments, max_size=12),
+        st.integers(1, 4),
+        st.integers(0, 72).map(lambda h: timedelta(hours=h)),
+        offsets,
+    )
+    def test_same_date(
+        self, taken: list[datetime], cap: int, gap: timedelta, after: timedelta
+    ) -> None:
+        """Same moment and zone for any history, weekly cap and minimum interval."""
+        sessions = _given(taken, [None] * len(taken))
+        at = shift(sessions[-1].at, abs(after)) if sessions else ORIGIN
+        at = at.astimezone(ZONE)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(escalation, "minimum_gap", lambda *_: gap)
+            patch.setattr(escalation, "weekly_cap", lambda *_: cap)
+            found = escalation._earliest(ENTRY, LIMITS, sessions, at)
+        expected = _old_earliest(gap, cap, sessions, at)
+        assert (found, found.tzinfo, found.utcoffset()) == (
+            expected,
+            expected.tzinfo,
+            expected.utcoffset(),
+        )
+
+
+class TestScoresInOnePass:
+    """Each session gets the score the rescan of every score gave it."""
+
+    @given(
+        st.lists(moments, max_size=12),
+        st.lists(st.one_of(st.none(), st.floats(0, 60)), min_size=12, max_size=12),
+        st.lists(st.tuples(moments, st.floats(0, 60)), max_size=20),
+        st.one_of(st.none(), moments),
+    )
+    def test_same_scores(
+        self,
+        taken: list[datetime],
+        own: list[float | None],
+        scores: list[tuple[datetime, float]],
+        at: datetime | None,
+    ) -> None:
+        """Same sessions and scores, ties and the 12-h lead at its edges included."""
+        sessions = _given(taken, own)
+        # Scores exactly at a session's 12-h lead, and a second either side of it.
+        scores += [
+            (shift(s.at, -SCORE_LEAD + timedelta(seconds=d)), 10.0 + d)
+            for s in sessions[:3]
+            for d in (-1, 0, 1)
+        ]
+        assert with_scores(sessions, scores, at) == _old_with_scores(sessions, scores, at)
