@@ -166,7 +166,7 @@ def worker(path: Path) -> dict[tuple[str, int], float]:
     items = list(rows(path.read_text().splitlines(True), path.name))
     rates = {}
     for fmt in ("jsonl", "csv"):
-        _, encode = encoding(fmt)  # type: ignore[arg-type]
+        _, encode = encoding(fmt)
         for reuse in (REUSE, 0):
             chunk_work = work(template, "depression", library, limits, encode, reuse=reuse)
             chunk_work(items[:20])  # warm: first-use imports and the pydantic schemas
