@@ -314,6 +314,10 @@ class Reuse:
     def __init__(self, size: int = REUSE) -> None:
         self.size = size
         self.memo: OrderedDict[tuple[object, ...], tuple[BatchStatus, Fill]] = OrderedDict()
+        #: The hashes of keys met once (the 8 * size latest): a record is cut and kept only
+        #: when its key comes again, so one-off inputs (a BMI finding states the BMI) cost
+        #: no cutting and evict nothing. A colliding hash only keeps a record early.
+        self.once: OrderedDict[int, None] = OrderedDict()
 
     def __reduce__(self) -> tuple[type[Reuse], tuple[int]]:
         return Reuse, (self.size,)
@@ -324,6 +328,19 @@ class Reuse:
         if found is not None:
             self.memo.move_to_end(key)
         return found
+
+    def again(self, key: tuple[object, ...]) -> bool:
+        """Whether this key was met before (it is remembered as met from now on)."""
+        if self.size <= 0:
+            return False
+        mark = hash(key)
+        if mark in self.once:
+            del self.once[mark]
+            return True
+        self.once[mark] = None
+        if len(self.once) > 8 * self.size:
+            self.once.popitem(last=False)
+        return False
 
     def put(self, key: tuple[object, ...], status: BatchStatus, fill: Fill) -> None:
         """Keep a record's status and text, dropping the least recently used beyond ``size``."""
@@ -492,10 +509,11 @@ class BatchWork:
             refused = _refused(line, cells, error, self.option)
             return "error", self.encode(refused)
         text = self.encode(result)
-        fill = encode.fragments(result)
-        # Kept only if the fragments give this very row's text back, byte for byte.
-        if fill is not None and fill(line, patient_id, patient) == text:
-            self.reuse.put(key, result.status, fill)
+        if self.reuse.again(key):
+            fill = encode.fragments(result)
+            # Kept only if the fragments give this very row's text back, byte for byte.
+            if fill is not None and fill(line, patient_id, patient) == text:
+                self.reuse.put(key, result.status, fill)
         return result.status, text
 
 

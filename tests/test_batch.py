@@ -648,7 +648,9 @@ class TestReuse:
         ]
         items = _file(people)
         reused = _shipped(encoding("jsonl")[1], 2048)
-        statuses, data = reused(items)
+        reused(items)  # a record is kept when its input comes again:
+        reused(items)  # each is kept now,
+        statuses, data = reused(items)  # and each row is one kept (another row's) record
         got = {r["id"]: r for r in records(data.decode())}
         assert data == self._uncached("jsonl", items)[1]
         codes = {
@@ -665,7 +667,7 @@ class TestReuse:
         assert doses["YOUNG"] == doses["OLD"] == 40
         # Below 18 y is a hard limit: that plan is refused, the adults' after it are not.
         assert "age-low" in codes["CHILD"] and got["CHILD"]["plan"]["ready"] is False
-        # OLD2 reused OLD's record, YOUNG2 YOUNG's: six distinct inputs were planned.
+        # OLD2 has OLD's record, YOUNG2 YOUNG's: six distinct inputs were planned.
         assert len(reused.reuse.memo) == 6
         assert statuses == ["soft", "ok", "soft", "soft", "hard", "ok", "ok", "ok"]
 
@@ -678,6 +680,8 @@ class TestReuse:
         assert kept.get(("a",)) is not None  # now the most recent
         kept.put(("c",), "ok", lambda line, pid, patient: "c")
         assert list(kept.memo) == [("a",), ("c",)]
+        # Met once, a key is only remembered; met again, its record is kept.
+        assert (kept.again(("d",)), kept.again(("d",)), kept.again(("d",))) == (False, True, False)
         off = Reuse(0)
         off.put(("a",), "ok", lambda line, pid, patient: "a")
         assert not off.memo
@@ -686,7 +690,7 @@ class TestReuse:
         import pickle
 
         reused = _shipped(encoding("csv")[1], 16)
-        reused(_file([["P1", "80kg", "", "", "", "", "", "", ""]]))
+        reused(_file([["P1", "80kg", "", "", "", "", "", "", ""]] * 2))
         assert len(reused.reuse.memo) == 1
         again = pickle.loads(pickle.dumps(reused))
         assert (again.reuse.size, len(again.reuse.memo)) == (16, 0)
