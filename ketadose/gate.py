@@ -259,16 +259,31 @@ def _for(session: DosedSession, patient: Patient) -> DosedSession:
     )
 
 
-def _programme(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> _Programme:
+def dosing_input(request: DoseRequest) -> tuple[object, ...]:
+    """What a dose reads of its request: the key under which its programme is cached.
+
+    The weight, the height and sex where the policy uses them (never the age), and every
+    other field of the request, whatever fields it gains later. Two requests with the same
+    dosing input give the same programme and the same dose-only findings.
+
+    Args:
+        request: Patient, policy, overrides, preparation options.
+
+    Returns:
+        A hashable tuple.
+    """
     patient = request.patient
-    # What the dose depends on: the weight, and height and sex where the policy uses them.
     person = (
         (patient.weight_kg,)
         if request.policy is WeightPolicy.ACTUAL
         else (patient.weight_kg, patient.height_cm, patient.sex)
     )
-    # Every other field of the request, whatever fields it gains later.
-    key = (id(entry), id(limits), person, *[getattr(request, name) for name in _REQUEST_FIELDS])
+    return (person, *[getattr(request, name) for name in _REQUEST_FIELDS])
+
+
+def _programme(entry: ProtocolEntry, request: DoseRequest, limits: LimitLibrary) -> _Programme:
+    patient = request.patient
+    key = (id(entry), id(limits), *dosing_input(request))
     hit = _PROGRAMMES.get(key)
     if hit is not None and hit[0] is entry and hit[1] is limits:
         return hit[2]

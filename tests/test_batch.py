@@ -18,9 +18,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ketadose.batch import COLUMNS, BatchWork, header, open_input, record, rows, work
+from ketadose.batch import COLUMNS, BatchStatus, BatchWork, header, open_input, record, rows, work
 from ketadose.batch import write as batch_write
 from ketadose.cli import app
 from ketadose.dosing import DoseRequest
@@ -545,3 +547,161 @@ class TestStreams:
         assert result.exit_code == 2
         assert "reads stdin already" in result.stderr
         assert result.stdout == ""
+
+
+def _file(rows_: list[list[str]]) -> list[Any]:
+    """Generated rows as a batch file's items (written by csv, read by :func:`rows`)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "weight", "height", "sex", "age", "protocol", "dose", "rate",
+                     "dosing_weight"])  # fmt: skip
+    writer.writerows(rows_)
+    return list(rows(out.getvalue().splitlines(True), "generated.csv"))
+
+
+def _shipped(encode: Any, reuse: int) -> BatchWork:
+    return work(
+        template(), "depression", load_library(None), load_limits(None), encode, reuse=reuse
+    )
+
+
+def _cell(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
+    """A cell: mostly good (so that most rows are planned), sometimes bad."""
+    return st.sampled_from(good * 3 + bad)
+
+
+#: A generated row: id, weight, height, sex, age, protocol, dose, rate, dosing_weight; good
+#: cells, bad ones and blanks, from small sets so that rows repeat.
+_ROW = st.tuples(
+    # ids with commas, quotes, formula starts, non-ASCII; blanks and unprintables
+    _cell(["P1", "P2", "P,3", 'P"4', "=P5", "Zoë", " P7 ", "-9"], ["", "P\x078"]),
+    _cell(["80kg", "80.0kg", "176lb", "45kg", "130kg", "60kg"], ["39kg", "0kg", "x", ""]),
+    _cell(["180cm", "140cm", "200cm", "6ft", "160cm", ""], ["abc"]),
+    _cell(["male", "female", ""], ["other"]),
+    _cell(["", "40y", "70y", "66y"], ["17y", "30"]),
+    _cell(
+        [
+            "",
+            "",
+            "depression",
+            "esketamine-nasal",
+            "migraine",
+            "depression-oral",
+            "depression-im",
+            "crps",
+        ],
+        ["nosuch"],
+    ),
+    _cell(["", "", "", ""], ["0.5mg/kg", "0.75mg/kg", "40mg", "5mg/kg", "mg"]),
+    _cell(["", "", "", ""], ["0.5mg/kg/h", "2mg/kg/h", "bad"]),
+    _cell(["", ""], ["actual", "ideal", "adjusted", "lean", "bogus"]),
+).map(list)
+#: Rows repeated, whole or with another id, height, sex or age (another patient of the same
+#: weight and dose): most of a real batch repeats an input.
+_BATCH = st.lists(_ROW, min_size=1, max_size=8).flatmap(
+    lambda base: st.lists(
+        st.tuples(st.sampled_from(base), _ROW, st.sets(st.sampled_from([0, 2, 3, 4]))).map(
+            lambda drawn: [
+                drawn[1][i] if i in drawn[2] else cell for i, cell in enumerate(drawn[0])
+            ]
+        ),
+        min_size=1,
+        max_size=16,
+    )
+)
+
+
+class TestReuse:
+    """Rows that share an input share its record: the same bytes as planning every row."""
+
+    @staticmethod
+    def _uncached(fmt: str, items: list[Any]) -> tuple[list[BatchStatus], bytes]:
+        _, encode = encoding(fmt)  # type: ignore[arg-type]
+        return _shipped(encode, 0)(items)
+
+    @settings(max_examples=40)
+    @given(rows_=_BATCH, split=st.integers(0, 16), size=st.sampled_from([1, 2, 2048]))
+    def test_the_same_bytes_with_and_without_reuse(
+        self, rows_: list[list[str]], split: int, size: int
+    ) -> None:
+        items = _file(rows_)
+        items.append((99, "3 cells where the header has 9"))  # a row that cannot be read
+        for fmt in ("jsonl", "csv"):
+            _, encode = encoding(fmt)
+            reused = _shipped(encode, size)
+            first, second = reused(items[:split]), reused(items[split:])
+            statuses, data = self._uncached(fmt, items)
+            assert (first[0] + second[0], first[1] + second[1]) == (statuses, data)
+
+    def test_a_hit_does_not_leak_one_patients_findings_to_another(self) -> None:
+        # Same weight throughout: actual-weight doses are one programme, yet age (65 y is a
+        # soft limit), height (BMI) and, for the ideal weight, height and sex differ.
+        people = [
+            ["OLD", "80kg", "180cm", "male", "70y", "", "", "", ""],
+            ["YOUNG", "80kg", "180cm", "male", "40y", "", "", "", ""],
+            ["SHORT", "80kg", "140cm", "male", "40y", "", "", "", ""],
+            ["OLD2", "80kg", "180cm", "male", "70y", "", "", "", ""],
+            ["CHILD", "80kg", "180cm", "male", "17y", "", "", "", ""],
+            ["TALL-IDEAL", "80kg", "190cm", "male", "40y", "", "", "", "ideal"],
+            ["SHORT-IDEAL", "80kg", "155cm", "female", "40y", "", "", "", "ideal"],
+            ["YOUNG2", "80kg", "180cm", "female", "40y", "", "", "", ""],
+        ]
+        items = _file(people)
+        reused = _shipped(encoding("jsonl")[1], 2048)
+        reused(items)  # a record is kept when its input comes again:
+        reused(items)  # each is kept now,
+        statuses, data = reused(items)  # and each row is one kept (another row's) record
+        got = {r["id"]: r for r in records(data.decode())}
+        assert data == self._uncached("jsonl", items)[1]
+        codes = {
+            name: {f["code"] for f in r["plan"]["sessions"][0]["findings"]}
+            for name, r in got.items()
+        }
+        assert "age-high" in codes["OLD"] and "age-high" in codes["OLD2"]
+        assert "age-high" not in codes["YOUNG"] | codes["YOUNG2"] | codes["SHORT"]
+        assert "bmi-high" in codes["SHORT"] and "bmi-high" not in codes["YOUNG"]
+        assert got["OLD2"]["plan"]["patient"]["age_years"] == 70
+        assert got["YOUNG2"]["plan"]["patient"]["sex"] == "female"
+        doses = {n: got[n]["plan"]["sessions"][0]["total_dose_mg"] for n in got}
+        assert doses["TALL-IDEAL"] > doses["SHORT-IDEAL"]
+        assert doses["YOUNG"] == doses["OLD"] == 40
+        # Below 18 y is a hard limit: that plan is refused, the adults' after it are not.
+        assert "age-low" in codes["CHILD"] and got["CHILD"]["plan"]["ready"] is False
+        # OLD2 has OLD's record, YOUNG2 YOUNG's: six distinct inputs were planned.
+        assert len(reused.reuse.memo) == 6
+        assert statuses == ["soft", "ok", "soft", "soft", "hard", "ok", "ok", "ok"]
+
+    def test_bounded_least_recently_used(self) -> None:
+        from ketadose.batch import Reuse
+
+        kept = Reuse(2)
+        kept.put(("a",), "ok", lambda line, pid, patient: "a")
+        kept.put(("b",), "ok", lambda line, pid, patient: "b")
+        assert kept.get(("a",)) is not None  # now the most recent
+        kept.put(("c",), "ok", lambda line, pid, patient: "c")
+        assert list(kept.memo) == [("a",), ("c",)]
+        # Met once, a key is only remembered; met again, its record is kept.
+        assert (kept.again(("d",)), kept.again(("d",)), kept.again(("d",))) == (False, True, False)
+        off = Reuse(0)
+        off.put(("a",), "ok", lambda line, pid, patient: "a")
+        assert not off.memo
+
+    def test_pickled_empty(self) -> None:
+        import pickle
+
+        reused = _shipped(encoding("csv")[1], 16)
+        reused(_file([["P1", "80kg", "", "", "", "", "", "", ""]] * 2))
+        assert len(reused.reuse.memo) == 1
+        again = pickle.loads(pickle.dumps(reused))
+        assert (again.reuse.size, len(again.reuse.memo)) == (16, 0)
+
+    def test_a_record_that_cannot_be_cut_is_not_kept(self) -> None:
+        from ketadose.render.batch import Encoder
+
+        error = record((2, "bad"), template(), "depression", load_library(None), load_limits(None))
+        assert Encoder("jsonl").fragments(error) is None
+        assert Encoder("csv").fragments(error) is None
+        # A patient id that is the stand-in itself: its text cannot be cut surely.
+        tricky = _file([["ketadose-per-row-id-7c1e5a0f", "80kg", "", "", "", "", "", "", ""]])
+        reused = _shipped(encoding("jsonl")[1], 16)
+        assert reused(tricky) == self._uncached("jsonl", tricky)
