@@ -122,6 +122,7 @@ class TestSeries:
         for indent in (2, None):
             assert arrays.model_dump_json(indent=indent) == points.model_dump_json(indent=indent)
         assert arrays.model_dump() == points.model_dump()
+        assert arrays.model_dump(mode="json") == points.model_dump(mode="json")
         for mode in ("serialization", "validation"):
             written, expected = (m.model_json_schema(mode=mode) for m in (Arrays, Points))
             assert (written.pop("title"), expected.pop("title")) == ("Arrays", "Points")
