@@ -234,32 +234,53 @@ def concentrations(
         changes[infusion.start_min] = changes.get(infusion.start_min, 0.0) + rate
         changes[end] = changes.get(end, 0.0) - rate
     events = sorted(set(changes) | set(boluses))
-    state = [0.0] * len(terms)
     rate = 0.0
     now = 0.0
     decays: dict[float, list[float]] = {}
+    # The loop below runs once a point: its modes are three locals (a model with fewer has
+    # modes of zero, adding exactly nothing), moved as _step moves them, with each span's
+    # factors (e, A_i * u * (1 - e) / lambda_i) computed once per rate.
+    moves: dict[float, tuple[float, ...]] = {}
     out: list[float] = []
+    append, ng_per_mg_per_l = out.append, NG_PER_ML
+    s0 = s1 = s2 = 0.0
+    e0 = e1 = e2 = g0 = g1 = g2 = 0.0
+    last = math.nan  # the span e0 ... g2 are for
     event = 0
-
-    def advance(to: float) -> None:
-        nonlocal now
-        _step(terms, state, to - now, rate, decays)
-        now = max(now, to)
-
+    upcoming = events[0] if events else math.inf
     for time in times:
-        while event < len(events) and events[event] <= time:
-            at = events[event]
-            advance(at)
-            rate += changes.get(at, 0.0)
-            if abs(rate) < 1e-12:
-                rate = 0.0  # what started has stopped: no float residue
-            given = boluses.get(at, 0.0)
-            if given:
-                for index, (_, coefficient) in enumerate(terms):
-                    state[index] += coefficient * given
-            event += 1
-        advance(time)
-        out.append(max(0.0, sum(state)) * NG_PER_ML)
+        if upcoming <= time:
+            state = [s0, s1, s2][: len(terms)]
+            while event < len(events) and events[event] <= time:
+                at = events[event]
+                _step(terms, state, at - now, rate, decays)
+                now = max(now, at)
+                rate += changes.get(at, 0.0)
+                if abs(rate) < 1e-12:
+                    rate = 0.0  # what started has stopped: no float residue
+                given = boluses.get(at, 0.0)
+                if given:
+                    for index, (_, coefficient) in enumerate(terms):
+                        state[index] += coefficient * given
+                event += 1
+            s0, s1, s2 = (*state, 0.0, 0.0)[:3]
+            upcoming = events[event] if event < len(events) else math.inf
+            moves.clear()
+            last = math.nan
+        span = time - now
+        if span > 0.0:
+            if span != last:
+                move = moves.get(span)
+                if move is None:
+                    move = moves[span] = _move(terms, span, rate, decays)
+                e0, e1, e2, g0, g1, g2 = move
+                last = span
+            s0 = s0 * e0 + g0
+            s1 = s1 * e1 + g1
+            s2 = s2 * e2 + g2
+            now = time
+        total = sum((s0, s1, s2))
+        append(total * ng_per_mg_per_l if total > 0.0 else 0.0)  # max(0.0, total) * NG_PER_ML
     return out
 
 
@@ -348,6 +369,26 @@ def _step(
     for index, (lam, coefficient) in enumerate(terms):
         e = decay[index]
         state[index] = state[index] * e + coefficient * rate * (1 - e) / lam
+
+
+def _move(
+    terms: list[tuple[float, float]], span: float, rate: float, decays: dict[float, list[float]]
+) -> tuple[float, ...]:
+    """What :func:`_step` multiplies each mode by and then adds to it, for this span and rate.
+
+    Returns:
+        ``(e0, e1, e2, g0, g1, g2)``: three modes, the ones a model lacks multiplied by and
+        added 0 (their state stays 0.0).
+    """
+    decay = decays.get(span)
+    if decay is None:
+        decay = decays[span] = [math.exp(-lam * span) for lam, _ in terms]
+    gain = [
+        coefficient * rate * (1 - e) / lam
+        for (lam, coefficient), e in zip(terms, decay, strict=True)
+    ]
+    padding = (0.0,) * (3 - len(terms))
+    return (*decay, *padding, *gain, *padding)
 
 
 def _peaks_overlapping(

@@ -232,3 +232,73 @@ class TestKampDescription:
         kamp = MODELS["kamp"]
         assert "one-compartment stand-in" in kamp.source
         assert "Not the published model" in kamp.source
+
+
+def _stepwise(
+    model: Model, weight: float, infusions: list[Infusion], times: list[float]
+) -> list[float]:
+    """The concentrations as the recursion reads, a _step call per event and per time."""
+    from ketadose.pk import NG_PER_ML, _step
+
+    terms = modes(model, weight)
+    changes: dict[float, float] = {}
+    boluses: dict[float, float] = {}
+    for i in infusions:
+        if i.dose_mg == 0:
+            continue
+        if i.duration_min <= 0:
+            boluses[i.start_min] = boluses.get(i.start_min, 0.0) + i.dose_mg
+            continue
+        rate = i.dose_mg / i.duration_min
+        end = i.start_min + i.duration_min
+        changes[i.start_min] = changes.get(i.start_min, 0.0) + rate
+        changes[end] = changes.get(end, 0.0) - rate
+    events = sorted({*changes, *boluses})
+    state, rate, now, out, event = [0.0] * len(terms), 0.0, 0.0, [], 0
+    for time in times:
+        while event < len(events) and events[event] <= time:
+            at = events[event]
+            _step(terms, state, at - now, rate, {})
+            now = max(now, at)
+            rate += changes.get(at, 0.0)
+            rate = 0.0 if abs(rate) < 1e-12 else rate
+            for index, (_, coefficient) in enumerate(terms):
+                state[index] += coefficient * boluses.get(at, 0.0)
+            event += 1
+        _step(terms, state, time - now, rate, {})
+        now = max(now, time)
+        out.append(max(0.0, sum(state)) * NG_PER_ML)
+    return out
+
+
+class TestConcentrationsLoop:
+    """The per-point loop (modes as locals, factors cached) is the recursion, bit for bit."""
+
+    @given(
+        st.sampled_from(sorted(MODELS)),
+        st.floats(30, 150),
+        st.lists(
+            st.tuples(
+                st.one_of(st.floats(0, 600), st.integers(0, 600).map(float)),
+                st.sampled_from([0.0, 0.5, 40.0, 7.3]),
+                st.floats(0, 100),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        st.sampled_from([1.0, 0.1, 0.37, 7.0]),
+    )
+    def test_identical_to_the_stepwise_recursion(
+        self,
+        model: str,
+        weight: float,
+        given_: list[tuple[float, float, float]],
+        step: float,
+    ) -> None:
+        infusions = [Infusion(*item) for item in given_]
+        marks = {i.start_min + i.duration_min for i in infusions} | {i.start_min for i in infusions}
+        times = sorted({round(n * step, 9) for n in range(400)} | marks)
+        got = concentrations(MODELS[model], weight, infusions, times)
+        assert [v.hex() for v in got] == [
+            v.hex() for v in _stepwise(MODELS[model], weight, infusions, times)
+        ]

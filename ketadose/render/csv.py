@@ -325,7 +325,7 @@ SIMULATION_COLUMNS = ("time_min", "concentration_ng_per_ml")
 
 def simulation(result: Simulation) -> str:
     """``simulate --format csv``: the predicted curve, one row per time point."""
-    return write(SIMULATION_COLUMNS, (point.model_dump() for point in result.series))
+    return write(SIMULATION_COLUMNS, result.series.rows())
 
 
 PROTOCOL_COLUMNS = (
