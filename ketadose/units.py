@@ -54,30 +54,35 @@ BASE_UNIT = {
     SATURATION: "%",
 }
 
-#: The everyday names, resolved without importing pint. Must equal pint's reading of
-#: ``data/units.txt`` exactly (tested).
+#: Every name ``data/units.txt`` defines, with its dimension and base-unit factor, resolved
+#: without importing pint (which then loads only for a name that is not a unit, to say so).
+#: The short spelling comes first: it is the one a case hint suggests. Must equal pint's
+#: reading of ``data/units.txt`` exactly, and name every name in it one can type (tested).
+_SPELLINGS: tuple[tuple[str, Fraction, tuple[str, ...]], ...] = (
+    (MASS, Fraction(1), ("mg", "milligram", "milligrams")),
+    (MASS, Fraction(1000), ("g", "gram", "grams")),
+    (MASS, Fraction(1_000_000), ("kg", "kilogram", "kilograms", "kilo", "kilos")),
+    (MASS, Fraction(1, 1000), ("mcg", "microgram", "micrograms")),
+    (MASS, Fraction(1, 1_000_000), ("ng", "nanogram", "nanograms")),
+    (MASS, Fraction("453592.37"), ("lb", "lbs", "pound", "pounds")),
+    (LENGTH, Fraction(1), ("cm", "centimeter", "centimetre", "centimeters", "centimetres")),
+    (LENGTH, Fraction(1, 10), ("mm", "millimeter", "millimetre")),
+    (LENGTH, Fraction(100), ("m", "meter", "metre", "meters", "metres")),
+    (LENGTH, Fraction("2.54"), ("in", "inch", "inches")),
+    (LENGTH, Fraction("30.48"), ("ft", "foot", "feet")),
+    (TIME, Fraction(1), ("min", "minute", "mins", "minutes")),
+    (TIME, Fraction(1, 60), ("s", "second", "sec", "secs", "seconds")),
+    (TIME, Fraction(60), ("h", "hr", "hour", "hrs", "hours")),
+    (TIME, Fraction(1440), ("d", "day", "days")),
+    (VOLUME, Fraction(1), ("mL", "ml", "milliliter", "millilitre", "milliliters", "millilitres")),
+    (VOLUME, Fraction(1000), ("L", "liter", "litre", "liters", "litres")),
+    (AGE, Fraction(1), ("y", "year", "yr", "yrs", "years")),
+    (PRESSURE, Fraction(1), ("mmHg",)),
+    (HEART_RATE, Fraction(1), ("bpm",)),
+    (SATURATION, Fraction(1), ("%", "percent")),
+)
 _COMMON: dict[str, tuple[str, Fraction]] = {
-    "mg": (MASS, Fraction(1)),
-    "g": (MASS, Fraction(1000)),
-    "kg": (MASS, Fraction(1_000_000)),
-    "mcg": (MASS, Fraction(1, 1000)),
-    "ng": (MASS, Fraction(1, 1_000_000)),
-    "lb": (MASS, Fraction("453592.37")),
-    "lbs": (MASS, Fraction("453592.37")),
-    "cm": (LENGTH, Fraction(1)),
-    "m": (LENGTH, Fraction(100)),
-    "in": (LENGTH, Fraction("2.54")),
-    "min": (TIME, Fraction(1)),
-    "h": (TIME, Fraction(60)),
-    "hr": (TIME, Fraction(60)),
-    "d": (TIME, Fraction(1440)),
-    "mL": (VOLUME, Fraction(1)),
-    "ml": (VOLUME, Fraction(1)),
-    "L": (VOLUME, Fraction(1000)),
-    "y": (AGE, Fraction(1)),
-    "mmHg": (PRESSURE, Fraction(1)),
-    "bpm": (HEART_RATE, Fraction(1)),
-    "%": (SATURATION, Fraction(1)),
+    name: (dimension, factor) for dimension, factor, names in _SPELLINGS for name in names
 }
 
 #: A mass in a denominator is the patient's body mass: only kg and lb make sense there, so

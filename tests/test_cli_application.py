@@ -42,9 +42,44 @@ def test_the_command_a_run_names(args: list[str], named: tuple[str, ...] | None)
     assert application._named(args) == named
 
 
+@pytest.mark.parametrize(
+    ("args", "listed"),
+    [
+        (["--help"], ()),
+        (["-h", "dose"], ()),  # Click shows the app's help: -h is eager
+        (["--tz", "UTC", "--debug", "--help"], ()),
+        (["--tz=UTC", "--version"], ()),
+        ([], ()),  # the app given nothing: Typer shows its help
+        (["session", "--help"], ("session",)),
+        (["--debug", "limits"], ("limits",)),
+        (["session", "--version"], None),  # not a group's option: Click says so
+        (["dose", "--help"], None),  # a command's own help: built by _named
+        (["session", "record", "-h"], None),
+        (["--debug"], None),  # "Missing command."
+        (["dos", "--help"], None),
+    ],
+)
+def test_the_listing_a_run_shows(args: list[str], listed: tuple[str, ...] | None) -> None:
+    assert application._listed(args) == listed
+
+
+@pytest.mark.parametrize("group", [(), *[(name,) for name in application.GROUPS]], ids=str)
+def test_a_listing_says_what_the_whole_app_says(group: tuple[str, ...]) -> None:
+    """The stand-ins' listing is the whole app's help, byte for byte."""
+    from typer.testing import CliRunner
+
+    args = [*group, "--help"]
+    listed = CliRunner().invoke(application.build(group, listing=True), args)
+    whole = CliRunner().invoke(app, args)
+    assert whole.exit_code == listed.exit_code == 0
+    assert "Commands:" in whole.output
+    assert listed.output == whole.output
+
+
 def test_completion_builds_the_whole_app(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("_KETADOSE_COMPLETE", "bash_complete")
     assert application._named(["dose", "--weight"]) is None
+    assert application._listed(["--help"]) is None
 
 
 @pytest.mark.parametrize(

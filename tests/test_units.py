@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -11,6 +13,18 @@ from hypothesis import strategies as st
 from ketadose import units
 from ketadose.errors import QuantityError
 from ketadose.units import Kind, format_number, parse, parse_as, round_to
+
+#: A kind of each dimension, to parse a bare unit of it as.
+_KIND_OF = {
+    units.MASS: Kind.WEIGHT,
+    units.LENGTH: Kind.HEIGHT,
+    units.TIME: Kind.DURATION,
+    units.VOLUME: Kind.VOLUME,
+    units.AGE: Kind.AGE,
+    units.PRESSURE: Kind.PRESSURE,
+    units.HEART_RATE: Kind.HEART_RATE,
+    units.SATURATION: Kind.SATURATION,
+}
 
 
 class TestAcceptedSpellings:
@@ -147,6 +161,47 @@ class TestRegistry:
         pint_value = units._pint_unit(name)
         assert pint_value == units._COMMON[name]
         assert isinstance(pint_value[1], Fraction)
+
+    def test_every_name_one_can_type_is_in_the_fast_table(self) -> None:
+        """No unit data/units.txt defines loads pint (``--step 30s``, ``80 kilograms``)."""
+        from importlib import resources
+
+        text = resources.files("ketadose.data").joinpath("units.txt").read_text()
+        defined = {
+            name.strip()
+            for line in text.splitlines()
+            if "=" in line and not line.lstrip().startswith("#")
+            for index, name in enumerate(line.split("#")[0].split("="))
+            if index != 1 and not name.strip().startswith("[")
+        }
+        typed = {name for name in defined if re.fullmatch(r"[A-Za-z]+|%", name)}
+        assert {"s", "sec", "minutes", "kilograms", "hours", "mins", "lbs"} <= typed
+        assert typed - set(units._COMMON) == set()
+
+    @given(
+        name=st.sampled_from(sorted(units._COMMON)),
+        number=st.decimals(min_value="0.001", max_value="1000", places=3),
+        space=st.sampled_from(["", " "]),
+    )
+    def test_a_fast_spelling_parses_as_pint_parses_it(
+        self, name: str, number: Decimal, space: str
+    ) -> None:
+        """The fast table and pint give the same value, exactly, for the same text."""
+        kind = _KIND_OF[units._COMMON[name][0]]
+        text = f"{number.normalize():f}{space}{name}"
+        try:
+            fast = units._parse.__wrapped__(text, (kind,), kind.label)
+        except QuantityError:
+            return  # zero after rounding to places, refused the same way below
+        common = units._COMMON
+        try:
+            units._COMMON = {}  # every name through pint
+            slow = units._parse.__wrapped__(text, (kind,), kind.label)
+        finally:
+            units._COMMON = common
+        assert fast == slow
+        exact = Fraction(number) * units._COMMON[name][1] / units._canonical_factor(kind)
+        assert fast[1] == float(exact)
 
     @pytest.mark.parametrize("name", ["ug", "cc", "KG", "Mg", "mM", "ML", "mmhg", "kcal", "BPM"])
     def test_registry_does_not_define_error_prone_or_foreign_names(self, name: str) -> None:

@@ -96,13 +96,17 @@ def _main(
     env.set_app_tz(tz)
 
 
-def build(only: tuple[str, ...] | None = None) -> typer.Typer:
-    """The Typer app: every command, or (``only``) just the one a run names.
+def build(only: tuple[str, ...] | None = None, *, listing: bool = False) -> typer.Typer:
+    """The Typer app: every command, or (``only``) just the one a run names, or a group's.
 
     A run builds, and imports the module of, only the command it runs: Click would otherwise
     build all of them on every start (about a tenth of ``dose --json``'s start-up). ``only`` is
-    ``("dose",)`` or ``("session", "record")``; help, completion and a name that is not a
-    command get the whole app, so what they say is unchanged.
+    ``("dose",)``, ``("session", "record")`` or a group, ``("session",)``; completion and a
+    name that is not a command get the whole app, so what they say is unchanged.
+
+    ``listing`` is for a run that only lists commands (the app's or a group's help): each
+    command is then a stand-in with the command's help and no options, since building every
+    command's options is most of what ``ketadose --help`` would cost.
     """
     import importlib
 
@@ -122,18 +126,28 @@ def build(only: tuple[str, ...] | None = None) -> typer.Typer:
     groups = {
         name: typer.Typer(help=text, no_args_is_help=True)
         for name, text in GROUPS.items()
-        if only is None or only[0] == name
+        if not only or only[0] == name
     }
     for name, group in groups.items():
         app.add_typer(group, name=name)
     for group_name, name, target, text in COMMANDS:
-        if only is not None and only != tuple(filter(None, (group_name, name))):
+        if only is not None and tuple(filter(None, (group_name, name)))[: len(only)] != only:
             continue
         module, function = target.split(".")
         body = getattr(importlib.import_module(f"ketadose.cli.commands.{module}"), function)
         owner = app if group_name is None else groups[group_name]
-        owner.command(name, help=text)(body)
+        owner.command(name, help=text)(_stand_in(body) if listing else body)
     return app
+
+
+def _stand_in(body: Any) -> Any:
+    """A command's stand-in in a listing: its help, and no options (it is never run)."""
+
+    def listed() -> None:
+        raise AssertionError("a listing's stand-in is never run")  # pragma: no cover
+
+    listed.__doc__ = body.__doc__
+    return listed
 
 
 def _named(args: list[str]) -> tuple[str, ...] | None:
@@ -160,6 +174,30 @@ def _named(args: list[str]) -> tuple[str, ...] | None:
     named = tuple(words)
     known = {tuple(filter(None, (group, name))) for group, name, _, _ in COMMANDS}
     return named if named in known else None
+
+
+def _listed(args: list[str]) -> tuple[str, ...] | None:
+    """The app or group whose commands a run only lists: ``()``, ``("session",)``, or None.
+
+    That is its help (``-h``, ``--help``; ``--version`` at the app), or the app or a group given
+    no arguments (Typer then shows its help); the commands are then never run.
+    """
+    if env.completing():
+        return None
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-h", "--help") or (arg == "--version" and not words):
+            return tuple(words)
+        if words:
+            return None  # a group's command, or a mistake Click names
+        if arg == "--tz":
+            next(rest, None)  # the app's --tz takes a value
+        elif arg in GROUPS:
+            words.append(arg)
+        elif arg != "--debug" and not arg.startswith("--tz="):
+            return None
+    return tuple(words) if words or not args else None
 
 
 def _repeated_option(command: Any, args: list[str]) -> str | None:
@@ -219,7 +257,9 @@ def _without_pydantic_plugins() -> None:
 def _main_command(args: list[str]) -> None:
     from typer.main import get_command
 
-    command = get_command(build(_named(args)))  # built once: checked for repeats, then run
+    listed = _listed(args)
+    app = build(listed, listing=True) if listed is not None else build(_named(args))
+    command = get_command(app)  # built once: checked for repeats, then run
     repeated = _repeated_option(command, args)
     if repeated is not None:
         raise exits.usage(repeated)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group
@@ -13,11 +14,13 @@ from rich.text import Text
 from ketadose.clock import label
 from ketadose.limits import SECTIONS, SIDES, LimitLibrary, Profile
 from ketadose.models import Finding, LibraryRef, SessionDose, Severity
-from ketadose.planning import Plan, TitrationPlan
 from ketadose.protocols import ROUTES_NOT_SHIPPED, Protocol, ProtocolEntry
 from ketadose.render import draw_text, given, preparation_lines, route_lines
 from ketadose.render.wrap import Prose, fit
 from ketadose.units import format_number
+
+if TYPE_CHECKING:  # planning (and PK with it) stays off a dose's table
+    from ketadose.planning import Plan, TitrationPlan
 
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.SOFT: "yellow", Severity.HARD: "bold red"}
 
