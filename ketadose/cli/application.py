@@ -5,7 +5,7 @@ its module under :mod:`ketadose.cli.commands`, which imports the core only when 
 """
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -131,7 +131,7 @@ def build(only: tuple[str, ...] | None = None, *, listing: bool = False) -> type
     for name, group in groups.items():
         app.add_typer(group, name=name)
     for group_name, name, target, text in COMMANDS:
-        if only is not None and tuple(filter(None, (group_name, name)))[: len(only)] != only:
+        if only is not None and _path(group_name, name)[: len(only)] != only:
             continue
         module, function = target.split(".")
         body = getattr(importlib.import_module(f"ketadose.cli.commands.{module}"), function)
@@ -150,30 +150,40 @@ def _stand_in(body: Any) -> Any:
     return listed
 
 
+def _path(group: str | None, name: str) -> tuple[str, ...]:
+    """A command's words: ``("dose",)``, ``("session", "record")``."""
+    return (name,) if group is None else (group, name)
+
+
+def _without_app_options(args: list[str]) -> Iterator[str]:
+    """The arguments without the app's own options (``--debug``, ``--tz ZONE``, ``--tz=ZONE``)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--tz":
+            next(rest, None)  # the app's --tz takes a value
+        elif arg != "--debug" and not arg.startswith("--tz="):
+            yield arg
+
+
 def _named(args: list[str]) -> tuple[str, ...] | None:
     """The command a run names (``("dose",)``, ``("session", "record")``), if it names one.
 
     None (build everything) for the app's help or completion, or when the words before the
     options do not name a command (Click then says what is wrong, as always).
     """
+    if env.completing():
+        return None
     words: list[str] = []
-    rest = iter(args)
-    for arg in rest:
-        if arg in ("-h", "--help", "--version") or env.completing():
+    for arg in _without_app_options(args):
+        if arg in ("-h", "--help", "--version"):
             return None
-        if arg == "--tz":
-            next(rest, None)  # the app's --tz takes a value
-        elif arg == "--debug" or arg.startswith("--tz="):
-            continue
-        elif arg.startswith("-") or len(words) == 2:
+        if arg.startswith("-") or len(words) == 2:
             break
-        else:
-            words.append(arg)
-            if len(words) == 1 and arg not in GROUPS:
-                break
+        words.append(arg)
+        if len(words) == 1 and arg not in GROUPS:
+            break
     named = tuple(words)
-    known = {tuple(filter(None, (group, name))) for group, name, _, _ in COMMANDS}
-    return named if named in known else None
+    return named if named in {_path(group, name) for group, name, _, _ in COMMANDS} else None
 
 
 def _listed(args: list[str]) -> tuple[str, ...] | None:
@@ -185,18 +195,12 @@ def _listed(args: list[str]) -> tuple[str, ...] | None:
     if env.completing():
         return None
     words: list[str] = []
-    rest = iter(args)
-    for arg in rest:
+    for arg in _without_app_options(args):
         if arg in ("-h", "--help") or (arg == "--version" and not words):
             return tuple(words)
-        if words:
-            return None  # a group's command, or a mistake Click names
-        if arg == "--tz":
-            next(rest, None)  # the app's --tz takes a value
-        elif arg in GROUPS:
-            words.append(arg)
-        elif arg != "--debug" and not arg.startswith("--tz="):
-            return None
+        if words or arg not in GROUPS:
+            return None  # a command, a group's command, or a mistake Click names
+        words.append(arg)
     return tuple(words) if words or not args else None
 
 
