@@ -78,7 +78,7 @@ def within(limits: LimitLibrary, protocol: Protocol, parameter: str, value: floa
 
 
 @FAST
-@given(ks.form_protocol_cases())
+@given(ks.form_protocol_cases() | ks.form_protocol_cases(near_limit=True))
 def test_ready_is_within_every_hard_limit_as_measured(case: dict[str, Any]) -> None:
     result = dosed(case)
     if result is None or not result.ready:
@@ -97,7 +97,7 @@ def test_ready_is_within_every_hard_limit_as_measured(case: dict[str, Any]) -> N
 
 
 @FAST
-@given(ks.form_protocol_cases())
+@given(ks.form_protocol_cases() | ks.form_protocol_cases(near_limit=True))
 def test_measured_is_whole_steps_of_a_listed_strength(case: dict[str, Any]) -> None:
     result = dosed(case)
     if result is None or result.measured is None:
@@ -142,12 +142,15 @@ def test_systemic_estimate_never_changes_the_dose(case: dict[str, Any]) -> None:
 
 
 def test_the_cases_reach_a_ready_dose_rounded_down_for_a_limit() -> None:
-    """The generator is not vacuous: it makes ready doses, and doses rounded down for a limit."""
+    """The generators are not vacuous: they make ready doses, and doses rounded down for a limit.
+
+    The general draw lands on a dose rounded down about once in 75 cases, so a fixed sample of
+    it may miss the region (hypothesis's own order changes between releases); the draw near a
+    limit lands there about once in ten, and the properties above run over it too.
+    """
     seen: list[str] = []
 
-    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
-    @given(ks.form_protocol_cases())
-    def sample(case: dict[str, Any]) -> None:
+    def visit(case: dict[str, Any]) -> None:
         result = dosed(case)
         if result is not None and result.status != "hard" and result.measured is not None:
             if result.ready:
@@ -156,6 +159,9 @@ def test_the_cases_reach_a_ready_dose_rounded_down_for_a_limit() -> None:
                 assert result.measured.amount_rounded < result.measured.amount
                 seen.append("steered")
 
-    sample()
+    sample = settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    sample(given(ks.form_protocol_cases())(visit))()
     assert seen.count("ready") >= 20
-    assert "steered" in seen
+    seen.clear()
+    sample(given(ks.form_protocol_cases(near_limit=True))(visit))()
+    assert seen.count("steered") >= 5
