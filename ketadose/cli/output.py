@@ -80,7 +80,10 @@ RENDERERS: dict[str, dict[OutputFormat, str]] = {
     "limits show": {OutputFormat.json: "json.limits_document"},
     "limits verify": {OutputFormat.json: "json.document"},
     "session show": {OutputFormat.json: "records.session_report_json"},
-    "config show": {OutputFormat.json: "json.config_document", OutputFormat.csv: "csv.config"},
+    "config show": {
+        OutputFormat.json: "config_doc.config_document",
+        OutputFormat.csv: "csv.config",
+    },
     "score show": {OutputFormat.json: "scores.scores_json"},
 }
 #: ``patient show`` is a patient's history (its scores apart): the same document and formats.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ketadose.escalation import NextSession
     from ketadose.planning import Plan, PlannedSession, SeriesPlan
     from ketadose.protocols import ProtocolEntry
-    from ketadose.render.json import ConfigFile
+    from ketadose.render.config_doc import ConfigFile
     from ketadose.simulation import Simulation
 
 Row = Mapping[str, object]

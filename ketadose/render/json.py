@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from ketadose.limits import SECTIONS, SIDES, Limit, LimitLibrary, Profile
 from ketadose.models import SCHEMA_VERSION, significant
 from ketadose.protocols import ProtocolEntry
-
-if TYPE_CHECKING:
-    from ketadose.config import Setting
 
 
 def document(model: BaseModel, *, indent: int | None = 2) -> str:
@@ -130,55 +126,3 @@ def limits_document(library: LimitLibrary, protocol: str | None, profile: Profil
 def protocol_document(entry: ProtocolEntry) -> str:
     """Serialise one protocol (``protocols show --json``) with the library it came from."""
     return protocols_document([entry], single=True)
-
-
-class ConfigFile(BaseModel):
-    """The config file ``config show`` looked for."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str
-    named: bool = Field(description="Named by KETADOSE_CONFIG (else the user config directory).")
-    exists: bool
-
-
-class ConfigValue(BaseModel):
-    """One clinic default in effect."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    value: str | None
-    source: Literal["flag", "environment", "config file", "built-in"]
-    variable: str = Field(description="The environment variable that sets it.")
-
-
-class ConfigDocument(BaseModel):
-    """The ``config show --json`` document (plus ``schema_version``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    config_file: ConfigFile
-    settings: dict[str, ConfigValue]
-
-
-def config_document(config_file: ConfigFile, settings: Sequence[Setting]) -> str:
-    """Serialise each clinic default in effect and where it came from.
-
-    Args:
-        config_file: The config file looked for.
-        settings: The effective values, in ``ketadose.config.ENVIRONMENT`` order.
-
-    Returns:
-        The JSON text.
-    """
-    from ketadose.config import ENVIRONMENT
-
-    return document(
-        ConfigDocument(
-            config_file=config_file,
-            settings={
-                s.key: ConfigValue(value=s.value, source=s.source, variable=ENVIRONMENT[s.key])
-                for s in settings
-            },
-        )
-    )

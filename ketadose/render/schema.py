@@ -70,7 +70,7 @@ def _model(name: str) -> type[BaseModel]:
 
         return SessionReport
     if name == "config":
-        from ketadose.render.json import ConfigDocument
+        from ketadose.render.config_doc import ConfigDocument
 
         return ConfigDocument
     from ketadose.batch import BatchRecord

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ketadose.config import Setting
-    from ketadose.render.json import ConfigFile
+    from ketadose.render.config_doc import ConfigFile
 
 
 @command
@@ -27,7 +27,7 @@ def config_show(
     """Show each clinic default in effect (flag > environment > config file > built-in)."""
     from ketadose import clock
     from ketadose.config import ENVIRONMENT
-    from ketadose.render.json import ConfigFile
+    from ketadose.render.config_doc import ConfigFile
 
     chosen = choose_format("config show", output_format, output, force, json=json)
     env.command_tz(tz)  # after the command, as before it: the flag wins, and is checked below
