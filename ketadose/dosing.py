@@ -5,8 +5,6 @@ and what it delivers; neither checks anything. Only ``ketadose.gate`` turns the 
 the checked :class:`~ketadose.models.SessionDose` that commands may show.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field, replace
 
 from ketadose.errors import InputError, InputField

@@ -24,8 +24,6 @@ A session with a hard finding keeps its doses (so the refusal can be read) but l
 pump programme and preparation.
 """
 
-from __future__ import annotations
-
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -6,8 +6,6 @@ here; both are identified in every output by name, version, sha256 and approval
 :class:`~ketadose.errors.ConfigError` naming the file and the field.
 """
 
-from __future__ import annotations
-
 import hashlib
 import pickle
 import stat

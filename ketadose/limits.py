@@ -18,8 +18,6 @@ keeps one from an inclusive side. A limit with a ``step`` (a 28-mg nasal device)
 value that is not a whole number of steps.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -389,7 +387,7 @@ class LimitFile(Strict):
     conditions: tuple[Condition, ...] = ()
 
     @model_validator(mode="after")
-    def _consistent(self) -> LimitFile:
+    def _consistent(self) -> "LimitFile":
         if "default" not in self.profiles:
             raise ValueError("profiles needs a [profiles.default]")
         if self.profiles["default"].route is not None:

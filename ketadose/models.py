@@ -4,8 +4,6 @@ Values are plain floats in fixed units, with the unit in the field name (``dose_
 ``rate_mg_per_kg_per_h``); quantities with units only exist at the edge (``ketadose.units``).
 """
 
-from __future__ import annotations
-
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,7 +171,7 @@ class Rounding(_Frozen):
     draw_ml: Real = Field(default=DEFAULT_DRAW_STEP_ML, gt=0)
 
     @model_validator(mode="after")
-    def _sensible(self) -> Rounding:
+    def _sensible(self) -> "Rounding":
         problem = step_problem(self.pump_rate_ml_per_h, self.draw_ml)
         if problem is not None:
             raise ValueError(problem)

@@ -6,8 +6,6 @@ rate is its mg/h divided by the final concentration, and the phase volumes add u
 final volume. Rounded values sit beside exact ones; nothing is rounded inside a computation.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -72,14 +70,14 @@ class Sides:
     upper: tuple[tuple[float, object], ...] = ()
     lower: tuple[tuple[float, object], ...] = ()
 
-    def scaled(self, factor: float) -> Sides:
+    def scaled(self, factor: float) -> "Sides":
         """The same limits in another unit (e.g. mg/h to mL/h: ``1 / concentration``)."""
         return Sides(
             tuple((value * factor, name) for value, name in self.upper),
             tuple((value * factor, name) for value, name in self.lower),
         )
 
-    def __add__(self, other: Sides) -> Sides:
+    def __add__(self, other: "Sides") -> "Sides":
         return Sides(self.upper + other.upper, self.lower + other.lower)
 
 
@@ -432,8 +430,8 @@ def measure(
     phases: tuple[PhaseDose, ...],
     *,
     route: str,
-    form: Form,
-    strength: Quantity | None,
+    form: "Form",
+    strength: "Quantity | None",
     given: dict[InputField, object],
     steer: Steering = NO_STEERING,
 ) -> tuple[Measured, tuple[PhaseDose, ...], list[Finding]]:

@@ -8,8 +8,6 @@ Anything unexpected (an unknown key, a quantity without a unit, an evidence leve
 file and the field.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,7 +69,7 @@ class Phase(Sourced):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _fields_fit_kind(self) -> Phase:
+    def _fields_fit_kind(self) -> "Phase":
         kind = self.kind
         if kind in ("bolus", "timed", "fixed"):
             if self.dose is None:
@@ -110,7 +108,7 @@ class Series(Sourced):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> Series:
+    def _ordered(self) -> "Series":
         low, high = self.per_week
         if not 1 <= low <= high <= 7:
             raise ValueError("per_week must be [low, high] with 1 <= low <= high <= 7")
@@ -132,7 +130,7 @@ class EscalationStep(Sourced):
     condition: str = Field(min_length=3)
 
     @model_validator(mode="after")
-    def _changes_something(self) -> EscalationStep:
+    def _changes_something(self) -> "EscalationStep":
         if self.dose is None and self.rate is None:
             raise ValueError("an escalation step sets a dose or a rate")
         return self
@@ -168,7 +166,7 @@ class TitrationRate(Sourced):
     rate: Rate
 
     @model_validator(mode="after")
-    def _per_kg(self) -> TitrationRate:
+    def _per_kg(self) -> "TitrationRate":
         if self.rate.kind is not Kind.RATE_PER_KG:
             raise ValueError("a titration rate is per kg of dosing weight, e.g. 0.1 mg/kg/h")
         if self.rate.value <= 0:
@@ -183,7 +181,7 @@ class TitrationInterval(Sourced):
     high: Duration
 
     @model_validator(mode="after")
-    def _ordered(self) -> TitrationInterval:
+    def _ordered(self) -> "TitrationInterval":
         if not 0 < self.low.value <= self.high.value:
             raise ValueError("the step interval must be 0 < low <= high")
         return self
@@ -197,7 +195,7 @@ class TitrationTarget(Sourced):
     hold: Duration
 
     @model_validator(mode="after")
-    def _within(self) -> TitrationTarget:
+    def _within(self) -> "TitrationTarget":
         if self.score_max >= self.scale_max:
             raise ValueError("the target score must be below the top of the scale")
         if self.hold.value <= 0:
@@ -211,7 +209,7 @@ class TitrationStay(Sourced):
     maximum: Duration
 
     @model_validator(mode="after")
-    def _positive(self) -> TitrationStay:
+    def _positive(self) -> "TitrationStay":
         if self.maximum.value <= 0:
             raise ValueError("the longest stay must be above 0")
         return self
@@ -225,7 +223,7 @@ class ObservedRates(Sourced):
     what: str = Field(min_length=3)
 
     @model_validator(mode="after")
-    def _ordered(self) -> ObservedRates:
+    def _ordered(self) -> "ObservedRates":
         if self.low.kind is not Kind.RATE_PER_KG or self.high.kind is not Kind.RATE_PER_KG:
             raise ValueError("observed rates are per kg of dosing weight, e.g. 0.42 mg/kg/h")
         if not 0 < self.low.value <= self.high.value:
@@ -251,12 +249,12 @@ class Titration(Sourced):
     maximum: TitrationRate
     target: TitrationTarget
     stay: TitrationStay
-    untolerated: Note
+    untolerated: "Note"
     observed: tuple[ObservedRates, ...] = ()
     note: str | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Titration:
+    def _consistent(self) -> "Titration":
         if self.maximum.rate.value < self.start.rate.value:
             raise ValueError("the titration maximum must be at or above its start")
         if self.stay.maximum.value < self.interval.low.value:
@@ -374,7 +372,7 @@ class Form(Sourced):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _fits_kind(self) -> Form:
+    def _fits_kind(self) -> "Form":
         wanted = Kind.CONCENTRATION if self.kind == "solution" else Kind.DOSE
         for strength in self.strengths:
             if strength.kind is not wanted:
@@ -418,7 +416,7 @@ class Bioavailability(Sourced):
     equivalence: str | None = Field(default=None, min_length=3)
 
     @model_validator(mode="after")
-    def _ordered(self) -> Bioavailability:
+    def _ordered(self) -> "Bioavailability":
         if self.percent_high is not None and self.percent_high < self.percent:
             raise ValueError("percent_high must be at or above percent")
         return self
@@ -430,7 +428,7 @@ class RouteBioavailability(Bioavailability):
     route: Route
 
     @model_validator(mode="after")
-    def _not_iv(self) -> RouteBioavailability:
+    def _not_iv(self) -> "RouteBioavailability":
         if self.route == "iv":
             raise ValueError("IV is the reference (100 %): it takes no bioavailability")
         return self
@@ -477,7 +475,7 @@ class Protocol(Strict):
     references: tuple[str, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _consistent(self) -> Protocol:
+    def _consistent(self) -> "Protocol":
         if self.route != "iv" and self.preparation is not None:
             raise ValueError(f"[preparation] applies to iv protocols, not {self.route}")
         if self.route == "iv":
@@ -541,7 +539,7 @@ class ProtocolFile(Strict):
     )
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> ProtocolFile:
+    def _unique_ids(self) -> "ProtocolFile":
         if not self.protocol and not self.bioavailability:
             raise ValueError(
                 "a protocol file gives at least one [[protocol]] or [[bioavailability]]"

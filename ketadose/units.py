@@ -21,8 +21,6 @@ names a clinic writes every day are resolved from ``_COMMON``, a table of exactl
 pint computes from the same file; ``tests/test_units.py`` proves the two agree entry by entry.
 """
 
-from __future__ import annotations
-
 import re
 from dataclasses import dataclass
 from enum import Enum
