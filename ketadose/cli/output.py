@@ -175,7 +175,11 @@ def emit(
             from rich.console import Console
 
             buffer = io.StringIO()
-            table(Console(file=buffer, width=MIN_WIDTH, color_system=None, highlight=False))
+            table(
+                Console(
+                    file=buffer, width=MIN_WIDTH, color_system=None, highlight=False, emoji=False
+                )
+            )
             text = buffer.getvalue()
     else:
         import importlib
@@ -216,7 +220,9 @@ def terminal() -> "Console":
             # rich would exit 1 without a word; let the command's error mapping say it.
             raise BrokenPipeError
 
-    console = _Console(highlight=False, soft_wrap=False)
+    # emoji=False: a name or note with ":warning:" in it is printed as written, and rich does
+    # not load its table of emoji codes (about 1 % of a table's start-up).
+    console = _Console(highlight=False, soft_wrap=False, emoji=False)
     if console.width < MIN_WIDTH:
-        console = _Console(highlight=False, soft_wrap=False, width=MIN_WIDTH)
+        console = _Console(highlight=False, soft_wrap=False, emoji=False, width=MIN_WIDTH)
     return console
