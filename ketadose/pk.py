@@ -13,8 +13,6 @@ Python: 14,400 one-minute points (10 days of 24 h) take a few milliseconds, and 
 library is loaded.
 """
 
-from __future__ import annotations
-
 import functools
 import math
 from collections.abc import Sequence

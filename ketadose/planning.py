@@ -15,8 +15,6 @@ decision is made at the time by ``next``. Every session goes through the limit c
 sessions before it as history.
 """
 
-from __future__ import annotations
-
 import functools
 from bisect import insort
 from dataclasses import dataclass, field, replace
@@ -285,7 +283,7 @@ class SeriesPlan(_Out):
         return tuple(lines)
 
     @model_validator(mode="after")
-    def _status_is_its_sessions(self) -> SeriesPlan:
+    def _status_is_its_sessions(self) -> "SeriesPlan":
         # The plan's verdict can only be what its sealed sessions and steps say.
         steps_hard = any(step.status == "hard" for step in self.escalation_checks)
         expected = "hard" if steps_hard else status([f for s in self.sessions for f in s.findings])

@@ -10,8 +10,6 @@ Time is elapsed time: every moment is an instant in UTC, so a window across a da
 change is 24 h or 7 days of real time, not of wall clock.
 """
 
-from __future__ import annotations
-
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -30,7 +28,7 @@ class History(tuple[PreviousSession, ...]):
 
     moments: tuple[datetime, ...]
 
-    def __new__(cls, sessions: Iterable[PreviousSession] = ()) -> History:
+    def __new__(cls, sessions: Iterable[PreviousSession] = ()) -> "History":
         """Order ``sessions`` by their instants.
 
         Args:
@@ -46,13 +44,15 @@ class History(tuple[PreviousSession, ...]):
         return cls._made(tuple(p for _, p in pairs), tuple(m for m, _ in pairs))
 
     @classmethod
-    def _made(cls, sessions: tuple[PreviousSession, ...], moments: tuple[datetime, ...]) -> History:
+    def _made(
+        cls, sessions: tuple[PreviousSession, ...], moments: tuple[datetime, ...]
+    ) -> "History":
         made = tuple.__new__(cls, sessions)
         made.moments = moments
         return made
 
     @classmethod
-    def of(cls, sessions: tuple[PreviousSession, ...]) -> History:
+    def of(cls, sessions: tuple[PreviousSession, ...]) -> "History":
         """``sessions`` as a history: itself if it is one, else ordered now.
 
         Args:
@@ -66,7 +66,7 @@ class History(tuple[PreviousSession, ...]):
         """
         return sessions if isinstance(sessions, History) else cls(sessions)
 
-    def adding(self, session: PreviousSession) -> History:
+    def adding(self, session: PreviousSession) -> "History":
         """This history with one more session, put after those at its moment or before.
 
         The same order as sorting the sessions again with this one given last; the history

@@ -21,8 +21,6 @@ The rules of :func:`next_rate`, in order of precedence (each with its source in 
 9. ``step-up``: one step up, never past the maximum.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
