@@ -107,14 +107,8 @@ def build(only: tuple[str, ...] | None = None, *, listing: bool = False) -> type
     ``listing`` is for a run that only lists commands (the app's or a group's help): each
     command is then a stand-in with the command's help and no options, since building every
     command's options is most of what ``ketadose --help`` would cost.
-
-    Its options share one Typer adapter per plain type (:mod:`ketadose.cli.adapters`).
     """
     import importlib
-
-    from ketadose.cli.adapters import share_plain_adapters
-
-    share_plain_adapters()
 
     app = typer.Typer(
         name="ketadose",
