@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -167,6 +166,16 @@ class TestPlanDocument:
                 f.code for f in findings
             }
 
+    def test_a_titration_stay_too(self) -> None:
+        migraine = load_library().get_protocol("migraine")
+        data = json.loads(document(depression_plan(entry=migraine)))
+        assert data["titration"] is not None
+        assert codes(data["library_findings"]) == [
+            "library-unapproved",
+            "protocol-library-unapproved",
+        ]
+        assert not any(f["code"] in APPROVAL_CODES for s in data["sessions"] for f in s["findings"])
+
     def test_a_batch_record_is_slim_too(self) -> None:
         result = depression_plan()
         record = BatchRecord(line=2, id=None, status=result.status, error=None, plan=result)
@@ -215,10 +224,21 @@ class TestPlanDocument:
         ] * 5
         assert codes(data["escalation_checks"][0]["findings"])[0] == "library-unapproved"
 
-    def test_library_findings_must_be_what_every_session_carries(self) -> None:
+    def test_a_document_never_loses_a_finding(self) -> None:
+        # Even a record that over-states (a finding session 1 does not carry): each session
+        # leaves out only what the record states and the session carries.
         result = depression_plan()
-        with pytest.raises(ValidationError, match="library findings are those all"):
-            Plan.model_validate({**result.__dict__, "library_findings": ()})
+        first, *others = result.sessions
+        kept = tuple(f for f in first.findings if f.code != "library-unapproved")
+        sessions = (first.model_copy(update={"findings": kept}), *others)
+        over = result.model_copy(
+            update={"sessions": sessions, "library_findings": result.library_findings}
+        )
+        data = json.loads(document(over))
+        assert codes(data["sessions"][0]["findings"]) == []
+        for written, session in zip(data["sessions"], sessions, strict=True):
+            stated = {f["code"] for f in written["findings"]} | set(codes(data["library_findings"]))
+            assert {f.code for f in session.findings} <= stated
 
 
 class TestSingleSessionDocuments:
