@@ -28,8 +28,9 @@ from ketadose.choices import Sex as Sex
 from ketadose.choices import WeightPolicy as WeightPolicy
 from ketadose.units import format_number
 
-#: Bumped only when a key changes meaning; keys are added, never renamed.
-SCHEMA_VERSION = 1
+#: Bumped only when a key changes meaning; keys are added, never renamed. 2: a plan's sessions
+#: and steps leave out the approval findings all of them carry, stated once in ``library_findings``.
+SCHEMA_VERSION = 2
 #: Significant digits a computed float keeps: all a double holds for sure (DBL_DIG), as many as
 #: an input may have, and few enough to drop binary-float noise, which sits in the 16th and 17th
 #: digits (0.11 * 80 is 8.8, not 8.799999999999999). Values derived from cleaned values stay

@@ -17,12 +17,21 @@ sessions before it as history.
 
 import functools
 from bisect import insort
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    model_validator,
+)
 
+from ketadose.approval import shared_approval, without
 from ketadose.choices import DEFAULT_SESSION_TIME
 from ketadose.clock import elapsed, instant, on_day, problem, shift
 from ketadose.clock import name as clock_name
@@ -119,6 +128,13 @@ class Timeline(_Out):
     observation_min: Real
 
 
+#: What a plan's session and step findings hold, in the JSON documents (schema version 2).
+_FINDINGS = (
+    "What the gate found, except the library-approval findings that every session and step "
+    "of the plan carries: those are stated once, in the plan's library_findings."
+)
+
+
 class PlannedSession(Sealed):
     """One session of the plan, checked by the gate (only it can make one).
 
@@ -139,7 +155,7 @@ class PlannedSession(Sealed):
     systemic: Systemic | None = None
     status: Status
     ready: bool
-    findings: tuple[Finding, ...]
+    findings: tuple[Finding, ...] = Field(description=_FINDINGS)
     condition: str | None
     accumulated_dose_mg: float
     predicted_peak_ng_per_ml: float | None
@@ -171,7 +187,7 @@ class CheckedStep(Sealed):
     systemic: Systemic | None = None
     status: Status
     ready: bool
-    findings: tuple[Finding, ...]
+    findings: tuple[Finding, ...] = Field(description=_FINDINGS)
 
 
 class Cost(_Out):
@@ -255,6 +271,13 @@ class SeriesPlan(_Out):
     pk_model: str | None
     library: LibraryRef
     protocol_library: LibraryRef
+    library_findings: tuple[Finding, ...] = Field(
+        description="The library-approval findings (library-unapproved, "
+        "protocol-library-unapproved) that every session and escalation step carries, stated "
+        "once here and left out of their findings; one that not every session carries stays "
+        "on those that do. Empty when both libraries name an approver (see library.approved "
+        "and protocol_library.approved)."
+    )
     #: Only for a continuous titration (absent from other plans' JSON, which stays as it was).
     titration: TitrationPlan | None = Field(default=None, exclude_if=lambda value: value is None)
 
@@ -291,6 +314,45 @@ class SeriesPlan(_Out):
         if self.status != expected or self.ready != ready:
             raise ValueError("a plan's status and readiness are those of its sessions and steps")
         return self
+
+    # The documents state the shared approval findings once (``library_findings``); the
+    # sessions and steps in memory keep them, so every renderer and check still sees them.
+    # A document cannot lose a finding: a session leaves out only what the record states.
+    @field_serializer("sessions")
+    def _sessions_written(self, sessions: tuple[PlannedSession, ...]) -> tuple[PlannedSession, ...]:
+        return _stated_once(sessions, self.library_findings)
+
+    @field_serializer("escalation_checks")
+    def _steps_written(self, steps: tuple[CheckedStep, ...]) -> tuple[CheckedStep, ...]:
+        return _stated_once(steps, self.library_findings)
+
+
+_Checked = TypeVar("_Checked", PlannedSession, CheckedStep)
+
+
+def _stated_once(items: tuple[_Checked, ...], shared: tuple[Finding, ...]) -> tuple[_Checked, ...]:
+    """Sessions or steps as a document writes them: without the record's shared findings."""
+    if not shared:
+        return items
+    # A copy, not validated: it is what the gate sealed, less findings stated on the record.
+    return tuple(
+        item.model_copy(update={"findings": without(item.findings, shared)}) for item in items
+    )
+
+
+def record_findings(
+    sessions: Sequence[PlannedSession], steps: Sequence[CheckedStep]
+) -> tuple[Finding, ...]:
+    """A plan's ``library_findings``: the approval findings all its sessions and steps carry.
+
+    Args:
+        sessions: The plan's sessions.
+        steps: Its checked escalation steps.
+
+    Returns:
+        The shared approval findings, in the first session's order.
+    """
+    return shared_approval([s.findings for s in sessions] + [s.findings for s in steps])
 
 
 class Plan(SeriesPlan):
@@ -460,6 +522,7 @@ def plan(entry: ProtocolEntry, request: PlanRequest, limits: LimitLibrary) -> Pl
         instructions=protocol.instructions,
         library=limits.ref,
         protocol_library=entry.library,
+        library_findings=record_findings(sessions, checked_steps),
     )
 
 
@@ -617,6 +680,7 @@ def _titration_plan(
         references=protocol.references,
         library=limits.ref,
         protocol_library=entry.library,
+        library_findings=record_findings(sessions, ()),
         titration=TitrationPlan(
             scale=titration.scale,
             infusion_start=infusion_start,

@@ -414,7 +414,7 @@ class TestWork:
         statuses, data = shipped_work()(self.ITEMS)
         assert statuses == ["ok", "error"]
         first, second = records(data.decode())
-        assert first["schema_version"] == 1
+        assert first["schema_version"] == 2
         assert (first["id"], first["plan"]["sessions"][0]["total_dose_mg"]) == ("P1", 40)
         assert (second["line"], second["error"]) == (3, "2 cells where the header has 1")
 

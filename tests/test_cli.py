@@ -85,7 +85,7 @@ class TestDoseJson:
 
     def test_contract_keys_and_values(self) -> None:
         data = dose_json("--protocol", "depression", "--weight", "70kg")
-        assert data["schema_version"] == 1
+        assert data["schema_version"] == 2
         assert data["protocol"] == {
             "id": "depression",
             "name": data["protocol"]["name"],

@@ -88,7 +88,7 @@ class TestEveryDataCommand:
         args, document = COMMANDS[name]
         text = ok(*args, "--json").stdout
         data = valid(document, text)
-        assert data["schema_version"] == 1
+        assert data["schema_version"] == 2
         assert len(text) > 100 and not closed_objects(schema(document))
         assert ok(*args, "--format", "json").stdout == text
 
@@ -244,7 +244,7 @@ class TestSchemas:
 
     def test_stored_findings_of_older_versions_still_validate(self) -> None:
         entries = {
-            "schema_version": 1,
+            "schema_version": 2,
             "entries": [
                 {
                     "at": "2026-11-25T09:00:00+01:00",

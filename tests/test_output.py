@@ -80,7 +80,7 @@ class TestSchemas:
     def test_schema_is_valid_and_open(self, name: str) -> None:
         document = json.loads(ok("schema", name))
         Draft202012Validator.check_schema(document)
-        assert document["properties"]["schema_version"] == {"const": 1, "type": "integer"}
+        assert document["properties"]["schema_version"] == {"const": 2, "type": "integer"}
         assert document["required"][0] == "schema_version"
         assert not closed_objects(document)  # adding a key never breaks a validating consumer
 

@@ -273,7 +273,7 @@ class TestPlanCommand:
         )
         assert result.exit_code == 0, result.stderr
         data = json.loads(result.stdout)
-        assert data["schema_version"] == 1
+        assert data["schema_version"] == 2
         session = data["sessions"][0]
         for key in (
             "number",

@@ -196,7 +196,7 @@ class TestScoreShow:
             "P1", T0, "phq9", PHQ9_ITEMS[0], 27, "dr.x", T0 + timedelta(minutes=5), "seen", id=1
         )
         data = json.loads(scores_json("P1", LIBRARY, [acknowledged, *madrs_series()]))
-        assert data["schema_version"] == 1
+        assert data["schema_version"] == 2
         assert data["instruments"]["path"] == "ketadose/data/instruments.toml"
         first = data["scores"][0]
         assert first["band"] == "severe"
