@@ -73,9 +73,9 @@ BatchStatus = Literal["ok", "soft", "hard", "error"]
 STATUSES: tuple[BatchStatus, ...] = ("ok", "soft", "hard", "error")
 #: A row as :func:`rows` yields it: its line number, and its cells or why it cannot be read.
 Row = tuple[int, dict[str, str] | str]
-#: A record's text for another row with the same plan: (line, patient id, patient, the
-#: patient's own findings) -> text.
-Fill = Callable[[int, str, Patient, tuple[Finding, ...]], str]
+#: A record's text for another row with the same plan, in UTF-8: (line, patient id, patient,
+#: the patient's own findings) -> bytes.
+Fill = Callable[[int, str, Patient, tuple[Finding, ...]], bytes]
 
 
 class BatchRecord(BaseModel):
@@ -282,7 +282,7 @@ class Splitting(Protocol):
     """An encoder that can cut a record's text where its per-row values go.
 
     ``fragments(record, own)`` gives a function of (line, patient id, patient, own findings)
-    that writes the text of the record differing from ``record`` only in those (the own
+    that writes the text (UTF-8) of the record differing from ``record`` only in those (the own
     findings in their message and value only), or None where the text cannot be cut surely
     (``ketadose.render.batch.Encoder``).
     """
@@ -503,19 +503,19 @@ class BatchWork:
             ]
             return [r.status for r in results], "".join(map(self.encode, results)).encode()
         statuses: list[BatchStatus] = []
-        texts: list[str] = []
+        texts: list[bytes] = []
         for item in items:
             status, text = self._row(item, self.encode)
             statuses.append(status)
             texts.append(text)
-        return statuses, "".join(texts).encode()
+        return statuses, b"".join(texts)
 
-    def _row(self, item: Row, encode: Splitting) -> tuple[BatchStatus, str]:
-        """One row's status and text: reused where a row before it had the same key."""
+    def _row(self, item: Row, encode: Splitting) -> tuple[BatchStatus, bytes]:
+        """One row's status and text (UTF-8): reused where a row before it had the same key."""
         line, cells = item
         if isinstance(cells, str):
             refused = BatchRecord(line=line, id=None, status="error", error=cells, plan=None)
-            return "error", self.encode(refused)
+            return "error", self.encode(refused).encode()
         try:
             entry = _entry(cells, self.protocol, self.library)
             request = _request(cells, self.template)
@@ -531,8 +531,8 @@ class BatchWork:
             result = _planned(line, entry, request, self.limits)
         except InputError as error:  # never kept: the next such row is planned again
             refused = _refused(line, cells, error, self.option)
-            return "error", self.encode(refused)
-        text = self.encode(result)
+            return "error", self.encode(refused).encode()
+        text = self.encode(result).encode()
         if self.reuse.worth(key):
             fill = encode.fragments(result, own)
             # Kept only if the fragments give this very row's text back, byte for byte.

@@ -710,15 +710,15 @@ class TestReuse:
         from ketadose.batch import Reuse
 
         kept = Reuse(2)
-        kept.put(("a",), "ok", lambda line, pid, patient, own: "a")
-        kept.put(("b",), "ok", lambda line, pid, patient, own: "b")
+        kept.put(("a",), "ok", lambda line, pid, patient, own: b"a")
+        kept.put(("b",), "ok", lambda line, pid, patient, own: b"b")
         assert kept.get(("a",)) is not None  # now the most recent
-        kept.put(("c",), "ok", lambda line, pid, patient, own: "c")
+        kept.put(("c",), "ok", lambda line, pid, patient, own: b"c")
         assert list(kept.memo) == [("a",), ("c",)]
         # Met once, a key is only remembered; met again, its record is kept.
         assert (kept.again(("d",)), kept.again(("d",)), kept.again(("d",))) == (False, True, False)
         off = Reuse(0)
-        off.put(("a",), "ok", lambda line, pid, patient, own: "a")
+        off.put(("a",), "ok", lambda line, pid, patient, own: b"a")
         assert not off.memo
 
     def test_pickled_empty(self) -> None:

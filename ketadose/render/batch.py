@@ -26,9 +26,9 @@ BatchFormat = Literal["jsonl", "csv"]
 _LINE = 918_273_645_546_372_819
 _ID = "ketadose-per-row-id-7c1e5a0f"
 
-#: A record's text for another row with the same plan: (line, patient id, patient, the
-#: patient's own findings) -> text.
-Fill = Callable[[int, str, "Patient", "tuple[Finding, ...]"], str]
+#: A record's text for another row with the same plan, in UTF-8: (line, patient id, patient,
+#: the patient's own findings) -> bytes.
+Fill = Callable[[int, str, "Patient", "tuple[Finding, ...]"], bytes]
 
 
 class _Fragments:
@@ -53,25 +53,34 @@ class _Fragments:
         slots: list[str | int],
         write: dict[str, Callable[[object], str]],
     ) -> None:
-        self.text = zlib.compress("".join(parts).encode(), 1)
-        self.ends = list(itertools.accumulate(map(len, parts)))
+        data = [part.encode() for part in parts]
+        self.text = zlib.compress(b"".join(data), 1)
+        self.ends = list(itertools.accumulate(map(len, data)))
         self.slots = slots
         self.write = write
 
     def __call__(
         self, line: int, patient_id: str, patient: Patient, own: tuple[Finding, ...]
-    ) -> str:
+    ) -> bytes:
+        # Bytes throughout, the text's parts as views of one decompressed buffer: a record
+        # is copied twice (decompressed, joined), not decoded and encoded again.
         values: dict[str, object] = {"line": line, "id": patient_id, "patient": patient}
         write = self.write
-        text = zlib.decompress(self.text).decode()
-        out = [text[: self.ends[0]]]
-        for slot, start, end in zip(self.slots, self.ends[:-1], self.ends[1:], strict=True):
-            if isinstance(slot, int):
-                out.append(write["finding"](own[slot]))
-            else:
-                out.append(write[slot](values[slot]))
-            out.append(text[start:end])
-        return "".join(out)
+        written: dict[str | int, bytes] = {}
+        text = memoryview(zlib.decompress(self.text))
+        ends = self.ends
+        out: list[bytes | memoryview] = [text[: ends[0]]]
+        for index, slot in enumerate(self.slots):
+            value = written.get(slot)
+            if value is None:
+                if isinstance(slot, int):
+                    value = write["finding"](own[slot]).encode()
+                else:
+                    value = write[slot](values[slot]).encode()
+                written[slot] = value
+            out.append(value)
+            out.append(text[ends[index] : ends[index + 1]])
+        return b"".join(out)
 
 
 def _split(text: str, marks: dict[str, str | int]) -> tuple[list[str], list[str | int]] | None:
