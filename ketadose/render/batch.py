@@ -45,7 +45,7 @@ class _Fragments:
         write: How each value is written in this format (``finding`` for the findings).
     """
 
-    __slots__ = ("ends", "slots", "text", "write")
+    __slots__ = ("ends", "plain", "slots", "text", "write")
 
     def __init__(
         self,
@@ -54,7 +54,9 @@ class _Fragments:
         write: dict[str, Callable[[object], str]],
     ) -> None:
         data = [part.encode() for part in parts]
-        self.text = zlib.compress(b"".join(data), 1)
+        #: The text uncompressed, until the first call (the batch's check of the cut).
+        self.plain: bytes | None = b"".join(data)
+        self.text = zlib.compress(self.plain, 1)
         self.ends = list(itertools.accumulate(map(len, data)))
         self.slots = slots
         self.write = write
@@ -67,7 +69,8 @@ class _Fragments:
         values: dict[str, object] = {"line": line, "id": patient_id, "patient": patient}
         write = self.write
         written: dict[str | int, bytes] = {}
-        text = memoryview(zlib.decompress(self.text))
+        plain, self.plain = self.plain, None
+        text = memoryview(zlib.decompress(self.text) if plain is None else plain)
         ends = self.ends
         out: list[bytes | memoryview] = [text[: ends[0]]]
         for index, slot in enumerate(self.slots):
