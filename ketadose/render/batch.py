@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pydantic_core import to_json
+
+# Loaded with the JSON renderer anyway; imported here once, not in each row's writers.
+from ketadose.models import Finding, Patient
 from ketadose.render.json import document
 
 if TYPE_CHECKING:
     from ketadose.batch import BatchRecord
-    from ketadose.models import Finding, Patient
 
 BatchFormat = Literal["jsonl", "csv"]
 
@@ -132,8 +135,6 @@ def _cut(
     ``own`` may be left in the text outside those cuts: a message that is also written
     elsewhere (in a sentence of the plan) could not be replaced surely.
     """
-    from ketadose.models import Patient
-
     plan = record.plan
     if plan is None:
         return None
@@ -165,14 +166,10 @@ def _cut(
 
 def _json_text(value: object) -> str:
     """A JSON string's content, escaped as pydantic writes it (without the quotes)."""
-    from pydantic_core import to_json
-
     return to_json(value).decode()[1:-1]
 
 
 def _json_patient(value: object) -> str:
-    from ketadose.models import Patient
-
     assert isinstance(value, Patient)
     return '"patient":' + value.model_dump_json()
 
@@ -183,16 +180,12 @@ def jsonl(record: BatchRecord) -> str:
 
 
 def _json_finding(value: object) -> str:
-    from ketadose.models import Finding
-
     assert isinstance(value, Finding)
     return value.model_dump_json()
 
 
 def jsonl_fragments(record: BatchRecord, own: tuple[Finding, ...] = ()) -> Fill | None:
     """``record``'s JSON Lines text for any row with the same plan (see :class:`Encoder`)."""
-    from ketadose.models import Patient
-
     marks = {
         "line": str(_LINE),
         "id": _ID,
