@@ -576,8 +576,9 @@ def _cell(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
 _ROW = st.tuples(
     # ids with commas, quotes, formula starts, non-ASCII; blanks and unprintables
     _cell(["P1", "P2", "P,3", 'P"4', "=P5", "Zoë", " P7 ", "-9"], ["", "P\x078"]),
-    _cell(["80kg", "80.0kg", "176lb", "45kg", "130kg", "60kg"], ["39kg", "0kg", "x", ""]),
-    _cell(["180cm", "140cm", "200cm", "6ft", "160cm", ""], ["abc"]),
+    _cell(["80kg", "80.0kg", "176lb", "45kg", "130kg", "60kg", "100kg"], ["39kg", "0kg", "x", ""]),
+    # heights that give one weight BMI findings of one kind with other BMIs in the message
+    _cell(["180cm", "140cm", "145cm", "150cm", "200cm", "6ft", "160cm", ""], ["abc"]),
     _cell(["male", "female", ""], ["other"]),
     _cell(["", "40y", "70y", "66y"], ["17y", "30"]),
     _cell(
