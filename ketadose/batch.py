@@ -43,7 +43,7 @@ from ketadose.errors import InputError, InputField, plain
 from ketadose.gate import dosing_input
 from ketadose.libfile import Quantity
 from ketadose.limits import LimitLibrary, check_patient
-from ketadose.models import Patient, Sex, WeightPolicy
+from ketadose.models import Finding, Patient, Sex, WeightPolicy
 from ketadose.planning import PlanRequest, SeriesPlan, plan
 from ketadose.protocols import ProtocolEntry, ProtocolLibrary
 from ketadose.units import Kind
@@ -73,8 +73,9 @@ BatchStatus = Literal["ok", "soft", "hard", "error"]
 STATUSES: tuple[BatchStatus, ...] = ("ok", "soft", "hard", "error")
 #: A row as :func:`rows` yields it: its line number, and its cells or why it cannot be read.
 Row = tuple[int, dict[str, str] | str]
-#: A record's text for another row with the same plan: (line, patient id, patient) -> text.
-Fill = Callable[[int, str, Patient], str]
+#: A record's text for another row with the same plan, in UTF-8: (line, patient id, patient,
+#: the patient's own findings) -> bytes.
+Fill = Callable[[int, str, Patient, tuple[Finding, ...]], bytes]
 
 
 class BatchRecord(BaseModel):
@@ -280,19 +281,21 @@ def record(
 class Splitting(Protocol):
     """An encoder that can cut a record's text where its per-row values go.
 
-    ``fragments(record)`` gives a function of (line, patient id, patient) that writes the
-    text of the record differing from ``record`` only in those, or None where the text
-    cannot be cut surely (``ketadose.render.batch.Encoder``).
+    ``fragments(record, own)`` gives a function of (line, patient id, patient, own findings)
+    that writes the text (UTF-8) of the record differing from ``record`` only in those (the own
+    findings in their message and value only), or None where the text cannot be cut surely
+    (``ketadose.render.batch.Encoder``).
     """
 
-    def fragments(self, record: BatchRecord) -> Callable[[int, str, Patient], str] | None:
+    def fragments(self, record: BatchRecord, own: tuple[Finding, ...]) -> Fill | None:
         """The record's text as a function of its per-row values, or None."""
 
 
-#: Distinct records a worker keeps, least recently used out first: about the distinct weights
-#: that recur in a clinic's batch, few enough that memory stays flat (compressed, ~3 kB each:
-#: 100,000 rows peak at 1.02x 10,000; 2,048 were 1.12x).
-REUSE = 1024
+#: Distinct records a worker keeps, least recently used out first: more than the distinct
+#: inputs of a clinic's batch (10,000 plausible adults have 1,209: a weight and a kind of BMI
+#: finding), few enough that memory stays flat (compressed, ~3 kB each: 100,000 rows peak at
+#: 1.01x 10,000). With 1,024, such a batch planned 1,696 rows, evicting what came again.
+REUSE = 2048
 
 
 class Reuse:
@@ -304,9 +307,12 @@ class Reuse:
     patient's own findings (weight, age and BMI plausibility), which every session carries;
     everything else of a batch row's request (start, calendar, options) is the batch's, and
     the row's series is checked against its own sessions only, which the same plan gives.
-    So rows with the same protocol, dosing input and patient findings have the same record
-    but for the line, the id and the patient shown, which are written per row. Pickled
-    empty: each worker fills its own.
+    Of the own findings, the plan reads only what :func:`shape` keeps (the severity decides
+    each status; the code is in the CSV); their message and value (a BMI finding states the
+    BMI, so the height) are only written, in each session. So rows with the same protocol,
+    dosing input and shape of own findings have the same record but for the line, the id,
+    the patient and the own findings shown, which are written per row. Pickled empty: each
+    worker fills its own.
 
     Args:
         size: The most records kept (0 keeps none).
@@ -315,10 +321,14 @@ class Reuse:
     def __init__(self, size: int = REUSE) -> None:
         self.size = size
         self.memo: OrderedDict[tuple[object, ...], tuple[BatchStatus, Fill]] = OrderedDict()
-        #: The hashes of keys met once (the 2 * size latest): a record is cut and kept only
-        #: when its key comes again, so one-off inputs (a BMI finding states the BMI) cost
-        #: no cutting and evict nothing. A colliding hash only keeps a record early.
+        #: The hashes of keys met once (the 2 * size latest). While kept records are used
+        #: at least half as often as records are cut (after a first size / 4 cuts, while
+        #: a batch's first rows are all new), a record is cut and kept when first met; else
+        #: only when its key comes again, so a batch of one-off inputs costs little cutting
+        #: and evicts nothing. A colliding hash only keeps a record early.
         self.once: OrderedDict[int, None] = OrderedDict()
+        self.hits = 0
+        self.cuts = 0
 
     def __reduce__(self) -> tuple[type[Reuse], tuple[int]]:
         return Reuse, (self.size,)
@@ -328,10 +338,11 @@ class Reuse:
         found = self.memo.get(key)
         if found is not None:
             self.memo.move_to_end(key)
+            self.hits += 1
         return found
 
     def again(self, key: tuple[object, ...]) -> bool:
-        """Whether this key was met before (it is remembered as met from now on)."""
+        """Whether this key was met before (it is remembered as met from now on, until met)."""
         if self.size <= 0:
             return False
         mark = hash(key)
@@ -342,6 +353,18 @@ class Reuse:
         if len(self.once) > 2 * self.size:
             self.once.popitem(last=False)
         return False
+
+    def worth(self, key: tuple[object, ...]) -> bool:
+        """Whether to cut a record with this key now (it is counted as a cut if so).
+
+        When its key was met before, or while kept records have been used at least half as
+        often as records were cut, after the first ``size / 4`` (so at first, and in a
+        batch whose rows repeat: a cut costs about a third of planning a row again).
+        """
+        if not self.again(key) and 2 * self.hits + self.size // 4 < self.cuts:
+            return False
+        self.cuts += 1
+        return True
 
     def put(self, key: tuple[object, ...], status: BatchStatus, fill: Fill) -> None:
         """Keep a record's status and text, dropping the least recently used beyond ``size``."""
@@ -480,42 +503,57 @@ class BatchWork:
             ]
             return [r.status for r in results], "".join(map(self.encode, results)).encode()
         statuses: list[BatchStatus] = []
-        texts: list[str] = []
+        texts: list[bytes] = []
         for item in items:
             status, text = self._row(item, self.encode)
             statuses.append(status)
             texts.append(text)
-        return statuses, "".join(texts).encode()
+        return statuses, b"".join(texts)
 
-    def _row(self, item: Row, encode: Splitting) -> tuple[BatchStatus, str]:
-        """One row's status and text: reused where a row before it had the same key."""
+    def _row(self, item: Row, encode: Splitting) -> tuple[BatchStatus, bytes]:
+        """One row's status and text (UTF-8): reused where a row before it had the same key."""
         line, cells = item
         if isinstance(cells, str):
             refused = BatchRecord(line=line, id=None, status="error", error=cells, plan=None)
-            return "error", self.encode(refused)
+            return "error", self.encode(refused).encode()
         try:
             entry = _entry(cells, self.protocol, self.library)
             request = _request(cells, self.template)
             patient = request.dose.patient
             protocol = entry.protocol
             own = tuple(check_patient(patient, self.limits, protocol.id, protocol.route))
-            key = (id(entry), *dosing_input(request.dose), own)
+            key = (id(entry), *dosing_input(request.dose), tuple(map(shape, own)))
             patient_id = request.patient_id
             assert patient_id is not None  # every row has one (_request)
             kept = self.reuse.get(key)
             if kept is not None:
-                return kept[0], kept[1](line, patient_id, patient)
+                return kept[0], kept[1](line, patient_id, patient, own)
             result = _planned(line, entry, request, self.limits)
         except InputError as error:  # never kept: the next such row is planned again
             refused = _refused(line, cells, error, self.option)
-            return "error", self.encode(refused)
-        text = self.encode(result)
-        if self.reuse.again(key):
-            fill = encode.fragments(result)
+            return "error", self.encode(refused).encode()
+        text = self.encode(result).encode()
+        if self.reuse.worth(key):
+            fill = encode.fragments(result, own)
             # Kept only if the fragments give this very row's text back, byte for byte.
-            if fill is not None and fill(line, patient_id, patient) == text:
+            if fill is not None and fill(line, patient_id, patient, own) == text:
                 self.reuse.put(key, result.status, fill)
         return result.status, text
+
+
+def shape(finding: Finding) -> tuple[object, ...]:
+    """What a plan reads of one of the patient's own findings: all of it but the words.
+
+    Every field but ``message`` and ``value``, whatever fields a finding gains later: a
+    plan carries the finding whole in each session, and decides by its severity.
+
+    Args:
+        finding: A finding of :func:`ketadose.limits.check_patient`.
+
+    Returns:
+        A hashable tuple of (field, value) pairs.
+    """
+    return tuple(item for item in vars(finding).items() if item[0] not in ("message", "value"))
 
 
 def work(

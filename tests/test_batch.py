@@ -34,6 +34,7 @@ from ketadose.planning import PlanRequest
 from ketadose.protocols import load_library
 from ketadose.render import csv as csv_render
 from ketadose.render.batch import encoding, jsonl
+from ketadose.units import format_number
 from tests.factories import complete
 
 runner = CliRunner()
@@ -575,8 +576,9 @@ def _cell(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
 _ROW = st.tuples(
     # ids with commas, quotes, formula starts, non-ASCII; blanks and unprintables
     _cell(["P1", "P2", "P,3", 'P"4', "=P5", "Zoë", " P7 ", "-9"], ["", "P\x078"]),
-    _cell(["80kg", "80.0kg", "176lb", "45kg", "130kg", "60kg"], ["39kg", "0kg", "x", ""]),
-    _cell(["180cm", "140cm", "200cm", "6ft", "160cm", ""], ["abc"]),
+    _cell(["80kg", "80.0kg", "176lb", "45kg", "130kg", "60kg", "100kg"], ["39kg", "0kg", "x", ""]),
+    # heights that give one weight BMI findings of one kind with other BMIs in the message
+    _cell(["180cm", "140cm", "145cm", "150cm", "200cm", "6ft", "160cm", ""], ["abc"]),
     _cell(["male", "female", ""], ["other"]),
     _cell(["", "40y", "70y", "66y"], ["17y", "30"]),
     _cell(
@@ -671,19 +673,53 @@ class TestReuse:
         assert len(reused.reuse.memo) == 6
         assert statuses == ["soft", "ok", "soft", "soft", "hard", "ok", "ok", "ok"]
 
+    def test_one_record_for_one_weight_whatever_the_bmi(self) -> None:
+        # A BMI finding states the BMI (so the height): rows of one weight and one kind of
+        # BMI finding share a record, each with its own BMI in its own finding.
+        people = [
+            ["SHORT", "100kg", "150cm", "female", "", "", "", "", ""],
+            ["SHORTER", "100kg", "145cm", "female", "", "", "", "", ""],
+            ["SHORTEST", "100kg", "140cm", "male", "", "", "", "", ""],
+            ["TALL", "100kg", "190cm", "male", "", "", "", "", ""],
+            ["SHORTER2", "100kg", "145cm", "male", "70y", "", "", "", ""],
+        ]
+        items = _file(people)
+        reused = _shipped(encoding("jsonl")[1], 2048)
+        statuses, data = reused(items)
+        assert data == self._uncached("jsonl", items)[1]
+        got = {r["id"]: r for r in records(data.decode())}
+
+        def bmi(name: str) -> list[tuple[float, str]]:
+            found = got[name]["plan"]["sessions"][-1]["findings"]
+            return [(f["value"], f["message"]) for f in found if f["code"] == "bmi-high"]
+
+        # Each its own BMI, in the finding's value and its message, in every session.
+        for name, height in (("SHORT", 1.5), ("SHORTER", 1.45), ("SHORTEST", 1.4)):
+            assert got[name]["plan"]["patient"]["bmi"] == pytest.approx(100 / height**2)
+            ((value, message),) = bmi(name)
+            assert value == got[name]["plan"]["patient"]["bmi"]
+            assert message.startswith(f"BMI {format_number(value)} kg/m2 exceeds")
+        assert bmi("TALL") == []
+        assert bmi("SHORTER")[0][1] != bmi("SHORT")[0][1]
+        # The three short ones share a record, as do TALL's; SHORTER2's age finding (70 y)
+        # is a finding of another kind: three records for five rows.
+        assert len(reused.reuse.memo) == 3
+        assert reused.reuse.hits == 2
+        assert statuses == ["soft", "soft", "soft", "ok", "soft"]
+
     def test_bounded_least_recently_used(self) -> None:
         from ketadose.batch import Reuse
 
         kept = Reuse(2)
-        kept.put(("a",), "ok", lambda line, pid, patient: "a")
-        kept.put(("b",), "ok", lambda line, pid, patient: "b")
+        kept.put(("a",), "ok", lambda line, pid, patient, own: b"a")
+        kept.put(("b",), "ok", lambda line, pid, patient, own: b"b")
         assert kept.get(("a",)) is not None  # now the most recent
-        kept.put(("c",), "ok", lambda line, pid, patient: "c")
+        kept.put(("c",), "ok", lambda line, pid, patient, own: b"c")
         assert list(kept.memo) == [("a",), ("c",)]
         # Met once, a key is only remembered; met again, its record is kept.
         assert (kept.again(("d",)), kept.again(("d",)), kept.again(("d",))) == (False, True, False)
         off = Reuse(0)
-        off.put(("a",), "ok", lambda line, pid, patient: "a")
+        off.put(("a",), "ok", lambda line, pid, patient, own: b"a")
         assert not off.memo
 
     def test_pickled_empty(self) -> None:

@@ -7,17 +7,19 @@ pickles (spawned workers receive it whole).
 from __future__ import annotations
 
 import itertools
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pydantic_core import to_json
+
+# Loaded with the JSON renderer anyway; imported here once, not in each row's writers.
+from ketadose.models import Finding, Patient
 from ketadose.render.json import document
 
 if TYPE_CHECKING:
     from ketadose.batch import BatchRecord
-    from ketadose.models import Patient
 
 BatchFormat = Literal["jsonl", "csv"]
 
@@ -27,8 +29,9 @@ BatchFormat = Literal["jsonl", "csv"]
 _LINE = 918_273_645_546_372_819
 _ID = "ketadose-per-row-id-7c1e5a0f"
 
-#: A record's text for another row with the same plan: (line, patient id, patient) -> text.
-Fill = Callable[[int, str, "Patient"], str]
+#: A record's text for another row with the same plan, in UTF-8: (line, patient id, patient,
+#: the patient's own findings) -> bytes.
+Fill = Callable[[int, str, "Patient", "tuple[Finding, ...]"], bytes]
 
 
 class _Fragments:
@@ -40,33 +43,83 @@ class _Fragments:
 
     Args:
         parts: The text between the per-row values (one more than ``slots``).
-        slots: Which value goes between each two parts: ``line``, ``id`` or ``patient``.
-        write: How each value is written in this format.
+        slots: Which value goes between each two parts: ``line``, ``id``, ``patient``, or
+            the index of one of the patient's own findings.
+        write: How each value is written in this format (``finding`` for the findings).
     """
 
-    __slots__ = ("ends", "slots", "text", "write")
+    __slots__ = ("ends", "plain", "slots", "text", "write")
 
     def __init__(
-        self, parts: list[str], slots: list[str], write: dict[str, Callable[[object], str]]
+        self,
+        parts: list[str],
+        slots: list[str | int],
+        write: dict[str, Callable[[object], str]],
     ) -> None:
-        self.text = zlib.compress("".join(parts).encode(), 1)
-        self.ends = list(itertools.accumulate(map(len, parts)))
+        data = [part.encode() for part in parts]
+        #: The text uncompressed, until the first call (the batch's check of the cut).
+        self.plain: bytes | None = b"".join(data)
+        self.text = zlib.compress(self.plain, 1)
+        self.ends = list(itertools.accumulate(map(len, data)))
         self.slots = slots
         self.write = write
 
-    def __call__(self, line: int, patient_id: str, patient: Patient) -> str:
+    def __call__(
+        self, line: int, patient_id: str, patient: Patient, own: tuple[Finding, ...]
+    ) -> bytes:
+        # Bytes throughout, the text's parts as views of one decompressed buffer: a record
+        # is copied twice (decompressed, joined), not decoded and encoded again.
         values: dict[str, object] = {"line": line, "id": patient_id, "patient": patient}
-        text = zlib.decompress(self.text).decode()
-        out = [text[: self.ends[0]]]
-        for slot, start, end in zip(self.slots, self.ends[:-1], self.ends[1:], strict=True):
-            out.append(self.write[slot](values[slot]))
-            out.append(text[start:end])
-        return "".join(out)
+        write = self.write
+        written: dict[str | int, bytes] = {}
+        plain, self.plain = self.plain, None
+        text = memoryview(zlib.decompress(self.text) if plain is None else plain)
+        ends = self.ends
+        out: list[bytes | memoryview] = [text[: ends[0]]]
+        for index, slot in enumerate(self.slots):
+            value = written.get(slot)
+            if value is None:
+                if isinstance(slot, int):
+                    value = write["finding"](own[slot]).encode()
+                else:
+                    value = write[slot](values[slot]).encode()
+                written[slot] = value
+            out.append(value)
+            out.append(text[ends[index] : ends[index + 1]])
+        return b"".join(out)
+
+
+def _split(text: str, marks: dict[str, str | int]) -> tuple[list[str], list[str | int]] | None:
+    """``text`` cut at every occurrence of the marks: the parts between, and which mark each is.
+
+    By plain search, not a regular expression: the marks of a patient's findings differ
+    from row to row, and compiling a pattern for each costs more than the search (~1 ms).
+    None where two marks overlap (no cut could tell them apart).
+    """
+    at: list[tuple[int, str]] = []
+    for mark in marks:
+        start = text.find(mark)
+        while start >= 0:
+            at.append((start, mark))
+            start = text.find(mark, start + len(mark))
+    at.sort()
+    parts: list[str] = []
+    slots: list[str | int] = []
+    end = 0
+    for start, mark in at:
+        if start < end:
+            return None
+        parts.append(text[end:start])
+        slots.append(marks[mark])
+        end = start + len(mark)
+    parts.append(text[end:])
+    return parts, slots
 
 
 def _cut(
     encode: Callable[[BatchRecord], str],
     record: BatchRecord,
+    own: tuple[Finding, ...],
     marks: dict[str, str],
     counts: dict[str, int],
     write: dict[str, Callable[[object], str]],
@@ -76,9 +129,12 @@ def _cut(
     The record is written with stand-ins for the line, the id and the patient; its text is
     cut at each stand-in's mark, and each must be found exactly as often as ``counts`` says
     (a mark found elsewhere in the text would put a row's value where it does not belong).
+    Where the format writes findings whole (``write`` has ``finding``), the text is also cut
+    at each of the patient's own findings (``own``: weight, age, BMI), so that a patient of
+    the same weight with another BMI gets its own finding there. Either way no message of
+    ``own`` may be left in the text outside those cuts: a message that is also written
+    elsewhere (in a sentence of the plan) could not be replaced surely.
     """
-    from ketadose.models import Patient
-
     plan = record.plan
     if plan is None:
         return None
@@ -90,24 +146,30 @@ def _cut(
         }
     )
     text = encode(stand_in)
-    by_mark = {mark: slot for slot, mark in marks.items()}
-    pieces = re.split("(" + "|".join(map(re.escape, by_mark)) + ")", text)
-    slots = [by_mark[mark] for mark in pieces[1::2]]
+    by_mark: dict[str, str | int] = {mark: slot for slot, mark in marks.items()}
+    if "finding" in write:
+        by_mark.update({write["finding"](finding): index for index, finding in enumerate(own)})
+    found = _split(text, by_mark)
+    if found is None:
+        return None
+    parts, slots = found
     if any(slots.count(slot) != count for slot, count in counts.items()):
         return None
-    return _Fragments(pieces[0::2], slots, write)
+    rest = "".join(parts)
+    for finding in own:
+        message = finding.message
+        spelt = (message, _json_text(message), message.replace('"', '""'))
+        if any(form in rest for form in spelt):
+            return None
+    return _Fragments(parts, slots, write)
 
 
 def _json_text(value: object) -> str:
     """A JSON string's content, escaped as pydantic writes it (without the quotes)."""
-    from pydantic_core import to_json
-
     return to_json(value).decode()[1:-1]
 
 
 def _json_patient(value: object) -> str:
-    from ketadose.models import Patient
-
     assert isinstance(value, Patient)
     return '"patient":' + value.model_dump_json()
 
@@ -117,10 +179,13 @@ def jsonl(record: BatchRecord) -> str:
     return document(record, indent=None)
 
 
-def jsonl_fragments(record: BatchRecord) -> Fill | None:
-    """``record``'s JSON Lines text for any row with the same plan (see :class:`Encoder`)."""
-    from ketadose.models import Patient
+def _json_finding(value: object) -> str:
+    assert isinstance(value, Finding)
+    return value.model_dump_json()
 
+
+def jsonl_fragments(record: BatchRecord, own: tuple[Finding, ...] = ()) -> Fill | None:
+    """``record``'s JSON Lines text for any row with the same plan (see :class:`Encoder`)."""
     marks = {
         "line": str(_LINE),
         "id": _ID,
@@ -131,8 +196,9 @@ def jsonl_fragments(record: BatchRecord) -> Fill | None:
         "line": str,
         "id": _json_text,
         "patient": _json_patient,
+        "finding": _json_finding,
     }
-    return _cut(jsonl, record, marks, counts, write)
+    return _cut(jsonl, record, own, marks, counts, write)
 
 
 def _csv_cell(value: object) -> str:
@@ -142,14 +208,14 @@ def _csv_cell(value: object) -> str:
     return csv.write(("cell", "next"), [{"cell": value, "next": None}], header=False)[:-3]
 
 
-def csv_fragments(record: BatchRecord) -> Fill | None:
+def csv_fragments(record: BatchRecord, own: tuple[Finding, ...] = ()) -> Fill | None:
     """``record``'s CSV rows for any row with the same plan (see :class:`Encoder`)."""
     from ketadose.render import csv
 
     sessions = 0 if record.plan is None else len(record.plan.sessions)
     marks = {"line": str(_LINE), "id": _ID}
     counts = {"line": sessions, "id": sessions, "patient": 0}
-    return _cut(csv.batch, record, marks, counts, {"line": _csv_cell, "id": _csv_cell})
+    return _cut(csv.batch, record, own, marks, counts, {"line": _csv_cell, "id": _csv_cell})
 
 
 @dataclass(frozen=True)
@@ -157,8 +223,8 @@ class Encoder:
     """A batch format's record encoder, which can also cut a record into fragments.
 
     Calling it writes one record. :meth:`fragments` gives a record's text as a function of
-    the row's line, patient id and patient, for the other rows whose plan is the same (the
-    batch reuses what rows share): only those three values are written per row. Picklable
+    the row's line, patient id, patient and own findings, for the other rows whose plan is
+    the same (the batch reuses what rows share): only those values are written per row. Picklable
     (a module-level class holding a format name), so spawned workers receive it.
 
     Attributes:
@@ -175,18 +241,22 @@ class Encoder:
             return csv.batch(record)
         return jsonl(record)
 
-    def fragments(self, record: BatchRecord) -> Fill | None:
-        """``record``'s text with its line, id and patient to be filled in, or None.
+    def fragments(self, record: BatchRecord, own: tuple[Finding, ...] = ()) -> Fill | None:
+        """``record``'s text with its line, id, patient and own findings to be filled in.
 
         Args:
             record: A record with a plan.
+            own: The patient's own findings (weight, age, BMI:
+                :func:`ketadose.limits.check_patient`), as in every session of the plan.
 
         Returns:
-            A function of (line, patient id, patient) giving the text of the record that
-            differs from ``record`` only in those; None where the text cannot be cut surely
-            (an error record, or a stand-in found where it does not belong).
+            A function of (line, patient id, patient, own findings) giving the text of the
+            record that differs from ``record`` only in those (own findings differing in
+            message and value only); None where the text cannot be cut surely (an error
+            record, a stand-in found where it does not belong, a message of ``own`` found
+            outside a finding).
         """
-        return (csv_fragments if self.name == "csv" else jsonl_fragments)(record)
+        return (csv_fragments if self.name == "csv" else jsonl_fragments)(record, own)
 
 
 def encoding(name: BatchFormat) -> tuple[bytes, Callable[[BatchRecord], str]]:
