@@ -31,7 +31,7 @@ import os
 import stat
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, TextIO, runtime_checkable
 
@@ -522,7 +522,7 @@ class BatchWork:
             patient = request.dose.patient
             protocol = entry.protocol
             own = tuple(check_patient(patient, self.limits, protocol.id, protocol.route))
-            key = (id(entry), *dosing_input(request.dose), tuple(map(shape, own)))
+            key = reuse_key(entry, request, own)
             patient_id = request.patient_id
             assert patient_id is not None  # every row has one (_request)
             kept = self.reuse.get(key)
@@ -539,6 +539,37 @@ class BatchWork:
             if fill is not None and fill(line, patient_id, patient, own) == text:
                 self.reuse.put(key, result.status, fill)
         return result.status, text
+
+
+#: The fields of a row's plan request besides its dose (the dosing input stands for it) and
+#: its id (written per row): today all the batch's, the same for every row, in the key all the
+#: same, so that a per-row column added to one of them can never give a row another's record.
+_PLAN_FIELDS = tuple(f.name for f in fields(PlanRequest) if f.name not in ("dose", "patient_id"))
+
+
+def reuse_key(
+    entry: ProtocolEntry, request: PlanRequest, own: tuple[Finding, ...]
+) -> tuple[object, ...]:
+    """What a row's record depends on but its line, id, patient shown and own findings' words.
+
+    The protocol, the dosing input (:func:`ketadose.gate.dosing_input`), the shape of the
+    patient's own findings (:func:`shape`), and every other field of the plan request,
+    whatever fields it gains later.
+
+    Args:
+        entry: The row's protocol.
+        request: The row's plan request.
+        own: The patient's own findings (:func:`ketadose.limits.check_patient`).
+
+    Returns:
+        A hashable tuple: rows with equal keys have the same record but for those values.
+    """
+    return (
+        id(entry),
+        *dosing_input(request.dose),
+        tuple(map(shape, own)),
+        *[getattr(request, name) for name in _PLAN_FIELDS],
+    )
 
 
 def shape(finding: Finding) -> tuple[object, ...]:

@@ -707,6 +707,49 @@ class TestReuse:
         assert reused.reuse.hits == 2
         assert statuses == ["soft", "soft", "soft", "ok", "soft"]
 
+    def test_the_key_holds_every_field_of_the_plan_request_but_dose_and_id(self) -> None:
+        # Today every field but the dose and id is the batch's; a per-row column added to one
+        # of them must give another key, never another row's record.
+        from dataclasses import replace
+
+        from ketadose.batch import reuse_key
+
+        entry = load_library(None).get_protocol("depression")
+        base = replace(template(), dose=DoseRequest(patient=Patient(weight_kg=80)))
+        key = reuse_key(entry, base, ())
+        assert reuse_key(entry, replace(base, patient_id="OTHER"), ()) == key
+        for change in (
+            {"start": date(2026, 12, 7)},
+            {"sessions": 4},
+            {"override_reason": "generated: clinic policy"},
+            {"intake_min": 30.0},
+        ):
+            assert reuse_key(entry, replace(base, **change), ()) != key, change
+        heavier = replace(base, dose=DoseRequest(patient=Patient(weight_kg=81)))
+        assert reuse_key(entry, heavier, ()) != key
+
+    @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+    def test_a_record_without_the_findings_given_is_not_cut(self, fmt: str) -> None:
+        # Were the patient's findings as given not in the record's sessions (a gate that
+        # found others), a kept record would carry the first row's words to every row.
+        from ketadose.batch import _entry, _planned, _request
+        from ketadose.models import Finding, Severity
+        from ketadose.render.batch import Encoder
+
+        encode = Encoder(fmt)  # type: ignore[arg-type]
+        ((line, cells),) = _file([["P1", "100kg", "150cm", "female", "", "", "", "", ""]])
+        assert not isinstance(cells, str)
+        entry = _entry(cells, "depression", load_library(None))
+        result = _planned(line, entry, _request(cells, template()), load_limits(None))
+        assert result.plan is not None
+        own = tuple(f for f in result.plan.sessions[0].findings if f.code == "bmi-high")
+        assert len(own) == 1 and encode.fragments(result, own) is not None
+        absent = Finding(severity=Severity.SOFT, code="bmi-high", message="BMI 99 kg/m2", value=99)
+        cut = encode.fragments(result, (absent,))
+        # JSON Lines writes findings whole: one it cannot find refuses the cut. The CSV writes
+        # only their codes (which the key holds), so its cut does not depend on the words.
+        assert (cut is None) == (fmt == "jsonl")
+
     def test_bounded_least_recently_used(self) -> None:
         from ketadose.batch import Reuse
 

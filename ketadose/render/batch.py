@@ -155,6 +155,8 @@ def _cut(
     parts, slots = found
     if any(slots.count(slot) != count for slot, count in counts.items()):
         return None
+    if "finding" in write and plan.sessions and any(at not in slots for at in range(len(own))):
+        return None  # the record does not carry the patient's findings as given: not cut surely
     rest = "".join(parts)
     for finding in own:
         message = finding.message
@@ -254,7 +256,7 @@ class Encoder:
             record that differs from ``record`` only in those (own findings differing in
             message and value only); None where the text cannot be cut surely (an error
             record, a stand-in found where it does not belong, a message of ``own`` found
-            outside a finding).
+            outside a finding, a finding of ``own`` that a plan's sessions do not carry).
         """
         return (csv_fragments if self.name == "csv" else jsonl_fragments)(record, own)
 
