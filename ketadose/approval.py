@@ -77,18 +77,3 @@ def without(findings: Sequence[Finding], shared: Sequence[Finding]) -> tuple[Fin
         else:
             kept.append(finding)
     return tuple(kept)
-
-
-def slim(
-    findings: Sequence[Sequence[Finding]],
-) -> tuple[tuple[Finding, ...], tuple[tuple[Finding, ...], ...]]:
-    """A record's findings stated once: the shared approval findings, and each session's rest.
-
-    Args:
-        findings: Each session's findings, in the record's order.
-
-    Returns:
-        The record's ``library_findings`` and each session's findings without them.
-    """
-    shared = shared_approval(findings)
-    return shared, tuple(without(each, shared) for each in findings)

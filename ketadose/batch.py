@@ -304,9 +304,10 @@ class Reuse:
     A bounded, least-recently-used memo of records by what they depend on. A row's plan
     depends on the patient through its dosing input (the weight, and height and sex where
     the weight policy uses them: :func:`ketadose.gate.dosing_input`) and through the
-    patient's own findings (weight, age and BMI plausibility), which every session carries;
-    everything else of a batch row's request (start, calendar, options) is the batch's, and
-    the row's series is checked against its own sessions only, which the same plan gives.
+    patient's own findings (weight, age and BMI plausibility), which every session carries,
+    and on the rest of the row's request (start, calendar, options: today the batch's); the
+    row's series is checked against its own sessions only, which the same plan gives. The key
+    holds all of it (:func:`reuse_key`).
     Of the own findings, the plan reads only what :func:`shape` keeps (the severity decides
     each status; the code is in the CSV); their message and value (a BMI finding states the
     BMI, so the height) are only written, in each session. So rows with the same protocol,

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
-from ketadose.approval import APPROVAL_CODES, shared_approval, slim, without
+from ketadose.approval import APPROVAL_CODES, shared_approval, without
 from ketadose.batch import BatchRecord
 from ketadose.cli import app
 from ketadose.dosing import DoseRequest
@@ -30,6 +31,15 @@ from ketadose.render.batch import jsonl
 from ketadose.render.html import plan_sheet
 from ketadose.render.json import document
 from tests.factories import TIMED, limits_library, protocol
+
+
+def slim(
+    findings: Sequence[Sequence[Finding]],
+) -> tuple[tuple[Finding, ...], tuple[tuple[Finding, ...], ...]]:
+    """A record's findings stated once, as a plan states them: the shared, and each one's rest."""
+    shared = shared_approval(findings)
+    return shared, tuple(without(each, shared) for each in findings)
+
 
 ZONE = ZoneInfo("Europe/Berlin")
 DEPRESSION = load_library().get_protocol("depression")
