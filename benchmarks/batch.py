@@ -152,7 +152,7 @@ def per_core(rows: int) -> tuple[float, float]:
 
 def worker(path: Path) -> dict[tuple[str, int], float]:
     """Rows per CPU second of one batch worker, by format and reuse (0: every row planned)."""
-    from ketadose.batch import REUSE, rows, work
+    from ketadose.batch import rows, work
     from ketadose.dosing import DoseRequest
     from ketadose.limits import load_library as load_limits
     from ketadose.models import Patient
@@ -160,6 +160,7 @@ def worker(path: Path) -> dict[tuple[str, int], float]:
     from ketadose.planning import PlanRequest
     from ketadose.protocols import load_library
     from ketadose.render.batch import encoding
+    from ketadose.reuse import REUSE
 
     library, limits = load_library(None), load_limits(None)
     template = PlanRequest(zone=ZONE, dose=DoseRequest(patient=Patient()), start=date(2026, 11, 30))

@@ -712,7 +712,7 @@ class TestReuse:
         # of them must give another key, never another row's record.
         from dataclasses import replace
 
-        from ketadose.batch import reuse_key
+        from ketadose.reuse import reuse_key
 
         entry = load_library(None).get_protocol("depression")
         base = replace(template(), dose=DoseRequest(patient=Patient(weight_kg=80)))
@@ -751,7 +751,7 @@ class TestReuse:
         assert (cut is None) == (fmt == "jsonl")
 
     def test_bounded_least_recently_used(self) -> None:
-        from ketadose.batch import Reuse
+        from ketadose.reuse import Reuse
 
         kept = Reuse(2)
         kept.put(("a",), "ok", lambda line, pid, patient, own: b"a")

@@ -20,6 +20,7 @@ from ketadose.render.json import document
 
 if TYPE_CHECKING:
     from ketadose.batch import BatchRecord
+    from ketadose.reuse import Fill
 
 BatchFormat = Literal["jsonl", "csv"]
 
@@ -28,10 +29,6 @@ BatchFormat = Literal["jsonl", "csv"]
 #: number and an id no batch has (a record whose text holds either is not cut).
 _LINE = 918_273_645_546_372_819
 _ID = "ketadose-per-row-id-7c1e5a0f"
-
-#: A record's text for another row with the same plan, in UTF-8: (line, patient id, patient,
-#: the patient's own findings) -> bytes.
-Fill = Callable[[int, str, "Patient", "tuple[Finding, ...]"], bytes]
 
 
 class _Fragments:
