@@ -171,7 +171,8 @@ class AuditEntry:
 
     Attributes:
         at: When it was written.
-        user: ``--clinician`` or the OS user.
+        user: Who acted, as authenticated: the OS user of the process that wrote it (the
+            store sets it when the entry is written).
         command: E.g. ``dose``, ``session record``, ``next``.
         patient_id: The patient concerned, if any.
         inputs_json: The command's inputs, as JSON.
@@ -180,6 +181,9 @@ class AuditEntry:
         override_reason: The reason given for overriding soft findings, if any.
         library_sha256: The limit library's sha256.
         id: The store's row id (None before it is stored).
+        claimed: The name given with ``--clinician`` (or the config file's), recorded beside
+            ``user`` as a claim, never instead of it (None: none given).
+        hash: Its link in the audit log's hash chain (None before it is stored).
     """
 
     at: datetime
@@ -192,6 +196,8 @@ class AuditEntry:
     override_reason: str | None
     library_sha256: str
     id: int | None = None
+    claimed: str | None = None
+    hash: str | None = None
 
     @classmethod
     def of(
@@ -206,6 +212,7 @@ class AuditEntry:
         status: str,
         override_reason: str | None,
         library_sha256: str,
+        claimed: str | None = None,
     ) -> AuditEntry:
         """An entry from a command's inputs and findings, both written as JSON.
 
@@ -220,6 +227,8 @@ class AuditEntry:
             status: ``ok``, ``soft`` or ``hard``.
             override_reason: The reason given for overriding soft findings, if any.
             library_sha256: The limit library's sha256.
+            claimed: The name the user gave (``--clinician``), if any: kept beside the
+                authenticated user as a claim.
 
         Returns:
             The entry, not yet stored.
@@ -236,6 +245,7 @@ class AuditEntry:
             status=status,
             override_reason=override_reason,
             library_sha256=library_sha256,
+            claimed=claimed,
         )
 
 

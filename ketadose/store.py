@@ -49,6 +49,9 @@ from ketadose.events import TERMS, AdverseEvent
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, Reading, SessionRecord
 from ketadose.scores import ScoreRecord
+from ketadose.store_chain import GENESIS, Break, Link
+from ketadose.store_chain import link as chain_link
+from ketadose.store_chain import verify as chain_verify
 
 #: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
 APPLICATION_ID = 0x4B444F53
@@ -392,6 +395,142 @@ def _migrate_reports(conn: sqlite3.Connection, context: MigrationContext) -> Non
     )
 
 
+#: Version 6: the hash chain (see :mod:`ketadose.store_chain`) on the audit log and sessions.
+_CHAINED = ("audit", "sessions")
+
+_V6 = (
+    "ALTER TABLE audit ADD COLUMN claimed TEXT",
+    *(f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT" for table in _CHAINED),
+    *(f"ALTER TABLE {table} ADD COLUMN hash TEXT" for table in _CHAINED),
+)
+
+#: The triggers of version 6 (``store check`` reports any that is missing). A row enters a
+#: chain only after its head: an insert whose link is not the last row's hash, or whose id
+#: is not past the last id (a back-dated insert), is refused.
+CHAIN_TRIGGERS = {
+    f"{table}_chain": f"""
+    CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
+    WHEN NEW.prev_hash IS NOT coalesce(
+            (SELECT hash FROM {table} ORDER BY id DESC LIMIT 1), '{"0" * 64}')
+        OR NEW.hash IS NULL
+        OR (NEW.id > 0 AND NEW.id <= coalesce((SELECT max(id) FROM {table}), 0))
+    BEGIN
+        SELECT RAISE(ABORT, 'the {table} chain only grows at its head: insert refused');
+    END
+    """
+    for table in _CHAINED
+} | {
+    "sessions_no_delete": """
+    CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
+    BEGIN
+        SELECT RAISE(ABORT, 'a recorded session is kept: DELETE refused');
+    END
+    """,
+    # The one change a session may see, once: its discharge time (its audit entry is chained).
+    "sessions_discharge_only": """
+    CREATE TRIGGER sessions_discharge_only BEFORE UPDATE ON sessions
+    WHEN OLD.discharged_at IS NOT NULL OR NEW.discharged_at IS NULL
+        OR NEW.id IS NOT OLD.id OR NEW.hash IS NOT OLD.hash
+        OR NEW.prev_hash IS NOT OLD.prev_hash OR NEW.at IS NOT OLD.at
+        OR NEW.dose_mg IS NOT OLD.dose_mg OR NEW.patient_id IS NOT OLD.patient_id
+    BEGIN
+        SELECT RAISE(ABORT, 'a recorded session is kept: only its discharge may be added');
+    END
+    """,
+}
+
+#: Every trigger a version-6 store has.
+TRIGGERS = (
+    "audit_no_update",
+    "audit_no_delete",
+    "audit_no_replace",
+    "scores_acknowledge_only",
+    "scores_no_delete",
+    *CHAIN_TRIGGERS,
+)
+
+
+def _migrate_chain(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """Version 6: a hash chain on the audit log and the sessions, and who claimed to act.
+
+    The rows already there are sealed in their order: the chain then proves nothing about
+    what happened before the migration, only that nothing changes after it (a notice says
+    from which entry). The audit log's update trigger is set aside for that one step.
+    """
+    for statement in _V6:
+        conn.execute(statement)
+    conn.execute("DROP TRIGGER audit_no_update")
+    sealed = {table: _seal(conn, table) for table in _CHAINED}
+    conn.execute(_V1[8])  # audit_no_update again, as version 1 made it
+    for statement in CHAIN_TRIGGERS.values():
+        conn.execute(statement)
+    if any(sealed.values()):
+        context.notices.append(
+            f"migrated store {context.path} to schema version 6: {sealed['audit']} audit "
+            f"entr{'y' if sealed['audit'] == 1 else 'ies'} and {sealed['sessions']} "
+            "session(s) sealed into the hash chain as they were"
+        )
+
+
+def _seal(conn: sqlite3.Connection, table: str) -> int:
+    """Chain a table's rows in id order; returns how many."""
+    previous = GENESIS
+    rows = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+    names = [d[0] for d in rows.description]
+    count = 0
+    for row in rows.fetchall():
+        content = _content(table, dict(zip(names, row, strict=True)), conn)
+        digest = chain_link(previous, content)
+        conn.execute(
+            f"UPDATE {table} SET prev_hash = ?, hash = ? WHERE id = ?", (previous, digest, row[0])
+        )
+        previous = digest
+        count += 1
+    return count
+
+
+def _content(
+    table: str,
+    row: dict[str, Any],
+    conn: sqlite3.Connection,
+    events: list[list[str | None]] | None = None,
+) -> dict[str, Any]:
+    """What a row's hash covers: its columns but the id, the chain and the discharge time.
+
+    A session's discharge may be added later (with its own audit entry); its adverse events
+    are hashed with it. Numbers are as SQLite reads them back (a REAL column gives a float
+    for 80 as for 80.0).
+    """
+    content = {k: v for k, v in row.items() if k not in _UNHASHED}
+    if table == "sessions" and events is not None:
+        content["adverse_events"] = events
+    elif table == "sessions":
+        content["adverse_events"] = [
+            list(event)
+            for event in conn.execute(
+                "SELECT event, grade FROM session_adverse_events WHERE session_id = ?"
+                " ORDER BY position",
+                (row["id"],),
+            )
+        ]
+    return {k: float(v) if k in _REAL and v is not None else v for k, v in content.items()}
+
+
+#: Columns outside a row's hash: the id (its place is proven by the links), the chain itself,
+#: and a session's discharge time (added once, later, with its own audit entry).
+_UNHASHED = frozenset({"id", "prev_hash", "hash", "discharged_at"})
+
+#: The REAL columns: hashed as floats, as they are read back.
+_REAL = frozenset(
+    {
+        "dose_mg", "dose_mg_per_kg", "duration_min", "bp_before_systolic",
+        "bp_before_diastolic", "bp_peak_systolic", "bp_peak_diastolic", "bp_after_systolic",
+        "bp_after_diastolic", "heart_rate", "spo2", "score", "dosing_weight_kg",
+        "planned_dose_mg", "planned_dose_mg_per_kg",
+    }
+)  # fmt: skip
+
+
 #: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
 MIGRATIONS: tuple[Migration, ...] = (
     _migrate_to_v1,
@@ -399,6 +538,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _migrate_to_v3,
     _migrate_scores,
     _migrate_reports,
+    _migrate_chain,
 )
 
 #: The schema version this code reads and writes.
@@ -424,7 +564,7 @@ _SCORE_COLUMNS = (
 )
 _AUDIT_COLUMNS = (
     "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
-    "library_sha256"
+    "library_sha256, claimed, hash"
 )
 # Time order that is right for offset-aware times too (julianday converts to UTC); the text and
 # the row id break ties.
@@ -446,11 +586,23 @@ class Store:
         self._zone: tzinfo | None = None
         #: What opening the store did that the user should hear of (a migration's notes).
         self.notices: tuple[str, ...] = ()
+        #: Who is acting, as the system authenticated them (on SQLite the OS user of the
+        #: process, which the command line passes from its effective uid): every audit entry
+        #: records it as its user, and a different name given is kept beside it as a claim.
+        #: None (a library caller that names no actor): the entry's own user is recorded.
+        self.actor: str | None = None
 
     # --- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, read_only: bool = False, zone: tzinfo | None = None) -> Store:
+    def open(
+        cls,
+        path: Path,
+        *,
+        read_only: bool = False,
+        zone: tzinfo | None = None,
+        actor: str | None = None,
+    ) -> Store:
         """Open the store at ``path``, creating it (and its directory) if needed.
 
         A new file is created with mode 0o600. An older schema is copied to
@@ -464,6 +616,7 @@ class Store:
                 stored), and a migration reads times stored without a zone (before schema
                 version 2) in it. Without it, times come with the offset they were stored with,
                 and a store with such times cannot be migrated.
+            actor: Who is acting, as authenticated (see :attr:`actor`).
 
         Returns:
             The open store.
@@ -473,7 +626,9 @@ class Store:
                 an SQLite database that is not a ketadose store, has a newer schema, or
                 cannot be migrated.
         """
-        return cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS, zone=zone)
+        store = cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS, zone=zone)
+        store.actor = actor
+        return store
 
     @classmethod
     def _open(
@@ -1028,11 +1183,11 @@ class Store:
     # --- inside a transaction ---------------------------------------------------------------
 
     def _insert_session(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
-        with _known_patient(session.patient_id):
-            cursor = conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 26)})",
+        names = _SESSION_COLUMNS.split(", ")[1:]  # the id is the store's
+        values = dict(
+            zip(
+                names,
                 (
-                    None,
                     session.patient_id,
                     _stamp(session.at, "the session time"),
                     session.protocol,
@@ -1058,6 +1213,21 @@ class Store:
                     else _stamp(session.discharged_at, "the discharge time"),
                     1 if session.reported else None,
                 ),
+                strict=True,
+            )
+        )
+        events = [
+            [event.term, None if event.grade is None else event.grade.word]
+            for event in session.adverse_events
+        ]
+        head = conn.execute("SELECT hash FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
+        previous = GENESIS if head is None else str(head[0])
+        digest = chain_link(previous, _content("sessions", values, conn, events))
+        with _known_patient(session.patient_id):
+            cursor = conn.execute(
+                f"INSERT INTO sessions ({', '.join(names)}, prev_hash, hash)"
+                f" VALUES ({', '.join('?' * (len(names) + 2))})",
+                (*values.values(), previous, digest),
             )
         session_id = _row_id(cursor)
         conn.executemany(
@@ -1118,22 +1288,92 @@ class Store:
         return _row_id(cursor)
 
     def _insert_audit(self, conn: sqlite3.Connection, entry: AuditEntry) -> int:
+        # Who acted is the authenticated user; a different name given is kept as a claim.
+        actor = entry.user if self.actor is None else self.actor
+        claimed = entry.claimed or (entry.user if entry.user != actor else None)
+        values = {
+            "at": _stamp(entry.at, "the audit entry's time"),
+            "user": actor,
+            "command": entry.command,
+            "patient_id": entry.patient_id,
+            "inputs_json": entry.inputs_json,
+            "findings_json": entry.findings_json,
+            "status": entry.status,
+            "override_reason": entry.override_reason,
+            "library_sha256": entry.library_sha256,
+            "claimed": claimed,
+        }
+        return self._append(conn, "audit", values)
+
+    def _append(self, conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> int:
+        """Insert a row at the head of its table's chain (inside the write transaction)."""
+        head = conn.execute(f"SELECT hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
+        previous = GENESIS if head is None else str(head[0])
+        digest = chain_link(previous, _content(table, values, conn))
+        names = ", ".join(values)
         cursor = conn.execute(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
-            (
-                None,
-                _stamp(entry.at, "the audit entry's time"),
-                entry.user,
-                entry.command,
-                entry.patient_id,
-                entry.inputs_json,
-                entry.findings_json,
-                entry.status,
-                entry.override_reason,
-                entry.library_sha256,
-            ),
+            f"INSERT INTO {table} ({names}, prev_hash, hash)"
+            f" VALUES ({', '.join('?' * len(values))}, ?, ?)",
+            (*values.values(), previous, digest),
         )
         return _row_id(cursor)
+
+    # --- the chain --------------------------------------------------------------------------
+
+    def chain_head(self) -> tuple[int, str] | None:
+        """The audit log's last entry id and hash (None: the log is empty).
+
+        Printed on sheets and in ``audit``: a paper copy then pins the log up to that entry.
+        """
+        with self._reading("read the audit chain") as conn:
+            row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def verify(self) -> list[Break]:
+        """Recompute the hash chain of the audit log and of the sessions.
+
+        Returns:
+            The first break of each chain that has one (empty: both intact).
+
+        Raises:
+            StoreError: The store cannot be read.
+        """
+        breaks = []
+        with self._reading("verify the hash chain") as conn:
+            for table in _CHAINED:
+                rows = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+                names = [d[0] for d in rows.description]
+                links = []
+                for row in rows.fetchall():
+                    values = dict(zip(names, row, strict=True))
+                    # A session's events are read with it; for 100,000 sessions that is one
+                    # indexed query each, done only when verifying.
+                    links.append(
+                        Link(
+                            key=values["id"],
+                            prev_hash=values["prev_hash"],
+                            hash=values["hash"],
+                            content_hash=chain_link(
+                                str(values["prev_hash"]), _content(table, values, conn)
+                            ),
+                            at=values["at"] if table == "audit" else None,
+                        )
+                    )
+                found = chain_verify(table, links, moments=table == "audit")
+                if found is None and table == "audit":
+                    found = _tail_gone(conn, links[-1].key if links else 0)
+                if found is not None:
+                    breaks.append(found)
+        return breaks
+
+    def missing_triggers(self) -> list[str]:
+        """The triggers of the schema that are not in the store (dropped by hand)."""
+        with self._reading("read the schema") as conn:
+            present = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            }
+        return [name for name in TRIGGERS if name not in present]
 
     # --- transactions and errors ------------------------------------------------------------
 
@@ -1617,6 +1857,22 @@ def _audit_from_row(
         status=check.choice("status", row[7], AUDIT_STATUSES),
         override_reason=check.optional_text("override_reason", row[8]),
         library_sha256=check.text("library_sha256", row[9]),
+        claimed=check.optional_text("claimed", row[10]),
+        hash=check.optional_text("hash", row[11]),
+    )
+
+
+def _tail_gone(conn: sqlite3.Connection, last: object) -> Break | None:
+    """The audit log's last entries deleted: its id counter (AUTOINCREMENT) went further.
+
+    A chain cannot show that its own tail is gone; the counter can, unless it was reset too
+    (a printed chain head shows that).
+    """
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+    if row is None or not isinstance(last, int) or int(row[0]) <= last:
+        return None
+    return Break(
+        "audit", last + 1, "deleted", f"audit entries {last + 1} to {row[0]} are gone: deleted"
     )
 
 

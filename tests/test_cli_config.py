@@ -38,7 +38,7 @@ def test_the_config_files_store_clinician_and_tz(
     assert store.is_file()  # the config file's store, not the user data directory
     runner.invoke(app, ["dose", "-p", "depression", "--weight", "120kg", "--override-reason", "ok"])
     (entry,) = json.loads(runner.invoke(app, ["audit", "--json"]).stdout)["entries"]
-    assert entry["user"] == "RN Config"
+    assert entry["claimed"] == "RN Config"  # beside the OS user, never instead of it
     assert entry["at"].endswith("-05:00")  # New York in December
 
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ketadose.cli import app
+from ketadose.cli.env import os_user
 
 runner = CliRunner()
 
@@ -223,7 +224,9 @@ class TestAudit:
         assert result.exit_code == 0
         entries = json.loads(run("audit", "--json").stdout)["entries"]
         assert entries[-1]["command"] == "dose"
-        assert entries[-1]["user"] == "Dr B"
+        # the user is who the system says is acting; the name given is kept as a claim
+        assert entries[-1]["user"] == os_user()
+        assert entries[-1]["claimed"] == "Dr B"
         assert entries[-1]["override_reason"] == "no response at 0.75, tolerated"
         assert entries[-1]["status"] == "soft"
         assert len(entries[-1]["library_sha256"]) == 64

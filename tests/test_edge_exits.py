@@ -28,7 +28,7 @@ from ketadose.errors import InputError
 from ketadose.events import AdverseEvent, Grade
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import AuditEntry, PatientRecord, SessionRecord
-from ketadose.store import Store
+from ketadose.store import TRIGGERS, Store
 
 SCRIPT = Path(sys.executable).parent / "ketadose"
 DOSE = ["dose", "-p", "depression", "--weight", "80kg"]
@@ -362,10 +362,10 @@ def filled_store(path: Path) -> None:
 
 
 def tamper(path: Path, statement: str) -> None:
-    """Edit the store behind ketadose's back (CHECK constraints and audit triggers off)."""
+    """Edit the store behind ketadose's back (CHECK constraints and every trigger off)."""
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA ignore_check_constraints = ON")
-        for trigger in ("audit_no_update", "audit_no_delete", "audit_no_replace"):
+        for trigger in TRIGGERS:
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         conn.execute(statement)
     conn.close()
@@ -448,8 +448,7 @@ class TestTamperedStore:
     def test_a_session_time_without_offset_is_refused(self, store_path: Path) -> None:
         # Since schema 2 every session time carries its UTC offset; one without was edited in.
         filled_store(store_path)
-        with sqlite3.connect(store_path) as conn:
-            conn.execute("UPDATE sessions SET at = '2026-12-01T09:00:00'")
+        tamper(store_path, "UPDATE sessions SET at = '2026-12-01T09:00:00'")
         result = runner.invoke(app, ["history", "P1"])
         assert result.exit_code == 6, result.stderr
         assert "a time without a UTC offset" in one_line(result.stderr)

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from ketadose.cli import app
 from ketadose.store import SCHEMA_VERSION
+from tests.stores import as_schema_5
 
 runner = CliRunner()
 
@@ -231,6 +232,7 @@ def test_schema_4_store_migrates_and_keeps_its_sessions(
             "--reported",
         ).exit_code == 0  # fmt: skip
     with closing(sqlite3.connect(store, isolation_level=None)) as conn:
+        as_schema_5(conn)
         conn.execute("ALTER TABLE sessions DROP COLUMN reported")  # as schema 4 had it
         conn.execute("PRAGMA user_version = 4")
     result = invoke("history", "P1", "--json")

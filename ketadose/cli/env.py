@@ -188,6 +188,25 @@ def user(clinician: str | None) -> str:
         return "unknown"
 
 
+def os_user() -> str:
+    """The OS user of this process by its effective uid, as the system authenticated it.
+
+    Not ``getpass.getuser()``, which believes ``LOGNAME`` and ``USER``: anyone can set those.
+    Where there is no ``pwd`` (Windows) or the uid has no name, the login name, else the uid.
+    """
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError):
+            return str(getattr(os, "getuid", lambda: "unknown")())
+
+
 def now() -> "datetime":
     """Now, to the second, in the clinic's zone (the one place the clock is read)."""
     from datetime import datetime
@@ -250,11 +269,11 @@ def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
 
     target = store_path(path)
     try:
-        db = Store.open(target, read_only=read_only, zone=zone())
+        db = Store.open(target, read_only=read_only, zone=zone(), actor=os_user())
     except StoreMigrationError:
         # An older store is migrated (backed up first) as any command does; only a store
         # that does not exist is refused.
-        db = Store.open(target, zone=zone())
+        db = Store.open(target, zone=zone(), actor=os_user())
     for notice in db.notices:
         typer.echo(f"ketadose: {notice}", err=True)
     return db

@@ -1,0 +1,18 @@
+"""Helpers for tests that handle store files as older versions of ketadose left them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ketadose.store import CHAIN_TRIGGERS
+
+
+def as_schema_5(conn: sqlite3.Connection) -> None:
+    """Turn a version-6 store back into the version 5 it was (no chain, no claims)."""
+    for trigger in CHAIN_TRIGGERS:
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("ALTER TABLE audit DROP COLUMN claimed")
+    for table in ("audit", "sessions"):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN hash")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN prev_hash")
+    conn.execute("PRAGMA user_version = 5")

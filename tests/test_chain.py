@@ -1,0 +1,251 @@
+"""The hash chain: every kind of tampering it must catch, on generated chains and on a store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ketadose.store import CHAIN_TRIGGERS, TRIGGERS, Store
+from ketadose.store_chain import BACKDATE_TOLERANCE_S, GENESIS, Link, link, verify
+from tests.stores import as_schema_5
+from tests.test_store import T0, entry, patient, raw, session_for
+
+# --- the verifier, over generated chains -----------------------------------------------------
+
+
+def chain(contents: list[dict[str, object]]) -> list[Link]:
+    """An intact chain of these rows, keyed 1..n."""
+    links, previous = [], GENESIS
+    for key, content in enumerate(contents, start=1):
+        digest = link(previous, content)
+        links.append(Link(key, previous, digest, digest))
+        previous = digest
+    return links
+
+
+contents = st.lists(
+    st.fixed_dictionaries({"n": st.integers(), "text": st.text(max_size=8)}),
+    min_size=3,
+    max_size=12,
+    unique_by=lambda row: (row["n"], row["text"]),
+)
+
+
+@given(contents)
+def test_an_intact_chain_verifies(rows: list[dict[str, object]]) -> None:
+    assert verify("audit", chain(rows)) is None
+
+
+@given(contents, st.data())
+def test_an_edited_row_is_named(rows: list[dict[str, object]], data: st.DataObject) -> None:
+    links = chain(rows)
+    k = data.draw(st.integers(0, len(links) - 1))
+    edited = {**rows[k], "n": int(str(rows[k]["n"])) + 1}
+    links[k] = replace(links[k], content_hash=link(str(links[k].prev_hash), edited))
+    found = verify("audit", links)
+    assert found is not None and (found.kind, found.key) == ("edited", k + 1)
+
+
+@given(contents, st.data())
+def test_a_deleted_row_is_named_by_the_row_after_it(
+    rows: list[dict[str, object]], data: st.DataObject
+) -> None:
+    links = chain(rows)
+    k = data.draw(st.integers(0, len(links) - 2))  # the last row's loss is the counter's job
+    del links[k]
+    found = verify("audit", links)
+    assert found is not None and (found.kind, found.key) == ("deleted", k + 2)
+
+
+@given(contents, st.data())
+def test_two_rows_swapped_are_reordered(rows: list[dict[str, object]], data: st.DataObject) -> None:
+    links = chain(rows)
+    i = data.draw(st.integers(0, len(links) - 2))
+    j = data.draw(st.integers(i + 1, len(links) - 1))
+    links[i], links[j] = links[j], links[i]
+    found = verify("audit", links)
+    assert found is not None and found.kind == "reordered" and found.key == j + 1
+
+
+@given(contents, st.data(), st.booleans())
+def test_a_forged_row_inserted_is_named(
+    rows: list[dict[str, object]], data: st.DataObject, linked: bool
+) -> None:
+    # A forger who links the new row properly to the one before still breaks the next link.
+    links = chain(rows)
+    k = data.draw(st.integers(0, len(links) - 1))
+    previous = str(links[k - 1].hash) if k else GENESIS
+    forged_prev = previous if linked else "f" * 64
+    digest = link(forged_prev, {"n": "forged"})
+    links.insert(k, Link("forged", forged_prev, digest, digest))
+    found = verify("audit", links)
+    assert found is not None and (found.kind, found.key) == ("inserted", "forged")
+
+
+def test_a_row_without_a_hash_is_not_ketadoses() -> None:
+    links = chain([{"n": 1}, {"n": 2}])
+    links.append(Link(3, links[-1].hash, None, "x"))
+    found = verify("audit", links)
+    assert found is not None and (found.kind, found.key) == ("inserted", 3)
+
+
+def test_a_back_dated_entry_is_out_of_order() -> None:
+    links = [replace(row, at=f"2026-12-01T09:0{n}:00+00:00") for n, row in enumerate(chain(
+        [{"n": 1}, {"n": 2}, {"n": 3}]
+    ))]  # fmt: skip
+    assert verify("audit", links, moments=True) is None
+    early = T0 - timedelta(seconds=BACKDATE_TOLERANCE_S + 1)
+    links[2] = replace(links[2], at=early.isoformat())
+    found = verify("audit", links, moments=True)
+    assert found is not None and (found.kind, found.key) == ("out of order", 3)
+    assert "back-dated" in found.detail
+    assert verify("audit", links) is None  # sessions are dated when given, not when written
+
+
+# --- on a store -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "k.db") as opened:
+        opened.add_patient(patient(), at=T0)
+        for number in range(1, 5):
+            opened.record_session_with_audit(session_for(number), entry())
+        yield opened
+
+
+def path_of(store: Store) -> Path:
+    return store._path
+
+
+def forced(store: Store, *statements: str) -> None:
+    """Statements run after every trigger is dropped, as a hostile user with the file can."""
+    with raw(path_of(store)) as conn:
+        for trigger in TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_an_untouched_store_verifies_and_has_every_trigger(store: Store) -> None:
+    assert store.verify() == []
+    assert store.missing_triggers() == []
+    head = store.chain_head()
+    assert head is not None and head[0] == 4 and len(head[1]) == 64
+
+
+@pytest.mark.parametrize(
+    ("statements", "table", "kind", "key"),
+    [
+        (["UPDATE sessions SET dose_mg = 400 WHERE id = 2"], "sessions", "edited", 2),
+        (["UPDATE session_adverse_events SET grade = 'mild' WHERE session_id = 3"],
+         "sessions", "edited", 3),
+        (["UPDATE audit SET override_reason = 'none' WHERE id = 1"], "audit", "edited", 1),
+        (["UPDATE audit SET user = 'someone else' WHERE id = 2"], "audit", "edited", 2),
+        (["DELETE FROM sessions WHERE id = 2"], "sessions", "deleted", 3),
+        (["DELETE FROM audit WHERE id = 3"], "audit", "deleted", 4),
+        (["DELETE FROM audit WHERE id = 4"], "audit", "deleted", 4),  # the tail: the counter
+        (["UPDATE audit SET id = 10 WHERE id = 2", "UPDATE audit SET id = 2 WHERE id = 3",
+          "UPDATE audit SET id = 3 WHERE id = 10"], "audit", "reordered", 2),
+        (["INSERT INTO audit (id, at, user, command, inputs_json, findings_json, status,"
+          " library_sha256, prev_hash, hash) SELECT 5, at, user, command, inputs_json,"
+          " findings_json, status, library_sha256, hash, NULL FROM audit WHERE id = 4"],
+         "audit", "inserted", 5),
+        (["UPDATE audit SET at = '2020-01-01T00:00:00+00:00' WHERE id = 4"], "audit", "edited", 4),
+    ],
+    ids=["session-dose", "session-event", "audit-reason", "audit-user", "session-deleted",
+         "audit-deleted", "audit-tail-deleted", "audit-reordered", "audit-inserted",
+         "audit-back-dated-by-edit"],
+)  # fmt: skip
+def test_each_kind_of_tampering_is_found(
+    store: Store, statements: list[str], table: str, kind: str, key: int
+) -> None:
+    forced(store, *statements)
+    (found,) = store.verify()
+    assert (found.table, found.kind, found.key) == (table, kind, key)
+    assert "\n" not in found.detail
+    assert set(store.missing_triggers()) == set(TRIGGERS)
+
+
+def test_a_back_dated_insert_at_the_head_with_a_good_link_is_out_of_order(store: Store) -> None:
+    # A forger who computes the link right (the hash function is public) still leaves a time.
+    from ketadose.store import _content
+
+    head = store.chain_head()
+    assert head is not None
+    with raw(path_of(store)) as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM audit WHERE id = 4").fetchone())
+        row.update(id=5, at="2020-01-01T00:00:00+00:00", prev_hash=head[1])
+        row["hash"] = link(head[1], _content("audit", row, conn))
+        conn.execute(
+            f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+    (found,) = store.verify()
+    assert (found.kind, found.key) == ("out of order", 5)
+    assert store.missing_triggers() == []  # the triggers let it in: only the chain tells
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("UPDATE sessions SET dose_mg = 400", "only its discharge may be added"),
+        ("UPDATE sessions SET discharged_at = NULL", "only its discharge may be added"),
+        ("DELETE FROM sessions", "DELETE refused"),
+        ("INSERT INTO audit (at, user, command, inputs_json, findings_json, status,"
+         " library_sha256) VALUES ('x', 'x', 'x', '{}', '[]', 'ok', 'x')", "only grows at its head"),
+        ("INSERT INTO audit (id, at, user, command, inputs_json, findings_json, status,"
+         " library_sha256, prev_hash, hash) SELECT 3, at, user, command, inputs_json, findings_json,"
+         " status, library_sha256, (SELECT hash FROM audit WHERE id = 4), hash FROM audit"
+         " WHERE id = 4", "only grows at its head"),
+    ],
+    ids=["session-update", "session-undischarge", "session-delete", "audit-no-link",
+         "audit-back-dated-id"],
+)  # fmt: skip
+def test_the_triggers_refuse_what_the_chain_would_catch(
+    store: Store, statement: str, refusal: str
+) -> None:
+    with raw(path_of(store)) as conn, pytest.raises(sqlite3.IntegrityError, match=refusal):
+        conn.execute(statement)
+    assert store.verify() == []
+
+
+def test_a_discharge_added_once_keeps_the_chain(store: Store) -> None:
+    with raw(path_of(store)) as conn:
+        conn.execute("UPDATE sessions SET discharged_at = '2024-03-04T12:00:00+01:00'")
+    assert store.verify() == []
+
+
+def test_a_dropped_trigger_is_reported(store: Store) -> None:
+    with raw(path_of(store)) as conn:
+        conn.execute("DROP TRIGGER sessions_no_delete")
+    assert store.missing_triggers() == ["sessions_no_delete"]
+    assert "sessions_no_delete" in CHAIN_TRIGGERS
+
+
+def test_a_schema_5_store_is_sealed_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with Store.open(path) as old:
+        old.add_patient(patient(), at=T0)
+        for number in range(1, 4):
+            old.record_session_with_audit(session_for(number), entry())
+        before = (old.sessions("p-001"), [replace(e, hash=None) for e in old.audit()])
+    with raw(path) as conn:
+        as_schema_5(conn)
+    with Store.open(path) as migrated:
+        assert "3 audit entries and 3 session(s) sealed" in " ".join(migrated.notices)
+        assert migrated.verify() == []
+        assert migrated.missing_triggers() == []
+        assert (migrated.sessions("p-001"), [replace(e, hash=None) for e in migrated.audit()]) == (
+            before
+        )
+        migrated.record_session_with_audit(session_for(4), entry())
+        assert migrated.verify() == []
