@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import hashlib
 import io
 import os
 import stat
@@ -277,7 +278,9 @@ class BatchInput:
     """A batch file's lines (UTF-8, a BOM allowed), how far they have been read, its size.
 
     Iterating gives the lines, newlines kept; ``read`` counts the characters given so far,
-    ``size`` is the file's size in bytes (None where it has none: a pipe), for a progress bar.
+    ``size`` is the file's size in bytes (None where it has none: a pipe), for a progress bar;
+    :meth:`digest` is the SHA-256 of the lines given (as UTF-8), which the run's audit entry
+    records: the log then names exactly which rows a batch planned.
 
     Args:
         name: The file's name for messages (``stdin`` for standard input).
@@ -290,6 +293,11 @@ class BatchInput:
         self.stream = stream
         self.size = size
         self.read = 0
+        self._digest = hashlib.sha256()
+
+    def digest(self) -> str:
+        """The SHA-256 of the lines given so far, as UTF-8 (a BOM left out), in hex."""
+        return self._digest.hexdigest()
 
     def __iter__(self) -> Iterator[str]:
         """The lines.
@@ -301,6 +309,7 @@ class BatchInput:
         try:
             for number, line in enumerate(self.stream, 1):  # noqa: B007 (used after the loop)
                 self.read += len(line)
+                self._digest.update(line.encode())
                 yield line
         except UnicodeDecodeError:
             # Text is decoded a block (8 kB) at a time: the bad byte is after the last line

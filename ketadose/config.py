@@ -2,10 +2,11 @@
 
 A TOML file (the user config directory, ``platformdirs``; or the file ``KETADOSE_CONFIG``
 names) with top-level keys only: ``limits``, ``protocols``, ``store``, ``clinician``, ``tz``,
-``paper``, ``pump_step``, ``draw_step``. An unknown key, a value of the wrong type or a file
-that is not UTF-8 TOML is refused (:class:`~ketadose.errors.ConfigError`, exit 5): a typo never
-becomes a silent default. Each value is resolved flag > environment > config file > built-in,
-and :func:`resolve` says where the effective one came from (``ketadose config show``).
+``paper``, ``pump_step``, ``draw_step``, ``store_shared``. An unknown key, a value of the
+wrong type or a file that is not UTF-8 TOML is refused (:class:`~ketadose.errors.ConfigError`,
+exit 5): a typo never becomes a silent default. Each value is resolved flag > environment >
+config file > built-in, and :func:`resolve` says where the effective one came from
+(``ketadose config show``).
 
 Pure: the edge reads the file and the environment and hands them in.
 """
@@ -31,6 +32,7 @@ ENVIRONMENT = {
     "paper": "KETADOSE_PAPER",
     "pump_step": "KETADOSE_PUMP_STEP",
     "draw_step": "KETADOSE_DRAW_STEP",
+    "store_shared": "KETADOSE_STORE_SHARED",
 }
 
 Source = Literal["flag", "environment", "config file", "built-in"]
@@ -50,6 +52,11 @@ class Config(BaseModel):
     paper: Literal["a4", "letter"] | None = None
     pump_step: str | None = Field(default=None, min_length=1, description="e.g. 0.1mL/h")
     draw_step: str | None = Field(default=None, min_length=1, description="e.g. 0.01mL")
+    store_shared: bool | None = Field(
+        default=None,
+        description="true: use a store file or directory other users may read or write "
+        "(refused otherwise)",
+    )
 
 
 #: No config file: every value unset (built without validation, so without the validator).
@@ -102,6 +109,19 @@ def parse(data: bytes, path: str) -> Config:
         raise ConfigError(first["msg"], path=path, location=where) from None
 
 
+def boolean(text: str, name: str = "the value") -> bool:
+    """A yes/no setting's value: ``true`` or ``false`` (as TOML spells them), nothing else.
+
+    Raises:
+        InputError: Any other text (a typo is never read as either).
+    """
+    if text in ("true", "false"):
+        return text == "true"
+    from ketadose.errors import InputError
+
+    raise InputError(f"{name} must be true or false, not {text!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One effective value and where it came from."""
@@ -143,6 +163,8 @@ def resolve(
             raise ConfigError("is set but empty; unset it to use the default", path=variable)
         return Setting(key, environment[variable], "environment")
     found = getattr(config, key)
+    if isinstance(found, bool):
+        found = "true" if found else "false"  # TOML's boolean, spelled as the variable is
     if found is not None:
         return Setting(key, found, "config file")
     return Setting(key, default, "built-in")

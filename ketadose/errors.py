@@ -185,4 +185,13 @@ class StoreError(KetadoseError, OSError):
 
 
 class StoreMigrationError(StoreError):
-    """A store of an older schema was opened read-only: it must be migrated first (exit 6)."""
+    """A store of an older schema was opened read-only: it must be migrated first (exit 6).
+
+    Args:
+        message: What is wrong.
+        version: The schema version the store has.
+    """
+
+    def __init__(self, message: str, *, version: int) -> None:
+        super().__init__(message)
+        self.version = version

@@ -250,7 +250,7 @@ class AuditEntry:
 
 
 def json_value(value: object) -> object:
-    """An audit input as a JSON value: a list stays a list, a flag a boolean, a number a number.
+    """An audit input as a JSON value: a list a list, a mapping an object, a flag a boolean.
 
     Never the Python repr (``"['lorazepam:12']"``, ``"False"``): a reviewer's tool reads the
     log as JSON. Paths, enums, times and quantities are their text.
@@ -270,6 +270,8 @@ def json_value(value: object) -> object:
     if isinstance(value, list | tuple | set | frozenset):
         items = [json_value(item) for item in value]
         return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if isinstance(value, dict):
+        return {str(key): json_value(item) for key, item in value.items()}
     return str(value)
 
 

@@ -492,8 +492,8 @@ def _seal(conn: sqlite3.Connection, table: str) -> int:
 def _content(
     table: str,
     row: dict[str, Any],
-    conn: sqlite3.Connection,
-    events: list[list[str | None]] | None = None,
+    conn: sqlite3.Connection | None,
+    events: list[list[Any]] | None = None,
 ) -> dict[str, Any]:
     """What a row's hash covers: its columns but the id, the chain and the discharge time.
 
@@ -505,6 +505,7 @@ def _content(
     if table == "sessions" and events is not None:
         content["adverse_events"] = events
     elif table == "sessions":
+        assert conn is not None, "a session's events are read with it, or given"
         content["adverse_events"] = [
             list(event)
             for event in conn.execute(
@@ -513,7 +514,12 @@ def _content(
                 (row["id"],),
             )
         ]
-    return {k: float(v) if k in _REAL and v is not None else v for k, v in content.items()}
+    return {k: _real(v) if k in _REAL else v for k, v in content.items()}
+
+
+def _real(value: object) -> object:
+    """A REAL column's value as SQLite reads it back: a float (80 and 80.0 alike)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 #: Columns outside a row's hash: the id (its place is proven by the links), the chain itself,
@@ -529,6 +535,17 @@ _REAL = frozenset(
         "planned_dose_mg", "planned_dose_mg_per_kg",
     }
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One chained table as verified: its rows, its head (last id and hash), its first break."""
+
+    table: str
+    rows: int
+    head_id: int | None
+    head: str | None
+    broken: Break | None
 
 
 #: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
@@ -552,8 +569,9 @@ _SESSION_COLUMNS = (
     "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
     "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes, "
     "weight_policy, dosing_weight_kg, planned_dose_mg, planned_dose_mg_per_kg, stopped_at, "
-    "stop_reason, discharged_at, reported"
+    "stop_reason, discharged_at, reported, prev_hash, hash"
 )
+_SESSION_NAMES = tuple(_SESSION_COLUMNS.split(", "))
 _READING_COLUMNS = (
     "session_id, at, systolic, diastolic, heart_rate, spo2, sedation, answer, findings_json"
 )
@@ -564,8 +582,9 @@ _SCORE_COLUMNS = (
 )
 _AUDIT_COLUMNS = (
     "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
-    "library_sha256, claimed, hash"
+    "library_sha256, claimed, prev_hash, hash"
 )
+_AUDIT_NAMES = tuple(_AUDIT_COLUMNS.split(", "))
 # Time order that is right for offset-aware times too (julianday converts to UTC); the text and
 # the row id break ties.
 _BY_TIME = "julianday(at), at, id"
@@ -602,6 +621,7 @@ class Store:
         read_only: bool = False,
         zone: tzinfo | None = None,
         actor: str | None = None,
+        shared: bool = False,
     ) -> Store:
         """Open the store at ``path``, creating it (and its directory) if needed.
 
@@ -617,6 +637,8 @@ class Store:
                 version 2) in it. Without it, times come with the offset they were stored with,
                 and a store with such times cannot be migrated.
             actor: Who is acting, as authenticated (see :attr:`actor`).
+            shared: Allow a store file or directory that other users may read or write (the
+                config file's ``store_shared``); refused otherwise (:func:`exposure`).
 
         Returns:
             The open store.
@@ -626,6 +648,8 @@ class Store:
                 an SQLite database that is not a ketadose store, has a newer schema, or
                 cannot be migrated.
         """
+        if not shared and (problem := exposure(Path(path))) is not None:
+            raise StoreError(problem)
         store = cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS, zone=zone)
         store.actor = actor
         return store
@@ -698,7 +722,8 @@ class Store:
             if read_only:
                 raise StoreMigrationError(
                     f"{self._path} has store schema version {version} and needs migrating to "
-                    f"version {target}; open it once without read-only"
+                    f"version {target}; open it once without read-only",
+                    version=version,
                 )
             self._migrate(migrations, zone)
         with self._errors("open"):
@@ -1183,7 +1208,7 @@ class Store:
     # --- inside a transaction ---------------------------------------------------------------
 
     def _insert_session(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
-        names = _SESSION_COLUMNS.split(", ")[1:]  # the id is the store's
+        names = _SESSION_NAMES[1:-2]  # the id is the store's, the links are computed here
         values = dict(
             zip(
                 names,
@@ -1338,33 +1363,46 @@ class Store:
         Raises:
             StoreError: The store cannot be read.
         """
-        breaks = []
+        return [chain.broken for chain in self.chains() if chain.broken is not None]
+
+    def chains(self) -> list[Chain]:
+        """Each chained table's rows, head and first break, recomputed from its rows.
+
+        Reads every row of both tables (a session's events with it: one indexed query each);
+        done by ``store check`` and ``audit verify`` only, never to decide a dose.
+        """
+        found = []
         with self._reading("verify the hash chain") as conn:
             for table in _CHAINED:
                 rows = conn.execute(f"SELECT * FROM {table} ORDER BY id")
                 names = [d[0] for d in rows.description]
                 links = []
-                for row in rows.fetchall():
+                for row in rows:
                     values = dict(zip(names, row, strict=True))
-                    # A session's events are read with it; for 100,000 sessions that is one
-                    # indexed query each, done only when verifying.
+                    content = _content(table, values, conn)
                     links.append(
                         Link(
                             key=values["id"],
                             prev_hash=values["prev_hash"],
                             hash=values["hash"],
-                            content_hash=chain_link(
-                                str(values["prev_hash"]), _content(table, values, conn)
-                            ),
+                            content_hash=chain_link(str(values["prev_hash"]), content),
                             at=values["at"] if table == "audit" else None,
                         )
                     )
-                found = chain_verify(table, links, moments=table == "audit")
-                if found is None and table == "audit":
-                    found = _tail_gone(conn, links[-1].key if links else 0)
-                if found is not None:
-                    breaks.append(found)
-        return breaks
+                broken = chain_verify(table, links, moments=table == "audit")
+                if broken is None and table == "audit":
+                    broken = _tail_gone(conn, links[-1].key if links else 0)
+                last = links[-1] if links else None
+                found.append(
+                    Chain(
+                        table=table,
+                        rows=len(links),
+                        head_id=None if last is None else int(str(last.key)),
+                        head=None if last is None or last.hash is None else str(last.hash),
+                        broken=broken,
+                    )
+                )
+        return found
 
     def missing_triggers(self) -> list[str]:
         """The triggers of the schema that are not in the store (dropped by hand)."""
@@ -1429,6 +1467,36 @@ class Store:
 
 
 _DESCENDING = "julianday(at) DESC, at DESC, id DESC"
+
+
+#: The mode bits that let users other than the owner read or write (group and others).
+_OTHERS = 0o066
+
+
+def exposure(path: Path) -> str | None:
+    """Why the store at ``path`` is open to other users, or None.
+
+    A store file, or its directory, that the group or others may read or write is refused: the
+    records are health data, and whoever may write the directory may replace the file. (Only
+    what is there is judged; what :func:`_create_private` creates is the owner's alone. On
+    Windows, whose modes do not say this, nothing is refused.)
+    """
+    if os.name == "nt":
+        return None
+    for what, target, fix in (("file", path, "600"), ("directory", path.parent, "700")):
+        try:
+            mode = target.stat().st_mode & 0o777
+        except OSError:
+            continue  # not there yet: it is created private
+        if mode & _OTHERS:
+            who = " and ".join(
+                word for word, bits in (("readable", 0o044), ("writable", 0o022)) if mode & bits
+            )
+            return (
+                f"the store's {what} {target} is {who} by other users (mode {mode:04o}): "
+                f"chmod {fix} {target}, or set store_shared = true in the config file"
+            )
+    return None
 
 
 def _create_private(path: Path) -> None:
@@ -1754,7 +1822,7 @@ def _session_from_row(
 ) -> SessionRecord:
     check = _Row(path, "sessions", row[0], naive_zone, zone)
     events = _Row(path, "session_adverse_events of session", row[0])
-    return SessionRecord(
+    record = SessionRecord(
         id=check.integer("id", row[0]),
         patient_id=check.text("patient_id", row[1]),
         at=check.moment("at", row[2]),
@@ -1781,6 +1849,32 @@ def _session_from_row(
         discharged_at=None if row[24] is None else check.moment("discharged_at", row[24]),
         reported=row[25] is not None and check.integer("reported", row[25]) == 1,
     )
+    # Every value is what ketadose would write; the hash proves it is what ketadose wrote.
+    values = dict(zip(_SESSION_NAMES, row, strict=True))
+    _sealed(check, "sessions", values, [list(event) for event in adverse_events])
+    return record
+
+
+def _sealed(
+    check: _Row,
+    table: str,
+    values: dict[str, Any],
+    events: list[list[Any]] | None = None,
+) -> str:
+    """A row's own hash, checked against its content (its place is ``store check``'s job).
+
+    Reading a row proves it unedited, at the cost of one SHA-256: a dose is never decided
+    from a session changed outside ketadose, even one changed to values it could have written.
+
+    Raises:
+        StoreError: The row has no hash, or its content does not match it.
+    """
+    stored, previous = values["hash"], values["prev_hash"]
+    if not isinstance(stored, str) or not isinstance(previous, str):
+        raise check.error("hash", "is missing")
+    if chain_link(previous, _content(table, values, None, events)) != stored:
+        raise check.error("hash", "does not match the row's content")
+    return stored
 
 
 def _reading_from_row(path: Path, row: Sequence[Any], zone: tzinfo | None) -> Reading:
@@ -1858,8 +1952,52 @@ def _audit_from_row(
         override_reason=check.optional_text("override_reason", row[8]),
         library_sha256=check.text("library_sha256", row[9]),
         claimed=check.optional_text("claimed", row[10]),
-        hash=check.optional_text("hash", row[11]),
+        hash=_sealed(check, "audit", dict(zip(_AUDIT_NAMES, row, strict=True))),
     )
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What ``store check`` finds: the schema version, exposure, triggers and chains."""
+
+    path: Path
+    schema_version: int
+    exposure: str | None
+    missing_triggers: tuple[str, ...]
+    chains: tuple[Chain, ...]
+
+    @property
+    def problems(self) -> list[str]:
+        """Each problem, one line each (empty: the store is sound)."""
+        found = [] if self.exposure is None else [self.exposure]
+        if self.schema_version < SCHEMA_VERSION:
+            found.append(
+                f"store schema version {self.schema_version}, older than version "
+                f"{SCHEMA_VERSION}: run ketadose store migrate (it backs the file up first)"
+            )
+        found += [
+            f"trigger {name} is missing: it was dropped outside ketadose; the rows it guards "
+            "may have been changed (see the chains)"
+            for name in self.missing_triggers
+        ]
+        return found + [chain.broken.detail for chain in self.chains if chain.broken is not None]
+
+
+def inspect(path: Path, zone: tzinfo | None = None) -> StoreState:
+    """Check a store without changing it: nothing is migrated, created or refused for its mode.
+
+    Raises:
+        StoreError: There is no store at ``path``, or it cannot be read at all.
+    """
+    exposed = exposure(path)
+    try:
+        store = Store.open(path, read_only=True, zone=zone, shared=True)
+    except StoreMigrationError as older:
+        return StoreState(path, older.version, exposed, (), ())
+    with store:
+        return StoreState(
+            path, SCHEMA_VERSION, exposed, tuple(store.missing_triggers()), tuple(store.chains())
+        )
 
 
 def _tail_gone(conn: sqlite3.Connection, last: object) -> Break | None:

@@ -33,9 +33,17 @@ BACKDATE_TOLERANCE_S = 300.0
 
 
 def canonical(row: Mapping[str, object]) -> str:
-    """A row's content as canonical JSON: keys sorted, no whitespace, strict numbers."""
+    """A row's content as canonical JSON: keys sorted, no whitespace.
+
+    ketadose writes only finite numbers and text; what else a row edited by hand may hold (an
+    infinity, a blob) is still hashed, never refused here, so that its hash simply differs.
+    """
     return json.dumps(
-        row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        row,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=lambda value: f"<{type(value).__name__} {value!r}>",
     )
 
 

@@ -35,7 +35,13 @@ def store_path(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("KETADOSE_TZ", "Europe/Berlin")
     # Never the user's own clinic defaults: an empty config directory, no named file.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-    for name in ("KETADOSE_CONFIG", "KETADOSE_PROTOCOLS", "KETADOSE_CLINICIAN", "KETADOSE_PAPER"):
+    for name in (
+        "KETADOSE_CONFIG",
+        "KETADOSE_PROTOCOLS",
+        "KETADOSE_CLINICIAN",
+        "KETADOSE_PAPER",
+        "KETADOSE_STORE_SHARED",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("KETADOSE_PUMP_STEP", raising=False)
     monkeypatch.delenv("KETADOSE_DRAW_STEP", raising=False)

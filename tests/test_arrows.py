@@ -86,6 +86,8 @@ def reads_the_environment(tree: ast.Module) -> list[str]:
                 ("os", "environ"),
                 ("os", "getenv"),
                 ("getpass", "getuser"),
+                ("pwd", "getpwuid"),
+                ("os", "geteuid"),
                 ("datetime", "now"),
                 ("datetime", "utcnow"),
                 ("date", "today"),

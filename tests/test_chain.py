@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ketadose.errors import StoreError
 from ketadose.store import CHAIN_TRIGGERS, TRIGGERS, Store
 from ketadose.store_chain import BACKDATE_TOLERANCE_S, GENESIS, Link, link, verify
 from tests.stores import as_schema_5
@@ -128,6 +129,7 @@ def path_of(store: Store) -> Path:
 def forced(store: Store, *statements: str) -> None:
     """Statements run after every trigger is dropped, as a hostile user with the file can."""
     with raw(path_of(store)) as conn:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
         for trigger in TRIGGERS:
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         for statement in statements:
@@ -249,3 +251,36 @@ def test_a_schema_5_store_is_sealed_as_it_was(tmp_path: Path) -> None:
         )
         migrated.record_session_with_audit(session_for(4), entry())
         assert migrated.verify() == []
+
+
+# --- reading proves a row unedited -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE sessions SET dose_mg = 400 WHERE id = 2",  # a value ketadose could have written
+        "UPDATE sessions SET notes = 'session 9' WHERE id = 1",
+        "UPDATE session_adverse_events SET grade = 'mild' WHERE session_id = 3",
+        "UPDATE sessions SET hash = NULL WHERE id = 4",
+    ],
+)
+def test_a_session_edited_to_plausible_values_is_refused_when_read(
+    store: Store, statement: str
+) -> None:
+    forced(store, statement)
+    with pytest.raises(StoreError, match=r"sessions row \d: hash .*changed outside ketadose"):
+        store.sessions("p-001")
+
+
+def test_an_audit_entry_edited_is_refused_when_read(store: Store) -> None:
+    forced(store, "UPDATE audit SET override_reason = 'approved' WHERE id = 2")
+    with pytest.raises(StoreError, match=r"audit row 2: hash does not match"):
+        store.audit()
+
+
+@pytest.mark.parametrize("value", ["x'00ff'", "9e999", "'forty'"], ids=["blob", "infinity", "text"])
+def test_any_value_edited_in_is_verified_not_crashed_on(store: Store, value: str) -> None:
+    forced(store, f"UPDATE sessions SET dose_mg = {value} WHERE id = 3")
+    (found,) = store.verify()
+    assert (found.table, found.kind, found.key) == ("sessions", "edited", 3)

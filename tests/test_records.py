@@ -62,3 +62,4 @@ class TestAuditEntry:
         assert json_value(Path("x/limits.toml")) == "x/limits.toml"
         assert json_value(("b", "a")) == ["b", "a"]
         assert json_value({"b", "a"}) == ["a", "b"]
+        assert json_value({"ok": 1, 2: [Colour.RED]}) == {"ok": 1, "2": ["red"]}

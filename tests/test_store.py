@@ -110,6 +110,17 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.fixture(autouse=True)
+def private_umask() -> Iterator[None]:
+    """Files these tests make by hand are the owner's alone, as the store's own are.
+
+    (A store open to other users is refused: :class:`TestExposure` tests that on purpose.)
+    """
+    before = os.umask(0o077)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "ketadose.db"
@@ -1065,3 +1076,43 @@ class TestScoresMigration:
             "scores_no_delete",
         }
         assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class TestExposure:
+    """A store file or directory other users may read or write is refused, unless shared."""
+
+    @pytest.mark.parametrize(
+        ("file_mode", "dir_mode", "what", "who"),
+        [
+            (0o644, 0o700, "file", "readable"),
+            (0o666, 0o700, "file", "readable and writable"),
+            (0o620, 0o700, "file", "writable"),
+            (0o600, 0o755, "directory", "readable"),
+            (0o600, 0o733, "directory", "writable"),
+            (0o600, 0o1777, "directory", "readable and writable"),  # sticky as /tmp: still open
+        ],
+    )
+    def test_refused_with_the_fix(
+        self, path: Path, file_mode: int, dir_mode: int, what: str, who: str
+    ) -> None:
+        with Store.open(path) as store:
+            store.add_patient(patient(), at=T0)
+        path.chmod(file_mode)
+        path.parent.chmod(dir_mode)
+        before = path.read_bytes()
+        with pytest.raises(StoreError) as caught:
+            Store.open(path, read_only=True)
+        message = one_line(caught.value)
+        assert caught.value.exit_code == 6
+        assert f"the store's {what} " in message and f" is {who} by other users" in message
+        assert "store_shared = true" in message
+        assert path.read_bytes() == before
+        with Store.open(path, shared=True) as store:  # the config file's explicit allowance
+            assert store.patient("p-001") == patient()
+
+    def test_private_and_executable_directory_is_fine(self, path: Path) -> None:
+        with Store.open(path) as store:
+            store.add_patient(patient(), at=T0)
+        path.parent.chmod(0o711)  # others may pass through, not list or write
+        with Store.open(path, read_only=True) as store:
+            assert store.patient("p-001") == patient()

@@ -23,6 +23,7 @@ GROUPS = {
     "score": "Record and show questionnaires scored item by item (PHQ-9, GAD-7, PCL-5, MADRS).",
     "limits": "Show, validate and start a limit library (soft and hard limits, screening).",
     "config": "Show the clinic defaults in effect (the config file, the environment).",
+    "store": "Check and migrate the record store (schema, permissions, triggers, hash chains).",
 }
 
 #: Every command, in the order ``--help`` lists them: (group or None, name, the module under
@@ -56,6 +57,8 @@ COMMANDS: tuple[tuple[str | None, str, str, str | None], ...] = (
     (None, "next", "history.next_session", None),
     (None, "audit", "audit.audit", None),
     ("config", "show", "config.config_show", None),
+    ("store", "check", "store.store_check", None),
+    ("store", "migrate", "store.store_migrate", None),
     ("score", "record", "score.score_record", None),
     ("score", "acknowledge", "score.score_acknowledge", None),
     ("score", "show", "score.score_show", None),

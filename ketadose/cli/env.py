@@ -264,16 +264,23 @@ def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
     sessions. A store of an older schema is still migrated, backed up first, as by any other
     command.
     """
+    from ketadose.config import boolean
     from ketadose.errors import StoreMigrationError
     from ketadose.store import Store
 
     target = store_path(path)
+    found = setting("store_shared", None, "false")
+    shared = configured(found, lambda text: boolean(text, "KETADOSE_STORE_SHARED"))
+
+    def opened(read_only: bool) -> "Store":
+        return Store.open(target, read_only=read_only, zone=zone(), actor=os_user(), shared=shared)
+
     try:
-        db = Store.open(target, read_only=read_only, zone=zone(), actor=os_user())
+        db = opened(read_only)
     except StoreMigrationError:
         # An older store is migrated (backed up first) as any command does; only a store
         # that does not exist is refused.
-        db = Store.open(target, zone=zone(), actor=os_user())
+        db = opened(False)
     for notice in db.notices:
         typer.echo(f"ketadose: {notice}", err=True)
     return db

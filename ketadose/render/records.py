@@ -712,11 +712,12 @@ def next_table(result: NextSession, console: Console) -> None:
     table.checked_session(result.session, console, findings_first=False)
 
 
-def audit_json(entries: list[AuditEntry]) -> str:
+def audit_json(entries: list[AuditEntry], head: tuple[int, str] | None = None) -> str:
     """The ``audit --json`` document.
 
     Args:
         entries: Audit entries, oldest first.
+        head: The whole log's chain head (last entry id and hash), None for an empty log.
 
     Returns:
         JSON text.
@@ -728,7 +729,8 @@ def audit_json(entries: list[AuditEntry]) -> str:
         row["inputs"] = json.loads(row.pop("inputs_json"))
         row["findings"] = json.loads(row.pop("findings_json"))
         rows.append(row)
-    body = {"schema_version": SCHEMA_VERSION, "entries": rows}
+    chain_head = None if head is None else {"id": head[0], "hash": head[1]}
+    body = {"schema_version": SCHEMA_VERSION, "entries": rows, "chain_head": chain_head}
     return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -744,14 +746,17 @@ AUDIT_COLUMNS = (
     "library_sha256",
     "inputs",
     "findings",
+    "claimed",
+    "hash",
 )
 
 
-def audit_csv(entries: list[AuditEntry]) -> str:
+def audit_csv(entries: list[AuditEntry], head: tuple[int, str] | None = None) -> str:
     """The ``audit --format csv`` table.
 
     Args:
         entries: Audit entries, oldest first.
+        head: Not written: a CSV holds rows only, and each row carries its own hash.
 
     Returns:
         CSV text.
@@ -762,7 +767,7 @@ def audit_csv(entries: list[AuditEntry]) -> str:
         AUDIT_COLUMNS,
         (
             {
-                **{key: getattr(entry, key) for key in AUDIT_COLUMNS[:-2]},
+                **{k: getattr(entry, k) for k in AUDIT_COLUMNS if k not in ("inputs", "findings")},
                 "at": entry.at.isoformat(),
                 "inputs": entry.inputs_json,
                 "findings": ";".join(f["code"] for f in json.loads(entry.findings_json)),
@@ -772,12 +777,16 @@ def audit_csv(entries: list[AuditEntry]) -> str:
     )
 
 
-def audit_table(entries: list[AuditEntry], console: Console) -> None:
-    """Print the audit log.
+def audit_table(
+    entries: list[AuditEntry], console: Console, head: tuple[int, str] | None = None
+) -> None:
+    """Print the audit log, then its chain head.
 
     Args:
         entries: Audit entries, oldest first.
         console: Where to print.
+        head: The whole log's last entry id and hash (:meth:`ketadose.store.Store.chain_head`):
+            a printed log, or a sheet, is matched to the store by it later.
     """
     from rich.table import Table
 
@@ -787,9 +796,10 @@ def audit_table(entries: list[AuditEntry], console: Console) -> None:
     for header in ("#", "When", "Who", "Command", "Patient", "Status", "Override reason"):
         table.add_column(header, no_wrap=header in ("#", "Status"))
     for entry in entries:
+        who = entry.user if entry.claimed is None else f"{entry.user} (as {entry.claimed})"
         cells = (
             f"{entry.at.isoformat(sep=' ')} {label(entry.at)}",
-            entry.user,
+            who,
             entry.command,
             entry.patient_id or "-",
         )
@@ -800,6 +810,9 @@ def audit_table(entries: list[AuditEntry], console: Console) -> None:
             Prose(entry.override_reason or "-"),
         )
     console.print(fit(table, console))
+    if head is not None:
+        # The hash on a line of its own: 64 characters fit any terminal, never split.
+        console.print(f"Chain head (the log's last entry, {head[0]}):\n{head[1]}", soft_wrap=True)
 
 
 class ScheduledReading(BaseModel):

@@ -37,6 +37,8 @@ DOCUMENTS = {
     "protocol": "protocols show: one protocol with its library",
     "limits": "limits show: the limit library (or the limits in effect for one protocol)",
     "config": "config show: each clinic default in effect and where it came from",
+    "store": "store check: schema version, exposure, triggers and hash chains",
+    "chain": "audit verify: each hash chain recomputed, its head and its first break",
 }
 
 
@@ -73,6 +75,10 @@ def _model(name: str) -> type[BaseModel]:
         from ketadose.render.config_doc import ConfigDocument
 
         return ConfigDocument
+    if name in ("store", "chain"):
+        from ketadose.render.store_doc import ChainCheck, StoreCheck
+
+        return StoreCheck if name == "store" else ChainCheck
     from ketadose.batch import BatchRecord
 
     return BatchRecord

@@ -1,5 +1,6 @@
-"""ketadose audit: the append-only audit log."""
+"""ketadose audit: the append-only audit log; ``audit verify`` recomputes its hash chain."""
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,11 +15,24 @@ from ketadose.cli.options import (
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import choose_format, emit
+from ketadose.cli.output import OutputFormat, choose_format, emit
+
+
+class Action(StrEnum):
+    """What ``audit`` does besides reading the log."""
+
+    verify = "verify"
 
 
 @command
 def audit(
+    action: Annotated[
+        Action | None,
+        typer.Argument(
+            help="verify: recompute the hash chains of the log and the sessions, and name "
+            "the first entry edited, deleted, inserted or reordered (exit 6)."
+        ),
+    ] = None,
     patient: Annotated[str | None, typer.Option(help="Only this patient's entries.")] = None,
     store: StoreFile = None,
     json: JsonFlag = False,
@@ -27,17 +41,49 @@ def audit(
     force: ForceFlag = False,
     tz: TzOpt = None,
 ) -> None:
-    """Read the audit log (append-only): findings, overrides and reasons, who and when."""
+    """Read the audit log (append-only): findings, overrides and reasons, who and when.
+
+    The log ends with its chain head (the last entry's hash): printed, it pins the log.
+    """
     from ketadose.render import records
 
+    if action is Action.verify:
+        return _verify(store, json, output_format, output, force, patient)
     chosen = choose_format("audit", output_format, output, force, json=json)
     with env.open_store(store, read_only=True) as db:
         entries = db.audit(patient)
+        head = db.chain_head()
     emit(
         "audit",
         chosen,
         output,
         force,
-        (entries,),
-        lambda console: records.audit_table(entries, console),
+        (entries, head),
+        lambda console: records.audit_table(entries, console, head),
     )
+
+
+def _verify(
+    store: StoreFile,
+    json: bool,
+    output_format: OutputFormat | None,
+    output: OutputFile,
+    force: bool,
+    patient: str | None,
+) -> None:
+    """``audit verify``: both chains recomputed; exit 6 naming the first break of each."""
+    from ketadose.cli.commands.store import chain_states, finish
+    from ketadose.errors import InputError
+    from ketadose.render.store_doc import ChainCheck, lines
+
+    if patient is not None:
+        raise InputError("audit verify checks the whole chain: --patient does not fit it")
+    chosen = choose_format("audit verify", output_format, output, force, json=json)
+    path = env.store_path(store)
+    with env.open_store(store, read_only=True) as db:
+        chains = chain_states(db.chains())
+    problems = tuple(chain.detail for chain in chains if chain.detail is not None)
+    document = ChainCheck(store=str(path), chains=chains, problems=problems)
+    text = lines(str(path), chains, ()) if chosen is OutputFormat.table else ""
+    emit("audit verify", chosen, output, force, (document,), text)
+    finish(str(path), problems)

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from ketadose.cli import env
+from ketadose.cli import audit_log, env
 from ketadose.cli.exits import batch_outcome, command, flag
 from ketadose.cli.options import (
     BagOpt,
+    ClinicianOpt,
     ClosedOpt,
     DaysOpt,
     DrawStepOpt,
@@ -25,6 +26,7 @@ from ketadose.cli.options import (
     PolicyOption,
     ProtocolsFile,
     PumpStepOpt,
+    StoreFile,
     StrengthOpt,
     TimeOfDayOpt,
     TzOpt,
@@ -97,12 +99,15 @@ def batch(
             help="Worker processes (default: one per CPU this process may use).",
         ),
     ] = None,
+    store: StoreFile = None,
+    clinician: ClinicianOpt = None,
     tz: TzOpt = None,
 ) -> None:
     """Plan many patients from a CSV file: each row a checked plan (or an error), streamed.
 
     Exit 4 if any plan crosses a hard limit, else 2 if any row was refused, else 3 if any
-    plan has a soft finding (a batch takes no override reason), else 0.
+    plan has a soft finding (a batch takes no override reason), else 0. The run writes one
+    audit entry: the rows' SHA-256, how many had each status, the library's digest.
     """
     from ketadose import inputs
     from ketadose.batch import open_input, work, write
@@ -132,8 +137,11 @@ def batch(
         closed=inputs.closed_days(closed or [], holidays, first),
     )
     library = env.library(protocols)
+    limit_library = env.limits(limits, library)
+    with env.open_store(store):
+        pass  # a store that cannot take the run's entry is refused before any row is planned
     header, encode = encoding(output_format.value)
-    chunk_work = work(template, protocol, library, env.limits(limits, library), encode, flag)
+    chunk_work = work(template, protocol, library, limit_library, encode, flag)
     with open_input(file, sys.stdin) as source, contextlib.ExitStack() as stack:
         counts = write(
             chunk_work,
@@ -145,6 +153,22 @@ def batch(
             jobs=jobs or cpus(),
             progress=progress_bar(stack, f"planning {source.name}", source.size),
         )
+    asked = {
+        "file": source.name,
+        "rows": sum(counts.values()),
+        "rows_sha256": source.digest(),
+        "counts": counts,
+        "protocol": protocol,
+        "start": first.isoformat(),
+        "format": output_format.value,
+        "output": None if output is None else str(output),
+    }
+    worst = next((s for s in ("hard", "soft") if counts.get(s)), "ok")
+    found = audit_log.entry(
+        clinician, "batch", None, asked, (), worst, None, limit_library.ref.sha256
+    )
+    with env.open_store(store) as db:
+        db.append_audit(found)
     if output is not None:
         typer.echo(f"ketadose: wrote {output}", err=True)
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)

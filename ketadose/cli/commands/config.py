@@ -42,6 +42,7 @@ def config_show(
         "paper": "a4",
         "pump_step": PUMP_STEP,
         "draw_step": DRAW_STEP,
+        "store_shared": "false",
     }
     flags = {"tz": env.tz_flag()}  # the one clinic default this command takes as a flag
     settings = [env.setting(key, flags.get(key), built_in[key]) for key in ENVIRONMENT]

@@ -1,0 +1,248 @@
+"""store check, store migrate, audit verify, the chain head, exposure and who is acting."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from typer.testing import CliRunner
+
+from ketadose.cli import app
+from ketadose.cli.env import os_user
+from ketadose.render.schema import schema
+from ketadose.store import SCHEMA_VERSION, TRIGGERS
+from tests.stores import as_schema_5
+
+runner = CliRunner()
+
+
+def run(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def valid(name: str, text: str) -> dict[str, Any]:
+    document = schema(name)
+    Draft202012Validator.check_schema(document)
+    data: dict[str, Any] = json.loads(text)
+    Draft202012Validator(document).validate(data)
+    return data
+
+
+@pytest.fixture
+def filled(store_path: Path) -> Path:
+    add = run("patient", "add", "P1", "-p", "depression", "--weight", "80kg", "--baseline", "30")
+    assert add.exit_code == 0, add.stderr
+    for day, dose in (("2026-12-01", "40mg"), ("2026-12-03", "40mg")):
+        recorded = run(
+            "session", "record", "P1", "--date", f"{day}T09:00", "--dose", dose, "--score", "25",
+            "--clinician", "RN Claim",
+        )  # fmt: skip
+        assert recorded.exit_code == 0, recorded.stderr
+    return store_path
+
+
+def forced(path: Path, *statements: str) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for trigger in TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_a_sound_store_checks_clean(filled: Path) -> None:
+    result = run("store", "check")
+    assert result.exit_code == 0, result.stderr
+    assert f"store schema version {SCHEMA_VERSION}" in result.stdout
+    assert "audit chain intact (2 rows, head #2 " in result.stdout
+    assert "sessions chain intact (2 rows" in result.stdout
+    data = valid("store", run("store", "check", "--json").stdout)
+    assert data["problems"] == [] and data["missing_triggers"] == []
+    assert [c["rows"] for c in data["chains"]] == [2, 2]
+
+
+def test_a_tampered_store_gives_each_problem_and_exit_6(filled: Path) -> None:
+    forced(filled, "UPDATE sessions SET dose_mg = 80 WHERE id = 1")
+    result = run("store", "check")
+    assert result.exit_code == 6
+    problems = result.stderr.strip().splitlines()
+    assert len(problems) == len(TRIGGERS) + 1  # every trigger gone, and the edited session
+    assert all(line.startswith(f"ketadose: {filled}: ") for line in problems)
+    assert problems[-1].endswith("sessions entry 1 does not match its hash: edited")
+    data = valid("store", run("store", "check", "--json").stdout)
+    (sessions,) = [c for c in data["chains"] if c["table"] == "sessions"]
+    assert (sessions["intact"], sessions["kind"], sessions["broken_at"]) == (False, "edited", 1)
+
+
+def test_an_older_store_is_reported_then_migrated(filled: Path) -> None:
+    with closing(sqlite3.connect(filled, isolation_level=None)) as conn:
+        as_schema_5(conn)
+    before = filled.read_bytes()
+    result = run("store", "check")
+    assert result.exit_code == 6
+    assert "store schema version 5, older than version 6: run ketadose store migrate" in (
+        result.stderr
+    )
+    assert filled.read_bytes() == before  # checking changes nothing
+    migrated = run("store", "migrate")
+    assert migrated.exit_code == 0, migrated.stderr
+    assert "migrated to store schema version 6" in migrated.stdout
+    assert "sealed into the hash chain" in migrated.stderr
+    assert filled.with_name(filled.name + ".bak-v5").is_file()
+    assert run("store", "check").exit_code == 0
+    again = run("store", "migrate")
+    assert "already at store schema version 6" in again.stdout
+
+
+def test_no_store_is_refused_and_not_created(store_path: Path) -> None:
+    for command in (["store", "check"], ["store", "migrate"], ["audit", "verify"]):
+        result = run(*command)
+        assert result.exit_code == 6
+        assert f"no store at {store_path}" in result.stderr
+    assert not store_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("statements", "named"),
+    [
+        (["UPDATE audit SET status = 'hard' WHERE id = 1"], "audit entry 1 does not match"),
+        (["DELETE FROM sessions WHERE id = 1"], "sessions entry 2 follows an entry that is gone"),
+        (["DELETE FROM audit WHERE id = 2"], "audit entries 2 to 2 are gone"),
+    ],
+)
+def test_audit_verify_names_the_first_break(
+    filled: Path, statements: list[str], named: str
+) -> None:
+    assert run("audit", "verify").exit_code == 0
+    forced(filled, *statements)
+    result = run("audit", "verify")
+    assert result.exit_code == 6
+    assert named in result.stderr
+    data = valid("chain", run("audit", "verify", "--json").stdout)
+    assert data["problems"] and named in data["problems"][0]
+
+
+def test_audit_verify_takes_no_patient(filled: Path) -> None:
+    result = run("audit", "verify", "--patient", "P1")
+    assert result.exit_code == 2
+    assert "--patient does not fit it" in result.stderr
+
+
+def test_the_chain_head_is_printed_with_the_log(filled: Path) -> None:
+    head = json.loads(run("store", "check", "--json").stdout)["chains"][0]
+    table = run("audit")
+    assert f"Chain head (the log's last entry, 2):\n{head['head']}\n" in table.stdout
+    data = valid("audit", run("audit", "--json").stdout)
+    assert data["chain_head"] == {"id": 2, "hash": head["head"]}
+    assert data["entries"][-1]["hash"] == head["head"]
+    only = json.loads(run("audit", "--patient", "nobody", "--json").stdout)
+    assert only["entries"] == [] and only["chain_head"]["id"] == 2  # the whole log's head
+
+
+def test_the_user_is_who_the_system_says_the_clinician_a_claim(filled: Path) -> None:
+    entries = json.loads(run("audit", "--json").stdout)["entries"]
+    assert {(e["user"], e["claimed"]) for e in entries} == {(os_user(), "RN Claim")}
+    wide = runner.invoke(app, ["audit"], env={"COLUMNS": "200"})
+    assert f"{os_user()} (as RN Claim)" in wide.stdout
+
+
+def test_a_session_edited_to_a_plausible_dose_is_not_decided_on(filled: Path) -> None:
+    forced(filled, "UPDATE sessions SET dose_mg = 80 WHERE id = 2")
+    for command in (["next", "P1", "--date", "2026-12-07T09:00"], ["history", "P1", "--json"]):
+        result = run(*command)
+        assert result.exit_code == 6, command
+        assert "sessions row 2: hash does not match" in result.stderr
+        assert result.stdout == ""
+
+
+class TestExposure:
+    def test_a_store_others_may_read_is_refused(self, filled: Path) -> None:
+        filled.chmod(0o644)
+        for command in (["history", "P1"], ["audit"], ["patient", "show", "P1"]):
+            result = run(*command)
+            assert result.exit_code == 6
+            assert "is readable by other users (mode 0644): chmod 600" in result.stderr
+            assert result.stdout == ""
+        check = run("store", "check")  # reports it, refuses nothing else
+        assert check.exit_code == 6
+        assert "readable by other users" in check.stderr
+
+    def test_a_directory_others_may_write_is_refused(self, filled: Path) -> None:
+        filled.parent.chmod(0o777)
+        result = run("dose", "-p", "depression", "--weight", "120kg", "--override-reason", "ok")
+        assert result.exit_code == 6
+        assert "the store's directory" in result.stderr and "chmod 700" in result.stderr
+
+    def test_the_config_file_may_allow_it(
+        self, filled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        filled.chmod(0o660)
+        config = tmp_path / "clinic.toml"
+        config.write_text("store_shared = true\n")
+        monkeypatch.setenv("KETADOSE_CONFIG", str(config))
+        assert run("history", "P1").exit_code == 0
+        shown = json.loads(run("config", "show", "--json").stdout)
+        assert shown["settings"]["store_shared"]["value"] == "true"
+        assert shown["settings"]["store_shared"]["source"] == "config file"
+
+    @pytest.mark.parametrize("value", ["yes", "1", "True", ""])
+    def test_only_true_or_false_is_read(
+        self, filled: Path, monkeypatch: pytest.MonkeyPatch, value: str
+    ) -> None:
+        filled.chmod(0o644)
+        monkeypatch.setenv("KETADOSE_STORE_SHARED", value)
+        result = run("history", "P1")
+        assert result.exit_code in (2, 5)
+        assert "KETADOSE_STORE_SHARED" in result.stderr
+        assert result.stdout == ""
+
+
+def test_a_batch_run_writes_one_entry_with_the_rows_digest(tmp_path: Path) -> None:
+    import hashlib
+
+    rows = b"id,weight,protocol\nA,80kg,depression\nB,400kg,depression\nC,,depression\n"
+    source = tmp_path / "rows.csv"
+    source.write_bytes(rows)
+    result = run("batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--clinician", "RN B")
+    assert result.exit_code == 4  # B's plan crosses a hard limit
+    (entry,) = json.loads(run("audit", "--json").stdout)["entries"]
+    assert (entry["command"], entry["status"], entry["claimed"]) == ("batch", "hard", "RN B")
+    assert entry["inputs"]["rows_sha256"] == hashlib.sha256(rows).hexdigest()
+    assert entry["inputs"]["counts"] == {"ok": 1, "soft": 0, "hard": 1, "error": 1}
+    assert entry["inputs"]["rows"] == 3 and entry["inputs"]["file"] == str(source)
+
+
+def test_a_batch_is_refused_before_planning_when_the_store_is_exposed(
+    filled: Path, tmp_path: Path
+) -> None:
+    filled.chmod(0o666)
+    source = tmp_path / "rows.csv"
+    source.write_text("id,weight,protocol\nA,80kg,depression\n")
+    out = tmp_path / "out.jsonl"
+    result = run("batch", str(source), "-o", str(out))
+    assert result.exit_code == 6
+    assert "readable and writable by other users" in result.stderr
+    assert not out.exists()
+
+
+def test_next_from_a_history_file_is_logged(tmp_path: Path) -> None:
+    history = tmp_path / "h.json"
+    history.write_text(
+        json.dumps(
+            {
+                "patient": {"id": "H1", "protocol": "depression", "weight_kg": 80, "baseline": 30},
+                "sessions": [
+                    {"date": "2026-12-01T09:00:00+01:00", "total_dose_mg": 40, "score": 25}
+                ],
+            }
+        )
+    )
+    result = run("next", "H1", "--history", str(history), "--date", "2026-12-07T09:00")
+    assert result.exit_code in (0, 3, 4), result.stderr  # decided, whatever it decided
+    (entry,) = json.loads(run("audit", "--json").stdout)["entries"]
+    assert (entry["command"], entry["patient_id"]) == ("next", "H1")
+    assert entry["inputs"]["history"] == str(history)
