@@ -1,12 +1,17 @@
-"""Shared test set-up: hypothesis profiles, and a record store of each test's own."""
+"""Shared test set-up: hypothesis profiles, a record store of each test's own, and PostgreSQL."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:  # tests.pg imports psycopg: only the PostgreSQL tests pay for it
+    from tests.pg import Cluster, Database
 
 settings.register_profile(
     "ci",
@@ -46,3 +51,56 @@ def store_path(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.delenv("KETADOSE_PUMP_STEP", raising=False)
     monkeypatch.delenv("KETADOSE_DRAW_STEP", raising=False)
     return path
+
+
+#: The fixtures that start the PostgreSQL cluster: a test using one is marked ``postgresql``.
+PG_FIXTURES = {"pg_cluster", "pg_database", "pg_new_database"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the PostgreSQL cluster, so ``-m "not postgresql"`` leaves it."""
+    for item in items:
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgresql)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the run, started when a test first asks for it.
+
+    Without the server binaries a test is skipped, but under CI=true it fails: CI must never
+    pass with the PostgreSQL suite silently skipped.
+    """
+    from tests.pg import Cluster, bindir_or_skip
+
+    bindir = bindir_or_skip()
+    with Cluster.create(bindir) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_new_database(pg_cluster: Cluster) -> Iterator[Callable[[], Database]]:
+    """Makes fresh empty databases; each is dropped afterwards with every role the test made."""
+    from tests.pg import Database
+
+    roles_before = list(pg_cluster.roles)
+    made: list[Database] = []
+
+    def new() -> Database:
+        made.append(Database(pg_cluster))
+        return made[-1]
+
+    yield new
+    if not pg_cluster.running:  # a fault test left it down: the next test needs it up
+        pg_cluster.start()
+    for database in reversed(made):
+        database.drop()
+    for role in reversed(pg_cluster.roles):
+        if role not in roles_before:
+            pg_cluster.drop_role(role)
+
+
+@pytest.fixture
+def pg_database(pg_new_database: Callable[[], Database]) -> Database:
+    """A fresh, empty database of this test's own, owned by a fresh non-superuser role."""
+    return pg_new_database()

@@ -50,3 +50,13 @@ def test_the_help_imports_no_pydantic() -> None:
     assert "typer" in modules
     # (pydantic.plugin._loader is the app's own stand-in, a module of no pydantic code)
     assert "pydantic" not in modules and "pydantic.main" not in modules
+
+
+@pytest.mark.parametrize("command", [DOSE, [*DOSE, "--json"], ["check", *DOSE[1:]]])
+def test_a_dose_imports_neither_the_store_nor_its_database_libraries(command: list[str]) -> None:
+    # SQLAlchemy, Alembic and psycopg are the store's (issue 16): a clean dose writes nothing.
+    modules = imported(*command)
+    assert "ketadose.gate" in modules
+    roots = {m.split(".")[0] for m in modules}
+    assert not roots & {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
+    assert "ketadose.store" not in modules
