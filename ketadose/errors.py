@@ -184,6 +184,12 @@ class StoreError(KetadoseError, OSError):
     exit_code = ExitCode.STORE
 
 
+class OverrideRefusedError(KetadoseError):
+    """An override the acting clinician's role may not make: the soft finding stands (exit 3)."""
+
+    exit_code = ExitCode.SOFT_LIMIT
+
+
 class StoreMigrationError(StoreError):
     """A store of an older schema was opened read-only: it must be migrated first (exit 6).
 

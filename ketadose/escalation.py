@@ -352,6 +352,7 @@ def decide(
     rebase: WeightPolicy | None = None,
     scores: Sequence[tuple[datetime, float]] = (),
     safety: Sequence[str] = (),
+    pending: Sequence[str] = (),
 ) -> NextSession:
     """Recommend the next session for a patient.
 
@@ -370,6 +371,8 @@ def decide(
             session's start to 12 h before the next one's) where the session has none.
         safety: Open safety findings of questionnaires (an unacknowledged PHQ-9 item 9): while
             any is open the recommendation is not ready (exit 3), whatever the rule.
+        pending: Overrides of earlier sessions that await an independent second clinician's
+            co-signature (the store's): while any waits, not ready either.
 
     Returns:
         The decision, the rule that made it, its reasons, the recommended dose (checked) and
@@ -431,7 +434,7 @@ def decide(
     # A stop shows no dose, so no dosing basis either.
     reasons = choice.reasons if decision == "stop" else (*basis_reasons, *choice.reasons)
     session: SessionDose | None = None
-    reasons = (*reasons, *safety)
+    reasons = (*reasons, *safety, *pending)
     if decision in GOES_AHEAD:
         if safety:
             decided = held_back(
@@ -441,6 +444,16 @@ def decide(
                     code="questionnaire-safety-unacknowledged",
                     message=f"not ready: {safety[0]}",
                     source="PHQ-9 item 9 >= 1 is a safety flag (clinic systems; instruments.toml)",
+                ),
+            )
+        if pending:
+            decided = held_back(
+                decided,
+                Finding(
+                    severity=Severity.SOFT,
+                    code="override-awaiting-cosign",
+                    message=f"not ready: {pending[0]}",
+                    source="the limit library's [overrides] (an independent second clinician)",
                 ),
             )
         session = checked(prepared, decided, limits, context)

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, StrictInt, model_validator
 
+from ketadose.authority import OverrideRule, check_classes
 from ketadose.clock import aware, instant
 from ketadose.errors import ConfigError, InputError, InputField, QuantityError
 from ketadose.libfile import (
@@ -385,9 +386,13 @@ class LimitFile(Strict):
     routes: dict[Route, Profile] = Field(default_factory=dict)
     medications: tuple[Medication, ...] = ()
     conditions: tuple[Condition, ...] = ()
+    #: Who may override each finding class, and which overrides a second clinician co-signs
+    #: (:mod:`ketadose.authority`); none: a prescriber overrides, nobody co-signs.
+    overrides: dict[str, OverrideRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> "LimitFile":
+        check_classes(self.overrides)
         if "default" not in self.profiles:
             raise ValueError("profiles needs a [profiles.default]")
         if self.profiles["default"].route is not None:

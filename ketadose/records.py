@@ -127,6 +127,8 @@ class SessionRecord:
         discharged_at: When the patient was discharged (None: not yet recorded).
         reported: The adverse events were asked about and are complete as listed (none when
             the list is empty): the evidence a take-home dose is judged on.
+        cosign: Its override needs an independent second clinician's co-signature (the
+            limit library's ``[overrides]``): until one co-signs, ``next`` is not ready.
     """
 
     patient_id: str
@@ -154,6 +156,7 @@ class SessionRecord:
     readings: tuple[Reading, ...] = ()
     discharged_at: datetime | None = None
     reported: bool = False
+    cosign: bool = False
 
     @property
     def basis_kg(self) -> float | None:
@@ -163,6 +166,44 @@ class SessionRecord:
         if self.dose_mg_per_kg:
             return self.dose_mg / self.dose_mg_per_kg
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Clinician:
+    """A clinician registered in the store, by the name the store authenticates them as.
+
+    Attributes:
+        name: The OS user (SQLite) or database user (PostgreSQL).
+        role: ``nurse``, ``prescriber``, ``pharmacist`` or ``admin``.
+        added_at: When registered.
+        added_by: The admin who registered them (themselves, for a store's first admin).
+    """
+
+    name: str
+    role: str
+    added_at: datetime
+    added_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """An electronic signature (21 CFR 11.50): who signed, in what role, when, meaning what.
+
+    Attributes:
+        audit_id: The audit entry signed (the record of what was done).
+        session_id: The session, for a signature on a recorded session.
+        signer: Who signed, as authenticated.
+        role: Their registered role (None on a store with no clinicians registered).
+        meaning: ``prescribed``, ``administered``, ``witnessed`` or ``co-signed``.
+        at: When.
+    """
+
+    audit_id: int
+    session_id: int | None
+    signer: str
+    role: str | None
+    meaning: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,19 +35,28 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from ketadose.authority import MEANINGS, ROLES
 from ketadose.clock import aware, problem
 from ketadose.clock import name as zone_name
 from ketadose.errors import InputError, KetadoseError, StoreError, StoreMigrationError
 from ketadose.events import TERMS, AdverseEvent
 from ketadose.inputs import DATE_RANGE
-from ketadose.records import AuditEntry, BloodPressure, PatientRecord, Reading, SessionRecord
+from ketadose.records import (
+    AuditEntry,
+    BloodPressure,
+    Clinician,
+    PatientRecord,
+    Reading,
+    SessionRecord,
+    Signature,
+)
 from ketadose.scores import ScoreRecord
 from ketadose.store_chain import GENESIS, Break, Link
 from ketadose.store_chain import link as chain_link
@@ -404,11 +413,13 @@ _V6 = (
     *(f"ALTER TABLE {table} ADD COLUMN hash TEXT" for table in _CHAINED),
 )
 
+
 #: The triggers of version 6 (``store check`` reports any that is missing). A row enters a
 #: chain only after its head: an insert whose link is not the last row's hash, or whose id
 #: is not past the last id (a back-dated insert), is refused.
-CHAIN_TRIGGERS = {
-    f"{table}_chain": f"""
+def _chain_trigger(table: str) -> str:
+    """The trigger that lets a row into ``table`` only at its chain's head."""
+    return f"""
     CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
     WHEN NEW.prev_hash IS NOT coalesce(
             (SELECT hash FROM {table} ORDER BY id DESC LIMIT 1), '{"0" * 64}')
@@ -418,8 +429,9 @@ CHAIN_TRIGGERS = {
         SELECT RAISE(ABORT, 'the {table} chain only grows at its head: insert refused');
     END
     """
-    for table in _CHAINED
-} | {
+
+
+CHAIN_TRIGGERS = {f"{table}_chain": _chain_trigger(table) for table in _CHAINED} | {
     "sessions_no_delete": """
     CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
     BEGIN
@@ -438,16 +450,6 @@ CHAIN_TRIGGERS = {
     END
     """,
 }
-
-#: Every trigger a version-6 store has.
-TRIGGERS = (
-    "audit_no_update",
-    "audit_no_delete",
-    "audit_no_replace",
-    "scores_acknowledge_only",
-    "scores_no_delete",
-    *CHAIN_TRIGGERS,
-)
 
 
 def _migrate_chain(conn: sqlite3.Connection, context: MigrationContext) -> None:
@@ -501,7 +503,9 @@ def _content(
     are hashed with it. Numbers are as SQLite reads them back (a REAL column gives a float
     for 80 as for 80.0).
     """
-    content = {k: v for k, v in row.items() if k not in _UNHASHED}
+    # A null is left out: a column added later, null in the rows before it, leaves their
+    # hashes as they were; setting a value or clearing one still changes the content.
+    content = {k: v for k, v in row.items() if k not in _UNHASHED and v is not None}
     if table == "sessions" and events is not None:
         content["adverse_events"] = events
     elif table == "sessions":
@@ -537,6 +541,80 @@ _REAL = frozenset(
 )  # fmt: skip
 
 
+#: Version 7: the clinicians registered with their roles, and the signatures, both chained and
+#: append-only; a session whose override needs a second clinician says so (``cosign``).
+_V7 = (
+    f"""
+    CREATE TABLE clinicians (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE CHECK (length(name) > 0),
+        role TEXT NOT NULL CHECK (role IN ({", ".join(repr(r) for r in ROLES)})),
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        prev_hash TEXT,
+        hash TEXT
+    )
+    """,
+    f"""
+    CREATE TABLE signatures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        audit_id INTEGER NOT NULL REFERENCES audit (id),
+        session_id INTEGER REFERENCES sessions (id),
+        signer TEXT NOT NULL,
+        role TEXT,
+        meaning TEXT NOT NULL CHECK (meaning IN ({", ".join(repr(m) for m in MEANINGS)})),
+        at TEXT NOT NULL,
+        prev_hash TEXT,
+        hash TEXT
+    )
+    """,
+    "CREATE INDEX signatures_by_session ON signatures (session_id, meaning)",
+    "CREATE INDEX signatures_by_audit ON signatures (audit_id)",
+    "ALTER TABLE sessions ADD COLUMN cosign INTEGER CHECK (cosign IS NULL OR cosign = 1)",
+)
+
+#: The tables of version 7 and their triggers: each grows at its chain's head, and nothing in
+#: them is changed or removed (a role is not edited: a clinician is registered once).
+_SIGNED = ("clinicians", "signatures")
+V7_TRIGGERS = {
+    **{f"{table}_chain": _chain_trigger(table) for table in _SIGNED},
+    **{
+        f"{table}_no_{verb.lower()}": f"""
+        CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
+        BEGIN
+            SELECT RAISE(ABORT, '{table} are append-only: {verb} refused');
+        END
+        """
+        for table in _SIGNED
+        for verb in ("UPDATE", "DELETE")
+    },
+}
+
+#: Every chained table, in the order ``store check`` reports them.
+CHAINED = (*_CHAINED, *_SIGNED)
+
+#: Every trigger a current store has.
+TRIGGERS = (
+    "audit_no_update",
+    "audit_no_delete",
+    "audit_no_replace",
+    "scores_acknowledge_only",
+    "scores_no_delete",
+    *CHAIN_TRIGGERS,
+    *V7_TRIGGERS,
+)
+
+
+def _migrate_signatures(conn: sqlite3.Connection, context: MigrationContext) -> None:
+    """Version 7: clinicians with roles, signatures, and sessions that await a co-signature.
+
+    A store migrated here has no clinician registered: it is a single-user workstation (its
+    overrides need no role) until someone registers as its admin.
+    """
+    for statement in (*_V7, *V7_TRIGGERS.values()):
+        conn.execute(statement)
+
+
 @dataclass(frozen=True)
 class Chain:
     """One chained table as verified: its rows, its head (last id and hash), its first break."""
@@ -556,6 +634,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _migrate_scores,
     _migrate_reports,
     _migrate_chain,
+    _migrate_signatures,
 )
 
 #: The schema version this code reads and writes.
@@ -569,7 +648,7 @@ _SESSION_COLUMNS = (
     "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
     "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes, "
     "weight_policy, dosing_weight_kg, planned_dose_mg, planned_dose_mg_per_kg, stopped_at, "
-    "stop_reason, discharged_at, reported, prev_hash, hash"
+    "stop_reason, discharged_at, reported, cosign, prev_hash, hash"
 )
 _SESSION_NAMES = tuple(_SESSION_COLUMNS.split(", "))
 _READING_COLUMNS = (
@@ -585,6 +664,7 @@ _AUDIT_COLUMNS = (
     "library_sha256, claimed, prev_hash, hash"
 )
 _AUDIT_NAMES = tuple(_AUDIT_COLUMNS.split(", "))
+_SIGNATURE_COLUMNS = "id, audit_id, session_id, signer, role, meaning, at, prev_hash, hash"
 # Time order that is right for offset-aware times too (julianday converts to UTC); the text and
 # the row id break ties.
 _BY_TIME = "julianday(at), at, id"
@@ -1134,8 +1214,10 @@ class Store:
 
     # --- audit ------------------------------------------------------------------------------
 
-    def append_audit(self, entry: AuditEntry) -> int:
-        """Append one entry to the audit log.
+    def append_audit(self, entry: AuditEntry, *, signed: str | None = None) -> int:
+        """Append one entry to the audit log (signed by whoever is acting, with ``signed``).
+
+        ``signed`` is the signature's meaning (an override is ``prescribed``), None for none.
 
         Returns:
             The entry's id (ids increase in the order entries are written).
@@ -1146,7 +1228,10 @@ class Store:
         """
         _check_audit(entry)
         with self._transaction("write the audit log") as conn:
-            return self._insert_audit(conn, entry)
+            audit_id = self._insert_audit(conn, entry)
+            if signed is not None:
+                self._sign(conn, audit_id, None, signed, entry.at)
+            return audit_id
 
     def audit(self, patient_id: str | None = None) -> list[AuditEntry]:
         """The audit log in the order written, all of it or one patient's entries.
@@ -1189,7 +1274,8 @@ class Store:
         _check_audit(entry)
         with self._transaction("record the session and its audit entry") as conn:
             session_id = self._insert_session(conn, session)
-            self._insert_audit(conn, entry)
+            audit_id = self._insert_audit(conn, entry)
+            self._sign(conn, audit_id, session_id, "administered", entry.at)
             if weight_kg is not None:
                 _finite("weight_kg", weight_kg)
                 conn.execute(
@@ -1237,6 +1323,7 @@ class Store:
                     if session.discharged_at is None
                     else _stamp(session.discharged_at, "the discharge time"),
                     1 if session.reported else None,
+                    1 if session.cosign else None,
                 ),
                 strict=True,
             )
@@ -1373,7 +1460,7 @@ class Store:
         """
         found = []
         with self._reading("verify the hash chain") as conn:
-            for table in _CHAINED:
+            for table in CHAINED:
                 rows = conn.execute(f"SELECT * FROM {table} ORDER BY id")
                 names = [d[0] for d in rows.description]
                 links = []
@@ -1390,8 +1477,8 @@ class Store:
                         )
                     )
                 broken = chain_verify(table, links, moments=table == "audit")
-                if broken is None and table == "audit":
-                    broken = _tail_gone(conn, links[-1].key if links else 0)
+                if broken is None and table != "sessions":  # AUTOINCREMENT: a counter to check
+                    broken = _tail_gone(conn, table, links[-1].key if links else 0)
                 last = links[-1] if links else None
                 found.append(
                     Chain(
@@ -1412,6 +1499,208 @@ class Store:
                 for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
             }
         return [name for name in TRIGGERS if name not in present]
+
+    # --- clinicians and signatures ---------------------------------------------------------
+
+    def clinicians(self) -> list[Clinician]:
+        """The registered clinicians, in the order registered (none: a single-user store)."""
+        with self._reading("read the clinicians") as conn:
+            rows = conn.execute(
+                "SELECT id, name, role, added_at, added_by, prev_hash, hash FROM clinicians"
+                " ORDER BY id"
+            ).fetchall()
+        return [self._clinician_from(row) for row in rows]
+
+    def role(self, name: str) -> str | None:
+        """A registered clinician's role, None for a name not registered."""
+        with self._reading("read the clinicians") as conn:
+            row = conn.execute(
+                "SELECT id, name, role, added_at, added_by, prev_hash, hash FROM clinicians"
+                " WHERE name = ?",
+                (name,),
+            ).fetchone()
+        return None if row is None else self._clinician_from(row).role
+
+    def add_clinician(self, name: str, role: str, entry: AuditEntry) -> None:
+        """Register a clinician, with its audit entry, in one transaction.
+
+        Only a registered admin may register one. A store with none registered takes its
+        first admin from whoever is acting, naming themselves (that is how a clinic starts).
+
+        Raises:
+            InputError: The actor is not an admin, the name is taken, the role unknown.
+            StoreError: Who is acting is not known (the store was opened without an actor).
+        """
+        actor = self._acting()
+        if role not in ROLES:
+            raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if not name.strip() or not name.isprintable():
+            raise InputError("a clinician's name is one line of text")
+        _check_audit(entry)
+        with self._transaction("register the clinician") as conn:
+            count, admin = conn.execute(
+                "SELECT count(*), sum(name = ? AND role = 'admin') FROM clinicians", (actor,)
+            ).fetchone()
+            if count == 0 and (name != actor or role != "admin"):
+                raise InputError(
+                    f"no clinician is registered yet: the first is the store's admin, "
+                    f"registered by themselves (ketadose clinician add {actor} --role admin)"
+                )
+            if count and not admin:
+                raise InputError(f"{actor} is not a registered admin: only an admin adds one")
+            if conn.execute("SELECT 1 FROM clinicians WHERE name = ?", (name,)).fetchone():
+                raise InputError(f"{name} is registered already; a role is not changed")
+            self._insert_audit(conn, entry)
+            values = {
+                "name": name,
+                "role": role,
+                "added_at": _stamp(entry.at, "the registration time"),
+                "added_by": actor,
+            }
+            self._append(conn, "clinicians", values)
+
+    def signatures(self, session_id: int) -> list[Signature]:
+        """A session's signatures, in the order signed."""
+        with self._reading("read the signatures") as conn:
+            rows = conn.execute(
+                f"SELECT {_SIGNATURE_COLUMNS} FROM signatures WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            ).fetchall()
+        return [self._signature_from(row) for row in rows]
+
+    def awaiting_cosign(self, patient_id: str) -> list[tuple[int, int]]:
+        """The patient's sessions whose override no second clinician has co-signed yet.
+
+        Returns:
+            ``(session id, audit entry id)`` of each, oldest first: ``override cosign`` takes
+            the entry id.
+        """
+        with self._reading("read the co-signatures") as conn:
+            rows = conn.execute(
+                "SELECT s.id, g.audit_id FROM sessions AS s"
+                " JOIN signatures AS g ON g.session_id = s.id AND g.meaning = 'administered'"
+                " WHERE s.patient_id = ? AND s.cosign = 1 AND NOT EXISTS ("
+                "   SELECT 1 FROM signatures AS c WHERE c.session_id = s.id"
+                "   AND c.meaning = 'co-signed')"
+                " ORDER BY s.id",
+                (patient_id,),
+            ).fetchall()
+        return [(int(session_id), int(audit_id)) for session_id, audit_id in rows]
+
+    def cosign(
+        self, audit_id: int, entry: AuditEntry, may: Callable[[AuditEntry, str], bool]
+    ) -> int:
+        """Co-sign a recorded session's override as an independent second clinician.
+
+        Args:
+            audit_id: The session record's audit entry.
+            entry: The co-signature's own audit entry.
+            may: Whether a clinician of this role may co-sign that entry's overrides (the
+                limit library's rule, which the caller holds).
+
+        Returns:
+            The session's id.
+
+        Raises:
+            InputError: The actor is not registered, is who recorded or overrode it, may
+                not co-sign it by role; the entry is not a session awaiting co-signature.
+        """
+        actor = self._acting()
+        _check_audit(entry)
+        with self._transaction("co-sign the override") as conn:
+            role = conn.execute("SELECT role FROM clinicians WHERE name = ?", (actor,)).fetchone()
+            if role is None:
+                raise InputError(f"{actor} is not a registered clinician: only one co-signs")
+            found = conn.execute(
+                "SELECT g.session_id, g.signer, s.cosign FROM signatures AS g"
+                " JOIN sessions AS s ON s.id = g.session_id"
+                " WHERE g.audit_id = ? AND g.meaning = 'administered'",
+                (audit_id,),
+            ).fetchone()
+            if found is None:
+                raise InputError(f"audit entry {audit_id} is not a recorded session")
+            session_id, signer, needed = found
+            if needed != 1:
+                raise InputError(f"session {session_id} (entry {audit_id}) needs no co-signature")
+            done = conn.execute(
+                "SELECT signer, at FROM signatures WHERE session_id = ? AND meaning = 'co-signed'",
+                (session_id,),
+            ).fetchone()
+            if done is not None:
+                raise InputError(f"session {session_id} was co-signed by {done[0]} at {done[1]}")
+            (recorded,) = conn.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE id = ?", (audit_id,)
+            ).fetchall()
+            original = _audit_from_row(self._path, recorded, self._naive_zone, self._zone)
+            if actor in (signer, original.user):
+                raise InputError(
+                    f"{actor} recorded session {session_id}: its co-signature must be an "
+                    "independent second clinician's"
+                )
+            if not may(original, str(role[0])):
+                raise InputError(
+                    f"{actor} ({role[0]}) may not co-sign these overrides: the limit library "
+                    "names who may make them"
+                )
+            self._insert_audit(conn, replace(entry, patient_id=original.patient_id))
+            self._sign(conn, audit_id, session_id, "co-signed", entry.at, str(role[0]))
+        return int(session_id)
+
+    def _acting(self) -> str:
+        if self.actor is None:
+            raise StoreError("who is acting is not known: open the store with its actor")
+        return self.actor
+
+    def _sign(
+        self,
+        conn: sqlite3.Connection,
+        audit_id: int,
+        session_id: int | None,
+        meaning: str,
+        at: datetime,
+        role: str | None = None,
+    ) -> None:
+        """Append a signature by whoever is acting (their registered role, if any)."""
+        signer = self.actor
+        if signer is None:
+            row = conn.execute("SELECT user FROM audit WHERE id = ?", (audit_id,)).fetchone()
+            signer = str(row[0])
+        if role is None:
+            found = conn.execute("SELECT role FROM clinicians WHERE name = ?", (signer,))
+            registered = found.fetchone()
+            role = None if registered is None else str(registered[0])
+        values = {
+            "audit_id": audit_id,
+            "session_id": session_id,
+            "signer": signer,
+            "role": role,
+            "meaning": meaning,
+            "at": _stamp(at, "the signature's time"),
+        }
+        self._append(conn, "signatures", values)
+
+    def _clinician_from(self, row: Sequence[Any]) -> Clinician:
+        check = _Row(self._path, "clinicians", row[0], self._naive_zone, self._zone)
+        names = ("id", "name", "role", "added_at", "added_by", "prev_hash", "hash")
+        _sealed(check, "clinicians", dict(zip(names, row, strict=True)))
+        return Clinician(
+            name=check.text("name", row[1]),
+            role=check.choice("role", row[2], ROLES),
+            added_at=check.moment("added_at", row[3]),
+            added_by=check.text("added_by", row[4]),
+        )
+
+    def _signature_from(self, row: Sequence[Any]) -> Signature:
+        check = _Row(self._path, "signatures", row[0], self._naive_zone, self._zone)
+        _sealed(check, "signatures", dict(zip(_SIGNATURE_COLUMNS.split(", "), row, strict=True)))
+        return Signature(
+            audit_id=check.integer("audit_id", row[1]),
+            session_id=None if row[2] is None else check.integer("session_id", row[2]),
+            signer=check.text("signer", row[3]),
+            role=check.optional_text("role", row[4]),
+            meaning=check.choice("meaning", row[5], MEANINGS),
+            at=check.moment("at", row[6]),
+        )
 
     # --- transactions and errors ------------------------------------------------------------
 
@@ -1848,6 +2137,7 @@ def _session_from_row(
         readings=tuple(_reading_from_row(path, reading, zone) for reading in readings),
         discharged_at=None if row[24] is None else check.moment("discharged_at", row[24]),
         reported=row[25] is not None and check.integer("reported", row[25]) == 1,
+        cosign=row[26] is not None and check.integer("cosign", row[26]) == 1,
     )
     # Every value is what ketadose would write; the hash proves it is what ketadose wrote.
     values = dict(zip(_SESSION_NAMES, row, strict=True))
@@ -2000,17 +2290,17 @@ def inspect(path: Path, zone: tzinfo | None = None) -> StoreState:
         )
 
 
-def _tail_gone(conn: sqlite3.Connection, last: object) -> Break | None:
-    """The audit log's last entries deleted: its id counter (AUTOINCREMENT) went further.
+def _tail_gone(conn: sqlite3.Connection, table: str, last: object) -> Break | None:
+    """A table's last rows deleted: its id counter (AUTOINCREMENT) went further.
 
     A chain cannot show that its own tail is gone; the counter can, unless it was reset too
     (a printed chain head shows that).
     """
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
     if row is None or not isinstance(last, int) or int(row[0]) <= last:
         return None
     return Break(
-        "audit", last + 1, "deleted", f"audit entries {last + 1} to {row[0]} are gone: deleted"
+        table, last + 1, "deleted", f"{table} entries {last + 1} to {row[0]} are gone: deleted"
     )
 
 

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 
-from ketadose.store import CHAIN_TRIGGERS
+from ketadose.store import CHAIN_TRIGGERS, V7_TRIGGERS
+
+
+def as_schema_6(conn: sqlite3.Connection) -> None:
+    """Turn a version-7 store back into the version 6 it was (no clinicians, no signatures)."""
+    for trigger in V7_TRIGGERS:
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("DROP TABLE signatures")
+    conn.execute("DROP TABLE clinicians")
+    conn.execute("ALTER TABLE sessions DROP COLUMN cosign")
+    conn.execute("PRAGMA user_version = 6")
 
 
 def as_schema_5(conn: sqlite3.Connection) -> None:
-    """Turn a version-6 store back into the version 5 it was (no chain, no claims)."""
+    """Turn a version-7 store back into the version 5 it was (no chain, no claims)."""
+    as_schema_6(conn)
     for trigger in CHAIN_TRIGGERS:
         conn.execute(f"DROP TRIGGER {trigger}")
     conn.execute("ALTER TABLE audit DROP COLUMN claimed")

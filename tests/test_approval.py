@@ -281,7 +281,7 @@ class TestHumanFormatsShowIt:
         text = words(buffer.getvalue())
         head = text[: text.index("Sessions")]
         assert (
-            f"Limits: ketadose example limit library 2026.12.2 sha256 1e5e76cc9a1a1ec7 {WORDS}"
+            f"Limits: ketadose example limit library 2026.12.3 sha256 4f93b6a144154201 {WORDS}"
             in head
         )
         assert (
@@ -300,7 +300,7 @@ class TestHumanFormatsShowIt:
         sheet = plan_sheet(depression_plan())
         assert f'<p class="banner-title">{WORDS}</p>' in sheet
         assert sheet.index("banner-title") < sheet.index("<table")
-        assert f"<td>{WORDS}: limits ketadose example limit library 2026.12.2" in sheet
+        assert f"<td>{WORDS}: limits ketadose example limit library 2026.12.3" in sheet
 
     def test_csv_every_row(self) -> None:
         rows = list(csv.DictReader(io.StringIO(csv_render.plan(depression_plan()))))
@@ -320,7 +320,7 @@ class TestHumanFormatsShowIt:
         for request in requests:
             notes = [n["text"] for n in request["note"]]
             assert (
-                f"INFO library-unapproved: {WORDS}: limits ketadose example limit library 2026.12.2 name no approver; a clinic must review and approve them"
+                f"INFO library-unapproved: {WORDS}: limits ketadose example limit library 2026.12.3 name no approver; a clinic must review and approve them"
                 in notes
             )
             assert any(

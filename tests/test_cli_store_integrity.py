@@ -62,7 +62,13 @@ def test_a_sound_store_checks_clean(filled: Path) -> None:
     assert "sessions chain intact (2 rows" in result.stdout
     data = valid("store", run("store", "check", "--json").stdout)
     assert data["problems"] == [] and data["missing_triggers"] == []
-    assert [c["rows"] for c in data["chains"]] == [2, 2]
+    # audit, sessions, clinicians (none registered), signatures (each session administered)
+    assert [(c["table"], c["rows"]) for c in data["chains"]] == [
+        ("audit", 2),
+        ("sessions", 2),
+        ("clinicians", 0),
+        ("signatures", 2),
+    ]
 
 
 def test_a_tampered_store_gives_each_problem_and_exit_6(filled: Path) -> None:
@@ -84,18 +90,17 @@ def test_an_older_store_is_reported_then_migrated(filled: Path) -> None:
     before = filled.read_bytes()
     result = run("store", "check")
     assert result.exit_code == 6
-    assert "store schema version 5, older than version 6: run ketadose store migrate" in (
-        result.stderr
-    )
+    older = f"store schema version 5, older than version {SCHEMA_VERSION}: run ketadose store"
+    assert f"{older} migrate" in result.stderr
     assert filled.read_bytes() == before  # checking changes nothing
     migrated = run("store", "migrate")
     assert migrated.exit_code == 0, migrated.stderr
-    assert "migrated to store schema version 6" in migrated.stdout
+    assert f"migrated to store schema version {SCHEMA_VERSION}" in migrated.stdout
     assert "sealed into the hash chain" in migrated.stderr
     assert filled.with_name(filled.name + ".bak-v5").is_file()
     assert run("store", "check").exit_code == 0
     again = run("store", "migrate")
-    assert "already at store schema version 6" in again.stdout
+    assert f"already at store schema version {SCHEMA_VERSION}" in again.stdout
 
 
 def test_no_store_is_refused_and_not_created(store_path: Path) -> None:

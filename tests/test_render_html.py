@@ -127,7 +127,7 @@ class TestPlanContent:
             "ketadose treatment plan Treatment-resistant depression, IV induction series "
             "protocol depression · category psychiatric · route IV"
         )
-        assert "ketadose example limit library 2026.12.2" in text
+        assert "ketadose example limit library 2026.12.3" in text
         assert "ketadose shipped protocols (example) 2026.12.1" in text
         assert base_plan.library.sha256 in text
         assert base_plan.protocol_library.sha256 in text
@@ -246,7 +246,7 @@ class TestApproval:
         sheet = read(base_html)
         assert "banner" in sheet.classes
         assert (
-            "UNAPPROVED EXAMPLE LIBRARY Limit library “ketadose example limit library” 2026.12.2, "
+            "UNAPPROVED EXAMPLE LIBRARY Limit library “ketadose example limit library” 2026.12.3, "
             "Protocol library “ketadose shipped protocols (example)” 2026.12.1 are shipped as an "
             "example and name no approver. A clinic must review and approve its own library"
         ) in sheet.text

@@ -24,6 +24,8 @@ GROUPS = {
     "limits": "Show, validate and start a limit library (soft and hard limits, screening).",
     "config": "Show the clinic defaults in effect (the config file, the environment).",
     "store": "Check and migrate the record store (schema, permissions, triggers, hash chains).",
+    "clinician": "Register clinicians with their roles (who may override what).",
+    "override": "Co-sign an override as an independent second clinician.",
 }
 
 #: Every command, in the order ``--help`` lists them: (group or None, name, the module under
@@ -59,6 +61,9 @@ COMMANDS: tuple[tuple[str | None, str, str, str | None], ...] = (
     ("config", "show", "config.config_show", None),
     ("store", "check", "store.store_check", None),
     ("store", "migrate", "store.store_migrate", None),
+    ("clinician", "add", "clinician.clinician_add", None),
+    ("clinician", "list", "clinician.clinician_list", None),
+    ("override", "cosign", "clinician.override_cosign", None),
     ("score", "record", "score.score_record", None),
     ("score", "acknowledge", "score.score_acknowledge", None),
     ("score", "show", "score.score_show", None),

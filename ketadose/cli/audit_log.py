@@ -12,8 +12,10 @@ from ketadose.cli import env
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ketadose.limits import LimitLibrary
     from ketadose.models import Finding
     from ketadose.records import AuditEntry
+    from ketadose.store import Store
 
 
 def entry(
@@ -42,6 +44,33 @@ def entry(
     )
 
 
+def authorize(db: "Store", limits: "LimitLibrary", findings: "Sequence[Finding]") -> bool:
+    """Refuse an override the acting clinician may not make; say if it needs a co-signature.
+
+    A store with no clinician registered is a single-user workstation: its overrides need no
+    role and no second clinician (nobody could co-sign). Once its admin is registered, the
+    limit library's ``[overrides]`` decide, by the role registered for who is acting.
+
+    Returns:
+        Whether an override here needs an independent second clinician's co-signature.
+
+    Raises:
+        OverrideRefusedError: Who is acting is not registered, or their role may not override one
+            of these findings (exit 3; nothing is written).
+    """
+    from ketadose.authority import needs_cosign, overridden, refusals
+    from ketadose.errors import OverrideRefusedError
+
+    if not overridden(findings) or not db.clinicians():
+        return False
+    rules = limits.content.overrides
+    actor = db.actor or "unknown"
+    refused = refusals(rules, findings, actor, db.role(actor))
+    if refused:
+        raise OverrideRefusedError(f"{refused[0]}; nothing was recorded")
+    return needs_cosign(rules, findings)
+
+
 def write(
     store: Path | None,
     clinician: str | None,
@@ -51,6 +80,7 @@ def write(
     status: str,
     override_reason: str | None,
     library_sha256: str,
+    limits: "LimitLibrary | None" = None,
 ) -> None:
     """Append to the audit log when a computation produced findings or an override.
 
@@ -65,4 +95,6 @@ def write(
         clinician, command_name, None, inputs, flagged, status, override_reason, library_sha256
     )
     with env.open_store(store) as db:
-        db.append_audit(found)
+        if limits is not None:
+            authorize(db, limits, findings)
+        db.append_audit(found, signed="prescribed" if override_reason is not None else None)

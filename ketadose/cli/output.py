@@ -87,6 +87,7 @@ RENDERERS: dict[str, dict[OutputFormat, str]] = {
     "score show": {OutputFormat.json: "scores.scores_json"},
     "store check": {OutputFormat.json: "json.document"},
     "audit verify": {OutputFormat.json: "json.document"},
+    "clinician list": {OutputFormat.json: "json.document"},
 }
 #: ``patient show`` is a patient's history (its scores apart): the same document and formats.
 RENDERERS["patient show"] = RENDERERS["history"]

@@ -120,7 +120,15 @@ def limits_document(library: LimitLibrary, protocol: str | None, profile: Profil
         body["routes"] = {route: _profile(p) for route, p in content.routes.items()}
     body["medications"] = [m.model_dump(mode="json", by_alias=True) for m in content.medications]
     body["conditions"] = [c.model_dump(mode="json") for c in content.conditions]
+    body["overrides"] = {name: rule.model_dump(mode="json") for name, rule in _rules(content)}
     return _dumps({"schema_version": SCHEMA_VERSION, **body})
+
+
+def _rules(content: Any) -> list[tuple[str, Any]]:
+    """The library's override rules, or the built-in one it falls back on."""
+    from ketadose.authority import DEFAULT_RULE
+
+    return list((content.overrides or {"default": DEFAULT_RULE}).items())
 
 
 def protocol_document(entry: ProtocolEntry) -> str:

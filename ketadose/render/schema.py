@@ -39,6 +39,7 @@ DOCUMENTS = {
     "config": "config show: each clinic default in effect and where it came from",
     "store": "store check: schema version, exposure, triggers and hash chains",
     "chain": "audit verify: each hash chain recomputed, its head and its first break",
+    "clinicians": "clinician list: the registered clinicians and their roles",
 }
 
 
@@ -75,10 +76,15 @@ def _model(name: str) -> type[BaseModel]:
         from ketadose.render.config_doc import ConfigDocument
 
         return ConfigDocument
-    if name in ("store", "chain"):
-        from ketadose.render.store_doc import ChainCheck, StoreCheck
+    if name in ("store", "chain", "clinicians"):
+        from ketadose.render import store_doc
 
-        return StoreCheck if name == "store" else ChainCheck
+        documents: dict[str, type[BaseModel]] = {
+            "store": store_doc.StoreCheck,
+            "chain": store_doc.ChainCheck,
+            "clinicians": store_doc.ClinicianList,
+        }
+        return documents[name]
     from ketadose.batch import BatchRecord
 
     return BatchRecord

@@ -154,14 +154,16 @@ def _scores() -> dict[str, Any]:
 
 def _limits() -> dict[str, Any]:
     """``limits show --json``: the whole library, or one protocol's limits in effect."""
+    from ketadose.authority import OverrideRule
     from ketadose.limits import SECTIONS, SIDES, Condition, Limit, Medication
     from ketadose.models import LibraryRef
 
-    (limit, medication, condition, library), defs = _defs(
+    (limit, medication, condition, library, rule), defs = _defs(
         (Limit, "serialization"),
         (Medication, "serialization"),
         (Condition, "serialization"),
         (LibraryRef, "serialization"),
+        (OverrideRule, "serialization"),
     )
     value = {"type": ["string", "number", "null"]}
     shown = {
@@ -198,8 +200,13 @@ def _limits() -> dict[str, Any]:
             "routes": {"type": "object", "additionalProperties": profile},
             "medications": {"type": "array", "items": medication},
             "conditions": {"type": "array", "items": condition},
+            "overrides": {
+                "type": "object",
+                "additionalProperties": rule,
+                "description": "Who may override each finding class (default: the rest).",
+            },
         },
-        "required": ["library", "medications", "conditions"],
+        "required": ["library", "medications", "conditions", "overrides"],
         "oneOf": [{"required": ["protocol", "limits"]}, {"required": ["profiles", "routes"]}],
         **_d(defs),
     }

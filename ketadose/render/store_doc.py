@@ -65,3 +65,23 @@ def lines(store: str, chains: tuple[ChainState, ...], problems: tuple[str, ...])
         out.append(f"{store}: {chain.table} chain {verdict} ({state})")
     out += [f"{store}: problem: {problem}" for problem in problems]
     return "\n".join(out) + "\n"
+
+
+class ClinicianEntry(BaseModel):
+    """One registered clinician."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    name: str = Field(description="As the store authenticates them (OS or database user).")
+    role: str
+    added_at: str = Field(description="ISO 8601 with the UTC offset.")
+    added_by: str
+
+
+class ClinicianList(BaseModel):
+    """``clinician list``: who is registered (none: a single-user store, overrides unchecked)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    store: str
+    clinicians: tuple[ClinicianEntry, ...]

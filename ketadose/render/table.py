@@ -418,6 +418,24 @@ def limit_library(
         ],
         console,
     )
+    _overrides(library, console)
+
+
+def _overrides(library: LimitLibrary, console: Console) -> None:
+    """Who may override each finding class, and which a second clinician co-signs."""
+    from ketadose.authority import DEFAULT_RULE
+
+    rules = library.content.overrides or {"default": DEFAULT_RULE}
+    table = Table(
+        title="Overrides (soft findings; nobody overrides a hard one)", title_justify="left"
+    )
+    for header in ("Class", "Who may override", "Co-signed"):
+        table.add_column(header)
+    for name, rule in rules.items():
+        table.add_row(name, Prose(" or ".join(rule.roles)), "yes" if rule.cosign else "no")
+    console.print(fit(table, console))
+    for name, rule in rules.items():
+        console.print(Prose(f"  {name}: {rule.source}", indent=4))
 
 
 def _screening(title: str, rows: list[tuple[str, ...]], console: Console) -> None:

@@ -167,6 +167,7 @@ def session_command(
         result.status,
         result.override_reason,
         limit_library.ref.sha256,
+        limit_library,
     )
 
     def table(console: "Console") -> None:

@@ -114,6 +114,7 @@ def next_session(
     at = inputs.moment(date, field=InputField.DATE, zone=env.zone()) if date else env.now()
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
+    pending: list[str] = []  # a history file holds no signatures
     if history_file is not None:
         record, sessions, scores = records.read_history_file(
             *read(history_file, library=False), patient_id, env.zone()
@@ -123,6 +124,11 @@ def next_session(
             record = db.patient(patient_id)
             sessions = db.sessions(patient_id)
             scores = db.scores(patient_id)
+            pending = [
+                f"session {session_id}'s override awaits an independent second clinician's "
+                f"co-signature: ketadose override cosign {audit_id}"
+                for session_id, audit_id in db.awaiting_cosign(patient_id)
+            ]
     entry = library.get_protocol(record.protocol)
     response = entry.protocol.response
     # The protocol's instrument drives the decision, beside the sessions' own scores.
@@ -136,6 +142,7 @@ def next_session(
         rebase=None if rebase is None else WeightPolicy(rebase.value),
         scores=[(s.at, float(s.total)) for s in scores if s.instrument == instrument],
         safety=unacknowledged(scores),
+        pending=pending,
     )
     # Every recommendation is logged, from the store or from a history file alike.
     with env.open_store(store) as db:

@@ -149,6 +149,7 @@ def plan(
         result.status,
         result.override_reason,
         limit_library.ref.sha256,
+        limit_library,
     )
 
     def table(console: "Console") -> None:

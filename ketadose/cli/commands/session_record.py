@@ -128,6 +128,8 @@ def session_record(
             ),
         )
         checked = gate.session(entry, request, limit_library, context, override_reason)
+        # Refused here, before anything is written, when the role may not override it.
+        cosign = audit_log.authorize(db, limit_library, checked.findings)
         session = session_given(
             checked,
             patient_id=patient_id,
@@ -162,10 +164,19 @@ def session_record(
             checked.override_reason,
             limit_library.ref.sha256,
         )
-        number = db.record_session_with_audit(session, audit, weight_kg=new_weight)
+        number = db.record_session_with_audit(
+            replace(session, cosign=cosign), audit, weight_kg=new_weight
+        )
+        waiting = dict(db.awaiting_cosign(patient_id)).get(number) if cosign else None
     flagged = [f for f in checked.findings if f.severity.value != "info"]
     typer.echo(
         f"ketadose: recorded session {number} for {patient_id} ({checked.status}"
         f"{', ' + str(len(flagged)) + ' finding(s) in the audit log' if flagged else ''})",
         err=True,
     )
+    if waiting is not None:
+        typer.echo(
+            f"ketadose: session {number}'s override awaits an independent second clinician: "
+            f"ketadose override cosign {waiting}",
+            err=True,
+        )

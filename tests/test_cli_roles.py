@@ -1,0 +1,214 @@
+"""Clinicians with roles, overrides by role, and the independent second clinician's co-signature.
+
+Who is acting is the OS user (``env.os_user``); here each clinician is played by replacing it,
+as separate logins would be.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ketadose.cli import app, env
+from ketadose.store import TRIGGERS, Store
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def acting(monkeypatch: pytest.MonkeyPatch) -> Any:
+    def become(name: str) -> None:
+        monkeypatch.setattr(env, "os_user", lambda: name)
+
+    return become
+
+
+def run(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+OVERDOSE = ("--dose", "1.2mg/kg", "--override-reason", "no response at 1 mg/kg, tolerated")
+
+
+@pytest.fixture
+def clinic(acting: Any, store_path: Path) -> Path:
+    acting("admin1")
+    assert run("patient", "add", "P1", "-p", "depression", "--weight", "80kg", "--baseline", "30")
+    first = run("clinician", "add", "admin1", "--role", "admin")
+    assert first.exit_code == 0, first.stderr
+    for name, role in (("dr_a", "prescriber"), ("dr_b", "prescriber"), ("rn_c", "nurse"),
+                       ("ph_d", "pharmacist")):  # fmt: skip
+        added = run("clinician", "add", name, "--role", role)
+        assert added.exit_code == 0, added.stderr
+    return store_path
+
+
+def entries(path: Path) -> list[dict[str, Any]]:
+    return json.loads(run("audit", "--json").stdout)["entries"]  # type: ignore[no-any-return]
+
+
+class TestRegistration:
+    def test_the_first_clinician_is_the_store_admin_by_themselves(
+        self, acting: Any, store_path: Path
+    ) -> None:
+        acting("admin1")
+        for name, role in (("dr_a", "prescriber"), ("admin1", "nurse"), ("someone", "admin")):
+            refused = run("clinician", "add", name, "--role", role)
+            assert refused.exit_code == 2
+            assert "ketadose clinician add admin1 --role admin" in refused.stderr
+        assert run("clinician", "add", "admin1", "--role", "admin").exit_code == 0
+        listed = json.loads(run("clinician", "list", "--json").stdout)
+        assert [(c["name"], c["role"], c["added_by"]) for c in listed["clinicians"]] == [
+            ("admin1", "admin", "admin1")
+        ]
+
+    def test_only_an_admin_adds_and_a_role_is_set_once(self, clinic: Path, acting: Any) -> None:
+        acting("dr_a")
+        refused = run("clinician", "add", "rn_e", "--role", "nurse")
+        assert refused.exit_code == 2 and "dr_a is not a registered admin" in refused.stderr
+        acting("admin1")
+        again = run("clinician", "add", "dr_a", "--role", "admin")
+        assert again.exit_code == 2 and "registered already" in again.stderr
+        unknown = run("clinician", "add", "x", "--role", "surgeon")
+        assert unknown.exit_code == 2 and "role must be one of" in unknown.stderr
+        assert [e["command"] for e in entries(clinic)].count("clinician add") == 5
+
+    def test_the_registry_cannot_be_edited_behind_the_tools_back(self, clinic: Path) -> None:
+        with closing(sqlite3.connect(clinic)) as conn, pytest.raises(sqlite3.IntegrityError):
+            conn.execute("UPDATE clinicians SET role = 'admin' WHERE name = 'rn_c'")
+        with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
+            for trigger in TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            conn.execute("UPDATE clinicians SET role = 'admin' WHERE name = 'rn_c'")
+        check = run("store", "check")
+        assert check.exit_code == 6
+        assert "clinicians entry 4 does not match its hash: edited" in check.stderr
+        listed = run("clinician", "list")
+        assert listed.exit_code == 6 and "clinicians row 4: hash" in listed.stderr
+
+
+class TestOverrides:
+    def test_a_nurse_may_not_override_a_dose_and_nothing_is_written(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        acting("rn_c")
+        before = len(entries(clinic))
+        result = run("dose", "-p", "depression", "--weight", "80kg", *OVERDOSE)
+        assert result.exit_code == 3
+        assert "rn_c (nurse) may not override a session finding: prescriber may" in result.stderr
+        assert result.stdout == ""
+        assert len(entries(clinic)) == before
+
+    def test_someone_not_registered_may_not_override(self, clinic: Path, acting: Any) -> None:
+        acting("visitor")
+        result = run("dose", "-p", "depression", "--weight", "80kg", *OVERDOSE)
+        assert result.exit_code == 3
+        assert "visitor (not a registered clinician) may not override" in result.stderr
+
+    def test_a_prescriber_overrides_and_signs_it(self, clinic: Path, acting: Any) -> None:
+        acting("dr_a")
+        result = run("dose", "-p", "depression", "--weight", "80kg", *OVERDOSE, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["ready"] is True
+        last = entries(clinic)[-1]
+        assert (last["command"], last["user"], last["status"]) == ("dose", "dr_a", "soft")
+        with closing(sqlite3.connect(clinic)) as conn:
+            signed = conn.execute(
+                "SELECT signer, role, meaning FROM signatures WHERE audit_id = ?", (last["id"],)
+            ).fetchall()
+        assert signed == [("dr_a", "prescriber", "prescribed")]
+
+    def test_a_pharmacist_clears_a_medication_but_not_a_dose(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        acting("ph_d")
+        screened = run(
+            "check", "-p", "depression", "--weight", "80kg", "--med", "unlisted-drug",
+            "--override-reason", "checked the interaction",
+        )  # fmt: skip
+        assert screened.exit_code == 0, screened.stderr
+        dose = run("check", "-p", "depression", "--weight", "80kg", *OVERDOSE)
+        assert dose.exit_code == 3 and "ph_d (pharmacist)" in dose.stderr
+
+
+class TestCosignature:
+    def record(self, day: str, *extra: str) -> Any:
+        return run("session", "record", "P1", "--date", f"{day}T09:00", *extra)
+
+    def test_a_dose_override_waits_for_an_independent_second_clinician(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        acting("dr_a")
+        recorded = self.record("2026-12-01", *OVERDOSE)
+        assert recorded.exit_code == 0, recorded.stderr
+        entry = entries(clinic)[-1]["id"]
+        assert f"awaits an independent second clinician: ketadose override cosign {entry}" in (
+            recorded.stderr
+        )
+        held = run("next", "P1", "--date", "2026-12-04T09:00", "--json")
+        assert held.exit_code == 3
+        decision = json.loads(held.stdout)
+        assert decision["ready"] is False
+        assert "override-awaiting-cosign" in {f["code"] for f in decision["findings"]}
+
+        for who, why in (
+            ("dr_a", "must be an independent second clinician's"),
+            ("rn_c", "rn_c (nurse) may not co-sign"),
+            ("ph_d", "ph_d (pharmacist) may not co-sign"),
+            ("visitor", "visitor is not a registered clinician"),
+        ):
+            acting(who)
+            refused = run("override", "cosign", str(entry))
+            assert refused.exit_code == 2, who
+            assert why in refused.stderr
+        acting("dr_b")
+        signed = run("override", "cosign", str(entry))
+        assert signed.exit_code == 0, signed.stderr
+        again = run("override", "cosign", str(entry))
+        assert again.exit_code == 2 and "was co-signed by dr_b" in again.stderr
+
+        after = json.loads(run("next", "P1", "--date", "2026-12-04T09:00", "--json").stdout)
+        assert "override-awaiting-cosign" not in {f["code"] for f in after["findings"]}
+        with Store.open(clinic) as db:
+            (session,) = db.sessions("P1")
+            assert session.cosign
+            signatures = [(s.signer, s.role, s.meaning) for s in db.signatures(session.id or 0)]
+        assert signatures == [("dr_a", "prescriber", "administered"),
+                              ("dr_b", "prescriber", "co-signed")]  # fmt: skip
+        assert run("store", "check").exit_code == 0
+
+    def test_a_session_without_such_an_override_needs_none(self, clinic: Path, acting: Any) -> None:
+        acting("rn_c")
+        recorded = self.record("2026-12-01", "--dose", "0.5mg/kg")
+        assert recorded.exit_code == 0, recorded.stderr
+        assert "awaits" not in recorded.stderr
+        entry = entries(clinic)[-1]["id"]
+        acting("dr_b")
+        refused = run("override", "cosign", str(entry))
+        assert refused.exit_code == 2 and "needs no co-signature" in refused.stderr
+        not_a_session = run("override", "cosign", "1")
+        assert not_a_session.exit_code == 2 and "is not a recorded session" in not_a_session.stderr
+
+    def test_a_nurse_may_not_record_a_session_with_a_dose_override(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        acting("rn_c")
+        refused = self.record("2026-12-01", *OVERDOSE)
+        assert refused.exit_code == 3 and "nothing was recorded" in refused.stderr
+        with Store.open(clinic) as db:
+            assert db.sessions("P1") == []
+
+    def test_a_single_user_store_needs_no_role(self, acting: Any, store_path: Path) -> None:
+        acting("solo")
+        add = ("patient", "add", "P1", "-p", "depression", "--weight", "80kg", "--baseline", "30")
+        assert run(*add).exit_code == 0
+        recorded = self.record("2026-12-01", *OVERDOSE)
+        assert recorded.exit_code == 0, recorded.stderr
+        assert "awaits" not in recorded.stderr
+        assert json.loads(run("clinician", "list", "--json").stdout)["clinicians"] == []
