@@ -14,7 +14,7 @@ from ketadose.cli.options import (
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import choose_format, emit
+from ketadose.cli.output import OutputFormat, choose_format, emit, emit_chunks
 
 
 @command
@@ -32,6 +32,15 @@ def audit(
 
     chosen = choose_format("audit", output_format, output, force, json=json)
     with env.open_store(store, read_only=True) as db:
+        if chosen in (OutputFormat.json, OutputFormat.csv):
+            # Streamed from the store's cursor: flat memory for any length of log.
+            chunks = (
+                records.audit_json_chunks
+                if chosen is OutputFormat.json
+                else records.audit_csv_chunks
+            )
+            emit_chunks(output, force, chunks(db.iter_audit(patient)))
+            return
         entries = db.audit(patient)
     emit(
         "audit",
