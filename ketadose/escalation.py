@@ -44,10 +44,10 @@ Reduce, reassess and stop are never ready: no pump programme is shown (exit 3; s
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -353,6 +353,7 @@ def decide(
     scores: Sequence[tuple[datetime, float]] = (),
     safety: Sequence[str] = (),
     pending: Sequence[str] = (),
+    count: int | None = None,
 ) -> NextSession:
     """Recommend the next session for a patient.
 
@@ -373,6 +374,9 @@ def decide(
             any is open the recommendation is not ready (exit 3), whatever the rule.
         pending: Overrides of earlier sessions that await an independent second clinician's
             co-signature (the store's): while any waits, not ready either.
+        count: The infusions (distinct starts) of the whole history, when ``history`` is
+            only the part of it that decides (:func:`decisive_history`); None: counted in
+            ``history``.
 
     Returns:
         The decision, the rule that made it, its reasons, the recommended dose (checked) and
@@ -399,7 +403,8 @@ def decide(
     elif protocol.titration is not None:
         choice = _within_stay(entry, sessions, limits, at)
     else:
-        choice = _choose(entry, patient, sessions, levels, limits, at, scores)
+        given = _count(sessions) if count is None else count
+        choice = _choose(entry, patient, sessions, levels, limits, at, scores, given)
 
     earliest = _earliest(entry, limits, sessions, at)
     # Ordered once for the one or two checks below (the sessions are in time order already).
@@ -479,7 +484,7 @@ def decide(
         rule=choice.rule,
         reasons=reasons,
         level=choice.target.level,
-        sessions_given=_count(sessions),
+        sessions_given=_count(sessions) if count is None else count,
         improvement_pct=_improvement(patient, sessions),
         earliest_date=earliest,
         dose_mg_per_kg=None if session is None else session.total_dose_mg_per_kg,
@@ -506,6 +511,18 @@ def with_scores(
     """
     if not scores:
         return sessions
+    return list(iter_with_scores(sessions, scores, at))
+
+
+def iter_with_scores(
+    sessions: Iterable[SessionRecord],
+    scores: Sequence[tuple[datetime, float]],
+    at: datetime | None = None,
+) -> Iterator[SessionRecord]:
+    """:func:`with_scores` one session at a time (each waits only for the next one's start)."""
+    if not scores:
+        yield from sessions
+        return
     # Each score's instant once, in order: a session's scores are then a bisected slice.
     taken = sorted(
         (
@@ -516,10 +533,10 @@ def with_scores(
         key=lambda pair: pair[0],
     )
     moments = [when for when, _ in taken]
-    scored = []
-    for index, session in enumerate(sessions):
+
+    def scored(session: SessionRecord, following: SessionRecord | None) -> SessionRecord:
         start = instant(session.at) - SCORE_LEAD
-        end = instant(sessions[index + 1].at) - SCORE_LEAD if index + 1 < len(sessions) else None
+        end = None if following is None else instant(following.at) - SCORE_LEAD
         low = bisect_left(moments, start)
         own = taken[low : len(taken) if end is None else max(low, bisect_left(moments, end))]
         if session.score is not None:
@@ -527,8 +544,15 @@ def with_scores(
         if own:
             # The latest score taken for the session, its own or a questionnaire's.
             session = replace(session, score=max(own, key=lambda pair: pair[0])[1])
-        scored.append(session)
-    return scored
+        return session
+
+    previous: SessionRecord | None = None
+    for session in sessions:
+        if previous is not None:
+            yield scored(previous, session)
+        previous = session
+    if previous is not None:
+        yield scored(previous, None)
 
 
 def rule(rule_id: str) -> Rule:
@@ -758,11 +782,11 @@ def _choose(
     limits: LimitLibrary,
     at: datetime,
     scores: Sequence[tuple[datetime, float]],
+    given: int,
 ) -> _Choice:
+    """The rule that decides; ``given`` is the infusions of the whole history."""
     protocol = entry.protocol
     last = sessions[-1]
-    # Sessions are counted by their start: one recorded twice is one infusion.
-    given = _count(sessions)
     amount = _amount(entry, last)
     rung = _rung(amount, levels)
     hold = _hold(entry, last, levels)
@@ -1065,3 +1089,119 @@ def _earliest(
     while recent(moments, instant(earliest), timedelta(days=7)) >= cap:
         earliest = shift(earliest, timedelta(hours=1))
     return earliest
+
+
+# --- what the decision reads --------------------------------------------------------------------
+
+
+class SessionSource(Protocol):
+    """The indexed reads of a record store that :func:`decisive_history` needs.
+
+    :class:`ketadose.store.Store` is one; each is an indexed query (a count, the latest start,
+    a time range), so a decision costs the same at 100 sessions as at 100,000.
+    """
+
+    def session_count(self, patient_id: str) -> int:
+        """Infusions: distinct session starts."""
+        ...
+
+    def last_session_at(
+        self, patient_id: str, *, until: datetime | None = None, scored: bool = False
+    ) -> datetime | None:
+        """The latest start (at or before ``until``; of a session with its own score)."""
+        ...
+
+    def sessions_between(
+        self, patient_id: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[SessionRecord]:
+        """The sessions starting from ``start`` to ``end``, in time order."""
+        ...
+
+    def first_sessions(self, patient_id: str, starts: int) -> list[SessionRecord]:
+        """The sessions at the first ``starts`` distinct starts, in time order."""
+        ...
+
+
+#: The widest window the decision looks back from ``at``: the weekly cap and the 7-day total
+#: of the earliest date (which is never before ``at``).
+LOOK_BACK = timedelta(days=7)
+
+
+def decisive_history(
+    source: SessionSource,
+    entry: ProtocolEntry,
+    patient_id: str,
+    at: datetime,
+    scores: Sequence[tuple[datetime, float]] = (),
+) -> tuple[list[SessionRecord], int]:
+    """The sessions :func:`decide` reads, and the infusions of the whole history.
+
+    ``decide(..., history=sessions, count=count)`` gives the decision that the whole history
+    gives (a property test holds them equal over generated histories), from indexed reads:
+
+    - the count of infusions (distinct starts) is a COUNT;
+    - a history of fewer infusions than the protocol's series is read whole: only then may
+      the decision reach its first session (the run of sessions at the last dose, each of
+      which must have been tolerated, is looked at only below the series' length);
+    - otherwise the sessions from the earliest of: 7 days before ``at`` (the weekly cap, the
+      7-day and 24-h totals and the interval of the recommended session), the last session
+      (the dose, its tolerability, the gap, the basis), the last one with a score of its own
+      or the one the latest questionnaire counts for (the improvement, the response, the
+      futility rule's latest score). Each session in that suffix has the score ``decide``
+      gives it in the whole history (a questionnaire counts for a session up to the next
+      session's start, which is in the suffix too);
+    - with a futility rule, also the sessions at its first starts (the session it judges
+      after);
+    - within a continuous titration, the suffix is widened until it holds the whole stay.
+
+    Args:
+        source: The store (its indexed reads).
+        entry: The patient's protocol.
+        patient_id: The patient.
+        at: The time of the decision (as given to :func:`decide`).
+        scores: The protocol instrument's ``(time, total)``, as given to :func:`decide`.
+
+    Returns:
+        ``(sessions in time order, infusions in the whole history)``.
+    """
+    protocol = entry.protocol
+    count = source.session_count(patient_id)
+    if count == 0:
+        return [], 0
+    if protocol.titration is None and count < protocol.series.sessions:
+        return source.sessions_between(patient_id), count
+    now = instant(aware(at, "the time of the next session"))
+    last = source.last_session_at(patient_id)
+    assert last is not None  # count > 0
+    starts = [now - LOOK_BACK, instant(last)]
+    scored = source.last_session_at(patient_id, scored=True)
+    if scored is not None:
+        starts.append(instant(scored))
+    taken = [instant(when) for when, _ in scores if instant(when) <= now]
+    if taken:
+        counted = source.last_session_at(patient_id, until=max(taken) + SCORE_LEAD)
+        if counted is not None:
+            starts.append(instant(counted))
+    since = min(starts)
+    sessions = source.sessions_between(patient_id, since)
+    if protocol.titration is not None:
+        # The stay reaches back over rungs each within STAY_GAP of the one before: widen the
+        # suffix until the stay starts inside it (or it is the whole history).
+        span = max(instant(last) - since, timedelta(days=1))
+        while _count(sessions) < count:
+            ordered = sorted(sessions, key=lambda s: instant(s.at))
+            if _stay(ordered)[0] is not ordered[0]:
+                break
+            span *= 2
+            since = instant(last) - span
+            sessions = source.sessions_between(patient_id, since)
+    rules = protocol.rules
+    futility = None if rules is None else rules.futility
+    if futility is not None:
+        first = [
+            s
+            for s in source.first_sessions(patient_id, futility.after_session)
+            if instant(s.at) < since
+        ]
+        sessions = first + sessions
+    return sessions, count

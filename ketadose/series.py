@@ -17,6 +17,11 @@ from datetime import datetime, timedelta
 from ketadose.clock import aware, instant
 from ketadose.models import PreviousSession
 
+#: The widest window a series limit looks at around a session (the 7-day count and total;
+#: the 24-h total lies inside it): the other sessions a check needs are those less than this
+#: before or after it, and the nearest one on each side beyond (the interval, the step).
+SERIES_WINDOW = timedelta(days=7)
+
 
 class History(tuple[PreviousSession, ...]):
     """Previous sessions in the order of their instants, for a :class:`CheckContext`.

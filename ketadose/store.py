@@ -19,6 +19,14 @@ The audit table refuses UPDATE and DELETE in the schema itself (triggers), and a
 would replace an existing entry. That stops every program going through SQLite, this one
 included; it cannot stop someone who edits the file's bytes or drops the triggers on purpose.
 
+Reads that decide (``next``, ``session record``) are indexed queries that cost the same at 100
+sessions as at 100,000: a COUNT of a patient's starts, the latest start, a time range
+(:meth:`Store.session_count`, :meth:`Store.last_session_at`, :meth:`Store.sessions_between`,
+:meth:`Store.sessions_around`), on the time index of :data:`INDEXES`. Reads that show
+everything (``history``, ``audit``) are generators over a cursor (:meth:`Store.iter_sessions`,
+:meth:`Store.iter_audit`), in flat memory. Each is plain SQL (a range, ORDER BY, LIMIT) that
+another engine can run the same way.
+
 This module is pure of CLI concerns: it prints nothing, and reads no clock and no environment;
 times come in as arguments. Every :class:`sqlite3.Error` leaves as a one-line
 :class:`~ketadose.errors.StoreError` (exit 6), or as an :class:`~ketadose.errors.InputError`
@@ -33,17 +41,18 @@ import math
 import os
 import re
 import sqlite3
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from ketadose.authority import MEANINGS, ROLES
-from ketadose.clock import aware, problem
+from ketadose.clock import aware, instant, problem
 from ketadose.clock import name as zone_name
 from ketadose.errors import InputError, KetadoseError, StoreError, StoreMigrationError
 from ketadose.events import TERMS, AdverseEvent
@@ -452,6 +461,23 @@ CHAIN_TRIGGERS = {f"{table}_chain": _chain_trigger(table) for table in _CHAINED}
 }
 
 
+#: The indexes the indexed reads stand on (issue 16): a patient's sessions in time order, as
+#: :data:`_BY_TIME` orders them (``julianday`` is the instant, whatever the stored offset), so
+#: that ``next`` and ``session record`` read the sessions they decide on (the last ones, a
+#: 7-day window, a count) instead of the whole history, and the readings of a session in
+#: time order. They are not a schema step: an index changes no row and no answer, only how
+#: fast one comes, so every store opened writable gets any that is missing (see
+#: :meth:`Store._index`), new stores included, and the schema stays at version 6 for the
+#: port to carry on. A store only ever opened read-only by an older ketadose lacks them and
+#: gives the same answers, more slowly.
+INDEXES = {
+    "sessions_by_patient_time": "CREATE INDEX IF NOT EXISTS sessions_by_patient_time"
+    " ON sessions (patient_id, julianday(at), at)",
+    "session_readings_by_session_time": "CREATE INDEX IF NOT EXISTS"
+    " session_readings_by_session_time ON session_readings (session_id, julianday(at))",
+}
+
+
 def _migrate_chain(conn: sqlite3.Connection, context: MigrationContext) -> None:
     """Version 6: a hash chain on the audit log and the sessions, and who claimed to act.
 
@@ -806,8 +832,25 @@ class Store:
                     version=version,
                 )
             self._migrate(migrations, zone)
+        if not read_only and target == SCHEMA_VERSION:
+            self._index()
         with self._errors("open"):
             self._naive_zone = self._read_naive_zone()
+
+    def _index(self) -> None:
+        """Create the :data:`INDEXES` that are missing (one write, only when one is)."""
+        with self._errors("index"):
+            present = {
+                name
+                for (name,) in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index'"
+                )
+            }
+        missing = [statement for name, statement in INDEXES.items() if name not in present]
+        if missing:
+            with self._transaction("index") as conn:
+                for statement in missing:
+                    conn.execute(statement)
 
     def _read_naive_zone(self) -> tzinfo | None:
         """The zone a migration read naive times in (the audit log's old entries keep them)."""
@@ -1028,45 +1071,282 @@ class Store:
 
         Raises:
             InputError: No patient has this id.
-            StoreError: The store cannot be read.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        return list(self.iter_sessions(patient_id))
+
+    def iter_sessions(self, patient_id: str) -> Iterator[SessionRecord]:
+        """The patient's sessions in time order, one at a time (flat memory for any history).
+
+        Rows are read from a cursor as the caller takes them, in one read transaction, so a
+        100,000-session history never sits in memory. The patient is checked before the first
+        session is given; a row changed outside ketadose raises when it is reached. Take every
+        session (or close the iterator) before writing to this store: the read transaction
+        lasts as long as the iteration.
+
+        Raises:
+            InputError: No patient has this id (on the first ``next``).
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
         """
         with self._reading("read the sessions") as conn:
-            if (
-                conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone()
-                is None
-            ):
-                raise _unknown(patient_id)
-            rows = conn.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY {_BY_TIME}",
+            self._patient_exists(conn, patient_id)
+            yield from self._read_sessions(conn, patient_id, None, None)
+
+    def sessions_between(
+        self, patient_id: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[SessionRecord]:
+        """The patient's sessions whose start is from ``start`` to ``end`` (both included).
+
+        The same sessions, in the same order, as :meth:`sessions` filtered by instant (UTC,
+        whatever the offset each was stored with): the query takes the time index a second
+        wider on each side and the exact instants decide.
+
+        Args:
+            patient_id: The patient.
+            start: The earliest start (None: from the first session).
+            end: The latest start (None: to the last).
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        with self._reading("read the sessions") as conn:
+            self._patient_exists(conn, patient_id)
+            return list(self._read_sessions(conn, patient_id, start, end))
+
+    def first_sessions(self, patient_id: str, starts: int) -> list[SessionRecord]:
+        """The sessions at the patient's first ``starts`` distinct start instants, in order.
+
+        (A session recorded twice at one start is one infusion: both are given.)
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        found: list[SessionRecord] = []
+        seen: set[datetime] = set()
+        with self._reading("read the sessions") as conn:
+            self._patient_exists(conn, patient_id)
+            for session in self._read_sessions(conn, patient_id, None, None):
+                moment = instant(session.at)
+                if moment not in seen and len(seen) == starts:
+                    break
+                seen.add(moment)
+                found.append(session)
+        return found
+
+    def session_count(self, patient_id: str) -> int:
+        """How many infusions the patient has had: distinct session start instants.
+
+        A COUNT over the time index, not a read of the sessions; the few starts that share a
+        millisecond (the index's precision) are told apart by their exact instants.
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read.
+        """
+        with self._reading("count the sessions") as conn:
+            self._patient_exists(conn, patient_id)
+            unindexed = conn.execute(
+                "SELECT 1 FROM sessions WHERE patient_id = ? AND julianday(at) IS NULL LIMIT 1",
                 (patient_id,),
-            ).fetchall()
-            events: dict[int, list[tuple[object, object]]] = {}
-            for session_id, event, grade in conn.execute(
-                "SELECT e.session_id, e.event, e.grade FROM session_adverse_events AS e"
-                " JOIN sessions AS s ON s.id = e.session_id"
-                " WHERE s.patient_id = ? ORDER BY e.session_id, e.position",
+            ).fetchone()
+            if unindexed is not None:
+                # A time SQL cannot read (an offset in seconds): count every instant here.
+                rows = conn.execute(
+                    "SELECT id, at FROM sessions WHERE patient_id = ? ORDER BY id", (patient_id,)
+                )
+                return len({self._instant_of(key, at) for key, at in rows})
+            (count,) = conn.execute(
+                "SELECT count(DISTINCT julianday(at)) FROM sessions WHERE patient_id = ?",
                 (patient_id,),
+            ).fetchone()
+            shared: dict[float, set[datetime]] = {}
+            for day, key, at in conn.execute(
+                "SELECT julianday(at), id, at FROM sessions"
+                " WHERE patient_id = ? AND julianday(at) IN"
+                " (SELECT julianday(at) FROM sessions WHERE patient_id = ?"
+                " GROUP BY julianday(at) HAVING count(*) > 1)",
+                (patient_id, patient_id),
             ):
-                events.setdefault(session_id, []).append((event, grade))
-            readings: dict[int, list[Sequence[Any]]] = {}
-            for reading in conn.execute(
-                f"SELECT r.id, {', '.join('r.' + c for c in _READING_COLUMNS.split(', '))}"
-                " FROM session_readings AS r JOIN sessions AS s ON s.id = r.session_id"
-                " WHERE s.patient_id = ? ORDER BY r.session_id, julianday(r.at), r.id",
+                shared.setdefault(day, set()).add(self._instant_of(key, at))
+        return int(count) + sum(len(moments) - 1 for moments in shared.values())
+
+    def _instant_of(self, key: object, at: object) -> datetime:
+        """A session's stored start as an instant (refused as the full read refuses it)."""
+        return instant(_Row(self._path, "sessions", key, self._naive_zone).moment("at", at))
+
+    def last_session_at(
+        self, patient_id: str, *, until: datetime | None = None, scored: bool = False
+    ) -> datetime | None:
+        """The start of the patient's latest session (at or before ``until``; with a score).
+
+        Args:
+            patient_id: The patient.
+            until: Only sessions starting at or before this (None: any).
+            scored: Only sessions recorded with their own score.
+
+        Returns:
+            The start, or None when there is no such session.
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        with self._reading("read the sessions") as conn:
+            self._patient_exists(conn, patient_id)
+            found = self._read_sessions(conn, patient_id, None, until, scored=scored, edge="last")
+            latest = [session.at for session in found]
+        return max(latest, key=instant) if latest else None
+
+    def first_session_at(self, patient_id: str, *, since: datetime) -> datetime | None:
+        """The start of the patient's earliest session at or after ``since`` (None: none).
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        with self._reading("read the sessions") as conn:
+            self._patient_exists(conn, patient_id)
+            found = self._read_sessions(conn, patient_id, since, None, edge="first")
+            earliest = [session.at for session in found]
+        return min(earliest, key=instant) if earliest else None
+
+    def sessions_around(
+        self, patient_id: str, at: datetime, width: timedelta
+    ) -> list[SessionRecord]:
+        """What a session at ``at`` is checked against: its neighbours and its windows.
+
+        The sessions starting within ``width`` of ``at`` on either side, and beyond those
+        the nearest one on each side (every session at that start), in time order: for a
+        width of 7 days, all that the series limits of a session at ``at`` look at (the
+        interval to the sessions before and after it, the 24-h and 7-day windows that hold
+        it, the step from the last dose) and whether it is the first of its series.
+
+        Raises:
+            InputError: No patient has this id.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        low, high = instant(at) - width, instant(at) + width
+        before = self.last_session_at(patient_id, until=low)
+        after = self.first_session_at(patient_id, since=high)
+        return self.sessions_between(
+            patient_id, low if before is None else before, high if after is None else after
+        )
+
+    def _patient_exists(self, conn: sqlite3.Connection, patient_id: str) -> None:
+        if conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone() is None:
+            raise _unknown(patient_id)
+
+    def _read_sessions(
+        self,
+        conn: sqlite3.Connection,
+        patient_id: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        scored: bool = False,
+        edge: str | None = None,
+    ) -> Iterator[SessionRecord]:
+        """Sessions of a patient from ``start`` to ``end`` (instants, included), in time order.
+
+        Three cursors in the same order (the sessions, their events, their readings) are
+        walked together, so nothing is held but the session being built. The time index is
+        queried a second wider than asked (``julianday`` keeps milliseconds) and the exact
+        instants decide; a time SQL cannot read (NULL) is always fetched and decided here.
+        ``edge`` ``"last"`` (``"first"``): only the latest (earliest) such sessions: those
+        within a second of the last (first) indexed time, so that the latest (earliest)
+        instant is among them.
+        """
+        where = "s.patient_id = ?"
+        params: list[object] = [patient_id]
+        if scored:
+            where += " AND s.score IS NOT NULL"
+        bounds = []
+        if start is not None:
+            bounds.append("julianday(s.at) >= julianday(?)")
+            params.append(_stamp(instant(start) - _MARGIN, "the start"))
+        if end is not None:
+            bounds.append("julianday(s.at) <= julianday(?)")
+            params.append(_stamp(instant(end) + _MARGIN, "the end"))
+        if edge is not None:
+            found = conn.execute(
+                f"SELECT julianday(s.at) FROM sessions AS s WHERE {where}"
+                + "".join(f" AND {bound}" for bound in bounds)
+                + " AND julianday(s.at) IS NOT NULL ORDER BY julianday(s.at)"
+                + (" DESC" if edge == "last" else "")
+                + " LIMIT 1",
+                params,
+            ).fetchone()
+            if found is not None:
+                margin = _MARGIN.total_seconds() / 86400
+                if edge == "last":
+                    bounds = [*bounds, "julianday(s.at) >= ?"]
+                    params.append(float(found[0]) - margin)
+                else:
+                    bounds = [*bounds, "julianday(s.at) <= ?"]
+                    params.append(float(found[0]) + margin)
+        if bounds:
+            ranged = " AND ".join(bounds)
+            unindexed = conn.execute(
+                "SELECT 1 FROM sessions WHERE patient_id = ? AND julianday(at) IS NULL LIMIT 1",
                 (patient_id,),
-            ):
-                readings.setdefault(reading[1], []).append(reading)
-        return [
-            _session_from_row(
-                self._path,
-                row,
-                events.get(row[0], []),
-                readings.get(row[0], []),
-                self._naive_zone,
-                self._zone,
+            ).fetchone()
+            # A time SQL cannot read (an offset in seconds, or garbage) is always fetched, and
+            # decided (or refused) below by its exact instant.
+            where += (
+                f" AND {ranged}"
+                if unindexed is None
+                else f" AND (({ranged}) OR julianday(s.at) IS NULL)"
             )
-            for row in rows
-        ]
+        order = "julianday(s.at), s.at, s.id"
+        rows = conn.execute(
+            f"SELECT {', '.join('s.' + c for c in _SESSION_COLUMNS.split(', '))}"
+            f" FROM sessions AS s WHERE {where} ORDER BY {order}",
+            params,
+        )
+        events = conn.execute(
+            "SELECT e.session_id, e.event, e.grade FROM sessions AS s"
+            f" JOIN session_adverse_events AS e ON e.session_id = s.id WHERE {where}"
+            f" ORDER BY {order}, e.position",
+            params,
+        )
+        readings = conn.execute(
+            f"SELECT r.id, {', '.join('r.' + c for c in _READING_COLUMNS.split(', '))}"
+            " FROM sessions AS s JOIN session_readings AS r ON r.session_id = s.id"
+            f" WHERE {where} ORDER BY {order}, julianday(r.at), r.id",
+            params,
+        )
+        yield from _in_instant_order(self._build_sessions(rows, events, readings, start, end))
+
+    def _build_sessions(
+        self,
+        rows: sqlite3.Cursor,
+        events: sqlite3.Cursor,
+        readings: sqlite3.Cursor,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> Iterator[SessionRecord]:
+        """Walk the three cursors of :meth:`_read_sessions` together, in the order stored."""
+        event = events.fetchone()
+        reading = readings.fetchone()
+        low = None if start is None else instant(start)
+        high = None if end is None else instant(end)
+        for row in rows:
+            own_events: list[tuple[object, object]] = []
+            while event is not None and event[0] == row[0]:
+                own_events.append((event[1], event[2]))
+                event = events.fetchone()
+            own_readings: list[Sequence[Any]] = []
+            while reading is not None and reading[1] == row[0]:
+                own_readings.append(reading)
+                reading = readings.fetchone()
+            session = _session_from_row(
+                self._path, row, own_events, own_readings, self._naive_zone, self._zone
+            )
+            moment = instant(session.at)
+            if (low is None or moment >= low) and (high is None or moment <= high):
+                yield session
 
     def add_readings(self, session_id: int, readings: Sequence[Reading], entry: AuditEntry) -> None:
         """Add readings to a session's vitals timeline, with their audit entry (all or none).
@@ -1240,17 +1520,30 @@ class Store:
         never added to the store.
 
         Raises:
-            StoreError: The store cannot be read.
+            StoreError: The store cannot be read, or a row was changed outside ketadose.
+        """
+        return list(self.iter_audit(patient_id))
+
+    def iter_audit(self, patient_id: str | None = None) -> Iterator[AuditEntry]:
+        """The audit log as :meth:`audit`, one entry at a time from a cursor (flat memory).
+
+        Take every entry (or close the iterator) before writing to this store: the read
+        transaction lasts as long as the iteration.
+
+        Raises:
+            StoreError: The store cannot be read, or a row was changed outside ketadose (when
+                that entry is reached).
         """
         with self._reading("read the audit log") as conn:
             if patient_id is None:
-                rows = conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id").fetchall()
+                rows = conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id")
             else:
                 rows = conn.execute(
                     f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE patient_id = ? ORDER BY id",
                     (patient_id,),
-                ).fetchall()
-        return [_audit_from_row(self._path, row, self._naive_zone, self._zone) for row in rows]
+                )
+            for row in rows:
+                yield _audit_from_row(self._path, row, self._naive_zone, self._zone)
 
     def record_session_with_audit(
         self, session: SessionRecord, entry: AuditEntry, *, weight_kg: float | None = None
@@ -1756,6 +2049,36 @@ class Store:
 
 
 _DESCENDING = "julianday(at) DESC, at DESC, id DESC"
+
+#: How much wider than asked a time range is read from the index (``julianday`` keeps whole
+#: milliseconds; the exact instants then decide).
+_MARGIN = timedelta(seconds=1)
+
+
+def _in_instant_order(sessions: Iterator[SessionRecord]) -> Iterator[SessionRecord]:
+    """Sessions read in :data:`_BY_TIME` order, given in the order of their exact instants.
+
+    What ``sorted(sessions, key=instant)`` gives (ties kept in the order read), holding only
+    the few sessions that share a millisecond: ``julianday`` orders by milliseconds, so a
+    session read later is never more than a millisecond before one read earlier, and a held
+    session can go once one read after it is a millisecond later. A time SQL cannot read
+    (NULL, read first) is held until its place comes.
+    """
+    held: list[SessionRecord] = []
+    moments: list[datetime] = []
+    for session in sessions:
+        moment = instant(session.at)
+        ready = bisect_right(moments, moment - _TICK)
+        yield from held[:ready]
+        del held[:ready], moments[:ready]
+        place = bisect_right(moments, moment)
+        held.insert(place, session)
+        moments.insert(place, moment)
+    yield from held
+
+
+#: The precision of ``julianday`` (whole milliseconds, rounded).
+_TICK = timedelta(milliseconds=1)
 
 
 #: The mode bits that let users other than the owner read or write (group and others).

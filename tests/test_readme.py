@@ -22,11 +22,17 @@ BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
 #: Walk-throughs: blocks that add a patient and go on from there, run in order on one store.
 WALKS = [block for block in BLOCKS if "ketadose patient add" in block]
 STORE_BLOCK = WALKS[0]
+#: The clinicians' walk-through: registered in order, as the OS user (``$USER``).
+(CLINICIANS_BLOCK,) = [block for block in BLOCKS if "ketadose clinician add" in block]
 
 
 def readme_examples(blocks: list[str] | None = None) -> list[str]:
     """The `ketadose ...` lines of the README's sh blocks (the walk-throughs apart)."""
-    chosen = [b for b in BLOCKS if b not in WALKS] if blocks is None else blocks
+    chosen = (
+        [b for b in BLOCKS if b not in WALKS and b != CLINICIANS_BLOCK]
+        if blocks is None
+        else blocks
+    )
     lines = [line.strip() for block in chosen for line in block.splitlines()]
     return [line for line in lines if line.startswith("ketadose ")]
 
@@ -66,6 +72,15 @@ class TestReadme:
         assert len(lines) == 11
         for line in lines:
             expected, result = invoke(line)
+            assert result.exit_code == expected, (line, result.stderr)
+
+    def test_clinicians_walk_through_runs_in_order(self) -> None:
+        from ketadose.cli.env import os_user
+
+        lines = readme_examples([CLINICIANS_BLOCK])
+        assert len(lines) == 4
+        for line in lines:
+            expected, result = invoke(line.replace('"$USER"', os_user()))
             assert result.exit_code == expected, (line, result.stderr)
 
     @pytest.mark.parametrize("block", WALKS[1:], ids=["subcutaneous", "sublingual"])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from rich.console import Console
 
@@ -201,6 +201,41 @@ def emit(
     from ketadose.atomic import write_new
 
     write_new(output, text.encode(), replace=force)
+    typer.echo(f"ketadose: wrote {output}", err=True)
+
+
+def emit_chunks(output: Path | None, force: bool, chunks: "Iterable[str]") -> None:
+    """Write a streamed result whole or not at all, in memory that does not grow with it.
+
+    The pieces are rendered as the store's cursor gives the rows. With ``-o FILE`` they go
+    to a temporary file beside it, moved into place only when the last piece is written
+    (:func:`ketadose.atomic.atomic_file`). On stdout they go to an unnamed temporary file
+    first and are copied out once complete: a row refused midway (a tampered entry, exit 6)
+    then leaves stdout empty, as it did when the whole text was built before writing;
+    streaming straight to stdout could not take back what was written.
+    """
+    from ketadose.cli.sources import is_dash
+
+    if is_dash(output):
+        output = None
+    if output is None:
+        import shutil
+        import tempfile
+
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        with tempfile.TemporaryFile() as spool:
+            for chunk in chunks:
+                spool.write(chunk.encode(encoding))
+            spool.seek(0)
+            sys.stdout.flush()
+            shutil.copyfileobj(spool, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        return
+    from ketadose.atomic import atomic_file
+
+    with atomic_file(output, replace=force) as stream:
+        for chunk in chunks:
+            stream.write(chunk.encode())
     typer.echo(f"ketadose: wrote {output}", err=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -80,8 +80,15 @@ def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[
     Returns:
         Rows keyed by ``CSV_COLUMNS``.
     """
-    return [
-        {
+    return list(_history_rows(patient, sorted(sessions, key=lambda s: instant(s.at))))
+
+
+def _history_rows(
+    patient: PatientRecord, sessions: Iterable[SessionRecord]
+) -> Iterator[dict[str, Any]]:
+    """The rows of :func:`history_rows`, one at a time, for sessions already in time order."""
+    for s in sessions:
+        yield {
             "date": s.at.isoformat(),
             "total_dose_mg": s.dose_mg,
             "dose_mg_per_kg": s.dose_mg_per_kg,
@@ -118,8 +125,6 @@ def history_rows(patient: PatientRecord, sessions: list[SessionRecord]) -> list[
                 for r in s.readings
             ],
         }
-        for s in sorted(sessions, key=lambda s: instant(s.at))
-    ]
 
 
 class HistoryReading(BaseModel):
@@ -240,14 +245,35 @@ def history_json(
     Returns:
         JSON text.
     """
+    return "".join(
+        history_json_chunks(patient, sorted(sessions, key=lambda s: instant(s.at)), scores)
+    )
+
+
+def history_json_chunks(
+    patient: PatientRecord, sessions: Iterable[SessionRecord], scores: Sequence[ScoreRecord] = ()
+) -> Iterator[str]:
+    """The ``history --json`` document in pieces, one session at a time (flat memory).
+
+    The same bytes as :func:`history_json`: the document without its sessions is written
+    whole, and each session is written as pydantic writes it, indented to its place (JSON
+    text holds no raw line break, so an element's lines are its place's lines).
+
+    Args:
+        patient: The patient.
+        sessions: The sessions, in time order (an iterator is taken as it comes).
+        scores: Their questionnaire scores.
+
+    Yields:
+        Pieces of the JSON text.
+    """
     from ketadose.render.json import document
 
-    rows = tuple(HistorySession(**row) for row in history_rows(patient, sessions))
     ordered = sorted(scores, key=lambda score: instant(score.at))
-    return document(
+    frame = document(
         History(
             patient=patient,
-            sessions=rows,
+            sessions=(),
             scores=tuple(
                 HistoryScore(
                     date=s.at,
@@ -263,6 +289,19 @@ def history_json(
             trends=_trends(ordered),
         )
     )
+    empty = '\n  "sessions": []'
+    head, tail = frame.split(empty, 1)
+    yield head + '\n  "sessions": ['
+    first = True
+    for row in _history_rows(patient, sessions):
+        text = HistorySession(**row).model_dump_json(indent=2)
+        yield ("\n" if first else ",\n") + _indented(text, "    ")
+        first = False
+    yield ("]" if first else "\n  ]") + tail
+
+
+def _indented(text: str, prefix: str) -> str:
+    return prefix + text.replace("\n", "\n" + prefix)
 
 
 def history_csv(
@@ -722,17 +761,41 @@ def audit_json(entries: list[AuditEntry], head: tuple[int, str] | None = None) -
     Returns:
         JSON text.
     """
-    rows = []
+    return "".join(audit_json_chunks(entries, head))
+
+
+def audit_json_chunks(
+    entries: Iterable[AuditEntry], head: tuple[int, str] | None = None
+) -> Iterator[str]:
+    """The ``audit --json`` document in pieces, one entry at a time (flat memory).
+
+    The same bytes as ``json.dumps`` of the whole document with ``indent=2``: each entry is
+    dumped alone and indented to its place.
+
+    Args:
+        entries: Audit entries, oldest first (an iterator is taken as it comes).
+        head: The whole log's chain head (last entry id and hash), None for an empty log.
+
+    Yields:
+        Pieces of the JSON text.
+    """
+    yield f'{{\n  "schema_version": {json.dumps(SCHEMA_VERSION)},\n  "entries": ['
+    first = True
     for entry in entries:
         row = asdict(entry)
         row["at"] = entry.at.isoformat()
         row["inputs"] = json.loads(row.pop("inputs_json"))
         row["findings"] = json.loads(row.pop("findings_json"))
-        rows.append(row)
+        text = json.dumps(row, indent=2, ensure_ascii=False, allow_nan=False)
+        yield ("\n" if first else ",\n") + _indented(text, "    ")
+        first = False
     chain_head = None if head is None else {"id": head[0], "hash": head[1]}
-    body = {"schema_version": SCHEMA_VERSION, "entries": rows, "chain_head": chain_head}
-    return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    tail = json.dumps(chain_head, indent=2).replace("\n", "\n  ")
+    yield ("]" if first else "\n  ]") + f',\n  "chain_head": {tail}\n}}\n'
 
+
+#: The audit CSV's columns that are not an entry's own attributes.
+_AUDIT_DERIVED = ("inputs", "findings")
 
 #: ``audit --format csv``: one row per entry; inputs as JSON text, findings by their codes.
 AUDIT_COLUMNS = (
@@ -761,20 +824,34 @@ def audit_csv(entries: list[AuditEntry], head: tuple[int, str] | None = None) ->
     Returns:
         CSV text.
     """
+    return "".join(audit_csv_chunks(entries))
+
+
+def audit_csv_chunks(entries: Iterable[AuditEntry]) -> Iterator[str]:
+    """The ``audit --format csv`` table in pieces: the header, then one line per entry.
+
+    Args:
+        entries: Audit entries, oldest first (an iterator is taken as it comes).
+
+    Yields:
+        Pieces of the CSV text.
+    """
     from ketadose.render import csv
 
-    return csv.write(
-        AUDIT_COLUMNS,
-        (
-            {
-                **{k: getattr(entry, k) for k in AUDIT_COLUMNS if k not in ("inputs", "findings")},
-                "at": entry.at.isoformat(),
-                "inputs": entry.inputs_json,
-                "findings": ";".join(f["code"] for f in json.loads(entry.findings_json)),
-            }
-            for entry in entries
-        ),
-    )
+    yield csv.write(AUDIT_COLUMNS, ())
+    for entry in entries:
+        yield csv.write(
+            AUDIT_COLUMNS,
+            (
+                {
+                    **{k: getattr(entry, k) for k in AUDIT_COLUMNS if k not in _AUDIT_DERIVED},
+                    "at": entry.at.isoformat(),
+                    "inputs": entry.inputs_json,
+                    "findings": ";".join(f["code"] for f in json.loads(entry.findings_json)),
+                },
+            ),
+            header=False,
+        )
 
 
 def audit_table(

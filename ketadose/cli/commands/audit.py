@@ -15,7 +15,7 @@ from ketadose.cli.options import (
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import OutputFormat, choose_format, emit
+from ketadose.cli.output import OutputFormat, choose_format, emit, emit_chunks
 
 
 class Action(StrEnum):
@@ -51,8 +51,15 @@ def audit(
         return _verify(store, json, output_format, output, force, patient)
     chosen = choose_format("audit", output_format, output, force, json=json)
     with env.open_store(store, read_only=True) as db:
-        entries = db.audit(patient)
         head = db.chain_head()
+        if chosen is OutputFormat.json:
+            # Streamed from the store's cursor: flat memory for any length of log.
+            emit_chunks(output, force, records.audit_json_chunks(db.iter_audit(patient), head))
+            return
+        if chosen is OutputFormat.csv:
+            emit_chunks(output, force, records.audit_csv_chunks(db.iter_audit(patient)))
+            return
+        entries = db.audit(patient)
     emit(
         "audit",
         chosen,

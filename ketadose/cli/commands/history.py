@@ -20,12 +20,24 @@ from ketadose.cli.options import (
     StoreFile,
     TzOpt,
 )
-from ketadose.cli.output import choose_format, emit
+from ketadose.cli.output import OutputFormat, choose_format, emit, emit_chunks
 from ketadose.cli.sources import read, stdin_option
 from ketadose.errors import InputField
 
 if TYPE_CHECKING:
-    pass
+    from datetime import datetime
+
+    from ketadose.protocols import ProtocolEntry
+    from ketadose.scores import ScoreRecord
+
+
+def _instrument_scores(
+    entry: "ProtocolEntry", scores: "list[ScoreRecord]"
+) -> "list[tuple[datetime, float]]":
+    """The scores of the protocol's instrument: they drive the decision beside the sessions'."""
+    response = entry.protocol.response
+    instrument = None if response is None else response.instrument
+    return [(s.at, float(s.total)) for s in scores if s.instrument == instrument]
 
 
 @command
@@ -44,18 +56,35 @@ def history(
 ) -> None:
     """Show a patient's sessions: doses, scores, improvement from baseline, trends."""
     from ketadose.clock import instant
-    from ketadose.escalation import with_scores
+    from ketadose.escalation import iter_with_scores, with_scores
     from ketadose.render import records
 
     chosen = choose_format("history", output_format, output, force, json=json, csv=csv)
+    library = env.library(protocols)
     with env.open_store(store, read_only=True) as db:
         record = db.patient(patient_id)
-        sessions = db.sessions(patient_id)
         scores = db.scores(patient_id)
-    # Each session shows the score `next` decides on: its own, or its protocol's questionnaire.
-    protocol = env.library(protocols).get(record.protocol)
-    response = None if protocol is None else protocol.protocol.response
-    instrument = None if response is None else response.instrument
+        # Each session shows the score `next` decides on: its own, or its protocol's
+        # questionnaire.
+        protocol = library.get(record.protocol)
+        response = None if protocol is None else protocol.protocol.response
+        instrument = None if response is None else response.instrument
+        if chosen is OutputFormat.json:
+            # Streamed from the store's cursor (in time order): flat memory for any history.
+            emit_chunks(
+                output,
+                force,
+                records.history_json_chunks(
+                    record,
+                    iter_with_scores(
+                        db.iter_sessions(patient_id),
+                        [(s.at, float(s.total)) for s in scores if s.instrument == instrument],
+                    ),
+                    scores,
+                ),
+            )
+            return
+        sessions = db.sessions(patient_id)
     sessions = with_scores(
         sorted(sessions, key=lambda s: instant(s.at)),
         [(s.at, float(s.total)) for s in scores if s.instrument == instrument],
@@ -104,7 +133,7 @@ def next_session(
 ) -> None:
     """Recommend the next session (start, escalate, titrate, hold, reduce, stop, reassess)."""
     from ketadose import inputs
-    from ketadose.escalation import decide
+    from ketadose.escalation import decide, decisive_history
     from ketadose.instruments import unacknowledged
     from ketadose.models import WeightPolicy
     from ketadose.render import records
@@ -115,24 +144,26 @@ def next_session(
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
     pending: list[str] = []  # a history file holds no signatures
+    count: int | None = None
     if history_file is not None:
         record, sessions, scores = records.read_history_file(
             *read(history_file, library=False), patient_id, env.zone()
         )
+        entry = library.get_protocol(record.protocol)
     else:
         with env.open_store(store, read_only=True) as db:
             record = db.patient(patient_id)
-            sessions = db.sessions(patient_id)
             scores = db.scores(patient_id)
+            entry = library.get_protocol(record.protocol)
+            # Only the sessions the decision reads, by indexed queries, and the count.
+            sessions, count = decisive_history(
+                db, entry, patient_id, at, _instrument_scores(entry, scores)
+            )
             pending = [
                 f"session {session_id}'s override awaits an independent second clinician's "
                 f"co-signature: ketadose override cosign {audit_id}"
                 for session_id, audit_id in db.awaiting_cosign(patient_id)
             ]
-    entry = library.get_protocol(record.protocol)
-    response = entry.protocol.response
-    # The protocol's instrument drives the decision, beside the sessions' own scores.
-    instrument = None if response is None else response.instrument
     result = decide(
         entry,
         record,
@@ -140,9 +171,10 @@ def next_session(
         limit_library,
         at=at,
         rebase=None if rebase is None else WeightPolicy(rebase.value),
-        scores=[(s.at, float(s.total)) for s in scores if s.instrument == instrument],
+        scores=_instrument_scores(entry, scores),
         safety=unacknowledged(scores),
         pending=pending,
+        count=count,
     )
     # Every recommendation is logged, from the store or from a history file alike.
     with env.open_store(store) as db:

@@ -79,6 +79,7 @@ def session_record(
     from ketadose.models import CheckContext, PreviousSession, WeightPolicy
     from ketadose.monitoring import check_stop, session_given
     from ketadose.records import BloodPressure
+    from ketadose.series import SERIES_WINDOW
     from ketadose.units import Kind
 
     zone = env.zone()
@@ -106,7 +107,9 @@ def session_record(
             )
         # Every other session counts, on both sides of this one: a session recorded at the
         # same time as another, or back-filled between two, is checked with its neighbours.
-        history = db.sessions(patient_id)
+        # Read by the time index: the sessions within 7 days on either side and the nearest
+        # beyond, all that the series limits look at (not the whole history).
+        history = db.sessions_around(patient_id, at, SERIES_WINDOW)
         request = DoseRequest(
             patient=(
                 record if new_weight is None else replace(record, weight_kg=new_weight)

@@ -1,0 +1,272 @@
+"""The record store as it grows: `session record`, `history`, `next` and `audit` at N sessions.
+
+For each store size N (default 1,000, 10,000 and 100,000 sessions) and each layout:
+
+- ``many``: N / 100 patients with 100 sessions each (a clinic); the commands ask about one of
+  them, so a command that reads only its patient's rows stays flat as the clinic grows;
+- ``one``: one patient with all N sessions (six hours apart): a long single-patient history,
+  where a command that reads the whole history to decide grows with N;
+
+it builds a store (each session with its audit entry, as ``session record`` writes them), checks
+that its hash chain verifies, and times, as subprocesses of the installed ``ketadose``, the
+median of ``--runs`` runs of
+
+- ``session record P --date ... --dose 0.5mg/kg`` (a session the day after the last one),
+- ``history P --json`` (to /dev/null),
+- ``next P --date ...`` (two days after the last session),
+- ``audit --json`` (the whole log, N entries and more, to /dev/null),
+
+wall time (start-up included) and peak resident memory (``wait4``'s ``ru_maxrss``; the largest
+of the runs).
+
+**How the store is built fast.** The normal path (``Store.record_session_with_audit``) is one
+``BEGIN IMMEDIATE`` ... ``COMMIT`` with ``synchronous = FULL`` per session: a disk flush each,
+minutes for 100,000. Here every session and its audit entry go through the same private
+inserts (``Store._insert_session``, ``Store._insert_audit``: the chain links computed from the
+head, the schema's triggers checking each), in one transaction per 10,000 rows; the resulting
+store is what 100,000 ``session record`` runs would have written, and ``Store.verify()`` is run
+on it (``--no-verify`` skips that, it takes a while at 100,000).
+
+``--engine`` names the store engine; only ``sqlite`` exists today (the PostgreSQL port adds
+its URL here).
+
+This measures; it does not assert. Issue 16: ``next`` and ``session record`` in flat time as
+the store grows; ``history`` and ``audit`` in flat memory.
+
+    python benchmarks/store.py [--runs 3] [--sizes 1000,10000,100000] [--layouts many,one]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ketadose.events import AdverseEvent, Grade
+from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
+from ketadose.store import Store
+
+ZONE = ZoneInfo("Europe/Berlin")
+KETADOSE = Path(sys.executable).parent / "ketadose"
+START = datetime(2027, 1, 4, 9, 0, tzinfo=ZONE)
+PER_PATIENT = 100
+#: Sessions six hours apart in the one-patient layout: 100,000 of them end in 2095, inside the
+#: dates the store accepts; a clinic's patients have theirs 3 days apart.
+SPACING = {"one": timedelta(hours=6), "many": timedelta(days=3)}
+BATCH = 10_000
+SHA = "0" * 64
+
+
+def sessions_of(patient_id: str, count: int, spacing: timedelta) -> Iterator[SessionRecord]:
+    """A patient's sessions: depression doses at 0.5 mg/kg on 80 kg, scored, a few events."""
+    for number in range(count):
+        at = START + spacing * number
+        events = (AdverseEvent("nausea", Grade.MILD),) if number % 7 == 3 else ()
+        yield SessionRecord(
+            patient_id=patient_id,
+            at=at,
+            protocol="depression",
+            dose_mg=40.0,
+            dose_mg_per_kg=0.5,
+            duration_min=40.0,
+            phases_json=json.dumps([{"kind": "timed", "dose_mg": 40.0, "duration_min": 40.0}]),
+            bp_before=BloodPressure(128, 82),
+            bp_peak=BloodPressure(148, 92),
+            bp_after=BloodPressure(130, 84),
+            heart_rate=88.0,
+            spo2=97.0,
+            score=float(30 - number % 10),
+            adverse_events=events,
+            weight_policy="actual",
+            dosing_weight_kg=80.0,
+            planned_dose_mg=40.0,
+            planned_dose_mg_per_kg=0.5,
+            discharged_at=at + timedelta(hours=2),
+            reported=True,
+        )
+
+
+def audit_of(session: SessionRecord) -> AuditEntry:
+    """The audit entry ``session record`` writes beside a session (findings included)."""
+    return AuditEntry(
+        at=session.at + timedelta(hours=2),
+        user="nurse",
+        command="session record",
+        patient_id=session.patient_id,
+        inputs_json=json.dumps(
+            {"date": session.at.isoformat(), "dose": "0.5mg/kg", "dosing_weight": "actual"}
+        ),
+        findings_json=json.dumps(
+            [
+                {
+                    "severity": "info",
+                    "code": "series-interval",
+                    "message": "interval 72 h since the last session",
+                    "parameter": "series.interval",
+                }
+            ]
+        ),
+        status="ok",
+        override_reason=None,
+        library_sha256=SHA,
+    )
+
+
+def build(path: Path, layout: str, size: int, *, verify: bool) -> tuple[str, datetime, float]:
+    """Build a store of ``size`` sessions; returns the patient asked about, its last, seconds."""
+    started = time.perf_counter()
+    patients = 1 if layout == "one" else max(1, size // PER_PATIENT)
+    each = size // patients
+    spacing = SPACING[layout]
+    with Store.open(path, zone=ZONE) as store:
+        for number in range(patients):
+            store.add_patient(
+                PatientRecord(
+                    id=f"P{number:05d}",
+                    protocol="depression",
+                    baseline=34.0,
+                    weight_kg=80.0,
+                    height_cm=178.0,
+                    sex="male",
+                ),
+                at=START - timedelta(days=30),
+            )
+        # Patients interleaved, as a clinic records them: each patient's rows are spread
+        # over the whole table (what an index has to find).
+        streams = [sessions_of(f"P{number:05d}", each, spacing) for number in range(patients)]
+        pending = 0
+        transaction = store._transaction("build the benchmark store")
+        conn = transaction.__enter__()
+        for _ in range(each):
+            for stream in streams:
+                session = next(stream)
+                store._insert_session(conn, session)
+                store._insert_audit(conn, audit_of(session))
+                pending += 1
+                if pending == BATCH:
+                    transaction.__exit__(None, None, None)
+                    transaction = store._transaction("build the benchmark store")
+                    conn = transaction.__enter__()
+                    pending = 0
+        transaction.__exit__(None, None, None)
+        if verify and store.verify():
+            raise SystemExit(f"the built store {path} does not verify: {store.verify()}")
+    asked = "P00000" if layout == "one" else f"P{patients // 2:05d}"
+    return asked, START + spacing * (each - 1), time.perf_counter() - started
+
+
+def run(*args: str) -> tuple[float, int]:
+    """Wall seconds and peak resident kB of one ``ketadose`` command (stdout to /dev/null)."""
+    start = time.perf_counter()
+    with subprocess.Popen(
+        [str(KETADOSE), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as process:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        errors = process.stderr.read().decode() if process.stderr else ""
+    wall = time.perf_counter() - start
+    # 0 done, 3 a soft finding or a review decision (next's reassess, hold past a limit).
+    if process.returncode not in (0, 3):
+        raise SystemExit(f"ketadose {' '.join(args)} exited {process.returncode}: {errors}")
+    return wall, usage.ru_maxrss
+
+
+def measure(path: Path, patient: str, last: datetime, runs: int) -> dict[str, tuple[float, int]]:
+    """Median wall time and largest peak memory of each command on the store."""
+    store = ("--store", str(path), "--tz", "Europe/Berlin")
+    commands: dict[str, Callable[[int], tuple[str, ...]]] = {
+        "session record": lambda i: (
+            "session",
+            "record",
+            patient,
+            "--date",
+            (last + timedelta(days=1, minutes=i)).strftime("%Y-%m-%dT%H:%M"),
+            "--dose",
+            "0.5mg/kg",
+            "--override-reason",
+            "benchmark",
+            *store,
+        ),
+        "history --json": lambda i: ("history", patient, "--json", *store),
+        "next": lambda i: (
+            "next",
+            patient,
+            "--date",
+            (last + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+            *store,
+        ),
+        "audit --json": lambda i: ("audit", "--json", *store),
+    }
+    found: dict[str, tuple[float, int]] = {}
+    for name, args in commands.items():
+        times, peaks = [], []
+        for i in range(runs):
+            wall, peak = run(*args(i))
+            times.append(wall)
+            peaks.append(peak)
+        found[name] = (statistics.median(times), max(peaks))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--layouts", default="many,one")
+    parser.add_argument("--engine", choices=("sqlite",), default="sqlite")
+    parser.add_argument("--no-verify", action="store_true", help="Skip Store.verify().")
+    parser.add_argument("--keep", type=Path, help="Build the stores in this folder (kept).")
+    parser.add_argument("--build", nargs=3, metavar=("LAYOUT", "SIZE", "PATH"), help="(internal)")
+    options = parser.parse_args()
+    if options.build:
+        layout, size, path = options.build
+        patient, last, seconds = build(Path(path), layout, int(size), verify=not options.no_verify)
+        print(patient, last.isoformat(), seconds)
+        return
+    sizes = [int(size) for size in options.sizes.split(",")]
+    layouts = options.layouts.split(",")
+    print(
+        f"# {datetime.now():%Y-%m-%d}, {os.cpu_count()}-core {platform.machine()}, Python "
+        f"{platform.python_version()}, engine {options.engine}, median of {options.runs}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = options.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for layout in layouts:
+            for size in sizes:
+                path = folder / f"{layout}-{size}.sqlite3"
+                if path.exists():
+                    path.unlink()
+                # Built in a process of its own: a child forked from a process that built
+                # 100,000 rows would report that process's memory as its own peak.
+                made = subprocess.run(
+                    [sys.executable, __file__, "--build", layout, str(size), str(path)]
+                    + (["--no-verify"] if options.no_verify else []),
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+                patient, last, seconds = made[0], datetime.fromisoformat(made[1]), float(made[2])
+                print(f"built {layout} {size:,} in {seconds:.1f} s", file=sys.stderr)
+                rows.append((layout, size, measure(path, patient, last, options.runs)))
+    names = list(rows[0][2])
+    print("| layout | sessions | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    for layout, size, found in rows:
+        cells = [f"{found[n][0] * 1000:,.0f} ms, {found[n][1] / 1024:,.0f} MB" for n in names]
+        print(f"| {layout} | {size:,} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
