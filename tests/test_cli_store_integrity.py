@@ -251,3 +251,23 @@ def test_next_from_a_history_file_is_logged(tmp_path: Path) -> None:
     (entry,) = json.loads(run("audit", "--json").stdout)["entries"]
     assert (entry["command"], entry["patient_id"]) == ("next", "H1")
     assert entry["inputs"]["history"] == str(history)
+
+
+def test_a_printed_sheet_names_the_chain_head(filled: Path) -> None:
+    plan = ("plan", "-p", "depression", "--weight", "80kg", "--start", "2026-12-07")
+    sheet = run(*plan, "--format", "html")
+    assert sheet.exit_code == 0, sheet.stderr
+    head = json.loads(run("audit", "--json").stdout)["chain_head"]
+    assert f"Audit log when printed: entry {head['id']}, chain head {head['hash']}" in sheet.stdout
+    dose = run("dose", "-p", "depression", "--weight", "120kg", "--override-reason", "ok",
+               "--format", "html")  # fmt: skip
+    after = json.loads(run("audit", "--json").stdout)["chain_head"]
+    assert after["id"] == head["id"] + 1  # the sheet's own override entry
+    assert f"entry {after['id']}, chain head {after['hash']}" in dose.stdout
+
+
+def test_a_sheet_without_a_store_names_no_head_and_creates_none(store_path: Path) -> None:
+    sheet = run("plan", "-p", "depression", "--weight", "80kg", "--start", "2026-12-07",
+                "--format", "html")  # fmt: skip
+    assert sheet.exit_code == 0 and "Audit log when printed" not in sheet.stdout
+    assert not store_path.exists()

@@ -81,15 +81,18 @@ def write(
     override_reason: str | None,
     library_sha256: str,
     limits: "LimitLibrary | None" = None,
-) -> None:
+) -> tuple[int, str] | None:
     """Append to the audit log when a computation produced findings or an override.
 
     Nothing is written for a clean result (and the store is not even opened). When the log
     cannot be written the command fails (exit 6): an override must never go unrecorded.
+
+    Returns:
+        The log's chain head after the entry (its id and hash), None when none was written.
     """
     flagged = [f for f in findings if f.severity.value != "info"]
     if not flagged and override_reason is None:
-        return  # before any import: a clean run does not load the store at all
+        return None  # before any import: a clean run does not load the store at all
 
     found = entry(
         clinician, command_name, None, inputs, flagged, status, override_reason, library_sha256
@@ -98,3 +101,12 @@ def write(
         if limits is not None:
             authorize(db, limits, findings)
         db.append_audit(found, signed="prescribed" if override_reason is not None else None)
+        return db.chain_head()
+
+
+def head(store: Path | None) -> tuple[int, str] | None:
+    """The store's chain head for a sheet, if there is a store (none is not created)."""
+    if not env.store_path(store).is_file():
+        return None
+    with env.open_store(store, read_only=True) as db:
+        return db.chain_head()

@@ -155,12 +155,13 @@ def emit(
     subject: "Sequence[Any]",
     table: "Callable[[Console], None] | str",
     limits: "LimitLibrary | None" = None,
+    chain_head: tuple[int, str] | None = None,
 ) -> None:
     """Write the result: to stdout (no ``-o``, or ``-o -``), or whole to ``output`` (atomically).
 
     ``subject`` are the renderer's arguments; a FHIR renderer also gets the limit library
-    (its ``maxDosePerAdministration``). ``table`` prints the table on a console, or is the
-    command's plain text.
+    (its ``maxDosePerAdministration``), a printable sheet the audit log's ``chain_head``.
+    ``table`` prints the table on a console, or is the command's plain text.
     """
     from ketadose.cli.sources import is_dash
 
@@ -194,6 +195,8 @@ def emit(
             from ketadose.cli import env
 
             options["paper"] = env.paper()
+            if chain_head is not None:
+                options["chain_head"] = chain_head
         text = render(*subject, *([limits] if chosen is OutputFormat.fhir else []), **options)
     if output is None:
         write(text)

@@ -47,12 +47,16 @@ class FindingRow:
     finding: Finding
 
 
-def plan_sheet(plan: Plan, *, paper: Paper = "a4") -> str:
+def plan_sheet(
+    plan: Plan, *, paper: Paper = "a4", chain_head: tuple[int, str] | None = None
+) -> str:
     """Render a treatment plan as one printable, self-contained HTML document.
 
     Args:
         plan: The planned series (``ketadose.planning.plan``).
         paper: ``a4`` (default) or ``letter``.
+        chain_head: The audit log's last entry id and hash when printed (the store's, if
+            there is one): the paper is matched to the log by it later.
 
     Returns:
         The HTML text; the same bytes for the same plan.
@@ -86,15 +90,20 @@ def plan_sheet(plan: Plan, *, paper: Paper = "a4") -> str:
         patient=plan.patient,
         dosing_weight=plan.dosing_weight,
         libraries=[("Limit library", plan.library), ("Protocol library", plan.protocol_library)],
+        chain_head=chain_head,
     )
 
 
-def session_sheet(session: SessionDose, *, paper: Paper = "a4") -> str:
+def session_sheet(
+    session: SessionDose, *, paper: Paper = "a4", chain_head: tuple[int, str] | None = None
+) -> str:
     """Render one session (the ``dose``/``check`` result) as a printable HTML document.
 
     Args:
         session: The session dose, checked or not.
         paper: ``a4`` (default) or ``letter``.
+        chain_head: The audit log's last entry id and hash when printed (see
+            :func:`plan_sheet`).
 
     Returns:
         The HTML text; the same bytes for the same session.
@@ -113,6 +122,7 @@ def session_sheet(session: SessionDose, *, paper: Paper = "a4") -> str:
         patient=session.patient,
         dosing_weight=session.dosing_weight,
         libraries=libraries,
+        chain_head=chain_head,
     )
 
 

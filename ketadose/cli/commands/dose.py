@@ -35,7 +35,7 @@ from ketadose.cli.options import (
     WeightOpt,
     dose_request,
 )
-from ketadose.cli.output import choose_format, emit
+from ketadose.cli.output import OutputFormat, choose_format, emit
 from ketadose.errors import InputField
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def session_command(
     entry = library.get_protocol(protocol)
     limit_library = env.limits(limits, library)
     result = gate.session(entry, request, limit_library, context, override_reason)
-    audit_log.write(
+    logged = audit_log.write(
         store,
         clinician,
         name,
@@ -175,7 +175,10 @@ def session_command(
 
         table.checked_session(result, console, findings_first=name == "check")
 
-    emit(name, chosen, output, force, (result,), table, limit_library)
+    # A printed sheet names the audit log's head, so the paper can be matched to the log.
+    sheet = chosen is OutputFormat.html
+    head = (logged or audit_log.head(store)) if sheet else None
+    emit(name, chosen, output, force, (result,), table, limit_library, head)
     if result.during is not None:
         finish(
             result.status,

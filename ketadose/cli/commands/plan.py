@@ -41,7 +41,7 @@ from ketadose.cli.options import (
     WeightOpt,
     dose_request,
 )
-from ketadose.cli.output import choose_format, emit
+from ketadose.cli.output import OutputFormat, choose_format, emit
 from ketadose.errors import InputField
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def plan(
     entry = library.get_protocol(protocol)
     limit_library = env.limits(limits, library)
     result = make_plan(entry, request, limit_library)
-    audit_log.write(
+    logged = audit_log.write(
         store,
         clinician,
         "plan",
@@ -157,5 +157,8 @@ def plan(
 
         table.plan(result, console)
 
-    emit("plan", chosen, output, force, (result,), table, limit_library)
+    # A printed sheet names the audit log's head, so the paper can be matched to the log.
+    sheet = chosen is OutputFormat.html
+    head = (logged or audit_log.head(store)) if sheet else None
+    emit("plan", chosen, output, force, (result,), table, limit_library, head)
     finish(result.status, result.ready, "a session exceeds a hard limit (see its findings)")
