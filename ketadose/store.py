@@ -54,7 +54,13 @@ from urllib.parse import quote
 from ketadose.authority import MEANINGS, ROLES
 from ketadose.clock import aware, instant, problem
 from ketadose.clock import name as zone_name
-from ketadose.errors import InputError, KetadoseError, StoreError, StoreMigrationError
+from ketadose.errors import (
+    InputError,
+    KetadoseError,
+    OverrideRefusedError,
+    StoreError,
+    StoreMigrationError,
+)
 from ketadose.events import TERMS, AdverseEvent
 from ketadose.inputs import DATE_RANGE
 from ketadose.records import (
@@ -451,6 +457,8 @@ CHAIN_TRIGGERS = {f"{table}_chain": _chain_trigger(table) for table in _CHAINED}
     "sessions_discharge_only": """
     CREATE TRIGGER sessions_discharge_only BEFORE UPDATE ON sessions
     WHEN OLD.discharged_at IS NOT NULL OR NEW.discharged_at IS NULL
+        OR julianday(NEW.discharged_at) IS NULL
+        OR julianday(NEW.discharged_at) < julianday(OLD.at)
         OR NEW.id IS NOT OLD.id OR NEW.hash IS NOT OLD.hash
         OR NEW.prev_hash IS NOT OLD.prev_hash OR NEW.at IS NOT OLD.at
         OR NEW.dose_mg IS NOT OLD.dose_mg OR NEW.patient_id IS NOT OLD.patient_id
@@ -629,6 +637,20 @@ TRIGGERS = (
     *CHAIN_TRIGGERS,
     *V7_TRIGGERS,
 )
+
+
+def _triggers_made(*statements: str) -> dict[str, str]:
+    """Each trigger these statements make, by name, with its SQL as SQLite keeps it (spaced)."""
+    made = {}
+    for statement in statements:
+        found = re.match(r"\s*CREATE TRIGGER (\w+)", statement)
+        if found:
+            made[found[1]] = " ".join(statement.split())
+    return made
+
+
+#: The SQL of every trigger, as the migrations make it (``missing_triggers`` compares).
+_TRIGGER_SQL = _triggers_made(*_V1, *_SCORES, *CHAIN_TRIGGERS.values(), *V7_TRIGGERS.values())
 
 
 def _migrate_signatures(conn: sqlite3.Connection, context: MigrationContext) -> None:
@@ -1785,13 +1807,23 @@ class Store:
         return found
 
     def missing_triggers(self) -> list[str]:
-        """The triggers of the schema that are not in the store (dropped by hand)."""
+        """The triggers of the schema that are not in the store as ketadose made them.
+
+        A trigger dropped by hand is missing; one dropped and made again under its name with
+        other SQL is reported as ``NAME (altered)``: its name alone proves nothing.
+        """
         with self._reading("read the schema") as conn:
             present = {
-                name
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                name: " ".join(str(sql).split())
+                for name, sql in conn.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                )
             }
-        return [name for name in TRIGGERS if name not in present]
+        return [
+            name if name not in present else f"{name} (altered)"
+            for name in TRIGGERS
+            if present.get(name) != _TRIGGER_SQL[name]
+        ]
 
     # --- clinicians and signatures ---------------------------------------------------------
 
@@ -1827,8 +1859,11 @@ class Store:
         actor = self._acting()
         if role not in ROLES:
             raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if not name.strip() or not name.isprintable():
-            raise InputError("a clinician's name is one line of text")
+        if not name or name != name.strip() or not name.isprintable() or len(name) > 200:
+            raise InputError(
+                "a clinician's name is the user name the store knows: one line of up to 200 "
+                "characters, without leading or trailing spaces"
+            )
         _check_audit(entry)
         with self._transaction("register the clinician") as conn:
             count, admin = conn.execute(
@@ -1931,7 +1966,7 @@ class Store:
                     "independent second clinician's"
                 )
             if not may(original, str(role[0])):
-                raise InputError(
+                raise OverrideRefusedError(
                     f"{actor} ({role[0]}) may not co-sign these overrides: the limit library "
                     "names who may make them"
                 )
@@ -2095,7 +2130,12 @@ def exposure(path: Path) -> str | None:
     """
     if os.name == "nt":
         return None
-    for what, target, fix in (("file", path, "600"), ("directory", path.parent, "700")):
+    real = path.resolve()  # a link's target is what is read and written, and its directory
+    checked = [("file", real, "600"), ("directory", real.parent, "700")]
+    if real != path.absolute():
+        checked.append(("directory", path.absolute().parent, "700"))
+    checked += [("file", real.with_name(real.name + suffix), "600") for suffix in ("-wal", "-shm")]
+    for what, target, fix in checked:
         try:
             mode = target.stat().st_mode & 0o777
         except OSError:
@@ -2596,13 +2636,16 @@ class StoreState:
         return found + [chain.broken.detail for chain in self.chains if chain.broken is not None]
 
 
-def inspect(path: Path, zone: tzinfo | None = None) -> StoreState:
+def inspect(path: Path, zone: tzinfo | None = None, *, shared: bool = False) -> StoreState:
     """Check a store without changing it: nothing is migrated, created or refused for its mode.
+
+    ``shared`` (the config file's ``store_shared``): a store open to other users is allowed,
+    so it is not a problem.
 
     Raises:
         StoreError: There is no store at ``path``, or it cannot be read at all.
     """
-    exposed = exposure(path)
+    exposed = None if shared else exposure(path)
     try:
         store = Store.open(path, read_only=True, zone=zone, shared=True)
     except StoreMigrationError as older:

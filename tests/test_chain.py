@@ -285,3 +285,34 @@ def test_any_value_edited_in_is_verified_not_crashed_on(store: Store, value: str
     forced(store, f"UPDATE sessions SET dose_mg = {value} WHERE id = 3")
     (found,) = store.verify()
     assert (found.table, found.kind, found.key) == ("sessions", "edited", 3)
+
+
+def test_a_trigger_made_again_with_other_sql_is_altered(store: Store) -> None:
+    with raw(path_of(store)) as conn:
+        conn.execute("DROP TRIGGER sessions_no_delete")
+        conn.execute(
+            "CREATE TRIGGER sessions_no_delete BEFORE DELETE ON patients WHEN 0 BEGIN SELECT 1; END"
+        )
+    assert store.missing_triggers() == ["sessions_no_delete (altered)"]
+
+
+def test_a_discharge_before_the_start_is_refused(store: Store) -> None:
+    with raw(path_of(store)) as conn, pytest.raises(sqlite3.IntegrityError, match="discharge"):
+        conn.execute("UPDATE sessions SET discharged_at = '2024-03-04T08:00:00+01:00'")
+
+
+def test_a_link_to_a_store_in_an_open_directory_is_refused(tmp_path: Path) -> None:
+    from ketadose.store import exposure
+
+    public = tmp_path / "public"
+    private = tmp_path / "private"
+    public.mkdir(mode=0o700)
+    private.mkdir(mode=0o700)
+    with Store.open(public / "k.db") as made:
+        made.add_patient(patient(), at=T0)
+    public.chmod(0o777)
+    (private / "k.db").symlink_to(public / "k.db")
+    problem = exposure(private / "k.db")
+    assert problem is not None and f"directory {public} is readable and writable" in problem
+    with pytest.raises(StoreError, match="other users"):
+        Store.open(private / "k.db")

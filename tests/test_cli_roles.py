@@ -165,7 +165,7 @@ class TestCosignature:
         ):
             acting(who)
             refused = run("override", "cosign", str(entry))
-            assert refused.exit_code == 2, who
+            assert refused.exit_code == (3 if "may not co-sign" in why else 2), who
             assert why in refused.stderr
         acting("dr_b")
         signed = run("override", "cosign", str(entry))
@@ -212,3 +212,52 @@ class TestCosignature:
         assert recorded.exit_code == 0, recorded.stderr
         assert "awaits" not in recorded.stderr
         assert json.loads(run("clinician", "list", "--json").stdout)["clinicians"] == []
+
+
+class TestReviewFindings:
+    """A hostile review's findings on roles and co-signature, each with its reproducer."""
+
+    def test_no_later_session_is_recorded_while_an_override_awaits(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        acting("dr_a")
+        assert (
+            run("session", "record", "P1", "--date", "2026-12-01T09:00", *OVERDOSE).exit_code == 0
+        )
+        later = run("session", "record", "P1", "--date", "2026-12-03T09:00", "--dose", "0.5mg/kg")
+        assert later.exit_code == 3
+        assert "no later session is recorded before it" in later.stderr
+        with Store.open(clinic) as db:
+            assert len(db.sessions("P1")) == 1
+
+    def test_a_cosign_refused_by_role_is_exit_3_and_a_huge_entry_exit_2(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        acting("dr_a")
+        assert (
+            run("session", "record", "P1", "--date", "2026-12-01T09:00", *OVERDOSE).exit_code == 0
+        )
+        entry = entries(clinic)[-1]["id"]
+        acting("rn_c")
+        assert run("override", "cosign", str(entry)).exit_code == 3
+        huge = run("override", "cosign", "99999999999999999999")
+        assert huge.exit_code == 2 and "Traceback" not in huge.stderr
+
+    @pytest.mark.parametrize("name", ["root ", " dr", "x" * 201, "a\tb"])
+    def test_a_clinician_name_is_a_user_name(self, clinic: Path, name: str) -> None:
+        result = run("clinician", "add", name, "--role", "nurse")
+        assert result.exit_code == 2 and "user name the store knows" in result.stderr
+
+    def test_a_nameless_uid_is_its_number_never_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import os
+        import pwd
+
+        def nameless(uid: int) -> Any:
+            raise KeyError(uid)
+
+        monkeypatch.setattr(pwd, "getpwuid", nameless)
+        monkeypatch.setenv("USER", "dr_a")
+        monkeypatch.setenv("LOGNAME", "dr_a")
+        assert env.os_user() == str(os.geteuid())

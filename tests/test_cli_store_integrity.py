@@ -95,7 +95,7 @@ def test_an_older_store_is_reported_then_migrated(filled: Path) -> None:
     assert filled.read_bytes() == before  # checking changes nothing
     migrated = run("store", "migrate")
     assert migrated.exit_code == 0, migrated.stderr
-    assert f"migrated to store schema version {SCHEMA_VERSION}" in migrated.stdout
+    assert f"migrated from 5 to store schema version {SCHEMA_VERSION}" in migrated.stdout
     assert "sealed into the hash chain" in migrated.stderr
     assert filled.with_name(filled.name + ".bak-v5").is_file()
     assert run("store", "check").exit_code == 0

@@ -191,20 +191,21 @@ def user(clinician: str | None) -> str:
 def os_user() -> str:
     """The OS user of this process by its effective uid, as the system authenticated it.
 
-    Not ``getpass.getuser()``, which believes ``LOGNAME`` and ``USER``: anyone can set those.
-    Where there is no ``pwd`` (Windows) or the uid has no name, the login name, else the uid.
+    Never ``getpass.getuser()``, which believes ``LOGNAME`` and ``USER``: anyone can set
+    those. A uid without a name (a container run with an arbitrary uid) is its number; where
+    there is no ``pwd`` (Windows), the login name Windows reports.
     """
     try:
         import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError, AttributeError):
+    except ImportError:  # Windows: no uids; the account name the system reports
         import getpass
 
-        try:
-            return getpass.getuser()
-        except (OSError, KeyError):
-            return str(getattr(os, "getuid", lambda: "unknown")())
+        return getpass.getuser()
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def now() -> "datetime":
@@ -253,6 +254,14 @@ def system_zone() -> "tzinfo":
     local = named or datetime.now().astimezone().tzinfo
     assert local is not None  # astimezone() always gives a fixed-offset zone
     return local
+
+
+def store_shared() -> bool:
+    """Whether the config allows a store other users may read or write (``store_shared``)."""
+    from ketadose.config import boolean
+
+    found = setting("store_shared", None, "false")
+    return configured(found, lambda text: boolean(text, "KETADOSE_STORE_SHARED"))
 
 
 def open_store(path: Path | None, *, read_only: bool = False) -> "Store":

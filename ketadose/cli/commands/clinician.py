@@ -100,7 +100,12 @@ def _table(document: "ClinicianList", console: "Console") -> None:
 @command
 def override_cosign(
     entry: Annotated[
-        int, typer.Argument(help="The audit entry of the session record whose override it is.")
+        int,
+        typer.Argument(
+            min=1,
+            max=2**63 - 1,
+            help="The audit entry of the session record whose override it is.",
+        ),
     ],
     store: StoreFile = None,
     protocols: ProtocolsFile = None,

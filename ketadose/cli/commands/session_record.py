@@ -18,7 +18,7 @@ from ketadose.cli.options import (
     StrengthOpt,
     TzOpt,
 )
-from ketadose.errors import InputField
+from ketadose.errors import InputField, OverrideRefusedError
 
 
 @command
@@ -97,6 +97,12 @@ def session_record(
     limit_library = env.limits(limits, library)
     with env.open_store(store) as db:
         record = db.patient(patient_id)
+        for earlier, entry_id in db.awaiting_cosign(patient_id)[:1]:
+            raise OverrideRefusedError(
+                f"session {earlier}'s override awaits an independent second clinician's "
+                f"co-signature (ketadose override cosign {entry_id}); no later session is "
+                "recorded before it"
+            )
         new_weight = inputs.amount(weight, Kind.WEIGHT)
         entry = library.get_protocol(record.protocol)
         titration = entry.protocol.titration

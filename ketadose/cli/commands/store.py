@@ -37,7 +37,7 @@ def store_check(
 
     chosen = choose_format("store check", output_format, output, force, json=json)
     path = env.store_path(store)
-    state = inspect(path, env.zone())
+    state = inspect(path, env.zone(), shared=env.store_shared())
     document = StoreCheck(
         store=str(path),
         store_schema_version=state.schema_version,
@@ -62,14 +62,15 @@ def store_migrate(store: StoreFile = None) -> None:
 
     Any command that writes migrates an older store too; this one does only that, and says so.
     """
-    from ketadose.store import SCHEMA_VERSION
+    from ketadose.store import SCHEMA_VERSION, inspect
 
     path = env.store_path(store)
+    before = inspect(path, env.zone()).schema_version
     # Opened as the readers open it: no store there is refused (never created), and an older
     # one is backed up and migrated (open_store says so on stderr).
-    with env.open_store(store, read_only=True) as db:
-        migrated = bool(db.notices)
-    state = "migrated to" if migrated else "already at"
+    with env.open_store(store, read_only=True):
+        pass
+    state = f"migrated from {before} to" if before < SCHEMA_VERSION else "already at"
     typer.echo(f"{path}: {state} store schema version {SCHEMA_VERSION}")
 
 
