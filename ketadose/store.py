@@ -422,6 +422,12 @@ def _migrate_reports(conn: sqlite3.Connection, context: MigrationContext) -> Non
 #: Version 6: the hash chain (see :mod:`ketadose.store_chain`) on the audit log and sessions.
 _CHAINED = ("audit", "sessions")
 
+
+def _order(table: str) -> str:
+    """The column a table's chain runs in: its id, or (patients, named by id) its rowid."""
+    return "rowid" if table == "patients" else "id"
+
+
 _V6 = (
     "ALTER TABLE audit ADD COLUMN claimed TEXT",
     *(f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT" for table in _CHAINED),
@@ -434,12 +440,18 @@ _V6 = (
 #: is not past the last id (a back-dated insert), is refused.
 def _chain_trigger(table: str) -> str:
     """The trigger that lets a row into ``table`` only at its chain's head."""
+    order = _order(table)
+    # A row given an id at or below the last one is back-dated (patients: ids are names).
+    backdated = (
+        f"\n        OR (NEW.id > 0 AND NEW.id <= coalesce((SELECT max(id) FROM {table}), 0))"
+        if order == "id"
+        else ""
+    )
     return f"""
     CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
     WHEN NEW.prev_hash IS NOT coalesce(
-            (SELECT hash FROM {table} ORDER BY id DESC LIMIT 1), '{"0" * 64}')
-        OR NEW.hash IS NULL
-        OR (NEW.id > 0 AND NEW.id <= coalesce((SELECT max(id) FROM {table}), 0))
+            (SELECT hash FROM {table} ORDER BY {order} DESC LIMIT 1), '{"0" * 64}')
+        OR NEW.hash IS NULL{backdated}
     BEGIN
         SELECT RAISE(ABORT, 'the {table} chain only grows at its head: insert refused');
     END
@@ -511,14 +523,17 @@ def _migrate_chain(conn: sqlite3.Connection, context: MigrationContext) -> None:
 def _seal(conn: sqlite3.Connection, table: str) -> int:
     """Chain a table's rows in id order; returns how many."""
     previous = GENESIS
-    rows = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+    order = _order(table)
+    rows = conn.execute(f"SELECT {order} AS _order, * FROM {table} ORDER BY {order}")
     names = [d[0] for d in rows.description]
     count = 0
     for row in rows.fetchall():
-        content = _content(table, dict(zip(names, row, strict=True)), conn)
+        values = dict(zip(names, row, strict=True))
+        content = _content(table, values, conn)
         digest = chain_link(previous, content)
         conn.execute(
-            f"UPDATE {table} SET prev_hash = ?, hash = ? WHERE id = ?", (previous, digest, row[0])
+            f"UPDATE {table} SET prev_hash = ?, hash = ? WHERE {order} = ?",
+            (previous, digest, values["_order"]),
         )
         previous = digest
         count += 1
@@ -539,7 +554,8 @@ def _content(
     """
     # A null is left out: a column added later, null in the rows before it, leaves their
     # hashes as they were; setting a value or clearing one still changes the content.
-    content = {k: v for k, v in row.items() if k not in _UNHASHED and v is not None}
+    left_out = _UNHASHED.get(table, frozenset()) | {_order(table), "_order", "prev_hash", "hash"}
+    content = {k: v for k, v in row.items() if k not in left_out and v is not None}
     if table == "sessions" and events is not None:
         content["adverse_events"] = events
     elif table == "sessions":
@@ -552,27 +568,20 @@ def _content(
                 (row["id"],),
             )
         ]
-    return {k: _real(v) if k in _REAL else v for k, v in content.items()}
+    return {k: _real(v) for k, v in content.items()}
 
 
 def _real(value: object) -> object:
-    """A REAL column's value as SQLite reads it back: a float (80 and 80.0 alike)."""
+    """A number as a float (80 and 80.0 alike), whatever the column's affinity makes of it."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-#: Columns outside a row's hash: the id (its place is proven by the links), the chain itself,
-#: and a session's discharge time (added once, later, with its own audit entry).
-_UNHASHED = frozenset({"id", "prev_hash", "hash", "discharged_at"})
-
-#: The REAL columns: hashed as floats, as they are read back.
-_REAL = frozenset(
-    {
-        "dose_mg", "dose_mg_per_kg", "duration_min", "bp_before_systolic",
-        "bp_before_diastolic", "bp_peak_systolic", "bp_peak_diastolic", "bp_after_systolic",
-        "bp_after_diastolic", "heart_rate", "spo2", "score", "dosing_weight_kg",
-        "planned_dose_mg", "planned_dose_mg_per_kg",
-    }
-)  # fmt: skip
+#: Columns outside a row's hash besides its order column and the chain: a session's discharge
+#: time (added once, later, with its own audit entry) and a score's acknowledgement (likewise).
+_UNHASHED: dict[str, frozenset[str]] = {
+    "sessions": frozenset({"discharged_at"}),
+    "scores": frozenset({"acknowledged_by", "acknowledged_at", "acknowledgement"}),
+}
 
 
 #: Version 7: the clinicians registered with their roles, and the signatures, both chained and
@@ -605,13 +614,23 @@ _V7 = (
     "CREATE INDEX signatures_by_session ON signatures (session_id, meaning)",
     "CREATE INDEX signatures_by_audit ON signatures (audit_id)",
     "ALTER TABLE sessions ADD COLUMN cosign INTEGER CHECK (cosign IS NULL OR cosign = 1)",
+    *(
+        f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT"
+        for table in ("patients", "measurements", "scores", "session_readings")
+    ),
+    *(
+        f"ALTER TABLE {table} ADD COLUMN hash TEXT"
+        for table in ("patients", "measurements", "scores", "session_readings")
+    ),
 )
 
 #: The tables of version 7 and their triggers: each grows at its chain's head, and nothing in
 #: them is changed or removed (a role is not edited: a clinician is registered once).
 _SIGNED = ("clinicians", "signatures")
+#: The tables of the patients' records chained from version 7: every input of a dose decision.
+_RECORDS = ("patients", "measurements", "scores", "session_readings")
 V7_TRIGGERS = {
-    **{f"{table}_chain": _chain_trigger(table) for table in _SIGNED},
+    **{f"{table}_chain": _chain_trigger(table) for table in (*_SIGNED, *_RECORDS)},
     **{
         f"{table}_no_{verb.lower()}": f"""
         CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
@@ -619,13 +638,13 @@ V7_TRIGGERS = {
             SELECT RAISE(ABORT, '{table} are append-only: {verb} refused');
         END
         """
-        for table in _SIGNED
+        for table in (*_SIGNED, "patients", "measurements", "session_readings")
         for verb in ("UPDATE", "DELETE")
     },
 }
 
 #: Every chained table, in the order ``store check`` reports them.
-CHAINED = (*_CHAINED, *_SIGNED)
+CHAINED = (*_CHAINED, *_SIGNED, *_RECORDS)
 
 #: Every trigger a current store has.
 TRIGGERS = (
@@ -659,7 +678,13 @@ def _migrate_signatures(conn: sqlite3.Connection, context: MigrationContext) -> 
     A store migrated here has no clinician registered: it is a single-user workstation (its
     overrides need no role) until someone registers as its admin.
     """
-    for statement in (*_V7, *V7_TRIGGERS.values()):
+    for statement in _V7:
+        conn.execute(statement)
+    conn.execute("DROP TRIGGER scores_acknowledge_only")  # set aside to seal acknowledged ones
+    for table in _RECORDS:
+        _seal(conn, table)
+    conn.execute(_SCORES[2])  # scores_acknowledge_only again, as version 4 made it
+    for statement in V7_TRIGGERS.values():
         conn.execute(statement)
 
 
@@ -705,8 +730,13 @@ _READING_COLUMNS = (
 _POLICIES = (None, "actual", "ideal", "adjusted", "lean")
 _SCORE_COLUMNS = (
     "id, patient_id, at, instrument, items_json, total, acknowledged_by, acknowledged_at, "
-    "acknowledgement"
+    "acknowledgement, prev_hash, hash"
 )
+_SCORE_NAMES = tuple(_SCORE_COLUMNS.split(", "))
+#: What is read of a reading (its id, its columns, its links) and of a patient and a weight.
+_READING_NAMES = ("id", *_READING_COLUMNS.split(", "), "prev_hash", "hash")
+_PATIENT_NAMES = ("id", "protocol", "baseline", "sex", "created_at", "prev_hash", "hash")
+_MEASUREMENT_NAMES = ("id", "patient_id", "at", "weight_kg", "height_cm", "prev_hash", "hash")
 _AUDIT_COLUMNS = (
     "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
     "library_sha256, claimed, prev_hash, hash"
@@ -1005,21 +1035,20 @@ class Store:
         _finite("weight_kg", patient.weight_kg)
         _finite("height_cm", patient.height_cm)
         with self._transaction("add the patient") as conn:
+            values = {
+                "id": patient.id,
+                "protocol": patient.protocol,
+                "baseline": patient.baseline,
+                "sex": patient.sex,
+                "created_at": stamp,
+            }
             try:
-                conn.execute(
-                    "INSERT INTO patients (id, protocol, baseline, sex, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (patient.id, patient.protocol, patient.baseline, patient.sex, stamp),
-                )
+                self._append(conn, "patients", values)
             except sqlite3.IntegrityError as error:
                 if _error_name(error) == "SQLITE_CONSTRAINT_PRIMARYKEY":
                     raise InputError(f"patient {patient.id!r} exists already") from None
                 raise
-            conn.execute(
-                "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
-                " VALUES (?, ?, ?, ?)",
-                (patient.id, stamp, patient.weight_kg, patient.height_cm),
-            )
+            self._measure(conn, patient.id, stamp, patient.weight_kg, patient.height_cm)
 
     def patient(self, patient_id: str) -> PatientRecord:
         """The patient with their latest weight and latest known height.
@@ -1034,18 +1063,18 @@ class Store:
         """
         with self._reading("read the patient") as conn:
             row = conn.execute(
-                "SELECT id, protocol, baseline, sex, created_at FROM patients WHERE id = ?",
-                (patient_id,),
+                f"SELECT {', '.join(_PATIENT_NAMES)} FROM patients WHERE id = ?", (patient_id,)
             ).fetchone()
             if row is None:
                 raise _unknown(patient_id)
+            measured = ", ".join(_MEASUREMENT_NAMES)
             weight = conn.execute(
-                f"SELECT weight_kg FROM measurements WHERE patient_id = ?"
+                f"SELECT {measured} FROM measurements WHERE patient_id = ?"
                 f" ORDER BY {_DESCENDING} LIMIT 1",
                 (patient_id,),
             ).fetchone()
             height = conn.execute(
-                f"SELECT height_cm FROM measurements"
+                f"SELECT {measured} FROM measurements"
                 f" WHERE patient_id = ? AND height_cm IS NOT NULL ORDER BY {_DESCENDING} LIMIT 1",
                 (patient_id,),
             ).fetchone()
@@ -1064,10 +1093,8 @@ class Store:
         _finite("weight_kg", weight_kg)
         _finite("height_cm", height_cm)
         with self._transaction("record the weight") as conn, _known_patient(patient_id):
-            conn.execute(
-                "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
-                " VALUES (?, ?, ?, ?)",
-                (patient_id, _stamp(at, "the time of the weight"), weight_kg, height_cm),
+            self._measure(
+                conn, patient_id, _stamp(at, "the time of the weight"), weight_kg, height_cm
             )
 
     # --- sessions ---------------------------------------------------------------------------
@@ -1334,7 +1361,7 @@ class Store:
             params,
         )
         readings = conn.execute(
-            f"SELECT r.id, {', '.join('r.' + c for c in _READING_COLUMNS.split(', '))}"
+            f"SELECT {', '.join('r.' + c for c in _READING_NAMES)}"
             " FROM sessions AS s JOIN session_readings AS r ON r.session_id = s.id"
             f" WHERE {where} ORDER BY {order}, julianday(r.at), r.id",
             params,
@@ -1593,17 +1620,14 @@ class Store:
             self._sign(conn, audit_id, session_id, "administered", entry.at)
             if weight_kg is not None:
                 _finite("weight_kg", weight_kg)
-                conn.execute(
-                    "INSERT INTO measurements (patient_id, at, weight_kg, height_cm)"
-                    " SELECT ?, ?, ?, height_cm FROM measurements WHERE patient_id = ?"
+                latest = conn.execute(
+                    f"SELECT height_cm FROM measurements WHERE patient_id = ?"
                     f" ORDER BY {_BY_TIME} DESC LIMIT 1",
-                    (
-                        session.patient_id,
-                        _stamp(session.at, "the session time"),
-                        weight_kg,
-                        session.patient_id,
-                    ),
-                )
+                    (session.patient_id,),
+                ).fetchone()
+                if latest is not None:  # the weight goes with the latest height, as measured
+                    stamp = _stamp(session.at, "the session time")
+                    self._measure(conn, session.patient_id, stamp, weight_kg, latest[0])
         return session_id
 
     # --- inside a transaction ---------------------------------------------------------------
@@ -1675,31 +1699,51 @@ class Store:
         return session_id
 
     def _insert_reading(self, conn: sqlite3.Connection, session_id: int, reading: Reading) -> None:
-        conn.execute(
-            f"INSERT INTO session_readings ({_READING_COLUMNS}) VALUES ({', '.join('?' * 9)})",
-            (
-                session_id,
-                _stamp(reading.at, "the reading's time"),
-                reading.systolic,
-                reading.diastolic,
-                reading.heart_rate,
-                reading.spo2,
-                reading.sedation,
-                reading.answer,
-                json.dumps(list(reading.findings)),
-            ),
+        values = dict(
+            zip(
+                _READING_COLUMNS.split(", "),
+                (
+                    session_id,
+                    _stamp(reading.at, "the reading's time"),
+                    reading.systolic,
+                    reading.diastolic,
+                    reading.heart_rate,
+                    reading.spo2,
+                    reading.sedation,
+                    reading.answer,
+                    json.dumps(list(reading.findings)),
+                ),
+                strict=True,
+            )
         )
+        self._append(conn, "session_readings", values)
+
+    def _measure(
+        self,
+        conn: sqlite3.Connection,
+        patient_id: str,
+        stamp: str,
+        weight_kg: float,
+        height_cm: float | None,
+    ) -> None:
+        """Append a weight (and height) to the patient's measurements, at its chain's head."""
+        values = {
+            "patient_id": patient_id,
+            "at": stamp,
+            "weight_kg": weight_kg,
+            "height_cm": height_cm,
+        }
+        self._append(conn, "measurements", values)
 
     def _session_exists(self, conn: sqlite3.Connection, session_id: int) -> None:
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
             raise InputError(f"no session {session_id} in the store")
 
     def _insert_score(self, conn: sqlite3.Connection, score: ScoreRecord) -> int:
-        with _known_patient(score.patient_id):
-            cursor = conn.execute(
-                f"INSERT INTO scores ({_SCORE_COLUMNS}) VALUES ({', '.join('?' * 9)})",
+        values = dict(
+            zip(
+                _SCORE_NAMES[1:-2],
                 (
-                    None,
                     score.patient_id,
                     _stamp(score.at, "the score's time"),
                     score.instrument,
@@ -1711,8 +1755,11 @@ class Store:
                     else _stamp(score.acknowledged_at, "the time of the acknowledgement"),
                     score.acknowledgement,
                 ),
+                strict=True,
             )
-        return _row_id(cursor)
+        )
+        with _known_patient(score.patient_id):
+            return self._append(conn, "scores", values)
 
     def _insert_audit(self, conn: sqlite3.Connection, entry: AuditEntry) -> int:
         # Who acted is the authenticated user; a different name given is kept as a claim.
@@ -1734,7 +1781,9 @@ class Store:
 
     def _append(self, conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> int:
         """Insert a row at the head of its table's chain (inside the write transaction)."""
-        head = conn.execute(f"SELECT hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
+        head = conn.execute(
+            f"SELECT hash FROM {table} ORDER BY {_order(table)} DESC LIMIT 1"
+        ).fetchone()
         previous = GENESIS if head is None else str(head[0])
         digest = chain_link(previous, _content(table, values, conn))
         names = ", ".join(values)
@@ -1776,7 +1825,8 @@ class Store:
         found = []
         with self._reading("verify the hash chain") as conn:
             for table in CHAINED:
-                rows = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+                order = _order(table)
+                rows = conn.execute(f"SELECT {order} AS _order, * FROM {table} ORDER BY {order}")
                 names = [d[0] for d in rows.description]
                 links = []
                 for row in rows:
@@ -1784,7 +1834,7 @@ class Store:
                     content = _content(table, values, conn)
                     links.append(
                         Link(
-                            key=values["id"],
+                            key=values["_order"],
                             prev_hash=values["prev_hash"],
                             hash=values["hash"],
                             content_hash=chain_link(str(values["prev_hash"]), content),
@@ -1792,7 +1842,7 @@ class Store:
                         )
                     )
                 broken = chain_verify(table, links, moments=table == "audit")
-                if broken is None and table != "sessions":  # AUTOINCREMENT: a counter to check
+                if broken is None and table in ("audit", *_SIGNED):  # AUTOINCREMENT counters
                     broken = _tail_gone(conn, table, links[-1].key if links else 0)
                 last = links[-1] if links else None
                 found.append(
@@ -2453,15 +2503,21 @@ def _patient_from_rows(
     if weight is None:
         raise check.error("weight", "is missing: the patient has no measurements row")
     measured = _Row(path, "measurements of patient", row[0])
-    return PatientRecord(
+    record = PatientRecord(
         id=check.text("id", row[0]),
         protocol=check.text("protocol", row[1]),
         baseline=check.number("baseline", row[2]),
-        weight_kg=measured.positive("weight_kg", weight[0]),
-        height_cm=None if height is None else measured.positive("height_cm", height[0]),
+        weight_kg=measured.positive("weight_kg", weight[3]),
+        height_cm=None if height is None else measured.positive("height_cm", height[4]),
         sex=check.choice("sex", row[3], (None, "male", "female")),
         created_at=check.moment("created_at", row[4]),
     )
+    _sealed(check, "patients", dict(zip(_PATIENT_NAMES, row, strict=True)))
+    for found in (weight, height):
+        if found is not None:
+            sealed = _Row(path, "measurements", found[0])
+            _sealed(sealed, "measurements", dict(zip(_MEASUREMENT_NAMES, found, strict=True)))
+    return record
 
 
 def _session_from_row(
@@ -2540,6 +2596,7 @@ def _reading_from_row(path: Path, row: Sequence[Any], zone: tzinfo | None) -> Re
     findings = json.loads(check.json("findings_json", row[9]))
     if not isinstance(findings, list) or not all(isinstance(f, str) for f in findings):
         raise check.error("findings_json", "is not a list of finding codes")
+    _sealed(check, "session_readings", dict(zip(_READING_NAMES, row, strict=True)))
     return Reading(
         at=check.moment("at", row[2]),
         systolic=check.optional_number("systolic", row[3]),
@@ -2576,7 +2633,7 @@ def _score_from_row(
     at = None if row[7] is None else check.moment("acknowledged_at", row[7])
     if not ((by is None) == (at is None) == (text is None)) or by == "" or text == "":
         raise check.error("acknowledgement", "is incomplete (who, when and what are needed)")
-    return ScoreRecord(
+    record = ScoreRecord(
         id=check.integer("id", row[0]),
         patient_id=check.text("patient_id", row[1]),
         at=check.moment("at", row[2]),
@@ -2587,6 +2644,8 @@ def _score_from_row(
         acknowledged_at=at,
         acknowledgement=text,
     )
+    _sealed(check, "scores", dict(zip(_SCORE_NAMES, row, strict=True)))
+    return record
 
 
 def _audit_from_row(

@@ -316,3 +316,49 @@ def test_a_link_to_a_store_in_an_open_directory_is_refused(tmp_path: Path) -> No
     assert problem is not None and f"directory {public} is readable and writable" in problem
     with pytest.raises(StoreError, match="other users"):
         Store.open(private / "k.db")
+
+
+# --- every input of a dose decision is chained (a hostile review found them outside) ---------
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        ("UPDATE measurements SET weight_kg = 160", "measurements"),
+        ("UPDATE patients SET baseline = 60", "patients"),
+        ("UPDATE scores SET total = 5, items_json = NULL", "scores"),
+        ("UPDATE session_readings SET systolic = 130, diastolic = 85", "session_readings"),
+    ],
+)
+def test_the_patients_records_are_append_only_and_chained(
+    tmp_path: Path, statement: str, table: str
+) -> None:
+    from ketadose.records import Reading
+    from ketadose.scores import ScoreRecord
+
+    with Store.open(tmp_path / "k.db") as made:
+        made.add_patient(patient(), at=T0)
+        made.record_session(replace(session_for(1), readings=(
+            Reading(at=T0 + timedelta(minutes=5), systolic=240.0, diastolic=140.0,
+                    answer="stop", findings=("bp-high",)),
+        )))  # fmt: skip
+        made.record_score(
+            ScoreRecord(patient_id="p-001", at=T0, instrument="madrs", items=None, total=30)
+        )
+        with raw(path_of(made)) as conn, pytest.raises(sqlite3.IntegrityError):
+            conn.execute(statement)  # the triggers refuse it
+        forced(made, statement)
+        (found,) = made.verify()
+        assert (found.table, found.kind) == (table, "edited")
+        with pytest.raises(StoreError, match=f"{table} row .*hash does not match"):
+            made.patient("p-001")
+            made.sessions("p-001")
+            made.scores("p-001")
+
+
+def test_a_forged_score_without_its_link_is_refused(store: Store) -> None:
+    with raw(path_of(store)) as conn, pytest.raises(sqlite3.IntegrityError, match="head"):
+        conn.execute(
+            "INSERT INTO scores (patient_id, at, instrument, total)"
+            " VALUES ('p-001', '2024-03-04T09:30:00+01:00', 'madrs', 5)"
+        )

@@ -16,6 +16,7 @@ from ketadose.cli import app
 from ketadose.events import AdverseEvent, Grade
 from ketadose.records import PatientRecord
 from ketadose.store import MIGRATIONS, Store, _migrate_to_v3
+from tests.stores import add_old_patient
 
 runner = CliRunner()
 ZONE = ZoneInfo("Europe/Berlin")
@@ -275,10 +276,12 @@ class TestMigration:
 
     def test_v2_store_keeps_sessions_and_grades_what_it_can(self, store_path: Path) -> None:
         old = MIGRATIONS[: MIGRATIONS.index(_migrate_to_v3)]
-        with Store._open(store_path, read_only=False, migrations=old, zone=ZONE) as db:
-            db.add_patient(
-                PatientRecord("P1", "depression", 30.0, 80.0), at=datetime(2026, 11, 1, tzinfo=ZONE)
-            )
+        Store._open(store_path, read_only=False, migrations=old, zone=ZONE).close()
+        add_old_patient(
+            store_path,
+            PatientRecord("P1", "depression", 30.0, 80.0),
+            datetime(2026, 11, 1, tzinfo=ZONE),
+        )
         with sqlite3.connect(store_path) as conn:
             for day, per_kg, events in (
                 ("2026-11-02", 0.5, ["dissociation:severe"]),
@@ -334,10 +337,12 @@ class TestEdges:
         self, store_path: Path, tmp_path: Path
     ) -> None:
         old = MIGRATIONS[: MIGRATIONS.index(_migrate_to_v3)]
-        with Store._open(store_path, read_only=False, migrations=old, zone=ZONE) as db:
-            db.add_patient(
-                PatientRecord("P1", "depression", 30.0, 80.0), at=datetime(2026, 11, 1, tzinfo=ZONE)
-            )
+        Store._open(store_path, read_only=False, migrations=old, zone=ZONE).close()
+        add_old_patient(
+            store_path,
+            PatientRecord("P1", "depression", 30.0, 80.0),
+            datetime(2026, 11, 1, tzinfo=ZONE),
+        )
         with sqlite3.connect(store_path) as conn:
             cursor = conn.execute(
                 "INSERT INTO sessions (patient_id, at, protocol, dose_mg, dose_mg_per_kg,"

@@ -68,6 +68,10 @@ def test_a_sound_store_checks_clean(filled: Path) -> None:
         ("sessions", 2),
         ("clinicians", 0),
         ("signatures", 2),
+        ("patients", 1),
+        ("measurements", 1),
+        ("scores", 0),
+        ("session_readings", 0),
     ]
 
 

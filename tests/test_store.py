@@ -34,6 +34,7 @@ from ketadose.store import (
     _migrate_reports,
     _migrate_scores,
 )
+from tests.stores import add_old_patient
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 3, 4, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -443,8 +444,8 @@ class TestFile:
 
 def _add_column_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
     """A fake next version: a new column, filled for the rows there are."""
-    conn.execute("ALTER TABLE patients ADD COLUMN site TEXT")
-    conn.execute("UPDATE patients SET site = 'main'")
+    conn.execute("CREATE TABLE sites (patient_id TEXT, site TEXT)")
+    conn.execute("INSERT INTO sites SELECT id, 'main' FROM patients")
 
 
 def _broken_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
@@ -506,7 +507,7 @@ class TestSchemaVersions:
             assert store.sessions("p-001") == [replace(session_for(1), id=row_id)]
         with raw(path) as conn:
             assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
-            assert conn.execute("SELECT site FROM patients").fetchall() == [("main",)]
+            assert conn.execute("SELECT site FROM sites").fetchall() == [("main",)]
         with raw(path.with_name(f"ketadose.db.bak-v{SCHEMA_VERSION}")) as conn:
             assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
@@ -975,9 +976,10 @@ class TestScores:
     ) -> None:
         store.record_score(phq9())
         with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-            conn.execute(
-                "INSERT INTO scores (patient_id, at, instrument, total)"
-                " VALUES ('p-001', '2024-03-04T09:30:00+01:00', 'madrs', 28.5)"
+            conn.execute(  # linked at the chain's head, so that only the CHECK can refuse it
+                "INSERT INTO scores (patient_id, at, instrument, total, prev_hash, hash)"
+                " VALUES ('p-001', '2024-03-04T09:30:00+01:00', 'madrs', 28.5,"
+                " (SELECT hash FROM scores ORDER BY id DESC LIMIT 1), 'x')"
             )
 
 
@@ -1029,8 +1031,8 @@ class TestReportsMigration:
 
     def test_schema_4_store_keeps_its_sessions_unreported(self, path: Path) -> None:
         before = MIGRATIONS[: MIGRATIONS.index(_migrate_reports)]
-        with Store._open(path, read_only=False, migrations=before) as old:
-            old.add_patient(patient(), at=T0)
+        Store._open(path, read_only=False, migrations=before).close()
+        add_old_patient(path, patient(), T0)
         session_id = write_as_schema_4(path, session_for(1))
         with Store.open(path) as store:
             (kept,) = store.sessions("p-001")
@@ -1050,8 +1052,8 @@ class TestScoresMigration:
 
     def test_older_store_gains_the_table_and_keeps_its_sessions(self, path: Path) -> None:
         before = MIGRATIONS[: MIGRATIONS.index(_migrate_scores)]
-        with Store._open(path, read_only=False, migrations=before) as old:
-            old.add_patient(patient(), at=T0)
+        Store._open(path, read_only=False, migrations=before).close()
+        add_old_patient(path, patient(), T0)
         session_id = write_as_schema_4(path, session_for(1))
         with Store.open(path) as store:
             assert store.sessions("p-001") == [replace(session_for(1), id=session_id)]
