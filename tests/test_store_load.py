@@ -137,9 +137,9 @@ with Store.open(Path(url), zone=ZoneInfo("Europe/Berlin"), actor=f"nurse-{lane}"
         try:
             row_id = store.record_session_with_audit(session, entry)
         except StoreError as error:
-            print("failed", number, str(error), flush=True)
+            print(f"failed {number} {error}", flush=True)
         else:
-            print("ok", number, row_id, flush=True)
+            print(f"ok {number} {row_id}", flush=True)
 """
 
 
@@ -165,7 +165,9 @@ class Process:
     def _pump(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.lines.put(line.strip())
+            # A line without its newline was cut off by a kill: never taken as reported.
+            if line.endswith("\n"):
+                self.lines.put(line.rstrip("\n"))
         self.done.set()
 
     def _pump_errors(self) -> None:
@@ -232,8 +234,8 @@ class ApiWriter(Process):
         ok: dict[int, int] = {}
         failed: dict[int, str] = {}
         for text in self.rest():
-            kind, number, rest = [*text.split(" ", 2), ""][:3]
-            assert rest, text
+            kind, number, rest = [*text.split(" ", 2), "", ""][:3]
+            assert rest, repr(text)
             if kind == "ok":
                 ok[int(number)] = int(rest)
             else:
