@@ -1,0 +1,750 @@
+"""Load and fault tests for the record store (issue 16): many writers, killed writers, locks.
+
+Every test runs once per engine through the ``engine`` fixture: ``store_url`` is what
+``--store`` takes, ``open_store`` opens it in this process, and the writer subprocesses are given
+the URL. Only SQLite exists today; the PostgreSQL engine adds a parameter (and its own way to
+compute ``store_url`` from a fresh database) and reuses every test here.
+
+The subprocess machinery follows tests/test_store.py (:class:`tests.test_store.Writer`): real
+processes, a "ready" line and a "go" on stdin so that they start together, one stdout line per
+commit read with a timeout, SIGKILL for a crash. Those tests cover one or two writers of plain
+sessions; these cover sixteen at once, through the command line too, with the audit entry and
+signature of each session, and the hash chains afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ketadose.store as store_module
+from ketadose.errors import InputError, StoreError
+from ketadose.records import AuditEntry, PatientRecord, SessionRecord
+from ketadose.store import Store
+from ketadose.store_chain import GENESIS
+from tests.test_store import session_for
+
+ROOT = Path(__file__).resolve().parents[1]
+ZONE = ZoneInfo("Europe/Berlin")
+T0 = datetime(2024, 3, 4, 9, 30, tzinfo=ZONE)
+PATIENTS = tuple(f"P_{k}" for k in range(4))
+#: The engines every test here runs on (PostgreSQL joins as a second parameter).
+ENGINES = ("sqlite",)
+#: Longest a subprocess may stay silent before the test gives up on it (no hung test).
+SILENCE_S = 60.0
+
+OpenStore = Callable[..., Store]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(engine: str, tmp_path: Path) -> str:
+    """A fresh, empty store of the engine's, as ``--store`` and the writer scripts take it."""
+    assert engine == "sqlite"
+    return str(tmp_path / "data" / "ketadose.db")
+
+
+@pytest.fixture
+def open_store(store_url: str) -> OpenStore:
+    """Opens the test's store in this process (a new connection each call)."""
+
+    def opened(**options: object) -> Store:
+        return Store.open(Path(store_url), zone=ZONE, **options)  # type: ignore[arg-type]
+
+    return opened
+
+
+@pytest.fixture
+def patients(open_store: OpenStore) -> tuple[str, ...]:
+    """The store holds :data:`PATIENTS` (shipped protocol, so the CLI can dose them)."""
+    with open_store() as store:
+        for patient_id in PATIENTS:
+            store.add_patient(
+                PatientRecord(
+                    id=patient_id,
+                    protocol="depression",
+                    baseline=30.0,
+                    weight_kg=80.0,
+                    height_cm=None,
+                    sex=None,
+                    created_at=T0 - timedelta(days=30),
+                ),
+                at=T0 - timedelta(days=30),
+            )
+    return PATIENTS
+
+
+def subprocess_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+# --- writers through the Store API -------------------------------------------------------
+
+# Records session number (lane * 100_000 + i) for i = 0, 1, ... count - 1 with its audit entry,
+# printing "ok <number> <session id>" after each commit and "failed <number> <error>" after a
+# StoreError (then it goes on). The numbers say which writer wrote what: session_for(number)
+# puts the number in the session's time, dose, score and notes. The audit entry is dated by the
+# clock just before the write, as the command line dates it.
+API_WRITER = """
+import json, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+from ketadose.errors import StoreError
+from ketadose.records import AuditEntry
+from ketadose.store import Store
+from tests.test_store import session_for
+
+url, lane, count, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+patients = sys.argv[5].split(",")
+with Store.open(Path(url), zone=ZoneInfo("Europe/Berlin"), actor=f"nurse-{lane}") as store:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for i in range(count):
+        number = lane * 100_000 + i
+        patient = patients[number % len(patients)]
+        session = session_for(number, patient_id=patient, events=events)
+        entry = AuditEntry(
+            at=datetime.now(UTC), user=f"nurse-{lane}", command="session record", patient_id=patient,
+            inputs_json=json.dumps({"number": number}), findings_json="[]", status="ok",
+            override_reason=None, library_sha256="ab" * 32,
+        )
+        try:
+            row_id = store.record_session_with_audit(session, entry)
+        except StoreError as error:
+            print(f"failed {number} {error}", flush=True)
+        else:
+            print(f"ok {number} {row_id}", flush=True)
+"""
+
+
+class Process:
+    """A subprocess whose stdout lines are collected by a thread, read with a timeout."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.done = threading.Event()
+        self.errors: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_errors, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            # A line without its newline was cut off by a kill: never taken as reported.
+            if line.endswith("\n"):
+                self.lines.put(line.rstrip("\n"))
+        self.done.set()
+
+    def _pump_errors(self) -> None:
+        assert self.process.stderr is not None
+        self.errors.extend(self.process.stderr)
+
+    def line(self) -> str:
+        try:
+            return self.lines.get(timeout=SILENCE_S)
+        except queue.Empty:
+            self.kill()
+            pytest.fail(f"process silent for {SILENCE_S:g} s")
+
+    def start(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no cleanup, no atexit, locks dropped by the kernel
+        self.process.wait(timeout=SILENCE_S)
+
+    def wait(self) -> str:
+        """Wait for the end; every stdout line is then collected. Returns stderr."""
+        self.process.wait(timeout=SILENCE_S)
+        assert self.done.wait(timeout=SILENCE_S)
+        return "".join(self.errors)
+
+    def rest(self) -> list[str]:
+        """Every line printed, once the process has ended."""
+        assert self.done.wait(timeout=SILENCE_S)
+        found = []
+        while not self.lines.empty():
+            found.append(self.lines.get_nowait())
+        return found
+
+
+class ApiWriter(Process):
+    """One :data:`API_WRITER` process."""
+
+    def __init__(self, url: str, lane: int, count: int, *, events: int = 1) -> None:
+        super().__init__(
+            [
+                sys.executable,
+                "-c",
+                API_WRITER,
+                url,
+                str(lane),
+                str(count),
+                str(events),
+                ",".join(PATIENTS),
+            ]
+        )
+        self.lane = lane
+
+    def ready(self) -> None:
+        text = self.line()
+        if text != "ready":
+            self.wait()
+            pytest.fail(f"writer {self.lane} did not start: {text!r}")
+
+    def results(self) -> tuple[dict[int, int], dict[int, str]]:
+        """The numbers committed (number -> session id) and refused (number -> error)."""
+        ok: dict[int, int] = {}
+        failed: dict[int, str] = {}
+        for text in self.rest():
+            kind, number, rest = [*text.split(" ", 2), "", ""][:3]
+            assert rest, repr(text)
+            if kind == "ok":
+                ok[int(number)] = int(rest)
+            else:
+                assert kind == "failed", text
+                failed[int(number)] = rest
+        return ok, failed
+
+
+def lane_of(session: SessionRecord) -> tuple[int, int]:
+    """The (lane, number) an API writer's session came from (its score is the number)."""
+    assert session.score is not None
+    number = int(session.score)
+    return number // 100_000, number
+
+
+# --- writers through the command line ----------------------------------------------------
+
+
+def cli(url: str, *args: str, timeout: float = SILENCE_S) -> subprocess.CompletedProcess[str]:
+    """``python -m ketadose ARGS --store URL`` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "ketadose", *args, "--store", url],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_time(lane: int, i: int) -> datetime:
+    """The time of a command-line lane's i-th session (whole minutes, all distinct)."""
+    return datetime(2026, 2, 2, 8, 0, tzinfo=ZONE) + timedelta(minutes=600 * lane + 7 * i)
+
+
+def record_args(lane: int, i: int) -> list[str]:
+    at = cli_time(lane, i)
+    return [
+        "session",
+        "record",
+        PATIENTS[lane % len(PATIENTS)],
+        "--date",
+        at.strftime("%Y-%m-%dT%H:%M"),
+        "--dose",
+        "40mg",
+        "--notes",
+        f"cli {lane} {i}",
+    ]
+
+
+def assert_one_line_store_error(result: subprocess.CompletedProcess[str]) -> None:
+    """A refused command: exit 6 and one line on stderr, never a traceback."""
+    assert result.returncode == 6, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("ketadose: error: "), result.stderr
+
+
+# --- what every test checks afterwards ---------------------------------------------------
+
+
+@dataclass
+class Contents:
+    """What a store holds, read through the Store API (each row checked against its hash)."""
+
+    sessions: list[SessionRecord] = field(default_factory=list)
+    audit: dict[int, AuditEntry] = field(default_factory=dict)
+
+    def keys(self) -> list[tuple[str, datetime]]:
+        """(patient, instant) of every session, one per session (duplicates kept)."""
+        return [(s.patient_id, s.at) for s in self.sessions]
+
+
+def assert_sound(engine: str, url: str, open_store: OpenStore) -> Contents:
+    """The store opens, its chains are intact and every session is whole.
+
+    Whole: exactly one "administered" signature, on an audit entry of ``session record`` for
+    the same patient; and no such audit entry without its session.
+    """
+    if engine == "sqlite":
+        with closing(sqlite3.connect(url)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    found = Contents()
+    with open_store() as store:
+        assert store.verify() == []
+        assert all(chain.broken is None for chain in store.chains())
+        found.audit = {e.id: e for e in store.audit() if e.id is not None}
+        signed: set[int] = set()
+        for patient_id in PATIENTS:
+            for session in store.sessions(patient_id):
+                assert session.id is not None
+                signatures = store.signatures(session.id)
+                assert [s.meaning for s in signatures] == ["administered"], session
+                audit = found.audit[signatures[0].audit_id]
+                assert (audit.command, audit.patient_id) == ("session record", patient_id)
+                signed.add(signatures[0].audit_id)
+                found.sessions.append(session)
+        recorded = {i for i, e in found.audit.items() if e.command == "session record"}
+        assert recorded == signed, "an audit entry of a session that is not in the store"
+    keys = found.keys()
+    assert len(keys) == len(set(keys)), "a session stored twice"
+    return found
+
+
+def assert_extends_chain(open_store: OpenStore, patient_id: str, at: datetime) -> None:
+    """A new write after everything else lands at the head of each chain, and verifies."""
+    with open_store(actor="nurse-after") as store:
+        before = {chain.table: chain for chain in store.chains()}
+        session = session_for(999_999, patient_id=patient_id, events=1)
+        entry = AuditEntry(
+            at=datetime.now(UTC),
+            user="nurse-after",
+            command="session record",
+            patient_id=patient_id,
+            inputs_json="{}",
+            findings_json="[]",
+            status="ok",
+            override_reason=None,
+            library_sha256="ab" * 32,
+        )
+        session_id = store.record_session_with_audit(replace(session, at=at), entry)
+        after = {chain.table: chain for chain in store.chains()}
+        assert store.verify() == []
+    for table in ("audit", "sessions", "signatures"):
+        assert after[table].rows == before[table].rows + 1
+        head, old = after[table].head_id, before[table].head_id
+        assert head is not None
+        assert old is None or head > old
+        assert after[table].head != before[table].head
+    assert after["sessions"].head_id == session_id
+
+
+# --- 1. sixteen writers at once ----------------------------------------------------------
+
+
+class TestSixteenWriters:
+    """Sixteen processes recording at once: every reported success is stored once, and whole."""
+
+    def test_through_the_store_api(
+        self, engine: str, store_url: str, open_store: OpenStore, patients: tuple[str, ...]
+    ) -> None:
+        lanes, count = 16, 25
+        writers = [ApiWriter(store_url, lane, count) for lane in range(lanes)]
+        for writer in writers:
+            writer.ready()
+        for writer in writers:  # all sixteen are open and waiting: they start together
+            writer.start()
+        ok: dict[int, int] = {}
+        failed: dict[int, str] = {}
+        for writer in writers:
+            assert writer.wait() == ""
+            assert writer.process.returncode == 0
+            done, refused = writer.results()
+            assert len(done) + len(refused) == count
+            ok.update(done)
+            failed.update(refused)
+        # A writer that waited past the busy timeout is told so in one line; none is lost.
+        for error in failed.values():
+            assert "\n" not in error
+            assert "locked" in error or "busy" in error, error
+        assert len(failed) <= lanes  # a rare timeout on a slow machine, never a pattern
+        found = assert_sound(engine, store_url, open_store)
+        by_number = {lane_of(s)[1]: s for s in found.sessions}
+        assert len(by_number) == len(found.sessions)
+        assert {number: s.id for number, s in by_number.items()} == ok  # the ids reported
+        for number, session in by_number.items():
+            expected = session_for(number, patient_id=PATIENTS[number % 4], events=1)
+            assert session == replace(expected, id=session.id)
+        # They really wrote at once: every lane's ids interleave with some other lane's.
+        spans: dict[int, tuple[int, int]] = {}
+        for number, session_id in ok.items():
+            low, high = spans.get(number // 100_000, (session_id, session_id))
+            spans[number // 100_000] = (min(low, session_id), max(high, session_id))
+        overlapping = sum(
+            any(a[0] < b[1] and b[0] < a[1] for other, b in spans.items() if other != lane)
+            for lane, a in spans.items()
+        )
+        assert overlapping >= lanes // 2
+        assert cli(store_url, "store", "check").returncode == 0
+
+    def test_through_the_command_line(
+        self, engine: str, store_url: str, open_store: OpenStore, patients: tuple[str, ...]
+    ) -> None:
+        """16 lanes, each running ``session record`` 3 times in a row: 16 processes at once."""
+        lanes, count = 16, 3
+        results: dict[tuple[int, int], subprocess.CompletedProcess[str]] = {}
+        barrier = threading.Barrier(lanes)
+
+        def lane(k: int) -> None:
+            barrier.wait()
+            for i in range(count):
+                results[k, i] = cli(store_url, *record_args(k, i))
+
+        threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=4 * SILENCE_S)
+        assert len(results) == lanes * count
+        succeeded = set()
+        for (k, i), result in results.items():
+            if result.returncode == 0:
+                assert result.stderr.startswith("ketadose: recorded session "), result.stderr
+                succeeded.add((PATIENTS[k % 4], cli_time(k, i)))
+            else:  # only the busy timeout may refuse a write here, in one line
+                assert_one_line_store_error(result)
+                assert "locked" in result.stderr
+        assert len(succeeded) >= lanes * count - lanes
+        found = assert_sound(engine, store_url, open_store)
+        assert set(found.keys()) == succeeded  # every success once; no refused one written
+        for session in found.sessions:  # each audit entry is the one its command wrote
+            with open_store() as store:
+                audit = store.signatures(session.id or 0)[0].audit_id
+            inputs = json.loads(found.audit[audit].inputs_json)
+            assert inputs["date"] == session.at.strftime("%Y-%m-%dT%H:%M")
+        check = cli(store_url, "store", "check")
+        assert check.returncode == 0, check.stderr
+        assert f"sessions chain intact ({len(succeeded)} rows" in check.stdout
+
+
+# --- 2. writers killed at random points --------------------------------------------------
+
+
+class TestKilledWriters:
+    """Writers SIGKILLed at random moments leave a sound store with every reported success."""
+
+    def test_random_kills_over_several_rounds(
+        self, engine: str, store_url: str, open_store: OpenStore, patients: tuple[str, ...]
+    ) -> None:
+        rng = random.Random(1616)
+        reported: dict[int, int] = {}
+        cli_reported: set[tuple[str, datetime]] = set()
+        unreported = 0
+        for round_ in range(4):
+            # 40 adverse events a session: much of a writer's time is inside a transaction
+            writers = [ApiWriter(store_url, 10 * round_ + k, 10**6, events=40) for k in range(3)]
+            for writer in writers:
+                writer.ready()
+            started = time.monotonic()
+            for writer in writers:
+                writer.start()
+            victims: list[tuple[float, Process]] = [
+                (rng.uniform(0.1, 0.6), writer) for writer in writers
+            ]
+            cli_lanes = []
+            for i in range(3):  # command-line writers, started and killed while the API ones run
+                lane = 100 + 10 * round_ + i
+                process = Process(
+                    [sys.executable, "-m", "ketadose", *record_args(lane, 0), "--store", store_url]
+                )
+                cli_lanes.append((lane, process))
+                victims.append((rng.uniform(0.0, 0.5), process))
+            for delay, victim in sorted(victims, key=lambda pair: pair[0]):
+                time.sleep(max(0.0, started + delay - time.monotonic()))
+                victim.kill()
+            for writer in writers:
+                done, refused = writer.results()
+                assert not refused
+                reported.update(done)
+            for lane, process in cli_lanes:
+                process.rest()
+                if process.process.returncode == 0:  # it finished before its kill came
+                    cli_reported.add((PATIENTS[lane % 4], cli_time(lane, 0)))
+            found = assert_sound(engine, store_url, open_store)
+            api = {
+                lane_of(s)[1]: s.id for s in found.sessions if (s.notes or "").startswith("session")
+            }
+            assert reported.items() <= api.items()  # every commit reported is there
+            # a writer may commit and die before it prints: at most one such per writer
+            unreported = len(api) - len(reported)
+            assert 0 <= unreported <= 3 * (round_ + 1)
+            assert cli_reported <= set(found.keys())
+        assert reported, "no writer committed anything before it was killed"
+        assert_extends_chain(open_store, PATIENTS[0], T0 + timedelta(days=400))
+        assert cli(store_url, "store", "check").returncode == 0
+
+
+# --- 3. interleaved writes from several connections --------------------------------------
+
+#: One step: which of the open stores acts, and what it does.
+STEPS = st.tuples(
+    st.integers(min_value=0, max_value=3),
+    st.sampled_from(["session", "audit", "refused", "reopen"]),
+)
+
+
+class TestInterleavings:
+    """Writes from several connections in any order: ids and chain links follow that order."""
+
+    @settings(max_examples=25, deadline=None)
+    @given(stores=st.integers(min_value=2, max_value=4), steps=st.lists(STEPS, max_size=20))
+    def test_chains_follow_insertion_order(self, stores: int, steps: list[tuple[int, str]]) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "data" / "ketadose.db"
+            opened = [Store.open(path, zone=ZONE, actor=f"nurse-{k}") for k in range(stores)]
+            try:
+                opened[0].add_patient(session_patient(), at=T0)
+                written: list[tuple[str, int]] = []  # (table, id) in the order written
+                for number, (which, kind) in enumerate(steps):
+                    store = opened[which % stores]
+                    entry = audit_entry(number)
+                    if kind == "session":
+                        session_id = store.record_session_with_audit(session_for(number), entry)
+                        audit_id = store.signatures(session_id)[0].audit_id
+                        written += [("sessions", session_id), ("audit", audit_id)]
+                    elif kind == "audit":
+                        written.append(("audit", store.append_audit(entry)))
+                    elif kind == "refused":  # rolled back: takes no id, leaves no link
+                        with pytest.raises(InputError):
+                            store.record_session_with_audit(
+                                session_for(number, patient_id="nobody"), entry
+                            )
+                    else:
+                        store.close()
+                        opened[which % stores] = Store.open(path, zone=ZONE, actor="nurse-x")
+                for store in opened:  # every connection sees the same intact chains
+                    assert store.verify() == []
+                for table in ("sessions", "audit"):
+                    ids = [row_id for name, row_id in written if name == table]
+                    assert ids == sorted(ids)
+                    assert len(set(ids)) == len(ids)
+                    assert_linked_in_order(path, table, ids)
+                assert_linked_in_order(path, "signatures", None)
+            finally:
+                for store in opened:
+                    store.close()
+
+
+def session_patient() -> PatientRecord:
+    return PatientRecord(
+        id="p-001",
+        protocol="iv-depression-0.5",
+        baseline=31.0,
+        weight_kg=82.5,
+        height_cm=None,
+        sex=None,
+        created_at=T0,
+    )
+
+
+def audit_entry(number: int, patient_id: str = "p-001") -> AuditEntry:
+    return AuditEntry(
+        at=T0 + timedelta(minutes=number),
+        user="nurse",
+        command="session record",
+        patient_id=patient_id,
+        inputs_json=json.dumps({"number": number}),
+        findings_json="[]",
+        status="ok",
+        override_reason=None,
+        library_sha256="ab" * 32,
+    )
+
+
+def assert_linked_in_order(path: Path, table: str, ids: list[int] | None) -> None:
+    """The table's rows are exactly ``ids`` (if given), each linked to the one before it."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(f"SELECT id, prev_hash, hash FROM {table} ORDER BY id").fetchall()
+    if ids is not None:
+        assert [row[0] for row in rows] == ids
+    previous = GENESIS
+    for _, prev_hash, digest in rows:
+        assert prev_hash == previous
+        previous = digest
+
+
+# --- 4. a writer that holds the lock ------------------------------------------------------
+
+
+@pytest.fixture
+def lock_holder(engine: str, store_url: str) -> Iterator[Callable[[], None]]:
+    """Takes the store's write lock (``BEGIN IMMEDIATE`` on a connection of its own).
+
+    Yields the function that releases it (rolled back: the holder writes nothing).
+    """
+    assert engine == "sqlite"
+    conn = sqlite3.connect(store_url, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            conn.execute("ROLLBACK")
+
+    try:
+        yield release
+    finally:
+        release()
+        conn.close()
+
+
+def counts(open_store: OpenStore) -> dict[str, int]:
+    with open_store() as store:
+        return {chain.table: chain.rows for chain in store.chains()}
+
+
+class TestBusy:
+    """A writer kept waiting past the busy timeout fails in one line; within it, it waits."""
+
+    def test_store_api_times_out_with_a_store_error(
+        self,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # The timeout is read when a connection is opened: a short one keeps the test fast.
+        monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.25)
+        before = counts(open_store)
+        with open_store() as store:
+            conn = sqlite3.connect(store.path, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            with pytest.raises(StoreError) as raised:
+                store.record_session_with_audit(session_for(1, "P_0"), audit_entry(1, "P_0"))
+            waited = time.monotonic() - started
+            conn.execute("ROLLBACK")
+            conn.close()
+            message = str(raised.value)
+            assert "\n" not in message
+            assert message.startswith("cannot record the session and its audit entry: store ")
+            assert message.endswith("database is locked")
+            assert 0.2 <= waited < 5.0
+            assert counts(open_store) == before  # nothing of it written
+            store.record_session_with_audit(session_for(1, "P_0"), audit_entry(1, "P_0"))
+            assert store.verify() == []
+        assert counts(open_store)["sessions"] == before["sessions"] + 1
+
+    def test_command_line_exits_6_in_one_line(
+        self,
+        store_url: str,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+        lock_holder: Callable[[], None],
+    ) -> None:
+        """``python -m ketadose`` with only the timeout shortened (the module's constant)."""
+        shortened = (
+            "import runpy, ketadose.store; ketadose.store.BUSY_TIMEOUT_S = 0.3; "
+            "runpy.run_module('ketadose', run_name='__main__', alter_sys=True)"
+        )
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-c", shortened, *record_args(0, 0), "--store", store_url],
+            cwd=ROOT,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=SILENCE_S,
+            check=False,
+        )
+        waited = time.monotonic() - started
+        lock_holder()
+        assert_one_line_store_error(result)
+        assert "database is locked" in result.stderr
+        assert waited < store_module.BUSY_TIMEOUT_S  # it was the shortened timeout
+        assert counts(open_store)["sessions"] == 0  # refused whole: no session, no audit
+        assert counts(open_store)["audit"] == 0
+
+    def test_command_line_waits_for_a_shorter_lock(
+        self,
+        store_url: str,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+        lock_holder: Callable[[], None],
+    ) -> None:
+        """The real timeout: a lock held 1 s delays the command, which then records."""
+        held_s = 1.0
+        assert held_s < store_module.BUSY_TIMEOUT_S / 2
+        timer = threading.Timer(held_s, lock_holder)
+        started = time.monotonic()
+        timer.start()
+        try:
+            result = cli(store_url, *record_args(0, 0))
+        finally:
+            timer.cancel()
+        waited = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert held_s <= waited < store_module.BUSY_TIMEOUT_S
+        found = assert_sound("sqlite", store_url, open_store)
+        assert found.keys() == [(PATIENTS[0], cli_time(0, 0))]
+
+
+class TestCheckedTogether:
+    """Sessions recorded at once are checked against each other, as if recorded in turn."""
+
+    @pytest.mark.xfail(
+        reason="session record reads the history in one transaction and writes in another: "
+        "two recordings at once each miss the other, so neither gets the interval finding",
+        strict=True,
+    )
+    def test_two_recordings_at_once_see_each_other(
+        self,
+        store_url: str,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+        lock_holder: Callable[[], None],
+    ) -> None:
+        # One minute apart: recorded in turn, the second is "hard" (interval-low, under the
+        # 20 h minimum). Both commands read the history (WAL readers are not blocked by the
+        # held lock), then wait for the lock, which is released well within the busy timeout.
+        dates = ("2026-03-02T09:00", "2026-03-02T09:01")
+        record = [sys.executable, "-m", "ketadose", "session", "record", PATIENTS[0]]
+        commands = [Process([*record, "--date", day, "--store", store_url]) for day in dates]
+        time.sleep(min(2.5, store_module.BUSY_TIMEOUT_S / 2))
+        lock_holder()
+        for command in commands:
+            assert command.wait().startswith("ketadose: recorded session ")
+            assert command.process.returncode == 0
+        with open_store() as store:
+            statuses = sorted(entry.status for entry in store.audit(PATIENTS[0]))
+        assert statuses == ["hard", "ok"]
