@@ -761,6 +761,7 @@ class Store:
         self._read_only = False
         self._naive_zone: tzinfo | None = None
         self._zone: tzinfo | None = None
+        self._held = False  # inside exclusive(): one transaction holds the write lock
         #: What opening the store did that the user should hear of (a migration's notes).
         self.notices: tuple[str, ...] = ()
         #: Who is acting, as the system authenticated them (on SQLite the OS user of the
@@ -2088,8 +2089,20 @@ class Store:
 
         ``BEGIN IMMEDIATE`` takes the write lock up front (waiting up to the busy timeout),
         so two writers are serialised instead of one failing when it upgrades a read lock.
+        Inside :meth:`exclusive` it is a savepoint of the transaction held there.
         """
         with self._errors(action):
+            if self._held:
+                self._conn.execute("SAVEPOINT write")
+                try:
+                    yield self._conn
+                    self._conn.execute("RELEASE write")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK TO write")
+                        self._conn.execute("RELEASE write")
+                    raise
+                return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -2100,9 +2113,38 @@ class Store:
                 raise
 
     @contextmanager
+    def exclusive(self, action: str) -> Iterator[None]:
+        """Hold the write lock across reads, a check and the write that follows them.
+
+        A session is checked against the sessions around it, then written: with two
+        recorded at once, each must see the other, so nobody writes between the read and the
+        write (another writer waits, up to the busy timeout). Reads and writes inside run in
+        this one transaction; it commits when the body returns and rolls back on an exception.
+
+        Raises:
+            StoreError: The lock cannot be had, or the store cannot be written.
+        """
+        with self._errors(action):
+            self._conn.execute("BEGIN IMMEDIATE")
+        self._held = True
+        try:
+            yield
+            with self._errors(action):
+                self._conn.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._held = False
+
+    @contextmanager
     def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
         """One read transaction, so that several queries see the same state."""
         with self._errors(action):
+            if self._held:  # inside exclusive(): its transaction is the one to read in
+                yield self._conn
+                return
             self._conn.execute("BEGIN")
             try:
                 yield self._conn

@@ -722,11 +722,6 @@ class TestBusy:
 class TestCheckedTogether:
     """Sessions recorded at once are checked against each other, as if recorded in turn."""
 
-    @pytest.mark.xfail(
-        reason="session record reads the history in one transaction and writes in another: "
-        "two recordings at once each miss the other, so neither gets the interval finding",
-        strict=True,
-    )
     def test_two_recordings_at_once_see_each_other(
         self,
         store_url: str,
@@ -735,8 +730,8 @@ class TestCheckedTogether:
         lock_holder: Callable[[], None],
     ) -> None:
         # One minute apart: recorded in turn, the second is "hard" (interval-low, under the
-        # 20 h minimum). Both commands read the history (WAL readers are not blocked by the
-        # held lock), then wait for the lock, which is released well within the busy timeout.
+        # 20 h minimum). Both wait for the held lock before they read the history (session
+        # record holds it from the read to the write), so the second sees the first.
         dates = ("2026-03-02T09:00", "2026-03-02T09:01")
         record = [sys.executable, "-m", "ketadose", "session", "record", PATIENTS[0]]
         commands = [Process([*record, "--date", day, "--store", store_url]) for day in dates]

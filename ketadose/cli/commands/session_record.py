@@ -95,7 +95,9 @@ def session_record(
 
     library = env.library(protocols)
     limit_library = env.limits(limits, library)
-    with env.open_store(store) as db:
+    with env.open_store(store) as db, db.exclusive("record the session"):
+        # One transaction from the read to the write: a session recorded at the same time
+        # by another workstation is in the history this one is checked against.
         record = db.patient(patient_id)
         for earlier, entry_id in db.awaiting_cosign(patient_id)[:1]:
             raise OverrideRefusedError(
