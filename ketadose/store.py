@@ -680,6 +680,11 @@ def _migrate_signatures(conn: sqlite3.Connection, context: MigrationContext) -> 
     """
     for statement in _V7:
         conn.execute(statement)
+    # Entries from here on are signed: store check matches each to its signature and its row.
+    conn.execute(
+        "INSERT INTO store_meta (key, value) SELECT 'signed_from', coalesce(max(id), 0) + 1"
+        " FROM audit"
+    )
     conn.execute("DROP TRIGGER scores_acknowledge_only")  # set aside to seal acknowledged ones
     for table in _RECORDS:
         _seal(conn, table)
@@ -1815,7 +1820,19 @@ class Store:
         Raises:
             StoreError: The store cannot be read.
         """
-        return [chain.broken for chain in self.chains() if chain.broken is not None]
+        broken = [chain.broken for chain in self.chains() if chain.broken is not None]
+        return broken + self.crossings()
+
+    def crossings(self) -> list[Break]:
+        """Rows and audit entries that should name each other and do not.
+
+        Since schema 7 every session record, co-signature, override and registration is an
+        audit entry with its signature or its row, written in one transaction. A session, a
+        signature or a clinician taken away (or one put in) leaves the other side alone,
+        which its own chain cannot show when it was the last row.
+        """
+        with self._reading("match the log to its rows") as conn:
+            return _crossings(conn)
 
     def chains(self) -> list[Chain]:
         """Each chained table's rows, head and first break, recomputed from its rows.
@@ -2021,8 +2038,8 @@ class Store:
                     f"{actor} ({role[0]}) may not co-sign these overrides: the limit library "
                     "names who may make them"
                 )
-            self._insert_audit(conn, replace(entry, patient_id=original.patient_id))
-            self._sign(conn, audit_id, session_id, "co-signed", entry.at, str(role[0]))
+            own = self._insert_audit(conn, replace(entry, patient_id=original.patient_id))
+            self._sign(conn, own, session_id, "co-signed", entry.at, str(role[0]))
         return int(session_id)
 
     def _acting(self) -> str:
@@ -2719,6 +2736,7 @@ class StoreState:
     exposure: str | None
     missing_triggers: tuple[str, ...]
     chains: tuple[Chain, ...]
+    crossings: tuple[Break, ...] = ()
 
     @property
     def problems(self) -> list[str]:
@@ -2734,7 +2752,8 @@ class StoreState:
             "may have been changed (see the chains)"
             for name in self.missing_triggers
         ]
-        return found + [chain.broken.detail for chain in self.chains if chain.broken is not None]
+        found += [chain.broken.detail for chain in self.chains if chain.broken is not None]
+        return found + [crossing.detail for crossing in self.crossings]
 
 
 def inspect(path: Path, zone: tzinfo | None = None, *, shared: bool = False) -> StoreState:
@@ -2753,8 +2772,88 @@ def inspect(path: Path, zone: tzinfo | None = None, *, shared: bool = False) -> 
         return StoreState(path, older.version, exposed, (), ())
     with store:
         return StoreState(
-            path, SCHEMA_VERSION, exposed, tuple(store.missing_triggers()), tuple(store.chains())
+            path,
+            SCHEMA_VERSION,
+            exposed,
+            tuple(store.missing_triggers()),
+            tuple(store.chains()),
+            tuple(store.crossings()),
         )
+
+
+#: What each signature's audit entry is: the command that writes a signature of that meaning.
+_SIGNED_BY = {"administered": ("session record",), "co-signed": ("override cosign",)}
+
+
+def _crossings(conn: sqlite3.Connection) -> list[Break]:
+    """The audit entries without their signature or row, and signatures without their entry."""
+    row = conn.execute("SELECT value FROM store_meta WHERE key = 'signed_from'").fetchone()
+    first = int(row[0]) if row is not None and str(row[0]).isdigit() else 1
+    entries = {
+        int(key): (str(command), str(user), reason, str(inputs))
+        for key, command, user, reason, inputs in conn.execute(
+            "SELECT id, command, user, override_reason, inputs_json FROM audit WHERE id >= ?",
+            (first,),
+        )
+    }
+    sessions = {int(key) for (key,) in conn.execute("SELECT id FROM sessions")}
+    clinicians = {str(name) for (name,) in conn.execute("SELECT name FROM clinicians")}
+    found: list[Break] = []
+    signed: dict[tuple[int, str], int] = {}
+    for key, audit_id, session_id, signer, meaning in conn.execute(
+        "SELECT id, audit_id, session_id, signer, meaning FROM signatures ORDER BY id"
+    ):
+        entry = entries.get(int(audit_id))
+        made_by = _SIGNED_BY.get(str(meaning))
+        if entry is None or entry[1] != signer or (made_by and entry[0] not in made_by):
+            found.append(
+                Break(
+                    "signatures",
+                    key,
+                    "inserted",
+                    f"signatures entry {key} ({meaning} by "
+                    f"{signer}) matches no audit entry of the log: inserted",
+                )
+            )
+        elif session_id is not None and int(session_id) not in sessions:
+            found.append(
+                Break(
+                    "sessions",
+                    session_id,
+                    "deleted",
+                    f"sessions entry {session_id}, signed "
+                    f"in audit entry {audit_id}, is gone: deleted",
+                )
+            )
+        signed[(int(audit_id), str(meaning))] = signed.get((int(audit_id), str(meaning)), 0) + 1
+    for audit_id, (command, _user, reason, inputs) in entries.items():
+        wanted = {"session record": "administered", "override cosign": "co-signed"}.get(command)
+        if wanted is None and reason is not None and command in ("dose", "check", "plan"):
+            wanted = "prescribed"
+        if wanted is not None and signed.get((audit_id, wanted), 0) != 1:
+            found.append(
+                Break(
+                    "signatures",
+                    audit_id,
+                    "deleted",
+                    f"audit entry {audit_id} ({command}) "
+                    f"has {signed.get((audit_id, wanted), 0)} {wanted} signatures, not one: "
+                    "deleted",
+                )
+            )
+        if command == "clinician add":
+            name = json.loads(inputs).get("name")
+            if name not in clinicians:
+                found.append(
+                    Break(
+                        "clinicians",
+                        name,
+                        "deleted",
+                        f"clinician {name!r}, registered in "
+                        f"audit entry {audit_id}, is gone: deleted",
+                    )
+                )
+    return found
 
 
 def _tail_gone(conn: sqlite3.Connection, table: str, last: object) -> Break | None:

@@ -15,6 +15,7 @@ def as_schema_6(conn: sqlite3.Connection) -> None:
     """Turn a version-7 store back into the version 6 it was (no clinicians, no signatures)."""
     for trigger in V7_TRIGGERS:
         conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("DELETE FROM store_meta WHERE key = 'signed_from'")
     conn.execute("DROP TABLE signatures")
     conn.execute("DROP TABLE clinicians")
     conn.execute("ALTER TABLE sessions DROP COLUMN cosign")

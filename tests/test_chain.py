@@ -171,7 +171,7 @@ def test_each_kind_of_tampering_is_found(
     store: Store, statements: list[str], table: str, kind: str, key: int
 ) -> None:
     forced(store, *statements)
-    (found,) = store.verify()
+    found = store.verify()[0]  # the first break (what it leaves unmatched follows)
     assert (found.table, found.kind, found.key) == (table, kind, key)
     assert "\n" not in found.detail
     assert set(store.missing_triggers()) == set(TRIGGERS)
@@ -192,7 +192,7 @@ def test_a_back_dated_insert_at_the_head_with_a_good_link_is_out_of_order(store:
             f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),
         )
-    (found,) = store.verify()
+    found = store.verify()[0]  # the first break (what it leaves unmatched follows)
     assert (found.kind, found.key) == ("out of order", 5)
     assert store.missing_triggers() == []  # the triggers let it in: only the chain tells
 
@@ -283,7 +283,7 @@ def test_an_audit_entry_edited_is_refused_when_read(store: Store) -> None:
 @pytest.mark.parametrize("value", ["x'00ff'", "9e999", "'forty'"], ids=["blob", "infinity", "text"])
 def test_any_value_edited_in_is_verified_not_crashed_on(store: Store, value: str) -> None:
     forced(store, f"UPDATE sessions SET dose_mg = {value} WHERE id = 3")
-    (found,) = store.verify()
+    found = store.verify()[0]  # the first break (what it leaves unmatched follows)
     assert (found.table, found.kind, found.key) == ("sessions", "edited", 3)
 
 

@@ -261,3 +261,62 @@ class TestReviewFindings:
         monkeypatch.setenv("USER", "dr_a")
         monkeypatch.setenv("LOGNAME", "dr_a")
         assert env.os_user() == str(os.geteuid())
+
+
+class TestCrossings:
+    """A row or signature taken away (or put in) without its audit entry is found."""
+
+    def forced(self, path: Path, *statements: str) -> None:
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            for trigger in TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            for statement in statements:
+                conn.execute(statement)
+
+    def test_the_last_session_deleted_is_found(self, clinic: Path, acting: Any) -> None:
+        acting("dr_a")
+        assert run("session", "record", "P1", "--date", "2026-12-01T09:00").exit_code == 0
+        assert run("store", "check").exit_code == 0
+        self.forced(clinic, "DELETE FROM session_adverse_events", "DELETE FROM sessions")
+        result = run("audit", "verify")
+        assert result.exit_code == 6
+        assert "sessions entry 1, signed in audit entry" in result.stderr
+
+    def test_the_clinicians_wiped_are_found(self, clinic: Path) -> None:
+        self.forced(
+            clinic,
+            "DELETE FROM clinicians",
+            "DELETE FROM sqlite_sequence WHERE name = 'clinicians'",
+        )
+        result = run("store", "check")
+        assert result.exit_code == 6
+        assert "clinician 'rn_c', registered in audit entry" in result.stderr
+
+    def test_a_forged_cosignature_is_found(self, clinic: Path, acting: Any) -> None:
+        acting("dr_a")
+        assert (
+            run("session", "record", "P1", "--date", "2026-12-01T09:00", *OVERDOSE).exit_code == 0
+        )
+        entry = entries(clinic)[-1]["id"]
+        with Store.open(clinic) as db:  # a forger with the hash function: one row, well linked
+            from ketadose.store import _content
+            from ketadose.store_chain import link
+
+            with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
+                head = conn.execute(
+                    "SELECT hash FROM signatures ORDER BY id DESC LIMIT 1"
+                ).fetchone()[0]
+                values = {"audit_id": entry, "session_id": 1, "signer": "dr_b",
+                          "role": "prescriber", "meaning": "co-signed",
+                          "at": "2026-12-01T10:00:00+01:00"}  # fmt: skip
+                digest = link(head, _content("signatures", values, conn))
+                conn.execute(
+                    "INSERT INTO signatures (audit_id, session_id, signer, role, meaning, at,"
+                    " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values.values(), head, digest),
+                )
+            assert db.awaiting_cosign("P1") == []  # it fools the reading
+            (found,) = db.verify()
+        assert (found.table, found.kind) == ("signatures", "inserted")
+        assert run("store", "check").exit_code == 6

@@ -89,7 +89,9 @@ def _verify(
     path = env.store_path(store)
     with env.open_store(store, read_only=True) as db:
         chains = chain_states(db.chains())
+        crossings = db.crossings()
     problems = tuple(chain.detail for chain in chains if chain.detail is not None)
+    problems += tuple(crossing.detail for crossing in crossings)
     document = ChainCheck(store=str(path), chains=chains, problems=problems)
     text = lines(str(path), chains, ()) if chosen is OutputFormat.table else ""
     emit("audit verify", chosen, output, force, (document,), text)
