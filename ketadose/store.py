@@ -1955,6 +1955,44 @@ class Store:
             }
             self._append(conn, "clinicians", values)
 
+    def policy(self) -> dict[str, Any] | None:
+        """The override rules an admin pinned in the store (``clinician policy``), if any.
+
+        Pinned, they decide who may override and co-sign whatever limit library a command
+        is given: otherwise whoever runs a command could name a library of their own. They
+        are read from the audit log, whose chain keeps them; the latest pin counts.
+        """
+        with self._reading("read the override rules") as conn:
+            row = conn.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE command = 'clinician policy'"
+                " ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        entry = _audit_from_row(self._path, row, self._naive_zone, self._zone)
+        rules = json.loads(entry.inputs_json).get("overrides")
+        if not isinstance(rules, dict):
+            raise StoreError(f"store {self._path}: audit entry {entry.id} pins no override rules")
+        return rules
+
+    def pin_policy(self, entry: AuditEntry) -> None:
+        """Pin the override rules in the store (the entry's ``overrides`` input): admins only.
+
+        Raises:
+            InputError: Who is acting is not a registered admin, or the entry is not a pin.
+        """
+        actor = self._acting()
+        _check_audit(entry)
+        if entry.command != "clinician policy" or "overrides" not in json.loads(entry.inputs_json):
+            raise InputError("a pin of the override rules is a clinician policy entry")
+        with self._transaction("pin the override rules") as conn:
+            admin = conn.execute(
+                "SELECT 1 FROM clinicians WHERE name = ? AND role = 'admin'", (actor,)
+            ).fetchone()
+            if admin is None:
+                raise InputError(f"{actor} is not a registered admin: only an admin pins them")
+            self._insert_audit(conn, entry)
+
     def signatures(self, session_id: int) -> list[Signature]:
         """A session's signatures, in the order signed."""
         with self._reading("read the signatures") as conn:

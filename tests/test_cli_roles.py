@@ -320,3 +320,39 @@ class TestCrossings:
             (found,) = db.verify()
         assert (found.table, found.kind) == ("signatures", "inserted")
         assert run("store", "check").exit_code == 6
+
+
+class TestPinnedRules:
+    """The override rules are the store's, pinned by its admin, not the command's --limits."""
+
+    def permissive(self, tmp_path: Path) -> Path:
+        from ketadose.limits import shipped_bytes
+
+        text = shipped_bytes().decode()
+        head = text[: text.index("[overrides.default]")]
+        mine = tmp_path / "mine.toml"
+        mine.write_text(head + '[overrides.default]\nroles = ["nurse"]\n', encoding="utf-8")
+        return mine
+
+    def test_a_library_of_ones_own_gives_no_power(
+        self, clinic: Path, acting: Any, tmp_path: Path
+    ) -> None:
+        mine = self.permissive(tmp_path)
+        acting("rn_c")
+        result = run(
+            "dose", "-p", "depression", "--weight", "80kg", *OVERDOSE, "--limits", str(mine)
+        )
+        assert result.exit_code == 3
+        assert "rn_c (nurse) may not override a session finding: prescriber may" in result.stderr
+        pinned = run("clinician", "policy", "--limits", str(mine))
+        assert pinned.exit_code == 2 and "rn_c is not a registered admin" in pinned.stderr
+
+    def test_an_admin_pins_new_rules(self, clinic: Path, acting: Any, tmp_path: Path) -> None:
+        mine = self.permissive(tmp_path)
+        acting("admin1")
+        assert run("clinician", "policy", "--limits", str(mine)).exit_code == 0
+        acting("rn_c")
+        result = run("dose", "-p", "depression", "--weight", "80kg", *OVERDOSE)
+        assert result.exit_code == 0, result.stderr  # the pinned rules, whatever --limits says
+        assert [e["command"] for e in entries(clinic)].count("clinician policy") == 2
+        assert run("store", "check").exit_code == 0

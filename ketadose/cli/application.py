@@ -63,6 +63,7 @@ COMMANDS: tuple[tuple[str | None, str, str, str | None], ...] = (
     ("store", "migrate", "store.store_migrate", None),
     ("clinician", "add", "clinician.clinician_add", None),
     ("clinician", "list", "clinician.clinician_list", None),
+    ("clinician", "policy", "clinician.clinician_policy", None),
     ("override", "cosign", "clinician.override_cosign", None),
     ("score", "record", "score.score_record", None),
     ("score", "acknowledge", "score.score_acknowledge", None),

@@ -12,6 +12,7 @@ from ketadose.cli import env
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ketadose.authority import OverrideRule
     from ketadose.limits import LimitLibrary
     from ketadose.models import Finding
     from ketadose.records import AuditEntry
@@ -63,12 +64,22 @@ def authorize(db: "Store", limits: "LimitLibrary", findings: "Sequence[Finding]"
 
     if not overridden(findings) or not db.clinicians():
         return False
-    rules = limits.content.overrides
+    rules = rules_in_effect(db, limits)
     actor = db.actor or "unknown"
     refused = refusals(rules, findings, actor, db.role(actor))
     if refused:
         raise OverrideRefusedError(f"{refused[0]}; nothing was recorded")
     return needs_cosign(rules, findings)
+
+
+def rules_in_effect(db: "Store", limits: "LimitLibrary") -> "dict[str, OverrideRule]":
+    """The override rules an admin pinned in the store, else the limit library's."""
+    from ketadose.authority import OverrideRule
+
+    pinned = db.policy()
+    if pinned is None:
+        return dict(limits.content.overrides)
+    return {name: OverrideRule.model_validate(rule) for name, rule in pinned.items()}
 
 
 def write(

@@ -20,6 +20,8 @@ from ketadose.cli.output import choose_format, emit
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ketadose.limits import LimitLibrary
+    from ketadose.records import AuditEntry
     from ketadose.render.store_doc import ClinicianList
 
 
@@ -44,12 +46,54 @@ def clinician_add(
     checked against the limit library's [overrides] by the role of whoever is acting.
     """
     # The entry names the limit library in effect: its [overrides] give the role its powers.
-    sha256 = env.limits(limits, env.library(protocols)).ref.sha256
+    limit_library = env.limits(limits, env.library(protocols))
     asked = {"name": name, "role": role}
-    entry = audit_log.entry(None, "clinician add", None, asked, (), "ok", None, sha256)
+    entry = audit_log.entry(
+        None, "clinician add", None, asked, (), "ok", None, limit_library.ref.sha256
+    )
     with env.open_store(store) as db:
+        first = not db.clinicians()
         db.add_clinician(name, role, entry)
+        if first:  # the store's first admin pins the rules in effect now
+            db.pin_policy(_pin(limit_library))
     typer.echo(f"ketadose: registered {name} as {role}", err=True)
+    if first:
+        typer.echo(
+            f"ketadose: pinned the override rules of {limit_library.ref.name} "
+            f"{limit_library.ref.version} in the store (ketadose clinician policy changes them)",
+            err=True,
+        )
+
+
+@command
+def clinician_policy(
+    store: StoreFile = None,
+    protocols: ProtocolsFile = None,
+    limits: LimitsFile = None,
+) -> None:
+    """Pin the limit library's [overrides] in the store (an admin only).
+
+    Pinned rules decide who may override and co-sign, whatever library a command names.
+    """
+    limit_library = env.limits(limits, env.library(protocols))
+    with env.open_store(store) as db:
+        db.pin_policy(_pin(limit_library))
+    typer.echo(
+        f"ketadose: pinned the override rules of {limit_library.ref.name} "
+        f"{limit_library.ref.version} (sha256 {limit_library.ref.sha256[:16]})",
+        err=True,
+    )
+
+
+def _pin(limit_library: "LimitLibrary") -> "AuditEntry":
+    """The audit entry that pins a library's override rules (the built-in one if it has none)."""
+    from ketadose.authority import DEFAULT_RULE
+
+    rules = limit_library.content.overrides or {"default": DEFAULT_RULE}
+    asked = {"overrides": {name: rule.model_dump(mode="json") for name, rule in rules.items()}}
+    return audit_log.entry(
+        None, "clinician policy", None, asked, (), "ok", None, limit_library.ref.sha256
+    )
 
 
 @command
@@ -123,7 +167,6 @@ def override_cosign(
     from ketadose.records import AuditEntry
 
     limit_library = env.limits(limits, env.library(protocols))
-    rules = limit_library.content.overrides
 
     def may(original: AuditEntry, role: str) -> bool:
         findings = [Finding.model_validate(f) for f in json_.loads(original.findings_json)]
@@ -133,6 +176,7 @@ def override_cosign(
         None, "override cosign", None, {"entry": entry}, (), "ok", None, limit_library.ref.sha256
     )
     with env.open_store(store) as db:
+        rules = audit_log.rules_in_effect(db, limit_library)
         session_id = db.cosign(entry, found, may)
     typer.echo(
         f"ketadose: co-signed the override of session {session_id} (entry {entry})", err=True
