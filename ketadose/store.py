@@ -641,6 +641,14 @@ V7_TRIGGERS = {
         for table in (*_SIGNED, "patients", "measurements", "session_readings")
         for verb in ("UPDATE", "DELETE")
     },
+    # A score's acknowledgement is the one change it may see: never its links.
+    "scores_links_kept": """
+    CREATE TRIGGER scores_links_kept BEFORE UPDATE ON scores
+    WHEN NEW.hash IS NOT OLD.hash OR NEW.prev_hash IS NOT OLD.prev_hash
+    BEGIN
+        SELECT RAISE(ABORT, 'a recorded score keeps its place in the chain: UPDATE refused');
+    END
+    """,
 }
 
 #: Every chained table, in the order ``store check`` reports them.
@@ -1468,6 +1476,8 @@ class Store:
         """
         _check_score(score)
         _check_audit(entry)
+        if score.acknowledged_by is not None and self.actor is not None:
+            score = replace(score, acknowledged_by=self.actor)  # who is acting, as in the log
         with self._transaction("record the score and its audit entry") as conn:
             score_id = self._insert_score(conn, score)
             self._insert_audit(conn, entry)
@@ -1495,6 +1505,7 @@ class Store:
                 or an empty name or text.
             StoreError: The store cannot be written; nothing was.
         """
+        by = by if self.actor is None else self.actor  # who is acting, as in the log
         if not by.strip() or not text.strip():
             raise InputError("an acknowledgement needs who made it and what they wrote")
         _in_range("acknowledged_at", at)
@@ -1626,14 +1637,23 @@ class Store:
             self._sign(conn, audit_id, session_id, "administered", entry.at)
             if weight_kg is not None:
                 _finite("weight_kg", weight_kg)
+                # The weight goes with the latest height known (by time, as patient() reads
+                # it), from a row checked against its hash: never a height edited in.
                 latest = conn.execute(
-                    f"SELECT height_cm FROM measurements WHERE patient_id = ?"
-                    f" ORDER BY {_BY_TIME} DESC LIMIT 1",
+                    f"SELECT {', '.join(_MEASUREMENT_NAMES)} FROM measurements"
+                    f" WHERE patient_id = ? AND height_cm IS NOT NULL ORDER BY {_DESCENDING}"
+                    " LIMIT 1",
                     (session.patient_id,),
                 ).fetchone()
-                if latest is not None:  # the weight goes with the latest height, as measured
-                    stamp = _stamp(session.at, "the session time")
-                    self._measure(conn, session.patient_id, stamp, weight_kg, latest[0])
+                height = None
+                if latest is not None:
+                    check = _Row(self._path, "measurements", latest[0])
+                    _sealed(
+                        check, "measurements", dict(zip(_MEASUREMENT_NAMES, latest, strict=True))
+                    )
+                    height = latest[4]
+                stamp = _stamp(session.at, "the session time")
+                self._measure(conn, session.patient_id, stamp, weight_kg, height)
         return session_id
 
     # --- inside a transaction ---------------------------------------------------------------
@@ -2067,7 +2087,7 @@ class Store:
             ).fetchall()
             original = _audit_from_row(self._path, recorded, self._naive_zone, self._zone)
             if actor in (signer, original.user):
-                raise InputError(
+                raise OverrideRefusedError(
                     f"{actor} recorded session {session_id}: its co-signature must be an "
                     "independent second clinician's"
                 )
@@ -2891,7 +2911,108 @@ def _crossings(conn: sqlite3.Connection) -> list[Break]:
                         f"audit entry {audit_id}, is gone: deleted",
                     )
                 )
+    return found + _registrations(conn) + _acknowledgements(conn) + _discharges(conn)
+
+
+def _registrations(conn: sqlite3.Connection) -> list[Break]:
+    """Each clinician registered by an admin in an entry of its own; each pin by an admin.
+
+    The first clinician is the store's admin, registered by themselves; every later one, and
+    every pin of the override rules, by someone already registered as admin.
+    """
+    found: list[Break] = []
+    admins: set[str] = set()
+    registered: dict[str, tuple[str, str]] = {}
+    for key, command, user, inputs in conn.execute(
+        "SELECT id, command, user, inputs_json FROM audit"
+        " WHERE command IN ('clinician add', 'clinician policy') ORDER BY id"
+    ):
+        asked = json.loads(str(inputs))
+        first = not registered and command == "clinician add"
+        if first and (asked.get("name") != user or asked.get("role") != "admin"):
+            found.append(_unregistered(key, "the first clinician is an admin by themselves"))
+        elif not first and user not in admins:
+            found.append(_unregistered(key, f"{user} was not a registered admin"))
+        if command == "clinician add":
+            registered[str(asked.get("name"))] = (str(asked.get("role")), str(user))
+            if asked.get("role") == "admin":
+                admins.add(str(asked.get("name")))
+    for key, name, role, added_by in conn.execute(
+        "SELECT id, name, role, added_by FROM clinicians ORDER BY id"
+    ):
+        if registered.get(str(name)) != (str(role), str(added_by)):
+            found.append(
+                Break(
+                    "clinicians",
+                    key,
+                    "inserted",
+                    f"clinicians entry {key} ({name}, {role}) matches no registration in the "
+                    "audit log: inserted",
+                )
+            )
     return found
+
+
+def _unregistered(key: object, why: str) -> Break:
+    return Break("audit", key, "inserted", f"audit entry {key} registers or pins, but {why}")
+
+
+def _acknowledgements(conn: sqlite3.Connection) -> list[Break]:
+    """Each acknowledged score, acknowledged in an audit entry by the same clinician."""
+    logged = {
+        (str(patient), str(user), str(reason), str(at))
+        for patient, user, reason, at in conn.execute(
+            "SELECT patient_id, user, override_reason, at FROM audit"
+            " WHERE command IN ('score record', 'score acknowledge')"
+            " AND override_reason IS NOT NULL"
+        )
+    }
+    return [
+        Break(
+            "scores",
+            key,
+            "edited",
+            f"scores entry {key} is acknowledged by {by}, but no audit entry acknowledges it: "
+            "edited",
+        )
+        for key, patient, by, at, text in conn.execute(
+            "SELECT id, patient_id, acknowledged_by, acknowledged_at, acknowledgement FROM scores"
+            " WHERE acknowledged_at IS NOT NULL"
+        )
+        if (str(patient), str(by), str(text), str(at)) not in logged
+    ]
+
+
+def _discharges(conn: sqlite3.Connection) -> list[Break]:
+    """Each discharge time, given in a ``session discharge`` entry for that session."""
+    logged: dict[int, set[str]] = {}
+    for (inputs,) in conn.execute(
+        "SELECT inputs_json FROM audit WHERE command = 'session discharge'"
+    ):
+        asked = json.loads(str(inputs))
+        if isinstance(asked.get("session"), int) and isinstance(asked.get("at"), str):
+            logged.setdefault(asked["session"], set()).add(_instant_text(asked["at"]))
+    return [
+        Break(
+            "sessions",
+            key,
+            "edited",
+            f"sessions entry {key} has a discharge no audit entry gives: edited",
+        )
+        for key, at in conn.execute(
+            "SELECT id, discharged_at FROM sessions WHERE discharged_at IS NOT NULL"
+        )
+        if _instant_text(str(at)) not in logged.get(int(key), set())
+    ]
+
+
+def _instant_text(text: str) -> str:
+    """A time as the UTC instant it names (a discharge is stored and logged in its zone)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return instant(moment).isoformat() if moment.tzinfo is not None else text
 
 
 def _tail_gone(conn: sqlite3.Connection, table: str, last: object) -> Break | None:

@@ -165,7 +165,8 @@ class TestCosignature:
         ):
             acting(who)
             refused = run("override", "cosign", str(entry))
-            assert refused.exit_code == (3 if "may not co-sign" in why else 2), who
+            refusal = "may not co-sign" in why or "independent" in why
+            assert refused.exit_code == (3 if refusal else 2), who
             assert why in refused.stderr
         acting("dr_b")
         signed = run("override", "cosign", str(entry))
@@ -356,3 +357,98 @@ class TestPinnedRules:
         assert result.exit_code == 0, result.stderr  # the pinned rules, whatever --limits says
         assert [e["command"] for e in entries(clinic)].count("clinician policy") == 2
         assert run("store", "check").exit_code == 0
+
+
+class TestSecondReview:
+    """A second hostile review's findings, each with its reproducer."""
+
+    def forced(self, path: Path, *statements: str) -> None:
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            for statement in statements:
+                conn.execute(statement)
+
+    def test_registered_clinicians_without_a_pin_get_the_built_in_rule(
+        self, clinic: Path, acting: Any, tmp_path: Path
+    ) -> None:
+        from ketadose.limits import shipped_bytes
+
+        self.forced(clinic, "DROP TRIGGER audit_no_delete",
+                    "DELETE FROM audit WHERE command = 'clinician policy'")  # fmt: skip
+        text = shipped_bytes().decode()
+        mine = tmp_path / "mine.toml"
+        mine.write_text(text[: text.index("[overrides.default]")] + (
+            '[overrides.default]\nroles = ["nurse"]\n'), encoding="utf-8")  # fmt: skip
+        acting("rn_c")
+        result = run(
+            "dose", "-p", "depression", "--weight", "80kg", *OVERDOSE, "--limits", str(mine)
+        )
+        assert result.exit_code == 3 and "prescriber may" in result.stderr
+
+    def test_an_acknowledgement_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
+        acting("rn_c")
+        items = ("--items", "2,2,2,2,1,1,2,1,2", "--date", "2026-12-01T08:50")
+        assert run("score", "record", "P1", "-i", "phq9", *items).exit_code in (0, 3)
+        assert run("next", "P1", "--date", "2026-12-01T09:00").exit_code == 3
+        self.forced(clinic, "UPDATE scores SET acknowledged_by = 'dr_a', acknowledged_at ="
+                    " '2026-12-01T08:55:00+01:00', acknowledgement = 'safety plan made'")  # fmt: skip
+        check = run("store", "check")
+        assert check.exit_code == 6
+        assert "scores entry 1 is acknowledged by dr_a, but no audit entry" in check.stderr
+        with closing(sqlite3.connect(clinic)) as conn, pytest.raises(sqlite3.IntegrityError):
+            conn.execute("UPDATE scores SET hash = 'x'")
+
+    def test_an_acknowledgement_is_signed_by_who_acts(self, clinic: Path, acting: Any) -> None:
+        acting("dr_a")
+        items = ("--items", "2,2,2,2,1,1,2,1,2", "--date", "2026-12-01T08:50")
+        run("score", "record", "P1", "-i", "phq9", *items)
+        done = run("score", "acknowledge", "P1", "1", "--text", "called", "--clinician", "dr_b")
+        assert done.exit_code == 0, done.stderr
+        with Store.open(clinic) as db:
+            (score,) = db.scores("P1")
+        assert score.acknowledged_by == "dr_a"
+        assert run("store", "check").exit_code == 0
+
+    def test_a_clinician_or_pin_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
+        from ketadose.store import _content
+        from ketadose.store_chain import link
+
+        with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
+            head = conn.execute("SELECT hash FROM clinicians ORDER BY id DESC LIMIT 1").fetchone()
+            values = {"name": "mallory", "role": "admin",
+                      "added_at": "2026-12-01T09:00:00+01:00", "added_by": "admin1"}  # fmt: skip
+            digest = link(head[0], _content("clinicians", values, conn))
+            conn.execute(
+                "INSERT INTO clinicians (name, role, added_at, added_by, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (*values.values(), head[0], digest),
+            )
+        check = run("store", "check")
+        assert check.exit_code == 6
+        assert "(mallory, admin) matches no registration in the audit log" in check.stderr
+
+    def test_a_weight_with_a_session_keeps_the_latest_height(
+        self, clinic: Path, acting: Any
+    ) -> None:
+        from datetime import datetime, timedelta, timezone
+
+        acting("rn_c")
+        add = ("patient", "add", "P2", "-p", "depression", "--weight", "80kg", "--height",
+               "170cm", "--baseline", "30")  # fmt: skip
+        assert run(*add).exit_code == 0
+        with Store.open(clinic, actor="rn_c") as db:
+            db.record_weight("P2", at=datetime(2027, 1, 5, tzinfo=timezone(timedelta(hours=1))),
+                             weight_kg=80.0, height_cm=185.0)  # fmt: skip
+        recorded = run("session", "record", "P2", "--date", "2027-01-10T09:00", "--weight", "79kg")
+        assert recorded.exit_code == 0, recorded.stderr
+        with Store.open(clinic) as db:
+            now = db.patient("P2")
+        assert (now.weight_kg, now.height_cm) == (79.0, 185.0)  # not the first height, 170
+
+    def test_a_discharge_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
+        acting("rn_c")
+        assert run("session", "record", "P1", "--date", "2026-12-01T09:00").exit_code == 0
+        self.forced(clinic, "UPDATE sessions SET discharged_at = '2026-12-01T09:30:00+01:00'")
+        check = run("store", "check")
+        assert check.exit_code == 6
+        assert "sessions entry 1 has a discharge no audit entry gives" in check.stderr

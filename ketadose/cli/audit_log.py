@@ -74,11 +74,13 @@ def authorize(db: "Store", limits: "LimitLibrary", findings: "Sequence[Finding]"
 
 def rules_in_effect(db: "Store", limits: "LimitLibrary") -> "dict[str, OverrideRule]":
     """The override rules an admin pinned in the store, else the limit library's."""
-    from ketadose.authority import OverrideRule
+    from ketadose.authority import DEFAULT_RULE, OverrideRule
 
     pinned = db.policy()
     if pinned is None:
-        return dict(limits.content.overrides)
+        # Clinicians registered and nothing pinned (a store from before pinning): the
+        # built-in rule, never rules the command's own library brings.
+        return {"default": DEFAULT_RULE} if db.clinicians() else dict(limits.content.overrides)
     return {name: OverrideRule.model_validate(rule) for name, rule in pinned.items()}
 
 

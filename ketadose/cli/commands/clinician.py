@@ -51,10 +51,10 @@ def clinician_add(
     entry = audit_log.entry(
         None, "clinician add", None, asked, (), "ok", None, limit_library.ref.sha256
     )
-    with env.open_store(store) as db:
+    with env.open_store(store) as db, db.exclusive("register the clinician"):
         first = not db.clinicians()
         db.add_clinician(name, role, entry)
-        if first:  # the store's first admin pins the rules in effect now
+        if first:  # the store's first admin pins the rules in effect now, in one transaction
             db.pin_policy(_pin(limit_library))
     typer.echo(f"ketadose: registered {name} as {role}", err=True)
     if first:
