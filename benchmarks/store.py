@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -122,6 +123,21 @@ def audit_of(session: SessionRecord) -> AuditEntry:
     )
 
 
+def discharge_of(session_id: int, at: datetime) -> AuditEntry:
+    """The audit entry ``session discharge`` writes."""
+    return AuditEntry(
+        at=at,
+        user="nurse",
+        command="session discharge",
+        patient_id=None,
+        inputs_json=json.dumps({"session": session_id, "at": at.isoformat(), "criteria": ""}),
+        findings_json="[]",
+        status="ok",
+        override_reason=None,
+        library_sha256=SHA,
+    )
+
+
 def build(path: Path, layout: str, size: int, *, verify: bool) -> tuple[str, datetime, float]:
     """Build a store of ``size`` sessions; returns the patient asked about, its last, seconds."""
     started = time.perf_counter()
@@ -150,8 +166,19 @@ def build(path: Path, layout: str, size: int, *, verify: bool) -> tuple[str, dat
         for _ in range(each):
             for stream in streams:
                 session = next(stream)
-                store._insert_session(conn, session)
-                store._insert_audit(conn, audit_of(session))
+                # As record_session_with_audit and discharge write them, in bulk: the session,
+                # its audit entry and signature, then the discharge with its own entry.
+                discharged = session.discharged_at
+                session_id = store._insert_session(conn, replace(session, discharged_at=None))
+                entry = audit_of(session)
+                audit_id = store._insert_audit(conn, entry)
+                store._sign(conn, audit_id, session_id, "administered", entry.at)
+                if discharged is not None:
+                    conn.execute(
+                        "UPDATE sessions SET discharged_at = ? WHERE id = ?",
+                        (discharged.isoformat(), session_id),
+                    )
+                    store._insert_audit(conn, discharge_of(session_id, discharged))
                 pending += 1
                 if pending == BATCH:
                     transaction.__exit__(None, None, None)
