@@ -435,11 +435,12 @@ _V6 = (
 )
 
 
-#: The triggers of version 6 (``store check`` reports any that is missing). A row enters a
-#: chain only after its head: an insert whose link is not the last row's hash, or whose id
-#: is not past the last id (a back-dated insert), is refused.
 def _chain_trigger(table: str) -> str:
-    """The trigger that lets a row into ``table`` only at its chain's head."""
+    """The trigger that lets a row into ``table`` only at its chain's head.
+
+    An insert whose link is not the last row's hash, or whose id is not past the last id (a
+    back-dated insert), is refused.
+    """
     order = _order(table)
     # A row given an id at or below the last one is back-dated (patients: ids are names).
     backdated = (
@@ -458,6 +459,7 @@ def _chain_trigger(table: str) -> str:
     """
 
 
+#: The triggers of version 6 (``store check`` reports any missing or made with other SQL).
 CHAIN_TRIGGERS = {f"{table}_chain": _chain_trigger(table) for table in _CHAINED} | {
     "sessions_no_delete": """
     CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
@@ -487,9 +489,9 @@ CHAIN_TRIGGERS = {f"{table}_chain": _chain_trigger(table) for table in _CHAINED}
 #: 7-day window, a count) instead of the whole history, and the readings of a session in
 #: time order. They are not a schema step: an index changes no row and no answer, only how
 #: fast one comes, so every store opened writable gets any that is missing (see
-#: :meth:`Store._index`), new stores included, and the schema stays at version 6 for the
-#: port to carry on. A store only ever opened read-only by an older ketadose lacks them and
-#: gives the same answers, more slowly.
+#: :meth:`Store._index`), new stores included, and no schema version is spent on them. A
+#: store only ever opened read-only by an older ketadose lacks them and gives the same
+#: answers, more slowly.
 INDEXES = {
     "sessions_by_patient_time": "CREATE INDEX IF NOT EXISTS sessions_by_patient_time"
     " ON sessions (patient_id, julianday(at), at)",
@@ -546,11 +548,12 @@ def _content(
     conn: sqlite3.Connection | None,
     events: list[list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """What a row's hash covers: its columns but the id, the chain and the discharge time.
+    """What a row's hash covers: its columns but its order column, links and unhashed ones.
 
-    A session's discharge may be added later (with its own audit entry); its adverse events
-    are hashed with it. Numbers are as SQLite reads them back (a REAL column gives a float
-    for 80 as for 80.0).
+    The :data:`_UNHASHED` columns (a discharge, an acknowledgement) are added later, with an
+    audit entry of their own. A session's adverse events are hashed with it (given, or read
+    by its id). Every number is hashed as a float, whatever the column's affinity stores (80
+    and 80.0 alike).
     """
     # A null is left out: a column added later, null in the rows before it, leaves their
     # hashes as they were; setting a value or clearing one still changes the content.
@@ -1697,16 +1700,8 @@ class Store:
             [event.term, None if event.grade is None else event.grade.word]
             for event in session.adverse_events
         ]
-        head = conn.execute("SELECT hash FROM sessions ORDER BY id DESC LIMIT 1").fetchone()
-        previous = GENESIS if head is None else str(head[0])
-        digest = chain_link(previous, _content("sessions", values, conn, events))
         with _known_patient(session.patient_id):
-            cursor = conn.execute(
-                f"INSERT INTO sessions ({', '.join(names)}, prev_hash, hash)"
-                f" VALUES ({', '.join('?' * (len(names) + 2))})",
-                (*values.values(), previous, digest),
-            )
-        session_id = _row_id(cursor)
+            session_id = self._append(conn, "sessions", values, events)
         conn.executemany(
             "INSERT INTO session_adverse_events (session_id, position, event, grade)"
             " VALUES (?, ?, ?, ?)",
@@ -1805,13 +1800,22 @@ class Store:
         }
         return self._append(conn, "audit", values)
 
-    def _append(self, conn: sqlite3.Connection, table: str, values: dict[str, Any]) -> int:
-        """Insert a row at the head of its table's chain (inside the write transaction)."""
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        table: str,
+        values: dict[str, Any],
+        events: list[list[Any]] | None = None,
+    ) -> int:
+        """Insert a row at the head of its table's chain (inside the write transaction).
+
+        ``events``: a session's adverse events, hashed with it (written after it, by id).
+        """
         head = conn.execute(
             f"SELECT hash FROM {table} ORDER BY {_order(table)} DESC LIMIT 1"
         ).fetchone()
         previous = GENESIS if head is None else str(head[0])
-        digest = chain_link(previous, _content(table, values, conn))
+        digest = chain_link(previous, _content(table, values, conn, events))
         names = ", ".join(values)
         cursor = conn.execute(
             f"INSERT INTO {table} ({names}, prev_hash, hash)"
@@ -1832,10 +1836,10 @@ class Store:
         return None if row is None else (int(row[0]), str(row[1]))
 
     def verify(self) -> list[Break]:
-        """Recompute the hash chain of the audit log and of the sessions.
+        """Recompute every chain (:data:`CHAINED`) and match the log to its rows.
 
         Returns:
-            The first break of each chain that has one (empty: both intact).
+            The first break of each chain that has one, then each crossing (empty: intact).
 
         Raises:
             StoreError: The store cannot be read.

@@ -22,7 +22,6 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 #: The ``prev_hash`` of a chain's first row.
 GENESIS = "0" * 64
@@ -146,16 +145,3 @@ def _moment(text: str) -> datetime | None:
     except ValueError:
         return None
     return at if at.tzinfo is not None else None
-
-
-def hashed(row: Mapping[str, Any], left_out: frozenset[str]) -> dict[str, Any]:
-    """The columns a row's hash covers: all but its chain columns and ``left_out``.
-
-    The order column is left out by the caller: a row's place is proven by its links, so a
-    row moved to another place reads as reordered, not as edited.
-    """
-    return {
-        key: value
-        for key, value in row.items()
-        if key not in left_out and key not in ("prev_hash", "hash")
-    }
