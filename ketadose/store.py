@@ -49,8 +49,8 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
+from ketadose import store_sql, store_url
 from ketadose.authority import MEANINGS, ROLES
 from ketadose.clock import aware, instant, problem
 from ketadose.clock import name as zone_name
@@ -76,12 +76,14 @@ from ketadose.scores import ScoreRecord
 from ketadose.store_chain import GENESIS, Break, Link
 from ketadose.store_chain import link as chain_link
 from ketadose.store_chain import verify as chain_verify
+from ketadose.store_sql import Database, Error, Result
+from ketadose.store_url import StoreLocation
 
 #: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
 APPLICATION_ID = 0x4B444F53
 
 #: How long a writer waits for another writer's transaction before giving up, in seconds.
-BUSY_TIMEOUT_S = 5.0
+BUSY_TIMEOUT_S = store_sql.BUSY_TIMEOUT_S
 
 
 @dataclass
@@ -89,18 +91,18 @@ class MigrationContext:
     """What a migration step may need besides the connection, and what it has to say.
 
     Attributes:
-        path: The store file (for messages).
+        path: The store file, or its URL (for messages).
         zone: The clinic's time zone, for values stored without one (None: not known).
         notices: Lines for the user about what the migration did (shown on stderr).
     """
 
-    path: Path
+    path: Path | str
     zone: tzinfo | None
     notices: list[str] = field(default_factory=list)
 
 
 #: One migration step: runs inside the migration transaction; must not commit.
-Migration = Callable[[sqlite3.Connection, MigrationContext], None]
+Migration = Callable[[Database, MigrationContext], None]
 
 _V1 = (
     """
@@ -201,7 +203,7 @@ _V1 = (
 )
 
 
-def _migrate_to_v1(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_to_v1(conn: Database, context: MigrationContext) -> None:
     """Create the whole version-1 schema (from an empty or pre-release store)."""
     for statement in _V1:
         conn.execute(statement)
@@ -215,7 +217,7 @@ _TIMED = (
 )
 
 
-def _migrate_to_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_to_v2(conn: Database, context: MigrationContext) -> None:
     """Version 2: every stored time carries its UTC offset.
 
     Patients, measurements and sessions written without an offset are rewritten as that
@@ -323,7 +325,7 @@ _V3 = (
 )
 
 
-def _migrate_to_v3(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_to_v3(conn: Database, context: MigrationContext) -> None:
     """Version 3: the session as the clinic records it.
 
     Adds each session's dosing basis (weight policy, dosing weight), the planned dose beside
@@ -401,13 +403,13 @@ _SCORES = (
 )
 
 
-def _migrate_scores(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_scores(conn: Database, context: MigrationContext) -> None:
     """Add the ``scores`` table (questionnaires scored item by item); changes nothing else."""
     for statement in _SCORES:
         conn.execute(statement)
 
 
-def _migrate_reports(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_reports(conn: Database, context: MigrationContext) -> None:
     """Version 5: whether the adverse events of a session were reported as complete.
 
     A take-home dose is not observed: its tolerability rests on the patient's report, and an
@@ -500,7 +502,7 @@ INDEXES = {
 }
 
 
-def _migrate_chain(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_chain(conn: Database, context: MigrationContext) -> None:
     """Version 6: a hash chain on the audit log and the sessions, and who claimed to act.
 
     The rows already there are sealed in their order: the chain then proves nothing about
@@ -522,12 +524,12 @@ def _migrate_chain(conn: sqlite3.Connection, context: MigrationContext) -> None:
         )
 
 
-def _seal(conn: sqlite3.Connection, table: str) -> int:
+def _seal(conn: Database, table: str) -> int:
     """Chain a table's rows in id order; returns how many."""
     previous = GENESIS
     order = _order(table)
     rows = conn.execute(f"SELECT {order} AS _order, * FROM {table} ORDER BY {order}")
-    names = [d[0] for d in rows.description]
+    names = list(rows.keys())
     count = 0
     for row in rows.fetchall():
         values = dict(zip(names, row, strict=True))
@@ -545,7 +547,7 @@ def _seal(conn: sqlite3.Connection, table: str) -> int:
 def _content(
     table: str,
     row: dict[str, Any],
-    conn: sqlite3.Connection | None,
+    conn: Database | sqlite3.Connection | None,
     events: list[list[Any]] | None = None,
 ) -> dict[str, Any]:
     """What a row's hash covers: its columns but its order column, links and unhashed ones.
@@ -683,7 +685,7 @@ def _triggers_made(*statements: str) -> dict[str, str]:
 _TRIGGER_SQL = _triggers_made(*_V1, *_SCORES, *CHAIN_TRIGGERS.values(), *V7_TRIGGERS.values())
 
 
-def _migrate_signatures(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _migrate_signatures(conn: Database, context: MigrationContext) -> None:
     """Version 7: clinicians with roles, signatures, and sessions that await a co-signature.
 
     A store migrated here has no clinician registered: it is a single-user workstation (its
@@ -754,10 +756,10 @@ _READING_NAMES = ("id", *_READING_COLUMNS.split(", "), "prev_hash", "hash")
 _PATIENT_NAMES = ("id", "protocol", "baseline", "sex", "created_at", "prev_hash", "hash")
 _MEASUREMENT_NAMES = ("id", "patient_id", "at", "weight_kg", "height_cm", "prev_hash", "hash")
 _AUDIT_COLUMNS = (
-    "id, at, user, command, patient_id, inputs_json, findings_json, status, override_reason, "
+    'id, at, "user", command, patient_id, inputs_json, findings_json, status, override_reason, '
     "library_sha256, claimed, prev_hash, hash"
 )
-_AUDIT_NAMES = tuple(_AUDIT_COLUMNS.split(", "))
+_AUDIT_NAMES = tuple(name.strip('"') for name in _AUDIT_COLUMNS.split(", "))
 _SIGNATURE_COLUMNS = "id, audit_id, session_id, signer, role, meaning, at, prev_hash, hash"
 # Time order that is right for offset-aware times too (julianday converts to UTC); the text and
 # the row id break ties.
@@ -770,20 +772,23 @@ class Store:
     Not thread-safe: one :class:`Store` per thread. Separate processes may share one file.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, database: Database, location: StoreLocation) -> None:
         """Wrap an open connection; call :meth:`open` instead."""
-        self._conn = connection
-        self._path = path
+        self._conn = database
+        self._location = location
+        #: How messages name the store: its file, or its URL (never a password: none is in it).
+        self._path: Path | str = location.path if location.path is not None else location.shown
         self._read_only = False
         self._naive_zone: tzinfo | None = None
         self._zone: tzinfo | None = None
         self._held = False  # inside exclusive(): one transaction holds the write lock
         #: What opening the store did that the user should hear of (a migration's notes).
         self.notices: tuple[str, ...] = ()
-        #: Who is acting, as the system authenticated them (on SQLite the OS user of the
-        #: process, which the command line passes from its effective uid): every audit entry
-        #: records it as its user, and a different name given is kept beside it as a claim.
-        #: None (a library caller that names no actor): the entry's own user is recorded.
+        #: Who is acting, as the system authenticated them: on SQLite the OS user of the
+        #: process (the command line passes it, from its effective uid), on PostgreSQL the
+        #: database session user (the server authenticated them). Every audit entry records
+        #: it as its user, and a different name given is kept beside it as a claim. None (a
+        #: library caller of an SQLite store that names no actor): the entry's own user.
         self.actor: str | None = None
 
     # --- opening ---------------------------------------------------------------------------
@@ -791,108 +796,116 @@ class Store:
     @classmethod
     def open(
         cls,
-        path: Path,
+        where: Path | str | StoreLocation,
         *,
         read_only: bool = False,
         zone: tzinfo | None = None,
         actor: str | None = None,
         shared: bool = False,
     ) -> Store:
-        """Open the store at ``path``, creating it (and its directory) if needed.
+        """Open the store at ``where``, creating it if needed (an SQLite file and its directory).
 
-        A new file is created with mode 0o600. An older schema is copied to
-        ``PATH.bak-v{old}`` and migrated before anything else happens.
+        A new SQLite file is created with mode 0o600; a new PostgreSQL database (empty, made
+        by its owner) gets the schema and the grants of :mod:`ketadose.store_pg`. An older
+        schema is migrated before anything else happens (an SQLite file is first copied to
+        ``PATH.bak-v{old}``).
 
         Args:
-            path: The store file.
-            read_only: Open without the right to write (``mode=ro``): nothing is created or
-                migrated, and every write raises :class:`StoreError`.
+            where: A file, or a ``--store`` value (:func:`ketadose.store_url.parse`).
+            read_only: Open without the right to write: nothing is created or migrated, and
+                every write raises :class:`StoreError`.
             zone: The clinic's time zone: times read are given in it (the same moments as
                 stored), and a migration reads times stored without a zone (before schema
                 version 2) in it. Without it, times come with the offset they were stored with,
                 and a store with such times cannot be migrated.
-            actor: Who is acting, as authenticated (see :attr:`actor`).
-            shared: Allow a store file or directory that other users may read or write (the
-                config file's ``store_shared``); refused otherwise (:func:`exposure`).
+            actor: Who is acting on an SQLite store, as authenticated (see :attr:`actor`).
+                On PostgreSQL it is always the session user, whatever is given.
+            shared: Allow an SQLite file or directory that other users may read or write
+                (the config file's ``store_shared``); refused otherwise (:func:`exposure`).
 
         Returns:
             The open store.
 
         Raises:
-            StoreError: The file cannot be created or opened, is not an SQLite database, is
-                an SQLite database that is not a ketadose store, has a newer schema, or
-                cannot be migrated.
+            InputError: ``where`` is not a store location (a URL with a password ...).
+            StoreError: The store cannot be created, reached or opened, is not a ketadose
+                store, has a newer schema, or cannot be migrated.
         """
-        if not shared and (problem := exposure(Path(path))) is not None:
+        location = store_url.parse(where)
+        problem = None if location.path is None or shared else exposure(location.path)
+        if problem is not None:
             raise StoreError(problem)
-        store = cls._open(Path(path), read_only=read_only, migrations=MIGRATIONS, zone=zone)
-        store.actor = actor
+        store = cls._open(location, read_only=read_only, migrations=MIGRATIONS, zone=zone)
+        store.actor = actor if location.path is not None else store._session_user()
         return store
 
     @classmethod
     def _open(
         cls,
-        path: Path,
+        where: Path | str | StoreLocation,
         *,
         read_only: bool,
         migrations: Sequence[Migration],
         zone: tzinfo | None = None,
     ) -> Store:
         """Open with an explicit migration list (the tests add a fake later version)."""
+        location = store_url.parse(where)
         try:
-            if read_only:
-                if not path.is_file():
-                    raise StoreError(f"no store at {path}")
-                uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-                connection = sqlite3.connect(
-                    uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
-                )
-            else:
-                _create_private(path)
-                connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as error:
+            if location.path is not None:
+                if read_only and not location.path.is_file():
+                    raise StoreError(f"no store at {location.path}")
+                if not read_only:
+                    _create_private(location.path)
+            database = store_sql.connect(location, read_only=read_only)
+        except Error as error:
             hint = ""
-            if _error_name(error).startswith(("SQLITE_CANTOPEN", "SQLITE_PERM")):
+            if store_sql.kind(error) == "cantopen" and location.path is not None:
                 hint = "; check the permissions of the store file and its directory"
-            raise StoreError(f"cannot open store {path}: {_one_line(error)}{hint}") from None
-        store = cls(connection, path)
+            raise StoreError(f"cannot open store {location}: {_one_line(error)}{hint}") from None
+        store = cls(database, location)
         store._read_only = read_only
         try:
             store._zone = zone
             store._prepare(read_only=read_only, migrations=migrations, zone=zone)
         except BaseException:
-            connection.close()
+            database.close()
             raise
         return store
+
+    def _session_user(self) -> str:
+        """Who the database server authenticated (PostgreSQL)."""
+        with self._errors("read who is connected"):
+            return str(self._conn.execute("SELECT session_user").scalar_one())
 
     def _prepare(
         self, *, read_only: bool, migrations: Sequence[Migration], zone: tzinfo | None
     ) -> None:
-        """Check what the file is, then set the connection up and migrate it if needed."""
+        """Check what the database is, then set the connection up and migrate it if needed."""
         target = len(migrations)
         with self._errors("open"):
             try:
                 version, application_id, objects = self._identity()
-            except sqlite3.DatabaseError as error:
-                if _error_name(error) == "SQLITE_NOTADB":
+            except Error as error:
+                if store_sql.kind(error) == "notadb":
                     raise StoreError(
                         f"{self._path} is not a ketadose store: not an SQLite database, or "
                         "damaged beyond reading"
                     ) from None
                 raise
-            _refuse_foreign(self._path, version, application_id, objects)
+            _refuse_foreign(self._location, version, application_id, objects)
             if version > target:
                 raise StoreError(
                     f"{self._path} has store schema version {version}, newer than the version "
                     f"{target} this ketadose supports; upgrade ketadose to use it"
                 )
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            if not read_only:
-                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"cannot switch store {self._path} to WAL mode ({mode})")
-            # FULL: a commit that returned is on disk, power loss included (NORMAL may lose it).
-            self._conn.execute("PRAGMA synchronous = FULL")
+            if self._conn.sqlite:
+                self._conn.script("PRAGMA foreign_keys = ON")
+                if not read_only:
+                    mode = self._conn.execute("PRAGMA journal_mode = WAL").scalar_one()
+                    if str(mode).lower() != "wal":
+                        raise StoreError(f"cannot switch store {self._path} to WAL mode ({mode})")
+                # FULL: a commit that returned is on disk, power loss included.
+                self._conn.script("PRAGMA synchronous = FULL")
         if version < target:
             if read_only:
                 raise StoreMigrationError(
@@ -901,13 +914,17 @@ class Store:
                     version=version,
                 )
             self._migrate(migrations, zone)
-        if not read_only and target == SCHEMA_VERSION:
+        if not read_only and target == SCHEMA_VERSION and self._conn.sqlite:
             self._index()
         with self._errors("open"):
             self._naive_zone = self._read_naive_zone()
 
     def _index(self) -> None:
-        """Create the :data:`INDEXES` that are missing (one write, only when one is)."""
+        """Create the :data:`INDEXES` that are missing (one write, only when one is).
+
+        SQLite only: a PostgreSQL schema has them from its creation, made by its owner (the
+        clinicians' role may not create objects).
+        """
         with self._errors("index"):
             present = {
                 name
@@ -919,68 +936,116 @@ class Store:
         if missing:
             with self._transaction("index") as conn:
                 for statement in missing:
-                    conn.execute(statement)
+                    conn.script(statement)
+
+    def _has_table(self, name: str) -> bool:
+        if self._conn.sqlite:
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        else:
+            sql = (
+                "SELECT 1 FROM pg_catalog.pg_tables"
+                " WHERE schemaname = current_schema() AND tablename = ?"
+            )
+        return self._conn.execute(sql, (name,)).first() is not None
 
     def _read_naive_zone(self) -> tzinfo | None:
         """The zone a migration read naive times in (the audit log's old entries keep them)."""
-        found = self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'"
-        ).fetchone()
-        if found is None:
+        if not self._has_table("store_meta"):
             return None
-        row = self._conn.execute("SELECT value FROM store_meta WHERE key = 'naive_zone'").fetchone()
+        row = self._conn.execute("SELECT value FROM store_meta WHERE key = 'naive_zone'").first()
         return None if row is None else _zone_from_text(row[0])
 
     def _identity(self) -> tuple[int, int, int]:
-        """The schema version, application id and number of schema objects of the file."""
-        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        application_id = int(self._conn.execute("PRAGMA application_id").fetchone()[0])
-        objects = int(self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-        return version, application_id, objects
+        """The schema version, application id and number of schema objects of the database.
+
+        SQLite keeps the version and the id in its header (``PRAGMA``); a PostgreSQL store
+        keeps its version in Alembic's ``alembic_version`` and says it is ketadose's in
+        ``store_meta``.
+        """
+        if self._conn.sqlite:
+            version = int(self._conn.execute("PRAGMA user_version").scalar_one())
+            application_id = int(self._conn.execute("PRAGMA application_id").scalar_one())
+            objects = int(self._conn.execute("SELECT count(*) FROM sqlite_master").scalar_one())
+            return version, application_id, objects
+        objects = int(
+            self._conn.execute(
+                "SELECT count(*) FROM pg_catalog.pg_class AS c"
+                " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema()"
+            ).scalar_one()
+        )
+        if not objects:
+            return 0, 0, 0
+        version = 0
+        if self._has_table("alembic_version"):
+            found = self._conn.execute("SELECT version_num FROM alembic_version").first()
+            version = int(found[0]) if found is not None and str(found[0]).isdigit() else 0
+        ours = (
+            self._has_table("store_meta")
+            and self._conn.execute(
+                "SELECT 1 FROM store_meta WHERE key = 'application' AND value = 'ketadose'"
+            ).first()
+            is not None
+        )
+        return version, APPLICATION_ID if ours else 0, objects
 
     def _migrate(self, migrations: Sequence[Migration], zone: tzinfo | None) -> None:
-        """Back the file up, then bring it to ``len(migrations)`` in one transaction."""
+        """Back an SQLite file up, then bring it to ``len(migrations)`` in one transaction.
+
+        The steps run through Alembic (:mod:`ketadose.migrations`), on either engine; a test's
+        own list of steps runs as given.
+        """
         target = len(migrations)
+        sqlite = self._conn.sqlite
         # A migration may rebuild a table, which needs foreign keys off; they are checked as a
         # whole before the commit instead. The pragma is a no-op inside a transaction, hence here.
-        with self._errors("migrate"):
-            self._conn.execute("PRAGMA foreign_keys = OFF")
+        if sqlite:
+            with self._errors("migrate"):
+                self._conn.script("PRAGMA foreign_keys = OFF")
         try:
             with self._transaction("migrate"):
                 # Read again under the write lock: another process may have migrated meanwhile.
                 version, application_id, objects = self._identity()
-                _refuse_foreign(self._path, version, application_id, objects)
+                _refuse_foreign(self._location, version, application_id, objects)
                 if version >= target:
                     return
-                if objects:
+                if objects and sqlite:
                     self._backup(version)
                 context = MigrationContext(self._path, zone)
-                for step in range(version, target):
-                    migrations[step](self._conn, context)
-                if self._conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
-                    raise StoreError(
-                        f"cannot migrate store {self._path} from version {version} to "
-                        f"{target}: the result breaks a foreign key; nothing was changed"
-                    )
-                self._conn.execute(f"PRAGMA user_version = {int(target)}")
+                if migrations is MIGRATIONS:
+                    from ketadose import migrations as alembic_steps
+
+                    alembic_steps.upgrade(self._conn, context, version)
+                else:
+                    for step in range(version, target):
+                        migrations[step](self._conn, context)
+                if sqlite:
+                    if self._conn.execute("PRAGMA foreign_key_check").first() is not None:
+                        raise StoreError(
+                            f"cannot migrate store {self._path} from version {version} to "
+                            f"{target}: the result breaks a foreign key; nothing was changed"
+                        )
+                    self._conn.script(f"PRAGMA user_version = {int(target)}")
                 self.notices = tuple(context.notices)
         finally:
-            with self._errors("migrate"):
-                self._conn.execute("PRAGMA foreign_keys = ON")
+            if sqlite:
+                with self._errors("migrate"):
+                    self._conn.script("PRAGMA foreign_keys = ON")
 
     def _backup(self, version: int) -> Path:
-        """Copy the store as it is to a new ``PATH.bak-v{version}[.n]`` file, mode 0o600."""
-        base = f"{self._path.name}.bak-v{version}"
+        """Copy the store file as it is to a new ``PATH.bak-v{version}[.n]``, mode 0o600."""
+        path = self._location.path
+        assert path is not None, "only a file is backed up here"
+        base = f"{path.name}.bak-v{version}"
         for attempt in range(1, 1000):
-            candidate = self._path.with_name(base if attempt == 1 else f"{base}.{attempt}")
+            candidate = path.with_name(base if attempt == 1 else f"{base}.{attempt}")
             try:
                 handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue  # an earlier backup is never overwritten
             except OSError as error:
                 raise StoreError(
-                    f"cannot back up store {self._path} to {candidate} before migrating: "
-                    f"{error.strerror}"
+                    f"cannot back up store {path} to {candidate} before migrating: {error.strerror}"
                 ) from None
             try:
                 os.fchmod(handle, 0o600)  # exactly 0o600, whatever the umask
@@ -991,7 +1056,7 @@ class Store:
                 # transaction, so a second connection reads the file: it sees the last commit,
                 # which nobody can change while this connection holds the write lock.
                 with (
-                    closing(sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S)) as source,
+                    closing(sqlite3.connect(path, timeout=store_sql.BUSY_TIMEOUT_S)) as source,
                     closing(sqlite3.connect(candidate)) as target,
                 ):
                     source.backup(target)
@@ -1000,14 +1065,24 @@ class Store:
                     candidate.unlink()  # no half-made backup that looks like a good one
                 raise
             return candidate
-        raise StoreError(f"cannot back up store {self._path}: too many backups already")
+        raise StoreError(f"cannot back up store {path}: too many backups already")
 
     # --- lifetime ---------------------------------------------------------------------------
 
     @property
-    def path(self) -> Path:
-        """The store file."""
+    def path(self) -> Path | str:
+        """The store file, or (PostgreSQL) the store's URL."""
         return self._path
+
+    @property
+    def location(self) -> StoreLocation:
+        """Where the store is."""
+        return self._location
+
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._conn.engine
 
     def close(self) -> None:
         """Close the store; closing twice is harmless."""
@@ -1061,8 +1136,8 @@ class Store:
             }
             try:
                 self._append(conn, "patients", values)
-            except sqlite3.IntegrityError as error:
-                if _error_name(error) == "SQLITE_CONSTRAINT_PRIMARYKEY":
+            except Error as error:
+                if store_sql.kind(error) == "unique":
                     raise InputError(f"patient {patient.id!r} exists already") from None
                 raise
             self._measure(conn, patient.id, stamp, patient.weight_kg, patient.height_cm)
@@ -1300,13 +1375,13 @@ class Store:
             patient_id, low if before is None else before, high if after is None else after
         )
 
-    def _patient_exists(self, conn: sqlite3.Connection, patient_id: str) -> None:
+    def _patient_exists(self, conn: Database, patient_id: str) -> None:
         if conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone() is None:
             raise _unknown(patient_id)
 
     def _read_sessions(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         patient_id: str,
         start: datetime | None,
         end: datetime | None,
@@ -1370,26 +1445,29 @@ class Store:
             f"SELECT {', '.join('s.' + c for c in _SESSION_COLUMNS.split(', '))}"
             f" FROM sessions AS s WHERE {where} ORDER BY {order}",
             params,
+            stream=True,
         )
         events = conn.execute(
             "SELECT e.session_id, e.event, e.grade FROM sessions AS s"
             f" JOIN session_adverse_events AS e ON e.session_id = s.id WHERE {where}"
             f" ORDER BY {order}, e.position",
             params,
+            stream=True,
         )
         readings = conn.execute(
             f"SELECT {', '.join('r.' + c for c in _READING_NAMES)}"
             " FROM sessions AS s JOIN session_readings AS r ON r.session_id = s.id"
             f" WHERE {where} ORDER BY {order}, julianday(r.at), r.id",
             params,
+            stream=True,
         )
         yield from _in_instant_order(self._build_sessions(rows, events, readings, start, end))
 
     def _build_sessions(
         self,
-        rows: sqlite3.Cursor,
-        events: sqlite3.Cursor,
-        readings: sqlite3.Cursor,
+        rows: Result,
+        events: Result,
+        readings: Result,
         start: datetime | None,
         end: datetime | None,
     ) -> Iterator[SessionRecord]:
@@ -1605,11 +1683,12 @@ class Store:
         """
         with self._reading("read the audit log") as conn:
             if patient_id is None:
-                rows = conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id")
+                rows = conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id", stream=True)
             else:
                 rows = conn.execute(
                     f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE patient_id = ? ORDER BY id",
                     (patient_id,),
+                    stream=True,
                 )
             for row in rows:
                 yield _audit_from_row(self._path, row, self._naive_zone, self._zone)
@@ -1661,7 +1740,7 @@ class Store:
 
     # --- inside a transaction ---------------------------------------------------------------
 
-    def _insert_session(self, conn: sqlite3.Connection, session: SessionRecord) -> int:
+    def _insert_session(self, conn: Database, session: SessionRecord) -> int:
         names = _SESSION_NAMES[1:-2]  # the id is the store's, the links are computed here
         values = dict(
             zip(
@@ -1719,7 +1798,7 @@ class Store:
             self._insert_reading(conn, session_id, reading)
         return session_id
 
-    def _insert_reading(self, conn: sqlite3.Connection, session_id: int, reading: Reading) -> None:
+    def _insert_reading(self, conn: Database, session_id: int, reading: Reading) -> None:
         values = dict(
             zip(
                 _READING_COLUMNS.split(", "),
@@ -1741,7 +1820,7 @@ class Store:
 
     def _measure(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         patient_id: str,
         stamp: str,
         weight_kg: float,
@@ -1756,11 +1835,11 @@ class Store:
         }
         self._append(conn, "measurements", values)
 
-    def _session_exists(self, conn: sqlite3.Connection, session_id: int) -> None:
+    def _session_exists(self, conn: Database, session_id: int) -> None:
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
             raise InputError(f"no session {session_id} in the store")
 
-    def _insert_score(self, conn: sqlite3.Connection, score: ScoreRecord) -> int:
+    def _insert_score(self, conn: Database, score: ScoreRecord) -> int:
         values = dict(
             zip(
                 _SCORE_NAMES[1:-2],
@@ -1782,7 +1861,7 @@ class Store:
         with _known_patient(score.patient_id):
             return self._append(conn, "scores", values)
 
-    def _insert_audit(self, conn: sqlite3.Connection, entry: AuditEntry) -> int:
+    def _insert_audit(self, conn: Database, entry: AuditEntry) -> int:
         # Who acted is the authenticated user; a different name given is kept as a claim.
         actor = entry.user if self.actor is None else self.actor
         claimed = entry.claimed or (entry.user if entry.user != actor else None)
@@ -1802,7 +1881,7 @@ class Store:
 
     def _append(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         table: str,
         values: dict[str, Any],
         events: list[list[Any]] | None = None,
@@ -1816,13 +1895,13 @@ class Store:
         ).fetchone()
         previous = GENESIS if head is None else str(head[0])
         digest = chain_link(previous, _content(table, values, conn, events))
-        names = ", ".join(values)
-        cursor = conn.execute(
+        names = ", ".join(f'"{name}"' for name in values)
+        inserted = conn.execute(
             f"INSERT INTO {table} ({names}, prev_hash, hash)"
-            f" VALUES ({', '.join('?' * len(values))}, ?, ?)",
+            f" VALUES ({', '.join('?' * len(values))}, ?, ?) RETURNING {_order(table)}",
             (*values.values(), previous, digest),
         )
-        return _row_id(cursor)
+        return int(inserted.scalar_one())
 
     # --- the chain --------------------------------------------------------------------------
 
@@ -1868,8 +1947,10 @@ class Store:
         with self._reading("verify the hash chain") as conn:
             for table in CHAINED:
                 order = _order(table)
-                rows = conn.execute(f"SELECT {order} AS _order, * FROM {table} ORDER BY {order}")
-                names = [d[0] for d in rows.description]
+                rows = conn.execute(
+                    f"SELECT {order} AS _order, * FROM {table} ORDER BY {order}", stream=True
+                )
+                names = list(rows.keys())
                 links = []
                 for row in rows:
                     values = dict(zip(names, row, strict=True))
@@ -1905,6 +1986,10 @@ class Store:
         other SQL is reported as ``NAME (altered)``: its name alone proves nothing.
         """
         with self._reading("read the schema") as conn:
+            if not conn.sqlite:
+                from ketadose import store_pg
+
+                return store_pg.missing_triggers(conn.connection)
             present = {
                 name: " ".join(str(sql).split())
                 for name, sql in conn.execute(
@@ -1916,6 +2001,49 @@ class Store:
             for name in TRIGGERS
             if present.get(name) != _TRIGGER_SQL[name]
         ]
+
+    def grant_clinicians(self) -> str | None:
+        """Give the clinicians' role its rights on a PostgreSQL store, again (idempotent).
+
+        What the migration granted, granted anew: ``store migrate`` run by the store's owner
+        after the role was created (or its rights changed by hand). None on SQLite, where the
+        file's mode is the guard.
+
+        Returns:
+            What was done, one line.
+
+        Raises:
+            StoreError: The role does not exist, or who is connected may not grant (not the
+                owner of the store's tables).
+        """
+        if self._conn.sqlite:
+            return None
+        from ketadose import store_pg
+
+        with self._transaction("grant the clinicians' rights") as conn:
+            if not store_pg.role_exists(conn.connection):
+                raise StoreError(
+                    f"store {self._path}: no role {store_pg.GROUP_ROLE} to grant the clinicians' "
+                    f"rights to; create it (CREATE ROLE {store_pg.GROUP_ROLE} NOLOGIN) first"
+                )
+            for statement in store_pg.grants():
+                conn.script(statement)
+        return (
+            f"granted {store_pg.GROUP_ROLE} the rights to read and add records, never to "
+            "change them"
+        )
+
+    def privilege_problems(self) -> list[str]:
+        """What the clinicians' role may do that it must not (PostgreSQL; SQLite: none).
+
+        On SQLite the file's mode is the guard (:func:`exposure`).
+        """
+        if self._conn.sqlite:
+            return []
+        from ketadose import store_pg
+
+        with self._reading("read the privileges") as conn:
+            return store_pg.privilege_problems(conn.connection)
 
     # --- clinicians and signatures ---------------------------------------------------------
 
@@ -1959,7 +2087,9 @@ class Store:
         _check_audit(entry)
         with self._transaction("register the clinician") as conn:
             count, admin = conn.execute(
-                "SELECT count(*), sum(name = ? AND role = 'admin') FROM clinicians", (actor,)
+                "SELECT count(*), sum(CASE WHEN name = ? AND role = 'admin' THEN 1 ELSE 0 END)"
+                " FROM clinicians",
+                (actor,),
             ).fetchone()
             if count == 0 and (name != actor or role != "admin"):
                 raise InputError(
@@ -2111,7 +2241,7 @@ class Store:
 
     def _sign(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         audit_id: int,
         session_id: int | None,
         meaning: str,
@@ -2121,7 +2251,7 @@ class Store:
         """Append a signature by whoever is acting (their registered role, if any)."""
         signer = self.actor
         if signer is None:
-            row = conn.execute("SELECT user FROM audit WHERE id = ?", (audit_id,)).fetchone()
+            row = conn.execute('SELECT "user" FROM audit WHERE id = ?', (audit_id,)).fetchone()
             signer = str(row[0])
         if role is None:
             found = conn.execute("SELECT role FROM clinicians WHERE name = ?", (signer,))
@@ -2163,32 +2293,33 @@ class Store:
     # --- transactions and errors ------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, action: str) -> Iterator[Database]:
         """One write transaction: commits if the body returns, rolls back on any exception.
 
-        ``BEGIN IMMEDIATE`` takes the write lock up front (waiting up to the busy timeout),
-        so two writers are serialised instead of one failing when it upgrades a read lock.
-        Inside :meth:`exclusive` it is a savepoint of the transaction held there.
+        It takes the store's write lock up front (:meth:`Database.begin_write`: ``BEGIN
+        IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL, waiting up to the busy
+        timeout), so two writers are serialised instead of one failing half-way. Inside
+        :meth:`exclusive` it is a savepoint of the transaction held there.
         """
         with self._errors(action):
             if self._held:
-                self._conn.execute("SAVEPOINT write")
+                self._conn.script("SAVEPOINT ketadose_write")
                 try:
                     yield self._conn
-                    self._conn.execute("RELEASE write")
+                    self._conn.script("RELEASE SAVEPOINT ketadose_write")
                 except BaseException:
-                    with suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK TO write")
-                        self._conn.execute("RELEASE write")
+                    with suppress(Error):
+                        self._conn.script("ROLLBACK TO SAVEPOINT ketadose_write")
+                        self._conn.script("RELEASE SAVEPOINT ketadose_write")
                     raise
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.begin_write()
             try:
                 yield self._conn
-                self._conn.execute("COMMIT")
+                self._conn.script("COMMIT")
             except BaseException:
-                with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
+                with suppress(Error):
+                    self._conn.script("ROLLBACK")
                 raise
 
     @contextmanager
@@ -2204,53 +2335,60 @@ class Store:
             StoreError: The lock cannot be had, or the store cannot be written.
         """
         with self._errors(action):
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.begin_write()
         self._held = True
         try:
             yield
             with self._errors(action):
-                self._conn.execute("COMMIT")
+                self._conn.script("COMMIT")
         except BaseException:
-            with suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
+            with suppress(Error):
+                self._conn.script("ROLLBACK")
             raise
         finally:
             self._held = False
 
     @contextmanager
-    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _reading(self, action: str) -> Iterator[Database]:
         """One read transaction, so that several queries see the same state."""
         with self._errors(action):
             if self._held:  # inside exclusive(): its transaction is the one to read in
                 yield self._conn
                 return
-            self._conn.execute("BEGIN")
+            self._conn.begin_read()
             try:
                 yield self._conn
             finally:
-                with suppress(sqlite3.Error):
-                    self._conn.execute("COMMIT")
+                with suppress(Error):
+                    self._conn.script("COMMIT")
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        """Turn any :class:`sqlite3.Error` into a one-line store or input error."""
+        """Turn any database error into a one-line store or input error."""
         try:
             yield
         except KetadoseError:
             raise
-        except sqlite3.Error as error:
+        except Error as error:
             raise self._translate(action, error) from None
 
-    def _translate(self, action: str, error: sqlite3.Error) -> KetadoseError:
-        name = _error_name(error)
+    def _translate(self, action: str, error: Error) -> KetadoseError:
+        found = store_sql.kind(error)
         message = _one_line(error)
-        if name in {"SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL"}:
+        if found in {"check", "notnull"}:
             return InputError(f"the store refuses the value ({message}); nothing was written")
         hint = ""
-        if self._read_only and name.startswith("SQLITE_READONLY"):
+        if self._read_only and found == "readonly":
             hint = " (the store was opened read-only)"
-        elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        elif found in {"readonly", "cantopen"} and self._conn.sqlite:
             hint = "; check the permissions of the store file and its directory"
+        elif found == "privilege":
+            hint = (
+                "; the store lets its clinicians add records, never change them: ask the "
+                "store's owner for the role this needs"
+            )
+        elif found == "connection":
+            hint = "; the database server went away: nothing of this command was written"
         return StoreError(f"cannot {action}: store {self._path}: {message}{hint}")
 
 
@@ -2340,12 +2478,15 @@ def _create_private(path: Path) -> None:
         os.close(handle)
 
 
-def _refuse_foreign(path: Path, version: int, application_id: int, objects: int) -> None:
-    """Refuse an SQLite file that is not ours (a new, empty file is fine)."""
+def _refuse_foreign(
+    location: StoreLocation, version: int, application_id: int, objects: int
+) -> None:
+    """Refuse a database that is not ours (a new, empty one is fine)."""
     fresh = application_id == 0 and version == 0 and objects == 0
     if application_id != APPLICATION_ID and not fresh:
+        engine = "an SQLite" if location.engine == "sqlite" else "a PostgreSQL"
         raise StoreError(
-            f"{path} is an SQLite database but not a ketadose store; refusing to change it"
+            f"{location} is {engine} database but not a ketadose store; refusing to change it"
         )
 
 
@@ -2354,8 +2495,8 @@ def _known_patient(patient_id: str) -> Iterator[None]:
     """Turn the patient foreign key's refusal into 'unknown patient'."""
     try:
         yield
-    except sqlite3.IntegrityError as error:
-        if _error_name(error) == "SQLITE_CONSTRAINT_FOREIGNKEY":
+    except Error as error:
+        if store_sql.kind(error) == "foreign_key":
             raise _unknown(patient_id) from None
         raise
 
@@ -2364,18 +2505,8 @@ def _unknown(patient_id: str) -> InputError:
     return InputError(f"no patient {patient_id!r} in the store")
 
 
-def _error_name(error: sqlite3.Error) -> str:
-    return str(getattr(error, "sqlite_errorname", "") or "")
-
-
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def _row_id(cursor: sqlite3.Cursor) -> int:
-    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
-        raise StoreError("the store did not return a row id")
-    return cursor.lastrowid
+    return store_sql.message(error)
 
 
 def _finite(name: str, value: float | None) -> None:
@@ -2483,7 +2614,7 @@ class _Row:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         table: str,
         key: object,
         naive_zone: tzinfo | None = None,
@@ -2613,7 +2744,7 @@ def _shown(value: object) -> str:
 
 
 def _patient_from_rows(
-    path: Path,
+    path: Path | str,
     row: Sequence[Any],
     weight: Sequence[Any] | None,
     height: Sequence[Any] | None,
@@ -2642,7 +2773,7 @@ def _patient_from_rows(
 
 
 def _session_from_row(
-    path: Path,
+    path: Path | str,
     row: Sequence[Any],
     adverse_events: list[tuple[object, object]],
     readings: list[Sequence[Any]],
@@ -2707,7 +2838,7 @@ def _sealed(
     return stored
 
 
-def _reading_from_row(path: Path, row: Sequence[Any], zone: tzinfo | None) -> Reading:
+def _reading_from_row(path: Path | str, row: Sequence[Any], zone: tzinfo | None) -> Reading:
     check = _Row(path, "session_readings", row[0], None, zone)
     sedation = row[7]
     if sedation is not None and (
@@ -2731,7 +2862,7 @@ def _reading_from_row(path: Path, row: Sequence[Any], zone: tzinfo | None) -> Re
 
 
 def _score_from_row(
-    path: Path, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
+    path: Path | str, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
 ) -> ScoreRecord:
     check = _Row(path, "scores", row[0], naive_zone, zone)
     total = check.integer("total", row[5])
@@ -2770,7 +2901,7 @@ def _score_from_row(
 
 
 def _audit_from_row(
-    path: Path, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
+    path: Path | str, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
 ) -> AuditEntry:
     check = _Row(path, "audit", row[0], naive_zone, zone)
     return AuditEntry(
@@ -2793,17 +2924,19 @@ def _audit_from_row(
 class StoreState:
     """What ``store check`` finds: the schema version, exposure, triggers and chains."""
 
-    path: Path
+    path: Path | str
     schema_version: int
     exposure: str | None
     missing_triggers: tuple[str, ...]
     chains: tuple[Chain, ...]
     crossings: tuple[Break, ...] = ()
+    privileges: tuple[str, ...] = ()
 
     @property
     def problems(self) -> list[str]:
         """Each problem, one line each (empty: the store is sound)."""
         found = [] if self.exposure is None else [self.exposure]
+        found += list(self.privileges)
         if self.schema_version < SCHEMA_VERSION:
             found.append(
                 f"store schema version {self.schema_version}, older than version "
@@ -2818,28 +2951,34 @@ class StoreState:
         return found + [crossing.detail for crossing in self.crossings]
 
 
-def inspect(path: Path, zone: tzinfo | None = None, *, shared: bool = False) -> StoreState:
+def inspect(
+    where: Path | str | StoreLocation, zone: tzinfo | None = None, *, shared: bool = False
+) -> StoreState:
     """Check a store without changing it: nothing is migrated, created or refused for its mode.
 
-    ``shared`` (the config file's ``store_shared``): a store open to other users is allowed,
-    so it is not a problem.
+    ``shared`` (the config file's ``store_shared``): an SQLite store open to other users is
+    allowed, so it is not a problem. On PostgreSQL the rights of the clinicians' role are
+    checked instead (:func:`ketadose.store_pg.privilege_problems`).
 
     Raises:
-        StoreError: There is no store at ``path``, or it cannot be read at all.
+        InputError: ``where`` is not a store location.
+        StoreError: There is no store at ``where``, or it cannot be read at all.
     """
-    exposed = None if shared else exposure(path)
+    location = store_url.parse(where)
+    exposed = None if shared or location.path is None else exposure(location.path)
     try:
-        store = Store.open(path, read_only=True, zone=zone, shared=True)
+        store = Store.open(location, read_only=True, zone=zone, shared=True)
     except StoreMigrationError as older:
-        return StoreState(path, older.version, exposed, (), ())
+        return StoreState(location.shown, older.version, exposed, (), ())
     with store:
         return StoreState(
-            path,
+            location.shown,
             SCHEMA_VERSION,
             exposed,
             tuple(store.missing_triggers()),
             tuple(store.chains()),
             tuple(store.crossings()),
+            tuple(store.privilege_problems()),
         )
 
 
@@ -2847,14 +2986,14 @@ def inspect(path: Path, zone: tzinfo | None = None, *, shared: bool = False) -> 
 _SIGNED_BY = {"administered": ("session record",), "co-signed": ("override cosign",)}
 
 
-def _crossings(conn: sqlite3.Connection) -> list[Break]:
+def _crossings(conn: Database) -> list[Break]:
     """The audit entries without their signature or row, and signatures without their entry."""
     row = conn.execute("SELECT value FROM store_meta WHERE key = 'signed_from'").fetchone()
     first = int(row[0]) if row is not None and str(row[0]).isdigit() else 1
     entries = {
         int(key): (str(command), str(user), reason, str(inputs))
         for key, command, user, reason, inputs in conn.execute(
-            "SELECT id, command, user, override_reason, inputs_json FROM audit WHERE id >= ?",
+            'SELECT id, command, "user", override_reason, inputs_json FROM audit WHERE id >= ?',
             (first,),
         )
     }
@@ -2918,7 +3057,7 @@ def _crossings(conn: sqlite3.Connection) -> list[Break]:
     return found + _registrations(conn) + _acknowledgements(conn) + _discharges(conn)
 
 
-def _registrations(conn: sqlite3.Connection) -> list[Break]:
+def _registrations(conn: Database) -> list[Break]:
     """Each clinician registered by an admin in an entry of its own; each pin by an admin.
 
     The first clinician is the store's admin, registered by themselves; every later one, and
@@ -2928,7 +3067,7 @@ def _registrations(conn: sqlite3.Connection) -> list[Break]:
     admins: set[str] = set()
     registered: dict[str, tuple[str, str]] = {}
     for key, command, user, inputs in conn.execute(
-        "SELECT id, command, user, inputs_json FROM audit"
+        'SELECT id, command, "user", inputs_json FROM audit'
         " WHERE command IN ('clinician add', 'clinician policy') ORDER BY id"
     ):
         asked = json.loads(str(inputs))
@@ -2961,12 +3100,12 @@ def _unregistered(key: object, why: str) -> Break:
     return Break("audit", key, "inserted", f"audit entry {key} registers or pins, but {why}")
 
 
-def _acknowledgements(conn: sqlite3.Connection) -> list[Break]:
+def _acknowledgements(conn: Database) -> list[Break]:
     """Each acknowledged score, acknowledged in an audit entry by the same clinician."""
     logged = {
         (str(patient), str(user), str(reason), str(at))
         for patient, user, reason, at in conn.execute(
-            "SELECT patient_id, user, override_reason, at FROM audit"
+            'SELECT patient_id, "user", override_reason, at FROM audit'
             " WHERE command IN ('score record', 'score acknowledge')"
             " AND override_reason IS NOT NULL"
         )
@@ -2987,7 +3126,7 @@ def _acknowledgements(conn: sqlite3.Connection) -> list[Break]:
     ]
 
 
-def _discharges(conn: sqlite3.Connection) -> list[Break]:
+def _discharges(conn: Database) -> list[Break]:
     """Each discharge time, given in a ``session discharge`` entry for that session."""
     logged: dict[int, set[str]] = {}
     for (inputs,) in conn.execute(
@@ -3019,17 +3158,23 @@ def _instant_text(text: str) -> str:
     return instant(moment).isoformat() if moment.tzinfo is not None else text
 
 
-def _tail_gone(conn: sqlite3.Connection, table: str, last: object) -> Break | None:
+def _tail_gone(conn: Database, table: str, last: object) -> Break | None:
     """A table's last rows deleted: its id counter (AUTOINCREMENT) went further.
 
     A chain cannot show that its own tail is gone; the counter can, unless it was reset too
     (a printed chain head shows that).
     """
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-    if row is None or not isinstance(last, int) or int(row[0]) <= last:
+    if conn.sqlite:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).first()
+        counted = None if row is None else int(row[0])
+    else:
+        from ketadose import store_pg
+
+        counted = store_pg.tail(conn.connection, table)
+    if counted is None or not isinstance(last, int) or counted <= last:
         return None
     return Break(
-        table, last + 1, "deleted", f"{table} entries {last + 1} to {row[0]} are gone: deleted"
+        table, last + 1, "deleted", f"{table} entries {last + 1} to {counted} are gone: deleted"
     )
 
 

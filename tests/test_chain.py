@@ -123,7 +123,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def path_of(store: Store) -> Path:
-    return store._path
+    assert isinstance(store.path, Path), "a file store"
+    return store.path
 
 
 def forced(store: Store, *statements: str) -> None:

@@ -34,6 +34,8 @@ from ketadose.store import (
     _migrate_reports,
     _migrate_scores,
 )
+from ketadose.store_sql import Database, connect
+from ketadose.store_url import StoreLocation
 from tests.stores import add_old_patient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -442,13 +444,13 @@ class TestFile:
         one_line(caught.value)
 
 
-def _add_column_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _add_column_v2(conn: Database, context: MigrationContext) -> None:
     """A fake next version: a new column, filled for the rows there are."""
     conn.execute("CREATE TABLE sites (patient_id TEXT, site TEXT)")
     conn.execute("INSERT INTO sites SELECT id, 'main' FROM patients")
 
 
-def _broken_v2(conn: sqlite3.Connection, context: MigrationContext) -> None:
+def _broken_v2(conn: Database, context: MigrationContext) -> None:
     conn.execute("CREATE TABLE half_done (x)")
     conn.execute("SELECT * FROM no_such_table")
 
@@ -654,7 +656,7 @@ def trace(statement):
         time.sleep(60)
 
 with Store.open(path) as store:
-    store._conn.set_trace_callback(trace)
+    store._conn.raw.set_trace_callback(trace)
     print("ready", flush=True)
     sys.stdin.readline()
     for number in range(first, first + count):
@@ -1068,7 +1070,7 @@ class TestScoresMigration:
             )
 
     def test_the_migration_only_creates(self) -> None:
-        conn = sqlite3.connect(":memory:")
+        conn = connect(StoreLocation.file(Path(":memory:")), read_only=False)
         _migrate_scores(conn, MigrationContext(Path("x"), None))
         names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
         assert names == {

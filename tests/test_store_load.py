@@ -35,7 +35,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ketadose.store as store_module
+import ketadose.store_sql as store_module
 from ketadose.errors import InputError, StoreError
 from ketadose.records import AuditEntry, PatientRecord, SessionRecord
 from ketadose.store import Store
@@ -675,7 +675,7 @@ class TestBusy:
     ) -> None:
         """``python -m ketadose`` with only the timeout shortened (the module's constant)."""
         shortened = (
-            "import runpy, ketadose.store; ketadose.store.BUSY_TIMEOUT_S = 0.3; "
+            "import runpy, ketadose.store_sql; ketadose.store_sql.BUSY_TIMEOUT_S = 0.3; "
             "runpy.run_module('ketadose', run_name='__main__', alter_sys=True)"
         )
         started = time.monotonic()

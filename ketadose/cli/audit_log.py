@@ -4,7 +4,6 @@
 :func:`env.user`); :func:`write` appends one for a computation with findings or an override.
 """
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ketadose.cli import env
@@ -85,7 +84,7 @@ def rules_in_effect(db: "Store", limits: "LimitLibrary") -> "dict[str, OverrideR
 
 
 def write(
-    store: Path | None,
+    store: str | None,
     clinician: str | None,
     command_name: str,
     inputs: dict[str, Any],
@@ -117,9 +116,10 @@ def write(
         return db.chain_head()
 
 
-def head(store: Path | None) -> tuple[int, str] | None:
+def head(store: str | None) -> tuple[int, str] | None:
     """The store's chain head for a sheet, if there is a store (none is not created)."""
-    if not env.store_path(store).is_file():
+    location = env.store_location(store)
+    if location.path is not None and not location.path.is_file():
         return None
     with env.open_store(store, read_only=True) as db:
         return db.chain_head()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ketadose.limits import LimitLibrary
     from ketadose.protocols import ProtocolLibrary
     from ketadose.store import Store
+    from ketadose.store_url import StoreLocation
 
 T = TypeVar("T")
 
@@ -142,22 +143,27 @@ def limits(path: Path | None, protocols: "ProtocolLibrary") -> "LimitLibrary":
     return library
 
 
-def store_path(path: Path | None) -> Path:
+def store_location(given: str | None) -> "StoreLocation":
     """--store, else KETADOSE_STORE (via typer), else the config file's, else the user data dir.
+
+    A file or a URL (:func:`ketadose.store_url.parse`).
 
     Raises:
         ConfigError: KETADOSE_STORE set but blank (exit 5): a script meant to name a store,
             so its audit entries never go silently to the user's own.
+        InputError: Not a store location (a URL with a password, another scheme).
     """
-    if path is not None:
-        return path
+    from ketadose.store_url import StoreLocation, parse
+
+    if given is not None:
+        return parse(given)
     if os.environ.get("KETADOSE_STORE") is not None and not os.environ["KETADOSE_STORE"].strip():
         raise _blank("KETADOSE_STORE", "the default store")
     if (named := config().store) is not None:
-        return Path(named)
+        return parse(named)
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("ketadose")) / "store.sqlite3"
+    return StoreLocation.file(Path(platformdirs.user_data_dir("ketadose")) / "store.sqlite3")
 
 
 #: A variable set but blank is refused: a script meant to name something; never fall back.
@@ -264,7 +270,7 @@ def store_shared() -> bool:
     return configured(found, lambda text: boolean(text, "KETADOSE_STORE_SHARED"))
 
 
-def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
+def open_store(path: str | None, *, read_only: bool = False) -> "Store":
     """Open the record store in the clinic's zone; say on stderr what a migration did.
 
     ``read_only`` (the commands that only read: patient, session and score show, history,
@@ -277,7 +283,7 @@ def open_store(path: Path | None, *, read_only: bool = False) -> "Store":
     from ketadose.errors import StoreMigrationError
     from ketadose.store import Store
 
-    target = store_path(path)
+    target = store_location(path)
     found = setting("store_shared", None, "false")
     shared = configured(found, lambda text: boolean(text, "KETADOSE_STORE_SHARED"))
 

@@ -23,7 +23,7 @@ FORMS = {
     "--bp-after": "SYS/DIA",
     "--protocols": "FILE.toml",
     "--limits": "FILE.toml",
-    "--store": "FILE.sqlite3",
+    "--store": "FILE|URL",
     "--output": "FILE",
     "--history": "FILE.json",
     "--at": "TIME",

@@ -91,12 +91,12 @@ LimitsFile = Annotated[
 
 
 StoreFile = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         envvar="KETADOSE_STORE",
-        help="The record store (SQLite); default: ketadose/store.sqlite3 in the user data dir.",
-        dir_okay=False,
+        help="The record store: a file (SQLite) or postgresql://USER@HOST:PORT/DB (never a "
+        "password: ~/.pgpass); default: ketadose/store.sqlite3 in the user data dir.",
     ),
 ]
 

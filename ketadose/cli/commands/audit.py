@@ -86,7 +86,7 @@ def _verify(
     if patient is not None:
         raise InputError("audit verify checks the whole chain: --patient does not fit it")
     chosen = choose_format("audit verify", output_format, output, force, json=json)
-    path = env.store_path(store)
+    path = env.store_location(store)
     with env.open_store(store, read_only=True) as db:
         chains = chain_states(db.chains())
         crossings = db.crossings()

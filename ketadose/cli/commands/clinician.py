@@ -108,7 +108,7 @@ def clinician_list(
     from ketadose.render.store_doc import ClinicianEntry, ClinicianList
 
     chosen = choose_format("clinician list", output_format, output, force, json=json)
-    path = env.store_path(store)
+    path = env.store_location(store)
     with env.open_store(store, read_only=True) as db:
         found = db.clinicians()
     document = ClinicianList(

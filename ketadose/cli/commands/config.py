@@ -36,7 +36,7 @@ def config_show(
     built_in = {
         "limits": "the shipped example library",
         "protocols": "the shipped protocols",
-        "store": str(env.store_path(None)),
+        "store": str(env.store_location(None)),
         "clinician": env.user(None),
         "tz": clock.name(env.zone()),
         "paper": "a4",

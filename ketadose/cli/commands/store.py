@@ -36,7 +36,7 @@ def store_check(
     from ketadose.store import SCHEMA_VERSION, inspect
 
     chosen = choose_format("store check", output_format, output, force, json=json)
-    path = env.store_path(store)
+    path = env.store_location(store)
     state = inspect(path, env.zone(), shared=env.store_shared())
     document = StoreCheck(
         store=str(path),
@@ -61,17 +61,22 @@ def store_migrate(store: StoreFile = None) -> None:
     """Bring the record store to this ketadose's schema version (the file is backed up first).
 
     Any command that writes migrates an older store too; this one does only that, and says so.
+    On a PostgreSQL store, run by its owner, it also grants the clinicians' role
+    (ketadose_clinician) the rights to read and add records, never to change them.
     """
     from ketadose.store import SCHEMA_VERSION, inspect
 
-    path = env.store_path(store)
+    path = env.store_location(store)
     before = inspect(path, env.zone()).schema_version
-    # Opened as the readers open it: no store there is refused (never created), and an older
-    # one is backed up and migrated (open_store says so on stderr).
-    with env.open_store(store, read_only=True):
-        pass
+    # Opened as the readers open a file: none there is refused (never created), and an older
+    # one is backed up and migrated (open_store says so on stderr). A database server's store
+    # is opened to write: its owner grants the clinicians' role its rights again.
+    with env.open_store(store, read_only=path.path is not None) as db:
+        granted = db.grant_clinicians()
     state = f"migrated from {before} to" if before < SCHEMA_VERSION else "already at"
     typer.echo(f"{path}: {state} store schema version {SCHEMA_VERSION}")
+    if granted is not None:
+        typer.echo(f"{path}: {granted}")
 
 
 def chain_states(chains: "Sequence[Chain]") -> "tuple[ChainState, ...]":

@@ -1,0 +1,73 @@
+"""The record store's schema steps, as Alembic revisions that run on SQLite and PostgreSQL.
+
+Each revision's id is the schema version it makes (``0007`` makes version 7), so
+:data:`ketadose.store.SCHEMA_VERSION` and Alembic's head name the same thing. On SQLite the
+version also stays in ``PRAGMA user_version``, which an older ketadose reads to refuse a newer
+store; on PostgreSQL it is Alembic's ``alembic_version`` alone.
+
+Revision 0007 is the baseline: on PostgreSQL it creates the whole schema of version 7
+(:mod:`ketadose.store_pg`); on SQLite it runs the steps an SQLite store has grown through
+since version 1 (:data:`ketadose.store.MIGRATIONS`), from the file's own version, so an old
+file is brought up as before (backed up first, by the store). Later revisions are written
+with Alembic's operations, in batch mode on SQLite (``render_as_batch``: a table SQLite
+cannot ``ALTER`` is copied and swapped in the same transaction).
+
+The store runs them in its own write transaction (:meth:`ketadose.store.Store._migrate`),
+so a migration commits whole or not at all; Alembic is imported only when one runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ketadose.store import MigrationContext
+    from ketadose.store_sql import Database
+
+#: The first schema version that is an Alembic revision (the baseline, ``0007``).
+BASELINE = 7
+#: The Alembic script directory (``env.py`` for the ``alembic`` command, ``versions/``).
+SCRIPTS = Path(__file__).parent
+
+
+def upgrade(database: Database, context: MigrationContext, version: int) -> None:
+    """Bring the store from schema ``version`` to the head revision, in the caller's transaction.
+
+    The revisions read ``database`` (the store's connection), ``context`` (the path, the
+    zone and the notices) and ``version`` from the Alembic config's attributes.
+    """
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes.update(database=database, context=context, version=version)
+    script = ScriptDirectory.from_config(config)
+
+    def steps(heads: Any, _context: Any) -> Any:
+        return script._upgrade_revs("head", heads)
+
+    with EnvironmentContext(config, script, fn=steps, destination_rev="head") as environment:
+        # transactional_ddl with no transaction per migration: Alembic opens none of its
+        # own, so every step and its version stamp fall in the store's one transaction.
+        environment.configure(
+            connection=database.connection,
+            render_as_batch=True,
+            transactional_ddl=True,
+            transaction_per_migration=False,
+        )
+        if database.sqlite:
+            # The file's header is its version (what every ketadose reads, and what a test
+            # or an older ketadose may have set): Alembic starts from there.
+            known = f"{version:04d}" if version >= BASELINE else "base"
+            environment.get_context().stamp(script, known)
+        environment.run_migrations()
+
+
+def attributes() -> dict[str, Any]:
+    """What :func:`upgrade` gave the running revision (for the revision modules)."""
+    from alembic import op
+
+    return op.get_context().config.attributes  # type: ignore[union-attr]

@@ -1,0 +1,1 @@
+"""Alembic revisions of the record store, one per schema version (see ketadose.migrations)."""
