@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:  # tests.pg imports psycopg: only the PostgreSQL tests pay for it
     from tests.pg import Cluster, Database
+    from tests.stores import StoreTarget
 
 settings.register_profile(
     "ci",
@@ -104,3 +105,40 @@ def pg_new_database(pg_cluster: Cluster) -> Iterator[Callable[[], Database]]:
 def pg_database(pg_new_database: Callable[[], Database]) -> Database:
     """A fresh, empty database of this test's own, owned by a fresh non-superuser role."""
     return pg_new_database()
+
+
+#: The engines the store suite runs on: every test that takes ``engine`` or ``store_target``
+#: runs once on each (the PostgreSQL run is marked ``postgresql``).
+ENGINES = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql))
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: the engine this run of the test is on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_target(
+    engine: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> StoreTarget:
+    """A fresh, empty store on the test's engine, and the means to act on it as someone.
+
+    SQLite: a file under the test's temp dir. PostgreSQL: a fresh database of the throwaway
+    cluster, owned by a fresh role whose password is in a ``PGPASSFILE`` of the test's own
+    (the URL never carries it, as ketadose requires), with the clinicians' group role
+    (``ketadose_clinician``) in the cluster. ``KETADOSE_STORE`` points at it, so the command
+    line uses it too.
+    """
+    from tests.stores import StoreTarget
+
+    if engine == "sqlite":
+        target = StoreTarget.file(tmp_path / "data" / "ketadose.db")
+    else:
+        database = request.getfixturevalue("pg_new_database")()
+        target = StoreTarget.server(database, tmp_path / "pgpass", monkeypatch)
+    monkeypatch.setenv("KETADOSE_STORE", target.url)
+    return target

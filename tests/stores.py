@@ -1,14 +1,25 @@
-"""Helpers for tests that handle store files as older versions of ketadose left them."""
+"""Helpers for store tests: a store on each engine, and files as older ketadose left them."""
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from ketadose.records import PatientRecord
 from ketadose.store import CHAIN_TRIGGERS, V7_TRIGGERS
+
+if TYPE_CHECKING:
+    from tests.pg import Database
+
+#: The clinicians' group role of a PostgreSQL store (ketadose.store_pg.GROUP_ROLE).
+GROUP_ROLE = "ketadose_clinician"
 
 
 def as_schema_6(conn: sqlite3.Connection) -> None:
@@ -48,3 +59,80 @@ def add_old_patient(path: Path, patient: PatientRecord, at: datetime) -> None:
             "INSERT INTO measurements (patient_id, at, weight_kg, height_cm) VALUES (?, ?, ?, ?)",
             (patient.id, at.isoformat(), patient.weight_kg, patient.height_cm),
         )
+
+
+@dataclass
+class StoreTarget:
+    """A test's store on one engine (the ``store_target`` fixture), and who may act on it.
+
+    Attributes:
+        engine: ``sqlite`` or ``postgresql``.
+        url: What ``--store`` takes: the file, or the owner's URL (no password in it).
+        path: The SQLite file (None on PostgreSQL).
+        database: The PostgreSQL database (None on SQLite).
+        pgpass: The ``PGPASSFILE`` that holds every role's password (PostgreSQL).
+    """
+
+    engine: str
+    url: str
+    path: Path | None = None
+    database: Database | None = None
+    pgpass: Path | None = None
+
+    @classmethod
+    def file(cls, path: Path) -> StoreTarget:
+        """An SQLite store at ``path`` (not made yet)."""
+        return cls("sqlite", str(path), path=path)
+
+    @classmethod
+    def server(
+        cls, database: Database, pgpass: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> StoreTarget:
+        """A PostgreSQL store in ``database``, its owner's password in ``pgpass``."""
+        with database.cluster.admin() as conn:
+            if (
+                conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (GROUP_ROLE,)).fetchone()
+                is None
+            ):
+                # Cluster-wide and never dropped: each test's database takes its grants along.
+                conn.execute(f"CREATE ROLE {GROUP_ROLE} NOLOGIN")
+        target = cls("postgresql", database.url(), database=database, pgpass=pgpass)
+        target._remember(database.owner, database.password)
+        monkeypatch.setenv("PGPASSFILE", str(pgpass))
+        return target
+
+    @property
+    def sqlite(self) -> bool:
+        """Whether the store is an SQLite file."""
+        return self.engine == "sqlite"
+
+    def clinician(self, name: str) -> str:
+        """The ``--store`` value for acting as ``name``.
+
+        PostgreSQL: a login role ``name`` (made once, in the clinicians' group role, its
+        password in the pgpass file), connecting as itself. SQLite: the same file, since the
+        actor is the OS user there (the tests pass it to :meth:`Store.open` themselves).
+        """
+        if self.database is None:
+            return self.url
+        cluster = self.database.cluster
+        if name not in cluster.roles:
+            password = secrets.token_urlsafe(16)
+            cluster.create_role(name, password)
+            with cluster.admin() as conn:
+                conn.execute(f'GRANT {GROUP_ROLE} TO "{name}"')
+            self._remember(name, password)
+        return self.database.url(name)
+
+    def _remember(self, role: str, password: str) -> None:
+        assert self.database is not None and self.pgpass is not None
+        line = f"127.0.0.1:{self.database.cluster.port}:{self.database.name}:{role}:{password}\n"
+        with self.pgpass.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+        self.pgpass.chmod(0o600)  # libpq ignores a password file others may read
+
+    def superuser(self) -> Any:
+        """A psycopg connection to the store as the cluster's superuser (autocommit): for
+        tampering as someone who owns the server would."""
+        assert self.database is not None, "PostgreSQL only"
+        return self.database.cluster.admin(self.database.name)
