@@ -15,12 +15,28 @@ and ``chain_tail``, which stands in for ``sqlite_sequence``: the highest order v
 into each chained table, written by the chain trigger in the inserting transaction (a rolled-back
 insert leaves it as it was, unlike a sequence), so a table whose last rows were deleted shows it.
 The chain trigger also serialises the inserts into one table on that row: two transactions never
-both extend a chain from the same head.
+both extend a chain from the same head. A row given an id of its own past the identity sequence
+moves the sequence on (SQLite's AUTOINCREMENT goes on after the largest id too).
 
 :func:`grants` lets the members of :data:`GROUP_ROLE` read everything, append, and set a
 discharge or an acknowledgement, nothing more; :func:`missing_triggers` and
 :func:`privilege_problems` report what was taken away. Every function runs with its
 ``search_path`` pinned (``pg_temp`` last, so a temporary table cannot stand in for a store table).
+
+Where PostgreSQL cannot be SQLite:
+
+* ``SELECT * FROM patients`` has ``rowid`` as its last column (a hash leaves it out, as it leaves
+  out SQLite's rowid: it is the chain's order column).
+* An integer column given a float with a fraction rounds it (SQLite keeps the float, and
+  ``scores.total``'s CHECK refuses it); a NaN is stored as NaN and passes ``> 0`` (SQLite stores
+  NULL). The store refuses both before writing.
+* ketadose_day is NULL for a time without a UTC offset, which SQLite's julianday reads as UTC.
+* The sessions' discharge rule refuses a change to any other column (SQLite's names six).
+* PostgreSQL fires a table's triggers by name, SQLite the newest first: an UPDATE of a score
+  that breaks both its rules is told ``only a first acknowledgement`` here, ``keeps its place in
+  the chain`` by SQLite.
+* An identity value spent by a refused or rolled-back insert is not handed out again: ids may
+  have gaps (chain_tail, not the sequence, is what says a table's last rows were deleted).
 
 This module does not import :mod:`ketadose.store` (which imports it).
 """
@@ -286,7 +302,8 @@ INDEXES: dict[str, str] = {
 #: is SQLite's time-only or day-number input, which ketadose never stores. Never raises.
 DAY_SOURCE = r"""
 DECLARE
-    part text[];
+    space text := ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13);
+    rest text;
     y bigint;
     mo bigint;
     d bigint;
@@ -294,6 +311,7 @@ DECLARE
     mi bigint;
     s bigint := 0;
     tz bigint := 0;
+    digits text := '';
     fraction double precision := 0;
     scale double precision := 1;
     ten double precision := 10;
@@ -304,39 +322,48 @@ DECLARE
     x2 bigint;
     ms bigint;
 BEGIN
-    part := regexp_match(t COLLATE "C",
-        '^(-?)([0-9]{4})-([0-9]{2})-([0-9]{2})[ \t\n\v\f\rT]*([0-9]{2}):([0-9]{2})'
-        '(?::([0-9]{2})(?:[.]([0-9]+))?)?[ \t\n\v\f\r]*'
-        '(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))[ \t\n\v\f\r]*$');
-    IF part IS NULL THEN
+    -- The whole grammar first (a match without captures is fast), then each field by place.
+    IF NOT t COLLATE "C" ~ ('^-?[0-9]{4}-[0-9]{2}-[0-9]{2}[ \t\n\v\f\rT]*[0-9]{2}:[0-9]{2}'
+        '(:[0-9]{2}([.][0-9]+)?)?[ \t\n\v\f\r]*([Zz]|[+-][0-9]{2}:[0-9]{2})[ \t\n\v\f\r]*$')
+    THEN
         RETURN NULL;
     END IF;
-    y := part[2]::bigint;
-    IF part[1] = '-' THEN
-        y := -y;
+    rest := ltrim(t, '-');
+    y := substr(rest, 1, 4)::bigint * (CASE WHEN left(t, 1) = '-' THEN -1 ELSE 1 END);
+    mo := substr(rest, 6, 2)::bigint;
+    d := substr(rest, 9, 2)::bigint;
+    rest := ltrim(substr(rest, 11), space || 'T');
+    h := substr(rest, 1, 2)::bigint;
+    mi := substr(rest, 4, 2)::bigint;
+    rest := substr(rest, 6);
+    IF left(rest, 1) = ':' THEN
+        s := substr(rest, 2, 2)::bigint;
+        rest := substr(rest, 4);
+        IF left(rest, 1) = '.' THEN
+            rest := substr(rest, 2);
+            digits := left(rest, length(rest) - length(ltrim(rest, '0123456789')));
+            rest := substr(rest, length(digits) + 1);
+        END IF;
     END IF;
-    mo := part[3]::bigint;
-    d := part[4]::bigint;
-    h := part[5]::bigint;
-    mi := part[6]::bigint;
-    IF part[7] IS NOT NULL THEN
-        s := part[7]::bigint;
+    rest := btrim(rest, space);
+    IF rest NOT IN ('Z', 'z') THEN
+        IF substr(rest, 2, 2)::bigint > 14 OR substr(rest, 5, 2)::bigint > 59 THEN
+            RETURN NULL;
+        END IF;
+        tz := (substr(rest, 2, 2)::bigint * 60 + substr(rest, 5, 2)::bigint)
+            * (CASE WHEN left(rest, 1) = '-' THEN -1 ELSE 1 END);
     END IF;
     IF mo NOT BETWEEN 1 AND 12 OR d NOT BETWEEN 1 AND 31 OR h > 24 OR mi > 59 OR s > 59
         OR y < -4713 THEN
         RETURN NULL;
     END IF;
-    IF part[9] IS NOT NULL THEN
-        IF part[10]::bigint > 14 OR part[11]::bigint > 59 THEN
-            RETURN NULL;
+    IF length(digits) <= 15 THEN
+        -- What SQLite's digit loop gives: an exact integer over an exact power of ten.
+        IF digits <> '' THEN
+            fraction := digits::double precision / ten ^ length(digits);
         END IF;
-        tz := part[10]::bigint * 60 + part[11]::bigint;
-        IF part[9] = '-' THEN
-            tz := -tz;
-        END IF;
-    END IF;
-    IF part[8] IS NOT NULL THEN
-        FOREACH digit IN ARRAY regexp_split_to_array(part[8], '') LOOP
+    ELSE
+        FOREACH digit IN ARRAY regexp_split_to_array(digits, '') LOOP
             fraction := fraction * ten + ascii(digit)::double precision - 48;
             scale := scale * ten;
         END LOOP;
@@ -376,12 +403,16 @@ END
 #: table's chain_tail row (created, or raised to this row's order value), which holds off any
 #: other transaction inserting into the table until this one ends, and on which a concurrent
 #: REPEATABLE READ insert fails to serialise: two rows never follow the same head.
+#: A row let in with an id of its own past the identity sequence moves the sequence on to it,
+#: as SQLite's AUTOINCREMENT goes on after the largest id: the next default id is never one the
+#: chain refuses (else one explicit id far ahead would shut the table to every later insert).
 CHAIN_SOURCE = f"""
 DECLARE
     ordering text := TG_ARGV[0];
     place bigint := (to_jsonb(NEW) ->> ordering)::bigint;
     head text;
     newest bigint;
+    counter regclass;
 BEGIN
     INSERT INTO public.chain_tail AS tail (tbl, last_id)
         VALUES (TG_TABLE_NAME, coalesce(place, 0))
@@ -395,6 +426,11 @@ BEGIN
         RAISE EXCEPTION USING
             MESSAGE = 'the ' || TG_TABLE_NAME || ' chain only grows at its head: insert refused',
             ERRCODE = '{ERRCODE}';
+    END IF;
+    counter := pg_get_serial_sequence(
+        quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME), ordering)::regclass;
+    IF place > coalesce(pg_sequence_last_value(counter), 0) THEN
+        PERFORM setval(counter, place);
     END IF;
     RETURN NEW;
 END

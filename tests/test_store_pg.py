@@ -361,6 +361,10 @@ def test_a_stores_rows_copied_read_back_the_same_and_hash_the_same(
                 assert link(values["prev_hash"], content) == values["hash"], table
         assert store_pg.tail(conn, "audit") == len(written["audit"][1])
         assert store_pg.tail(conn, "patients") == 1
+    with pg_store.owner.begin() as conn:
+        # The copied ids moved the identity sequences on: the store appends after them.
+        assert append(conn, "audit", audit_values(9)) == len(written["audit"][1]) + 1
+        assert append(conn, "sessions", session_values(9)) == len(written["sessions"][1]) + 1
 
 
 # --- the triggers ------------------------------------------------------------------------------
@@ -400,6 +404,15 @@ def test_the_audit_log_grows_at_its_head_only(pg_store: PgStore) -> None:
         assert append(conn, "audit", audit_values(2)) == 6
         assert rows(conn, "SELECT id FROM audit ORDER BY id") == [(1,), (2,), (6,)]
         assert store_pg.tail(conn, "audit") == 6
+        # An id of its own, far ahead, at the head: the identity sequence follows it (as
+        # AUTOINCREMENT goes on after the largest id), so the next default id is not refused.
+        digest = link(head(conn, "audit"), sqlite_store._content("audit", audit_values(3), None))
+        conn.exec_driver_sql(
+            f"INSERT INTO audit (id, {names}, prev_hash, hash) VALUES (%s, {marks}, %s, %s)",
+            (100, *audit_values(3).values(), head(conn, "audit"), digest),
+        )
+        assert append(conn, "audit", audit_values(4)) == 101
+        assert store_pg.tail(conn, "audit") == 101
 
 
 def refused_append(conn: sa.Connection, table: str, values: dict[str, Any], prev: str) -> str:
@@ -954,3 +967,27 @@ def test_every_sqlite_record_kind_is_a_store_pg_table() -> None:
         made = store_pg.TABLES[table]
         for name in names:
             assert re.search(rf"^\s*{quoted(name)} ", made, re.MULTILINE), (table, name)
+
+
+def test_where_postgresql_differs_as_the_module_says(pg_store: PgStore, tmp_path: Path) -> None:
+    with pg_store.owner.begin() as conn:
+        append(conn, "patients", PATIENT)
+        score = append(conn, "scores", {**score_values(), "total": 3.6})
+        assert rows(conn, "SELECT total FROM scores") == [(4,)]  # rounded; SQLite refuses
+        append(conn, "measurements", {"patient_id": "p-001", "at": T0.isoformat(), "weight_kg": float("nan"), "height_cm": None})  # fmt: skip
+        assert rows(conn, "SELECT weight_kg > 0 FROM measurements") == [(True,)]
+        both = "UPDATE scores SET total = 3, hash = 'x' WHERE id = %s"
+        assert refused(conn, both, (score,)) == (
+            "a recorded score is kept: only a first acknowledgement may be added"
+        )
+    with Store.open(tmp_path / "s.sqlite3") as lite:
+        lite.add_patient(patient(), at=T0)
+        lite.record_score(phq9())
+    with closing(sqlite3.connect(tmp_path / "s.sqlite3")) as conn:
+        with pytest.raises(sqlite3.IntegrityError, match="keeps its place in the chain"):
+            conn.execute("UPDATE scores SET total = 3, hash = 'x'")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            conn.execute(
+                "INSERT INTO scores (patient_id, at, instrument, total, prev_hash, hash)"
+                " SELECT patient_id, at, instrument, 3.6, hash, 'h' FROM scores"
+            )
