@@ -502,16 +502,21 @@ class Function:
     arguments: str
     returns: str
     source: str
-    options: str = ""
+    immutable: bool = False
     definer: bool = False
 
     @property
     def create(self) -> str:
-        """The CREATE FUNCTION statement (search_path pinned, body between $body$ quotes)."""
+        """The CREATE FUNCTION statement (search_path pinned, body between $body$ quotes).
+
+        Never PARALLEL SAFE: a function with an EXCEPTION block (a subtransaction) must not run
+        in a parallel worker.
+        """
+        volatility = " IMMUTABLE STRICT" if self.immutable else ""
         security = " SECURITY DEFINER" if self.definer else ""
         return (
             f"CREATE FUNCTION {self.name}({self.arguments}) RETURNS {self.returns}"
-            f" LANGUAGE plpgsql{self.options}{security} SET search_path = {SEARCH_PATH}"
+            f" LANGUAGE plpgsql{volatility}{security} SET search_path = {SEARCH_PATH}"
             f" AS $body${self.source}$body$"
         )
 
@@ -520,13 +525,7 @@ class Function:
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in (
-        Function(
-            "ketadose_day",
-            "t text",
-            "double precision",
-            DAY_SOURCE,
-            " IMMUTABLE STRICT PARALLEL SAFE",
-        ),
+        Function("ketadose_day", "t text", "double precision", DAY_SOURCE, immutable=True),
         Function("ketadose_refuse", "", "trigger", REFUSE_SOURCE),
         Function("ketadose_chain", "", "trigger", CHAIN_SOURCE, definer=True),
         Function("ketadose_audit_no_replace", "", "trigger", NO_REPLACE_SOURCE),
@@ -734,7 +733,7 @@ def _arguments(raw: bytes | memoryview | None) -> tuple[str, ...]:
 def _function_as_made(function: Function, row: tuple[Any, ...]) -> bool:
     """Whether a function in the database is the one SCHEMA made: body, options, signature."""
     _, source, definer, config, language, volatile, arguments, returns = row
-    expected_volatility = "i" if "IMMUTABLE" in function.options else "v"
+    expected_volatility = "i" if function.immutable else "v"
     return (
         source == function.source
         and bool(definer) == function.definer
@@ -756,11 +755,12 @@ def missing_triggers(conn: Connection) -> list[str]:
     ketadose_day the discharge rule calls) whose source or options differ from SCHEMA's.
     """
     present = {(row[0], row[1]): row for row in _rows(conn, _TRIGGER_QUERY, (STORE_SCHEMA,))}
-    functions = {row[0]: row for row in _rows(conn, _FUNCTION_QUERY, (STORE_SCHEMA,))}
+    # By name: an overload made beside a function (ketadose_day(integer)) is not the one
+    # the triggers call, and leaves it intact.
     intact = {
-        name
-        for name, function in FUNCTIONS.items()
-        if name in functions and _function_as_made(function, functions[name])
+        row[0]
+        for row in _rows(conn, _FUNCTION_QUERY, (STORE_SCHEMA,))
+        if row[0] in FUNCTIONS and _function_as_made(FUNCTIONS[row[0]], row)
     }
     found = []
     for trigger in TRIGGERS:
@@ -786,13 +786,46 @@ def missing_triggers(conn: Connection) -> list[str]:
     return found
 
 
+#: Each privilege a group member must not have on a store table, by table; each column the
+#: role may update (the table's UPDATE privilege itself is a problem).
+_TABLE_PRIVILEGES = """
+SELECT c.relname, p.privilege
+FROM pg_catalog.pg_class c
+CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER']) WITH ORDINALITY
+    AS p (privilege, rank)
+WHERE c.relnamespace = %s::regnamespace AND c.relname = ANY (%s)
+    AND NOT (p.privilege = 'INSERT' AND c.relname = ANY (%s))
+    AND has_table_privilege(%s, c.oid, p.privilege)
+ORDER BY array_position(%s, c.relname::text), p.rank
+"""
+_COLUMN_PRIVILEGES = """
+SELECT c.relname, a.attname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relnamespace = %s::regnamespace AND c.relname = ANY (%s)
+    AND has_column_privilege(%s, c.oid, a.attnum, 'UPDATE')
+    AND NOT has_table_privilege(%s, c.oid, 'UPDATE')
+ORDER BY array_position(%s, c.relname::text), a.attnum
+"""
+#: The store schema's relations and functions owned by the role or a role it is a member of.
+_OWNED = """
+SELECT c.relname, pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c
+WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+    AND pg_catalog.pg_has_role(%s, c.relowner, 'MEMBER')
+UNION ALL
+SELECT p.proname || '()', pg_catalog.pg_get_userbyid(p.proowner) FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = %s::regnamespace AND pg_catalog.pg_has_role(%s, p.proowner, 'MEMBER')
+ORDER BY 1
+"""
+
+
 def privilege_problems(conn: Connection, role: str = GROUP_ROLE) -> list[str]:
     """What lets ``role`` (or its members) do more than :func:`grants` allows, one line each.
 
     The role missing; the role a superuser; CREATE on the store's schema; INSERT where the store
-    does not append; UPDATE on a table or on a column the store never updates; DELETE,
-    TRUNCATE or TRIGGER on a table; any store table, sequence or function owned by the role or
-    by a role it is a member of (an owner may drop or disable the triggers).
+    does not append; UPDATE on a table, or on a column the store never updates; DELETE,
+    TRUNCATE or TRIGGER on a table; any relation or function of the store's schema owned by the
+    role or by a role it is a member of (an owner may drop or disable the triggers).
     """
     found = _rows(conn, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s", (role,))
     if not found:
@@ -800,42 +833,20 @@ def privilege_problems(conn: Connection, role: str = GROUP_ROLE) -> list[str]:
     problems = [f"role {role} is a superuser"] if found[0][0] else []
     if _rows(conn, "SELECT has_schema_privilege(%s, %s, 'CREATE')", (role, STORE_SCHEMA))[0][0]:
         problems.append(f"role {role} can CREATE in schema {STORE_SCHEMA}")
-    for table in TABLES:
-        qualified = f"{STORE_SCHEMA}.{table}"
-        for privilege in ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER"):
-            if privilege == "INSERT" and table in APPENDED:
-                continue
-            if _rows(conn, "SELECT has_table_privilege(%s, %s, %s)", (role, qualified, privilege))[
-                0
-            ][0]:
-                problems.append(f"role {role} can {privilege} {table}")
-        columns = _rows(
-            conn,
-            "SELECT a.attname FROM pg_catalog.pg_attribute a"
-            " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped"
-            " AND has_column_privilege(%s, a.attrelid, a.attnum, 'UPDATE') ORDER BY a.attnum",
-            (qualified, role),
+    tables = list(TABLES)
+    for table, privilege in _rows(
+        conn, _TABLE_PRIVILEGES, (STORE_SCHEMA, tables, list(APPENDED), role, tables)
+    ):
+        problems.append(f"role {role} can {privilege} {table}")
+    for table, column in _rows(
+        conn, _COLUMN_PRIVILEGES, (STORE_SCHEMA, tables, role, role, tables)
+    ):
+        if column not in UPDATED.get(table, ()):
+            problems.append(f"role {role} can UPDATE {table}.{column}")
+    for name, owner in _rows(conn, _OWNED, (STORE_SCHEMA, role, STORE_SCHEMA, role)):
+        problems.append(
+            f"{name} is owned by {owner}" + ("" if owner == role else f", a role {role} is in")
         )
-        if not any(p == f"role {role} can UPDATE {table}" for p in problems):
-            problems.extend(
-                f"role {role} can UPDATE {table}.{name}"
-                for (name,) in columns
-                if name not in UPDATED.get(table, ())
-            )
-    owned = _rows(
-        conn,
-        "SELECT c.relname, pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c"
-        " WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
-        " AND pg_catalog.pg_has_role(%s, c.relowner, 'MEMBER')"
-        " UNION ALL SELECT p.proname || '()', pg_catalog.pg_get_userbyid(p.proowner)"
-        " FROM pg_catalog.pg_proc p WHERE p.pronamespace = %s::regnamespace"
-        " AND pg_catalog.pg_has_role(%s, p.proowner, 'MEMBER') ORDER BY 1",
-        (STORE_SCHEMA, role, STORE_SCHEMA, role),
-    )
-    problems.extend(
-        f"{name} is owned by {owner}" + ("" if owner == role else f", a role {role} is in")
-        for name, owner in owned
-    )
     return problems
 
 

@@ -818,11 +818,11 @@ def test_privilege_problems_names_each_wrong_grant(clinic: Clinic) -> None:
         conn.exec_driver_sql(f'GRANT INSERT ON chain_tail TO "{group}"')
         conn.exec_driver_sql(f'GRANT UPDATE, TRUNCATE ON clinicians TO "{group}"')
         assert store_pg.privilege_problems(conn, group) == [
-            f"role {group} can UPDATE sessions.notes",
             f"role {group} can DELETE audit",
             f"role {group} can UPDATE clinicians",
             f"role {group} can TRUNCATE clinicians",
             f"role {group} can INSERT chain_tail",
+            f"role {group} can UPDATE sessions.notes",
         ]
     clinic.store.admin(f'ALTER TABLE signatures OWNER TO "{group}"')
     clinic.store.admin(f'ALTER FUNCTION ketadose_chain() OWNER TO "{group}"')
@@ -831,6 +831,25 @@ def test_privilege_problems_names_each_wrong_grant(clinic: Clinic) -> None:
     assert f"ketadose_chain() is owned by {group}" in found
     assert f"signatures is owned by {group}" in found
     assert f"signatures_id_seq is owned by {group}" in found
+
+
+def test_privilege_problems_names_a_trigger_grant_a_schema_grant_and_the_owners_group(
+    clinic: Clinic,
+) -> None:
+    group, owner = clinic.group, clinic.store.db.owner
+    with clinic.store.owner.begin() as conn:
+        conn.exec_driver_sql(f'GRANT TRIGGER ON audit TO "{group}"')
+        conn.exec_driver_sql(f'GRANT CREATE ON SCHEMA public TO "{group}"')
+        assert store_pg.privilege_problems(conn, group) == [
+            f"role {group} can CREATE in schema public",
+            f"role {group} can TRIGGER audit",
+        ]
+    clinic.store.admin(f'GRANT "{owner}" TO "{group}"')  # the group in the owner's role
+    with clinic.store.owner.connect() as conn:
+        found = store_pg.privilege_problems(conn, group)
+    assert f"audit is owned by {owner}, a role {group} is in" in found
+    assert f"ketadose_chain() is owned by {owner}, a role {group} is in" in found
+    assert f"role {group} can DELETE audit" in found
 
 
 def test_a_clinician_appends_and_sets_a_discharge_and_nothing_else(clinic: Clinic) -> None:
