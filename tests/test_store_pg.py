@@ -230,6 +230,18 @@ def test_the_schema_creates_on_an_empty_database(pg_store: PgStore) -> None:
     assert meta == [("application", "ketadose"), ("signed_from", "1")]
 
 
+def test_the_schema_runs_through_sqlalchemy_text_too(pg_database: Database) -> None:
+    made = engine(lambda: pg_database.connect())
+    with made.begin() as conn:
+        for statement in (*store_pg.SCHEMA, *store_pg.grants("pg_monitor")):
+            conn.execute(sa.text(statement))
+        assert store_pg.missing_triggers(conn) == []
+        assert rows(conn, "SELECT ketadose_day('2026-12-01T09:00:00+01:00')") == [
+            (julianday("2026-12-01T09:00:00+01:00"),)
+        ]
+    made.dispose()
+
+
 @pytest.fixture
 def sqlite_v7(tmp_path: Path) -> Path:
     """A version-7 SQLite store with a row in every table, written by the store itself."""
@@ -361,6 +373,12 @@ def test_a_stores_rows_copied_read_back_the_same_and_hash_the_same(
                 assert link(values["prev_hash"], content) == values["hash"], table
         assert store_pg.tail(conn, "audit") == len(written["audit"][1])
         assert store_pg.tail(conn, "patients") == 1
+        # The store's own read of the patients' chain runs unchanged (PostgreSQL adds rowid).
+        read = "SELECT rowid AS _order, * FROM patients ORDER BY rowid"
+        on_pg = conn.exec_driver_sql(read)
+        kept = [i for i, name in enumerate(on_pg.keys()) if name != "rowid"]
+        with closing(sqlite3.connect(sqlite_v7)) as lite:
+            assert [tuple(row[i] for i in kept) for row in on_pg] == lite.execute(read).fetchall()
     with pg_store.owner.begin() as conn:
         # The copied ids moved the identity sequences on: the store appends after them.
         assert append(conn, "audit", audit_values(9)) == len(written["audit"][1]) + 1
