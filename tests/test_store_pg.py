@@ -948,12 +948,23 @@ def test_the_tail_outlives_the_last_rows_and_ignores_a_rollback(pg_store: PgStor
         assert store_pg.tail(conn, "audit") == 5
 
 
-def test_two_writers_never_extend_the_same_head(pg_store: PgStore) -> None:
-    # The second insert waits on the first's chain_tail row, then sees its row: refused.
+@pytest.mark.parametrize(
+    ("isolation", "refusal", "said"),
+    [
+        # The second insert waits on the first's chain_tail row, then sees its row: refused.
+        ("READ COMMITTED", sa.exc.IntegrityError, "the audit chain only grows at its head"),
+        # Its snapshot cannot see the first's row: the row lock fails it instead.
+        ("REPEATABLE READ", sa.exc.OperationalError, "could not serialize access"),
+        ("SERIALIZABLE", sa.exc.OperationalError, "could not serialize access"),
+    ],
+)
+def test_two_writers_never_extend_the_same_head(
+    pg_store: PgStore, isolation: str, refusal: type[Exception], said: str
+) -> None:
     with pg_store.owner.begin() as conn:
         append(conn, "audit", audit_values(0))
     first = pg_store.owner.connect()
-    second = pg_store.owner.connect()
+    second = pg_store.owner.connect().execution_options(isolation_level=isolation)
     try:
         first.begin()
         link_to = head(first, "audit")
@@ -982,8 +993,8 @@ def test_two_writers_never_extend_the_same_head(pg_store: PgStore) -> None:
                 pytest.fail("the second writer never waited for the first")
         first.commit()
         thread.join(30)
-        assert len(errors) == 1 and isinstance(errors[0], sa.exc.IntegrityError)
-        assert "the audit chain only grows at its head" in str(errors[0])
+        assert len(errors) == 1 and isinstance(errors[0], refusal)
+        assert said in str(errors[0])
     finally:
         first.close()
         second.close()
