@@ -2026,7 +2026,7 @@ class Store:
                     f"store {self._path}: no role {store_pg.GROUP_ROLE} to grant the clinicians' "
                     f"rights to; create it (CREATE ROLE {store_pg.GROUP_ROLE} NOLOGIN) first"
                 )
-            for statement in store_pg.grants():
+            for statement in (*store_pg.grants(), *store_pg.version_grants()):
                 conn.script(statement)
         return (
             f"granted {store_pg.GROUP_ROLE} the rights to read and add records, never to "

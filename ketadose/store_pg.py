@@ -30,7 +30,8 @@ Where PostgreSQL cannot be SQLite:
 * An integer column given a float with a fraction rounds it (SQLite keeps the float, and
   ``scores.total``'s CHECK refuses it); a NaN is stored as NaN and passes ``> 0`` (SQLite stores
   NULL). The store refuses both before writing.
-* julianday is NULL for a time without a UTC offset, which SQLite's julianday reads as UTC.
+* ``julianday`` here is NULL for a time without a UTC offset, which SQLite's reads as UTC (the
+  store then decides such a time by its exact instant, as it does a time SQL cannot read).
 * The sessions' discharge rule refuses a change to any other column (SQLite's names six).
 * PostgreSQL fires a table's triggers by name, SQLite the newest first: an UPDATE of a score
   that breaks both its rules is told ``only a first acknowledgement`` here, ``keeps its place in
@@ -270,7 +271,7 @@ UPDATED: dict[str, tuple[str, ...]] = {
 #: The identity sequences (PostgreSQL names them ``<table>_<column>_seq``).
 SEQUENCES = tuple(f"{table}_{CHAIN_ORDER[table]}_seq" for table in CHAIN_ORDER)
 
-#: Every index of the SQLite schema; ``julianday(x)`` is :data:`DAY_SOURCE`'s julianday(x).
+#: Every index of the SQLite schema, ``julianday(x)`` being :data:`DAY_SOURCE`'s function here.
 INDEXES: dict[str, str] = {
     "measurements_by_patient": "CREATE INDEX measurements_by_patient"
     " ON measurements (patient_id, at)",
@@ -686,7 +687,17 @@ def grants(role: str = GROUP_ROLE) -> tuple[str, ...]:
         ),
         f"GRANT USAGE ON SEQUENCE {sequences} TO {who}",
         f"GRANT EXECUTE ON FUNCTION julianday(text) TO {who}",
-        # Alembic's version table (made by the migration, before these run): read to open.
+    )
+
+
+def version_grants(role: str = GROUP_ROLE) -> tuple[str, ...]:
+    """Read-only access to Alembic's ``alembic_version``, the schema version.
+
+    The migration makes that table before its steps run; a clinician's ketadose reads it when
+    it opens the store.
+    """
+    who = _quoted(role)
+    return (
         f"REVOKE ALL ON TABLE alembic_version FROM PUBLIC, {who}",
         f"GRANT SELECT ON TABLE alembic_version TO {who}",
     )
@@ -859,11 +870,11 @@ def tail(conn: Connection, table: str) -> int | None:
     return None if not rows else int(rows[0][0])
 
 
+def role_exists(conn: Connection, role: str = GROUP_ROLE) -> bool:
+    """Whether ``role`` (the clinicians' group role) exists in the cluster."""
+    return bool(_rows(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)))
+
+
 def session_user(conn: Connection) -> str:
     """Who the database session authenticated as (the clinician, on a shared store)."""
     return str(_rows(conn, "SELECT session_user")[0][0])
-
-
-def role_exists(conn: Connection, role: str = GROUP_ROLE) -> bool:
-    """Whether the clinicians' role exists in the cluster."""
-    return bool(_rows(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)))

@@ -34,7 +34,7 @@ def upgrade() -> None:
     for statement in store_pg.SCHEMA:
         database.script(statement)
     if store_pg.role_exists(database.connection):
-        for statement in store_pg.grants():
+        for statement in (*store_pg.grants(), *store_pg.version_grants()):
             database.script(statement)
     else:
         context.notices.append(
