@@ -1,34 +1,37 @@
 """The record store: patients, sessions given, questionnaire scores and the append-only audit log.
 
-One file (stdlib :mod:`sqlite3`) in WAL mode with foreign keys on. Every write is one
-``BEGIN IMMEDIATE`` transaction, so concurrent writers queue behind a 5 s busy timeout instead
-of failing half-way, and a process killed mid-write leaves the store as it was before that write.
-The file is created readable and writable by its owner only (0o600); SQLite gives its ``-wal``
-and ``-shm`` files the same mode.
+One store, two engines, the same code above the connection (:mod:`ketadose.store_sql`):
 
-The schema is versioned with ``PRAGMA user_version`` and marked as ours with
-``PRAGMA application_id``. :data:`MIGRATIONS` holds one step per version; opening an older store
-first copies it to ``PATH.bak-v{old}`` (SQLite backup API) and then runs the missing steps in one
-transaction. A newer store, or an SQLite file that is not a ketadose store, is refused untouched.
+* **SQLite** (the default, embedded): one file in WAL mode with foreign keys on, created
+  readable and writable by its owner only (0o600; SQLite gives its ``-wal`` and ``-shm`` files
+  the same mode), refused when others may read or write it (:func:`exposure`). The schema
+  version is ``PRAGMA user_version``, ``PRAGMA application_id`` marks the file as ours; opening
+  an older store first copies it to ``PATH.bak-v{old}``.
+* **PostgreSQL** (a clinic's shared store, :mod:`ketadose.store_pg`): the same tables, columns
+  and trigger names; the schema version is Alembic's. The clinicians' role may read and append,
+  never change (grants), and who acts is the server's session user.
 
-Times are stored as ISO 8601 with their UTC offset (version 2). A version-1 store kept naive
-local times: its migration reads them in the clinic's zone given when it is opened (see
-:func:`_migrate_to_v2`) and says so in :attr:`Store.notices`.
+Every write is one transaction holding the store's write lock (``BEGIN IMMEDIATE``, or an
+advisory lock on PostgreSQL), so concurrent writers queue behind a 5 s timeout instead of
+failing half-way, and a process killed mid-write, or a server gone, leaves the store as it was.
+Schema changes are Alembic revisions (:mod:`ketadose.migrations`; the SQLite steps since
+version 1 are :data:`ketadose.store_schema.MIGRATIONS`). A newer store, or a database that is not
+a ketadose store, is refused untouched.
 
-The audit table refuses UPDATE and DELETE in the schema itself (triggers), and an INSERT that
-would replace an existing entry. That stops every program going through SQLite, this one
-included; it cannot stop someone who edits the file's bytes or drops the triggers on purpose.
+Tamper evidence: every table a decision reads carries a hash chain; triggers let a row in only
+at its chain's head and refuse UPDATE and DELETE; every row read is checked against its own
+hash (:mod:`ketadose.store_rows`); ``store check`` and ``audit verify`` recompute the chains and
+match the log to its rows (:mod:`ketadose.store_crossings`).
 
 Reads that decide (``next``, ``session record``) are indexed queries that cost the same at 100
 sessions as at 100,000: a COUNT of a patient's starts, the latest start, a time range
 (:meth:`Store.session_count`, :meth:`Store.last_session_at`, :meth:`Store.sessions_between`,
 :meth:`Store.sessions_around`), on the time index of :data:`INDEXES`. Reads that show
 everything (``history``, ``audit``) are generators over a cursor (:meth:`Store.iter_sessions`,
-:meth:`Store.iter_audit`), in flat memory. Each is plain SQL (a range, ORDER BY, LIMIT) that
-another engine can run the same way.
+:meth:`Store.iter_audit`; a server-side cursor on PostgreSQL), in flat memory.
 
 This module is pure of CLI concerns: it prints nothing, and reads no clock and no environment;
-times come in as arguments. Every :class:`sqlite3.Error` leaves as a one-line
+times come in as arguments. Every database error leaves as a one-line
 :class:`~ketadose.errors.StoreError` (exit 6), or as an :class:`~ketadose.errors.InputError`
 (exit 2) when the value itself is the problem (unknown or duplicate patient, a number the schema
 refuses).
@@ -37,14 +40,12 @@ refuses).
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import sqlite3
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from types import TracebackType
@@ -52,8 +53,7 @@ from typing import Any
 
 from ketadose import store_sql, store_url
 from ketadose.authority import MEANINGS, ROLES
-from ketadose.clock import aware, instant, problem
-from ketadose.clock import name as zone_name
+from ketadose.clock import instant
 from ketadose.errors import (
     InputError,
     KetadoseError,
@@ -61,11 +61,8 @@ from ketadose.errors import (
     StoreError,
     StoreMigrationError,
 )
-from ketadose.events import TERMS, AdverseEvent
-from ketadose.inputs import DATE_RANGE
 from ketadose.records import (
     AuditEntry,
-    BloodPressure,
     Clinician,
     PatientRecord,
     Reading,
@@ -76,634 +73,77 @@ from ketadose.scores import ScoreRecord
 from ketadose.store_chain import GENESIS, Break, Link
 from ketadose.store_chain import link as chain_link
 from ketadose.store_chain import verify as chain_verify
+from ketadose.store_crossings import _crossings, _tail_gone
+from ketadose.store_rows import (
+    _AUDIT_COLUMNS,
+    _BY_TIME,
+    _MEASUREMENT_NAMES,
+    _PATIENT_NAMES,
+    _READING_COLUMNS,
+    _READING_NAMES,
+    _SCORE_COLUMNS,
+    _SCORE_NAMES,
+    _SESSION_COLUMNS,
+    _SESSION_NAMES,
+    _SIGNATURE_COLUMNS,
+    AUDIT_STATUSES,
+    _audit_from_row,
+    _bp,
+    _check_audit,
+    _check_reading,
+    _check_score,
+    _check_session,
+    _finite,
+    _in_range,
+    _patient_from_rows,
+    _Row,
+    _score_from_row,
+    _sealed,
+    _session_from_row,
+    _stamp,
+    _zone_from_text,
+)
+from ketadose.store_schema import (
+    _SIGNED,
+    _TRIGGER_SQL,
+    APPLICATION_ID,
+    CHAIN_TRIGGERS,
+    CHAINED,
+    INDEXES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TRIGGERS,
+    V7_TRIGGERS,
+    Migration,
+    MigrationContext,
+    _content,
+    _order,
+)
 from ketadose.store_sql import Database, Error, Result
-from ketadose.store_url import StoreLocation
 
-#: ``PRAGMA application_id`` of a ketadose store ("KDOS"): tells our file from any other SQLite.
-APPLICATION_ID = 0x4B444F53
+#: The store's public names (the schema's constants are re-exported from its own module).
+__all__ = [
+    "APPLICATION_ID",
+    "AUDIT_STATUSES",
+    "BUSY_TIMEOUT_S",
+    "CHAINED",
+    "CHAIN_TRIGGERS",
+    "INDEXES",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TRIGGERS",
+    "V7_TRIGGERS",
+    "Chain",
+    "MigrationContext",
+    "Store",
+    "StoreState",
+    "exposure",
+    "inspect",
+]
+from ketadose.store_url import StoreLocation
 
 #: How long a writer waits for another writer's transaction before giving up, in seconds.
 BUSY_TIMEOUT_S = store_sql.BUSY_TIMEOUT_S
-
-
-@dataclass
-class MigrationContext:
-    """What a migration step may need besides the connection, and what it has to say.
-
-    Attributes:
-        path: The store file, or its URL (for messages).
-        zone: The clinic's time zone, for values stored without one (None: not known).
-        notices: Lines for the user about what the migration did (shown on stderr).
-    """
-
-    path: Path | str
-    zone: tzinfo | None
-    notices: list[str] = field(default_factory=list)
-
-
-#: One migration step: runs inside the migration transaction; must not commit.
-Migration = Callable[[Database, MigrationContext], None]
-
-_V1 = (
-    """
-    CREATE TABLE patients (
-        id TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),
-        protocol TEXT NOT NULL CHECK (length(protocol) > 0),
-        baseline REAL NOT NULL,
-        sex TEXT CHECK (sex IS NULL OR sex IN ('male', 'female')),
-        created_at TEXT NOT NULL
-    )
-    """,
-    # Weight and height history: a patient's weight is the latest row by time, never updated.
-    """
-    CREATE TABLE measurements (
-        id INTEGER PRIMARY KEY,
-        patient_id TEXT NOT NULL REFERENCES patients (id),
-        at TEXT NOT NULL,
-        weight_kg REAL NOT NULL CHECK (weight_kg > 0),
-        height_cm REAL CHECK (height_cm IS NULL OR height_cm > 0)
-    )
-    """,
-    "CREATE INDEX measurements_by_patient ON measurements (patient_id, at)",
-    """
-    CREATE TABLE sessions (
-        id INTEGER PRIMARY KEY,
-        patient_id TEXT NOT NULL REFERENCES patients (id),
-        at TEXT NOT NULL,
-        protocol TEXT NOT NULL CHECK (length(protocol) > 0),
-        dose_mg REAL NOT NULL CHECK (dose_mg >= 0),
-        dose_mg_per_kg REAL CHECK (dose_mg_per_kg IS NULL OR dose_mg_per_kg >= 0),
-        duration_min REAL CHECK (duration_min IS NULL OR duration_min >= 0),
-        phases_json TEXT NOT NULL,
-        bp_before_systolic REAL,
-        bp_before_diastolic REAL,
-        bp_peak_systolic REAL,
-        bp_peak_diastolic REAL,
-        bp_after_systolic REAL,
-        bp_after_diastolic REAL,
-        heart_rate REAL,
-        spo2 REAL,
-        score REAL,
-        notes TEXT,
-        CHECK ((bp_before_systolic IS NULL) = (bp_before_diastolic IS NULL)),
-        CHECK ((bp_peak_systolic IS NULL) = (bp_peak_diastolic IS NULL)),
-        CHECK ((bp_after_systolic IS NULL) = (bp_after_diastolic IS NULL))
-    )
-    """,
-    "CREATE INDEX sessions_by_patient ON sessions (patient_id, at)",
-    # One row per adverse event, in the order given, so a query can count hypertension etc.
-    """
-    CREATE TABLE session_adverse_events (
-        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        event TEXT NOT NULL CHECK (length(event) > 0),
-        PRIMARY KEY (session_id, position)
-    ) WITHOUT ROWID
-    """,
-    # patient_id is deliberately not a foreign key: an audit line must be writable for any
-    # computation (a `dose` for a patient who is not in the store), and a log never refuses.
-    # AUTOINCREMENT: an id is never handed out twice, even if a row were removed by force.
-    """
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        user TEXT NOT NULL,
-        command TEXT NOT NULL,
-        patient_id TEXT,
-        inputs_json TEXT NOT NULL,
-        findings_json TEXT NOT NULL,
-        status TEXT NOT NULL,
-        override_reason TEXT,
-        library_sha256 TEXT NOT NULL
-    )
-    """,
-    "CREATE INDEX audit_by_patient ON audit (patient_id, id)",
-    """
-    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-    BEGIN
-        SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused');
-    END
-    """,
-    """
-    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-    BEGIN
-        SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused');
-    END
-    """,
-    # INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless
-    # recursive_triggers is on), so a replacing insert is refused before it happens.
-    """
-    CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
-    WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
-    BEGIN
-        SELECT RAISE(ABORT, 'the audit log is append-only: replacing an entry refused');
-    END
-    """,
-    f"PRAGMA application_id = {APPLICATION_ID}",
-)
-
-
-def _migrate_to_v1(conn: Database, context: MigrationContext) -> None:
-    """Create the whole version-1 schema (from an empty or pre-release store)."""
-    for statement in _V1:
-        conn.execute(statement)
-
-
-#: The times a version-1 store kept as naive local text, by table (audit apart: see below).
-_TIMED = (
-    ("patients", "created_at", "rowid"),
-    ("measurements", "at", "id"),
-    ("sessions", "at", "id"),
-)
-
-
-def _migrate_to_v2(conn: Database, context: MigrationContext) -> None:
-    """Version 2: every stored time carries its UTC offset.
-
-    Patients, measurements and sessions written without an offset are rewritten as that
-    wall-clock time in the clinic's zone given now (``context.zone``). A time that happened
-    twice (clocks going back) is read as the first of the two; one the clocks skipped as the
-    same moment after the change; each such row is named in a notice.
-
-    The audit log is append-only (its triggers stay as they are): its entries keep the text
-    they were written with, and ``store_meta.naive_zone`` records the zone they are read in.
-
-    Raises:
-        StoreError: There are naive times and no zone to read them in; nothing is changed.
-    """
-    conn.execute(
-        "CREATE TABLE store_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID"
-    )
-    naive: dict[str, list[tuple[Any, str]]] = {}
-    for table, column, key in _TIMED:
-        rows = conn.execute(f"SELECT {key}, {column} FROM {table}").fetchall()
-        naive[table] = [(k, text) for k, text in rows if _is_naive(text)]
-    audit = sum(_is_naive(text) for (text,) in conn.execute("SELECT at FROM audit"))
-    if not any(naive.values()) and not audit:
-        return
-    zone = context.zone
-    if zone is None:
-        raise StoreError(
-            f"store {context.path} keeps times without a time zone (written before schema "
-            "version 2); open it with the clinic's zone (--tz ZONE or KETADOSE_TZ) to migrate it"
-        )
-    unusual: list[str] = []
-    for table, column, key in _TIMED:
-        for row_key, text in naive[table]:
-            local = datetime.fromisoformat(text)
-            found = problem(local, zone)
-            # fold=0: the first of a repeated time; for a skipped one, the offset before the
-            # change, which astimezone turns into the same moment on the new offset.
-            value = local.replace(tzinfo=zone, fold=0).astimezone(zone)
-            if found is not None:
-                unusual.append(
-                    f"{table} {row_key} at {text} ({found}, read as {value.isoformat()})"
-                )
-            conn.execute(
-                f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (value.isoformat(), row_key)
-            )
-    conn.execute("INSERT INTO store_meta (key, value) VALUES ('naive_zone', ?)", (zone_name(zone),))
-    count = sum(len(rows) for rows in naive.values())
-    kept = (
-        f"; {audit} audit entr{'y keeps its' if audit == 1 else 'ies keep their'} text "
-        f"(append-only) and {'is' if audit == 1 else 'are'} read as {zone_name(zone)} time"
-        if audit
-        else ""
-    )
-    context.notices.append(
-        f"migrated store {context.path} to schema version 2: {count} time(s) without a zone "
-        f"read as {zone_name(zone)} local time and stored with their UTC offset{kept}"
-    )
-    if unusual:
-        context.notices.append(
-            "times on a daylight-saving change, check them: " + "; ".join(unusual)
-        )
-
-
-def _is_naive(text: str) -> bool:
-    try:
-        return datetime.fromisoformat(text).tzinfo is None
-    except ValueError:
-        return False  # not ours to fix: reading it will say what is wrong
-
-
-_V3 = (
-    # The dose's own basis, what was planned beside what was given, an early stop, discharge.
-    "ALTER TABLE sessions ADD COLUMN weight_policy TEXT"
-    " CHECK (weight_policy IS NULL OR weight_policy IN ('actual', 'ideal', 'adjusted', 'lean'))",
-    "ALTER TABLE sessions ADD COLUMN dosing_weight_kg REAL"
-    " CHECK (dosing_weight_kg IS NULL OR dosing_weight_kg > 0)",
-    "ALTER TABLE sessions ADD COLUMN planned_dose_mg REAL"
-    " CHECK (planned_dose_mg IS NULL OR planned_dose_mg >= 0)",
-    "ALTER TABLE sessions ADD COLUMN planned_dose_mg_per_kg REAL"
-    " CHECK (planned_dose_mg_per_kg IS NULL OR planned_dose_mg_per_kg >= 0)",
-    "ALTER TABLE sessions ADD COLUMN stopped_at TEXT",
-    "ALTER TABLE sessions ADD COLUMN stop_reason TEXT",
-    "ALTER TABLE sessions ADD COLUMN discharged_at TEXT",
-    # An event is a term of the vocabulary and a CTCAE grade; NULL only for an event kept from
-    # a store written before grades were asked for.
-    "ALTER TABLE session_adverse_events ADD COLUMN grade TEXT"
-    " CHECK (grade IS NULL OR grade IN ('mild', 'moderate', 'severe', 'life-threatening'))",
-    # The vitals timeline: one row per reading, with the answer the limits gave when recorded.
-    """
-    CREATE TABLE session_readings (
-        id INTEGER PRIMARY KEY,
-        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-        at TEXT NOT NULL,
-        systolic REAL,
-        diastolic REAL,
-        heart_rate REAL,
-        spo2 REAL,
-        sedation INTEGER CHECK (sedation IS NULL OR sedation BETWEEN 0 AND 5),
-        answer TEXT NOT NULL CHECK (answer IN ('continue', 'pause', 'stop')),
-        findings_json TEXT NOT NULL,
-        CHECK ((systolic IS NULL) = (diastolic IS NULL)),
-        CHECK (systolic IS NOT NULL OR heart_rate IS NOT NULL OR spo2 IS NOT NULL)
-    )
-    """,
-    "CREATE INDEX session_readings_by_session ON session_readings (session_id, at)",
-)
-
-
-def _migrate_to_v3(conn: Database, context: MigrationContext) -> None:
-    """Version 3: the session as the clinic records it.
-
-    Adds each session's dosing basis (weight policy, dosing weight), the planned dose beside
-    the given one, an early stop and the discharge time; a CTCAE grade for every adverse
-    event; and the vitals timeline (``session_readings``). Every recorded session is kept:
-    its dosing weight is filled in as mg over mg/kg where both were recorded (the policy and
-    the planned dose were not recorded then and stay NULL). Each event is read by the one
-    event reader: ``dissociation:severe`` becomes that term and grade; an event without a
-    grade, or outside the vocabulary, keeps its text ungraded (``next`` asks for the grade
-    before deciding on it), and a notice says how many.
-    """
-    from ketadose.events import legacy
-
-    for statement in _V3:
-        conn.execute(statement)
-    conn.execute(
-        "UPDATE sessions SET dosing_weight_kg = dose_mg / dose_mg_per_kg"
-        " WHERE dose_mg_per_kg > 0 AND dose_mg > 0"
-    )
-    ungraded = 0
-    rows = conn.execute("SELECT session_id, position, event FROM session_adverse_events")
-    for session_id, position, text in rows.fetchall():
-        event = legacy(text)
-        ungraded += event.grade is None
-        conn.execute(
-            "UPDATE session_adverse_events SET event = ?, grade = ?"
-            " WHERE session_id = ? AND position = ?",
-            (event.term, None if event.grade is None else event.grade.word, session_id, position),
-        )
-    if ungraded:
-        context.notices.append(
-            f"migrated store {context.path} to schema version 3: {ungraded} adverse event(s) "
-            "recorded without a grade are kept ungraded; `next` asks for their grade"
-        )
-
-
-_SCORES = (
-    # One row per questionnaire answered. items_json is the item answers as a JSON list, or
-    # NULL for a total recorded alone (a clinician-rated MADRS). The acknowledgement of a
-    # safety finding (PHQ-9 item 9) is three columns, all set or all NULL.
-    """
-    CREATE TABLE scores (
-        id INTEGER PRIMARY KEY,
-        patient_id TEXT NOT NULL REFERENCES patients (id),
-        at TEXT NOT NULL,
-        instrument TEXT NOT NULL CHECK (length(instrument) > 0),
-        items_json TEXT,
-        total INTEGER NOT NULL CHECK (typeof(total) = 'integer' AND total >= 0),
-        acknowledged_by TEXT CHECK (acknowledged_by IS NULL OR length(acknowledged_by) > 0),
-        acknowledged_at TEXT,
-        acknowledgement TEXT CHECK (acknowledgement IS NULL OR length(acknowledgement) > 0),
-        CHECK ((acknowledged_by IS NULL) = (acknowledged_at IS NULL)),
-        CHECK ((acknowledged_by IS NULL) = (acknowledgement IS NULL))
-    )
-    """,
-    "CREATE INDEX scores_by_patient ON scores (patient_id, at)",
-    # A recorded answer is never lost or rewritten: the only change allowed is acknowledging
-    # a finding once (the three acknowledgement columns, from NULL); a score is never deleted.
-    """
-    CREATE TRIGGER scores_acknowledge_only BEFORE UPDATE ON scores
-    WHEN OLD.acknowledged_at IS NOT NULL
-        OR NEW.id IS NOT OLD.id OR NEW.patient_id IS NOT OLD.patient_id OR NEW.at IS NOT OLD.at
-        OR NEW.instrument IS NOT OLD.instrument OR NEW.items_json IS NOT OLD.items_json
-        OR NEW.total IS NOT OLD.total
-    BEGIN
-        SELECT RAISE(ABORT, 'a recorded score is kept: only a first acknowledgement may be added');
-    END
-    """,
-    """
-    CREATE TRIGGER scores_no_delete BEFORE DELETE ON scores
-    BEGIN
-        SELECT RAISE(ABORT, 'a recorded score is kept as answered: DELETE refused');
-    END
-    """,
-)
-
-
-def _migrate_scores(conn: Database, context: MigrationContext) -> None:
-    """Add the ``scores`` table (questionnaires scored item by item); changes nothing else."""
-    for statement in _SCORES:
-        conn.execute(statement)
-
-
-def _migrate_reports(conn: Database, context: MigrationContext) -> None:
-    """Version 5: whether the adverse events of a session were reported as complete.
-
-    A take-home dose is not observed: its tolerability rests on the patient's report, and an
-    empty list of events is a report only when it says so (``reported = 1``). Sessions
-    recorded before keep NULL: not reported.
-    """
-    conn.execute(
-        "ALTER TABLE sessions ADD COLUMN reported INTEGER CHECK (reported IS NULL OR reported = 1)"
-    )
-
-
-#: Version 6: the hash chain (see :mod:`ketadose.store_chain`) on the audit log and sessions.
-_CHAINED = ("audit", "sessions")
-
-
-def _order(table: str) -> str:
-    """The column a table's chain runs in: its id, or (patients, named by id) its rowid."""
-    return "rowid" if table == "patients" else "id"
-
-
-_V6 = (
-    "ALTER TABLE audit ADD COLUMN claimed TEXT",
-    *(f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT" for table in _CHAINED),
-    *(f"ALTER TABLE {table} ADD COLUMN hash TEXT" for table in _CHAINED),
-)
-
-
-def _chain_trigger(table: str) -> str:
-    """The trigger that lets a row into ``table`` only at its chain's head.
-
-    An insert whose link is not the last row's hash, or whose id is not past the last id (a
-    back-dated insert), is refused.
-    """
-    order = _order(table)
-    # A row given an id at or below the last one is back-dated (patients: ids are names).
-    backdated = (
-        f"\n        OR (NEW.id > 0 AND NEW.id <= coalesce((SELECT max(id) FROM {table}), 0))"
-        if order == "id"
-        else ""
-    )
-    return f"""
-    CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
-    WHEN NEW.prev_hash IS NOT coalesce(
-            (SELECT hash FROM {table} ORDER BY {order} DESC LIMIT 1), '{"0" * 64}')
-        OR NEW.hash IS NULL{backdated}
-    BEGIN
-        SELECT RAISE(ABORT, 'the {table} chain only grows at its head: insert refused');
-    END
-    """
-
-
-#: The triggers of version 6 (``store check`` reports any missing or made with other SQL).
-CHAIN_TRIGGERS = {f"{table}_chain": _chain_trigger(table) for table in _CHAINED} | {
-    "sessions_no_delete": """
-    CREATE TRIGGER sessions_no_delete BEFORE DELETE ON sessions
-    BEGIN
-        SELECT RAISE(ABORT, 'a recorded session is kept: DELETE refused');
-    END
-    """,
-    # The one change a session may see, once: its discharge time (its audit entry is chained).
-    "sessions_discharge_only": """
-    CREATE TRIGGER sessions_discharge_only BEFORE UPDATE ON sessions
-    WHEN OLD.discharged_at IS NOT NULL OR NEW.discharged_at IS NULL
-        OR julianday(NEW.discharged_at) IS NULL
-        OR julianday(NEW.discharged_at) < julianday(OLD.at)
-        OR NEW.id IS NOT OLD.id OR NEW.hash IS NOT OLD.hash
-        OR NEW.prev_hash IS NOT OLD.prev_hash OR NEW.at IS NOT OLD.at
-        OR NEW.dose_mg IS NOT OLD.dose_mg OR NEW.patient_id IS NOT OLD.patient_id
-    BEGIN
-        SELECT RAISE(ABORT, 'a recorded session is kept: only its discharge may be added');
-    END
-    """,
-}
-
-
-#: The indexes the indexed reads stand on (issue 16): a patient's sessions in time order, as
-#: :data:`_BY_TIME` orders them (``julianday`` is the instant, whatever the stored offset), so
-#: that ``next`` and ``session record`` read the sessions they decide on (the last ones, a
-#: 7-day window, a count) instead of the whole history, and the readings of a session in
-#: time order. They are not a schema step: an index changes no row and no answer, only how
-#: fast one comes, so every store opened writable gets any that is missing (see
-#: :meth:`Store._index`), new stores included, and no schema version is spent on them. A
-#: store only ever opened read-only by an older ketadose lacks them and gives the same
-#: answers, more slowly.
-INDEXES = {
-    "sessions_by_patient_time": "CREATE INDEX IF NOT EXISTS sessions_by_patient_time"
-    " ON sessions (patient_id, julianday(at), at)",
-    "session_readings_by_session_time": "CREATE INDEX IF NOT EXISTS"
-    " session_readings_by_session_time ON session_readings (session_id, julianday(at))",
-}
-
-
-def _migrate_chain(conn: Database, context: MigrationContext) -> None:
-    """Version 6: a hash chain on the audit log and the sessions, and who claimed to act.
-
-    The rows already there are sealed in their order: the chain then proves nothing about
-    what happened before the migration, only that nothing changes after it (a notice says
-    from which entry). The audit log's update trigger is set aside for that one step.
-    """
-    for statement in _V6:
-        conn.execute(statement)
-    conn.execute("DROP TRIGGER audit_no_update")
-    sealed = {table: _seal(conn, table) for table in _CHAINED}
-    conn.execute(_V1[8])  # audit_no_update again, as version 1 made it
-    for statement in CHAIN_TRIGGERS.values():
-        conn.execute(statement)
-    if any(sealed.values()):
-        context.notices.append(
-            f"migrated store {context.path} to schema version 6: {sealed['audit']} audit "
-            f"entr{'y' if sealed['audit'] == 1 else 'ies'} and {sealed['sessions']} "
-            "session(s) sealed into the hash chain as they were"
-        )
-
-
-def _seal(conn: Database, table: str) -> int:
-    """Chain a table's rows in id order; returns how many."""
-    previous = GENESIS
-    order = _order(table)
-    rows = conn.execute(f"SELECT {order} AS _order, * FROM {table} ORDER BY {order}")
-    names = list(rows.keys())
-    count = 0
-    for row in rows.fetchall():
-        values = dict(zip(names, row, strict=True))
-        content = _content(table, values, conn)
-        digest = chain_link(previous, content)
-        conn.execute(
-            f"UPDATE {table} SET prev_hash = ?, hash = ? WHERE {order} = ?",
-            (previous, digest, values["_order"]),
-        )
-        previous = digest
-        count += 1
-    return count
-
-
-def _content(
-    table: str,
-    row: dict[str, Any],
-    conn: Database | sqlite3.Connection | None,
-    events: list[list[Any]] | None = None,
-) -> dict[str, Any]:
-    """What a row's hash covers: its columns but its order column, links and unhashed ones.
-
-    The :data:`_UNHASHED` columns (a discharge, an acknowledgement) are added later, with an
-    audit entry of their own. A session's adverse events are hashed with it (given, or read
-    by its id). Every number is hashed as a float, whatever the column's affinity stores (80
-    and 80.0 alike).
-    """
-    # A null is left out: a column added later, null in the rows before it, leaves their
-    # hashes as they were; setting a value or clearing one still changes the content.
-    left_out = _UNHASHED.get(table, frozenset()) | {_order(table), "_order", "prev_hash", "hash"}
-    content = {k: v for k, v in row.items() if k not in left_out and v is not None}
-    if table == "sessions" and events is not None:
-        content["adverse_events"] = events
-    elif table == "sessions":
-        assert conn is not None, "a session's events are read with it, or given"
-        content["adverse_events"] = [
-            list(event)
-            for event in conn.execute(
-                "SELECT event, grade FROM session_adverse_events WHERE session_id = ?"
-                " ORDER BY position",
-                (row["id"],),
-            )
-        ]
-    return {k: _real(v) for k, v in content.items()}
-
-
-def _real(value: object) -> object:
-    """A number as a float (80 and 80.0 alike), whatever the column's affinity makes of it."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
-#: Columns outside a row's hash besides its order column and the chain: a session's discharge
-#: time (added once, later, with its own audit entry) and a score's acknowledgement (likewise).
-_UNHASHED: dict[str, frozenset[str]] = {
-    "sessions": frozenset({"discharged_at"}),
-    "scores": frozenset({"acknowledged_by", "acknowledged_at", "acknowledgement"}),
-}
-
-
-#: Version 7: the clinicians registered with their roles, and the signatures, both chained and
-#: append-only; a session whose override needs a second clinician says so (``cosign``).
-_V7 = (
-    f"""
-    CREATE TABLE clinicians (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL UNIQUE CHECK (length(name) > 0),
-        role TEXT NOT NULL CHECK (role IN ({", ".join(repr(r) for r in ROLES)})),
-        added_at TEXT NOT NULL,
-        added_by TEXT NOT NULL,
-        prev_hash TEXT,
-        hash TEXT
-    )
-    """,
-    f"""
-    CREATE TABLE signatures (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        audit_id INTEGER NOT NULL REFERENCES audit (id),
-        session_id INTEGER REFERENCES sessions (id),
-        signer TEXT NOT NULL,
-        role TEXT,
-        meaning TEXT NOT NULL CHECK (meaning IN ({", ".join(repr(m) for m in MEANINGS)})),
-        at TEXT NOT NULL,
-        prev_hash TEXT,
-        hash TEXT
-    )
-    """,
-    "CREATE INDEX signatures_by_session ON signatures (session_id, meaning)",
-    "CREATE INDEX signatures_by_audit ON signatures (audit_id)",
-    "ALTER TABLE sessions ADD COLUMN cosign INTEGER CHECK (cosign IS NULL OR cosign = 1)",
-    *(
-        f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT"
-        for table in ("patients", "measurements", "scores", "session_readings")
-    ),
-    *(
-        f"ALTER TABLE {table} ADD COLUMN hash TEXT"
-        for table in ("patients", "measurements", "scores", "session_readings")
-    ),
-)
-
-#: The tables of version 7 and their triggers: each grows at its chain's head, and nothing in
-#: them is changed or removed (a role is not edited: a clinician is registered once).
-_SIGNED = ("clinicians", "signatures")
-#: The tables of the patients' records chained from version 7: every input of a dose decision.
-_RECORDS = ("patients", "measurements", "scores", "session_readings")
-V7_TRIGGERS = {
-    **{f"{table}_chain": _chain_trigger(table) for table in (*_SIGNED, *_RECORDS)},
-    **{
-        f"{table}_no_{verb.lower()}": f"""
-        CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
-        BEGIN
-            SELECT RAISE(ABORT, '{table} are append-only: {verb} refused');
-        END
-        """
-        for table in (*_SIGNED, "patients", "measurements", "session_readings")
-        for verb in ("UPDATE", "DELETE")
-    },
-    # A score's acknowledgement is the one change it may see: never its links.
-    "scores_links_kept": """
-    CREATE TRIGGER scores_links_kept BEFORE UPDATE ON scores
-    WHEN NEW.hash IS NOT OLD.hash OR NEW.prev_hash IS NOT OLD.prev_hash
-    BEGIN
-        SELECT RAISE(ABORT, 'a recorded score keeps its place in the chain: UPDATE refused');
-    END
-    """,
-}
-
-#: Every chained table, in the order ``store check`` reports them.
-CHAINED = (*_CHAINED, *_SIGNED, *_RECORDS)
-
-#: Every trigger a current store has.
-TRIGGERS = (
-    "audit_no_update",
-    "audit_no_delete",
-    "audit_no_replace",
-    "scores_acknowledge_only",
-    "scores_no_delete",
-    *CHAIN_TRIGGERS,
-    *V7_TRIGGERS,
-)
-
-
-def _triggers_made(*statements: str) -> dict[str, str]:
-    """Each trigger these statements make, by name, with its SQL as SQLite keeps it (spaced)."""
-    made = {}
-    for statement in statements:
-        found = re.match(r"\s*CREATE TRIGGER (\w+)", statement)
-        if found:
-            made[found[1]] = " ".join(statement.split())
-    return made
-
-
-#: The SQL of every trigger, as the migrations make it (``missing_triggers`` compares).
-_TRIGGER_SQL = _triggers_made(*_V1, *_SCORES, *CHAIN_TRIGGERS.values(), *V7_TRIGGERS.values())
-
-
-def _migrate_signatures(conn: Database, context: MigrationContext) -> None:
-    """Version 7: clinicians with roles, signatures, and sessions that await a co-signature.
-
-    A store migrated here has no clinician registered: it is a single-user workstation (its
-    overrides need no role) until someone registers as its admin.
-    """
-    for statement in _V7:
-        conn.execute(statement)
-    # Entries from here on are signed: store check matches each to its signature and its row.
-    conn.execute(
-        "INSERT INTO store_meta (key, value) SELECT 'signed_from', coalesce(max(id), 0) + 1"
-        " FROM audit"
-    )
-    conn.execute("DROP TRIGGER scores_acknowledge_only")  # set aside to seal acknowledged ones
-    for table in _RECORDS:
-        _seal(conn, table)
-    conn.execute(_SCORES[2])  # scores_acknowledge_only again, as version 4 made it
-    for statement in V7_TRIGGERS.values():
-        conn.execute(statement)
 
 
 @dataclass(frozen=True)
@@ -715,55 +155,6 @@ class Chain:
     head_id: int | None
     head: str | None
     broken: Break | None
-
-
-#: ``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1``. Append, never edit.
-MIGRATIONS: tuple[Migration, ...] = (
-    _migrate_to_v1,
-    _migrate_to_v2,
-    _migrate_to_v3,
-    _migrate_scores,
-    _migrate_reports,
-    _migrate_chain,
-    _migrate_signatures,
-)
-
-#: The schema version this code reads and writes.
-SCHEMA_VERSION: int = len(MIGRATIONS)
-
-#: The statuses an audit entry may have (a checked result's ``status``).
-AUDIT_STATUSES = ("ok", "soft", "hard")
-
-_SESSION_COLUMNS = (
-    "id, patient_id, at, protocol, dose_mg, dose_mg_per_kg, duration_min, phases_json, "
-    "bp_before_systolic, bp_before_diastolic, bp_peak_systolic, bp_peak_diastolic, "
-    "bp_after_systolic, bp_after_diastolic, heart_rate, spo2, score, notes, "
-    "weight_policy, dosing_weight_kg, planned_dose_mg, planned_dose_mg_per_kg, stopped_at, "
-    "stop_reason, discharged_at, reported, cosign, prev_hash, hash"
-)
-_SESSION_NAMES = tuple(_SESSION_COLUMNS.split(", "))
-_READING_COLUMNS = (
-    "session_id, at, systolic, diastolic, heart_rate, spo2, sedation, answer, findings_json"
-)
-_POLICIES = (None, "actual", "ideal", "adjusted", "lean")
-_SCORE_COLUMNS = (
-    "id, patient_id, at, instrument, items_json, total, acknowledged_by, acknowledged_at, "
-    "acknowledgement, prev_hash, hash"
-)
-_SCORE_NAMES = tuple(_SCORE_COLUMNS.split(", "))
-#: What is read of a reading (its id, its columns, its links) and of a patient and a weight.
-_READING_NAMES = ("id", *_READING_COLUMNS.split(", "), "prev_hash", "hash")
-_PATIENT_NAMES = ("id", "protocol", "baseline", "sex", "created_at", "prev_hash", "hash")
-_MEASUREMENT_NAMES = ("id", "patient_id", "at", "weight_kg", "height_cm", "prev_hash", "hash")
-_AUDIT_COLUMNS = (
-    'id, at, "user", command, patient_id, inputs_json, findings_json, status, override_reason, '
-    "library_sha256, claimed, prev_hash, hash"
-)
-_AUDIT_NAMES = tuple(name.strip('"') for name in _AUDIT_COLUMNS.split(", "))
-_SIGNATURE_COLUMNS = "id, audit_id, session_id, signer, role, meaning, at, prev_hash, hash"
-# Time order that is right for offset-aware times too (julianday converts to UTC); the text and
-# the row id break ties.
-_BY_TIME = "julianday(at), at, id"
 
 
 class Store:
@@ -2382,6 +1773,11 @@ class Store:
             hint = " (the store was opened read-only)"
         elif found in {"readonly", "cantopen"} and self._conn.sqlite:
             hint = "; check the permissions of the store file and its directory"
+        elif found == "privilege" and action == "migrate":
+            hint = (
+                "; the store's schema is made or migrated by its owner: ask them to run "
+                "ketadose store migrate"
+            )
         elif found == "privilege":
             hint = (
                 "; the store lets its clinicians add records, never change them: ask the "
@@ -2509,417 +1905,6 @@ def _one_line(error: BaseException) -> str:
     return store_sql.message(error)
 
 
-def _finite(name: str, value: float | None) -> None:
-    """Refuse NaN and infinities: SQLite would store NaN as NULL, losing it silently."""
-    if value is not None and not math.isfinite(value):
-        raise InputError(f"{name} must be a finite number, not {value}")
-
-
-def _in_range(name: str, at: datetime) -> None:
-    """Refuse a time the store would refuse to read back (see :class:`_Row`)."""
-    first, last = DATE_RANGE
-    if not first <= at.date() <= last:
-        raise InputError(
-            f"{name} {at.isoformat()} is outside {first.isoformat()} to {last.isoformat()}"
-        )
-
-
-def _json(name: str, text: str) -> None:
-    try:
-        json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise InputError(f"{name} is not valid JSON") from None
-
-
-def _check_session(session: SessionRecord) -> None:
-    if session.id is not None:
-        raise InputError(f"the session is stored already (id {session.id})")
-    _in_range("at", session.at)
-    for name in ("dose_mg", "dose_mg_per_kg", "duration_min", "heart_rate", "spo2", "score"):
-        _finite(name, getattr(session, name))
-    for name in ("bp_before", "bp_peak", "bp_after"):
-        reading: BloodPressure | None = getattr(session, name)
-        if reading is not None:
-            _finite(f"{name}.systolic", reading.systolic)
-            _finite(f"{name}.diastolic", reading.diastolic)
-    _json("phases_json", session.phases_json)
-    for when in (session.stopped_at, session.discharged_at):
-        if when is not None:
-            _in_range("at", when)
-    for name in ("dosing_weight_kg", "planned_dose_mg", "planned_dose_mg_per_kg"):
-        _finite(name, getattr(session, name))
-    for timed in session.readings:
-        _check_reading(timed)
-    for event in session.adverse_events:
-        # Only the migration to version 3 keeps an event ungraded; a new one is always read by
-        # the one event reader (ketadose.events.parse), so it is in the vocabulary and graded.
-        if event.term not in TERMS or event.grade is None:
-            raise InputError(
-                f"adverse event {str(event)!r} is not a graded event of the vocabulary"
-            )
-
-
-def _check_reading(reading: Reading) -> None:
-    _in_range("the reading's time", reading.at)
-    for name in ("systolic", "diastolic", "heart_rate", "spo2"):
-        _finite(name, getattr(reading, name))
-
-
-def _whole_number(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _check_score(score: ScoreRecord) -> None:
-    if score.id is not None:
-        raise InputError(f"the score is stored already (id {score.id})")
-    _in_range("at", score.at)
-    if not score.instrument:
-        raise InputError("a score needs its instrument")
-    if not _whole_number(score.total):
-        raise InputError(f"total must be a whole number of at least 0, not {score.total!r}")
-    if score.items is not None:
-        if not score.items or not all(_whole_number(item) for item in score.items):
-            raise InputError("items must be whole numbers of at least 0")
-        if sum(score.items) != score.total:
-            raise InputError(f"total {score.total} is not the sum of the items")
-    parts = (score.acknowledged_by, score.acknowledged_at, score.acknowledgement)
-    if any(part is None for part in parts) and any(part is not None for part in parts):
-        raise InputError("an acknowledgement needs who, when and what they wrote")
-    if score.acknowledged_at is not None:
-        _in_range("acknowledged_at", score.acknowledged_at)
-
-
-def _check_audit(entry: AuditEntry) -> None:
-    if entry.id is not None:
-        raise InputError(f"the audit entry is stored already (id {entry.id})")
-    _in_range("at", entry.at)
-    if entry.status not in AUDIT_STATUSES:
-        raise InputError(f"status must be one of {', '.join(AUDIT_STATUSES)}, not {entry.status!r}")
-    _json("inputs_json", entry.inputs_json)
-    _json("findings_json", entry.findings_json)
-
-
-def _bp(reading: BloodPressure | None) -> tuple[float | None, float | None]:
-    return (None, None) if reading is None else (reading.systolic, reading.diastolic)
-
-
-class _Row:
-    """Reads one stored row back, checking each value as the writer did (exit 6 if not).
-
-    The store is a file anyone who holds it can edit with ``sqlite3``: a value of the wrong
-    type, a number that is NaN, infinite or out of range, a malformed date, a word outside its
-    set or JSON that does not parse is refused as a :class:`StoreError` naming the table, the
-    row and the column, never passed on for a later step to trip over.
-    """
-
-    def __init__(
-        self,
-        path: Path | str,
-        table: str,
-        key: object,
-        naive_zone: tzinfo | None = None,
-        zone: tzinfo | None = None,
-    ) -> None:
-        self._where = f"store {path}: {table} row {key!r}"
-        self._naive_zone = naive_zone
-        self._zone = zone
-
-    def error(self, column: str, problem: str) -> StoreError:
-        """The error for a value that is not what ketadose wrote."""
-        return StoreError(
-            f"{self._where}: {column} {problem}; the row was changed outside ketadose"
-        )
-
-    def text(self, column: str, value: object) -> str:
-        """A non-empty text."""
-        if not isinstance(value, str) or not value:
-            raise self.error(column, f"is {_shown(value)}, not a non-empty text")
-        return value
-
-    def optional_text(self, column: str, value: object) -> str | None:
-        """A text, or NULL."""
-        if value is not None and not isinstance(value, str):
-            raise self.error(column, f"is {_shown(value)}, not a text")
-        return value
-
-    def choice(self, column: str, value: object, choices: Sequence[str | int | None]) -> Any:
-        """One of ``choices``."""
-        if value not in choices:
-            shown = ", ".join("NULL" if c is None else str(c) for c in choices)
-            raise self.error(column, f"is {_shown(value)}, not one of {shown}")
-        return value
-
-    def number(self, column: str, value: object, *, low: float = -math.inf) -> float:
-        """A finite number, at least ``low`` (SQLite may hold text or a blob in any column)."""
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value < low
-        ):
-            bound = "" if low == -math.inf else f" of at least {low:g}"
-            raise self.error(column, f"is {_shown(value)}, not a finite number{bound}")
-        return float(value)
-
-    def optional_number(
-        self, column: str, value: object, *, low: float = -math.inf
-    ) -> float | None:
-        """A number as :meth:`number`, or NULL."""
-        return None if value is None else self.number(column, value, low=low)
-
-    def positive(self, column: str, value: object) -> float:
-        """A finite number above 0."""
-        number = self.number(column, value)
-        if number <= 0:
-            raise self.error(column, f"is {_shown(value)}, not a number above 0")
-        return number
-
-    def integer(self, column: str, value: object) -> int:
-        """A row id."""
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(column, f"is {_shown(value)}, not an integer")
-        return value
-
-    def moment(self, column: str, value: object) -> datetime:
-        """An ISO 8601 date and time inside :data:`ketadose.inputs.DATE_RANGE`."""
-        try:
-            at = datetime.fromisoformat(value) if isinstance(value, str) else None
-        except ValueError:
-            at = None
-        if at is None:
-            raise self.error(column, f"is {_shown(value)}, not an ISO 8601 date and time")
-        first, last = DATE_RANGE
-        if not first <= at.date() <= last:
-            raise self.error(
-                column, f"is {_shown(value)}, outside {first.isoformat()} to {last.isoformat()}"
-            )
-        if at.tzinfo is None:
-            # Only an audit entry from before schema 2 has no offset: it is read in the zone
-            # the migration to version 2 recorded.
-            if self._naive_zone is None:
-                raise self.error(column, f"is {_shown(value)}, a time without a UTC offset")
-            at = at.replace(tzinfo=self._naive_zone)
-        return at if self._zone is None else at.astimezone(self._zone)
-
-    def json(self, column: str, value: object) -> str:
-        """Strict JSON text (no NaN or Infinity, which no JSON reader need accept)."""
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            json.loads(value, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
-            raise self.error(column, "is not valid JSON") from None
-        return value
-
-    def event(self, term: object, grade: object) -> AdverseEvent:
-        """An adverse event: a term and a grade (NULL only for one kept from before v3)."""
-        from ketadose.events import Grade
-
-        grades = {g.word: g for g in Grade}
-        return AdverseEvent(
-            self.text("event", term),
-            None if grade is None else grades[self.choice("grade", grade, tuple(grades))],
-        )
-
-    def pressure(self, column: str, systolic: object, diastolic: object) -> BloodPressure | None:
-        """A blood pressure stored in two columns, both NULL or both numbers."""
-        if systolic is None and diastolic is None:
-            return None
-        return BloodPressure(
-            systolic=self.number(f"{column}_systolic", systolic),
-            diastolic=self.number(f"{column}_diastolic", diastolic),
-        )
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _shown(value: object) -> str:
-    """A stored value in a message: NULL, or its repr cut to 40 characters."""
-    if value is None:
-        return "NULL"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _patient_from_rows(
-    path: Path | str,
-    row: Sequence[Any],
-    weight: Sequence[Any] | None,
-    height: Sequence[Any] | None,
-    naive_zone: tzinfo | None,
-    zone: tzinfo | None,
-) -> PatientRecord:
-    check = _Row(path, "patients", row[0], naive_zone, zone)
-    if weight is None:
-        raise check.error("weight", "is missing: the patient has no measurements row")
-    measured = _Row(path, "measurements of patient", row[0])
-    record = PatientRecord(
-        id=check.text("id", row[0]),
-        protocol=check.text("protocol", row[1]),
-        baseline=check.number("baseline", row[2]),
-        weight_kg=measured.positive("weight_kg", weight[3]),
-        height_cm=None if height is None else measured.positive("height_cm", height[4]),
-        sex=check.choice("sex", row[3], (None, "male", "female")),
-        created_at=check.moment("created_at", row[4]),
-    )
-    _sealed(check, "patients", dict(zip(_PATIENT_NAMES, row, strict=True)))
-    for found in (weight, height):
-        if found is not None:
-            sealed = _Row(path, "measurements", found[0])
-            _sealed(sealed, "measurements", dict(zip(_MEASUREMENT_NAMES, found, strict=True)))
-    return record
-
-
-def _session_from_row(
-    path: Path | str,
-    row: Sequence[Any],
-    adverse_events: list[tuple[object, object]],
-    readings: list[Sequence[Any]],
-    naive_zone: tzinfo | None,
-    zone: tzinfo | None,
-) -> SessionRecord:
-    check = _Row(path, "sessions", row[0], naive_zone, zone)
-    events = _Row(path, "session_adverse_events of session", row[0])
-    record = SessionRecord(
-        id=check.integer("id", row[0]),
-        patient_id=check.text("patient_id", row[1]),
-        at=check.moment("at", row[2]),
-        protocol=check.text("protocol", row[3]),
-        dose_mg=check.number("dose_mg", row[4], low=0),
-        dose_mg_per_kg=check.optional_number("dose_mg_per_kg", row[5], low=0),
-        duration_min=check.optional_number("duration_min", row[6], low=0),
-        phases_json=check.json("phases_json", row[7]),
-        bp_before=check.pressure("bp_before", row[8], row[9]),
-        bp_peak=check.pressure("bp_peak", row[10], row[11]),
-        bp_after=check.pressure("bp_after", row[12], row[13]),
-        heart_rate=check.optional_number("heart_rate", row[14]),
-        spo2=check.optional_number("spo2", row[15]),
-        score=check.optional_number("score", row[16]),
-        adverse_events=tuple(events.event(term, grade) for term, grade in adverse_events),
-        notes=check.optional_text("notes", row[17]),
-        weight_policy=check.choice("weight_policy", row[18], _POLICIES),
-        dosing_weight_kg=None if row[19] is None else check.positive("dosing_weight_kg", row[19]),
-        planned_dose_mg=check.optional_number("planned_dose_mg", row[20], low=0),
-        planned_dose_mg_per_kg=check.optional_number("planned_dose_mg_per_kg", row[21], low=0),
-        stopped_at=None if row[22] is None else check.moment("stopped_at", row[22]),
-        stop_reason=check.optional_text("stop_reason", row[23]),
-        readings=tuple(_reading_from_row(path, reading, zone) for reading in readings),
-        discharged_at=None if row[24] is None else check.moment("discharged_at", row[24]),
-        reported=row[25] is not None and check.integer("reported", row[25]) == 1,
-        cosign=row[26] is not None and check.integer("cosign", row[26]) == 1,
-    )
-    # Every value is what ketadose would write; the hash proves it is what ketadose wrote.
-    values = dict(zip(_SESSION_NAMES, row, strict=True))
-    _sealed(check, "sessions", values, [list(event) for event in adverse_events])
-    return record
-
-
-def _sealed(
-    check: _Row,
-    table: str,
-    values: dict[str, Any],
-    events: list[list[Any]] | None = None,
-) -> str:
-    """A row's own hash, checked against its content (its place is ``store check``'s job).
-
-    Reading a row proves it unedited, at the cost of one SHA-256: a dose is never decided
-    from a session changed outside ketadose, even one changed to values it could have written.
-
-    Raises:
-        StoreError: The row has no hash, or its content does not match it.
-    """
-    stored, previous = values["hash"], values["prev_hash"]
-    if not isinstance(stored, str) or not isinstance(previous, str):
-        raise check.error("hash", "is missing")
-    if chain_link(previous, _content(table, values, None, events)) != stored:
-        raise check.error("hash", "does not match the row's content")
-    return stored
-
-
-def _reading_from_row(path: Path | str, row: Sequence[Any], zone: tzinfo | None) -> Reading:
-    check = _Row(path, "session_readings", row[0], None, zone)
-    sedation = row[7]
-    if sedation is not None and (
-        isinstance(sedation, bool) or not isinstance(sedation, int) or not 0 <= sedation <= 5
-    ):
-        raise check.error("sedation", f"is {_shown(sedation)}, not a score from 0 to 5")
-    findings = json.loads(check.json("findings_json", row[9]))
-    if not isinstance(findings, list) or not all(isinstance(f, str) for f in findings):
-        raise check.error("findings_json", "is not a list of finding codes")
-    _sealed(check, "session_readings", dict(zip(_READING_NAMES, row, strict=True)))
-    return Reading(
-        at=check.moment("at", row[2]),
-        systolic=check.optional_number("systolic", row[3]),
-        diastolic=check.optional_number("diastolic", row[4]),
-        heart_rate=check.optional_number("heart_rate", row[5]),
-        spo2=check.optional_number("spo2", row[6]),
-        sedation=sedation,
-        answer=check.choice("answer", row[8], ("continue", "pause", "stop")),
-        findings=tuple(findings),
-    )
-
-
-def _score_from_row(
-    path: Path | str, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
-) -> ScoreRecord:
-    check = _Row(path, "scores", row[0], naive_zone, zone)
-    total = check.integer("total", row[5])
-    if total < 0:
-        raise check.error("total", f"is {_shown(row[5])}, not a whole number of at least 0")
-    items: tuple[int, ...] | None = None
-    if row[4] is not None:
-        parsed = json.loads(check.json("items_json", row[4]))
-        if (
-            not isinstance(parsed, list)
-            or not parsed
-            or not all(_whole_number(item) for item in parsed)
-        ):
-            raise check.error("items_json", "is not a list of whole numbers of at least 0")
-        items = tuple(parsed)
-        if sum(items) != total:
-            raise check.error("total", f"is {total}, not the sum of the items ({sum(items)})")
-    by = check.optional_text("acknowledged_by", row[6])
-    text = check.optional_text("acknowledgement", row[8])
-    at = None if row[7] is None else check.moment("acknowledged_at", row[7])
-    if not ((by is None) == (at is None) == (text is None)) or by == "" or text == "":
-        raise check.error("acknowledgement", "is incomplete (who, when and what are needed)")
-    record = ScoreRecord(
-        id=check.integer("id", row[0]),
-        patient_id=check.text("patient_id", row[1]),
-        at=check.moment("at", row[2]),
-        instrument=check.text("instrument", row[3]),
-        items=items,
-        total=total,
-        acknowledged_by=by,
-        acknowledged_at=at,
-        acknowledgement=text,
-    )
-    _sealed(check, "scores", dict(zip(_SCORE_NAMES, row, strict=True)))
-    return record
-
-
-def _audit_from_row(
-    path: Path | str, row: Sequence[Any], naive_zone: tzinfo | None, zone: tzinfo | None
-) -> AuditEntry:
-    check = _Row(path, "audit", row[0], naive_zone, zone)
-    return AuditEntry(
-        id=check.integer("id", row[0]),
-        at=check.moment("at", row[1]),
-        user=check.text("user", row[2]),
-        command=check.text("command", row[3]),
-        patient_id=check.optional_text("patient_id", row[4]),
-        inputs_json=check.json("inputs_json", row[5]),
-        findings_json=check.json("findings_json", row[6]),
-        status=check.choice("status", row[7], AUDIT_STATUSES),
-        override_reason=check.optional_text("override_reason", row[8]),
-        library_sha256=check.text("library_sha256", row[9]),
-        claimed=check.optional_text("claimed", row[10]),
-        hash=_sealed(check, "audit", dict(zip(_AUDIT_NAMES, row, strict=True))),
-    )
-
-
 @dataclass(frozen=True)
 class StoreState:
     """What ``store check`` finds: the schema version, exposure, triggers and chains."""
@@ -2980,219 +1965,3 @@ def inspect(
             tuple(store.crossings()),
             tuple(store.privilege_problems()),
         )
-
-
-#: What each signature's audit entry is: the command that writes a signature of that meaning.
-_SIGNED_BY = {"administered": ("session record",), "co-signed": ("override cosign",)}
-
-
-def _crossings(conn: Database) -> list[Break]:
-    """The audit entries without their signature or row, and signatures without their entry."""
-    row = conn.execute("SELECT value FROM store_meta WHERE key = 'signed_from'").fetchone()
-    first = int(row[0]) if row is not None and str(row[0]).isdigit() else 1
-    entries = {
-        int(key): (str(command), str(user), reason, str(inputs))
-        for key, command, user, reason, inputs in conn.execute(
-            'SELECT id, command, "user", override_reason, inputs_json FROM audit WHERE id >= ?',
-            (first,),
-        )
-    }
-    sessions = {int(key) for (key,) in conn.execute("SELECT id FROM sessions")}
-    clinicians = {str(name) for (name,) in conn.execute("SELECT name FROM clinicians")}
-    found: list[Break] = []
-    signed: dict[tuple[int, str], int] = {}
-    for key, audit_id, session_id, signer, meaning in conn.execute(
-        "SELECT id, audit_id, session_id, signer, meaning FROM signatures ORDER BY id"
-    ):
-        entry = entries.get(int(audit_id))
-        made_by = _SIGNED_BY.get(str(meaning))
-        if entry is None or entry[1] != signer or (made_by and entry[0] not in made_by):
-            found.append(
-                Break(
-                    "signatures",
-                    key,
-                    "inserted",
-                    f"signatures entry {key} ({meaning} by "
-                    f"{signer}) matches no audit entry of the log: inserted",
-                )
-            )
-        elif session_id is not None and int(session_id) not in sessions:
-            found.append(
-                Break(
-                    "sessions",
-                    session_id,
-                    "deleted",
-                    f"sessions entry {session_id}, signed "
-                    f"in audit entry {audit_id}, is gone: deleted",
-                )
-            )
-        signed[(int(audit_id), str(meaning))] = signed.get((int(audit_id), str(meaning)), 0) + 1
-    for audit_id, (command, _user, reason, inputs) in entries.items():
-        wanted = {"session record": "administered", "override cosign": "co-signed"}.get(command)
-        if wanted is None and reason is not None and command in ("dose", "check", "plan"):
-            wanted = "prescribed"
-        if wanted is not None and signed.get((audit_id, wanted), 0) != 1:
-            found.append(
-                Break(
-                    "signatures",
-                    audit_id,
-                    "deleted",
-                    f"audit entry {audit_id} ({command}) "
-                    f"has {signed.get((audit_id, wanted), 0)} {wanted} signatures, not one: "
-                    "deleted",
-                )
-            )
-        if command == "clinician add":
-            name = json.loads(inputs).get("name")
-            if name not in clinicians:
-                found.append(
-                    Break(
-                        "clinicians",
-                        name,
-                        "deleted",
-                        f"clinician {name!r}, registered in "
-                        f"audit entry {audit_id}, is gone: deleted",
-                    )
-                )
-    return found + _registrations(conn) + _acknowledgements(conn) + _discharges(conn)
-
-
-def _registrations(conn: Database) -> list[Break]:
-    """Each clinician registered by an admin in an entry of its own; each pin by an admin.
-
-    The first clinician is the store's admin, registered by themselves; every later one, and
-    every pin of the override rules, by someone already registered as admin.
-    """
-    found: list[Break] = []
-    admins: set[str] = set()
-    registered: dict[str, tuple[str, str]] = {}
-    for key, command, user, inputs in conn.execute(
-        'SELECT id, command, "user", inputs_json FROM audit'
-        " WHERE command IN ('clinician add', 'clinician policy') ORDER BY id"
-    ):
-        asked = json.loads(str(inputs))
-        first = not registered and command == "clinician add"
-        if first and (asked.get("name") != user or asked.get("role") != "admin"):
-            found.append(_unregistered(key, "the first clinician is an admin by themselves"))
-        elif not first and user not in admins:
-            found.append(_unregistered(key, f"{user} was not a registered admin"))
-        if command == "clinician add":
-            registered[str(asked.get("name"))] = (str(asked.get("role")), str(user))
-            if asked.get("role") == "admin":
-                admins.add(str(asked.get("name")))
-    for key, name, role, added_by in conn.execute(
-        "SELECT id, name, role, added_by FROM clinicians ORDER BY id"
-    ):
-        if registered.get(str(name)) != (str(role), str(added_by)):
-            found.append(
-                Break(
-                    "clinicians",
-                    key,
-                    "inserted",
-                    f"clinicians entry {key} ({name}, {role}) matches no registration in the "
-                    "audit log: inserted",
-                )
-            )
-    return found
-
-
-def _unregistered(key: object, why: str) -> Break:
-    return Break("audit", key, "inserted", f"audit entry {key} registers or pins, but {why}")
-
-
-def _acknowledgements(conn: Database) -> list[Break]:
-    """Each acknowledged score, acknowledged in an audit entry by the same clinician."""
-    logged = {
-        (str(patient), str(user), str(reason), str(at))
-        for patient, user, reason, at in conn.execute(
-            'SELECT patient_id, "user", override_reason, at FROM audit'
-            " WHERE command IN ('score record', 'score acknowledge')"
-            " AND override_reason IS NOT NULL"
-        )
-    }
-    return [
-        Break(
-            "scores",
-            key,
-            "edited",
-            f"scores entry {key} is acknowledged by {by}, but no audit entry acknowledges it: "
-            "edited",
-        )
-        for key, patient, by, at, text in conn.execute(
-            "SELECT id, patient_id, acknowledged_by, acknowledged_at, acknowledgement FROM scores"
-            " WHERE acknowledged_at IS NOT NULL"
-        )
-        if (str(patient), str(by), str(text), str(at)) not in logged
-    ]
-
-
-def _discharges(conn: Database) -> list[Break]:
-    """Each discharge time, given in a ``session discharge`` entry for that session."""
-    logged: dict[int, set[str]] = {}
-    for (inputs,) in conn.execute(
-        "SELECT inputs_json FROM audit WHERE command = 'session discharge'"
-    ):
-        asked = json.loads(str(inputs))
-        if isinstance(asked.get("session"), int) and isinstance(asked.get("at"), str):
-            logged.setdefault(asked["session"], set()).add(_instant_text(asked["at"]))
-    return [
-        Break(
-            "sessions",
-            key,
-            "edited",
-            f"sessions entry {key} has a discharge no audit entry gives: edited",
-        )
-        for key, at in conn.execute(
-            "SELECT id, discharged_at FROM sessions WHERE discharged_at IS NOT NULL"
-        )
-        if _instant_text(str(at)) not in logged.get(int(key), set())
-    ]
-
-
-def _instant_text(text: str) -> str:
-    """A time as the UTC instant it names (a discharge is stored and logged in its zone)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    return instant(moment).isoformat() if moment.tzinfo is not None else text
-
-
-def _tail_gone(conn: Database, table: str, last: object) -> Break | None:
-    """A table's last rows deleted: its id counter (AUTOINCREMENT) went further.
-
-    A chain cannot show that its own tail is gone; the counter can, unless it was reset too
-    (a printed chain head shows that).
-    """
-    if conn.sqlite:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).first()
-        counted = None if row is None else int(row[0])
-    else:
-        from ketadose import store_pg
-
-        counted = store_pg.tail(conn.connection, table)
-    if counted is None or not isinstance(last, int) or counted <= last:
-        return None
-    return Break(
-        table, last + 1, "deleted", f"{table} entries {last + 1} to {counted} are gone: deleted"
-    )
-
-
-def _stamp(at: datetime, what: str) -> str:
-    """A time as stored: ISO 8601 with its UTC offset (a naive time is refused)."""
-    return aware(at, what).isoformat()
-
-
-def _zone_from_text(text: str) -> tzinfo:
-    """The zone ``store_meta`` names: an IANA name, or a fixed ``UTC+01:00``."""
-    from datetime import timedelta, timezone
-    from zoneinfo import ZoneInfo
-
-    match = re.fullmatch(r"UTC([+-])(\d\d):(\d\d)", text)
-    if match is None:
-        try:
-            return ZoneInfo(text)
-        except (ValueError, OSError):
-            raise StoreError(f"the store names an unknown time zone: {text!r}") from None
-    sign = 1 if match[1] == "+" else -1
-    return timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))

@@ -180,7 +180,7 @@ def test_each_kind_of_tampering_is_found(
 
 def test_a_back_dated_insert_at_the_head_with_a_good_link_is_out_of_order(store: Store) -> None:
     # A forger who computes the link right (the hash function is public) still leaves a time.
-    from ketadose.store import _content
+    from ketadose.store_schema import _content
 
     head = store.chain_head()
     assert head is not None

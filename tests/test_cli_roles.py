@@ -301,8 +301,8 @@ class TestCrossings:
         )
         entry = entries(clinic)[-1]["id"]
         with Store.open(clinic) as db:  # a forger with the hash function: one row, well linked
-            from ketadose.store import _content
             from ketadose.store_chain import link
+            from ketadose.store_schema import _content
 
             with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
                 head = conn.execute(
@@ -410,8 +410,8 @@ class TestSecondReview:
         assert run("store", "check").exit_code == 0
 
     def test_a_clinician_or_pin_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
-        from ketadose.store import _content
         from ketadose.store_chain import link
+        from ketadose.store_schema import _content
 
         with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
             head = conn.execute("SELECT hash FROM clinicians ORDER BY id DESC LIMIT 1").fetchone()

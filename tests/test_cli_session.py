@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from ketadose.cli import app
 from ketadose.events import AdverseEvent, Grade
 from ketadose.records import PatientRecord
-from ketadose.store import MIGRATIONS, Store, _migrate_to_v3
+from ketadose.store import MIGRATIONS, Store
+from ketadose.store_schema import _migrate_to_v3
 from tests.stores import add_old_patient
 
 runner = CliRunner()

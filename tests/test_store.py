@@ -31,9 +31,8 @@ from ketadose.store import (
     SCHEMA_VERSION,
     MigrationContext,
     Store,
-    _migrate_reports,
-    _migrate_scores,
 )
+from ketadose.store_schema import _migrate_reports, _migrate_scores
 from ketadose.store_sql import Database, connect
 from ketadose.store_url import StoreLocation
 from tests.stores import add_old_patient

@@ -74,3 +74,34 @@ def test_who_acts_on_a_server_is_the_session_user(store_target: StoreTarget) -> 
         (written,) = [e for e in store.audit() if e.id == audit_id]
         assert written.user == "nurse_b"
         assert written.claimed == "someone_else"
+
+
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+
+
+@ON_POSTGRESQL
+def test_only_the_owner_makes_the_schema(store_target: StoreTarget) -> None:
+    """A clinician meeting an empty database is told who makes the schema; nothing is made."""
+    with pytest.raises(StoreError, match="made or migrated by its owner") as raised:
+        Store.open(store_target.clinician("nurse_c"))
+    assert "\n" not in str(raised.value)
+    assert inspect(store_target.url).schema_version == 0
+
+
+@ON_POSTGRESQL
+def test_a_clinician_reads_and_appends_but_never_changes(store_target: StoreTarget) -> None:
+    first = patient()
+    with Store.open(store_target.url) as store:  # the owner: schema and grants
+        store.add_patient(first, at=first.created_at)  # type: ignore[arg-type]
+    with Store.open(store_target.clinician("nurse_d")) as store:
+        session_id = store.record_session_with_audit(session_for(1), entry())
+        assert [s.id for s in store.sessions(first.id)] == [session_id]
+        with (
+            pytest.raises(StoreError, match="permission denied for table sessions"),
+            store._transaction("delete") as conn,
+        ):
+            conn.execute("DELETE FROM sessions")
+        assert store.verify() == []
+    assert inspect(store_target.url).problems == []

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from ketadose import store as sqlite_store
-from ketadose import store_pg
+from ketadose import store_pg, store_rows, store_schema
 from ketadose.records import Reading
 from ketadose.store import Store
 from ketadose.store_chain import GENESIS, link
@@ -89,7 +89,7 @@ def append(
     """Insert a row at the head of its chain as the store does; returns its order value."""
     previous = head(conn, table) if prev is None else prev
     events: list[list[Any]] | None = [] if table == "sessions" else None
-    content = sqlite_store._content(table, values, None, events)
+    content = store_schema._content(table, values, None, events)
     names = ", ".join(quoted(name) for name in values)
     marks = ", ".join(["%s"] * (len(values) + 2))
     order = store_pg.CHAIN_ORDER[table]
@@ -192,7 +192,7 @@ def test_the_sqlite_trigger_names_in_the_stores_order() -> None:
 
 def test_each_trigger_raises_sqlites_text() -> None:
     for trigger in store_pg.SQLITE_TRIGGERS:
-        made = sqlite_store._TRIGGER_SQL[trigger.name]
+        made = store_schema._TRIGGER_SQL[trigger.name]
         said = re.findall(r"RAISE\(ABORT, '([^']*)'\)", made)
         source = store_pg.FUNCTIONS[trigger.function].source
         if trigger.function == "ketadose_chain":
@@ -370,7 +370,7 @@ def test_a_stores_rows_copied_read_back_the_same_and_hash_the_same(
             for row in result.mappings():
                 values = dict(row)
                 given = events.get(values["id"], []) if table == "sessions" else None
-                content = sqlite_store._content(table, values, None, given)
+                content = store_schema._content(table, values, None, given)
                 assert link(values["prev_hash"], content) == values["hash"], table
         assert store_pg.tail(conn, "audit") == len(written["audit"][1])
         assert store_pg.tail(conn, "patients") == 1
@@ -425,7 +425,7 @@ def test_the_audit_log_grows_at_its_head_only(pg_store: PgStore) -> None:
         assert store_pg.tail(conn, "audit") == 6
         # An id of its own, far ahead, at the head: the identity sequence follows it (as
         # AUTOINCREMENT goes on after the largest id), so the next default id is not refused.
-        digest = link(head(conn, "audit"), sqlite_store._content("audit", audit_values(3), None))
+        digest = link(head(conn, "audit"), store_schema._content("audit", audit_values(3), None))
         conn.exec_driver_sql(
             f"INSERT INTO audit (id, {names}, prev_hash, hash) VALUES (%s, {marks}, %s, %s)",
             (100, *audit_values(3).values(), head(conn, "audit"), digest),
@@ -1004,12 +1004,12 @@ def test_two_writers_never_extend_the_same_head(
 def test_every_sqlite_record_kind_is_a_store_pg_table() -> None:
     # The store's own column lists are columns of the PostgreSQL tables (in SQL text).
     for names, table in [
-        (sqlite_store._SESSION_NAMES, "sessions"),
-        (sqlite_store._SCORE_NAMES, "scores"),
-        (sqlite_store._AUDIT_NAMES, "audit"),
-        (sqlite_store._READING_NAMES, "session_readings"),
-        (sqlite_store._PATIENT_NAMES, "patients"),
-        (sqlite_store._MEASUREMENT_NAMES, "measurements"),
+        (store_rows._SESSION_NAMES, "sessions"),
+        (store_rows._SCORE_NAMES, "scores"),
+        (store_rows._AUDIT_NAMES, "audit"),
+        (store_rows._READING_NAMES, "session_readings"),
+        (store_rows._PATIENT_NAMES, "patients"),
+        (store_rows._MEASUREMENT_NAMES, "measurements"),
     ]:
         made = store_pg.TABLES[table]
         for name in names:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ketadose.store import MigrationContext
+    from ketadose.store_schema import MigrationContext
     from ketadose.store_sql import Database
 
 #: The first schema version that is an Alembic revision (the baseline, ``0007``).

@@ -24,7 +24,7 @@ def upgrade() -> None:
     given = attributes()
     database, context, version = given["database"], given["context"], given["version"]
     if op.get_bind().dialect.name == "sqlite":
-        from ketadose.store import MIGRATIONS
+        from ketadose.store_schema import MIGRATIONS
 
         for step in MIGRATIONS[version:7]:
             step(database, context)
