@@ -10,7 +10,10 @@ Revision 0007 is the baseline: on PostgreSQL it creates the whole schema of vers
 since version 1 (:data:`ketadose.store.MIGRATIONS`), from the file's own version, so an old
 file is brought up as before (backed up first, by the store). Later revisions are written
 with Alembic's operations, in batch mode on SQLite (``render_as_batch``: a table SQLite
-cannot ``ALTER`` is copied and swapped in the same transaction).
+cannot ``ALTER`` is copied and swapped in the same transaction). A copied table loses its
+triggers and expression indexes: a revision that makes SQLite copy one makes them again from
+:data:`ketadose.store_schema.TRIGGERS` and :data:`~ketadose.store_schema.INDEXES` (``store check``
+reports any that is missing). Adding a column is done in place and needs none of that.
 
 The store runs them in its own write transaction (:meth:`ketadose.store.Store._migrate`),
 so a migration commits whole or not at all; Alembic is imported only when one runs.
@@ -31,18 +34,21 @@ BASELINE = 7
 SCRIPTS = Path(__file__).parent
 
 
-def upgrade(database: Database, context: MigrationContext, version: int) -> None:
+def upgrade(
+    database: Database, context: MigrationContext, version: int, scripts: Path = SCRIPTS
+) -> None:
     """Bring the store from schema ``version`` to the head revision, in the caller's transaction.
 
     The revisions read ``database`` (the store's connection), ``context`` (the path, the
-    zone and the notices) and ``version`` from the Alembic config's attributes.
+    zone and the notices) and ``version`` from the Alembic config's attributes. ``scripts``:
+    another script directory (a test's, with a revision of its own past the head).
     """
     from alembic.config import Config
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option("script_location", str(SCRIPTS))
+    config.set_main_option("script_location", str(scripts))
     config.attributes.update(database=database, context=context, version=version)
     script = ScriptDirectory.from_config(config)
 
@@ -64,6 +70,18 @@ def upgrade(database: Database, context: MigrationContext, version: int) -> None
             known = f"{version:04d}" if version >= BASELINE else "base"
             environment.get_context().stamp(script, known)
         environment.run_migrations()
+
+
+def head(scripts: Path = SCRIPTS) -> str:
+    """The head revision's id: the schema version this ketadose writes, as ``0007``."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    found = ScriptDirectory.from_config(config).get_current_head()
+    assert found is not None, "the script directory has revisions"
+    return found
 
 
 def attributes() -> dict[str, Any]:
