@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -277,15 +277,3 @@ def _bound(sql: str) -> tuple[sqlalchemy.TextClause, tuple[str, ...]]:
 
 #: A quoted literal or identifier (kept), or a ``?`` (bound).
 _PLACES = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
-
-
-def rows(result: Result) -> Iterator[dict[str, Any]]:
-    """Each row of a result as a dict by column name."""
-    names = list(result.keys())
-    for row in result:
-        yield dict(zip(names, row, strict=True))
-
-
-def as_mapping(names: Sequence[str], row: Sequence[Any]) -> Mapping[str, Any]:
-    """One row's values by name."""
-    return dict(zip(names, row, strict=True))
