@@ -36,13 +36,14 @@ def test_a_value_with_a_percent_reaches_sqlite_as_given(tmp_path: Path) -> None:
         database.close()
 
 
-def wrapped(original: BaseException) -> exc.DBAPIError:
-    return exc.DBAPIError.instance("SELECT 1", None, original, Exception)  # type: ignore[arg-type]
+def wrapped(original: Exception) -> BaseException:
+    """The error as SQLAlchemy raises it: the driver's, wrapped (``.orig``)."""
+    return exc.DBAPIError.instance("SELECT 1", None, original, Exception)
 
 
 def sqlite_error(name: str) -> sqlite3.Error:
     error = sqlite3.IntegrityError("refused")
-    error.sqlite_errorname = name  # type: ignore[attr-defined]
+    error.sqlite_errorname = name
     return error
 
 
