@@ -272,7 +272,7 @@ class Store:
         self, *, read_only: bool, migrations: Sequence[Migration], zone: tzinfo | None
     ) -> None:
         """Check what the database is, then set the connection up and migrate it if needed."""
-        target = len(migrations)
+        target = _target(migrations)
         with self._errors("open"):
             try:
                 version, application_id, objects = self._identity()
@@ -381,12 +381,12 @@ class Store:
         return version, APPLICATION_ID if ours else 0, objects
 
     def _migrate(self, migrations: Sequence[Migration], zone: tzinfo | None) -> None:
-        """Back an SQLite file up, then bring it to ``len(migrations)`` in one transaction.
+        """Back an SQLite file up, then bring it to the steps' last version in one transaction.
 
         The steps run through Alembic (:mod:`ketadose.migrations`), on either engine; a test's
         own list of steps runs as given.
         """
-        target = len(migrations)
+        target = _target(migrations)
         sqlite = self._conn.sqlite
         # A migration may rebuild a table, which needs foreign keys off; they are checked as a
         # whole before the commit instead. The pragma is a no-op inside a transaction, hence here.
@@ -1872,6 +1872,11 @@ def _create_private(path: Path) -> None:
         os.fchmod(handle, 0o600)  # exactly 0o600, whatever the umask
     finally:
         os.close(handle)
+
+
+def _target(migrations: Sequence[Migration]) -> int:
+    """The version a list of steps makes: the Alembic head for the store's own, else its length."""
+    return SCHEMA_VERSION if migrations is MIGRATIONS else len(migrations)
 
 
 def _refuse_foreign(
