@@ -369,8 +369,15 @@ class Store:
             return 0, 0, 0
         version = 0
         if self._has_table("alembic_version"):
-            found = self._conn.execute("SELECT version_num FROM alembic_version").first()
-            version = int(found[0]) if found is not None and str(found[0]).isdigit() else 0
+            found = [
+                row[0] for row in self._conn.execute("SELECT version_num FROM alembic_version")
+            ]
+            if len(found) > 1 or (found and not str(found[0]).isdigit()):
+                raise StoreError(
+                    f"{self._path} names a schema version ketadose does not know (Alembic "
+                    f"revision {', '.join(map(str, found))}); refusing to change it"
+                )
+            version = int(found[0]) if found else 0
         ours = (
             self._has_table("store_meta")
             and self._conn.execute(
@@ -1280,7 +1287,16 @@ class Store:
         """Insert a row at the head of its table's chain (inside the write transaction).
 
         ``events``: a session's adverse events, hashed with it (written after it, by id).
+
+        Raises:
+            InputError: A text holds what neither engine keeps as given (a NUL, or an unpaired
+                surrogate from an argument that was not UTF-8).
         """
+        for column, value in values.items():
+            _keepable(f"{table}.{column}", value)
+        for event in events or ():
+            for value in event:
+                _keepable(f"{table}.adverse_events", value)
         head = conn.execute(
             f"SELECT hash FROM {table} ORDER BY {_order(table)} DESC LIMIT 1"
         ).fetchone()
@@ -1874,6 +1890,20 @@ def _create_private(path: Path) -> None:
         os.close(handle)
 
 
+def _keepable(name: str, value: object) -> None:
+    """Refuse text SQLite and PostgreSQL would not keep alike (or at all)."""
+    if not isinstance(value, str):
+        return
+    if "\x00" in value:
+        raise InputError(f"{name} holds a NUL character, which the store does not keep")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{name} is not UTF-8 text (an argument in another encoding?); nothing was written"
+        ) from None
+
+
 def _target(migrations: Sequence[Migration]) -> int:
     """The version a list of steps makes: the Alembic head for the store's own, else its length."""
     return SCHEMA_VERSION if migrations is MIGRATIONS else len(migrations)
@@ -1930,7 +1960,8 @@ class StoreState:
         if self.schema_version < SCHEMA_VERSION:
             found.append(
                 f"store schema version {self.schema_version}, older than version "
-                f"{SCHEMA_VERSION}: run ketadose store migrate (it backs the file up first)"
+                f"{SCHEMA_VERSION}: run ketadose store migrate"
+                + (" (it backs the file up first)" if isinstance(self.path, Path) else "")
             )
         found += [
             f"trigger {name} is missing: it was dropped outside ketadose; the rows it guards "
@@ -1959,10 +1990,10 @@ def inspect(
     try:
         store = Store.open(location, read_only=True, zone=zone, shared=True)
     except StoreMigrationError as older:
-        return StoreState(location.shown, older.version, exposed, (), ())
+        return StoreState(location.path or location.shown, older.version, exposed, (), ())
     with store:
         return StoreState(
-            location.shown,
+            location.path or location.shown,
             SCHEMA_VERSION,
             exposed,
             tuple(store.missing_triggers()),

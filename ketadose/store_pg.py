@@ -232,7 +232,8 @@ TABLES: dict[str, str] = {
     "chain_tail": f"""
     CREATE TABLE chain_tail (
         tbl {_TEXT} PRIMARY KEY,
-        last_id BIGINT NOT NULL
+        last_id BIGINT NOT NULL,
+        txid BIGINT
     )
     """,
 }
@@ -404,9 +405,10 @@ END
 #: table's chain_tail row (created, or raised to this row's order value), which holds off any
 #: other transaction inserting into the table until this one ends, and on which a concurrent
 #: REPEATABLE READ insert fails to serialise: two rows never follow the same head.
-#: A row let in with an id of its own past the identity sequence moves the sequence on to it,
-#: as SQLite's AUTOINCREMENT goes on after the largest id: the next default id is never one the
-#: chain refuses (else one explicit id far ahead would shut the table to every later insert).
+#: A row with an id of its own past the identity sequence is refused: one row with the largest
+#: id would otherwise leave the sequence nowhere to go, shutting the table to every later insert.
+#: The chain_tail row also records the inserting transaction (``txid``): a session's adverse
+#: events are let in only in the transaction that inserted it (:data:`EVENT_SOURCE`).
 CHAIN_SOURCE = f"""
 DECLARE
     ordering text := TG_ARGV[0];
@@ -415,9 +417,10 @@ DECLARE
     newest bigint;
     counter regclass;
 BEGIN
-    INSERT INTO public.chain_tail AS tail (tbl, last_id)
-        VALUES (TG_TABLE_NAME, coalesce(place, 0))
-        ON CONFLICT (tbl) DO UPDATE SET last_id = greatest(tail.last_id, excluded.last_id);
+    INSERT INTO public.chain_tail AS tail (tbl, last_id, txid)
+        VALUES (TG_TABLE_NAME, coalesce(place, 0), txid_current())
+        ON CONFLICT (tbl) DO UPDATE
+        SET last_id = greatest(tail.last_id, excluded.last_id), txid = excluded.txid;
     EXECUTE 'SELECT hash, ' || quote_ident(ordering) || ' FROM '
         || quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME)
         || ' ORDER BY ' || quote_ident(ordering) || ' DESC LIMIT 1'
@@ -431,7 +434,10 @@ BEGIN
     counter := pg_get_serial_sequence(
         quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME), ordering)::regclass;
     IF place > coalesce(pg_sequence_last_value(counter), 0) THEN
-        PERFORM setval(counter, place);
+        RAISE EXCEPTION USING
+            MESSAGE = 'the ' || TG_TABLE_NAME || ' chain takes the ids it gives: an id of '
+                || 'one''s own past them refused',
+            ERRCODE = '{ERRCODE}';
     END IF;
     RETURN NEW;
 END
@@ -495,6 +501,64 @@ END
 """
 
 
+#: Who a row says acted is who is connected: the server authenticated them (TG_ARGV[0] names
+#: the column: audit "user", a signature's signer, a registration's added_by, a score's
+#: acknowledged_by). A signature's role is the signer's registered role; a clinician is
+#: registered by a registered admin, or (the first) by themselves as admin; the override rules
+#: are pinned by an admin. Nothing a clinician sends with their own SQL can say otherwise.
+AUTHOR_SOURCE = f"""
+DECLARE
+    row jsonb := to_jsonb(NEW);
+    who text := row ->> TG_ARGV[0];
+    registered text := (SELECT role FROM public.clinicians WHERE name = session_user);
+BEGIN
+    IF who IS NOT NULL AND who IS DISTINCT FROM session_user::text THEN
+        RAISE EXCEPTION USING
+            MESSAGE = TG_TABLE_NAME || ' rows are by who is connected: ' || TG_ARGV[0]
+                || ' ' || quote_literal(who) || ' refused for ' || quote_literal(session_user),
+            ERRCODE = '{ERRCODE}';
+    END IF;
+    IF TG_TABLE_NAME = 'signatures' AND (row ->> 'role') IS DISTINCT FROM registered THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'a signature carries its signer''s registered role: role refused',
+            ERRCODE = '{ERRCODE}';
+    END IF;
+    IF TG_TABLE_NAME = 'clinicians' AND registered IS DISTINCT FROM 'admin'
+        AND (EXISTS (SELECT 1 FROM public.clinicians)
+             OR (row ->> 'name') IS DISTINCT FROM session_user::text
+             OR (row ->> 'role') IS DISTINCT FROM 'admin') THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'a clinician is registered by an admin (the first by themselves, as '
+                || 'admin): registration refused',
+            ERRCODE = '{ERRCODE}';
+    END IF;
+    IF TG_TABLE_NAME = 'audit' AND (row ->> 'command') = 'clinician policy'
+        AND registered IS DISTINCT FROM 'admin' THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'the override rules are pinned by an admin: pin refused',
+            ERRCODE = '{ERRCODE}';
+    END IF;
+    RETURN NEW;
+END
+"""
+
+#: A session's adverse events are written with it, in the transaction that inserted it (its
+#: hash covers them): one added later would make the session unreadable to everyone.
+EVENT_SOURCE = f"""
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM public.chain_tail
+        WHERE tbl = 'sessions' AND last_id = NEW.session_id AND txid = txid_current()
+    ) THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'a session''s adverse events are recorded with it: insert refused',
+            ERRCODE = '{ERRCODE}';
+    END IF;
+    RETURN NEW;
+END
+"""
+
+
 @dataclass(frozen=True)
 class Function:
     """One function of the store: its signature, what it returns, its body and its options."""
@@ -533,6 +597,8 @@ FUNCTIONS: dict[str, Function] = {
         Function("ketadose_discharge_only", "", "trigger", DISCHARGE_SOURCE),
         Function("ketadose_acknowledge_only", "", "trigger", ACKNOWLEDGE_SOURCE),
         Function("ketadose_links_kept", "", "trigger", LINKS_KEPT_SOURCE),
+        Function("ketadose_author", "", "trigger", AUTHOR_SOURCE),
+        Function("ketadose_event_fresh", "", "trigger", EVENT_SOURCE, definer=True),
     )
 }
 
@@ -638,8 +704,46 @@ TRUNCATE_TRIGGERS: tuple[Trigger, ...] = tuple(
     for table, message in _TRUNCATE_MESSAGES.items()
 )
 
+#: PostgreSQL's own: who a row says acted is who is connected (:data:`AUTHOR_SOURCE`), and a
+#: session's events come with it (:data:`EVENT_SOURCE`). PostgreSQL fires a table's triggers in
+#: the order of their names: these come after the chain's, whose refusal is told first. On
+#: SQLite the file's owner is the one user, and the chain and the crossings stand in for these.
+AUTHOR_TRIGGERS: tuple[Trigger, ...] = (
+    Trigger("audit_written_by_session_user", "audit", "INSERT", "ketadose_author", ("user",)),
+    Trigger(
+        "signatures_written_by_session_user", "signatures", "INSERT", "ketadose_author", ("signer",)
+    ),
+    Trigger(
+        "clinicians_written_by_session_user",
+        "clinicians",
+        "INSERT",
+        "ketadose_author",
+        ("added_by",),
+    ),
+    Trigger(
+        "scores_written_by_session_user",
+        "scores",
+        "INSERT",
+        "ketadose_author",
+        ("acknowledged_by",),
+    ),
+    Trigger(
+        "scores_acknowledged_by_session_user",
+        "scores",
+        "UPDATE",
+        "ketadose_author",
+        ("acknowledged_by",),
+    ),
+    Trigger(
+        "session_adverse_events_with_session",
+        "session_adverse_events",
+        "INSERT",
+        "ketadose_event_fresh",
+    ),
+)
+
 #: Every trigger of the store, in the order missing_triggers reports them.
-TRIGGERS: tuple[Trigger, ...] = (*SQLITE_TRIGGERS, *TRUNCATE_TRIGGERS)
+TRIGGERS: tuple[Trigger, ...] = (*SQLITE_TRIGGERS, *TRUNCATE_TRIGGERS, *AUTHOR_TRIGGERS)
 
 #: The schema, statement by statement, for an empty database, run by the owner in one
 #: transaction: functions first (an index and the triggers call them), tables, the store's
@@ -861,6 +965,39 @@ def privilege_problems(conn: Connection, role: str = GROUP_ROLE) -> list[str]:
         problems.append(
             f"{name} is owned by {owner}" + ("" if owner == role else f", a role {role} is in")
         )
+    return problems + _member_problems(conn, role)
+
+
+#: Each login in the clinicians' role: superuser, CREATEROLE, and whether it is (a member of)
+#: the role that owns the store's tables.
+_MEMBERS = """
+SELECT m.rolname, m.rolsuper, m.rolcreaterole,
+       pg_has_role(m.oid, c.relowner, 'MEMBER'), pg_get_userbyid(c.relowner)
+FROM pg_catalog.pg_auth_members AS a
+JOIN pg_catalog.pg_roles AS g ON g.oid = a.roleid
+JOIN pg_catalog.pg_roles AS m ON m.oid = a.member
+JOIN pg_catalog.pg_class AS c
+    ON c.relname = 'audit' AND c.relnamespace = to_regnamespace(%s)
+WHERE g.rolname = %s
+ORDER BY m.rolname
+"""
+
+
+def _member_problems(conn: Connection, role: str) -> list[str]:
+    """What a clinician's own login may do beyond the role: each such login, one line."""
+    problems = []
+    for name, superuser, creates_roles, owns, owner in _rows(conn, _MEMBERS, (STORE_SCHEMA, role)):
+        if superuser:
+            problems.append(f"clinician {name} is a superuser: it may change anything")
+        elif owns:
+            problems.append(
+                f"clinician {name} is a member of {owner}, which owns the store: it may "
+                "disable the triggers"
+            )
+        elif creates_roles:
+            problems.append(
+                f"clinician {name} may create roles (CREATEROLE): it may grant itself {owner}"
+            )
     return problems
 
 

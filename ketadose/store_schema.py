@@ -523,7 +523,9 @@ def _content(
 
 def _real(value: object) -> object:
     """A number as a float (80 and 80.0 alike), whatever the column's affinity makes of it."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) + 0.0  # -0.0 as 0.0: SQLite keeps no sign of a zero
+    return value
 
 
 #: Columns outside a row's hash besides its order column and the chain: a session's discharge

@@ -115,12 +115,32 @@ class Database:
         self.connection.exec_driver_sql(sql)
 
     def begin_write(self) -> None:
-        """Begin a write transaction holding the store's write lock."""
+        """Begin a write transaction holding the store's write lock.
+
+        Raises:
+            StoreError: A read is still open on this connection (an iteration not taken to
+                its end): a write would join its snapshot and end it.
+        """
+        if self.in_transaction:
+            raise StoreError(
+                f"store {self.shown}: a read of the store is still open; take all of it (or "
+                "close it) before writing"
+            )
         if self.sqlite:
             self.script("BEGIN IMMEDIATE")
         else:
             self.script("BEGIN")
             self.connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection (the driver's own account)."""
+        raw = self.raw
+        if self.sqlite:
+            return bool(raw.in_transaction)
+        import psycopg
+
+        return bool(raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
     def begin_read(self) -> None:
         """Begin a read transaction: every query in it sees the same state."""
@@ -185,6 +205,9 @@ def connect(location: StoreLocation, *, read_only: bool) -> Database:
         try:
             # Writers queue behind the write lock as long as SQLite's busy timeout allows.
             database.script(f"SET lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            # The store is in schema public, whatever the role's or the URL's search_path
+            # ("$user" first by default: a schema named as the owner would take the tables).
+            database.script("SET search_path = public")
             if read_only:
                 database.script("SET default_transaction_read_only = on")
         except BaseException:

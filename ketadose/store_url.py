@@ -30,7 +30,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 #: The scheme of an SQLite store given as a URL (``sqlite+pysqlite`` is SQLAlchemy's).
 SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
 #: libpq parameters that carry a secret: refused in a URL.
-_SECRETS = frozenset({"password", "passfile_contents"})
+_SECRETS = frozenset({"password", "sslpassword"})
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,13 @@ def parse(text: str | Path | StoreLocation) -> StoreLocation:
         return StoreLocation.file(text)
     if not text.strip():
         raise InputError("the store is named by an empty text: give a file or a postgresql:// URL")
+    if text.strip() == ":memory:":
+        raise InputError("the store is named :memory:, which keeps nothing: give a file")
     scheme, separator, rest = text.partition("://")
     if not separator or "/" in scheme or "\\" in scheme:
+        head = text.partition(":")[0].lower()
+        if ":" in text and head in (*POSTGRES_SCHEMES, *SQLITE_SCHEMES):
+            raise InputError(f"store {head}:...: a store URL is {head}://..., with two slashes")
         return StoreLocation.file(Path(text))
     lowered = scheme.lower()
     if lowered in SQLITE_SCHEMES:

@@ -13,6 +13,7 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ ON_POSTGRESQL = pytest.mark.parametrize(
 def _made(target: StoreTarget) -> None:
     """The owner makes the schema and adds the patient."""
     with Store.open(target.url) as store:
-        store.add_patient(patient(), at=T0)  # type: ignore[arg-type]
+        store.add_patient(patient(), at=T0)
 
 
 @ON_POSTGRESQL
@@ -165,7 +166,7 @@ def test_the_store_is_made_in_public_whatever_the_owners_search_path(
     with store_target.superuser() as conn:
         conn.execute(f'CREATE SCHEMA "{owner}" AUTHORIZATION "{owner}"')
     with Store.open(store_target.url) as store:
-        store.add_patient(patient(), at=T0)  # type: ignore[arg-type]
+        store.add_patient(patient(), at=T0)
         assert store.verify() == []
 
 
@@ -192,7 +193,7 @@ def test_a_negative_zero_reads_back(store_target: StoreTarget) -> None:
     """SQLite stores -0.0 as 0.0; the hash was made from -0.0: the row then reads as edited
     and the patient's sessions can never be read again (a false tamper alarm)."""
     with Store.open(store_target.url, actor="rv_zero") as store:
-        store.add_patient(patient(), at=T0)  # type: ignore[arg-type]
+        store.add_patient(patient(), at=T0)
         store.record_session_with_audit(replace(session_for(1), heart_rate=-0.0), entry())
         assert len(store.sessions(patient().id)) == 1
         assert store.verify() == []
@@ -206,7 +207,7 @@ def test_text_neither_engine_can_keep_is_an_input_error(
     both engines; a NUL is kept by SQLite and a StoreError (exit 6) on PostgreSQL. Both
     should be refused before writing, as InputError (exit 2), on both engines alike."""
     with Store.open(store_target.url, actor="rv_text") as store:
-        store.add_patient(patient(), at=T0)  # type: ignore[arg-type]
+        store.add_patient(patient(), at=T0)
         with pytest.raises(InputError):
             store.record_session_with_audit(replace(session_for(1), notes=notes), entry())
 
@@ -217,7 +218,7 @@ def test_the_same_records_hash_alike_on_both_engines(
     """Held (kept as a regression test): test_store_engines' 'same hashes' test never compares
     the engines. Here one sequence of records, with integral and inexact floats, Unicode,
     quotes and JSON text, goes to a file and to the test's store: every chain head is equal."""
-    variants = [
+    variants: list[dict[str, Any]] = [
         {},
         {"dose_mg": 40.0, "heart_rate": 97.0},
         {"dose_mg": 0.1 + 0.2},
@@ -235,7 +236,7 @@ def test_the_same_records_hash_alike_on_both_engines(
     for name, where in places.items():
         with Store.open(where, actor=actor) as store:
             if name == "file" or store_target.sqlite:
-                store.add_patient(patient(), at=T0)  # type: ignore[arg-type]
+                store.add_patient(patient(), at=T0)
             for number, changes in enumerate(variants, 1):
                 store.record_session_with_audit(replace(session_for(number), **changes), entry())
             assert store.verify() == []

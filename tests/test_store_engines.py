@@ -105,3 +105,17 @@ def test_a_clinician_reads_and_appends_but_never_changes(store_target: StoreTarg
             conn.execute("DELETE FROM sessions")
         assert store.verify() == []
     assert inspect(store_target.url).problems == []
+
+
+@ON_POSTGRESQL
+def test_a_reader_never_makes_the_schema(store_target: StoreTarget) -> None:
+    """As a missing file is never created by a reader, an empty database is not made a store."""
+    from typer.testing import CliRunner
+
+    from ketadose.cli import app
+
+    result = CliRunner().invoke(app, ["audit", "verify", "--store", store_target.url])
+    assert result.exit_code == 6
+    assert "no store at postgresql://" in result.output
+    assert "store migrate" in result.output
+    assert inspect(store_target.url).schema_version == 0

@@ -60,6 +60,7 @@ def test_sqlalchemy_spelling_is_libpq_for_the_driver() -> None:
         "postgresql://alice:@db/ketadose",
         "postgresql://alice@db/ketadose?password=hunter2",
         "postgresql://alice@db/ketadose?sslmode=require&PASSWORD=hunter2",
+        "postgresql://alice@db/ketadose?sslkey=/k.pem&sslpassword=hunter2",
     ],
 )
 def test_a_password_is_refused_and_not_repeated(text: str) -> None:
@@ -94,6 +95,9 @@ def test_no_password_gets_through(user: str, secret: str) -> None:
         ("sqlite://", "sqlite:///PATH"),
         ("sqlite:///store.db?mode=ro", "without a host or options"),
         ("postgresql://alice@db:notaport/k", "postgresql://"),
+        ("postgresql:/db.clinic/ketadose", "with two slashes"),
+        ("sqlite:store.db", "with two slashes"),
+        (":memory:", "keeps nothing"),
     ],
 )
 def test_what_is_not_a_store(text: str, match: str) -> None:

@@ -280,7 +280,7 @@ def open_store(path: str | None, *, read_only: bool = False) -> "Store":
     command.
     """
     from ketadose.config import boolean
-    from ketadose.errors import StoreMigrationError
+    from ketadose.errors import StoreError, StoreMigrationError
     from ketadose.store import Store
 
     target = store_location(path)
@@ -292,9 +292,14 @@ def open_store(path: str | None, *, read_only: bool = False) -> "Store":
 
     try:
         db = opened(read_only)
-    except StoreMigrationError:
+    except StoreMigrationError as older:
         # An older store is migrated (backed up first) as any command does; only a store
-        # that does not exist is refused.
+        # that does not exist is refused: on a server, a database without the schema.
+        if older.version == 0 and target.path is None:
+            raise StoreError(
+                f"no store at {target}: the database has no ketadose schema yet; its owner "
+                "makes it with ketadose store migrate"
+            ) from None
         db = opened(False)
     for notice in db.notices:
         typer.echo(f"ketadose: {notice}", err=True)
