@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ketadose.records import PatientRecord
-from ketadose.store import CHAIN_TRIGGERS, V7_TRIGGERS
+from ketadose.store import CHAIN_TRIGGERS, TRIGGERS, V7_TRIGGERS
 
 if TYPE_CHECKING:
     from tests.pg import Database
@@ -136,3 +136,128 @@ class StoreTarget:
         tampering as someone who owns the server would."""
         assert self.database is not None, "PostgreSQL only"
         return self.database.cluster.admin(self.database.name)
+
+
+# --- raw access on either engine, as another program (or the server's owner) has it ----------
+
+
+def _postgresql_sql(sql: str) -> str:
+    """A statement written with SQLite's ``?`` values in psycopg's ``%s`` style."""
+    return sql.replace("?", "%s")
+
+
+def raw_sql(target: StoreTarget, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement outside ketadose, its triggers and constraints all in force.
+
+    SQLite: a plain sqlite3 connection to the file (autocommit, foreign keys on), as any
+    other program has. PostgreSQL: the cluster's superuser (autocommit), as the server's
+    owner has. ``sql`` takes ``?`` for each value on both. Returns the rows (empty for none);
+    a refusal is the driver's own error (:func:`integrity_error`).
+    """
+    if target.sqlite:
+        assert target.path is not None
+        with closing(sqlite3.connect(target.path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA foreign_keys = ON")
+            cursor = conn.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
+    with target.superuser() as conn:
+        cursor = conn.execute(_postgresql_sql(sql), params or None)
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+
+def tamper(target: StoreTarget, *statements: str) -> None:
+    """Run statements with the store's triggers (and foreign keys) off, as a hostile user can.
+
+    SQLite: whoever may write the file drops every trigger (and switches foreign keys and
+    CHECK constraints off), then edits. PostgreSQL: the server's owner (the superuser) sets
+    ``session_replication_role = replica``, which fires no ordinary trigger (nor the foreign
+    keys' own) for that session alone: the schema is left as it was, so only the chain shows
+    the edit. CHECK constraints stay: what a column's type and CHECK refuse cannot be stored.
+    """
+    if target.sqlite:
+        assert target.path is not None
+        with closing(sqlite3.connect(target.path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA ignore_check_constraints = ON")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            for trigger in TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            for statement in statements:
+                conn.execute(statement)
+        return
+    with target.superuser() as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _pg_trigger_table(name: str) -> str:
+    from ketadose import store_pg
+
+    (table,) = {t.table for t in store_pg.TRIGGERS if t.name == name}
+    return table
+
+
+def drop_trigger(target: StoreTarget, name: str) -> None:
+    """Drop one of the store's triggers, as whoever owns the file or the server can."""
+    if target.sqlite:
+        raw_sql(target, f"DROP TRIGGER {name}")
+    else:
+        raw_sql(target, f"DROP TRIGGER {name} ON {_pg_trigger_table(name)}")
+
+
+def disable_trigger(target: StoreTarget, name: str) -> None:
+    """Keep a trigger but stop it firing (PostgreSQL's ``ALTER TABLE ... DISABLE TRIGGER``)."""
+    assert not target.sqlite, "SQLite cannot disable a trigger: only drop it"
+    raw_sql(target, f"ALTER TABLE {_pg_trigger_table(name)} DISABLE TRIGGER {name}")
+
+
+def integrity_error(target: StoreTarget) -> type[Exception]:
+    """What the engine's driver raises when a trigger or constraint refuses a statement.
+
+    (A trigger of the store raises SQLSTATE 23000 on PostgreSQL, an integrity constraint
+    violation, as SQLite's ``RAISE(ABORT)`` is an IntegrityError.)
+    """
+    if target.sqlite:
+        return sqlite3.IntegrityError
+    import psycopg
+
+    return psycopg.errors.IntegrityError
+
+
+def privilege_error() -> type[Exception]:
+    """What psycopg raises for ``permission denied`` (SQLSTATE 42501)."""
+    import psycopg
+
+    return psycopg.errors.InsufficientPrivilege
+
+
+def clinician_connection(target: StoreTarget, name: str) -> Any:
+    """A psycopg connection (autocommit) as the clinician ``name``'s own login role, over TCP
+    with its password from the test's pgpass file, as a clinician at a workstation has."""
+    import psycopg
+
+    conn = psycopg.connect(target.clinician(name), connect_timeout=10)
+    conn.autocommit = True
+    return conn
+
+
+def raw_rows(target: StoreTarget, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """:func:`raw_sql`'s rows as dicts by column name (a SELECT)."""
+    if target.sqlite:
+        assert target.path is not None
+        with closing(sqlite3.connect(target.path, isolation_level=None)) as conn:
+            cursor = conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    with target.superuser() as conn:
+        cursor = conn.execute(_postgresql_sql(sql), params or None)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+#: A test of the store suite on one engine alone (it overrides the ``engine`` fixture's
+#: parameters): what only PostgreSQL has (roles, privileges, disabled triggers), or only SQLite.
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+ON_SQLITE = pytest.mark.parametrize("engine", ["sqlite"])
