@@ -261,3 +261,38 @@ ON_POSTGRESQL = pytest.mark.parametrize(
     "engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)]
 )
 ON_SQLITE = pytest.mark.parametrize("engine", ["sqlite"])
+
+
+def inject_failure(target: StoreTarget, table: str) -> None:
+    """Fault injection: from now on every INSERT into ``table`` fails with 'injected failure'."""
+    if target.sqlite:
+        raw_sql(
+            target,
+            f"CREATE TRIGGER injected BEFORE INSERT ON {table}"
+            " BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        return
+    raw_sql(
+        target,
+        "CREATE FUNCTION injected() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+    )
+    raw_sql(
+        target,
+        f"CREATE TRIGGER injected BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION injected()",
+    )
+
+
+def checks_off(target: StoreTarget, table: str) -> list[str]:
+    """The statements that let a hand edit past ``table``'s CHECK constraints, for
+    :func:`tamper`: none on SQLite (it switches them off itself); on PostgreSQL each CHECK
+    constraint of the table dropped, as the server's owner may."""
+    if target.sqlite:
+        return []
+    names = raw_sql(
+        target,
+        "SELECT conname FROM pg_catalog.pg_constraint"
+        " WHERE conrelid = ?::regclass AND contype = 'c' ORDER BY conname",
+        (table,),
+    )
+    return [f"ALTER TABLE {table} DROP CONSTRAINT {name}" for (name,) in names]

@@ -121,7 +121,6 @@ def test_a_back_dated_entry_is_out_of_order() -> None:
     assert verify("audit", links) is None  # sessions are dated when given, not when written
 
 
-
 # --- on a store, on either engine ----------------------------------------------------------------
 #
 # Tampering as whoever holds the store can: on SQLite the file's writer drops the triggers
@@ -473,9 +472,7 @@ def test_a_clinician_may_add_records_and_a_discharge(
     # What the role is granted, so that the refusals above are the privileges' own.
     with clinician_connection(store_target, "nurse_a") as conn:
         assert conn.execute("SELECT count(*) FROM audit").fetchone() == (4,)
-        conn.execute(
-            "UPDATE sessions SET discharged_at = '2024-03-04T12:00:00+01:00' WHERE id = 1"
-        )
+        conn.execute("UPDATE sessions SET discharged_at = '2024-03-04T12:00:00+01:00' WHERE id = 1")
     assert store.sessions("p-001")[0].discharged_at is not None
 
 
