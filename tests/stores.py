@@ -296,3 +296,40 @@ def checks_off(target: StoreTarget, table: str) -> list[str]:
         (table,),
     )
     return [f"ALTER TABLE {table} DROP CONSTRAINT {name}" for (name,) in names]
+
+
+def trigger_names(target: StoreTarget) -> tuple[str, ...]:
+    """The triggers of the store on the target's engine, as ``missing_triggers`` names them."""
+    if target.sqlite:
+        return TRIGGERS
+    from ketadose import store_pg
+
+    return tuple(trigger.name for trigger in store_pg.TRIGGERS)
+
+
+def triggers_off(target: StoreTarget, *statements: str) -> None:
+    """Every trigger of the store put out of action for good, then the statements run.
+
+    SQLite: dropped (:func:`tamper`). PostgreSQL: disabled, table by table (``ALTER TABLE ...
+    DISABLE TRIGGER USER``, by the server's owner), so each is left in place not firing.
+    """
+    if target.sqlite:
+        tamper(target, *statements)
+        return
+    from ketadose import store_pg
+
+    with target.superuser() as conn, conn.transaction():
+        for table in sorted({trigger.table for trigger in store_pg.TRIGGERS}):
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def acting_user(target: StoreTarget) -> str:
+    """Who the command line acts as on the store as the test opens it: the OS user on SQLite,
+    the store's owner (the role its URL names) on PostgreSQL."""
+    if target.database is None:
+        from ketadose.cli.env import os_user
+
+        return os_user()
+    return target.database.owner
