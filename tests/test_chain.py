@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from ketadose.cli import app
 from ketadose.errors import StoreError
 from ketadose.store import CHAIN_TRIGGERS, TRIGGERS, Store
 from ketadose.store_chain import BACKDATE_TOLERANCE_S, GENESIS, Link, link, verify
@@ -129,6 +132,9 @@ def test_a_back_dated_entry_is_out_of_order() -> None:
 # must name the same first break.
 
 
+cli = CliRunner()
+
+
 @pytest.fixture
 def store(store_target: StoreTarget) -> Iterator[Store]:
     with Store.open(store_target.url) as opened:
@@ -187,6 +193,13 @@ def test_each_kind_of_tampering_is_found(
     assert (found.table, found.kind, found.key) == (table, kind, key)
     assert "\n" not in found.detail
     assert set(store.missing_triggers()) == untouched_triggers(store_target)
+    # The command line names the same first break (KETADOSE_STORE is this store).
+    verified = cli.invoke(app, ["audit", "verify", "--json"])
+    assert verified.exit_code == 6
+    assert json.loads(verified.stdout)["problems"][0] == found.detail
+    checked = cli.invoke(app, ["store", "check"])
+    assert checked.exit_code == 6
+    assert f"ketadose: {store_target.url}: {found.detail}" in checked.stderr.splitlines()
 
 
 def test_a_back_dated_insert_at_the_head_with_a_good_link_is_out_of_order(
