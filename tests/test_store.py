@@ -627,6 +627,52 @@ class TestSchemaVersions:
 
 
 @ON_POSTGRESQL
+class TestServerErrors:
+    """PostgreSQL: what the server refuses is one line, exit 6, saying what to do."""
+
+    def test_a_clinician_refused_a_change_is_told_whom_to_ask(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
+        store.append_audit(entry())
+        with Store.open(store_target.clinician("nurse_a")) as mine:
+            assert mine.actor == "nurse_a"
+            with (
+                pytest.raises(StoreError, match="permission denied for table audit") as caught,
+                mine._transaction("edit the log") as conn,
+            ):
+                conn.execute("DELETE FROM audit")
+            text = one_line(caught.value)
+            assert caught.value.exit_code == 6
+            assert text.startswith(
+                f"cannot edit the log: store {store_target.clinician('nurse_a')}"
+            )
+            assert text.endswith("ask the store's owner for the role this needs")
+        assert len(store.audit()) == 1
+
+    def test_a_clinician_cannot_make_the_schema(self, store_target: StoreTarget) -> None:
+        # An empty database is made a store by its owner, never by a clinician.
+        with pytest.raises(StoreError) as caught:
+            Store.open(store_target.clinician("nurse_a"))
+        assert caught.value.exit_code == 6
+        assert "permission denied" in one_line(caught.value)
+        tables = "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'"
+        assert raw_sql(store_target, tables) == [(0,)]
+
+    def test_a_wrong_password_is_refused_without_it_in_the_message(
+        self, store_target: StoreTarget
+    ) -> None:
+        assert store_target.pgpass is not None and store_target.database is not None
+        store_target.pgpass.write_text(
+            f"127.0.0.1:{store_target.database.cluster.port}:*:*:not-the-password\n"
+        )
+        with pytest.raises(StoreError, match="password authentication failed") as caught:
+            Store.open(store_target.url)
+        text = one_line(caught.value)
+        assert text.startswith(f"cannot open store {store_target.url}")
+        assert "not-the-password" not in text and store_target.database.password not in text
+
+
+@ON_POSTGRESQL
 class TestServerSchema:
     """PostgreSQL: a newer schema, or a database that is not ketadose's, is refused untouched."""
 
