@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -515,3 +516,93 @@ def test_a_truncate_is_refused_even_to_the_superuser(
     with pytest.raises(integrity_error(store_target), match="TRUNCATE refused"):
         raw_sql(store_target, "TRUNCATE audit CASCADE")
     assert len(store.audit()) == 4
+
+
+# What the server lets a clinician's own SQL do that the store's code never would: the
+# store_pg schema ties neither a signature's signer nor an audit entry's user to the session
+# user, and keeps a recorded session's adverse events open to INSERT. Each forgery is found
+# (the log and its rows name each other, a session's events are in its hash), not refused.
+
+
+def _forge(conn: Any, table: str, values: dict[str, Any]) -> None:
+    """Insert a row linked at its chain's head, as a forger who knows the hash function."""
+    from ketadose.store import _content
+
+    (head,) = conn.execute(f"SELECT hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
+    digest = link(head, _content(table, values, None))
+    names = ", ".join(f'"{name}"' for name in (*values, "prev_hash", "hash"))
+    places = ", ".join(["%s"] * (len(values) + 2))
+    conn.execute(
+        f"INSERT INTO {table} ({names}) VALUES ({places})", (*values.values(), head, digest)
+    )
+
+
+def _cosign_as_dr_b(conn: Any) -> None:
+    _forge(conn, "signatures", {"audit_id": 4, "session_id": 4, "signer": "dr_b",
+                                "role": "prescriber", "meaning": "co-signed",
+                                "at": "2024-03-04T10:00:00+01:00"})  # fmt: skip
+
+
+def _log_as_dr_b(conn: Any, command: str = "clinician add") -> None:
+    _forge(conn, "audit", {"at": "2024-03-04T10:00:00+01:00", "user": "dr_b",
+                           "command": command, "inputs_json": "{}",
+                           "findings_json": "[]", "status": "ok",
+                           "library_sha256": "0" * 64})  # fmt: skip
+
+
+def _dose_logged_as_dr_b(conn: Any) -> None:
+    _log_as_dr_b(conn, "dose")
+
+
+def _add_an_event(conn: Any) -> None:
+    conn.execute(
+        "INSERT INTO session_adverse_events (session_id, position, event, grade)"
+        " VALUES (2, 99, 'nausea', 'mild')"
+    )
+
+
+#: Each forgery, and the first break verify names for it.
+FORGERIES = [
+    pytest.param(_cosign_as_dr_b, ("signatures", "inserted"), id="signature-as-another"),
+    # A registration without its clinician row: the crossing names it.
+    pytest.param(_log_as_dr_b, ("clinicians", "deleted"), id="registration-as-another"),
+    pytest.param(_add_an_event, ("sessions", "edited"), id="event-added-to-a-session"),
+]
+
+
+@ON_POSTGRESQL
+@pytest.mark.parametrize(("forge", "found"), FORGERIES)
+def test_what_a_clinician_forges_by_sql_is_found(
+    store: Store, store_target: StoreTarget, forge: Any, found: tuple[str, str]
+) -> None:
+    with clinician_connection(store_target, "nurse_a") as conn:
+        forge(conn)
+    first = store.verify()[0]
+    assert (first.table, first.kind) == found
+
+
+@ON_POSTGRESQL
+@pytest.mark.xfail(
+    strict=True,
+    reason="store_pg lets a clinician's own SQL sign or log as another user (signer, user not "
+    "tied to session_user) and add an adverse event to a recorded session: refused by nothing; "
+    "found by verify, except a well-linked entry that needs no row (a dose logged as dr_b)",
+)
+@pytest.mark.parametrize(
+    "forge",
+    [
+        *(forgery.values[0] for forgery in FORGERIES),
+        # An entry that needs no row of its own, well linked: not even verify can find it.
+        _dose_logged_as_dr_b,
+    ],
+    ids=[*(str(forgery.id) for forgery in FORGERIES), "dose-entry-as-another"],
+)
+def test_what_a_clinician_forges_by_sql_is_refused(
+    store: Store, store_target: StoreTarget, forge: Any
+) -> None:
+    with (
+        clinician_connection(store_target, "nurse_a") as conn,
+        pytest.raises((integrity_error(store_target), privilege_error())),
+    ):
+        forge(conn)
+    assert store.verify() == []
