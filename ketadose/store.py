@@ -940,6 +940,8 @@ class Store:
             StoreError: The store cannot be written; nothing was.
         """
         _check_score(score)
+        if score.acknowledged_by is not None and self.actor is not None:
+            score = replace(score, acknowledged_by=self.actor)  # who is acting, as in the log
         with self._transaction("record the score") as conn:
             return self._insert_score(conn, score)
 

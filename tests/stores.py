@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ketadose.records import PatientRecord
-from ketadose.store import CHAIN_TRIGGERS, V7_TRIGGERS
+from ketadose.store import CHAIN_TRIGGERS, TRIGGERS, V7_TRIGGERS
 
 if TYPE_CHECKING:
     from tests.pg import Database
@@ -136,3 +136,211 @@ class StoreTarget:
         tampering as someone who owns the server would."""
         assert self.database is not None, "PostgreSQL only"
         return self.database.cluster.admin(self.database.name)
+
+
+# --- raw access on either engine, as another program (or the server's owner) has it ----------
+
+
+def _postgresql_sql(sql: str) -> str:
+    """A statement written with SQLite's ``?`` values in psycopg's ``%s`` style."""
+    return sql.replace("?", "%s")
+
+
+def raw_sql(
+    target: StoreTarget, sql: str, params: tuple[Any, ...] = (), *, as_anyone: bool = False
+) -> list[tuple[Any, ...]]:
+    """Run one statement outside ketadose, its triggers and constraints all in force.
+
+    SQLite: a plain sqlite3 connection to the file (autocommit, foreign keys on), as any
+    other program has. PostgreSQL: the cluster's superuser (autocommit), as the server's
+    owner has. ``sql`` takes ``?`` for each value on both. Returns the rows (empty for none);
+    a refusal is the driver's own error (:func:`integrity_error`).
+
+    ``as_anyone``: the row may say someone else acted. On SQLite it always may (the file's
+    owner is its one user); on PostgreSQL only with the author triggers off, which the
+    superuser alone can do (``session_replication_role = replica``, every trigger off).
+    """
+    if as_anyone and not target.sqlite:
+        with target.superuser() as conn, conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            cursor = conn.execute(_postgresql_sql(sql), params or None)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+    if target.sqlite:
+        assert target.path is not None
+        with closing(sqlite3.connect(target.path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA foreign_keys = ON")
+            cursor = conn.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
+    with target.superuser() as conn:
+        cursor = conn.execute(_postgresql_sql(sql), params or None)
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+
+def tamper(target: StoreTarget, *statements: str) -> None:
+    """Run statements with the store's triggers (and foreign keys) off, as a hostile user can.
+
+    SQLite: whoever may write the file drops every trigger (and switches foreign keys and
+    CHECK constraints off), then edits. PostgreSQL: the server's owner (the superuser) sets
+    ``session_replication_role = replica``, which fires no ordinary trigger (nor the foreign
+    keys' own) for that session alone: the schema is left as it was, so only the chain shows
+    the edit. CHECK constraints stay: what a column's type and CHECK refuse cannot be stored.
+    """
+    if target.sqlite:
+        assert target.path is not None
+        with closing(sqlite3.connect(target.path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA ignore_check_constraints = ON")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            for trigger in TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            for statement in statements:
+                conn.execute(statement)
+        return
+    with target.superuser() as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _pg_trigger_table(name: str) -> str:
+    from ketadose import store_pg
+
+    (table,) = {t.table for t in store_pg.TRIGGERS if t.name == name}
+    return table
+
+
+def drop_trigger(target: StoreTarget, name: str) -> None:
+    """Drop one of the store's triggers, as whoever owns the file or the server can."""
+    if target.sqlite:
+        raw_sql(target, f"DROP TRIGGER {name}")
+    else:
+        raw_sql(target, f"DROP TRIGGER {name} ON {_pg_trigger_table(name)}")
+
+
+def disable_trigger(target: StoreTarget, name: str) -> None:
+    """Keep a trigger but stop it firing (PostgreSQL's ``ALTER TABLE ... DISABLE TRIGGER``)."""
+    assert not target.sqlite, "SQLite cannot disable a trigger: only drop it"
+    raw_sql(target, f"ALTER TABLE {_pg_trigger_table(name)} DISABLE TRIGGER {name}")
+
+
+def integrity_error(target: StoreTarget) -> type[Exception]:
+    """What the engine's driver raises when a trigger or constraint refuses a statement.
+
+    (A trigger of the store raises SQLSTATE 23000 on PostgreSQL, an integrity constraint
+    violation, as SQLite's ``RAISE(ABORT)`` is an IntegrityError.)
+    """
+    if target.sqlite:
+        return sqlite3.IntegrityError
+    import psycopg
+
+    return psycopg.errors.IntegrityError
+
+
+def privilege_error() -> type[Exception]:
+    """What psycopg raises for ``permission denied`` (SQLSTATE 42501)."""
+    import psycopg
+
+    return psycopg.errors.InsufficientPrivilege
+
+
+def clinician_connection(target: StoreTarget, name: str) -> Any:
+    """A psycopg connection (autocommit) as the clinician ``name``'s own login role, over TCP
+    with its password from the test's pgpass file, as a clinician at a workstation has."""
+    import psycopg
+
+    conn = psycopg.connect(target.clinician(name), connect_timeout=10)
+    conn.autocommit = True
+    return conn
+
+
+def raw_rows(target: StoreTarget, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """:func:`raw_sql`'s rows as dicts by column name (a SELECT)."""
+    if target.sqlite:
+        assert target.path is not None
+        with closing(sqlite3.connect(target.path, isolation_level=None)) as conn:
+            cursor = conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    with target.superuser() as conn:
+        cursor = conn.execute(_postgresql_sql(sql), params or None)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+#: A test of the store suite on one engine alone (it overrides the ``engine`` fixture's
+#: parameters): what only PostgreSQL has (roles, privileges, disabled triggers), or only SQLite.
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+ON_SQLITE = pytest.mark.parametrize("engine", ["sqlite"])
+
+
+def inject_failure(target: StoreTarget, table: str) -> None:
+    """Fault injection: from now on every INSERT into ``table`` fails with 'injected failure'."""
+    if target.sqlite:
+        raw_sql(
+            target,
+            f"CREATE TRIGGER injected BEFORE INSERT ON {table}"
+            " BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        return
+    raw_sql(
+        target,
+        "CREATE FUNCTION injected() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+    )
+    raw_sql(
+        target,
+        f"CREATE TRIGGER injected BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION injected()",
+    )
+
+
+def checks_off(target: StoreTarget, table: str) -> list[str]:
+    """The statements that let a hand edit past ``table``'s CHECK constraints, for
+    :func:`tamper`: none on SQLite (it switches them off itself); on PostgreSQL each CHECK
+    constraint of the table dropped, as the server's owner may."""
+    if target.sqlite:
+        return []
+    names = raw_sql(
+        target,
+        "SELECT conname FROM pg_catalog.pg_constraint"
+        " WHERE conrelid = ?::regclass AND contype = 'c' ORDER BY conname",
+        (table,),
+    )
+    return [f"ALTER TABLE {table} DROP CONSTRAINT {name}" for (name,) in names]
+
+
+def trigger_names(target: StoreTarget) -> tuple[str, ...]:
+    """The triggers of the store on the target's engine, as ``missing_triggers`` names them."""
+    if target.sqlite:
+        return TRIGGERS
+    from ketadose import store_pg
+
+    return tuple(trigger.name for trigger in store_pg.TRIGGERS)
+
+
+def triggers_off(target: StoreTarget, *statements: str) -> None:
+    """Every trigger of the store put out of action for good, then the statements run.
+
+    SQLite: dropped (:func:`tamper`). PostgreSQL: disabled, table by table (``ALTER TABLE ...
+    DISABLE TRIGGER USER``, by the server's owner), so each is left in place not firing.
+    """
+    if target.sqlite:
+        tamper(target, *statements)
+        return
+    from ketadose import store_pg
+
+    with target.superuser() as conn, conn.transaction():
+        for table in sorted({trigger.table for trigger in store_pg.TRIGGERS}):
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def acting_user(target: StoreTarget) -> str:
+    """Who the command line acts as on the store as the test opens it: the OS user on SQLite,
+    the store's owner (the role its URL names) on PostgreSQL."""
+    if target.database is None:
+        from ketadose.cli.env import os_user
+
+        return os_user()
+    return target.database.owner

@@ -1,14 +1,15 @@
 """Clinicians with roles, overrides by role, and the independent second clinician's co-signature.
 
-Who is acting is the OS user (``env.os_user``); here each clinician is played by replacing it,
-as separate logins would be.
+Each test runs on both engines. Who is acting is who the system authenticated: on SQLite the OS
+user (``env.os_user``), which each clinician plays by replacing it, as separate logins would
+be; on PostgreSQL the database session user, so each clinician is a login role of their own
+(``StoreTarget.clinician``) and the command line connects as them (``KETADOSE_STORE`` is their
+URL): a co-signature by a second clinician is a second authenticated user.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,36 @@ import pytest
 from typer.testing import CliRunner
 
 from ketadose.cli import app, env
-from ketadose.store import TRIGGERS, Store
+from ketadose.store import Store
+from tests.stores import (
+    ON_POSTGRESQL,
+    StoreTarget,
+    clinician_connection,
+    integrity_error,
+    privilege_error,
+    raw_sql,
+    tamper,
+)
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def acting(monkeypatch: pytest.MonkeyPatch) -> Any:
+def acting(store_target: StoreTarget, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``acting(name)``: the command line acts as ``name`` from then on.
+
+    SQLite: the OS user is ``name``. PostgreSQL: the command line connects as the login role
+    ``name`` (made on first use, in the clinicians' group role), its password in the test's
+    pgpass file; the store's owner has made the schema and its grants first.
+    """
+    if not store_target.sqlite:
+        Store.open(store_target.url).close()
+
     def become(name: str) -> None:
-        monkeypatch.setattr(env, "os_user", lambda: name)
+        if store_target.sqlite:
+            monkeypatch.setattr(env, "os_user", lambda: name)
+        else:
+            monkeypatch.setenv("KETADOSE_STORE", store_target.clinician(name))
 
     return become
 
@@ -37,7 +59,8 @@ OVERDOSE = ("--dose", "1.2mg/kg", "--override-reason", "no response at 1 mg/kg, 
 
 
 @pytest.fixture
-def clinic(acting: Any, store_path: Path) -> Path:
+def clinic(acting: Any, store_target: StoreTarget) -> StoreTarget:
+    """A patient, P1, and five clinicians registered by admin1, the first admin."""
     acting("admin1")
     assert run("patient", "add", "P1", "-p", "depression", "--weight", "80kg", "--baseline", "30")
     first = run("clinician", "add", "admin1", "--role", "admin")
@@ -46,16 +69,17 @@ def clinic(acting: Any, store_path: Path) -> Path:
                        ("ph_d", "pharmacist")):  # fmt: skip
         added = run("clinician", "add", name, "--role", role)
         assert added.exit_code == 0, added.stderr
-    return store_path
+    return store_target
 
 
-def entries(path: Path) -> list[dict[str, Any]]:
+def entries(clinic: StoreTarget) -> list[dict[str, Any]]:
+    """The audit log's entries, read by whoever acts."""
     return json.loads(run("audit", "--json").stdout)["entries"]  # type: ignore[no-any-return]
 
 
 class TestRegistration:
     def test_the_first_clinician_is_the_store_admin_by_themselves(
-        self, acting: Any, store_path: Path
+        self, acting: Any, store_target: StoreTarget
     ) -> None:
         acting("admin1")
         for name, role in (("dr_a", "prescriber"), ("admin1", "nurse"), ("someone", "admin")):
@@ -68,7 +92,9 @@ class TestRegistration:
             ("admin1", "admin", "admin1")
         ]
 
-    def test_only_an_admin_adds_and_a_role_is_set_once(self, clinic: Path, acting: Any) -> None:
+    def test_only_an_admin_adds_and_a_role_is_set_once(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
         acting("dr_a")
         refused = run("clinician", "add", "rn_e", "--role", "nurse")
         assert refused.exit_code == 2 and "dr_a is not a registered admin" in refused.stderr
@@ -79,13 +105,11 @@ class TestRegistration:
         assert unknown.exit_code == 2 and "role must be one of" in unknown.stderr
         assert [e["command"] for e in entries(clinic)].count("clinician add") == 5
 
-    def test_the_registry_cannot_be_edited_behind_the_tools_back(self, clinic: Path) -> None:
-        with closing(sqlite3.connect(clinic)) as conn, pytest.raises(sqlite3.IntegrityError):
-            conn.execute("UPDATE clinicians SET role = 'admin' WHERE name = 'rn_c'")
-        with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
-            for trigger in TRIGGERS:
-                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            conn.execute("UPDATE clinicians SET role = 'admin' WHERE name = 'rn_c'")
+    def test_the_registry_cannot_be_edited_behind_the_tools_back(self, clinic: StoreTarget) -> None:
+        promote = "UPDATE clinicians SET role = 'admin' WHERE name = 'rn_c'"
+        with pytest.raises(integrity_error(clinic)):
+            raw_sql(clinic, promote)
+        tamper(clinic, promote)
         check = run("store", "check")
         assert check.exit_code == 6
         assert "clinicians entry 4 does not match its hash: edited" in check.stderr
@@ -95,7 +119,7 @@ class TestRegistration:
 
 class TestOverrides:
     def test_a_nurse_may_not_override_a_dose_and_nothing_is_written(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         acting("rn_c")
         before = len(entries(clinic))
@@ -105,27 +129,28 @@ class TestOverrides:
         assert result.stdout == ""
         assert len(entries(clinic)) == before
 
-    def test_someone_not_registered_may_not_override(self, clinic: Path, acting: Any) -> None:
+    def test_someone_not_registered_may_not_override(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
         acting("visitor")
         result = run("dose", "-p", "depression", "--weight", "80kg", *OVERDOSE)
         assert result.exit_code == 3
         assert "visitor (not a registered clinician) may not override" in result.stderr
 
-    def test_a_prescriber_overrides_and_signs_it(self, clinic: Path, acting: Any) -> None:
+    def test_a_prescriber_overrides_and_signs_it(self, clinic: StoreTarget, acting: Any) -> None:
         acting("dr_a")
         result = run("dose", "-p", "depression", "--weight", "80kg", *OVERDOSE, "--json")
         assert result.exit_code == 0, result.stderr
         assert json.loads(result.stdout)["ready"] is True
         last = entries(clinic)[-1]
         assert (last["command"], last["user"], last["status"]) == ("dose", "dr_a", "soft")
-        with closing(sqlite3.connect(clinic)) as conn:
-            signed = conn.execute(
-                "SELECT signer, role, meaning FROM signatures WHERE audit_id = ?", (last["id"],)
-            ).fetchall()
+        signed = raw_sql(
+            clinic, "SELECT signer, role, meaning FROM signatures WHERE audit_id = ?", (last["id"],)
+        )
         assert signed == [("dr_a", "prescriber", "prescribed")]
 
     def test_a_pharmacist_clears_a_medication_but_not_a_dose(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         acting("ph_d")
         screened = run(
@@ -142,7 +167,7 @@ class TestCosignature:
         return run("session", "record", "P1", "--date", f"{day}T09:00", *extra)
 
     def test_a_dose_override_waits_for_an_independent_second_clinician(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         acting("dr_a")
         recorded = self.record("2026-12-01", *OVERDOSE)
@@ -176,7 +201,7 @@ class TestCosignature:
 
         after = json.loads(run("next", "P1", "--date", "2026-12-04T09:00", "--json").stdout)
         assert "override-awaiting-cosign" not in {f["code"] for f in after["findings"]}
-        with Store.open(clinic) as db:
+        with Store.open(clinic.url) as db:
             (session,) = db.sessions("P1")
             assert session.cosign
             signatures = [(s.signer, s.role, s.meaning) for s in db.signatures(session.id or 0)]
@@ -184,7 +209,9 @@ class TestCosignature:
                               ("dr_b", "prescriber", "co-signed")]  # fmt: skip
         assert run("store", "check").exit_code == 0
 
-    def test_a_session_without_such_an_override_needs_none(self, clinic: Path, acting: Any) -> None:
+    def test_a_session_without_such_an_override_needs_none(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
         acting("rn_c")
         recorded = self.record("2026-12-01", "--dose", "0.5mg/kg")
         assert recorded.exit_code == 0, recorded.stderr
@@ -197,15 +224,17 @@ class TestCosignature:
         assert not_a_session.exit_code == 2 and "is not a recorded session" in not_a_session.stderr
 
     def test_a_nurse_may_not_record_a_session_with_a_dose_override(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         acting("rn_c")
         refused = self.record("2026-12-01", *OVERDOSE)
         assert refused.exit_code == 3 and "nothing was recorded" in refused.stderr
-        with Store.open(clinic) as db:
+        with Store.open(clinic.url) as db:
             assert db.sessions("P1") == []
 
-    def test_a_single_user_store_needs_no_role(self, acting: Any, store_path: Path) -> None:
+    def test_a_single_user_store_needs_no_role(
+        self, acting: Any, store_target: StoreTarget
+    ) -> None:
         acting("solo")
         add = ("patient", "add", "P1", "-p", "depression", "--weight", "80kg", "--baseline", "30")
         assert run(*add).exit_code == 0
@@ -219,7 +248,7 @@ class TestReviewFindings:
     """A hostile review's findings on roles and co-signature, each with its reproducer."""
 
     def test_no_later_session_is_recorded_while_an_override_awaits(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         acting("dr_a")
         assert (
@@ -228,11 +257,11 @@ class TestReviewFindings:
         later = run("session", "record", "P1", "--date", "2026-12-03T09:00", "--dose", "0.5mg/kg")
         assert later.exit_code == 3
         assert "no later session is recorded before it" in later.stderr
-        with Store.open(clinic) as db:
+        with Store.open(clinic.url) as db:
             assert len(db.sessions("P1")) == 1
 
     def test_a_cosign_refused_by_role_is_exit_3_and_a_huge_entry_exit_2(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         acting("dr_a")
         assert (
@@ -245,7 +274,7 @@ class TestReviewFindings:
         assert huge.exit_code == 2 and "Traceback" not in huge.stderr
 
     @pytest.mark.parametrize("name", ["root ", " dr", "x" * 201, "a\tb"])
-    def test_a_clinician_name_is_a_user_name(self, clinic: Path, name: str) -> None:
+    def test_a_clinician_name_is_a_user_name(self, clinic: StoreTarget, name: str) -> None:
         result = run("clinician", "add", name, "--role", "nurse")
         assert result.exit_code == 2 and "user name the store knows" in result.stderr
 
@@ -267,56 +296,48 @@ class TestReviewFindings:
 class TestCrossings:
     """A row or signature taken away (or put in) without its audit entry is found."""
 
-    def forced(self, path: Path, *statements: str) -> None:
-        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            conn.execute("PRAGMA foreign_keys = OFF")
-            for trigger in TRIGGERS:
-                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            for statement in statements:
-                conn.execute(statement)
-
-    def test_the_last_session_deleted_is_found(self, clinic: Path, acting: Any) -> None:
+    def test_the_last_session_deleted_is_found(self, clinic: StoreTarget, acting: Any) -> None:
         acting("dr_a")
         assert run("session", "record", "P1", "--date", "2026-12-01T09:00").exit_code == 0
         assert run("store", "check").exit_code == 0
-        self.forced(clinic, "DELETE FROM session_adverse_events", "DELETE FROM sessions")
+        tamper(clinic, "DELETE FROM session_adverse_events", "DELETE FROM sessions")
         result = run("audit", "verify")
         assert result.exit_code == 6
         assert "sessions entry 1, signed in audit entry" in result.stderr
 
-    def test_the_clinicians_wiped_are_found(self, clinic: Path) -> None:
-        self.forced(
-            clinic,
-            "DELETE FROM clinicians",
-            "DELETE FROM sqlite_sequence WHERE name = 'clinicians'",
-        )
+    def test_the_clinicians_wiped_are_found(self, clinic: StoreTarget) -> None:
+        # Their counter reset too (SQLite's sqlite_sequence, PostgreSQL's chain_tail).
+        counter = {
+            "sqlite": "DELETE FROM sqlite_sequence WHERE name = 'clinicians'",
+            "postgresql": "DELETE FROM chain_tail WHERE tbl = 'clinicians'",
+        }[clinic.engine]
+        tamper(clinic, "DELETE FROM clinicians", counter)
         result = run("store", "check")
         assert result.exit_code == 6
         assert "clinician 'rn_c', registered in audit entry" in result.stderr
 
-    def test_a_forged_cosignature_is_found(self, clinic: Path, acting: Any) -> None:
+    def test_a_forged_cosignature_is_found(self, clinic: StoreTarget, acting: Any) -> None:
         acting("dr_a")
         assert (
             run("session", "record", "P1", "--date", "2026-12-01T09:00", *OVERDOSE).exit_code == 0
         )
         entry = entries(clinic)[-1]["id"]
-        with Store.open(clinic) as db:  # a forger with the hash function: one row, well linked
+        with Store.open(clinic.url) as db:  # a forger with the hash function: one row, linked
             from ketadose.store_chain import link
             from ketadose.store_schema import _content
 
-            with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
-                head = conn.execute(
-                    "SELECT hash FROM signatures ORDER BY id DESC LIMIT 1"
-                ).fetchone()[0]
-                values = {"audit_id": entry, "session_id": 1, "signer": "dr_b",
-                          "role": "prescriber", "meaning": "co-signed",
-                          "at": "2026-12-01T10:00:00+01:00"}  # fmt: skip
-                digest = link(head, _content("signatures", values, conn))
-                conn.execute(
-                    "INSERT INTO signatures (audit_id, session_id, signer, role, meaning, at,"
-                    " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*values.values(), head, digest),
-                )
+            ((head,),) = raw_sql(clinic, "SELECT hash FROM signatures ORDER BY id DESC LIMIT 1")
+            values = {"audit_id": entry, "session_id": 1, "signer": "dr_b",
+                      "role": "prescriber", "meaning": "co-signed",
+                      "at": "2026-12-01T10:00:00+01:00"}  # fmt: skip
+            digest = link(head, _content("signatures", values, None))
+            raw_sql(
+                clinic,
+                "INSERT INTO signatures (audit_id, session_id, signer, role, meaning, at,"
+                " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values.values(), head, digest),
+                as_anyone=True,  # on a server, only its superuser could: it refuses a clinician
+            )
             assert db.awaiting_cosign("P1") == []  # it fools the reading
             (found,) = db.verify()
         assert (found.table, found.kind) == ("signatures", "inserted")
@@ -336,7 +357,7 @@ class TestPinnedRules:
         return mine
 
     def test_a_library_of_ones_own_gives_no_power(
-        self, clinic: Path, acting: Any, tmp_path: Path
+        self, clinic: StoreTarget, acting: Any, tmp_path: Path
     ) -> None:
         mine = self.permissive(tmp_path)
         acting("rn_c")
@@ -348,7 +369,9 @@ class TestPinnedRules:
         pinned = run("clinician", "policy", "--limits", str(mine))
         assert pinned.exit_code == 2 and "rn_c is not a registered admin" in pinned.stderr
 
-    def test_an_admin_pins_new_rules(self, clinic: Path, acting: Any, tmp_path: Path) -> None:
+    def test_an_admin_pins_new_rules(
+        self, clinic: StoreTarget, acting: Any, tmp_path: Path
+    ) -> None:
         mine = self.permissive(tmp_path)
         acting("admin1")
         assert run("clinician", "policy", "--limits", str(mine)).exit_code == 0
@@ -362,19 +385,12 @@ class TestPinnedRules:
 class TestSecondReview:
     """A second hostile review's findings, each with its reproducer."""
 
-    def forced(self, path: Path, *statements: str) -> None:
-        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            conn.execute("PRAGMA foreign_keys = OFF")
-            for statement in statements:
-                conn.execute(statement)
-
     def test_registered_clinicians_without_a_pin_get_the_built_in_rule(
-        self, clinic: Path, acting: Any, tmp_path: Path
+        self, clinic: StoreTarget, acting: Any, tmp_path: Path
     ) -> None:
         from ketadose.limits import shipped_bytes
 
-        self.forced(clinic, "DROP TRIGGER audit_no_delete",
-                    "DELETE FROM audit WHERE command = 'clinician policy'")  # fmt: skip
+        tamper(clinic, "DELETE FROM audit WHERE command = 'clinician policy'")
         text = shipped_bytes().decode()
         mine = tmp_path / "mine.toml"
         mine.write_text(text[: text.index("[overrides.default]")] + (
@@ -385,50 +401,59 @@ class TestSecondReview:
         )
         assert result.exit_code == 3 and "prescriber may" in result.stderr
 
-    def test_an_acknowledgement_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
+    def test_an_acknowledgement_forged_by_sql_is_found(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
         acting("rn_c")
         items = ("--items", "2,2,2,2,1,1,2,1,2", "--date", "2026-12-01T08:50")
         assert run("score", "record", "P1", "-i", "phq9", *items).exit_code in (0, 3)
         assert run("next", "P1", "--date", "2026-12-01T09:00").exit_code == 3
-        self.forced(clinic, "UPDATE scores SET acknowledged_by = 'dr_a', acknowledged_at ="
-                    " '2026-12-01T08:55:00+01:00', acknowledgement = 'safety plan made'")  # fmt: skip
+        # The trigger lets a first acknowledgement in: only the log can tell it is forged.
+        raw_sql(clinic, "UPDATE scores SET acknowledged_by = 'dr_a', acknowledged_at ="
+                " '2026-12-01T08:55:00+01:00', acknowledgement = 'safety plan made'",
+                as_anyone=True)  # fmt: skip
         check = run("store", "check")
         assert check.exit_code == 6
         assert "scores entry 1 is acknowledged by dr_a, but no audit entry" in check.stderr
-        with closing(sqlite3.connect(clinic)) as conn, pytest.raises(sqlite3.IntegrityError):
-            conn.execute("UPDATE scores SET hash = 'x'")
+        with pytest.raises(integrity_error(clinic)):
+            raw_sql(clinic, "UPDATE scores SET hash = 'x'")
 
-    def test_an_acknowledgement_is_signed_by_who_acts(self, clinic: Path, acting: Any) -> None:
+    def test_an_acknowledgement_is_signed_by_who_acts(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
         acting("dr_a")
         items = ("--items", "2,2,2,2,1,1,2,1,2", "--date", "2026-12-01T08:50")
         run("score", "record", "P1", "-i", "phq9", *items)
         done = run("score", "acknowledge", "P1", "1", "--text", "called", "--clinician", "dr_b")
         assert done.exit_code == 0, done.stderr
-        with Store.open(clinic) as db:
+        with Store.open(clinic.url) as db:
             (score,) = db.scores("P1")
         assert score.acknowledged_by == "dr_a"
         assert run("store", "check").exit_code == 0
 
-    def test_a_clinician_or_pin_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
+    def test_a_clinician_or_pin_forged_by_sql_is_found(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
         from ketadose.store_chain import link
         from ketadose.store_schema import _content
 
-        with closing(sqlite3.connect(clinic, isolation_level=None)) as conn:
-            head = conn.execute("SELECT hash FROM clinicians ORDER BY id DESC LIMIT 1").fetchone()
-            values = {"name": "mallory", "role": "admin",
-                      "added_at": "2026-12-01T09:00:00+01:00", "added_by": "admin1"}  # fmt: skip
-            digest = link(head[0], _content("clinicians", values, conn))
-            conn.execute(
-                "INSERT INTO clinicians (name, role, added_at, added_by, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (*values.values(), head[0], digest),
-            )
+        ((head,),) = raw_sql(clinic, "SELECT hash FROM clinicians ORDER BY id DESC LIMIT 1")
+        values = {"name": "mallory", "role": "admin",
+                  "added_at": "2026-12-01T09:00:00+01:00", "added_by": "admin1"}  # fmt: skip
+        digest = link(head, _content("clinicians", values, None))
+        raw_sql(
+            clinic,
+            "INSERT INTO clinicians (name, role, added_at, added_by, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (*values.values(), head, digest),
+            as_anyone=True,  # on a server, only its superuser could: it refuses a clinician
+        )
         check = run("store", "check")
         assert check.exit_code == 6
         assert "(mallory, admin) matches no registration in the audit log" in check.stderr
 
     def test_a_weight_with_a_session_keeps_the_latest_height(
-        self, clinic: Path, acting: Any
+        self, clinic: StoreTarget, acting: Any
     ) -> None:
         from datetime import datetime, timedelta, timezone
 
@@ -436,19 +461,70 @@ class TestSecondReview:
         add = ("patient", "add", "P2", "-p", "depression", "--weight", "80kg", "--height",
                "170cm", "--baseline", "30")  # fmt: skip
         assert run(*add).exit_code == 0
-        with Store.open(clinic, actor="rn_c") as db:
+        with Store.open(clinic.clinician("rn_c"), actor="rn_c") as db:
             db.record_weight("P2", at=datetime(2027, 1, 5, tzinfo=timezone(timedelta(hours=1))),
                              weight_kg=80.0, height_cm=185.0)  # fmt: skip
         recorded = run("session", "record", "P2", "--date", "2027-01-10T09:00", "--weight", "79kg")
         assert recorded.exit_code == 0, recorded.stderr
-        with Store.open(clinic) as db:
+        with Store.open(clinic.url) as db:
             now = db.patient("P2")
         assert (now.weight_kg, now.height_cm) == (79.0, 185.0)  # not the first height, 170
 
-    def test_a_discharge_forged_by_sql_is_found(self, clinic: Path, acting: Any) -> None:
+    def test_a_discharge_forged_by_sql_is_found(self, clinic: StoreTarget, acting: Any) -> None:
         acting("rn_c")
         assert run("session", "record", "P1", "--date", "2026-12-01T09:00").exit_code == 0
-        self.forced(clinic, "UPDATE sessions SET discharged_at = '2026-12-01T09:30:00+01:00'")
+        raw_sql(clinic, "UPDATE sessions SET discharged_at = '2026-12-01T09:30:00+01:00'")
         check = run("store", "check")
         assert check.exit_code == 6
         assert "sessions entry 1 has a discharge no audit entry gives" in check.stderr
+
+
+@ON_POSTGRESQL
+class TestServerRoles:
+    """PostgreSQL: each clinician is the server's own login; no name given makes them another."""
+
+    def test_the_log_names_each_clinician_as_the_server_authenticated_them(
+        self, clinic: StoreTarget, acting: Any
+    ) -> None:
+        acting("dr_a")
+        recorded = run(
+            "session", "record", "P1", "--date", "2026-12-01T09:00", *OVERDOSE,
+            "--clinician", "dr_b",
+        )  # fmt: skip
+        assert recorded.exit_code == 0, recorded.stderr
+        entry = entries(clinic)[-1]
+        assert (entry["user"], entry["claimed"]) == ("dr_a", "dr_b")  # a claim, never the actor
+        # dr_a naming dr_b cannot co-sign as dr_b: the server says who is connected.
+        self_signed = run("override", "cosign", str(entry["id"]))
+        assert self_signed.exit_code == 3
+        assert "must be an independent second clinician's" in self_signed.stderr
+        acting("dr_b")
+        assert run("override", "cosign", str(entry["id"])).exit_code == 0
+        with Store.open(clinic.url) as db:
+            (session,) = db.sessions("P1")
+            signers = [s.signer for s in db.signatures(session.id or 0)]
+        assert signers == ["dr_a", "dr_b"]
+
+    def test_a_clinician_s_own_sql_cannot_promote_them(self, clinic: StoreTarget) -> None:
+        with clinician_connection(clinic, "rn_c") as conn:
+            for statement in (
+                "UPDATE clinicians SET role = 'admin' WHERE name = 'rn_c'",
+                "DELETE FROM clinicians WHERE name = 'admin1'",
+                "UPDATE signatures SET signer = 'rn_c'",
+                "DELETE FROM store_meta",
+            ):
+                with pytest.raises(privilege_error(), match="permission denied"):
+                    conn.execute(statement)
+        listed = json.loads(run("clinician", "list", "--json").stdout)
+        assert ("rn_c", "nurse") in {(c["name"], c["role"]) for c in listed["clinicians"]}
+        assert run("store", "check").exit_code == 0
+
+    def test_a_login_without_the_group_role_is_refused(self, clinic: StoreTarget) -> None:
+        assert clinic.database is not None
+        clinic.database.cluster.create_role("outsider")
+        # No USAGE on the store's schema: not even its tables' names are reachable.
+        with (
+            clinic.database.cluster.connect("outsider", clinic.database.name) as conn,
+            pytest.raises(privilege_error(), match="permission denied for schema public"),
+        ):
+            conn.execute("SELECT count(*) FROM public.audit")

@@ -1,4 +1,10 @@
-"""Tests for ketadose.store: the SQLite record store, always on real files in a temp dir."""
+"""Tests for ketadose.store: the record store, on a real SQLite file and a real PostgreSQL server.
+
+Every test about the store's behaviour takes ``store_target`` (or the ``store`` fixture made on
+it) and runs once per engine. What stays SQLite-only is about SQLite's file itself, and says so
+at its class: migrations of files of schema 1 to 6, file modes and backups, WAL, damaged files,
+and writers killed or racing on one file.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +41,18 @@ from ketadose.store import (
 from ketadose.store_schema import _migrate_reports, _migrate_scores
 from ketadose.store_sql import Database, connect
 from ketadose.store_url import StoreLocation
-from tests.stores import add_old_patient
+from tests.stores import (
+    ON_POSTGRESQL,
+    ON_SQLITE,
+    StoreTarget,
+    add_old_patient,
+    checks_off,
+    inject_failure,
+    integrity_error,
+    raw_rows,
+    raw_sql,
+    tamper,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 3, 4, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -93,6 +110,15 @@ def entry(patient_id: str | None = "p-001", command: str = "session record") -> 
     )
 
 
+def as_recorded(store: Store, given: AuditEntry, **changes: Any) -> AuditEntry:
+    """``given`` as ``store`` records it: by who is acting (on PostgreSQL the session user; on
+    an SQLite store opened without an actor, the entry's own user), a name given that differs
+    kept as its claim."""
+    who = store.actor or given.user
+    claimed = given.claimed if who == given.user else given.user
+    return replace(given, user=who, claimed=claimed, **changes)
+
+
 def one_line(error: BaseException) -> str:
     text = str(error)
     assert text
@@ -129,10 +155,17 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(path: Path) -> Iterator[Store]:
-    with Store.open(path) as opened:
+def store(store_target: StoreTarget) -> Iterator[Store]:
+    """A store on the test's engine with one patient, p-001."""
+    with Store.open(store_target.url) as opened:
         opened.add_patient(patient(), at=T0)
         yield opened
+
+
+def count(target: StoreTarget, table: str) -> int:
+    """How many rows ``table`` holds, read outside ketadose."""
+    ((found,),) = raw_sql(target, f"SELECT count(*) FROM {table}")
+    return int(found)
 
 
 class TestPatients:
@@ -155,11 +188,12 @@ class TestPatients:
         assert created.utcoffset() == timedelta(hours=-4)
 
     def test_first_weight_and_height_go_to_the_history_table(
-        self, store: Store, path: Path
+        self, store: Store, store_target: StoreTarget
     ) -> None:
-        with raw(path) as conn:
-            rows = conn.execute("SELECT patient_id, at, weight_kg, height_cm FROM measurements")
-            assert rows.fetchall() == [("p-001", T0.isoformat(), 82.5, 176.0)]
+        rows = raw_sql(
+            store_target, "SELECT patient_id, at, weight_kg, height_cm FROM measurements"
+        )
+        assert rows == [("p-001", T0.isoformat(), 82.5, 176.0)]
 
     def test_latest_weight_wins_and_height_is_kept(self, store: Store) -> None:
         store.record_weight("p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None)
@@ -196,19 +230,18 @@ class TestPatients:
         [
             ({"weight_kg": float("nan")}, "finite"),
             ({"height_cm": float("inf")}, "finite"),
-            ({"weight_kg": 0.0}, "weight_kg > 0"),
+            # SQLite's message quotes the CHECK, PostgreSQL's names the constraint.
+            ({"weight_kg": 0.0}, 'weight_kg > 0|constraint "measurements_weight_kg_check"'),
             ({"sex": "x"}, "sex"),
-            ({"id": ""}, "length"),
+            ({"id": ""}, 'length|constraint "patients_id_check"'),
         ],
     )
     def test_unusable_values_refused_and_nothing_written(
-        self, store: Store, path: Path, changes: dict[str, Any], message: str
+        self, store: Store, store_target: StoreTarget, changes: dict[str, Any], message: str
     ) -> None:
         with pytest.raises(InputError, match=message):
             store.add_patient(patient("p-002", **changes), at=T0)
-        with raw(path) as conn:
-            assert conn.execute("SELECT count(*) FROM patients").fetchone() == (1,)
-            assert conn.execute("SELECT count(*) FROM measurements").fetchone() == (1,)
+        assert (count(store_target, "patients"), count(store_target, "measurements")) == (1, 1)
 
 
 class TestSessions:
@@ -261,14 +294,15 @@ class TestSessions:
             session_for(1).adverse_events
         ]
 
-    def test_a_refused_adverse_event_leaves_no_session_row(self, store: Store, path: Path) -> None:
+    def test_a_refused_adverse_event_leaves_no_session_row(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
         # the session row is inserted before the event that fails: the transaction undoes it
         bad = (AdverseEvent("nausea", Grade.MILD), AdverseEvent("", Grade.MILD))
         with pytest.raises(InputError, match="vocabulary"):
             store.record_session(replace(session_for(1), adverse_events=bad))
-        with raw(path) as conn:
-            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
-            assert conn.execute("SELECT count(*) FROM session_adverse_events").fetchone() == (0,)
+        assert count(store_target, "sessions") == 0
+        assert count(store_target, "session_adverse_events") == 0
 
     @pytest.mark.parametrize(
         ("changes", "message"),
@@ -277,7 +311,7 @@ class TestSessions:
             ({"phases_json": "[{"}, "not valid JSON"),
             ({"dose_mg": float("nan")}, "finite"),
             ({"bp_peak": BloodPressure(float("inf"), 90.0)}, "finite"),
-            ({"dose_mg": -1.0}, "dose_mg >= 0"),
+            ({"dose_mg": -1.0}, 'dose_mg >= 0|constraint "sessions_dose_mg_check"'),
         ],
     )
     def test_unusable_sessions_refused(
@@ -291,35 +325,48 @@ class TestSessions:
 class TestForeignKeys:
     """The schema itself refuses a session or weight for a patient who is not in the store."""
 
-    def test_store_refuses_session_for_unknown_patient(self, store: Store, path: Path) -> None:
+    def test_store_refuses_session_for_unknown_patient(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
         with pytest.raises(InputError, match="no patient 'ghost'"):
             store.record_session(session_for(1, patient_id="ghost"))
-        with raw(path) as conn:
-            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        assert count(store_target, "sessions") == 0
 
-    def test_enforced_after_a_plain_reopen(self, path: Path) -> None:
+    def test_enforced_after_a_plain_reopen(self, store_target: StoreTarget) -> None:
         # Store does no look-up of its own, so this refusal is the foreign key's; and a store
         # that needs no migration must still have foreign keys switched on by open() itself
-        _v1_store(path)
-        with Store.open(path) as store, pytest.raises(InputError, match="no patient 'ghost'"):
+        _v1_store(store_target.url)
+        with (
+            Store.open(store_target.url) as store,
+            pytest.raises(InputError, match="no patient 'ghost'"),
+        ):
             store.record_session(session_for(2, patient_id="ghost"))
-        with Store.open(path) as store, pytest.raises(InputError, match="no patient 'ghost'"):
+        with (
+            Store.open(store_target.url) as store,
+            pytest.raises(InputError, match="no patient 'ghost'"),
+        ):
             store.record_weight("ghost", at=T0, weight_kg=70.0, height_cm=None)
 
-    def test_raw_insert_refused_by_the_schema(self, store: Store, path: Path) -> None:
+    def test_raw_insert_refused_by_the_schema(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
         # Even with a link the chain accepts, the foreign key refuses an unknown patient.
-        with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-            conn.execute(
+        with pytest.raises(integrity_error(store_target), match="(?i)FOREIGN KEY"):
+            raw_sql(
+                store_target,
                 "INSERT INTO sessions (patient_id, at, protocol, dose_mg, phases_json,"
                 " prev_hash, hash) VALUES ('ghost', '2024-01-01T00:00:00', 'iv', 1.0, '[]', ?, ?)",
                 ("0" * 64, "f" * 64),
             )
 
-    def test_raw_insert_without_its_link_refused(self, store: Store, path: Path) -> None:
-        with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="chain"):
-            conn.execute(
+    def test_raw_insert_without_its_link_refused(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
+        with pytest.raises(integrity_error(store_target), match="chain"):
+            raw_sql(
+                store_target,
                 "INSERT INTO sessions (patient_id, at, protocol, dose_mg, phases_json)"
-                " VALUES ('ghost', '2024-01-01T00:00:00', 'iv', 1.0, '[]')"
+                " VALUES ('ghost', '2024-01-01T00:00:00', 'iv', 1.0, '[]')",
             )
 
 
@@ -333,8 +380,8 @@ class TestAudit:
         read = store.audit()
         assert all(len(str(e.hash)) == 64 for e in read) and read[0].hash != read[1].hash
         assert [replace(e, hash=None) for e in read] == [
-            replace(entry(), id=first),
-            replace(entry(None, "dose"), override_reason=None, status="ok", id=second),
+            as_recorded(store, entry(), id=first),
+            as_recorded(store, entry(None, "dose"), override_reason=None, status="ok", id=second),
         ]
 
     def test_filtered_by_patient_including_one_not_in_the_store(self, store: Store) -> None:
@@ -356,22 +403,36 @@ class TestAudit:
         [
             "UPDATE audit SET status = 'ok'",
             "DELETE FROM audit",
-            "INSERT OR REPLACE INTO audit (id, at, user, command, inputs_json, findings_json,"
-            " status, library_sha256) VALUES (1, 'x', 'x', 'x', '{}', '[]', 'ok', 'x')",
-            "INSERT INTO audit (id, at, user, command, inputs_json, findings_json, status,"
+            'INSERT INTO audit (id, at, "user", command, inputs_json, findings_json, status,'
             " library_sha256) VALUES (1, 'x', 'x', 'x', '{}', '[]', 'ok', 'x')"
             " ON CONFLICT (id) DO UPDATE SET status = 'ok'",
         ],
-        ids=["update", "delete", "insert-or-replace", "upsert"],
+        ids=["update", "delete", "upsert"],
     )
     def test_schema_refuses_changes_from_any_connection(
-        self, store: Store, path: Path, statement: str
+        self, store: Store, store_target: StoreTarget, statement: str
     ) -> None:
+        # On PostgreSQL the connection is the superuser's: the triggers refuse even it.
         store.append_audit(entry())
         before = store.audit()
         refused = "append-only|only grows at its head"
-        with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match=refused):
-            conn.execute(statement)
+        with pytest.raises(integrity_error(store_target), match=refused):
+            raw_sql(store_target, statement)
+        assert store.audit() == before
+
+    @ON_SQLITE
+    def test_sqlite_s_insert_or_replace_is_refused(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
+        # SQLite's own statement (PostgreSQL has none: its TRUNCATE is tested in test_chain).
+        store.append_audit(entry())
+        before = store.audit()
+        with pytest.raises(integrity_error(store_target), match="append-only|only grows"):
+            raw_sql(
+                store_target,
+                "INSERT OR REPLACE INTO audit (id, at, user, command, inputs_json, findings_json,"
+                " status, library_sha256) VALUES (1, 'x', 'x', 'x', '{}', '[]', 'ok', 'x')",
+            )
         assert store.audit() == before
 
     def test_session_and_audit_written_together(self, store: Store) -> None:
@@ -379,18 +440,17 @@ class TestAudit:
         assert [s.id for s in store.sessions("p-001")] == [row_id]
         assert [e.command for e in store.audit()] == ["session record"]
 
-    def test_failed_audit_write_takes_the_session_with_it(self, store: Store, path: Path) -> None:
+    def test_failed_audit_write_takes_the_session_with_it(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
         # fault injection: any audit insert now fails, after the session row went in
-        with raw(path) as conn:
-            conn.execute(
-                "CREATE TRIGGER injected BEFORE INSERT ON audit"
-                " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-            )
+        inject_failure(store_target, "audit")
         with pytest.raises(StoreError, match="injected failure") as caught:
             store.record_session_with_audit(session_for(1), entry())
         one_line(caught.value)
         assert caught.value.exit_code == 6
         assert store.sessions("p-001") == []
+        assert count(store_target, "sessions") == 0
 
     def test_failed_session_write_takes_the_audit_with_it(self, store: Store) -> None:
         with pytest.raises(InputError, match="no patient"):
@@ -398,8 +458,34 @@ class TestAudit:
         assert store.audit() == []
 
 
+class TestReopening:
+    """What is written is there when the store is opened again; a closed store says so."""
+
+    def test_reopened_store_keeps_everything(self, store_target: StoreTarget) -> None:
+        with Store.open(store_target.url) as store:
+            store.add_patient(patient(), at=T0)
+            row_id = store.record_session(session_for(1))
+            audit_id = store.append_audit(entry())
+        with Store.open(store_target.url) as store:
+            assert store.sessions("p-001") == [replace(session_for(1), id=row_id)]
+            assert [replace(e, hash=None) for e in store.audit()] == [
+                as_recorded(store, entry(), id=audit_id)
+            ]
+
+    def test_closed_store_raises_store_error(self, store_target: StoreTarget) -> None:
+        store = Store.open(store_target.url)
+        store.close()
+        store.close()
+        with pytest.raises(StoreError, match="closed") as caught:
+            store.audit()
+        one_line(caught.value)
+
+
 class TestFile:
-    """The store file is private, in WAL mode, and marked with its schema version."""
+    """The store file is private, in WAL mode, and marked with its schema version.
+
+    SQLite only: a PostgreSQL store is no file (its server's roles guard it, see test_chain).
+    """
 
     def test_created_with_its_directory_readable_by_owner_only(self, path: Path) -> None:
         old_umask = os.umask(0)  # the mode must not depend on a permissive umask
@@ -412,7 +498,8 @@ class TestFile:
         assert modes == {"ketadose.db": 0o600, "ketadose.db-wal": 0o600, "ketadose.db-shm": 0o600}
         assert mode(path.parent) == 0o700
 
-    def test_wal_version_and_application_id(self, store: Store, path: Path) -> None:
+    def test_wal_version_and_application_id(self, path: Path) -> None:
+        _v1_store(path)
         with raw(path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
@@ -424,23 +511,6 @@ class TestFile:
         with Store.open(path) as store:
             store.add_patient(patient(), at=T0)
             assert store.patient("p-001") == patient()
-
-    def test_reopened_store_keeps_everything(self, path: Path) -> None:
-        with Store.open(path) as store:
-            store.add_patient(patient(), at=T0)
-            row_id = store.record_session(session_for(1))
-            audit_id = store.append_audit(entry())
-        with Store.open(path) as store:
-            assert store.sessions("p-001") == [replace(session_for(1), id=row_id)]
-            assert [replace(e, hash=None) for e in store.audit()] == [replace(entry(), id=audit_id)]
-
-    def test_closed_store_raises_store_error(self, path: Path) -> None:
-        store = Store.open(path)
-        store.close()
-        store.close()
-        with pytest.raises(StoreError, match="closed") as caught:
-            store.audit()
-        one_line(caught.value)
 
 
 def _add_column_v2(conn: Database, context: MigrationContext) -> None:
@@ -454,14 +524,18 @@ def _broken_v2(conn: Database, context: MigrationContext) -> None:
     conn.execute("SELECT * FROM no_such_table")
 
 
-def _v1_store(path: Path) -> int:
+def _v1_store(path: Path | str) -> int:
     with Store.open(path) as store:
         store.add_patient(patient(), at=T0)
         return store.record_session(session_for(1))
 
 
 class TestSchemaVersions:
-    """Newer schemas are refused untouched; older ones are backed up, then migrated in one go."""
+    """Newer schemas are refused untouched; older ones are backed up, then migrated in one go.
+
+    SQLite only: files of schema 0 to 6, their backups and SQLite's header (a PostgreSQL store
+    begins at version 7: ``TestServerSchema``).
+    """
 
     def test_newer_schema_refused_untouched(self, path: Path) -> None:
         _v1_store(path)
@@ -552,6 +626,78 @@ class TestSchemaVersions:
         assert path.read_bytes() == before
 
 
+@ON_POSTGRESQL
+class TestServerErrors:
+    """PostgreSQL: what the server refuses is one line, exit 6, saying what to do."""
+
+    def test_a_clinician_refused_a_change_is_told_whom_to_ask(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
+        store.append_audit(entry())
+        with Store.open(store_target.clinician("nurse_a")) as mine:
+            assert mine.actor == "nurse_a"
+            with (
+                pytest.raises(StoreError, match="permission denied for table audit") as caught,
+                mine._transaction("edit the log") as conn,
+            ):
+                conn.execute("DELETE FROM audit")
+            text = one_line(caught.value)
+            assert caught.value.exit_code == 6
+            assert text.startswith(
+                f"cannot edit the log: store {store_target.clinician('nurse_a')}"
+            )
+            assert text.endswith("ask the store's owner for the role this needs")
+        assert len(store.audit()) == 1
+
+    def test_a_clinician_cannot_make_the_schema(self, store_target: StoreTarget) -> None:
+        # An empty database is made a store by its owner, never by a clinician.
+        with pytest.raises(StoreError) as caught:
+            Store.open(store_target.clinician("nurse_a"))
+        assert caught.value.exit_code == 6
+        assert "permission denied" in one_line(caught.value)
+        tables = "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'"
+        assert raw_sql(store_target, tables) == [(0,)]
+
+    def test_a_wrong_password_is_refused_without_it_in_the_message(
+        self, store_target: StoreTarget
+    ) -> None:
+        assert store_target.pgpass is not None and store_target.database is not None
+        store_target.pgpass.write_text(
+            f"127.0.0.1:{store_target.database.cluster.port}:*:*:not-the-password\n"
+        )
+        with pytest.raises(StoreError, match="password authentication failed") as caught:
+            Store.open(store_target.url)
+        text = one_line(caught.value)
+        assert text.startswith(f"cannot open store {store_target.url}")
+        assert "not-the-password" not in text and store_target.database.password not in text
+
+
+@ON_POSTGRESQL
+class TestServerSchema:
+    """PostgreSQL: a newer schema, or a database that is not ketadose's, is refused untouched."""
+
+    def test_newer_schema_refused_untouched(self, store_target: StoreTarget) -> None:
+        _v1_store(store_target.url)
+        ((current,),) = raw_sql(store_target, "SELECT version_num FROM alembic_version")
+        assert int(current) == SCHEMA_VERSION
+        newer = str(SCHEMA_VERSION + 1).zfill(len(current))
+        raw_sql(store_target, "UPDATE alembic_version SET version_num = ?", (newer,))
+        with pytest.raises(StoreError) as caught:
+            Store.open(store_target.url)
+        text = one_line(caught.value)
+        assert f"version {SCHEMA_VERSION + 1}" in text
+        assert f"version {SCHEMA_VERSION} " in text
+        assert raw_sql(store_target, "SELECT version_num FROM alembic_version") == [(newer,)]
+        assert raw_sql(store_target, "SELECT count(*) FROM sessions") == [(1,)]
+
+    def test_other_database_refused_untouched(self, store_target: StoreTarget) -> None:
+        raw_sql(store_target, "CREATE TABLE invoices (n INTEGER)")
+        with pytest.raises(StoreError, match="not a ketadose store"):
+            Store.open(store_target.url)
+        tables = "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public'"
+        assert raw_sql(store_target, tables) == [("invoices",)]
+
+
 def _random_bytes(path: Path) -> None:
     path.write_bytes(random.Random(4).randbytes(8192))
 
@@ -569,7 +715,10 @@ def _truncated_header(path: Path) -> None:
 
 
 class TestBadFiles:
-    """A file that is not a readable store gives one clear StoreError and is left as it was."""
+    """A file that is not a readable store gives one clear StoreError and is left as it was.
+
+    SQLite only: damaged files.
+    """
 
     @pytest.mark.parametrize("damage", [_random_bytes, _garbled_schema_page, _truncated_header])
     def test_damaged_file(self, path: Path, damage: Callable[[Path], None]) -> None:
@@ -589,13 +738,16 @@ class TestBadFiles:
         one_line(caught.value)
 
 
-def _add_second_patient(path: Path, *, read_only: bool = False) -> None:
+def _add_second_patient(path: Path | str, *, read_only: bool = False) -> None:
     with Store.open(path, read_only=read_only) as store:
         store.add_patient(patient("p-002"), at=T0)
 
 
 class TestReadOnly:
-    """A store that cannot be written refuses the write with a StoreError and keeps its data."""
+    """A store that cannot be written refuses the write with a StoreError and keeps its data.
+
+    The file modes are SQLite's alone; a read-only open is tested on both engines.
+    """
 
     @pytest.mark.skipif(
         os.geteuid() == 0, reason="root ignores file modes; the mode=ro test stands in"
@@ -618,13 +770,18 @@ class TestReadOnly:
             with pytest.raises(InputError):
                 store.patient("p-002")
 
-    def test_read_only_connection(self, path: Path) -> None:
-        # SQLite's own read-only open (URI mode=ro): runs as root too, where chmod cannot
-        _v1_store(path)
-        with pytest.raises(StoreError, match="readonly database.*opened read-only") as caught:
-            _add_second_patient(path, read_only=True)
+    def test_read_only_connection(self, store_target: StoreTarget) -> None:
+        # SQLite's own read-only open (URI mode=ro): runs as root too, where chmod cannot;
+        # PostgreSQL's read-only transactions (default_transaction_read_only)
+        _v1_store(store_target.url)
+        refusal = {
+            "sqlite": "readonly database.*opened read-only",
+            "postgresql": "cannot execute INSERT in a read-only transaction.*opened read-only",
+        }[store_target.engine]
+        with pytest.raises(StoreError, match=refusal) as caught:
+            _add_second_patient(store_target.url, read_only=True)
         one_line(caught.value)
-        with Store.open(path, read_only=True) as store:
+        with Store.open(store_target.url, read_only=True) as store:
             assert store.patient("p-001") == patient()
             with pytest.raises(InputError):
                 store.patient("p-002")
@@ -633,6 +790,22 @@ class TestReadOnly:
         with pytest.raises(StoreError, match="no store"):
             Store.open(path, read_only=True)
         assert not path.parent.exists()
+
+    def test_read_only_open_of_an_empty_database_creates_nothing(
+        self, store_target: StoreTarget
+    ) -> None:
+        if store_target.sqlite:
+            assert store_target.path is not None
+            store_target.path.parent.mkdir(mode=0o700)
+            store_target.path.touch(mode=0o600)
+        with pytest.raises(StoreError, match="open it once without read-only"):
+            Store.open(store_target.url, read_only=True)
+        tables = (
+            "SELECT count(*) FROM sqlite_master"
+            if store_target.sqlite
+            else "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'"
+        )
+        assert raw_sql(store_target, tables) == [(0,)]
 
 
 # A writer process: records session_for(first), session_for(first + 1)... printing
@@ -848,7 +1021,9 @@ class TestScores:
         )
         row_id = store.record_score(acknowledged)
         (read,) = store.scores("p-001")
-        assert read == replace(acknowledged, id=row_id)
+        # By who is acting (on a server, who is connected), as the audit log would say.
+        by = store.actor or "dr.x"
+        assert read == replace(acknowledged, id=row_id, acknowledged_by=by)
         assert read.acknowledged
 
     def test_ordered_by_instant_across_offsets(self, store: Store) -> None:
@@ -883,15 +1058,13 @@ class TestScores:
             store.record_score(phq9(**changes))
         assert store.scores("p-001") == []
 
-    def test_score_and_audit_written_together(self, store: Store, path: Path) -> None:
+    def test_score_and_audit_written_together(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
         row_id = store.record_score_with_audit(phq9(), entry(command="score record"))
         assert [s.id for s in store.scores("p-001")] == [row_id]
         assert [e.command for e in store.audit()] == ["score record"]
-        with raw(path) as conn:
-            conn.execute(
-                "CREATE TRIGGER injected BEFORE INSERT ON audit"
-                " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-            )
+        inject_failure(store_target, "audit")
         with pytest.raises(StoreError, match="injected failure"):
             store.record_score_with_audit(phq9(5), entry(command="score record"))
         assert [s.id for s in store.scores("p-001")] == [row_id]
@@ -902,13 +1075,14 @@ class TestScores:
         done = store.acknowledge_score_with_audit(
             "p-001", row_id, by="dr.x", at=at, text="seen", entry=entry(command="score ack")
         )
+        who = store.actor or "dr.x"  # by who acts: on PostgreSQL the session user, never as given
         assert (done.acknowledged_by, done.acknowledged_at, done.acknowledgement) == (
-            "dr.x",
+            who,
             at,
             "seen",
         )
         assert store.scores("p-001") == [done]
-        with pytest.raises(InputError, match="acknowledged already by dr.x"):
+        with pytest.raises(InputError, match=f"acknowledged already by {who}"):
             store.acknowledge_score_with_audit(
                 "p-001", row_id, by="dr.y", at=at, text="again", entry=entry()
             )
@@ -929,52 +1103,75 @@ class TestScores:
         assert not store.scores("p-001")[0].acknowledged
         assert store.audit() == []
 
-    def test_schema_keeps_every_answer_from_any_connection(self, store: Store, path: Path) -> None:
+    def test_schema_keeps_every_answer_from_any_connection(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
         row_id = store.record_score(phq9())
-        with raw(path) as conn:
-            for statement in (
-                f"UPDATE scores SET total = 0, items_json = '[0,0,0,0,0,0,0,0,0]' WHERE id = {row_id}",
-                f"DELETE FROM scores WHERE id = {row_id}",
-            ):
-                with pytest.raises(sqlite3.IntegrityError, match="kept"):
-                    conn.execute(statement)
-            conn.execute(
-                "UPDATE scores SET acknowledged_by = 'a', acknowledged_at = ?,"
-                " acknowledgement = 'b'",
-                (T0.isoformat(),),
-            )
-            with pytest.raises(sqlite3.IntegrityError, match="first acknowledgement"):
-                conn.execute("UPDATE scores SET acknowledgement = 'rewritten'")
+        refused = integrity_error(store_target)
+        for statement in (
+            f"UPDATE scores SET total = 0, items_json = '[0,0,0,0,0,0,0,0,0]' WHERE id = {row_id}",
+            f"DELETE FROM scores WHERE id = {row_id}",
+        ):
+            with pytest.raises(refused, match="kept"):
+                raw_sql(store_target, statement)
+        # By who is connected (on a server that is the rule; on a file, whoever holds it).
+        who = (
+            "a"
+            if store_target.sqlite
+            else raw_rows(store_target, "SELECT session_user AS w")[0]["w"]
+        )
+        raw_sql(
+            store_target,
+            "UPDATE scores SET acknowledged_by = ?, acknowledged_at = ?, acknowledgement = 'b'",
+            (who, T0.isoformat()),
+        )
+        with pytest.raises(refused, match="first acknowledgement"):
+            raw_sql(store_target, "UPDATE scores SET acknowledgement = 'rewritten'")
         assert store.scores("p-001")[0].acknowledgement == "b"
 
     @pytest.mark.parametrize(
         ("column", "value", "says"),
         [
-            ("items_json", "[2,2,", "not valid JSON"),
-            ("items_json", '{"a": 1}', "list of whole numbers"),
-            ("items_json", "[2,2,2,2,1,1,2,1,true]", "list of whole numbers"),
-            ("items_json", "[2,2,2,2,1,1,2,1,2]", "not the sum"),
-            ("at", "yesterday", "ISO 8601"),
-            ("instrument", b"phq9", "non-empty text"),
-            ("acknowledged_at", "2024-03-04T10:00:00+01:00", "incomplete"),
+            ("items_json", "'[2,2,'", "not valid JSON"),
+            ("items_json", """'{"a": 1}'""", "list of whole numbers"),
+            ("items_json", "'[2,2,2,2,1,1,2,1,true]'", "list of whole numbers"),
+            ("items_json", "'[2,2,2,2,1,1,2,1,2]'", "not the sum"),
+            ("at", "'yesterday'", "ISO 8601"),
+            ("instrument", "''", "non-empty text"),
+            ("acknowledged_at", "'2024-03-04T10:00:00+01:00'", "incomplete"),
         ],
     )
     def test_a_row_changed_outside_ketadose_is_a_store_error(
-        self, store: Store, path: Path, column: str, value: object, says: str
+        self, store: Store, store_target: StoreTarget, column: str, value: str, says: str
     ) -> None:
         store.record_score(phq9())
-        with raw(path) as conn:
-            conn.execute("DROP TRIGGER scores_acknowledge_only")
-            conn.execute("PRAGMA ignore_check_constraints = ON")  # as a hand edit may
-            conn.execute(f"UPDATE scores SET {column} = ?", (value,))
+        # With the triggers and CHECKs off, as a hand edit may have them.
+        statements = [*checks_off(store_target, "scores"), f"UPDATE scores SET {column} = {value}"]
+        tamper(store_target, *statements)
         with pytest.raises(StoreError, match=says) as caught:
             store.scores("p-001")
         assert "scores row 1" in one_line(caught.value)
         assert caught.value.exit_code == 6
 
-    def test_a_total_that_is_not_whole_is_refused_by_the_schema(
-        self, store: Store, path: Path
+    @ON_SQLITE
+    def test_a_blob_in_a_text_column_is_a_store_error(
+        self, store: Store, store_target: StoreTarget
     ) -> None:
+        # SQLite only: a TEXT column takes a blob there (PostgreSQL's type refuses it).
+        store.record_score(phq9())
+        tamper(store_target, "UPDATE scores SET instrument = x'70687139'")
+        with pytest.raises(StoreError, match="non-empty text") as caught:
+            store.scores("p-001")
+        assert "scores row 1" in one_line(caught.value)
+
+    @ON_SQLITE
+    def test_a_total_that_is_not_whole_is_refused_by_the_schema(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
+        # SQLite only: its CHECK (typeof(total) = 'integer') stands in for a column type;
+        # PostgreSQL's BIGINT column rounds 28.5 (ketadose.store_pg: the store refuses it first).
+        assert store_target.path is not None
+        path = store_target.path
         store.record_score(phq9())
         with raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             conn.execute(  # linked at the chain's head, so that only the CHECK can refuse it

@@ -10,7 +10,9 @@ other UTC offsets (and microseconds), and questionnaire scores.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -39,6 +41,7 @@ from ketadose.series import SERIES_WINDOW
 from ketadose.store import INDEXES, Store
 from ketadose.strategies import session_histories
 from ketadose.units import Kind
+from tests.stores import ON_POSTGRESQL, ON_SQLITE, StoreTarget, raw_sql, tamper
 
 ZONE = ZoneInfo("Europe/Berlin")
 SHIPPED = load_library()
@@ -120,17 +123,30 @@ def histories(draw: st.DrawFn) -> tuple[str, PatientRecord, list[SessionRecord],
     return protocol_id, patient, sessions, scores
 
 
+#: Each example's patient has an id of its own: the examples of one test share its store.
+_EXAMPLES = itertools.count(1)
+
+#: How many examples each property runs on PostgreSQL (a server round trip per statement; the
+#: SQLite runs take the full count, and the SQL read is the same text on both).
+SERVER_EXAMPLES = 20
+
+
 def _stored(
-    folder: Path, patient: PatientRecord, sessions: list[SessionRecord], scores: list[ScoreRecord]
-) -> Path:
-    path = folder / "s.sqlite3"
-    with Store.open(path, zone=ZONE) as db:
+    target: StoreTarget,
+    patient: PatientRecord,
+    sessions: list[SessionRecord],
+    scores: list[ScoreRecord],
+) -> PatientRecord:
+    """Store the example under a fresh patient id, beside the examples before it; its patient."""
+    patient_id = f"P-{next(_EXAMPLES)}"
+    patient = replace(patient, id=patient_id)
+    with Store.open(target.url, zone=ZONE) as db:
         db.add_patient(patient, at=datetime(2026, 1, 1, tzinfo=ZONE))
         for session in sessions:
-            db.record_session(session)
+            db.record_session(replace(session, patient_id=patient_id))
         for score in scores:
-            db.record_score(score)
-    return path
+            db.record_score(replace(score, patient_id=patient_id))
+    return patient
 
 
 def _without_echo(text: str) -> Any:
@@ -150,94 +166,134 @@ def _outcome(call: Any) -> Any:
         return ("refused", str(error))
 
 
+def _next_decides_as_the_whole_history(
+    target: StoreTarget,
+    case: tuple[str, PatientRecord, list[SessionRecord], list[ScoreRecord]],
+    after: timedelta,
+) -> None:
+    protocol_id, patient, sessions, scores = case
+    entry = SHIPPED[protocol_id]
+    patient = _stored(target, replace(patient, protocol=protocol_id), sessions, scores)
+    last = max((s.at for s in sessions), key=instant, default=datetime(2026, 11, 2, tzinfo=ZONE))
+    at = (last + after).astimezone(ZONE)
+    instrument = None if entry.protocol.response is None else entry.protocol.response.instrument
+    with Store.open(target.url, zone=ZONE, read_only=True) as db:
+        record = db.patient(patient.id)
+        stored_scores = db.scores(patient.id)
+        taken = [(s.at, float(s.total)) for s in stored_scores if s.instrument == instrument]
+        whole = db.sessions(patient.id)
+        part, count = decisive_history(db, entry, patient.id, at, taken)
+    assert len(whole) == len(sessions)
+    safety = unacknowledged(stored_scores)
+    full = _outcome(
+        lambda: decide(entry, record, whole, LIMITS, at=at, scores=taken, safety=safety)
+    )
+    read = _outcome(
+        lambda: decide(entry, record, part, LIMITS, at=at, scores=taken, safety=safety, count=count)
+    )
+    assert read == full
+    # The part read is the whole history's sessions, a subset in the same order.
+    ids = [s.id for s in whole]
+    assert [s.id for s in part] == [i for i in ids if i in {s.id for s in part}]
+
+
+_AFTER = st.sampled_from((*GAPS, timedelta(0), -timedelta(days=1)))
+_SHARED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
 class TestNextFromIndexedReads:
     """``next`` decides the same from the indexed reads as from the whole history."""
 
-    @given(case=histories(), after=st.sampled_from((*GAPS, timedelta(0), -timedelta(days=1))))
-    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @ON_SQLITE
+    @given(case=histories(), after=_AFTER)
+    @settings(max_examples=120, deadline=None, suppress_health_check=_SHARED)
     def test_the_decision_is_the_whole_history_s(
         self,
-        tmp_path_factory: pytest.TempPathFactory,
+        store_target: StoreTarget,
         case: tuple[str, PatientRecord, list[SessionRecord], list[ScoreRecord]],
         after: timedelta,
     ) -> None:
-        protocol_id, patient, sessions, scores = case
-        entry = SHIPPED[protocol_id]
-        patient = replace(patient, protocol=protocol_id)
-        path = _stored(tmp_path_factory.mktemp("next"), patient, sessions, scores)
-        last = max(
-            (s.at for s in sessions), key=instant, default=datetime(2026, 11, 2, tzinfo=ZONE)
+        _next_decides_as_the_whole_history(store_target, case, after)
+
+    @ON_POSTGRESQL
+    @given(case=histories(), after=_AFTER)
+    @settings(max_examples=SERVER_EXAMPLES, deadline=None, suppress_health_check=_SHARED)
+    def test_the_decision_is_the_whole_history_s_on_a_server(
+        self,
+        store_target: StoreTarget,
+        case: tuple[str, PatientRecord, list[SessionRecord], list[ScoreRecord]],
+        after: timedelta,
+    ) -> None:
+        _next_decides_as_the_whole_history(store_target, case, after)
+
+
+def _findings_are_the_whole_history_s(
+    target: StoreTarget,
+    case: tuple[str, PatientRecord, list[SessionRecord], list[ScoreRecord]],
+    where: int,
+    offset: timedelta,
+) -> None:
+    protocol_id, patient, sessions, _ = case
+    if protocol_id == "migraine" or not sessions:
+        protocol_id, sessions = "depression", sessions or []
+    entry = SHIPPED[protocol_id]
+    patient = _stored(target, replace(patient, protocol=protocol_id), sessions, [])
+    base = sessions[where % len(sessions)].at if sessions else datetime(2026, 11, 2, tzinfo=ZONE)
+    at = (base + offset).astimezone(ZONE)
+    with Store.open(target.url, zone=ZONE, read_only=True) as db:
+        record = db.patient(patient.id)
+        whole = db.sessions(patient.id)
+        near = db.sessions_around(patient.id, at, SERIES_WINDOW)
+    assert len(whole) == len(sessions)
+    request = DoseRequest(
+        patient=record.as_patient(),
+        policy=WeightPolicy.ACTUAL,
+        dose=Quantity(Kind.DOSE_PER_KG, 0.5, "0.5 mg/kg"),
+    )
+
+    def checked(history: list[SessionRecord]) -> Any:
+        context = CheckContext(
+            at=at,
+            history=tuple(
+                PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
+                for s in history
+            ),
         )
-        at = (last + after).astimezone(ZONE)
-        instrument = None if entry.protocol.response is None else entry.protocol.response.instrument
-        with Store.open(path, zone=ZONE, read_only=True) as db:
-            record = db.patient(patient.id)
-            stored_scores = db.scores(patient.id)
-            taken = [(s.at, float(s.total)) for s in stored_scores if s.instrument == instrument]
-            whole = db.sessions(patient.id)
-            part, count = decisive_history(db, entry, patient.id, at, taken)
-        safety = unacknowledged(stored_scores)
-        full = _outcome(
-            lambda: decide(entry, record, whole, LIMITS, at=at, scores=taken, safety=safety)
-        )
-        read = _outcome(
-            lambda: decide(
-                entry, record, part, LIMITS, at=at, scores=taken, safety=safety, count=count
-            )
-        )
-        assert read == full
-        # The part read is the whole history's sessions, a subset in the same order.
-        ids = [s.id for s in whole]
-        assert [s.id for s in part] == [i for i in ids if i in {s.id for s in part}]
+        return _outcome(lambda: gate_session(entry, request, LIMITS, context))
+
+    assert checked(near) == checked(whole)
+
+
+_WHERE = st.integers(0, 30)
+_OFFSET = st.sampled_from((*GAPS, timedelta(0), -timedelta(days=7), -timedelta(hours=4)))
 
 
 class TestSessionRecordFromIndexedReads:
     """A session recorded is checked against the same findings as with the whole history."""
 
-    @given(
-        case=histories(),
-        where=st.integers(0, 30),
-        offset=st.sampled_from((*GAPS, timedelta(0), -timedelta(days=7), -timedelta(hours=4))),
-    )
-    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @ON_SQLITE
+    @given(case=histories(), where=_WHERE, offset=_OFFSET)
+    @settings(max_examples=80, deadline=None, suppress_health_check=_SHARED)
     def test_the_findings_are_the_whole_history_s(
         self,
-        tmp_path_factory: pytest.TempPathFactory,
+        store_target: StoreTarget,
         case: tuple[str, PatientRecord, list[SessionRecord], list[ScoreRecord]],
         where: int,
         offset: timedelta,
     ) -> None:
-        protocol_id, patient, sessions, _ = case
-        if protocol_id == "migraine" or not sessions:
-            protocol_id, sessions = "depression", sessions or []
-        entry = SHIPPED[protocol_id]
-        patient = replace(patient, protocol=protocol_id)
-        path = _stored(tmp_path_factory.mktemp("record"), patient, sessions, [])
-        base = (
-            sessions[where % len(sessions)].at if sessions else datetime(2026, 11, 2, tzinfo=ZONE)
-        )
-        at = (base + offset).astimezone(ZONE)
-        with Store.open(path, zone=ZONE, read_only=True) as db:
-            record = db.patient(patient.id)
-            whole = db.sessions(patient.id)
-            near = db.sessions_around(patient.id, at, SERIES_WINDOW)
-        request = DoseRequest(
-            patient=record.as_patient(),
-            policy=WeightPolicy.ACTUAL,
-            dose=Quantity(Kind.DOSE_PER_KG, 0.5, "0.5 mg/kg"),
-        )
+        _findings_are_the_whole_history_s(store_target, case, where, offset)
 
-        def checked(history: list[SessionRecord]) -> Any:
-            context = CheckContext(
-                at=at,
-                history=tuple(
-                    PreviousSession(at=s.at, dose_mg=s.dose_mg, dose_mg_per_kg=s.dose_mg_per_kg)
-                    for s in history
-                ),
-            )
-            return _outcome(lambda: gate_session(entry, request, LIMITS, context))
-
-        assert checked(near) == checked(whole)
+    @ON_POSTGRESQL
+    @given(case=histories(), where=_WHERE, offset=_OFFSET)
+    @settings(max_examples=SERVER_EXAMPLES, deadline=None, suppress_health_check=_SHARED)
+    def test_the_findings_are_the_whole_history_s_on_a_server(
+        self,
+        store_target: StoreTarget,
+        case: tuple[str, PatientRecord, list[SessionRecord], list[ScoreRecord]],
+        where: int,
+        offset: timedelta,
+    ) -> None:
+        _findings_are_the_whole_history_s(store_target, case, where, offset)
 
 
 def _session(patient_id: str, at: datetime, **extra: Any) -> SessionRecord:
@@ -253,17 +309,15 @@ def _session(patient_id: str, at: datetime, **extra: Any) -> SessionRecord:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    db = Store.open(tmp_path / "s.sqlite3", zone=ZONE)
-    db.add_patient(
-        PatientRecord(id="P-1", protocol="depression", baseline=30.0, weight_kg=80.0),
-        at=datetime(2026, 1, 1, tzinfo=ZONE),
-    )
-    db.add_patient(
-        PatientRecord(id="P-2", protocol="depression", baseline=30.0, weight_kg=80.0),
-        at=datetime(2026, 1, 1, tzinfo=ZONE),
-    )
-    return db
+def store(store_target: StoreTarget) -> Iterator[Store]:
+    """A store on the test's engine with two patients, P-1 and P-2."""
+    with Store.open(store_target.url, zone=ZONE) as db:
+        for patient_id in ("P-1", "P-2"):
+            db.add_patient(
+                PatientRecord(id=patient_id, protocol="depression", baseline=30.0, weight_kg=80.0),
+                at=datetime(2026, 1, 1, tzinfo=ZONE),
+            )
+        yield db
 
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=ZONE)
@@ -341,22 +395,54 @@ class TestIndexedReads:
             with pytest.raises(InputError, match="no patient 'nobody'"):
                 read()
 
-    def test_indexes_are_made_and_used(self, store: Store, tmp_path: Path) -> None:
-        import sqlite3
-
-        with sqlite3.connect(tmp_path / "s.sqlite3") as conn:
-            names = {
-                n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
-            }
-            plan = " ".join(
-                row[3]
-                for row in conn.execute(
-                    "EXPLAIN QUERY PLAN SELECT id FROM sessions WHERE patient_id = 'P-1'"
-                    " AND julianday(at) >= julianday('2026-03-01') ORDER BY julianday(at), at, id"
-                )
+    @ON_SQLITE
+    def test_indexes_are_made_and_used(self, store: Store, store_target: StoreTarget) -> None:
+        names = {
+            n for (n,) in raw_sql(store_target, "SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        plan = " ".join(
+            str(row[3])
+            for row in raw_sql(
+                store_target,
+                "EXPLAIN QUERY PLAN SELECT id FROM sessions WHERE patient_id = 'P-1'"
+                " AND julianday(at) >= julianday('2026-03-01') ORDER BY julianday(at), at, id",
             )
+        )
         assert set(INDEXES) <= names
         assert "sessions_by_patient_time" in plan and "TEMP B-TREE" not in plan
+
+    @ON_POSTGRESQL
+    def test_indexes_are_made_and_usable_on_a_server(
+        self, store: Store, store_target: StoreTarget
+    ) -> None:
+        # A few rows would be read whole and sorted by the planner: with sequential scans and
+        # full sorts priced out, the time index must serve the read in its order (julianday is
+        # immutable, so it can be indexed; the index has no id: equal times are sorted by it).
+        for day in range(3):
+            store.record_session(_session("P-1", START + timedelta(days=day)))
+        names = {
+            n
+            for (n,) in raw_sql(
+                store_target,
+                "SELECT indexname FROM pg_catalog.pg_indexes WHERE schemaname = 'public'",
+            )
+        }
+        assert set(INDEXES) <= names
+        with store_target.superuser() as conn:
+            conn.execute("SET enable_seqscan = off")
+            conn.execute("SET enable_sort = off")  # a full sort only if the index cannot order
+            plan = " ".join(
+                str(row[0])
+                for row in conn.execute(
+                    "EXPLAIN SELECT id FROM sessions WHERE patient_id = 'P-1'"
+                    " AND julianday(at) >= julianday('2026-03-01T00:00:00+01:00')"
+                    " ORDER BY julianday(at), at, id"
+                )
+            )
+        assert "sessions_by_patient_time" in plan
+        # The index gives the time order; only equal times are sorted by id (incrementally).
+        assert plan.startswith("Incremental Sort")
+        assert "Presorted Key: (julianday(at)), at" in plan
 
     def test_the_chain_still_verifies(self, store: Store) -> None:
         for day in range(5):
@@ -426,15 +512,14 @@ class TestStreamedRefusals:
 
     @pytest.mark.parametrize("args", [["audit", "--json"], ["audit", "--format", "csv"]])
     @pytest.mark.parametrize("to_file", [False, True])
-    def test_a_tampered_entry_midway(self, tmp_path: Path, args: list[str], to_file: bool) -> None:
-        import sqlite3
-
+    def test_a_tampered_entry_midway(
+        self, store_target: StoreTarget, tmp_path: Path, args: list[str], to_file: bool
+    ) -> None:
         from typer.testing import CliRunner
 
         from ketadose.cli import app
 
-        path = tmp_path / "s.sqlite3"
-        with Store.open(path, zone=ZONE) as db:
+        with Store.open(store_target.url, zone=ZONE) as db:
             for number in range(5):
                 db.append_audit(
                     AuditEntry(
@@ -449,18 +534,16 @@ class TestStreamedRefusals:
                         library_sha256="0" * 64,
                     )
                 )
-        conn = sqlite3.connect(path)
-        conn.execute("DROP TRIGGER audit_no_update")
-        conn.execute("UPDATE audit SET status = 'fine' WHERE id = 4")
-        conn.commit()
-        conn.close()
-        out = tmp_path / "audit.out"
+        tamper(store_target, "UPDATE audit SET status = 'fine' WHERE id = 4")
+        folder = tmp_path / "out"
+        folder.mkdir()
+        out = folder / "audit.out"
         result = CliRunner().invoke(
-            app, [*args, "--store", str(path), *(["-o", str(out)] if to_file else [])]
+            app, [*args, "--store", store_target.url, *(["-o", str(out)] if to_file else [])]
         )
         assert result.exit_code == 6, result.stderr
         assert "audit row 4: status" in result.stderr
         assert result.stdout == ""
         assert not out.exists()
         # No temporary file left beside it either.
-        assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("s.sqlite3")] == []
+        assert list(folder.iterdir()) == []
