@@ -226,7 +226,7 @@ class TestOutput:
         path = write(tmp_path, "id,weight\n" + "\n".join(weights) + "\n")
         outputs = {}
         for jobs in ("1", "2", "3"):
-            target = tmp_path / f"out-{jobs}.{fmt}"  # a real file: workers write to it directly
+            target = tmp_path / f"out-{jobs}.{fmt}"  # a real file, as a batch writes
             result = batch(path, "--jobs", jobs, "--format", fmt, "-o", str(target))
             assert result.exit_code == 2, result.stderr
             assert "1050 rows: 824 ok, 225 soft, 1 error" in result.stderr  # soft: over 120 kg

@@ -134,3 +134,72 @@ def test_ctrl_c_is_the_parents_alone(forked: bool, monkeypatch: pytest.MonkeyPat
     import signal
 
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the parent's own is kept
+
+
+def each_square(chunk: list[int]) -> tuple[list[int], list[bytes]]:
+    """A function of each item: the process that ran it, and the item squared on its line."""
+    return [os.getpid()] * len(chunk), [f"{n * n}\n".encode() for n in chunk]
+
+
+def by_tens(item: int) -> int:
+    """Items of the same ten share a route."""
+    return item // 10
+
+
+def routed(jobs: int, count: int = 1000, **kwargs: object) -> tuple[list[int], str]:
+    with tempfile.TemporaryFile() as sink:
+        rounds = parallel.routed_write(
+            each_square, range(count), sink, jobs=jobs, route=by_tens, chunk=100, **kwargs
+        )
+        metas = [pid for one in rounds for pid in one]
+        sink.seek(0)
+        return metas, sink.read().decode()
+
+
+class TestRouted:
+    """Items with the same route go to one worker; the bytes are written in input order."""
+
+    def test_in_input_order_and_by_route(self) -> None:
+        pids, text = routed(jobs=2)
+        assert text == EXPECTED
+        assert len(pids) == 1000
+        assert os.getpid() not in pids
+        by_route: dict[int, set[int]] = {}
+        for item, pid in enumerate(pids):
+            by_route.setdefault(by_tens(item), set()).add(pid)
+        assert all(len(workers) == 1 for workers in by_route.values())
+        assert len(set(pids)) == 2  # both workers had work
+
+    def test_one_job_or_a_short_input_runs_here(self) -> None:
+        pids, text = routed(jobs=1)
+        assert text == EXPECTED
+        assert set(pids) == {os.getpid()}
+        _, text = routed(jobs=2, count=150)  # fewer than a round (2 x 100)
+        assert text == "".join(f"{n * n}\n" for n in range(150))
+
+    def test_text_too_long_for_a_slot_travels_by_file(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(parallel, "SLOT", 64)  # a part's 100 lines never fit
+        spills = set(os.listdir(tempfile.gettempdir()))
+        _, text = routed(jobs=2)
+        assert text == EXPECTED
+        left = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("ketadose-batch-")}
+        assert left <= spills  # every spilt part was read and removed
+
+    def test_an_error_in_a_worker_is_raised_here(self) -> None:
+        with tempfile.TemporaryFile() as sink, pytest.raises(ValueError, match="item 555"):
+            list(parallel.routed_write(fragile_each, range(1000), sink, jobs=2, route=by_tens))
+
+    def test_one_route_is_still_shared_out(self) -> None:
+        # A round of one repeated input: no worker gets more than its share's slack.
+        parts = parallel._parts(list(range(400)), lambda item: 7, 2)
+        assert sorted(map(len, parts)) == [150, 250]
+        assert sorted(i for part in parts for i in part) == list(range(400))
+
+
+def fragile_each(chunk: list[int]) -> tuple[list[int], list[bytes]]:
+    """Fails on the chunk holding item 555."""
+    if 555 in chunk:
+        raise ValueError("item 555")
+    return list(chunk), [b"x"] * len(chunk)
