@@ -10,6 +10,10 @@ which only hands out rows and counts what comes back. Elsewhere (Windows, macOS,
 travels to them pickled, and the parent writes each chunk's bytes in order. A function that
 cannot be pickled runs in this process. At most ``2 * jobs`` chunks are in flight either way,
 so memory stays flat however long the input.
+
+:func:`routed_write` (a batch) sends items with the same route to the same forked worker,
+so what a worker keeps for an input serves every item with it: each worker writes its part of
+a round into a buffer shared with the parent, which writes the round in input order.
 """
 
 from __future__ import annotations
