@@ -25,6 +25,7 @@ import mmap
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -45,8 +46,9 @@ CHUNK = 200
 _shared: tuple[Callable[[Any], tuple[Any, bytes]], int, Any, Any] | None = None
 
 #: What routed workers need (:func:`routed_write`), set before they are forked: the function
-#: of each item, the shared output buffer, and the size of each of its slots.
-_routed: tuple[Callable[[Any], tuple[Any, list[bytes]]], mmap.mmap, int] | None = None
+#: of each item, the shared output buffer, the size of each of its slots, and the directory
+#: for the text of a part too long for its slot.
+_routed: tuple[Callable[[Any], tuple[Any, list[bytes]]], mmap.mmap, int, str] | None = None
 
 #: A routed task's slot of the shared output buffer: large enough for 200 rows of long plans
 #: (a 6-session plan's JSON line is ~11 kB); a task's text that does not fit travels back to
@@ -258,15 +260,15 @@ def _apply_part(slot: int, part: list[Any]) -> tuple[list[Any], list[int], str |
     """In a routed worker: one part's metas and the lengths of its items' bytes.
 
     The bytes go into the part's slot of the shared buffer, one item after another, or, where
-    they do not fit, into a temporary file whose name is the third value (the reply through
-    the pipe stays small, so neither end can wait on the other's full pipe).
+    they do not fit, into a file in the run's spill directory whose name is the third value
+    (the reply through the pipe stays small, so neither end can wait on the other's full pipe).
     """
     assert _routed is not None  # set by routed_write before forking
-    each, buffer, size = _routed
+    each, buffer, size, spill_directory = _routed
     metas, texts = each(part)
     lengths = [len(text) for text in texts]
     if sum(lengths) > size:
-        handle, name = tempfile.mkstemp(prefix="ketadose-batch-")
+        handle, name = tempfile.mkstemp(dir=spill_directory)
         with os.fdopen(handle, "wb") as spill:
             spill.writelines(texts)
         return metas, lengths, name
@@ -385,7 +387,9 @@ def routed_write(
     sink.flush()  # what the parent wrote so far goes first
     context = multiprocessing.get_context("fork")
     buffer = mmap.mmap(-1, 2 * jobs * SLOT)  # anonymous and shared with the forked workers
-    _routed = (each, buffer, SLOT)
+    # A part's text too long for its slot goes into a file here; removed whatever happens.
+    spill_directory = tempfile.mkdtemp(prefix="ketadose-batch-")
+    _routed = (each, buffer, SLOT, spill_directory)
     workers: list[_Worker] = []
     failed = True
     try:
@@ -407,6 +411,7 @@ def routed_write(
             worker.stop(kill=failed)
         _routed = None
         buffer.close()
+        shutil.rmtree(spill_directory, ignore_errors=True)
 
 
 def _write_round(

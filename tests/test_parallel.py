@@ -184,11 +184,19 @@ class TestRouted:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(parallel, "SLOT", 64)  # a part's 100 lines never fit
-        spills = set(os.listdir(tempfile.gettempdir()))
+        before = set(os.listdir(tempfile.gettempdir()))
         _, text = routed(jobs=2)
         assert text == EXPECTED
-        left = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("ketadose-batch-")}
-        assert left <= spills  # every spilt part was read and removed
+        assert set(os.listdir(tempfile.gettempdir())) <= before  # the spill directory is gone
+
+    def test_the_spill_directory_is_removed_after_an_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(parallel, "SLOT", 1)  # every part spills
+        before = set(os.listdir(tempfile.gettempdir()))
+        with tempfile.TemporaryFile() as sink, pytest.raises(ValueError, match="item 555"):
+            list(parallel.routed_write(fragile_each, range(1000), sink, jobs=2, route=by_tens))
+        assert set(os.listdir(tempfile.gettempdir())) <= before
 
     def test_an_error_in_a_worker_is_raised_here(self) -> None:
         with tempfile.TemporaryFile() as sink, pytest.raises(ValueError, match="item 555"):
