@@ -32,8 +32,10 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import chain, islice
-from multiprocessing.connection import Connection
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+if TYPE_CHECKING:  # imported by multiprocessing itself when workers are forked
+    from multiprocessing.connection import Connection
 
 T = TypeVar("T")
 U = TypeVar("U")
