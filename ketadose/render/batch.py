@@ -71,15 +71,16 @@ class _Fragments:
 
     def _keep(self, plain: bytes) -> None:
         """After the first call: keep the text as it is if within ``room``, else compressed."""
-        if len(plain) <= _Fragments.room:
-            _Fragments.room -= len(plain)
+        if len(plain) <= type(self).room:
+            type(self).room -= len(plain)
             self.kept = len(plain)
         else:
             self.plain = None
             self.text = zlib.compress(plain, 1)
 
     def __del__(self) -> None:
-        _Fragments.room += self.kept
+        # By the instance's own class: at the interpreter's exit the module's names may be gone.
+        type(self).room += self.kept
 
     def __call__(
         self, line: int, patient_id: str, patient: Patient, own: tuple[Finding, ...]
