@@ -214,3 +214,20 @@ def fragile_each(chunk: list[int]) -> tuple[list[int], list[bytes]]:
     if 555 in chunk:
         raise ValueError("item 555")
     return list(chunk), [b"x"] * len(chunk)
+
+
+def each_interrupts(chunk: list[int]) -> tuple[list[tuple[int, bool]], list[bytes]]:
+    """Each item: which process ran it, and whether that process ignores Ctrl-C."""
+    import signal
+
+    ignores = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    return [(os.getpid(), ignores)] * len(chunk), [b"."] * len(chunk)
+
+
+def test_ctrl_c_is_the_parents_alone_when_routed() -> None:
+    with tempfile.TemporaryFile() as sink:
+        rounds = parallel.routed_write(each_interrupts, range(1000), sink, jobs=2, route=by_tens)
+        metas = [meta for one in rounds for meta in one]
+    assert len(metas) == 1000
+    assert os.getpid() not in {pid for pid, _ in metas}
+    assert all(ignores for _, ignores in metas)
