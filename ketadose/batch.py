@@ -30,6 +30,7 @@ import hashlib
 import io
 import os
 import stat
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -396,6 +397,11 @@ class BatchWork:
 
     def __call__(self, items: list[Row]) -> tuple[list[BatchStatus], bytes]:
         """The chunk's statuses, and its records encoded, as UTF-8."""
+        statuses, texts = self.each(items)
+        return statuses, b"".join(texts)
+
+    def each(self, items: list[Row]) -> tuple[list[BatchStatus], list[bytes]]:
+        """Each row's status, and each row's record encoded, as UTF-8."""
         if self.reuse.size <= 0 or not isinstance(self.encode, Splitting):
             results = [
                 record(
@@ -408,14 +414,14 @@ class BatchWork:
                 )
                 for item in items
             ]
-            return [r.status for r in results], "".join(map(self.encode, results)).encode()
+            return [r.status for r in results], [self.encode(r).encode() for r in results]
         statuses: list[BatchStatus] = []
         texts: list[bytes] = []
         for item in items:
             status, text = self._row(item, self.encode)
             statuses.append(status)
             texts.append(text)
-        return statuses, b"".join(texts)
+        return statuses, texts
 
     def _row(self, item: Row, encode: Splitting) -> tuple[BatchStatus, bytes]:
         """One row's status and text (UTF-8): reused where a row before it had the same key."""
@@ -446,6 +452,28 @@ class BatchWork:
             if fill is not None and fill(line, patient_id, patient, own) == text:
                 self.reuse.put(key, result.status, fill)
         return result.status, text
+
+
+#: The columns that never change which worker a row goes to: the id (each row's own), and
+#: the height, sex and age, which decide a record only together with the weight.
+_UNROUTED = frozenset(("id", "height", "sex", "age"))
+
+
+def route(item: Row) -> int:
+    """Which worker a row goes to (modulo the workers): a number of its weight and options.
+
+    Rows with the same cells but the id, height, sex and age get the same number, so a
+    batch's rows with the same input, which a worker plans once and reuses
+    (:class:`Reuse`), are planned by one worker, not by each (the record is the same
+    whichever worker writes it: this decides only the work). CRC-32, not :func:`hash`, so the
+    split is the same from run to run.
+    """
+    line, cells = item
+    if isinstance(cells, str):
+        return line
+    return zlib.crc32(
+        "\x1f".join(text for name, text in cells.items() if name not in _UNROUTED).encode()
+    )
 
 
 def work(
@@ -510,7 +538,9 @@ def write(
     collected rarely (:func:`ketadose.parallel.few_collections`).
 
     Args:
-        chunk_work: Plans and encodes a chunk of rows (a :class:`BatchWork`).
+        chunk_work: Plans and encodes a chunk of rows: a :class:`BatchWork`, whose rows go to
+            the workers by :func:`route` (:func:`ketadose.parallel.routed_write`), or any
+            chunk function, given contiguous chunks.
         source: The batch file's lines.
         stdout: Where the records go without ``output``.
         output: The file to write instead.
@@ -529,7 +559,7 @@ def write(
             UTF-8), or an ``output`` that cannot be written.
     """
     from ketadose.atomic import atomic_file
-    from ketadose.parallel import few_collections, ordered_write
+    from ketadose.parallel import few_collections, ordered_write, routed_write
 
     counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     with contextlib.ExitStack() as stack:
@@ -541,7 +571,12 @@ def write(
         sink.write(header)
         with few_collections():
             items = rows(source, source.name)
-            for statuses in ordered_write(chunk_work, items, sink, jobs=jobs):
+            written = (
+                routed_write(chunk_work.each, items, sink, jobs=jobs, route=route)
+                if isinstance(chunk_work, BatchWork)
+                else ordered_write(chunk_work, items, sink, jobs=jobs)
+            )
+            for statuses in written:
                 for status in statuses:
                     counts[status] += 1
                 if progress is not None:

@@ -13,7 +13,6 @@ Pure: the edge reads the file and the environment and hands them in.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,6 +92,8 @@ def parse(data: bytes, path: str) -> Config:
     Raises:
         ConfigError: Not UTF-8 TOML, an unknown key, or a value of the wrong type.
     """
+    import tomllib  # only when a config file is read (a run without one never loads it)
+
     try:
         table = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

@@ -10,7 +10,6 @@ import hashlib
 import pickle
 import stat
 import sys
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -137,6 +136,8 @@ def read_library(data: bytes, path: str, model: type[M]) -> tuple[M, LibraryRef]
         ConfigError: When the bytes are not UTF-8 TOML or do not validate; the message names
             the file and the field.
     """
+    import tomllib  # only for a file read as TOML: the shipped libraries load from their twins
+
     try:
         # A UTF-8 byte-order mark (some Windows editors write one) is not part of the text.
         document = tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))

@@ -33,7 +33,7 @@ from ketadose.parallel import ordered_write
 from ketadose.planning import PlanRequest
 from ketadose.protocols import load_library
 from ketadose.render import csv as csv_render
-from ketadose.render.batch import encoding, jsonl
+from ketadose.render.batch import _Fragments, encoding, jsonl
 from ketadose.units import format_number
 from tests.factories import complete
 
@@ -226,7 +226,7 @@ class TestOutput:
         path = write(tmp_path, "id,weight\n" + "\n".join(weights) + "\n")
         outputs = {}
         for jobs in ("1", "2", "3"):
-            target = tmp_path / f"out-{jobs}.{fmt}"  # a real file: workers write to it directly
+            target = tmp_path / f"out-{jobs}.{fmt}"  # a real file, as a batch writes
             result = batch(path, "--jobs", jobs, "--format", fmt, "-o", str(target))
             assert result.exit_code == 2, result.stderr
             assert "1050 rows: 824 ok, 225 soft, 1 error" in result.stderr  # soft: over 120 kg
@@ -622,18 +622,52 @@ class TestReuse:
         return _shipped(encode, 0)(items)
 
     @settings(max_examples=40)
-    @given(rows_=_BATCH, split=st.integers(0, 16), size=st.sampled_from([1, 2, 2048]))
+    @given(
+        rows_=_BATCH,
+        split=st.integers(0, 16),
+        size=st.sampled_from([1, 2, 2048]),
+        plain=st.sampled_from([0, 20_000, _Fragments.room]),
+    )
     def test_the_same_bytes_with_and_without_reuse(
-        self, rows_: list[list[str]], split: int, size: int
+        self, rows_: list[list[str]], split: int, size: int, plain: int
     ) -> None:
+        # plain: the bytes of records kept uncompressed (none, a few, all), the rest compressed
         items = _file(rows_)
         items.append((99, "3 cells where the header has 9"))  # a row that cannot be read
-        for fmt in ("jsonl", "csv"):
-            _, encode = encoding(fmt)
-            reused = _shipped(encode, size)
-            first, second = reused(items[:split]), reused(items[split:])
-            statuses, data = self._uncached(fmt, items)
-            assert (first[0] + second[0], first[1] + second[1]) == (statuses, data)
+        budget = _Fragments.room
+        _Fragments.room = plain
+        try:
+            for fmt in ("jsonl", "csv"):
+                _, encode = encoding(fmt)
+                reused = _shipped(encode, size)
+                first, second = reused(items[:split]), reused(items[split:])
+                statuses, data = self._uncached(fmt, items)
+                assert (first[0] + second[0], first[1] + second[1]) == (statuses, data)
+                del reused
+                assert _Fragments.room == plain  # what the records held is given back
+        finally:
+            _Fragments.room = budget
+
+    def test_records_kept_uncompressed_within_the_budget(self) -> None:
+        items = _file([[f"P{i}", f"{60 + i % 3}kg", "", "", "", "", "", "", ""] for i in range(9)])
+        _, encode = encoding("jsonl")
+        budget = _Fragments.room
+        reused = _shipped(encode, 16)
+        reused(items)
+        fills = [fill for _, fill in reused.reuse.memo.values()]
+        assert len(fills) == 3
+        assert all(isinstance(fill, _Fragments) and fill.plain is not None for fill in fills)
+        held = sum(fill.kept for fill in fills)  # type: ignore[union-attr]
+        assert held > 3 * 5000 and _Fragments.room == budget - held
+        _Fragments.room = held // 2  # room for one more: the rest compressed
+        try:
+            again = _shipped(encode, 16)
+            assert again(items) == reused(items)
+            kinds = [fill.plain is None for _, fill in again.reuse.memo.values()]  # type: ignore[attr-defined]
+            assert sorted(kinds) == [False, True, True]
+        finally:
+            del again, fills, reused  # each record gives back what it held
+            _Fragments.room = budget
 
     def test_a_hit_does_not_leak_one_patients_findings_to_another(self) -> None:
         # Same weight throughout: actual-weight doses are one programme, yet age (65 y is a

@@ -118,3 +118,30 @@ def test_a_dose_loads_no_other_command_and_no_pydantic_plugins() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stderr.splitlines()[-1] == "['ketadose.cli.commands.dose'] False ()"
+
+
+def test_the_exit_skips_the_shutdown_collections_once_registered() -> None:
+    # Garbage is collected every 20,000 allocations from main on (THRESHOLDS). Registered
+    # before main: an exit handler runs after those registered later (LIFO), so
+    # it sees what ketadose's left. Two runs in one process register one handler; garbage is
+    # still collected between them; the output file of a run is whole.
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen at exit', gc.get_freeze_count() > 0, "
+        "file=sys.stderr))\n"
+        "from ketadose.cli import application, main\n"
+        "for _ in range(2):\n"
+        "    try:\n"
+        "        main(['dose', '-p', 'depression', '--weight', '80kg', '--json'])\n"
+        "    except SystemExit as end:\n"
+        "        assert end.code == 0, end.code\n"
+        "print('handlers', len(application._exit_handler), 'frozen now', "
+        "gc.get_freeze_count(), gc.get_threshold() == application.THRESHOLDS, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    last = done.stderr.splitlines()[-2:]
+    assert last == ["handlers 1 frozen now 0 True", "frozen at exit True"]
+    assert done.stdout.count('"schema_version"') == 2  # both documents written whole
+    assert done.stdout.endswith("}\n")

@@ -100,12 +100,15 @@ class TestFewCollections:
     def test_thresholds_are_given_back(self) -> None:
         import gc
 
-        before = gc.get_threshold()
-        assert before != parallel.THRESHOLDS
-        with parallel.few_collections():
-            assert gc.get_threshold() == (20_000, 20, 20)
-            assert gc.get_freeze_count() > 0  # what was loaded is never scanned again
-        assert gc.get_threshold() == before
+        before = gc.get_threshold()  # (the command line's main sets the batch's too)
+        gc.set_threshold(700, 10, 10)  # Python's default
+        try:
+            with parallel.few_collections():
+                assert gc.get_threshold() == (20_000, 20, 20)
+                assert gc.get_freeze_count() > 0  # what was loaded is never scanned again
+            assert gc.get_threshold() == (700, 10, 10)
+        finally:
+            gc.set_threshold(*before)
 
     def test_given_back_after_an_error(self) -> None:
         import gc
@@ -134,3 +137,97 @@ def test_ctrl_c_is_the_parents_alone(forked: bool, monkeypatch: pytest.MonkeyPat
     import signal
 
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the parent's own is kept
+
+
+def each_square(chunk: list[int]) -> tuple[list[int], list[bytes]]:
+    """A function of each item: the process that ran it, and the item squared on its line."""
+    return [os.getpid()] * len(chunk), [f"{n * n}\n".encode() for n in chunk]
+
+
+def by_tens(item: int) -> int:
+    """Items of the same ten share a route."""
+    return item // 10
+
+
+def routed(jobs: int, count: int = 1000, **kwargs: object) -> tuple[list[int], str]:
+    with tempfile.TemporaryFile() as sink:
+        rounds = parallel.routed_write(
+            each_square, range(count), sink, jobs=jobs, route=by_tens, chunk=100, **kwargs
+        )
+        metas = [pid for one in rounds for pid in one]
+        sink.seek(0)
+        return metas, sink.read().decode()
+
+
+class TestRouted:
+    """Items with the same route go to one worker; the bytes are written in input order."""
+
+    def test_in_input_order_and_by_route(self) -> None:
+        pids, text = routed(jobs=2)
+        assert text == EXPECTED
+        assert len(pids) == 1000
+        assert os.getpid() not in pids
+        by_route: dict[int, set[int]] = {}
+        for item, pid in enumerate(pids):
+            by_route.setdefault(by_tens(item), set()).add(pid)
+        assert all(len(workers) == 1 for workers in by_route.values())
+        assert len(set(pids)) == 2  # both workers had work
+
+    def test_one_job_or_a_short_input_runs_here(self) -> None:
+        pids, text = routed(jobs=1)
+        assert text == EXPECTED
+        assert set(pids) == {os.getpid()}
+        _, text = routed(jobs=2, count=150)  # fewer than a round (2 x 100)
+        assert text == "".join(f"{n * n}\n" for n in range(150))
+
+    def test_text_too_long_for_a_slot_travels_by_file(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(parallel, "SLOT", 64)  # a part's 100 lines never fit
+        before = set(os.listdir(tempfile.gettempdir()))
+        _, text = routed(jobs=2)
+        assert text == EXPECTED
+        assert set(os.listdir(tempfile.gettempdir())) <= before  # the spill directory is gone
+
+    def test_the_spill_directory_is_removed_after_an_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(parallel, "SLOT", 1)  # every part spills
+        before = set(os.listdir(tempfile.gettempdir()))
+        with tempfile.TemporaryFile() as sink, pytest.raises(ValueError, match="item 555"):
+            list(parallel.routed_write(fragile_each, range(1000), sink, jobs=2, route=by_tens))
+        assert set(os.listdir(tempfile.gettempdir())) <= before
+
+    def test_an_error_in_a_worker_is_raised_here(self) -> None:
+        with tempfile.TemporaryFile() as sink, pytest.raises(ValueError, match="item 555"):
+            list(parallel.routed_write(fragile_each, range(1000), sink, jobs=2, route=by_tens))
+
+    def test_one_route_is_still_shared_out(self) -> None:
+        # A round of one repeated input: no worker gets more than its share's slack.
+        parts = parallel._parts(list(range(400)), lambda item: 7, 2)
+        assert sorted(map(len, parts)) == [150, 250]
+        assert sorted(i for part in parts for i in part) == list(range(400))
+
+
+def fragile_each(chunk: list[int]) -> tuple[list[int], list[bytes]]:
+    """Fails on the chunk holding item 555."""
+    if 555 in chunk:
+        raise ValueError("item 555")
+    return list(chunk), [b"x"] * len(chunk)
+
+
+def each_interrupts(chunk: list[int]) -> tuple[list[tuple[int, bool]], list[bytes]]:
+    """Each item: which process ran it, and whether that process ignores Ctrl-C."""
+    import signal
+
+    ignores = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    return [(os.getpid(), ignores)] * len(chunk), [b"."] * len(chunk)
+
+
+def test_ctrl_c_is_the_parents_alone_when_routed() -> None:
+    with tempfile.TemporaryFile() as sink:
+        rounds = parallel.routed_write(each_interrupts, range(1000), sink, jobs=2, route=by_tens)
+        metas = [meta for one in rounds for meta in one]
+    assert len(metas) == 1000
+    assert os.getpid() not in {pid for pid, _ in metas}
+    assert all(ignores for _, ignores in metas)

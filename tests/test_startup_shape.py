@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +19,8 @@ main(sys.argv[1:])
 DOSE = ["dose", "-p", "depression", "--weight", "80kg"]
 
 
-def imported(*args: str) -> set[str]:
-    env = {**os.environ, "COLUMNS": "100"}
+def imported(*args: str, **environ: str) -> set[str]:
+    env = {**os.environ, "COLUMNS": "100", **environ}
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env
     )
@@ -29,12 +30,15 @@ def imported(*args: str) -> set[str]:
     return set(json.loads(line.removeprefix("MODULES ")))
 
 
-def test_a_dose_as_json_imports_neither_rich_nor_the_config_document() -> None:
-    modules = imported(*DOSE, "--json")
+def test_a_dose_as_json_imports_neither_rich_nor_the_config_document(tmp_path: Path) -> None:
+    # a user config directory without a config file (whatever this machine's user has)
+    modules = imported(*DOSE, "--json", XDG_CONFIG_HOME=str(tmp_path), HOME=str(tmp_path))
     assert "ketadose.gate" in modules and "ketadose.render.json" in modules
     assert not {m for m in modules if m == "rich" or m.startswith("rich.")}
     assert "ketadose.render.config_doc" not in modules
     assert "ketadose.planning" not in modules
+    # no TOML is read: the shipped libraries load from their twins, and there is no config file
+    assert "tomllib" not in modules
 
 
 @pytest.mark.parametrize("command", [DOSE, ["check", *DOSE[1:]]])

@@ -34,9 +34,11 @@ _ID = "ketadose-per-row-id-7c1e5a0f"
 class _Fragments:
     """A record's text cut where its per-row values go, and how each is written.
 
-    The text is kept compressed (zlib, fastest level): a batch keeps thousands of records,
-    whose sessions repeat each other, in about a seventh of their size (14.5 kB of JSON in
-    2 kB), so a worker's memory stays flat; a row costs one decompression (~10 us).
+    The text is kept as it is while the process's records so kept stay within
+    ``room`` bytes (a batch of plausible adults keeps ~600 records of ~11 kB a worker), else
+    compressed (zlib, fastest level): records whose sessions repeat each other take about a
+    seventh of their size (14.5 kB of JSON in 2 kB), so a worker's memory stays flat however
+    many records it keeps; a row of a compressed record costs one decompression (~20 us).
 
     Args:
         parts: The text between the per-row values (one more than ``slots``).
@@ -45,7 +47,10 @@ class _Fragments:
         write: How each value is written in this format (``finding`` for the findings).
     """
 
-    __slots__ = ("ends", "plain", "slots", "text", "write")
+    __slots__ = ("ends", "kept", "plain", "slots", "text", "write")
+
+    #: The bytes of text this process may still keep uncompressed (see above).
+    room = 8 * 1024 * 1024
 
     def __init__(
         self,
@@ -54,12 +59,28 @@ class _Fragments:
         write: dict[str, Callable[[object], str]],
     ) -> None:
         data = [part.encode() for part in parts]
-        #: The text uncompressed, until the first call (the batch's check of the cut).
+        #: The text uncompressed; after the first call (the batch's check of the cut) only
+        #: while within ``room``, else None and the text compressed.
         self.plain: bytes | None = b"".join(data)
-        self.text = zlib.compress(self.plain, 1)
+        self.text = b""
+        #: How many bytes of ``room`` this record holds (given back when it is dropped).
+        self.kept = 0
         self.ends = list(itertools.accumulate(map(len, data)))
         self.slots = slots
         self.write = write
+
+    def _keep(self, plain: bytes) -> None:
+        """After the first call: keep the text as it is if within ``room``, else compressed."""
+        if len(plain) <= type(self).room:
+            type(self).room -= len(plain)
+            self.kept = len(plain)
+        else:
+            self.plain = None
+            self.text = zlib.compress(plain, 1)
+
+    def __del__(self) -> None:
+        # By the instance's own class: at the interpreter's exit the module's names may be gone.
+        type(self).room += self.kept
 
     def __call__(
         self, line: int, patient_id: str, patient: Patient, own: tuple[Finding, ...]
@@ -69,8 +90,12 @@ class _Fragments:
         values: dict[str, object] = {"line": line, "id": patient_id, "patient": patient}
         write = self.write
         written: dict[str | int, bytes] = {}
-        plain, self.plain = self.plain, None
-        text = memoryview(zlib.decompress(self.text) if plain is None else plain)
+        plain = self.plain
+        if plain is None:
+            plain = zlib.decompress(self.text)
+        elif not self.kept:
+            self._keep(plain)
+        text = memoryview(plain)
         ends = self.ends
         out: list[bytes | memoryview] = [text[: ends[0]]]
         for index, slot in enumerate(self.slots):
