@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -115,12 +116,23 @@ class Database:
         self.connection.exec_driver_sql(sql)
 
     def begin_write(self) -> None:
-        """Begin a write transaction holding the store's write lock."""
+        """Begin a write transaction holding the store's write lock.
+
+        On PostgreSQL a lock not had (``lock_timeout``, a lost connection) rolls the
+        transaction just begun back before the error goes on, as a refused ``BEGIN
+        IMMEDIATE`` leaves none on SQLite: else the connection would stay in an aborted
+        transaction and refuse every later statement.
+        """
         if self.sqlite:
             self.script("BEGIN IMMEDIATE")
-        else:
-            self.script("BEGIN")
+            return
+        self.script("BEGIN")
+        try:
             self.connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+        except BaseException:
+            with suppress(exc.SQLAlchemyError):
+                self.script("ROLLBACK")
+            raise
 
     def begin_read(self) -> None:
         """Begin a read transaction: every query in it sees the same state."""
