@@ -49,7 +49,7 @@ from tests.stores import StoreTarget
 from tests.test_store import session_for
 
 if TYPE_CHECKING:
-    from tests.pg import Database
+    from tests.pg import Cluster, Database
 
 ROOT = Path(__file__).resolve().parents[1]
 ZONE = ZoneInfo("Europe/Berlin")
@@ -840,3 +840,262 @@ class TestCheckedTogether:
         with open_store() as store:
             statuses = sorted(entry.status for entry in store.audit(PATIENTS[0]))
         assert statuses == ["hard", "ok"]
+
+
+# --- 5. the server stopped under a writer (PostgreSQL) -----------------------------------
+
+#: How the server goes down: fast and immediate shutdown (Cluster.stop), and a crash (kill).
+DOWN = ("fast", "immediate", "kill")
+
+# Commits sessions 0 .. count-1 of P_0 (printing "ok <number> <id>" after each), prints
+# "ready" and waits for a line; then writes session `count` inside a write transaction that
+# stalls: "blocked", it waits in its INSERT of the signature on a row lock the test holds
+# (the write lock's wait allowed two minutes, so the lock timeout is not what ends it);
+# "idle", inside Store.exclusive() it has written the session, prints "inside" and waits for
+# another line before it commits. A StoreError is printed as "failed <message>", exit 6.
+FAULT_WRITER = """
+import json, sys
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+import ketadose.store_sql
+ketadose.store_sql.BUSY_TIMEOUT_S = 120.0
+from ketadose.errors import StoreError
+from ketadose.records import AuditEntry
+from ketadose.store import Store
+from tests.test_store import session_for
+
+url, count, stall = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+
+def record(store, number):
+    entry = AuditEntry(
+        at=datetime.now(UTC), user="nurse", command="session record", patient_id="P_0",
+        inputs_json=json.dumps({"number": number}), findings_json="[]", status="ok",
+        override_reason=None, library_sha256="ab" * 32,
+    )
+    session = session_for(number, patient_id="P_0", events=1)
+    return store.record_session_with_audit(session, entry)
+
+
+try:
+    with Store.open(url, zone=ZoneInfo("Europe/Berlin")) as store:
+        for number in range(count):
+            print(f"ok {number} {record(store, number)}", flush=True)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        if stall == "blocked":
+            row_id = record(store, count)
+        else:
+            with store.exclusive("record the session"):
+                row_id = record(store, count)
+                print("inside", flush=True)
+                sys.stdin.readline()
+        print(f"ok {count} {row_id}", flush=True)
+except StoreError as error:
+    print(f"failed {error}", flush=True)
+    sys.exit(6)
+"""
+
+
+def bring_down(cluster: Cluster, how: str) -> None:
+    """Stop the server (``fast`` or ``immediate`` shutdown) or kill its postmaster (``kill``)."""
+    if how == "kill":
+        cluster.kill()
+    else:
+        cluster.stop("fast" if how == "fast" else "immediate")
+    assert not cluster.running
+
+
+def hold_row(target: StoreTarget, table: str) -> Any:
+    """A superuser transaction holding ``chain_tail``'s row of ``table`` FOR UPDATE: a writer
+    inserting into that chained table waits for it (the chain trigger raises that row)."""
+    conn = target.superuser()
+    conn.autocommit = False
+    held = conn.execute("SELECT tbl FROM chain_tail WHERE tbl = %s FOR UPDATE", (table,))
+    assert held.fetchall() == [(table,)]
+    return conn
+
+
+def waiting_query(target: StoreTarget) -> str:
+    """The statement of the store's connection that waits on a lock in the test's database
+    (polled until there is one; the test fails after :data:`SILENCE_S`)."""
+    assert target.database is not None
+    deadline = time.monotonic() + SILENCE_S
+    with target.superuser() as conn:
+        while time.monotonic() < deadline:
+            found = conn.execute(
+                "SELECT query FROM pg_stat_activity WHERE datname = %s"
+                " AND application_name = 'ketadose' AND wait_event_type = 'Lock'",
+                (target.database.name,),
+            ).fetchall()
+            if found:
+                return str(found[0][0])
+            time.sleep(0.02)
+    pytest.fail("no ketadose connection came to wait on the held row")
+
+
+def table_counts(target: StoreTarget) -> dict[str, int]:
+    """Rows in each table a session record writes, read raw (whatever the store makes of it)."""
+    return {
+        table: raw_rows(target, f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("sessions", "audit", "signatures", "measurements")
+    }
+
+
+def assert_went_away(message: str, target: StoreTarget) -> None:
+    """A writer's one-line error for a server that went down under it."""
+    assert "\n" not in message.rstrip("\n")
+    assert "Traceback" not in message
+    assert f"store {target.url}: " in message, message
+    assert "the database server went away: nothing of this command was written" in message
+    assert target.database is not None and target.database.password not in message
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+class TestServerStopped:
+    """The server goes down while a writer is inside its write transaction: the writer fails in
+    one line, and after a restart nothing of that transaction is there, all else is, and the
+    chains verify."""
+
+    @pytest.mark.parametrize("how", DOWN)
+    def test_store_api_writer_waiting_in_a_statement(
+        self,
+        how: str,
+        pg_cluster: Cluster,
+        store_target: StoreTarget,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+    ) -> None:
+        writer = Process([sys.executable, "-c", FAULT_WRITER, store_target.url, "3", "blocked"])
+        committed = [writer.line() for _ in range(3)]
+        assert writer.line() == "ready", committed
+        before = table_counts(store_target)
+        assert before["sessions"] == before["signatures"] == 3
+        holder = hold_row(store_target, "signatures")
+        try:
+            writer.start()
+            # It has written the session and its audit entry, and waits to sign.
+            assert waiting_query(store_target).startswith("INSERT INTO signatures")
+            bring_down(pg_cluster, how)
+        finally:
+            holder.close()
+        errors = writer.wait()
+        assert writer.process.returncode == 6, errors
+        assert errors == ""
+        (failed,) = writer.rest()
+        assert failed.startswith("failed cannot record the session and its audit entry: ")
+        assert_went_away(failed, store_target)
+        pg_cluster.start()
+        self.assert_only_committed(store_target, open_store, committed, before)
+
+    @pytest.mark.parametrize("how", DOWN)
+    def test_store_api_writer_idle_inside_exclusive(
+        self,
+        how: str,
+        pg_cluster: Cluster,
+        store_target: StoreTarget,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+    ) -> None:
+        """Written, not committed, when the server goes; it commits once the server is back,
+        on the connection the server dropped: refused, nothing written."""
+        writer = Process([sys.executable, "-c", FAULT_WRITER, store_target.url, "2", "idle"])
+        committed = [writer.line() for _ in range(2)]
+        assert writer.line() == "ready", committed
+        before = table_counts(store_target)
+        writer.start()
+        assert writer.line() == "inside"
+        bring_down(pg_cluster, how)
+        pg_cluster.start()
+        writer.start()  # go on: commit
+        errors = writer.wait()
+        assert writer.process.returncode == 6, errors
+        assert errors == ""
+        (failed,) = writer.rest()
+        assert failed.startswith("failed cannot record the session: ")
+        assert_went_away(failed, store_target)
+        self.assert_only_committed(store_target, open_store, committed, before)
+
+    @pytest.mark.parametrize("how", DOWN)
+    def test_command_line_waiting_in_a_statement(
+        self,
+        how: str,
+        pg_cluster: Cluster,
+        store_target: StoreTarget,
+        store_url: str,
+        open_store: OpenStore,
+        patients: tuple[str, ...],
+    ) -> None:
+        """``session record`` (the write lock's wait lengthened only) waits to sign its
+        session when the server goes: exit 6, one line on stderr, no traceback."""
+        for i in range(2):
+            done = cli(store_url, *record_args(0, i))
+            assert done.returncode == 0, done.stderr
+        before = table_counts(store_target)
+        lengthened = (
+            "import runpy, ketadose.store_sql; ketadose.store_sql.BUSY_TIMEOUT_S = 120.0; "
+            "runpy.run_module('ketadose', run_name='__main__', alter_sys=True)"
+        )
+        holder = hold_row(store_target, "signatures")
+        try:
+            command = Process(
+                [sys.executable, "-c", lengthened, *record_args(0, 2), "--store", store_url]
+            )
+            assert waiting_query(store_target).startswith("INSERT INTO signatures")
+            bring_down(pg_cluster, how)
+        finally:
+            holder.close()
+        errors = command.wait()
+        assert command.process.returncode == 6, errors
+        assert errors.startswith(
+            "ketadose: error: cannot record the session and its audit entry: "
+        ), errors
+        assert errors.count("\n") == 1, errors
+        assert_went_away(errors, store_target)
+        pg_cluster.start()
+        assert table_counts(store_target) == before
+        found = assert_sound(store_target, open_store)
+        assert found.keys() == [(PATIENTS[0], cli_time(0, 0)), (PATIENTS[0], cli_time(0, 1))]
+        assert [e.command for e in found.audit.values()] == ["session record"] * 2
+        check = cli(store_url, "store", "check")
+        assert check.returncode == 0, check.stderr
+        assert_extends_chain(open_store, PATIENTS[0], T0 + timedelta(days=400))
+
+    def test_a_command_while_the_server_is_down(
+        self,
+        pg_cluster: Cluster,
+        store_target: StoreTarget,
+        store_url: str,
+        patients: tuple[str, ...],
+    ) -> None:
+        """Exit 6 with one line naming the store's URL, never its password; then, up again,
+        the same command records."""
+        assert store_target.database is not None
+        password = store_target.database.password
+        assert password in (store_target.pgpass or Path()).read_text(encoding="utf-8")
+        pg_cluster.stop()
+        for args in (record_args(0, 0), ["history", PATIENTS[0]], ["store", "check"]):
+            result = cli(store_url, *args)
+            assert_one_line_store_error(result)
+            assert f"cannot open store {store_url}: " in result.stderr, result.stderr
+            assert "Connection refused" in result.stderr
+            assert password not in result.stderr + result.stdout
+        pg_cluster.start()
+        done = cli(store_url, *record_args(0, 0))
+        assert done.returncode == 0, done.stderr
+
+    @staticmethod
+    def assert_only_committed(
+        target: StoreTarget, open_store: OpenStore, committed: list[str], before: dict[str, int]
+    ) -> None:
+        """After the restart: the sessions reported committed, each once, and nothing of the
+        interrupted transaction (not its session, audit entry, signature or any row)."""
+        assert table_counts(target) == before
+        found = assert_sound(target, open_store)
+        reported = {int(number): int(row) for _, number, row in (c.split() for c in committed)}
+        assert {lane_of(s)[1]: s.id for s in found.sessions} == reported
+        with open_store() as store:
+            assert store.verify() == []
+        check = cli(target.url, "store", "check")
+        assert check.returncode == 0, check.stderr
+        assert_extends_chain(open_store, PATIENTS[0], T0 + timedelta(days=400))
