@@ -1298,15 +1298,22 @@ class Store:
                     "SELECT id, at FROM sessions WHERE patient_id = ? ORDER BY id", (patient_id,)
                 )
                 return len({self._instant_of(key, at) for key, at in rows})
+            # "IS NOT NULL" (here and below) changes no result (none is NULL here, COUNT skips
+            # a NULL and IN never matches one), but puts julianday(at) in the index condition:
+            # PostgreSQL then reads the values from the (patient_id, julianday(at), at) index
+            # instead of calling julianday (PL/pgSQL) for each of the patient's sessions read
+            # from the smaller (patient_id, at) one: ~1 s each at 100,000 sessions.
             (count,) = conn.execute(
-                "SELECT count(DISTINCT julianday(at)) FROM sessions WHERE patient_id = ?",
+                "SELECT count(DISTINCT julianday(at)) FROM sessions"
+                " WHERE patient_id = ? AND julianday(at) IS NOT NULL",
                 (patient_id,),
             ).fetchone()
             shared: dict[float, set[datetime]] = {}
             for day, key, at in conn.execute(
                 "SELECT julianday(at), id, at FROM sessions"
                 " WHERE patient_id = ? AND julianday(at) IN"
-                " (SELECT julianday(at) FROM sessions WHERE patient_id = ?"
+                " (SELECT julianday(at) FROM sessions"
+                " WHERE patient_id = ? AND julianday(at) IS NOT NULL"
                 " GROUP BY julianday(at) HAVING count(*) > 1)",
                 (patient_id, patient_id),
             ):
