@@ -2323,7 +2323,7 @@ class Store:
             self._conn.begin_write()
             try:
                 yield self._conn
-                self._conn.script("COMMIT")
+                self._commit(action)
             except BaseException:
                 with suppress(Error):
                     self._conn.script("ROLLBACK")
@@ -2346,14 +2346,34 @@ class Store:
         self._held = True
         try:
             yield
-            with self._errors(action):
-                self._conn.script("COMMIT")
+            self._commit(action)
         except BaseException:
             with suppress(Error):
                 self._conn.script("ROLLBACK")
             raise
         finally:
             self._held = False
+
+    def _commit(self, action: str) -> None:
+        """Commit the write transaction.
+
+        A connection lost in the COMMIT itself leaves its outcome unknown to the client (the
+        server may have committed before the reply was lost), so the error says so instead
+        of "nothing was written": whoever records it again first looks.
+
+        Raises:
+            StoreError: The commit failed, or its outcome is unknown.
+        """
+        try:
+            self._conn.script("COMMIT")
+        except Error as error:
+            if store_sql.kind(error) != "connection":
+                raise self._translate(action, error) from None
+            raise StoreError(
+                f"cannot {action}: store {self._path}: {_one_line(error)}; the database "
+                "server went away as it committed: whether this command was written is not "
+                "known; look (ketadose history, ketadose audit) before recording it again"
+            ) from None
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[Database]:
