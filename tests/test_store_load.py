@@ -539,7 +539,8 @@ class TestKilledWriters:
                     [sys.executable, "-m", "ketadose", *record_args(lane, 0), "--store", store_url]
                 )
                 cli_lanes.append((lane, process))
-                victims.append((rng.uniform(0.0, 0.5), process))
+                # from its start-up (~0.4 s) to past its commit: killed before, inside or after
+                victims.append((rng.uniform(0.2, 1.5), process))
             for delay, victim in sorted(victims, key=lambda pair: pair[0]):
                 time.sleep(max(0.0, started + delay - time.monotonic()))
                 victim.kill()
