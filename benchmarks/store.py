@@ -27,13 +27,21 @@ head, the schema's triggers checking each), in one transaction per 10,000 rows; 
 store is what 100,000 ``session record`` runs would have written, and ``Store.verify()`` is run
 on it (``--no-verify`` skips that, it takes a while at 100,000).
 
-``--engine`` names the store engine; only ``sqlite`` exists today (the PostgreSQL port adds
-its URL here).
+``--engine`` names the store engine: ``sqlite`` (a file per store in a temporary folder) or
+``postgresql``: a throwaway cluster of its own (tests/pg.py: initdb under /tmp, a free port,
+stopped and deleted at the end), or with ``--url postgresql://USER@HOST:PORT/DB`` an existing
+server, where USER may create databases (its password in ``~/.pgpass`` or ``PGPASSFILE``, for
+every database: ``HOST:PORT:*:USER:PASSWORD``). Each store is a fresh database owned by the
+role that builds it, made by ``Store.open`` as the command line makes one, filled by the same
+private inserts (so ``audit verify`` passes there too), then ``ANALYZE``d (what autovacuum does
+to a live store soon after it grows); the commands are given ``--store URL``. The peak memory
+is the ``ketadose`` process's: the server's backend is not counted.
 
 This measures; it does not assert. Issue 16: ``next`` and ``session record`` in flat time as
 the store grows; ``history`` and ``audit`` in flat memory.
 
     python benchmarks/store.py [--runs 3] [--sizes 1000,10000,100000] [--layouts many,one]
+        [--engine sqlite|postgresql] [--url postgresql://USER@HOST:PORT/DB]
 """
 
 from __future__ import annotations
@@ -48,15 +56,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from ketadose.events import AdverseEvent, Grade
 from ketadose.records import AuditEntry, BloodPressure, PatientRecord, SessionRecord
 from ketadose.store import Store
+from ketadose.store_pg import GROUP_ROLE
 
+if TYPE_CHECKING:
+    from tests.pg import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
 ZONE = ZoneInfo("Europe/Berlin")
 KETADOSE = Path(sys.executable).parent / "ketadose"
 START = datetime(2027, 1, 4, 9, 0, tzinfo=ZONE)
@@ -138,58 +155,119 @@ def discharge_of(session_id: int, at: datetime) -> AuditEntry:
     )
 
 
-def build(path: Path, layout: str, size: int, *, verify: bool) -> tuple[str, datetime, float]:
-    """Build a store of ``size`` sessions; returns the patient asked about, its last, seconds."""
-    started = time.perf_counter()
+def add_patients(store: Store, layout: str, size: int) -> int:
+    """Add the layout's patients (through the store: chained, hashed); returns how many."""
     patients = 1 if layout == "one" else max(1, size // PER_PATIENT)
+    for number in range(patients):
+        store.add_patient(
+            PatientRecord(
+                id=f"P{number:05d}",
+                protocol="depression",
+                baseline=34.0,
+                weight_kg=80.0,
+                height_cm=178.0,
+                sex="male",
+            ),
+            at=START - timedelta(days=30),
+        )
+    return patients
+
+
+def fill(store: Store, layout: str, size: int) -> tuple[str, datetime]:
+    """Add the patients and ``size`` sessions; returns the patient asked about, its last."""
+    patients = add_patients(store, layout, size)
     each = size // patients
     spacing = SPACING[layout]
-    with Store.open(path, zone=ZONE) as store:
-        for number in range(patients):
-            store.add_patient(
-                PatientRecord(
-                    id=f"P{number:05d}",
-                    protocol="depression",
-                    baseline=34.0,
-                    weight_kg=80.0,
-                    height_cm=178.0,
-                    sex="male",
-                ),
-                at=START - timedelta(days=30),
-            )
-        # Patients interleaved, as a clinic records them: each patient's rows are spread
-        # over the whole table (what an index has to find).
-        streams = [sessions_of(f"P{number:05d}", each, spacing) for number in range(patients)]
-        pending = 0
-        transaction = store._transaction("build the benchmark store")
-        conn = transaction.__enter__()
-        for _ in range(each):
-            for stream in streams:
-                session = next(stream)
-                # As record_session_with_audit and discharge write them, in bulk: the session,
-                # its audit entry and signature, then the discharge with its own entry.
-                discharged = session.discharged_at
-                session_id = store._insert_session(conn, replace(session, discharged_at=None))
-                entry = audit_of(session)
-                audit_id = store._insert_audit(conn, entry)
-                store._sign(conn, audit_id, session_id, "administered", entry.at)
-                if discharged is not None:
-                    conn.execute(
-                        "UPDATE sessions SET discharged_at = ? WHERE id = ?",
-                        (discharged.isoformat(), session_id),
-                    )
-                    store._insert_audit(conn, discharge_of(session_id, discharged))
-                pending += 1
-                if pending == BATCH:
-                    transaction.__exit__(None, None, None)
-                    transaction = store._transaction("build the benchmark store")
-                    conn = transaction.__enter__()
-                    pending = 0
-        transaction.__exit__(None, None, None)
-        if verify and store.verify():
-            raise SystemExit(f"the built store {path} does not verify: {store.verify()}")
+    # Patients interleaved, as a clinic records them: each patient's rows are spread
+    # over the whole table (what an index has to find).
+    streams = [sessions_of(f"P{number:05d}", each, spacing) for number in range(patients)]
+    pending = 0
+    transaction = store._transaction("build the benchmark store")
+    conn = transaction.__enter__()
+    for _ in range(each):
+        for stream in streams:
+            session = next(stream)
+            # As record_session_with_audit and discharge write them, in bulk: the session,
+            # its audit entry and signature, then the discharge with its own entry.
+            discharged = session.discharged_at
+            session_id = store._insert_session(conn, replace(session, discharged_at=None))
+            entry = audit_of(session)
+            audit_id = store._insert_audit(conn, entry)
+            store._sign(conn, audit_id, session_id, "administered", entry.at)
+            if discharged is not None:
+                conn.execute(
+                    "UPDATE sessions SET discharged_at = ? WHERE id = ?",
+                    (discharged.isoformat(), session_id),
+                )
+                store._insert_audit(conn, discharge_of(session_id, discharged))
+            pending += 1
+            if pending == BATCH:
+                transaction.__exit__(None, None, None)
+                transaction = store._transaction("build the benchmark store")
+                conn = transaction.__enter__()
+                pending = 0
+    transaction.__exit__(None, None, None)
     asked = "P00000" if layout == "one" else f"P{patients // 2:05d}"
-    return asked, START + spacing * (each - 1), time.perf_counter() - started
+    return asked, START + spacing * (each - 1)
+
+
+#: The tables copied from the SQLite model into a PostgreSQL store, parents first.
+COPIED = ("sessions", "session_adverse_events", "audit", "signatures")
+
+
+def copy_rows(model: Path, store: Store) -> None:
+    """Copy every row of :data:`COPIED` from the SQLite store ``model`` into ``store``
+    (PostgreSQL, holding the same patients), in id order, ids, links and hashes as they are.
+
+    COPY fires each row's triggers as an INSERT would: the chain trigger lets a row in only
+    at its chain's head, so what is copied is a chain the server checked link by link.
+    """
+    import sqlite3
+
+    raw = store._conn.raw  # psycopg's connection (autocommit: each COPY its own transaction)
+    with closing(sqlite3.connect(model)) as source:
+        for table in COPIED:
+            names = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
+            order = "id" if "id" in names else "session_id, position"
+            columns = ", ".join(f'"{name}"' for name in names)
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in source.execute(f"SELECT {columns} FROM {table} ORDER BY {order}"):
+                    copy.write_row(row)
+
+
+def build(where: str, layout: str, size: int, *, verify: bool) -> tuple[str, datetime, float]:
+    """Build a store of ``size`` sessions at ``where`` (a file, or an empty PostgreSQL
+    database's URL); returns the patient asked about, its last session, seconds taken.
+
+    PostgreSQL: the same store is built as an SQLite file first (the store's own inserts,
+    in-process, where a statement costs no round trip), then its patients added through the
+    store and its sessions, adverse events, audit entries and signatures copied over by
+    :func:`copy_rows`: ten statements a session over TCP would take ~10 minutes for 100,000.
+    A row's hash is the same on either engine (canonical JSON of its values), which
+    ``Store.verify()`` on the server checks.
+    """
+    started = time.perf_counter()
+    if not where.startswith("postgresql://"):
+        with Store.open(where, zone=ZONE) as store:
+            asked, last = fill(store, layout, size)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            model = Path(scratch) / "model.sqlite3"
+            with Store.open(model, zone=ZONE) as store:
+                asked, last = fill(store, layout, size)
+            with Store.open(where, zone=ZONE) as store:
+                add_patients(store, layout, size)
+                copy_rows(model, store)
+                store._conn.script("VACUUM ANALYZE")  # statistics and visibility, as autovacuum
+    if verify:
+        with Store.open(where, zone=ZONE) as store:
+            broken = store.verify()
+        if broken:
+            raise SystemExit(f"the built store {where} does not verify: {broken}")
+    return asked, last, time.perf_counter() - started
 
 
 def run(*args: str) -> tuple[float, int]:
@@ -208,9 +286,9 @@ def run(*args: str) -> tuple[float, int]:
     return wall, usage.ru_maxrss
 
 
-def measure(path: Path, patient: str, last: datetime, runs: int) -> dict[str, tuple[float, int]]:
-    """Median wall time and largest peak memory of each command on the store."""
-    store = ("--store", str(path), "--tz", "Europe/Berlin")
+def measure(where: str, patient: str, last: datetime, runs: int) -> dict[str, tuple[float, int]]:
+    """Median wall time and largest peak memory of each command on the store at ``where``."""
+    store = ("--store", where, "--tz", "Europe/Berlin")
     commands: dict[str, Callable[[int], tuple[str, ...]]] = {
         "session record": lambda i: (
             "session",
@@ -245,54 +323,146 @@ def measure(path: Path, patient: str, last: datetime, runs: int) -> dict[str, tu
     return found
 
 
+class Stores(AbstractContextManager["Stores"]):
+    """Where the benchmark's stores are made: files in a folder, or databases on a server.
+
+    :meth:`new` gives the ``--store`` value of a fresh, empty store; leaving the ``with`` block
+    removes them (the folder's files, unless kept; the databases; a throwaway cluster).
+    """
+
+    def __init__(self, engine: str, folder: Path, url: str | None, *, keep: bool) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.url = url
+        self.keep = keep
+        self.cluster: Cluster | None = None
+        self.made: list[Any] = []  # tests.pg.Database, or database names on --url's server
+        if engine == "postgresql":
+            self.pgpass = folder / "pgpass"
+            if url is None:
+                sys.path.insert(0, str(ROOT))  # tests.pg, run as benchmarks/store.py
+                from tests.pg import Cluster
+
+                self.cluster = Cluster.create()
+                with closing(self.cluster.admin()) as conn:  # granted to as in a clinic's
+                    conn.execute(f"CREATE ROLE {GROUP_ROLE} NOLOGIN")
+                # The roles' passwords, for the builders and the commands (libpq reads it).
+                os.environ["PGPASSFILE"] = str(self.pgpass)
+
+    def describe(self) -> str:
+        """The engine's version, for the table's heading."""
+        if self.engine == "sqlite":
+            import sqlite3
+
+            return f"SQLite {sqlite3.sqlite_version}"
+        with closing(self._admin()) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return f"PostgreSQL {row[0].split()[0] if row else '?'}"
+
+    def new(self, name: str) -> str:
+        """A fresh, empty store named after ``name`` (a layout and size)."""
+        if self.engine == "sqlite":
+            path = self.folder / f"{name}.sqlite3"
+            if path.exists():
+                path.unlink()
+            return str(path)
+        if self.cluster is not None:
+            from tests.pg import Database
+
+            database = Database(self.cluster)
+            self.made.append(database)
+            line = f"127.0.0.1:{self.cluster.port}:{database.name}:{database.owner}:"
+            with self.pgpass.open("a", encoding="utf-8") as handle:
+                handle.write(line + database.password + "\n")
+            self.pgpass.chmod(0o600)  # libpq ignores a password file others may read
+            return database.url()
+        assert self.url is not None
+        database_name = f"ketadose_bench_{name.replace('-', '_')}"
+        with closing(self._admin()) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database_name}"')
+            conn.execute(f'CREATE DATABASE "{database_name}"')
+        self.made.append(database_name)
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path="/" + quote(database_name, safe="")))
+
+    def _admin(self) -> Any:
+        """An autocommit connection: the cluster's superuser, or ``--url``'s user."""
+        if self.cluster is not None:
+            return self.cluster.admin()
+        import psycopg
+
+        assert self.url is not None
+        return psycopg.connect(self.url, autocommit=True)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.cluster is not None:
+            self.cluster.destroy()
+        elif self.url is not None and not self.keep:
+            with closing(self._admin()) as conn:
+                for name in self.made:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--layouts", default="many,one")
-    parser.add_argument("--engine", choices=("sqlite",), default="sqlite")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--url",
+        help="PostgreSQL: a server's postgresql://USER@HOST:PORT/DB whose USER may create "
+        "databases (default: a throwaway cluster of its own)",
+    )
     parser.add_argument("--no-verify", action="store_true", help="Skip Store.verify().")
     parser.add_argument("--keep", type=Path, help="Build the stores in this folder (kept).")
-    parser.add_argument("--build", nargs=3, metavar=("LAYOUT", "SIZE", "PATH"), help="(internal)")
+    parser.add_argument("--build", nargs=3, metavar=("LAYOUT", "SIZE", "STORE"), help="(internal)")
     options = parser.parse_args()
     if options.build:
-        layout, size, path = options.build
-        patient, last, seconds = build(Path(path), layout, int(size), verify=not options.no_verify)
+        layout, size, where = options.build
+        patient, last, seconds = build(where, layout, int(size), verify=not options.no_verify)
         print(patient, last.isoformat(), seconds)
         return
+    if options.url and options.engine != "postgresql":
+        parser.error("--url is for --engine postgresql")
     sizes = [int(size) for size in options.sizes.split(",")]
     layouts = options.layouts.split(",")
-    print(
-        f"# {datetime.now():%Y-%m-%d}, {os.cpu_count()}-core {platform.machine()}, Python "
-        f"{platform.python_version()}, engine {options.engine}, median of {options.runs}"
-    )
     with tempfile.TemporaryDirectory() as scratch:
         folder = options.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for layout in layouts:
-            for size in sizes:
-                path = folder / f"{layout}-{size}.sqlite3"
-                if path.exists():
-                    path.unlink()
-                # Built in a process of its own: a child forked from a process that built
-                # 100,000 rows would report that process's memory as its own peak.
-                made = subprocess.run(
-                    [sys.executable, __file__, "--build", layout, str(size), str(path)]
-                    + (["--no-verify"] if options.no_verify else []),
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.split()
-                patient, last, seconds = made[0], datetime.fromisoformat(made[1]), float(made[2])
-                print(f"built {layout} {size:,} in {seconds:.1f} s", file=sys.stderr)
-                rows.append((layout, size, measure(path, patient, last, options.runs)))
+        with Stores(options.engine, folder, options.url, keep=options.keep is not None) as stores:
+            print(
+                f"# {datetime.now():%Y-%m-%d}, {os.cpu_count()}-core {platform.machine()}, "
+                f"Python {platform.python_version()}, {stores.describe()}, "
+                f"median of {options.runs}"
+            )
+            rows = []
+            for layout in layouts:
+                for size in sizes:
+                    where = stores.new(f"{layout}-{size}")
+                    # Built in a process of its own: a child forked from a process that built
+                    # 100,000 rows would report that process's memory as its own peak.
+                    made = subprocess.run(
+                        [sys.executable, __file__, "--build", layout, str(size), where]
+                        + (["--no-verify"] if options.no_verify else []),
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.split()
+                    patient, last = made[0], datetime.fromisoformat(made[1])
+                    print(f"built {layout} {size:,} in {float(made[2]):.1f} s", file=sys.stderr)
+                    rows.append((layout, size, measure(where, patient, last, options.runs)))
     names = list(rows[0][2])
-    print("| layout | sessions | " + " | ".join(names) + " |")
-    print("|---|---|" + "---|" * len(names))
+    print("| engine | layout | sessions | " + " | ".join(names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
     for layout, size, found in rows:
         cells = [f"{found[n][0] * 1000:,.0f} ms, {found[n][1] / 1024:,.0f} MB" for n in names]
-        print(f"| {layout} | {size:,} | " + " | ".join(cells) + " |")
+        print(f"| {options.engine} | {layout} | {size:,} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

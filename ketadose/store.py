@@ -696,15 +696,22 @@ class Store:
                     "SELECT id, at FROM sessions WHERE patient_id = ? ORDER BY id", (patient_id,)
                 )
                 return len({self._instant_of(key, at) for key, at in rows})
+            # "IS NOT NULL" (here and below) changes no result (none is NULL here, COUNT skips
+            # a NULL and IN never matches one), but puts julianday(at) in the index condition:
+            # PostgreSQL then reads the values from the (patient_id, julianday(at), at) index
+            # instead of calling julianday (PL/pgSQL) for each of the patient's sessions read
+            # from the smaller (patient_id, at) one: ~1 s each at 100,000 sessions.
             (count,) = conn.execute(
-                "SELECT count(DISTINCT julianday(at)) FROM sessions WHERE patient_id = ?",
+                "SELECT count(DISTINCT julianday(at)) FROM sessions"
+                " WHERE patient_id = ? AND julianday(at) IS NOT NULL",
                 (patient_id,),
             ).fetchone()
             shared: dict[float, set[datetime]] = {}
             for day, key, at in conn.execute(
                 "SELECT julianday(at), id, at FROM sessions"
                 " WHERE patient_id = ? AND julianday(at) IN"
-                " (SELECT julianday(at) FROM sessions WHERE patient_id = ?"
+                " (SELECT julianday(at) FROM sessions"
+                " WHERE patient_id = ? AND julianday(at) IS NOT NULL"
                 " GROUP BY julianday(at) HAVING count(*) > 1)",
                 (patient_id, patient_id),
             ):
@@ -1725,7 +1732,7 @@ class Store:
             self._conn.begin_write()
             try:
                 yield self._conn
-                self._conn.script("COMMIT")
+                self._commit(action)
             except BaseException:
                 with suppress(Error):
                     self._conn.script("ROLLBACK")
@@ -1748,14 +1755,34 @@ class Store:
         self._held = True
         try:
             yield
-            with self._errors(action):
-                self._conn.script("COMMIT")
+            self._commit(action)
         except BaseException:
             with suppress(Error):
                 self._conn.script("ROLLBACK")
             raise
         finally:
             self._held = False
+
+    def _commit(self, action: str) -> None:
+        """Commit the write transaction.
+
+        A connection lost in the COMMIT itself leaves its outcome unknown to the client (the
+        server may have committed before the reply was lost), so the error says so instead
+        of "nothing was written": whoever records it again first looks.
+
+        Raises:
+            StoreError: The commit failed, or its outcome is unknown.
+        """
+        try:
+            self._conn.script("COMMIT")
+        except Error as error:
+            if store_sql.kind(error) != "connection":
+                raise self._translate(action, error) from None
+            raise StoreError(
+                f"cannot {action}: store {self._path}: {_one_line(error)}; the database "
+                "server went away as it committed: whether this command was written is not "
+                "known; look (ketadose history, ketadose audit) before recording it again"
+            ) from None
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[Database]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Sequence
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -117,6 +118,11 @@ class Database:
     def begin_write(self) -> None:
         """Begin a write transaction holding the store's write lock.
 
+        On PostgreSQL a lock not had (``lock_timeout``, a lost connection) rolls the
+        transaction just begun back before the error goes on, as a refused ``BEGIN
+        IMMEDIATE`` leaves none on SQLite: else the connection would stay in an aborted
+        transaction and refuse every later statement.
+
         Raises:
             StoreError: A read is still open on this connection (an iteration not taken to
                 its end): a write would join its snapshot and end it.
@@ -128,9 +134,14 @@ class Database:
             )
         if self.sqlite:
             self.script("BEGIN IMMEDIATE")
-        else:
-            self.script("BEGIN")
+            return
+        self.script("BEGIN")
+        try:
             self.connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+        except BaseException:
+            with suppress(exc.SQLAlchemyError):
+                self.script("ROLLBACK")
+            raise
 
     @property
     def in_transaction(self) -> bool:

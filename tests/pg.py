@@ -42,7 +42,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import psycopg
@@ -325,10 +325,15 @@ class Cluster:
             raise ClusterError("the cluster is not running")
         return self._process.pid
 
-    def stop(self) -> None:
-        """Immediate shutdown (SIGQUIT, what ``pg_ctl stop -m immediate`` sends): no checkpoint,
-        the next start recovers from the WAL; then wait until every backend has gone."""
-        self._signal(signal.SIGQUIT)
+    def stop(self, mode: Literal["immediate", "fast"] = "immediate") -> None:
+        """Shut the server down, then wait until every backend has gone.
+
+        ``immediate`` (SIGQUIT, what ``pg_ctl stop -m immediate`` sends): no checkpoint, the
+        next start recovers from the WAL. ``fast`` (SIGINT, ``pg_ctl stop -m fast``): every
+        session's transaction is rolled back and its client told so (57P01), then a
+        checkpoint.
+        """
+        self._signal(signal.SIGINT if mode == "fast" else signal.SIGQUIT)
 
     def kill(self) -> None:
         """SIGKILL the postmaster alone, as a crash would; its backends notice and exit.
