@@ -220,7 +220,8 @@ def copy_rows(model: Path, store: Store) -> None:
     (PostgreSQL, holding the same patients), in id order, ids, links and hashes as they are.
 
     COPY fires each row's triggers as an INSERT would: the chain trigger lets a row in only
-    at its chain's head, so what is copied is a chain the server checked link by link.
+    at its chain's head, so what is copied is a chain the server checked link by link, and
+    by who is connected (the model was written as the owner).
     """
     import sqlite3
 
@@ -230,12 +231,24 @@ def copy_rows(model: Path, store: Store) -> None:
             names = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
             order = "id" if "id" in names else "session_id, position"
             columns = ", ".join(f'"{name}"' for name in names)
+            # A session's events are let in only with it, in its own transaction; the owner
+            # copying a whole store sets that one rule aside (the sessions' hashes cover them).
+            events = table == "session_adverse_events"
+            if not events:
+                # The ids are the model's: the owner moves the identity sequence on first
+                # (the chain refuses an id past the ids it gave).
+                (last,) = source.execute(f"SELECT coalesce(max(id), 1) FROM {table}").fetchone()
+                raw.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {last})")
+            if events:
+                raw.execute("ALTER TABLE session_adverse_events DISABLE TRIGGER USER")
             with (
                 raw.cursor() as cursor,
                 cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
             ):
                 for row in source.execute(f"SELECT {columns} FROM {table} ORDER BY {order}"):
                     copy.write_row(row)
+            if events:
+                raw.execute("ALTER TABLE session_adverse_events ENABLE TRIGGER USER")
 
 
 def build(where: str, layout: str, size: int, *, verify: bool) -> tuple[str, datetime, float]:
@@ -256,7 +269,9 @@ def build(where: str, layout: str, size: int, *, verify: bool) -> tuple[str, dat
     else:
         with tempfile.TemporaryDirectory() as scratch:
             model = Path(scratch) / "model.sqlite3"
-            with Store.open(model, zone=ZONE) as store:
+            with Store.open(where, zone=ZONE) as server:
+                owner = server.actor  # the server holds every row to who is connected
+            with Store.open(model, zone=ZONE, actor=owner) as store:
                 asked, last = fill(store, layout, size)
             with Store.open(where, zone=ZONE) as store:
                 add_patients(store, layout, size)
@@ -447,13 +462,15 @@ def main() -> None:
                     where = stores.new(f"{layout}-{size}")
                     # Built in a process of its own: a child forked from a process that built
                     # 100,000 rows would report that process's memory as its own peak.
-                    made = subprocess.run(
+                    building = subprocess.run(
                         [sys.executable, __file__, "--build", layout, str(size), where]
                         + (["--no-verify"] if options.no_verify else []),
-                        check=True,
                         capture_output=True,
                         text=True,
-                    ).stdout.split()
+                    )
+                    if building.returncode != 0:
+                        raise SystemExit(f"building {layout} {size}: {building.stderr[-2000:]}")
+                    made = building.stdout.split()
                     patient, last = made[0], datetime.fromisoformat(made[1])
                     print(f"built {layout} {size:,} in {float(made[2]):.1f} s", file=sys.stderr)
                     rows.append((layout, size, measure(where, patient, last, options.runs)))
