@@ -571,9 +571,18 @@ class Store:
         return _patient_from_rows(self._path, row, weight, height, self._naive_zone, self._zone)
 
     def record_weight(
-        self, patient_id: str, *, at: datetime, weight_kg: float, height_cm: float | None
+        self,
+        patient_id: str,
+        *,
+        at: datetime,
+        weight_kg: float,
+        height_cm: float | None,
+        entry: AuditEntry,
     ) -> None:
-        """Add a weight (and height, if measured) to the patient's history.
+        """Add a weight (and height, if measured) to the patient's history, with its audit entry.
+
+        A weight is an input of every later dose: it is recorded as an entry of the log, by who
+        is acting, in the same transaction (on PostgreSQL the server refuses one without).
 
         Raises:
             InputError: Unknown patient, or a value not finite or not above 0.
@@ -582,7 +591,9 @@ class Store:
         _in_range("at", at)
         _finite("weight_kg", weight_kg)
         _finite("height_cm", height_cm)
+        _check_audit(entry)
         with self._transaction("record the weight") as conn, _known_patient(patient_id):
+            self._insert_audit(conn, entry)
             self._measure(
                 conn, patient_id, _stamp(at, "the time of the weight"), weight_kg, height_cm
             )
@@ -909,9 +920,9 @@ class Store:
         _check_audit(entry)
         with self._transaction("record the readings and their audit entry") as conn:
             self._session_exists(conn, session_id)
+            self._insert_audit(conn, entry)  # first: on a server, readings follow their entry
             for reading in readings:
                 self._insert_reading(conn, session_id, reading)
-            self._insert_audit(conn, entry)
 
     def discharge(self, session_id: int, at: datetime, entry: AuditEntry) -> None:
         """Record a session's discharge time, with its audit entry (both or neither).

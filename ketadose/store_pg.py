@@ -559,6 +559,38 @@ END
 """
 
 
+#: A weight or a vital sign is an input of later doses: it is let in only with its record, in
+#: the same transaction, by who is connected: after an audit entry (whose author the server
+#: holds), or with the patient just added (the first weight), or with the session just
+#: recorded (its readings).
+RECORDED_SOURCE = f"""
+DECLARE
+    mine bigint := txid_current();
+    row jsonb := to_jsonb(NEW);
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.chain_tail WHERE tbl = 'audit' AND txid = mine) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'measurements' AND EXISTS (
+        SELECT 1 FROM public.chain_tail AS t JOIN public.patients AS p ON p.rowid = t.last_id
+        WHERE t.tbl = 'patients' AND t.txid = mine AND p.id = row ->> 'patient_id'
+    ) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'session_readings' AND EXISTS (
+        SELECT 1 FROM public.chain_tail
+        WHERE tbl = 'sessions' AND txid = mine AND last_id = (row ->> 'session_id')::bigint
+    ) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION USING
+        MESSAGE = 'a ' || TG_TABLE_NAME || ' row is recorded with its audit entry, its patient '
+            || 'or its session: insert refused',
+        ERRCODE = '{ERRCODE}';
+END
+"""
+
+
 @dataclass(frozen=True)
 class Function:
     """One function of the store: its signature, what it returns, its body and its options."""
@@ -599,6 +631,7 @@ FUNCTIONS: dict[str, Function] = {
         Function("ketadose_links_kept", "", "trigger", LINKS_KEPT_SOURCE),
         Function("ketadose_author", "", "trigger", AUTHOR_SOURCE),
         Function("ketadose_event_fresh", "", "trigger", EVENT_SOURCE, definer=True),
+        Function("ketadose_recorded", "", "trigger", RECORDED_SOURCE, definer=True),
     )
 }
 
@@ -740,6 +773,8 @@ AUTHOR_TRIGGERS: tuple[Trigger, ...] = (
         "INSERT",
         "ketadose_event_fresh",
     ),
+    Trigger("measurements_with_its_record", "measurements", "INSERT", "ketadose_recorded"),
+    Trigger("session_readings_with_its_record", "session_readings", "INSERT", "ketadose_recorded"),
 )
 
 #: Every trigger of the store, in the order missing_triggers reports them.

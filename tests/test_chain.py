@@ -533,7 +533,8 @@ def _forge(conn: Any, table: str, values: dict[str, Any]) -> None:
     """Insert a row linked at its chain's head, as a forger who knows the hash function."""
     from ketadose.store_schema import _content
 
-    (head,) = conn.execute(f"SELECT hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
+    found = conn.execute(f"SELECT hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
+    head = GENESIS if found is None else found[0]
     digest = link(head, _content(table, values, None))
     names = ", ".join(f'"{name}"' for name in (*values, "prev_hash", "hash"))
     places = ", ".join(["%s"] * (len(values) + 2))
@@ -559,6 +560,18 @@ def _dose_logged_as_dr_b(conn: Any) -> None:
     _log_as_dr_b(conn, "dose")
 
 
+def _weigh_without_an_entry(conn: Any) -> None:
+    # A weight decides every later dose: a clinician's own, well linked, with no audit entry.
+    _forge(conn, "measurements", {"patient_id": "p-001", "at": "2024-03-05T09:00:00+01:00",
+                                  "weight_kg": 120.0})  # fmt: skip
+
+
+def _read_vitals_without_an_entry(conn: Any) -> None:
+    _forge(conn, "session_readings", {"session_id": 4, "at": "2024-03-04T10:00:00+01:00",
+                                      "systolic": 120.0, "diastolic": 80.0, "answer": "continue",
+                                      "findings_json": "[]"})  # fmt: skip
+
+
 def _add_an_event(conn: Any) -> None:
     conn.execute(
         "INSERT INTO session_adverse_events (session_id, position, event, grade)"
@@ -573,6 +586,8 @@ def _add_an_event(conn: Any) -> None:
         pytest.param(_cosign_as_dr_b, id="signature-as-another"),
         pytest.param(_log_as_dr_b, id="registration-as-another"),
         pytest.param(_add_an_event, id="event-added-to-a-session"),
+        pytest.param(_weigh_without_an_entry, id="weight-without-its-entry"),
+        pytest.param(_read_vitals_without_an_entry, id="reading-without-its-entry"),
         # An entry that needs no row of its own, well linked: the chain alone could not tell.
         pytest.param(_dose_logged_as_dr_b, id="dose-entry-as-another"),
     ],

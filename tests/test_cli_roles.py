@@ -27,6 +27,7 @@ from tests.stores import (
     raw_sql,
     tamper,
 )
+from tests.test_store import WEIGHED
 
 runner = CliRunner()
 
@@ -463,7 +464,7 @@ class TestSecondReview:
         assert run(*add).exit_code == 0
         with Store.open(clinic.clinician("rn_c"), actor="rn_c") as db:
             db.record_weight("P2", at=datetime(2027, 1, 5, tzinfo=timezone(timedelta(hours=1))),
-                             weight_kg=80.0, height_cm=185.0)  # fmt: skip
+                             weight_kg=80.0, height_cm=185.0, entry=WEIGHED)  # fmt: skip
         recorded = run("session", "record", "P2", "--date", "2027-01-10T09:00", "--weight", "79kg")
         assert recorded.exit_code == 0, recorded.stderr
         with Store.open(clinic.url) as db:

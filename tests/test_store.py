@@ -119,6 +119,20 @@ def as_recorded(store: Store, given: AuditEntry, **changes: Any) -> AuditEntry:
     return replace(given, user=who, claimed=claimed, **changes)
 
 
+#: The audit entry a weight is recorded with (a library caller's: no command names it).
+WEIGHED = AuditEntry(
+    at=T0,
+    user="dr.x",
+    command="patient weigh",
+    patient_id="p-001",
+    inputs_json='{"weight": "80 kg"}',
+    findings_json="[]",
+    status="ok",
+    override_reason=None,
+    library_sha256=SHA,
+)
+
+
 def one_line(error: BaseException) -> str:
     text = str(error)
     assert text
@@ -196,14 +210,22 @@ class TestPatients:
         assert rows == [("p-001", T0.isoformat(), 82.5, 176.0)]
 
     def test_latest_weight_wins_and_height_is_kept(self, store: Store) -> None:
-        store.record_weight("p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None)
+        store.record_weight(
+            "p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None, entry=WEIGHED
+        )
         assert (store.patient("p-001").weight_kg, store.patient("p-001").height_cm) == (80.0, 176.0)
-        store.record_weight("p-001", at=T0 + timedelta(days=14), weight_kg=79.0, height_cm=175.5)
+        store.record_weight(
+            "p-001", at=T0 + timedelta(days=14), weight_kg=79.0, height_cm=175.5, entry=WEIGHED
+        )
         assert (store.patient("p-001").weight_kg, store.patient("p-001").height_cm) == (79.0, 175.5)
 
     def test_latest_is_by_measurement_time_not_entry_order(self, store: Store) -> None:
-        store.record_weight("p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None)
-        store.record_weight("p-001", at=T0 + timedelta(days=3), weight_kg=90.0, height_cm=None)
+        store.record_weight(
+            "p-001", at=T0 + timedelta(days=7), weight_kg=80.0, height_cm=None, entry=WEIGHED
+        )
+        store.record_weight(
+            "p-001", at=T0 + timedelta(days=3), weight_kg=90.0, height_cm=None, entry=WEIGHED
+        )
         assert store.patient("p-001").weight_kg == 80.0
 
     def test_unknown_patient(self, store: Store) -> None:
@@ -213,7 +235,7 @@ class TestPatients:
         with pytest.raises(InputError, match="no patient"):
             store.sessions("nobody")
         with pytest.raises(InputError, match="no patient"):
-            store.record_weight("nobody", at=T0, weight_kg=70.0, height_cm=None)
+            store.record_weight("nobody", at=T0, weight_kg=70.0, height_cm=None, entry=WEIGHED)
 
     def test_duplicate_id_refused_and_original_kept(self, store: Store) -> None:
         with pytest.raises(InputError, match="'p-001' exists already") as caught:
@@ -345,7 +367,7 @@ class TestForeignKeys:
             Store.open(store_target.url) as store,
             pytest.raises(InputError, match="no patient 'ghost'"),
         ):
-            store.record_weight("ghost", at=T0, weight_kg=70.0, height_cm=None)
+            store.record_weight("ghost", at=T0, weight_kg=70.0, height_cm=None, entry=WEIGHED)
 
     def test_raw_insert_refused_by_the_schema(
         self, store: Store, store_target: StoreTarget

@@ -9,7 +9,7 @@ import pytest
 from ketadose.errors import InputError, StoreError
 from ketadose.store import SCHEMA_VERSION, Store, inspect
 from tests.stores import StoreTarget
-from tests.test_store import entry, patient, session_for
+from tests.test_store import T0, WEIGHED, entry, patient, session_for
 
 
 def test_a_new_store_is_made_at_the_current_schema(store_target: StoreTarget) -> None:
@@ -55,7 +55,7 @@ def test_an_unknown_patient_and_a_duplicate_are_input_errors(store_target: Store
         with pytest.raises(InputError, match="exists already"):
             store.add_patient(first, at=first.created_at)  # type: ignore[arg-type]
         with pytest.raises(InputError, match="refuses the value"):
-            store.record_weight(first.id, at=first.created_at, weight_kg=-1.0, height_cm=None)  # type: ignore[arg-type]
+            store.record_weight(first.id, at=T0, weight_kg=-1.0, height_cm=None, entry=WEIGHED)
         assert store.verify() == []
 
 
@@ -119,3 +119,16 @@ def test_a_reader_never_makes_the_schema(store_target: StoreTarget) -> None:
     assert "no store at postgresql://" in result.output
     assert "store migrate" in result.output
     assert inspect(store_target.url).schema_version == 0
+
+
+@ON_POSTGRESQL
+def test_a_weight_goes_in_with_its_entry_by_who_is_connected(store_target: StoreTarget) -> None:
+    """The store's own weight, with its audit entry, is let in; the entry names who wrote it."""
+    first = patient()
+    with Store.open(store_target.url) as store:
+        store.add_patient(first, at=first.created_at)  # type: ignore[arg-type]
+    with Store.open(store_target.clinician("nurse_w")) as store:
+        store.record_weight(first.id, at=T0, weight_kg=79.5, height_cm=None, entry=WEIGHED)
+        assert store.patient(first.id).weight_kg == 79.5
+        assert [e.user for e in store.audit() if e.command == "patient weigh"] == ["nurse_w"]
+        assert store.verify() == []

@@ -31,7 +31,7 @@ from ketadose.records import Reading
 from ketadose.store import Store
 from ketadose.store_chain import GENESIS, link
 from tests.pg import Database
-from tests.test_store import T0, entry, patient, phq9, session_for
+from tests.test_store import T0, WEIGHED, entry, patient, phq9, session_for
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -254,7 +254,9 @@ def sqlite_v7(tmp_path: Path) -> Path:
     path = tmp_path / "s.sqlite3"
     with Store.open(path, actor="dr.x") as store:
         store.add_patient(patient(), at=T0)
-        store.record_weight("p-001", at=T0 + timedelta(minutes=1), weight_kg=82.5, height_cm=None)
+        store.record_weight(
+            "p-001", at=T0 + timedelta(minutes=1), weight_kg=82.5, height_cm=None, entry=WEIGHED
+        )
         first = store.record_session_with_audit(session_for(1), entry())
         store.record_session_with_audit(session_for(2), entry())
         store.add_readings(
