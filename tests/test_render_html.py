@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import date, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -408,3 +409,46 @@ class TestSessionSheet:
         result = assess(entry, DoseRequest(patient=Patient(weight_kg=80.0)), SHIPPED_LIMITS)
         text = read(session_sheet(result)).text
         assert "draw 4 mL of 10 mg/mL (40 mg), undiluted" in text
+
+
+class Columns(HTMLParser):
+    """Each table of a sheet: its ``<col>`` classes and how many cells its header row has."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[tuple[list[str], int]] = []
+        self._in_head = False
+        self.feed(markup)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append(([], 0))
+        elif tag == "col" and self.tables:
+            self.tables[-1][0].append(dict(attrs).get("class") or "")
+        elif tag == "thead":
+            self._in_head = True
+        elif tag == "th" and self._in_head and self.tables:
+            cols, cells = self.tables[-1]
+            self.tables[-1] = (cols, cells + 1)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "thead":
+            self._in_head = False
+
+
+@pytest.mark.parametrize("status", ["ok", "hard"])
+def test_every_column_of_a_sheet_has_its_width(status: str) -> None:
+    """A table with widths gives every column one, 100 % in all: none is cut off the page."""
+    from ketadose.render import html as html_module
+
+    markup = plan_sheet(example_plan(dose="3") if status == "hard" else example_plan())
+    css = (Path(html_module.__file__).with_name("templates") / "sheet.css").read_text()
+    widths = {
+        name: float(value) for name, value in re.findall(r"col\.([\w-]+) \{ width: ([\d.]+)%", css)
+    }
+    measured = [(cols, cells) for cols, cells in Columns(markup).tables if cols]
+    assert measured, "the sessions table gives its widths"
+    for cols, cells in measured:
+        assert len(cols) == cells, f"{cells} columns, {len(cols)} widths"
+        assert all(col in widths for col in cols), cols
+        assert sum(widths[col] for col in cols) == pytest.approx(100.0)

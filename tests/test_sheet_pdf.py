@@ -106,6 +106,14 @@ class TestPrintedPlan:
         assert 1 <= int(info["Pages"]) <= 6
         assert "(A4)" in info["Page size"]
 
+    def test_every_column_prints(self, tmp_path: Path) -> None:
+        """The last column, each session's predicted peak, is on the page: every figure of it."""
+        peaks = re.findall(r"(\d[\d,.]*)\s+ng/mL", plan_sheet(example_plan()))
+        assert len(peaks) >= 6  # the table's six sessions at least
+        text, _ = printed(tmp_path)
+        for peak in peaks:  # the sheet keeps number and unit together (a no-break space)
+            assert re.search(rf"(?<![\d.,]){re.escape(peak)}\s+ng/mL", text), peak
+
     def test_letter_paper(self, tmp_path: Path) -> None:
         text, info = printed(tmp_path, paper="letter")
         assert info["Page size"].startswith("612 x 792 pts")
