@@ -403,6 +403,8 @@ class TestSessionSheet:
         assert "withheld: hard limit" in text
         assert "150 mL/h" not in text
         assert "Status hard: a hard limit is exceeded; the session is refused" in text
+        assert text.index("REFUSED the dose exceeds a hard limit") < text.index("Libraries")
+        assert "Nurse:" not in text and "Refused: not signed, not administered." in text
 
     def test_im_session_is_undiluted(self) -> None:
         entry = load_library(None).get_protocol("depression-im")
@@ -452,3 +454,14 @@ def test_every_column_of_a_sheet_has_its_width(status: str) -> None:
         assert len(cols) == cells, f"{cells} columns, {len(cols)} widths"
         assert all(col in widths for col in cols), cols
         assert sum(widths[col] for col in cols) == pytest.approx(100.0)
+
+
+def test_a_refused_sheet_leads_with_the_refusal_and_has_no_signature_lines() -> None:
+    refused = read(plan_sheet(example_plan(dose="3"))).text
+    assert refused.index("REFUSED") < refused.index("UNAPPROVED EXAMPLE LIBRARY")
+    assert "6 of 6 sessions exceed a hard limit (sessions 1–6)" in refused
+    assert "Refused: not signed, not administered." in refused
+    assert "Prescriber:" not in refused and "Nurse:" not in refused
+    given = read(plan_sheet(example_plan())).text
+    assert "REFUSED" not in given
+    assert "Prescriber:" in given and "Nurse:" in given

@@ -124,3 +124,5 @@ class TestPrintedPlan:
         text, _ = printed(tmp_path, dose="3")
         assert text.count("WITHHELD:") == 12  # programme and preparation of 6 sessions
         assert "150 mL/h" not in text
+        assert text.index("REFUSED") < text.index("UNAPPROVED EXAMPLE LIBRARY")
+        assert "Nurse:" not in text  # no line to sign for administration

@@ -91,6 +91,12 @@ def plan_sheet(
         dosing_weight=plan.dosing_weight,
         libraries=[("Limit library", plan.library), ("Protocol library", plan.protocol_library)],
         chain_head=chain_head,
+        refusal=(
+            f"{len(refused)} of {len(plan.sessions)} sessions exceed a hard limit "
+            f"(sessions {_ranges(refused)}): nothing on this sheet may be given"
+            if plan.status == "hard"
+            else None
+        ),
     )
 
 
@@ -123,6 +129,11 @@ def session_sheet(
         dosing_weight=session.dosing_weight,
         libraries=libraries,
         chain_head=chain_head,
+        refusal=(
+            "the dose exceeds a hard limit: nothing on this sheet may be given"
+            if session.status == "hard"
+            else None
+        ),
     )
 
 
