@@ -265,8 +265,10 @@ class Store:
 
     def _session_user(self) -> str:
         """Who the database server authenticated (PostgreSQL)."""
+        from ketadose import store_pg
+
         with self._errors("read who is connected"):
-            return str(self._conn.execute("SELECT session_user").scalar_one())
+            return store_pg.session_user(self._conn.connection)
 
     def _prepare(
         self, *, read_only: bool, migrations: Sequence[Migration], zone: tzinfo | None
@@ -1448,13 +1450,11 @@ class Store:
         from ketadose import store_pg
 
         with self._transaction("grant the clinicians' rights") as conn:
-            if not store_pg.role_exists(conn.connection):
+            if not store_pg.grant(conn.connection):
                 raise StoreError(
                     f"store {self._path}: no role {store_pg.GROUP_ROLE} to grant the clinicians' "
                     f"rights to; create it (CREATE ROLE {store_pg.GROUP_ROLE} NOLOGIN) first"
                 )
-            for statement in (*store_pg.grants(), *store_pg.version_grants()):
-                conn.script(statement)
         return (
             f"granted {store_pg.GROUP_ROLE} the rights to read and add records, never to "
             "change them"

@@ -1047,6 +1047,19 @@ def role_exists(conn: Connection, role: str = GROUP_ROLE) -> bool:
     return bool(_rows(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)))
 
 
+def grant(conn: Connection, role: str = GROUP_ROLE) -> bool:
+    """Give ``role`` its rights (:func:`grants`, :func:`version_grants`), if it exists.
+
+    Returns:
+        Whether the role exists (and was granted its rights).
+    """
+    if not role_exists(conn, role):
+        return False
+    for statement in (*grants(role), *version_grants(role)):
+        conn.exec_driver_sql(statement)
+    return True
+
+
 def session_user(conn: Connection) -> str:
     """Who the database session authenticated as (the clinician, on a shared store)."""
     return str(_rows(conn, "SELECT session_user")[0][0])

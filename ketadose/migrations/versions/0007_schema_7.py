@@ -33,10 +33,7 @@ def upgrade() -> None:
 
     for statement in store_pg.SCHEMA:
         database.script(statement)
-    if store_pg.role_exists(database.connection):
-        for statement in (*store_pg.grants(), *store_pg.version_grants()):
-            database.script(statement)
-    else:
+    if not store_pg.grant(database.connection):
         context.notices.append(
             f"store {context.path}: no role {store_pg.GROUP_ROLE} to grant the clinicians' "
             f"rights to; create it (CREATE ROLE {store_pg.GROUP_ROLE} NOLOGIN) and run "
